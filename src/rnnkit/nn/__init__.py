@@ -1,0 +1,28 @@
+"""``torch.nn``-compatible recurrent layers and cells.
+
+Change one import: ``from rnnkit import nn as rnn`` and use ``rnn.LSTM`` where you used
+``torch.nn.LSTM``. Same constructor, parameters, initialisation and forward contract, plus
+``lengths=`` on ``forward``, a streaming :meth:`~RecurrentBase.step` API, optional
+regularisers, and a faster native CPU engine (see :mod:`rnnkit.nn.backend`).
+"""
+
+from rnnkit.nn.backend import BACKENDS, get_backend, set_backend, use_backend
+from rnnkit.nn.base import RecurrentBase
+from rnnkit.nn.cells import GRUCell, LSTMCell, RNNCell
+from rnnkit.nn.checks import RecurrentInputError
+from rnnkit.nn.layers import GRU, LSTM, RNN
+
+__all__ = [
+    "BACKENDS",
+    "GRU",
+    "LSTM",
+    "RNN",
+    "GRUCell",
+    "LSTMCell",
+    "RNNCell",
+    "RecurrentBase",
+    "RecurrentInputError",
+    "get_backend",
+    "set_backend",
+    "use_backend",
+]

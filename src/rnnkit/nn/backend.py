@@ -1,0 +1,65 @@
+"""Which kernels run a recurrent layer.
+
+- ``"torch"``: PyTorch's fused recurrent operators (what ``torch.nn.RNN/LSTM/GRU`` run).
+- ``"native"``: rnnkit's compiled CPU engine (:mod:`rnnkit.engine`).
+- ``"python"``: the readable per-step loop of :mod:`rnnkit.nn.recurrence`; also used
+  automatically whenever a layer has ``recurrent_dropout``, ``zoneout`` or ``layer_norm``.
+- ``"auto"`` (default): the native engine on CPU where it is measured faster, torch otherwise.
+"""
+
+from __future__ import annotations
+
+import warnings
+from contextlib import contextmanager
+from types import ModuleType
+
+from rnnkit.nn.checks import check_choice
+
+BACKENDS = ("auto", "native", "torch", "python")
+_default_backend = "auto"
+_fallback_warned = False
+
+
+def set_backend(name: str) -> None:
+    """Set the backend used by layers constructed without ``backend=`` (or with ``None``)."""
+    global _default_backend
+    _default_backend = check_choice("backend", name, BACKENDS)
+
+
+def get_backend() -> str:
+    """The global default backend name."""
+    return _default_backend
+
+
+@contextmanager
+def use_backend(name: str):
+    """Temporarily change the global default backend: ``with use_backend("torch"): ...``."""
+    previous = get_backend()
+    set_backend(name)
+    try:
+        yield
+    finally:
+        set_backend(previous)
+
+
+def native_engine() -> ModuleType | None:
+    """The engine module when its compiled kernels are importable, else ``None``."""
+    try:
+        from rnnkit import engine
+    except ImportError:
+        return None
+    available = getattr(engine, "available", None)
+    return engine if available is not None and available() else None
+
+
+def warn_native_unavailable(reason: str) -> None:
+    """Warn once per process that ``backend='native'`` fell back to torch."""
+    global _fallback_warned
+    if _fallback_warned:
+        return
+    _fallback_warned = True
+    warnings.warn(
+        f"rnnkit: backend='native' requested but {reason}; using torch kernels instead",
+        RuntimeWarning,
+        stacklevel=4,
+    )

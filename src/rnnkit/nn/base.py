@@ -1,0 +1,428 @@
+"""The shared machinery of :class:`RNN`, :class:`LSTM` and :class:`GRU`.
+
+Parameters, their names, shapes, order and initialisation are those of ``torch.nn.RNNBase``,
+so ``state_dict`` moves both ways between ``torch.nn`` and ``rnnkit.nn`` layers. Shape legend:
+``L`` sequence length, ``N`` batch, ``D`` directions (2 if bidirectional), ``H`` hidden size,
+``P`` output size of the state (``proj_size`` if set, else ``H``).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
+
+from rnnkit.nn import backend as backends
+from rnnkit.nn import checks
+from rnnkit.nn.functional import GATE_COUNT, DirectionWeights, GateNorm, cell_step, input_gates
+from rnnkit.nn.recurrence import Regularisation, run_direction, zoneout_update
+from rnnkit.nn.sequence import pack_nonempty, repack_like, unpack
+
+State = Tensor | tuple[Tensor, Tensor]
+_FUSED_OPS = {"RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu, "LSTM": torch.lstm,
+              "GRU": torch.gru}
+
+
+class RecurrentBase(nn.Module):
+    """A multi-layer recurrent network over a sequence: the base of ``RNN``, ``LSTM``, ``GRU``."""
+
+    def __init__(
+        self,
+        mode: str,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device=None,
+        dtype=None,
+        *,
+        backend: str | None = None,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+        layer_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        self.mode = mode
+        self.input_size = checks.check_int("input_size", input_size, 0)
+        self.hidden_size = checks.check_int("hidden_size", hidden_size, 1)
+        self.num_layers = checks.check_int("num_layers", num_layers, 1)
+        self.bias = checks.check_bool("bias", bias)
+        self.batch_first = checks.check_bool("batch_first", batch_first)
+        self.dropout = checks.check_probability("dropout", dropout)
+        self.bidirectional = checks.check_bool("bidirectional", bidirectional)
+        self.proj_size = checks.check_int("proj_size", proj_size, 0)
+        if self.proj_size >= self.hidden_size:
+            raise ValueError(
+                f"proj_size has to be smaller than hidden_size, got proj_size={proj_size} "
+                f"and hidden_size={hidden_size}"
+            )
+        self.backend = None if backend is None else checks.check_choice(
+            "backend", backend, backends.BACKENDS)
+        self.regularisation = Regularisation(
+            checks.check_probability("recurrent_dropout", recurrent_dropout, below_one=True),
+            checks.check_probability("zoneout", zoneout, below_one=True),
+        )
+        self.layer_norm = checks.check_bool("layer_norm", layer_norm)
+        if self.backend == "native" and (self.regularisation.active or self.layer_norm):
+            raise ValueError(
+                "backend='native' does not support recurrent_dropout, zoneout or layer_norm; "
+                "use backend='python' or None (these options select the python loop)"
+            )
+        if self.dropout > 0 and self.num_layers == 1:
+            warnings.warn(
+                "dropout option adds dropout after all but last recurrent layer, so non-zero "
+                f"dropout expects num_layers greater than 1, but got dropout={dropout} and "
+                f"num_layers={num_layers}",
+                UserWarning,
+                stacklevel=3,
+            )
+        self._flat_weights_names: list[str] = []
+        self._create_parameters(torch.device(device) if device else None, dtype)
+        self.reset_parameters()
+
+    # ----------------------------------------------------------------- parameters
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def state_size(self) -> int:
+        """``P``: the size of ``h`` (``proj_size`` when projecting, else ``hidden_size``)."""
+        return self.proj_size or self.hidden_size
+
+    def _create_parameters(self, device, dtype) -> None:
+        gate_size = GATE_COUNT[self.mode] * self.hidden_size
+        factory = {"device": device, "dtype": dtype}
+        for layer in range(self.num_layers):
+            layer_input = self.input_size if layer == 0 else self.state_size * self.num_directions
+            for direction in range(self.num_directions):
+                shapes = {"weight_ih": (gate_size, layer_input),
+                          "weight_hh": (gate_size, self.state_size)}
+                if self.bias:
+                    shapes.update(bias_ih=(gate_size,), bias_hh=(gate_size,))
+                if self.proj_size:
+                    shapes["weight_hr"] = (self.proj_size, self.hidden_size)
+                for kind, shape in shapes.items():
+                    name = f"{kind}_l{layer}{'_reverse' if direction else ''}"
+                    self.register_parameter(name, nn.Parameter(torch.empty(shape, **factory)))
+                    self._flat_weights_names.append(name)
+        if self.layer_norm:
+            self._create_norm_parameters(gate_size, factory)
+
+    def _create_norm_parameters(self, gate_size: int, factory: dict) -> None:
+        parts = {"ih": gate_size, "hh": gate_size}
+        if self.mode == "LSTM":
+            parts["cell"] = self.hidden_size
+        for layer in range(self.num_layers):
+            for direction in range(self.num_directions):
+                suffix = f"_l{layer}{'_reverse' if direction else ''}"
+                for part, size in parts.items():
+                    for kind, fill in (("weight", 1.0), ("bias", 0.0)):
+                        tensor = torch.full((size,), fill, **factory)
+                        self.register_parameter(f"layer_norm_{part}_{kind}{suffix}",
+                                                nn.Parameter(tensor))
+
+    def reset_parameters(self) -> None:
+        """Uniform ``U(-1/sqrt(H), 1/sqrt(H))`` for every weight and bias, as ``torch.nn``.
+
+        Layer-norm gains start at 1 and their biases at 0.
+        """
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for name in self._flat_weights_names:
+            nn.init.uniform_(getattr(self, name), -bound, bound)
+        for name, parameter in self.named_parameters():
+            if name.startswith("layer_norm_"):
+                nn.init.constant_(parameter, 1.0 if "_weight_" in name else 0.0)
+
+    @property
+    def _flat_weights(self) -> list[Tensor]:
+        return [getattr(self, name) for name in self._flat_weights_names]
+
+    @property
+    def all_weights(self) -> list[list[Tensor]]:
+        """Parameters grouped per layer-direction, as ``torch.nn.RNNBase.all_weights``."""
+        weights = self._flat_weights
+        per_group = len(weights) // (self.num_layers * self.num_directions)
+        return [weights[i:i + per_group] for i in range(0, len(weights), per_group)]
+
+    def flatten_parameters(self) -> None:
+        """Kept for ``torch.nn`` compatibility; rnnkit needs no flat weight buffer."""
+
+    def direction_weights(self, layer: int, direction: int) -> DirectionWeights:
+        """The parameters of one layer in one direction (0 forward, 1 reverse)."""
+        suffix = f"_l{layer}{'_reverse' if direction else ''}"
+        param = lambda kind: getattr(self, kind + suffix, None)  # noqa: E731
+        norm = None
+        if self.layer_norm:
+            norm = GateNorm(*(param(f"layer_norm_{part}_{kind}")
+                              for part in ("ih", "hh", "cell") for kind in ("weight", "bias")))
+        return DirectionWeights(param("weight_ih"), param("weight_hh"), param("bias_ih"),
+                                param("bias_hh"), param("weight_hr"), norm)
+
+    def extra_repr(self) -> str:
+        text = f"{self.input_size}, {self.hidden_size}"
+        defaults = {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0,
+                    "bidirectional": False, "proj_size": 0, "backend": None,
+                    "layer_norm": False}
+        for name, default in defaults.items():
+            if getattr(self, name) != default:
+                text += f", {name}={getattr(self, name)}"
+        for name in ("recurrent_dropout", "zoneout"):
+            if getattr(self.regularisation, name):
+                text += f", {name}={getattr(self.regularisation, name)}"
+        return text
+
+    # ----------------------------------------------------------------- forward
+    def forward(
+        self, input: Tensor | PackedSequence, hx: State | None = None, *, lengths=None
+    ) -> tuple[Tensor | PackedSequence, State]:
+        """Run the network over a sequence; see the class docstring for shapes."""
+        x, lengths, packed, batched = self._prepare_input(input, lengths)
+        h0, c0 = self._prepare_state(hx, x.shape[1], batched)
+        path = self._choose_path(x)
+        if path == "torch":
+            output, h_n, c_n = self._run_fused(x, h0, c0, lengths)
+        else:
+            output, h_n, c_n = self._run_stack(x, h0, c0, lengths, self._direction_runner(path))
+        if packed is not None:
+            output = repack_like(output, packed)
+        elif not batched:
+            output, h_n = output.squeeze(1), h_n.squeeze(1)
+            c_n = None if c_n is None else c_n.squeeze(1)
+        elif self.batch_first:
+            output = output.transpose(0, 1)
+        return output, ((h_n, c_n) if self.mode == "LSTM" else h_n)
+
+    def _prepare_input(self, input, lengths):
+        """Return time-major ``x (L, N, input)``, lengths, the packed template, batched flag."""
+        name = type(self).__name__
+        packed = None
+        if isinstance(input, PackedSequence):
+            if lengths is not None:
+                raise ValueError(f"{name}: pass either a PackedSequence or lengths=, not both")
+            packed = input
+            x, lengths = unpack(input)
+            checks.check_input(name, x, self.input_size, False, (2, 3))
+            batched = True
+        else:
+            checks.check_input(name, input, self.input_size, self.batch_first, (2, 3))
+            batched = input.dim() == 3
+            x = input if batched else input.unsqueeze(1)
+            if batched and self.batch_first:
+                x = x.transpose(0, 1)
+            if lengths is not None:
+                lengths = checks.normalise_lengths(name, lengths, x.shape[1], x.shape[0])
+        checks.check_same_kind(name, "input", x, self.weight_ih_l0)
+        if lengths is not None and bool((lengths == x.shape[0]).all()):
+            lengths = None  # every row is full: no masking needed
+        return x, lengths, packed, batched
+
+    def _prepare_state(self, hx: State | None, batch: int, batched: bool):
+        """Validate or create ``(h0 (L*D, N, P), c0 (L*D, N, H) or None)``."""
+        name = type(self).__name__
+        layers = self.num_layers * self.num_directions
+        expected = {"h_0": (layers, batch, self.state_size)}
+        if self.mode == "LSTM":
+            expected["c_0"] = (layers, batch, self.hidden_size)
+        reference = self.weight_ih_l0
+        if hx is None:
+            states = [reference.new_zeros(shape) for shape in expected.values()]
+        else:
+            states = self._split_state(name, hx)
+            states = [self._check_state(name, key, state, shape, batched)
+                      for (key, shape), state in zip(expected.items(), states, strict=True)]
+        return states[0], (states[1] if self.mode == "LSTM" else None)
+
+    def _split_state(self, name: str, hx: State) -> list[Tensor]:
+        if self.mode != "LSTM":
+            if not isinstance(hx, Tensor):
+                raise TypeError(f"{name}: hx should be a Tensor, got {type(hx).__name__}")
+            return [hx]
+        if not (isinstance(hx, (tuple, list)) and len(hx) == 2
+                and all(isinstance(t, Tensor) for t in hx)):
+            raise TypeError(f"{name}: hx should be a tuple of two Tensors (h_0, c_0), "
+                            f"got {type(hx).__name__}")
+        return list(hx)
+
+    def _check_state(self, name: str, key: str, state: Tensor, shape: tuple, batched: bool):
+        wanted_dims = 3 if batched else 2
+        if state.dim() != wanted_dims:
+            kind = "batched 3-D" if batched else "unbatched 2-D"
+            raise checks.RecurrentInputError(
+                f"{name}: For {kind} input, {key} should also be {wanted_dims}-D "
+                f"but got {state.dim()}-D tensor of shape {tuple(state.shape)}")
+        state = state if batched else state.unsqueeze(1)
+        checks.check_state_shape(name, key, state, shape)
+        checks.check_same_kind(name, key, state, self.weight_ih_l0)
+        return state
+
+    def _choose_path(self, x: Tensor) -> str:
+        """Pick ``'torch'``, ``'native'`` or ``'python'`` for this call."""
+        if self.regularisation.active or self.layer_norm:
+            return "python"
+        requested = self.backend or backends.get_backend()
+        if requested in ("torch", "python") or x.device.type != "cpu":
+            return "torch" if requested != "python" else "python"
+        engine = backends.native_engine()
+        if requested == "native":
+            if engine is None:
+                backends.warn_native_unavailable("the compiled engine is not available")
+                return "torch"
+            return "native"
+        training = torch.is_grad_enabled() and (
+            x.requires_grad or any(p.requires_grad for p in self._flat_weights))
+        if engine is not None and engine.should_use(
+                self.mode, input_size=self.input_size, hidden_size=self.hidden_size,
+                batch=x.shape[1], seq_len=x.shape[0], dtype=x.dtype, device=x.device,
+                training=training):
+            return "native"
+        return "torch"
+
+    def _run_fused(self, x: Tensor, h0: Tensor, c0: Tensor | None, lengths: Tensor | None):
+        """PyTorch's own fused kernels; per-row lengths go through a PackedSequence."""
+        op = _FUSED_OPS[self.mode]
+        settings = (self._flat_weights, self.bias, self.num_layers, self.dropout, self.training,
+                    self.bidirectional)
+        hx = (h0, c0) if self.mode == "LSTM" else h0
+        if lengths is None:
+            result = op(x, hx, *settings, False)
+            return result[0], result[1], (result[2] if self.mode == "LSTM" else None)
+        output = x.new_zeros(x.shape[0], x.shape[1], self.state_size * self.num_directions)
+        if not bool((lengths > 0).any()):
+            return output, h0, c0
+        packed, kept = pack_nonempty(x, lengths)
+        kept = kept.to(x.device)
+        order = packed.sorted_indices.to(x.device)
+        sub_hx = tuple(s.index_select(1, kept).index_select(1, order) for s in (h0, c0)
+                       if s is not None)
+        result = op(packed.data, packed.batch_sizes, sub_hx[0] if len(sub_hx) == 1 else sub_hx,
+                    *settings)
+        sub_output, _ = pad_packed_sequence(
+            PackedSequence(result[0], packed.batch_sizes, packed.sorted_indices,
+                           packed.unsorted_indices), total_length=x.shape[0])
+        restore = packed.unsorted_indices.to(x.device)
+        output = output.index_copy(1, kept, sub_output)
+        h_n = h0.index_copy(1, kept, result[1].index_select(1, restore))
+        c_n = None if c0 is None else c0.index_copy(1, kept, result[2].index_select(1, restore))
+        return output, h_n, c_n
+
+    def _direction_runner(self, path: str) -> Callable:
+        """A function ``(x, h0, c0, weights, lengths, reverse) -> (output, h_n, c_n)``."""
+        if path == "native":
+            engine = backends.native_engine()
+            return lambda x, h0, c0, w, lengths, reverse: engine.recurrence(
+                self.mode, x, h0, c0, w.weight_ih, w.weight_hh, w.bias_ih, w.bias_hh,
+                w.weight_hr, lengths, reverse)
+        return lambda x, h0, c0, w, lengths, reverse: run_direction(
+            self.mode, x, h0, c0, w, lengths, reverse, self.regularisation, self.training)
+
+    def _run_stack(self, x, h0, c0, lengths, runner: Callable):
+        """Layer by layer, direction by direction, with dropout between layers in training."""
+        h_n, c_n = [], []
+        layer_input = x
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(self.num_directions):
+                index = layer * self.num_directions + direction
+                output, h, c = runner(layer_input, h0[index], None if c0 is None else c0[index],
+                                      self.direction_weights(layer, direction), lengths,
+                                      bool(direction))
+                outputs.append(output)
+                h_n.append(h)
+                c_n.append(c)
+            layer_input = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                layer_input = F.dropout(layer_input, self.dropout, training=True)
+        return layer_input, torch.stack(h_n), (torch.stack(c_n) if c0 is not None else None)
+
+    # ----------------------------------------------------------------- streaming
+    def step(self, input: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        """Advance every layer by one time step (streaming inference).
+
+        - ``input``: ``(N, input_size)`` or unbatched ``(input_size,)``.
+        - ``state``: as ``h_n`` of :meth:`forward` (``(num_layers, N, P)``, a tuple ``(h, c)``
+          for LSTM), or ``None`` for zeros.
+        - Returns ``(y (N, P), new_state)``. Feeding a sequence one step at a time gives the
+          same outputs as :meth:`forward`. Unidirectional layers only; recurrent-dropout masks
+          are drawn per call, so train with :meth:`forward`.
+        """
+        name = type(self).__name__
+        if self.bidirectional:
+            raise ValueError(f"{name}.step() needs a unidirectional layer: the reverse direction "
+                             "of a bidirectional layer reads the sequence from its end")
+        checks.check_input(name, input, self.input_size, False, (1, 2))
+        batched = input.dim() == 2
+        x = input if batched else input.unsqueeze(0)
+        checks.check_same_kind(name, "input", x, self.weight_ih_l0)
+        h0, c0 = self._prepare_state(state, x.shape[0], batched)
+        engine = backends.native_engine() if self._choose_path(x.unsqueeze(0)) == "native" else None
+        new_h, new_c = [], []
+        for layer in range(self.num_layers):
+            weights = self.direction_weights(layer, 0)
+            c_prev = None if c0 is None else c0[layer]
+            if engine is not None:
+                h, c = engine.cell_step(self.mode, x, h0[layer], c_prev, weights.weight_ih,
+                                        weights.weight_hh, weights.bias_ih, weights.bias_hh,
+                                        weights.weight_hr)
+            else:
+                h, c = self._python_step(x, h0[layer], c_prev, weights)
+            new_h.append(h)
+            new_c.append(c)
+            x = h
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                x = F.dropout(x, self.dropout, training=True)
+        h_n = torch.stack(new_h)
+        c_n = torch.stack(new_c) if c0 is not None else None
+        if not batched:
+            x, h_n = x.squeeze(0), h_n.squeeze(1)
+            c_n = None if c_n is None else c_n.squeeze(1)
+        return x, ((h_n, c_n) if self.mode == "LSTM" else h_n)
+
+    def _python_step(self, x, h, c, weights: DirectionWeights):
+        regularisation = self.regularisation
+        h_in = h
+        if self.training and regularisation.recurrent_dropout:
+            h_in = F.dropout(h, regularisation.recurrent_dropout, training=True)
+        h_next, c_next = cell_step(self.mode, input_gates(x, weights), h_in, c, weights)
+        if regularisation.zoneout:
+            h_next = zoneout_update(h, h_next, regularisation.zoneout, self.training)
+            if c_next is not None:
+                c_next = zoneout_update(c, c_next, regularisation.zoneout, self.training)
+        return h_next, c_next
+
+    def reset_state(self, state: State, rows: Sequence[int] | Tensor) -> State:
+        """Return ``state`` with the given batch ``rows`` set to zero (streams that restart).
+
+        ``rows`` is a list of row indices, an integer tensor, or a boolean mask ``(N,)``.
+        The input state is not modified.
+        """
+        name = type(self).__name__
+        tensors = self._split_state(name, state)
+        if tensors[0].dim() != 3:
+            raise checks.RecurrentInputError(
+                f"{name}.reset_state: expected a batched state (layers, batch, size), "
+                f"got shape {tuple(tensors[0].shape)}")
+        batch = tensors[0].shape[1]
+        index = torch.as_tensor(rows, device=tensors[0].device)
+        if index.dtype == torch.bool:
+            if index.shape != (batch,):
+                raise checks.RecurrentInputError(
+                    f"{name}.reset_state: a boolean rows mask needs shape ({batch},), "
+                    f"got {tuple(index.shape)}")
+            index = torch.nonzero(index).squeeze(1)
+        index = index.reshape(-1).long()
+        if index.numel() and (int(index.min()) < -batch or int(index.max()) >= batch):
+            raise checks.RecurrentInputError(
+                f"{name}.reset_state: rows must be in [0, {batch}), got {index.tolist()}")
+        index = index % batch if batch else index
+        cleared = [t.index_fill(1, index, 0.0) for t in tensors]
+        return tuple(cleared) if self.mode == "LSTM" else cleared[0]

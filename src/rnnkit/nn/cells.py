@@ -1,0 +1,124 @@
+"""``RNNCell``, ``LSTMCell`` and ``GRUCell``: one time step, like their ``torch.nn`` namesakes.
+
+Shapes: ``input`` ``(N, input_size)`` or unbatched ``(input_size,)``; states ``(N, H)`` or
+``(H,)``. The equations are those of :mod:`rnnkit.nn.functional`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from rnnkit.nn import checks
+from rnnkit.nn.functional import GATE_COUNT, DirectionWeights, cell_step, input_gates
+
+
+class CellBase(nn.Module):
+    """Parameters ``weight_ih (G*H, input)``, ``weight_hh (G*H, H)``, ``bias_ih``, ``bias_hh``."""
+
+    def __init__(self, mode: str, input_size: int, hidden_size: int, bias: bool, device,
+                 dtype) -> None:
+        super().__init__()
+        self.mode = mode
+        self.input_size = checks.check_int("input_size", input_size, 0)
+        self.hidden_size = checks.check_int("hidden_size", hidden_size, 1)
+        self.bias = checks.check_bool("bias", bias)
+        gate_size = GATE_COUNT[mode] * hidden_size
+        factory = {"device": device, "dtype": dtype}
+        self.weight_ih = nn.Parameter(torch.empty(gate_size, input_size, **factory))
+        self.weight_hh = nn.Parameter(torch.empty(gate_size, hidden_size, **factory))
+        if bias:
+            self.bias_ih = nn.Parameter(torch.empty(gate_size, **factory))
+            self.bias_hh = nn.Parameter(torch.empty(gate_size, **factory))
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Uniform ``U(-1/sqrt(H), 1/sqrt(H))`` for every parameter, as ``torch.nn``."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for parameter in self.parameters():
+            nn.init.uniform_(parameter, -bound, bound)
+
+    def extra_repr(self) -> str:
+        text = f"{self.input_size}, {self.hidden_size}"
+        return text if self.bias else f"{text}, bias=False"
+
+    def _weights(self) -> DirectionWeights:
+        return DirectionWeights(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+
+    def _prepare(self, x: Tensor, states: list[Tensor | None]) -> tuple[Tensor, list[Tensor], bool]:
+        name = type(self).__name__
+        checks.check_input(name, x, self.input_size, False, (1, 2))
+        batched = x.dim() == 2
+        x = x if batched else x.unsqueeze(0)
+        checks.check_same_kind(name, "input", x, self.weight_ih)
+        prepared = []
+        for key, state in zip(("h", "c"), states, strict=False):
+            if state is None:
+                prepared.append(x.new_zeros(x.shape[0], self.hidden_size))
+                continue
+            if state.dim() != x.dim() - (0 if batched else 1):
+                raise checks.RecurrentInputError(
+                    f"{name}: {key}x should be {'2' if batched else '1'}-D like the input, "
+                    f"got {state.dim()}-D tensor of shape {tuple(state.shape)}")
+            state = state if batched else state.unsqueeze(0)
+            checks.check_state_shape(name, f"{key}x", state, (x.shape[0], self.hidden_size))
+            checks.check_same_kind(name, f"{key}x", state, self.weight_ih)
+            prepared.append(state)
+        return x, prepared, batched
+
+    def _step(self, x: Tensor, states: list[Tensor | None]) -> tuple[Tensor, Tensor | None, bool]:
+        x, (h, *rest), batched = self._prepare(x, states)
+        weights = self._weights()
+        h_next, c_next = cell_step(self.mode, input_gates(x, weights), h, rest[0] if rest else None,
+                                   weights)
+        if not batched:
+            h_next = h_next.squeeze(0)
+            c_next = None if c_next is None else c_next.squeeze(0)
+        return h_next, c_next, batched
+
+
+class RNNCell(CellBase):
+    """Elman cell: ``h' = tanh(W_ih x + b_ih + W_hh h + b_hh)`` (or ReLU)."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 nonlinearity: str = "tanh", device=None, dtype=None) -> None:
+        self.nonlinearity = checks.check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
+        mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+        super().__init__(mode, input_size, hidden_size, bias, device, dtype)
+
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
+        """``input (N, input_size)``, ``hx (N, H)`` -> ``h' (N, H)``."""
+        return self._step(input, [hx])[0]
+
+
+class LSTMCell(CellBase):
+    """LSTM cell (gates ``i, f, g, o``): ``c' = f ⊙ c + i ⊙ g``, ``h' = o ⊙ tanh(c')``."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
+                 dtype=None) -> None:
+        super().__init__("LSTM", input_size, hidden_size, bias, device, dtype)
+
+    def forward(self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None
+                ) -> tuple[Tensor, Tensor]:
+        """``input (N, input_size)``, ``hx = (h (N, H), c (N, H))`` -> ``(h', c')``."""
+        if hx is not None and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
+            raise TypeError(f"LSTMCell: hx should be a tuple (h_0, c_0), got {type(hx).__name__}")
+        h_next, c_next, _ = self._step(input, list(hx) if hx is not None else [None, None])
+        return h_next, c_next
+
+
+class GRUCell(CellBase):
+    """GRU cell: ``h' = (1 - z) ⊙ n + z ⊙ h``, ``n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))``."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
+                 dtype=None) -> None:
+        super().__init__("GRU", input_size, hidden_size, bias, device, dtype)
+
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
+        """``input (N, input_size)``, ``hx (N, H)`` -> ``h' (N, H)``."""
+        return self._step(input, [hx])[0]

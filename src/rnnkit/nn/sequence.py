@@ -1,0 +1,44 @@
+"""Conversions between ``PackedSequence`` and padded tensors with per-row lengths."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+
+def unpack(packed: PackedSequence) -> tuple[Tensor, Tensor]:
+    """``PackedSequence`` -> ``(padded (seq, batch, feature), lengths (batch,))``, input order."""
+    padded, lengths = pad_packed_sequence(packed, batch_first=False)
+    return padded, lengths
+
+
+def repack_like(padded: Tensor, template: PackedSequence) -> PackedSequence:
+    """Pack time-major ``padded`` ``(seq, batch, feature)`` with the layout of ``template``.
+
+    The result has the template's ``batch_sizes``, ``sorted_indices`` and ``unsorted_indices``,
+    as ``torch.nn`` layers return.
+    """
+    batch_sizes = template.batch_sizes
+    batch = int(batch_sizes[0]) if len(batch_sizes) else 0
+    order = template.sorted_indices
+    if order is None:
+        order = torch.arange(batch)
+    order = order.to(padded.device)
+    rows = torch.cat([order[: int(size)] for size in batch_sizes])
+    times = torch.repeat_interleave(torch.arange(len(batch_sizes)), batch_sizes).to(padded.device)
+    return PackedSequence(padded[times, rows], batch_sizes, template.sorted_indices,
+                          template.unsorted_indices)
+
+
+def pack_nonempty(x: Tensor, lengths: Tensor) -> tuple[PackedSequence, Tensor]:
+    """Pack the rows of ``x`` ``(seq, batch, feature)`` whose length is positive.
+
+    Returns the packed rows (in input order after unpacking) and their indices ``(kept,)``.
+    ``pack_padded_sequence`` rejects empty rows, so they are handled by the caller.
+    """
+    kept = torch.nonzero(lengths > 0).squeeze(1)
+    packed = pack_padded_sequence(
+        x.index_select(1, kept.to(x.device)), lengths.index_select(0, kept), enforce_sorted=False
+    )
+    return packed, kept
