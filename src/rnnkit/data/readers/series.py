@@ -1,0 +1,98 @@
+"""CSV time series: one or many value columns and an optional time column."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataFormatError
+from ._lines import OnError
+from .base import Reader
+from .labelled import CsvRows
+
+
+@dataclass(frozen=True)
+class SeriesRow:
+    """One time step: its time label (if a time column is read), its values and its line."""
+
+    time: str | None
+    values: tuple[float, ...]
+    line: int
+
+
+@dataclass(frozen=True)
+class TimeSeries:
+    """A whole series in memory.
+
+    - ``values``: ``(time, features)`` float64, one column per name in ``columns``.
+    - ``times``: the time labels, or ``None`` when no time column was read.
+    """
+
+    values: np.ndarray
+    columns: tuple[str, ...]
+    times: tuple[str, ...] | None = None
+
+    def __len__(self) -> int:
+        return self.values.shape[0]
+
+
+class SeriesReader(Reader[SeriesRow]):
+    """Rows of a CSV with a header; rows must be in time order.
+
+    ``value_columns`` names the value columns (default: every column but ``time_column``).
+    A value that is not a finite number is malformed (in skip mode the row is dropped, which
+    leaves a gap in the series: fill missing values before reading if gaps matter).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        value_columns: Sequence[str] | None = None,
+        time_column: str | None = None,
+        delimiter: str | None = None,
+        on_error: OnError = "raise",
+    ):
+        super().__init__(path, on_error)
+        if isinstance(value_columns, str):
+            value_columns = [value_columns]
+        self.value_columns = list(value_columns) if value_columns else None
+        self.time_column = time_column
+        required = (self.value_columns or []) + ([time_column] if time_column else [])
+        self.rows = CsvRows(self, delimiter, required)
+
+    def _records(self) -> Iterator[SeriesRow]:
+        for line, row in self.rows:
+            if self.value_columns is None:
+                self.value_columns = [name for name in row if name != self.time_column]
+            try:
+                values = tuple(self._number(row, name, line) for name in self.value_columns)
+            except DataFormatError as error:
+                self.skip_log.handle(error)
+                continue
+            time = row[self.time_column].strip() if self.time_column else None
+            yield SeriesRow(time, values, line)
+
+    def _number(self, row: dict[str, str], name: str, line: int) -> float:
+        text = row[name].strip()
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise DataFormatError(
+                self.path, line, f"column {name!r} holds {text!r}, expected a finite number"
+            )
+        return value
+
+    def read_series(self) -> TimeSeries:
+        """Read the whole file into a :class:`TimeSeries`."""
+        rows = self.read()
+        if not rows:
+            raise DataFormatError(self.path, None, "no data rows after the header")
+        values = np.array([row.values for row in rows], dtype=np.float64)
+        times = tuple(row.time for row in rows) if self.time_column else None
+        return TimeSeries(values, tuple(self.value_columns or ()), times)
