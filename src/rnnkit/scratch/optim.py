@@ -16,12 +16,17 @@ import numpy as np
 from rnnkit.scratch._validate import check_positive_float
 
 
-def _check_same_keys(params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -> None:
+def _check_grads(params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -> None:
     if set(params) != set(grads):
         raise ValueError(
             f"grads must have the same keys as params; params {sorted(params)}, "
             f"grads {sorted(grads)}"
         )
+    for name, param in params.items():
+        if np.shape(grads[name]) != param.shape:
+            raise ValueError(
+                f"grads[{name!r}] must have shape {param.shape}, got {np.shape(grads[name])}"
+            )
 
 
 class Adagrad:
@@ -35,7 +40,7 @@ class Adagrad:
 
     def step(self, grads: Mapping[str, np.ndarray]) -> None:
         """Update every parameter in place from ``grads`` (same keys and shapes)."""
-        _check_same_keys(self.params, grads)
+        _check_grads(self.params, grads)
         for name, param in self.params.items():
             grad = grads[name]
             self.squared_sums[name] += grad * grad
@@ -64,7 +69,7 @@ class Adam:
 
     def step(self, grads: Mapping[str, np.ndarray]) -> None:
         """Update every parameter in place from ``grads`` (same keys and shapes)."""
-        _check_same_keys(self.params, grads)
+        _check_grads(self.params, grads)
         self.steps += 1
         # The running averages start at zero, so early on they are biased toward zero.
         mean_correction = 1.0 - self.beta1**self.steps
