@@ -1,0 +1,172 @@
+"""Typed configuration of the training loop, validated on construction."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+Schedule = Literal["constant", "cosine", "plateau"]
+SCHEDULES: tuple[str, ...] = ("constant", "cosine", "plateau")
+
+
+@dataclass
+class TrainConfig:
+    """Everything the training loop needs that is not the model, the data or the metrics.
+
+    Batch size lives with the data (the batch source), not here. Budgets count the whole run,
+    resumed parts included; the run stops at whichever budget is reached first, and at least one
+    of ``max_steps``, ``max_epochs`` or ``max_time`` must be set.
+
+    Gradient clipping is by global norm at ``clip_norm=1.0`` by default: recurrent networks have
+    rare exploding-gradient spikes (Pascanu et al., 2013) and norm clipping tames them while
+    keeping the gradient's direction. With Adam the step size is set by the moment ratio, so a
+    threshold of 1.0 (minGPT, Hugging Face) only bites on spikes. Set ``clip_norm=None`` to turn
+    it off, or ``clip_value`` to clip each element instead (the two are exclusive).
+    """
+
+    lr: float = 1e-3
+    weight_decay: float = 0.01  # applied to matrices only, never to biases or gains
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    schedule: Schedule = "constant"
+    warmup_steps: int = 0  # linear warm-up from 0 to lr; for every schedule
+    min_lr: float = 0.0  # floor of the cosine decay and of plateau reductions
+    plateau_factor: float = 0.5  # lr multiplier when the monitored metric stalls
+    plateau_patience: int = 2  # evaluations without improvement before reducing the lr
+    max_steps: int | None = None
+    max_epochs: int | None = None
+    max_time: float | None = None  # minutes
+    clip_norm: float | None = 1.0
+    clip_value: float | None = None
+    eval_every: int | None = None  # steps; None evaluates at the end of each epoch
+    checkpoint_every: int | None = None  # steps; None saves `last` at each evaluation
+    patience: int | None = None  # evaluations without improvement before stopping; None: never
+    min_delta: float = 0.0  # smallest change of the monitored metric that counts as improvement
+    seed: int = 0
+    deterministic: bool = False
+    device: str = "auto"  # "auto" picks CUDA when present, else "cpu"; or "cpu", "cuda:1", ...
+    log_every: int = 1  # steps between CSV/TensorBoard rows; the progress bar updates every step
+    progress: bool = True
+    tensorboard: bool = False
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(self.betas)  # type: ignore[assignment]  # YAML/JSON give lists
+        _check_types(self)
+        _check_values(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration as a JSON-able dict."""
+        data = asdict(self)
+        data["betas"] = list(self.betas)
+        return data
+
+
+_FLOAT_FIELDS = ("lr", "weight_decay", "eps", "min_lr", "plateau_factor", "min_delta")
+_OPTIONAL_FLOAT_FIELDS = ("max_time", "clip_norm", "clip_value")
+_INT_FIELDS = ("warmup_steps", "plateau_patience", "seed", "log_every")
+_OPTIONAL_INT_FIELDS = ("max_steps", "max_epochs", "eval_every", "checkpoint_every", "patience")
+_BOOL_FIELDS = ("deterministic", "progress", "tensorboard")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return _is_int(value) or isinstance(value, float)
+
+
+def _type_error(name: str, expected: str, value: object) -> TypeError:
+    return TypeError(f"TrainConfig.{name}: expected {expected}, got {value!r}")
+
+
+def _is_bool(value: object) -> bool:
+    return isinstance(value, bool)
+
+
+_TYPE_RULES = (
+    (_FLOAT_FIELDS, _is_number, "a number", False),
+    (_OPTIONAL_FLOAT_FIELDS, _is_number, "a number or None", True),
+    (_INT_FIELDS, _is_int, "an integer", False),
+    (_OPTIONAL_INT_FIELDS, _is_int, "an integer or None", True),
+    (_BOOL_FIELDS, _is_bool, "True or False", False),
+)
+
+
+def _check_types(config: TrainConfig) -> None:
+    for names, accepts, expected, optional in _TYPE_RULES:
+        for name in names:
+            value = getattr(config, name)
+            if not (accepts(value) or (optional and value is None)):
+                raise _type_error(name, expected, value)
+    if len(config.betas) != 2 or not all(_is_number(b) for b in config.betas):
+        raise _type_error("betas", "two numbers", config.betas)
+    if not isinstance(config.schedule, str) or not isinstance(config.device, str):
+        bad = "schedule" if not isinstance(config.schedule, str) else "device"
+        raise _type_error(bad, "a string", getattr(config, bad))
+
+
+def _value_error(name: str, expected: str, value: object) -> ValueError:
+    return ValueError(f"TrainConfig.{name}: expected {expected}, got {value!r}")
+
+
+def _check_values(config: TrainConfig) -> None:
+    if not (math.isfinite(config.lr) and config.lr > 0):
+        raise _value_error("lr", "a finite number > 0", config.lr)
+    for name in ("weight_decay", "min_lr", "min_delta"):
+        value = getattr(config, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise _value_error(name, "a finite number >= 0", value)
+    if config.min_lr >= config.lr:
+        raise _value_error("min_lr", f"a value below lr={config.lr}", config.min_lr)
+    if not all(0 <= b < 1 for b in config.betas):
+        raise _value_error("betas", "two numbers in [0, 1)", config.betas)
+    if not config.eps > 0:
+        raise _value_error("eps", "a number > 0", config.eps)
+    if not 0 < config.plateau_factor < 1:
+        raise _value_error("plateau_factor", "a number in (0, 1)", config.plateau_factor)
+    if config.schedule not in SCHEDULES:
+        raise _value_error("schedule", f"one of {', '.join(SCHEDULES)}", config.schedule)
+    for name in ("warmup_steps", "plateau_patience", "seed"):
+        if getattr(config, name) < 0:
+            raise _value_error(name, "an integer >= 0", getattr(config, name))
+    for name in ("max_steps", "max_epochs", "eval_every", "checkpoint_every", "log_every"):
+        value = getattr(config, name)
+        if value is not None and value < 1:
+            raise _value_error(name, "an integer >= 1 (or None)", value)
+    if config.patience is not None and config.patience < 1:
+        raise _value_error("patience", "an integer >= 1 (or None)", config.patience)
+    for name in ("max_time", "clip_norm", "clip_value"):
+        value = getattr(config, name)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise _value_error(name, "a finite number > 0 (or None)", value)
+    _check_combinations(config)
+
+
+def _check_combinations(config: TrainConfig) -> None:
+    if config.max_steps is None and config.max_epochs is None and config.max_time is None:
+        raise ValueError(
+            "TrainConfig.max_steps: expected at least one budget "
+            "(max_steps, max_epochs or max_time), got none"
+        )
+    if config.clip_norm is not None and config.clip_value is not None:
+        raise ValueError(
+            "TrainConfig.clip_value: expected clip_norm or clip_value, not both; "
+            f"got clip_norm={config.clip_norm}, clip_value={config.clip_value} "
+            "(set clip_norm=None to clip by value)"
+        )
+    if config.schedule == "cosine" and config.max_steps is None and config.max_epochs is None:
+        raise ValueError(
+            "TrainConfig.schedule: 'cosine' needs a horizon (max_steps or max_epochs), "
+            f"got max_steps=None, max_epochs=None, max_time={config.max_time}"
+        )
+    if config.max_steps is not None and config.warmup_steps >= config.max_steps:
+        raise _value_error(
+            "warmup_steps", f"fewer steps than max_steps={config.max_steps}", config.warmup_steps
+        )
+
+
+def config_field_names() -> tuple[str, ...]:
+    """Names of the :class:`TrainConfig` fields, for config parsers."""
+    return tuple(f.name for f in fields(TrainConfig))

@@ -1,0 +1,175 @@
+"""Built-in callbacks: metrics to CSV and TensorBoard, and a progress bar."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tqdm.auto import tqdm
+
+from rnnkit.train.callbacks import Callback, StepRecord
+
+if TYPE_CHECKING:
+    from rnnkit.train.trainer import Trainer
+
+TRAIN_COLUMNS = ("step", "epoch", "lr", "loss", "grad_norm")
+
+
+def _record_row(record: StepRecord) -> dict[str, Any]:
+    return {
+        "step": record.step,
+        "epoch": record.epoch,
+        "lr": record.lr,
+        "loss": record.loss,
+        "grad_norm": record.grad_norm,
+    }
+
+
+class CSVLogger(Callback):
+    """Writes one row per ``log_every`` steps: step, epoch, lr, loss, grad_norm, then one column per
+    evaluation metric (filled on rows where an evaluation ran, empty elsewhere).
+
+    When a new metric name appears, the file is rewritten with the wider header. On a resumed run,
+    rows past the resumed step (from the interrupted part) are dropped so each step appears once.
+    """
+
+    def __init__(self, path: str | Path, log_every: int = 1) -> None:
+        self.path = Path(path)
+        self.log_every = log_every
+        self.columns: list[str] = list(TRAIN_COLUMNS)
+        self._pending: dict[str, Any] | None = None
+        self._last_record: StepRecord | None = None
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        kept: list[dict[str, str]] = []
+        resumed_step = trainer.state.global_step
+        if resumed_step > 0 and self.path.is_file():
+            with open(self.path, newline="", encoding="utf-8") as handle:
+                reader = csv.DictReader(handle)
+                self.columns = list(reader.fieldnames or TRAIN_COLUMNS)
+                kept = [row for row in reader if int(row["step"]) <= resumed_step]
+        self._rewrite(kept)
+
+    def _rewrite(self, rows: list[dict[str, Any]]) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.columns)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, self.path)
+
+    def _read_rows(self) -> list[dict[str, str]]:
+        with open(self.path, newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+
+    def _write(self, row: dict[str, Any]) -> None:
+        new_columns = [name for name in row if name not in self.columns]
+        if new_columns:
+            rows = self._read_rows()
+            self.columns.extend(new_columns)
+            self._rewrite(rows)
+        with open(self.path, "a", newline="", encoding="utf-8") as handle:
+            csv.DictWriter(handle, fieldnames=self.columns).writerow(row)
+
+    def _flush_pending(self) -> None:
+        if self._pending is not None:
+            self._write(self._pending)
+            self._pending = None
+
+    def on_batch_end(self, trainer: Trainer, record: StepRecord) -> None:
+        self._flush_pending()
+        self._last_record = record
+        if record.step % self.log_every == 0:
+            # Held back one step so an evaluation at this step lands on the same row.
+            self._pending = _record_row(record)
+
+    def on_eval_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+        if self._pending is None and self._last_record is not None:
+            self._pending = _record_row(self._last_record)
+        if self._pending is None:  # an evaluation before any step: a resumed, finished run
+            self._pending = {"step": trainer.state.global_step, "epoch": trainer.state.epoch}
+        self._pending.update(metrics)
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        self._flush_pending()
+
+
+class TensorBoardLogger(Callback):
+    """Writes ``train/loss``, ``train/lr``, ``train/grad_norm`` every ``log_every`` steps and
+    ``eval/<metric>`` after each evaluation, to TensorBoard event files in ``log_dir``."""
+
+    def __init__(self, log_dir: str | Path, log_every: int = 1) -> None:
+        self.log_dir = Path(log_dir)
+        self.log_every = log_every
+        self.writer: Any = None
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as error:
+            raise ImportError(
+                "tensorboard=True needs the tensorboard package: pip install tensorboard"
+            ) from error
+        # purge_step hides events a resumed run is about to write again.
+        purge = trainer.state.global_step + 1 if trainer.state.global_step else None
+        self.writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=purge)
+
+    def on_batch_end(self, trainer: Trainer, record: StepRecord) -> None:
+        if record.step % self.log_every == 0:
+            for name in ("loss", "lr", "grad_norm"):
+                self.writer.add_scalar(f"train/{name}", getattr(record, name), record.step)
+
+    def on_eval_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+        for name, value in metrics.items():
+            self.writer.add_scalar(f"eval/{name}", value, trainer.state.global_step)
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+class ProgressBar(Callback):
+    """A tqdm bar over steps with loss (smoothed), lr, rate and ETA, and the last eval metric.
+
+    ETA needs a known total (``max_steps`` or ``max_epochs``). The bar is hidden when stderr is
+    not a terminal.
+    """
+
+    def __init__(self, smoothing: float = 0.9) -> None:
+        self.smoothing = smoothing
+        self.bar: Any = None
+        self._loss: float | None = None
+        self._postfix: dict[str, str] = {}
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self.bar = tqdm(
+            total=trainer.total_steps,
+            initial=trainer.state.global_step,
+            unit="step",
+            dynamic_ncols=True,
+            file=sys.stderr,
+            disable=None,  # None: off when not a TTY
+        )
+
+    def on_batch_end(self, trainer: Trainer, record: StepRecord) -> None:
+        if self._loss is None or not math.isfinite(self._loss):
+            self._loss = record.loss
+        else:
+            self._loss = self.smoothing * self._loss + (1 - self.smoothing) * record.loss
+        self._postfix.update(loss=f"{self._loss:.4f}", lr=f"{record.lr:.2e}")
+        self.bar.set_postfix(self._postfix, refresh=False)
+        self.bar.update(1)
+
+    def on_eval_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+        if trainer.monitor in metrics:
+            self._postfix[trainer.monitor] = f"{metrics[trainer.monitor]:.4f}"
+            self.bar.set_postfix(self._postfix)
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        if self.bar is not None:
+            self.bar.close()

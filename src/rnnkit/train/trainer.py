@@ -1,0 +1,542 @@
+"""The training loop: one model, one batch source, one loss, optional evaluation.
+
+Model-agnostic: the model is any ``torch.nn.Module``, the loss any
+``loss_fn(model, batch) -> scalar tensor``, the data any object with ``iter_epoch(epoch)`` and
+``len()``. Checkpoints, logs and the progress bar are written by the main process only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+from rnnkit.train.callbacks import Callback, CallbackList, StepRecord
+from rnnkit.train.checkpoint import TRAINER_KEY, load_checkpoint, save_checkpoint
+from rnnkit.train.config import TrainConfig
+from rnnkit.train.interrupt import InterruptRequest, deferred_sigint
+from rnnkit.train.loggers import CSVLogger, ProgressBar, TensorBoardLogger
+from rnnkit.train.runtime import is_main_process, resolve_device
+from rnnkit.train.schedules import LRSchedule
+from rnnkit.train.seeding import (
+    capture_rng_state,
+    deterministic_mode,
+    restore_rng_state,
+    seed_everything,
+)
+
+TRAINER_STATE_VERSION = 1
+
+
+@runtime_checkable
+class BatchSource(Protocol):
+    """Training batches: deterministic given the source's seed and ``epoch``."""
+
+    def iter_epoch(self, epoch: int) -> Iterator[Any]: ...
+
+    def __len__(self) -> int: ...
+
+
+LossFn = Callable[[torch.nn.Module, Any], torch.Tensor]
+Evaluate = Callable[[torch.nn.Module], Mapping[str, float]]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss or the gradient became NaN or infinite; the run stopped before using it."""
+
+
+@dataclass
+class TrainerState:
+    """Where the run is; saved in every checkpoint so a resumed run continues exactly.
+
+    ``epoch`` is 0-based and ``batch_in_epoch`` counts the batches of it already trained on.
+    """
+
+    global_step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    elapsed_seconds: float = 0.0
+    best_metric: float | None = None
+    best_step: int | None = None
+    evals_without_improvement: int = 0
+    last_metrics: dict[str, float] = field(default_factory=dict)
+    stop_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """How a run ended: ``stop_reason`` is one of ``max_steps``, ``max_epochs``, ``max_time``,
+    ``early_stopping``; paths are ``None`` when no ``run_dir`` was given (or nothing evaluated)."""
+
+    stop_reason: str
+    global_step: int
+    epoch: int
+    best_metric: float | None
+    best_step: int | None
+    metrics: dict[str, float]
+    best_checkpoint: Path | None
+    last_checkpoint: Path | None
+
+
+def _call_model_loss(model: torch.nn.Module, batch: Any) -> torch.Tensor:
+    return model.loss(batch)  # type: ignore[operator]
+
+
+def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only: decaying biases and gains has no regularising
+    effect worth having and hurts small recurrent models."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise ValueError("model: expected trainable parameters, got none with requires_grad")
+    decayed = [p for p in trainable if p.ndim >= 2]
+    not_decayed = [p for p in trainable if p.ndim < 2]
+    groups = [
+        {"params": params, "weight_decay": decay}
+        for params, decay in ((decayed, config.weight_decay), (not_decayed, 0.0))
+        if params
+    ]
+    return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, eps=config.eps)
+
+
+def total_grad_norm(parameters: Sequence[torch.nn.Parameter]) -> float:
+    """Global L2 norm of the gradients of ``parameters`` (those without a gradient are skipped)."""
+    norms = [torch.linalg.vector_norm(p.grad) for p in parameters if p.grad is not None]
+    if not norms:
+        return 0.0
+    return float(torch.linalg.vector_norm(torch.stack(norms)))
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    return value
+
+
+class Trainer:
+    """Trains ``model`` on ``train_data`` with AdamW under ``config``.
+
+    - ``loss_fn(model, batch)`` returns a scalar loss (default: ``model.loss(batch)``). If it has
+      ``state_dict``/``load_state_dict`` (e.g. a hidden state carried across batches), that state
+      is checkpointed; if it has ``reset()``, it is called at the start of every epoch.
+    - ``evaluate(model)`` returns metrics; it runs every ``config.eval_every`` steps (or at each
+      epoch end) and at the end, under ``torch.no_grad()`` with the model in eval mode.
+      ``monitor`` names the metric that picks the best checkpoint, drives early stopping and
+      reduce-on-plateau; ``monitor_mode`` is ``"min"`` or ``"max"``.
+    - ``run_dir`` receives ``checkpoints/{best,last}/``, ``metrics.csv`` and ``tensorboard/``;
+      without it nothing is written and a run cannot be resumed.
+    - ``metadata`` is stored as-is in each checkpoint's ``metadata.json`` (the key ``"trainer"``
+      is reserved for the trainer's own summary).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        train_data: BatchSource,
+        config: TrainConfig,
+        *,
+        loss_fn: LossFn | None = None,
+        evaluate: Evaluate | None = None,
+        monitor: str = "valid_loss",
+        monitor_mode: str = "min",
+        run_dir: str | Path | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
+        _check_arguments(model, train_data, config, loss_fn, evaluate, monitor_mode)
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.model = model.to(self.device)
+        self.train_data = train_data
+        self.loss_fn: LossFn = loss_fn if loss_fn is not None else _call_model_loss
+        self.evaluate_fn = evaluate
+        self.monitor = monitor
+        self.monitor_mode = monitor_mode
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.metadata = _check_metadata(metadata)
+        self.total_steps = _total_steps(config, len(train_data))
+        self.optimizer = build_optimizer(self.model, config)
+        self.schedule = LRSchedule(self.optimizer, config, self.total_steps)
+        self.parameters = [p for p in self.model.parameters() if p.requires_grad]
+        self.state = TrainerState()
+        self.callbacks = CallbackList([*self._builtin_callbacks(), *callbacks])
+        self._mid_step = False
+
+    @property
+    def checkpoint_dir(self) -> Path | None:
+        """``run_dir/checkpoints``, holding ``best/`` and ``last/``."""
+        return self.run_dir / "checkpoints" if self.run_dir is not None else None
+
+    def _builtin_callbacks(self) -> list[Callback]:
+        if not is_main_process():
+            return []
+        callbacks: list[Callback] = []
+        if self.run_dir is not None:
+            callbacks.append(CSVLogger(self.run_dir / "metrics.csv", self.config.log_every))
+        if self.config.tensorboard:
+            if self.run_dir is None:
+                raise ValueError("config.tensorboard: True needs a run_dir to write to, got None")
+            callbacks.append(TensorBoardLogger(self.run_dir / "tensorboard", self.config.log_every))
+        if self.config.progress:
+            callbacks.append(ProgressBar())
+        return callbacks
+
+    # ----------------------------------------------------------------------------------- fit
+    def fit(self, resume: bool | str | Path = False) -> FitResult:
+        """Train until a budget, early stopping, a non-finite loss or Ctrl-C.
+
+        ``resume=True`` continues from ``run_dir/checkpoints/last``; a path resumes from that
+        checkpoint directory. A fresh run refuses a ``run_dir`` that already holds checkpoints.
+        Ctrl-C finishes the current step, saves ``last`` and re-raises ``KeyboardInterrupt``.
+        Raises :class:`NonFiniteLossError` (keeping the last good checkpoint) on NaN/inf.
+        """
+        if resume:
+            self._load_for_resume(resume)
+        else:
+            self._start_fresh()
+        with deterministic_mode(self.config.deterministic), deferred_sigint() as interrupt:
+            try:
+                self.callbacks.on_fit_start(self)
+                self._run(interrupt)
+            except KeyboardInterrupt:
+                self.state.stop_reason = "interrupted"
+                if not self._mid_step:  # else the model may be half-updated: keep the old `last`
+                    self._save("last")
+                raise
+            except NonFiniteLossError:
+                self.state.stop_reason = "non_finite"
+                raise
+            finally:
+                self.callbacks.on_fit_end(self)
+        return self._result()
+
+    def _start_fresh(self) -> None:
+        if self.checkpoint_dir is not None and self.checkpoint_dir.exists():
+            raise FileExistsError(
+                f"run_dir: {str(self.run_dir)!r} already holds checkpoints; "
+                "pass resume=True to continue that run, or choose a new run_dir"
+            )
+        seed_everything(self.config.seed)
+        self.state = TrainerState()
+
+    def _result(self) -> FitResult:
+        state = self.state
+        best = last = None
+        if self.checkpoint_dir is not None and is_main_process():
+            last = self.checkpoint_dir / "last"
+            best = self.checkpoint_dir / "best" if (self.checkpoint_dir / "best").exists() else None
+        return FitResult(
+            stop_reason=state.stop_reason or "",
+            global_step=state.global_step,
+            epoch=state.epoch,
+            best_metric=state.best_metric,
+            best_step=state.best_step,
+            metrics=dict(state.last_metrics),
+            best_checkpoint=best,
+            last_checkpoint=last,
+        )
+
+    def _run(self, interrupt: InterruptRequest) -> None:
+        self.state.stop_reason = self._budget_reached()
+        started = time.monotonic() - self.state.elapsed_seconds
+        while self.state.stop_reason is None:
+            batches = self._epoch_batches()
+            batch = next(batches, _END)
+            if batch is _END:
+                raise ValueError(
+                    f"train_data: iter_epoch({self.state.epoch}) yielded no batches "
+                    f"after skipping {self.state.batch_in_epoch}"
+                )
+            while batch is not _END:
+                record = self._step(batch)
+                batch = next(batches, _END)  # look ahead so an epoch's end is known now
+                epoch_ended = batch is _END
+                if epoch_ended:
+                    self.state.epoch += 1
+                    self.state.batch_in_epoch = 0
+                self.state.elapsed_seconds = time.monotonic() - started
+                self.callbacks.on_batch_end(self, record)
+                if self._after_step(epoch_ended, interrupt):
+                    return
+
+    def _epoch_batches(self) -> Iterator[Any]:
+        """The current epoch's batches, past those a resumed run already trained on."""
+        epoch, skip = self.state.epoch, self.state.batch_in_epoch
+        if skip == 0 and hasattr(self.loss_fn, "reset"):
+            self.loss_fn.reset()  # type: ignore[attr-defined]
+        batches = iter(self.train_data.iter_epoch(epoch))
+        for _ in range(skip):
+            if next(batches, _END) is _END:
+                raise ValueError(
+                    f"train_data: iter_epoch({epoch}) has fewer than the {skip} batches the "
+                    "checkpoint already trained on; is the data or its seed different?"
+                )
+        return batches
+
+    # ---------------------------------------------------------------------------------- step
+    def _step(self, batch: Any) -> StepRecord:
+        self._mid_step = True
+        state = self.state
+        self.model.train()
+        lr = self.schedule.apply(state.global_step)
+        loss = self.loss_fn(self.model, _to_device(batch, self.device))
+        loss_value = _scalar(loss)
+        if not math.isfinite(loss_value):
+            raise NonFiniteLossError(self._non_finite_message("loss", loss_value))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = self._clip_gradients()
+        if not math.isfinite(grad_norm):
+            raise NonFiniteLossError(self._non_finite_message("gradient norm", grad_norm))
+        self.optimizer.step()
+        state.global_step += 1
+        state.batch_in_epoch += 1
+        self._mid_step = False
+        return StepRecord(
+            step=state.global_step,
+            epoch=state.epoch,
+            batch=state.batch_in_epoch,
+            lr=lr,
+            loss=loss_value,
+            grad_norm=grad_norm,
+        )
+
+    def _clip_gradients(self) -> float:
+        """Clip as configured; return the global gradient norm measured before clipping."""
+        if self.config.clip_norm is not None:
+            return float(torch.nn.utils.clip_grad_norm_(self.parameters, self.config.clip_norm))
+        norm = total_grad_norm(self.parameters)
+        if self.config.clip_value is not None:
+            torch.nn.utils.clip_grad_value_(self.parameters, self.config.clip_value)
+        return norm
+
+    def _non_finite_message(self, what: str, value: float) -> str:
+        state = self.state
+        where = (
+            f"step {state.global_step + 1} (epoch {state.epoch}, "
+            f"batch {state.batch_in_epoch + 1} of the epoch)"
+        )
+        kept = "no checkpoint was written"
+        last = self.checkpoint_dir / "last" if self.checkpoint_dir is not None else None
+        if last is not None and last.exists():
+            kept = f"the last good checkpoint is kept at {last}"
+        return (
+            f"training {what} is {value} at {where}; stopped without applying it, {kept}. "
+            "Try a lower lr, a smaller clip_norm, or check the batch for invalid values."
+        )
+
+    # ---------------------------------------------------------------------------- decisions
+    def _budget_reached(self) -> str | None:
+        config, state = self.config, self.state
+        if config.max_steps is not None and state.global_step >= config.max_steps:
+            return "max_steps"
+        if config.max_epochs is not None and state.epoch >= config.max_epochs:
+            return "max_epochs"
+        if config.max_time is not None and state.elapsed_seconds >= config.max_time * 60:
+            return "max_time"
+        return None
+
+    def _after_step(self, epoch_ended: bool, interrupt: InterruptRequest) -> bool:
+        """Evaluate and checkpoint when due; return True when the run should stop."""
+        if interrupt.requested:
+            raise KeyboardInterrupt
+        config, step = self.config, self.state.global_step
+        stop_reason = self._budget_reached()
+        every = config.eval_every
+        eval_point = epoch_ended if every is None else step % every == 0
+        evaluate_now = (eval_point or stop_reason) and self.evaluate_fn is not None
+        if evaluate_now and self._evaluate() and stop_reason is None:
+            stop_reason = "early_stopping"
+        every = config.checkpoint_every
+        checkpoint_due = eval_point if every is None else step % every == 0
+        if checkpoint_due or stop_reason:
+            self._save("last")
+        self.state.stop_reason = stop_reason
+        return stop_reason is not None
+
+    def _evaluate(self) -> bool:
+        """Run ``evaluate``, update best/early-stopping/plateau; True when patience ran out."""
+        self.model.eval()
+        with torch.no_grad():
+            metrics = _check_metrics(self.evaluate_fn(self.model), self.monitor)  # type: ignore[misc]
+        state = self.state
+        value = metrics[self.monitor]
+        improved = self._is_improvement(value)
+        if improved:
+            state.best_metric, state.best_step = value, state.global_step
+            state.evals_without_improvement = 0
+        else:
+            state.evals_without_improvement += 1
+        state.last_metrics = metrics
+        self.schedule.observe(improved)
+        if improved:
+            self._save("best")
+        self.callbacks.on_eval_end(self, metrics)
+        patience = self.config.patience
+        return patience is not None and state.evals_without_improvement >= patience
+
+    def _is_improvement(self, value: float) -> bool:
+        best = self.state.best_metric
+        if not math.isfinite(value):
+            return False
+        if best is None:
+            return True
+        delta = self.config.min_delta
+        return value < best - delta if self.monitor_mode == "min" else value > best + delta
+
+    # ---------------------------------------------------------------------------- checkpoints
+    def _save(self, name: str) -> None:
+        if self.checkpoint_dir is None or not is_main_process():
+            return
+        for parameter in self.parameters:
+            if not torch.isfinite(parameter).all():
+                raise NonFiniteLossError(
+                    f"model parameters became non-finite after step {self.state.global_step}; "
+                    f"not overwriting checkpoint {name!r}"
+                )
+        save_checkpoint(
+            self.checkpoint_dir / name,
+            self.model,
+            metadata={**self.metadata, TRAINER_KEY: self._metadata_summary()},
+            trainer_state=self._trainer_state(),
+        )
+
+    def _metadata_summary(self) -> dict[str, Any]:
+        state = self.state
+        return _json_safe(
+            {
+                "step": state.global_step,
+                "epoch": state.epoch,
+                "batch_in_epoch": state.batch_in_epoch,
+                "monitor": self.monitor,
+                "monitor_mode": self.monitor_mode,
+                "best_metric": state.best_metric,
+                "best_step": state.best_step,
+                "metrics": dict(state.last_metrics),
+                "config": self.config.to_dict(),
+            }
+        )
+
+    def _trainer_state(self) -> dict[str, Any]:
+        progress = asdict(self.state)
+        progress.pop("stop_reason")
+        loss_state = self.loss_fn.state_dict() if hasattr(self.loss_fn, "state_dict") else None
+        return {
+            "version": TRAINER_STATE_VERSION,
+            "progress": progress,
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "rng": capture_rng_state(),
+            "loss_fn": loss_state,
+            "config": self.config.to_dict(),
+        }
+
+    def _load_for_resume(self, resume: bool | str | Path) -> None:
+        if resume is True:
+            if self.checkpoint_dir is None:
+                raise ValueError("resume: True needs a run_dir to resume from, got run_dir=None")
+            directory = self.checkpoint_dir / "last"
+        else:
+            directory = Path(resume)  # type: ignore[arg-type]
+        checkpoint = load_checkpoint(directory, model=self.model, device=self.device)
+        saved = checkpoint.trainer_state
+        if saved is None or saved.get("version") != TRAINER_STATE_VERSION:
+            raise ValueError(
+                f"resume: checkpoint {str(directory)!r} has no trainer state of version "
+                f"{TRAINER_STATE_VERSION}; it cannot be resumed (load its weights instead)"
+            )
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.schedule.load_state_dict(saved["schedule"])
+        if saved["loss_fn"] is not None and hasattr(self.loss_fn, "load_state_dict"):
+            self.loss_fn.load_state_dict(_to_device(saved["loss_fn"], self.device))  # type: ignore[attr-defined]
+        self.state = TrainerState(**saved["progress"])
+        restore_rng_state(saved["rng"])
+
+
+_END = object()
+
+
+def _to_device(value: Any, device: torch.device) -> Any:
+    """Move a batch (anything with ``.to``) or nested tensors to ``device``."""
+    if isinstance(value, dict):
+        return {k: _to_device(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_device(v, device) for v in value)
+    return value.to(device) if hasattr(value, "to") else value
+
+
+def _scalar(loss: Any) -> float:
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise TypeError(f"loss_fn: expected a scalar tensor, got {shape}")
+    if not loss.requires_grad:
+        raise ValueError("loss_fn: the returned loss does not require grad (detached or no_grad?)")
+    return float(loss.detach())
+
+
+def _check_metrics(metrics: Any, monitor: str) -> dict[str, float]:
+    if not isinstance(metrics, Mapping):
+        raise TypeError(f"evaluate: expected a dict of metric name -> number, got {metrics!r:.100}")
+    checked = {}
+    for name, value in metrics.items():
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise TypeError(f"evaluate: metric {name!r} should be a number, got {value!r:.100}")
+        checked[str(name)] = float(value)
+    if monitor not in checked:
+        raise ValueError(
+            f"monitor: {monitor!r} is not among the metrics evaluate returned: "
+            f"{', '.join(sorted(checked)) or 'none'}"
+        )
+    return checked
+
+
+def _check_arguments(model, train_data, config, loss_fn, evaluate, monitor_mode) -> None:
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(train_data, BatchSource):
+        raise TypeError(
+            "train_data: expected an object with iter_epoch(epoch) and __len__(), "
+            f"got {type(train_data).__name__}"
+        )
+    if len(train_data) < 1:
+        raise ValueError(
+            f"train_data: expected at least one batch per epoch, got {len(train_data)}"
+        )
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config: expected a TrainConfig, got {type(config).__name__}")
+    if loss_fn is None and not callable(getattr(model, "loss", None)):
+        raise TypeError(
+            f"loss_fn: {type(model).__name__} has no loss(batch) method; pass loss_fn=..."
+        )
+    for name, value in (("loss_fn", loss_fn), ("evaluate", evaluate)):
+        if value is not None and not callable(value):
+            raise TypeError(f"{name}: expected a callable, got {type(value).__name__}")
+    if monitor_mode not in ("min", "max"):
+        raise ValueError(f"monitor_mode: expected 'min' or 'max', got {monitor_mode!r}")
+
+
+def _check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    metadata = dict(metadata or {})
+    if TRAINER_KEY in metadata:
+        raise ValueError(f"metadata: the key {TRAINER_KEY!r} is reserved for the trainer")
+    try:
+        json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"metadata: expected a JSON-able dict; {error}") from error
+    return metadata
+
+
+def _total_steps(config: TrainConfig, batches_per_epoch: int) -> int | None:
+    horizons = [config.max_steps] if config.max_steps is not None else []
+    if config.max_epochs is not None:
+        horizons.append(config.max_epochs * batches_per_epoch)
+    return min(horizons) if horizons else None
