@@ -5,7 +5,7 @@ character, truncated backpropagation through time written by hand, gradient clip
 Adagrad. Every ``--print-every`` steps it prints the loss (nats per character, smoothed) and a
 sample drawn at ``--temperature``.
 
-    PYTHONPATH=src python examples/scratch_char_rnn.py                 # built-in paragraph
+    PYTHONPATH=src python examples/scratch_char_rnn.py                 # bundled Shakespeare
     PYTHONPATH=src python examples/scratch_char_rnn.py my_text.txt --steps 20000 --cell lstm
 """
 
@@ -15,6 +15,7 @@ import argparse
 import math
 import sys
 import time
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,10 @@ from rnnkit.scratch.char_rnn import (
     iterate_chunks,
 )
 
+# The bundled sample of rnnkit.data (whole plays); read directly so that only NumPy is imported.
+SHAKESPEARE = files("rnnkit") / "data" / "samples" / "shakespeare" / "train.txt"
+
+# Used when the Shakespeare sample is not installed.
 BUILT_IN_TEXT = """\
 the river ran under the old stone bridge and the miller sat beside it every morning.
 he counted the boats that passed, he counted the birds that rested on the rail,
@@ -38,7 +43,9 @@ the next morning the miller sat beside the bridge again, and counted the boats a
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("text_file", nargs="?", type=Path, help="UTF-8 text (default: built in)")
+    parser.add_argument(
+        "text_file", nargs="?", type=Path, help="UTF-8 text (default: bundled Shakespeare)"
+    )
     parser.add_argument("--steps", type=int, default=5000, help="training steps (chunks)")
     parser.add_argument("--hidden-size", type=int, default=100)
     parser.add_argument("--seq-length", type=int, default=25, help="BPTT length in characters")
@@ -57,21 +64,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def read_text(path: Path | None) -> str:
+def read_text(path: Path | None) -> tuple[str, str]:
+    """The training text and where it came from."""
     if path is None:
-        return BUILT_IN_TEXT
+        if SHAKESPEARE.is_file():
+            return SHAKESPEARE.read_text(encoding="utf-8"), "the bundled Shakespeare sample"
+        return BUILT_IN_TEXT, "the built-in paragraph"
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise SystemExit(f"error: cannot read {path}: {error}") from None
     if len(text) < 2:
         raise SystemExit(f"error: {path} must hold at least 2 characters, got {len(text)}")
-    return text
+    return text, str(path)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    text = read_text(args.text_file)
+    text, source = read_text(args.text_file)
     vocabulary = Vocabulary.from_text(text)
     config = CharRNNConfig(
         hidden_size=args.hidden_size,
@@ -84,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     model = CharRNN(len(vocabulary), config)
     trainer = CharRNNTrainer(model)
     sample_rng = np.random.default_rng(args.seed + 1)
-    print(f"{len(text)} characters, {len(vocabulary)} distinct; {config}")
+    print(f"{source}: {len(text)} characters, {len(vocabulary)} distinct; {config}")
 
     # Start from the loss of a uniform guess, ln(V), and smooth as min-char-rnn does.
     smooth_loss = math.log(len(vocabulary))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import os
 import re
 import subprocess
@@ -37,6 +38,15 @@ def test_example_trains_and_samples_with_tiny_settings(tmp_path):
     assert len(samples) == 2 and all(len(s) == 12 and set(s) <= set("abcd ") for s in samples)
 
 
+def test_example_runs_on_its_default_text():
+    tiny = ["--steps", "4", "--hidden-size", "8", "--print-every", "2", "--sample-length", "5"]
+    result = run_python(str(EXAMPLE), *tiny)
+    assert result.returncode == 0, result.stderr
+    source = r"the (bundled Shakespeare sample|built-in paragraph): \d+ characters"
+    assert re.match(source, result.stdout)
+    assert len(re.findall(r"loss [0-9.]+ nats/char", result.stdout)) == 2
+
+
 def test_example_reports_an_unreadable_file(tmp_path):
     missing = tmp_path / "missing.txt"
     result = run_python(str(EXAMPLE), str(missing), "--steps", "1")
@@ -47,6 +57,11 @@ def test_example_reports_an_unreadable_file(tmp_path):
 def test_example_rejects_bad_arguments():
     result = run_python(str(EXAMPLE), "--steps", "0")
     assert result.returncode == 2 and "--steps must be >= 1, got 0" in result.stderr
+
+
+def test_package_docstring_example_runs():
+    result = doctest.testmod(scratch, raise_on_error=False)
+    assert result.attempted >= 5 and result.failed == 0
 
 
 def test_scratch_imports_only_numpy():

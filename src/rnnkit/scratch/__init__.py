@@ -22,16 +22,19 @@ Shape legend: ``seq`` time steps, ``batch`` sequences, ``I`` input size, ``H`` h
 ``weight_hh`` ``(G*H, P)``, ``bias_ih``, ``bias_hh`` ``(G*H,)``; gates i, f, g, o for the LSTM and
 r, z, n for the GRU), so weights copy across from a torch ``state_dict`` with ``.numpy()``.
 
-Example::
+Example: copy a torch LSTM's weights with ``net.load_state_dict({k: v.detach().numpy() for k, v
+in torch_lstm.state_dict().items()})``, or start from torch's initialisation scheme:
 
-    import numpy as np
-    from rnnkit import scratch
-
-    lstm = scratch.LSTM(input_size=3, hidden_size=5, rng=np.random.default_rng(0))
-    x = np.random.default_rng(1).standard_normal((7, 2, 3))       # (seq, batch, I)
-    output, (h_n, c_n), cache = lstm.forward(x)                    # (7, 2, 5), (1, 2, 5) x 2
-    grad_x, (grad_h0, grad_c0), grads = lstm.backward(cache, np.ones_like(output))
-    grads["weight_hh_l0"].shape                                    # (20, 5)
+>>> import numpy as np
+>>> from rnnkit import scratch
+>>> lstm = scratch.LSTM(input_size=3, hidden_size=5, rng=np.random.default_rng(0))
+>>> x = np.random.default_rng(1).standard_normal((7, 2, 3))       # (seq, batch, I)
+>>> output, (h_n, c_n), cache = lstm.forward(x)
+>>> output.shape, h_n.shape, c_n.shape
+((7, 2, 5), (1, 2, 5), (1, 2, 5))
+>>> grad_x, (grad_h0, grad_c0), grads = lstm.backward(cache, np.ones_like(output))
+>>> grad_x.shape, grads["weight_hh_l0"].shape
+((7, 2, 3), (20, 5))
 """
 
 from rnnkit.scratch.char_rnn import CharRNN, CharRNNConfig, CharRNNTrainer, Vocabulary
