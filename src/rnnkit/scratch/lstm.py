@@ -82,7 +82,6 @@ class LSTMLayer(RecurrentLayer):
         proj_size: int = 0,
         bias: bool = True,
         rng: np.random.Generator | None = None,
-        dtype: type = np.float64,
     ) -> None:
         if isinstance(proj_size, bool) or not isinstance(proj_size, (int, np.integer)):
             raise TypeError(f"proj_size must be an int, got {type(proj_size).__name__}")
@@ -91,7 +90,7 @@ class LSTMLayer(RecurrentLayer):
                 f"proj_size must be in [0, hidden_size={hidden_size}), got {proj_size}"
             )
         self.proj_size = int(proj_size)
-        super().__init__(input_size, hidden_size, bias=bias, rng=rng, dtype=dtype)
+        super().__init__(input_size, hidden_size, bias=bias, rng=rng)
 
     @property
     def state_size(self) -> int:

@@ -62,12 +62,11 @@ class RNNLayer(RecurrentLayer):
         nonlinearity: str = "tanh",
         bias: bool = True,
         rng: np.random.Generator | None = None,
-        dtype: type = np.float64,
     ) -> None:
         if nonlinearity not in _ACTIVATIONS:
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
-        super().__init__(input_size, hidden_size, bias=bias, rng=rng, dtype=dtype)
+        super().__init__(input_size, hidden_size, bias=bias, rng=rng)
 
     def _recur(
         self, projected: np.ndarray, h0: np.ndarray
