@@ -1,0 +1,54 @@
+"""Native CPU recurrence kernels for rnnkit's layers.
+
+The compiled extension (``rnnkit.engine._native``) is optional: when it is missing,
+:func:`available` is False, :data:`import_error` says why, and calling a kernel raises
+:class:`EngineUnavailableError`. ``rnnkit.nn`` then falls back to torch's kernels.
+
+Example::
+
+    from rnnkit import engine
+    if engine.available():
+        y, h_n, c_n = engine.recurrence("GRU", x, h0, None, w_ih, w_hh, b_ih, b_hh, None,
+                                        lengths=None, reverse=False)
+"""
+
+from __future__ import annotations
+
+from rnnkit.engine import _loader
+from rnnkit.engine._loader import EngineUnavailableError
+from rnnkit.engine.ops import cell_step, recurrence
+from rnnkit.engine.policy import should_use
+
+import_error = _loader.import_error
+
+__all__ = [
+    "EngineUnavailableError",
+    "available",
+    "cell_step",
+    "import_error",
+    "isa",
+    "recurrence",
+    "set_isa",
+    "should_use",
+    "supported_isas",
+]
+
+
+def available() -> bool:
+    """True when the compiled kernels are importable."""
+    return _loader.native is not None
+
+
+def isa() -> str:
+    """The instruction set the kernels use (``'avx512'``, ``'avx2'`` or ``'generic'``)."""
+    return _loader.require_native().isa()
+
+
+def supported_isas() -> list[str]:
+    """Instruction sets usable on this CPU, from most portable to fastest."""
+    return _loader.require_native().supported_isas()
+
+
+def set_isa(name: str) -> None:
+    """Force an instruction set (testing and benchmarking); ``RNNKIT_ENGINE_ISA`` does too."""
+    _loader.require_native().set_isa(name)

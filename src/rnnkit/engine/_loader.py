@@ -1,0 +1,30 @@
+"""Import of the compiled extension, which is optional (no compiler at install time)."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+native: ModuleType | None
+#: Why the extension could not be imported (``None`` when it is available).
+import_error: ImportError | None
+
+try:
+    from rnnkit.engine import _native as native
+
+    import_error = None
+except ImportError as error:  # built without a compiler, or the build failed
+    native = None
+    import_error = error
+
+
+class EngineUnavailableError(RuntimeError):
+    """Raised when a kernel is called but the compiled extension is not importable."""
+
+
+def require_native() -> ModuleType:
+    """The compiled module, or :class:`EngineUnavailableError` explaining why it is missing."""
+    if native is None:
+        raise EngineUnavailableError(
+            "rnnkit.engine: the compiled extension rnnkit.engine._native is not available "
+            f"({import_error}); reinstall rnnkit with a C++17 compiler to build it")
+    return native

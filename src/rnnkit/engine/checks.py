@@ -1,0 +1,82 @@
+"""Argument validation for the engine's entry points (clear errors before raw pointers)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+MODE_IDS = {"RNN_TANH": 0, "RNN_RELU": 1, "LSTM": 2, "GRU": 3}
+DTYPES = (torch.float32, torch.float64)
+
+
+def check_mode(mode: object) -> int:
+    """The gate count of ``mode``, or a clear error."""
+    if not isinstance(mode, str):
+        raise TypeError(f"mode: expected a str, got {type(mode).__name__}")
+    if mode not in GATES:
+        raise ValueError(f"mode: expected one of {sorted(GATES)}, got {mode!r}")
+    return GATES[mode]
+
+
+def check_tensor(name: str, value: object, shape: tuple[int, ...], dtype: torch.dtype) -> None:
+    """``value`` must be a CPU tensor of ``shape`` and ``dtype``."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
+    if value.device.type != "cpu":
+        raise ValueError(f"{name}: the native engine runs on CPU, got a tensor on {value.device}")
+    if value.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {dtype} (same as x), got {value.dtype}")
+    if tuple(value.shape) != shape:
+        raise ValueError(f"{name}: expected shape {shape}, got {tuple(value.shape)}")
+
+
+def check_lengths(lengths: object, batch: int, seq_len: int) -> Tensor | None:
+    """``lengths`` as a contiguous int64 CPU tensor ``(batch,)`` with 0 <= len <= seq_len."""
+    if lengths is None:
+        return None
+    if not isinstance(lengths, Tensor):
+        raise TypeError(f"lengths: expected None or an int64 tensor, got {type(lengths).__name__}")
+    if lengths.dtype != torch.int64 or lengths.shape != (batch,):
+        raise ValueError(f"lengths: expected an int64 tensor of shape ({batch},), got "
+                         f"{lengths.dtype} of shape {tuple(lengths.shape)}")
+    lengths = lengths.to("cpu").contiguous()
+    if batch and (int(lengths.min()) < 0 or int(lengths.max()) > seq_len):
+        raise ValueError(f"lengths: expected values in [0, {seq_len}], got "
+                         f"min {int(lengths.min())}, max {int(lengths.max())}")
+    return lengths
+
+
+def check_recurrence_args(mode, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr):
+    """Validate one layer-direction's arguments; returns ``(gates, hidden, out_size)``."""
+    gates = check_mode(mode)
+    if not isinstance(x, Tensor) or x.dim() != 3:
+        got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"x: expected a 3-D tensor (seq, batch, input), got {got}")
+    if x.dtype not in DTYPES:
+        raise TypeError(f"x: expected float32 or float64, got {x.dtype}")
+    if x.device.type != "cpu":
+        raise ValueError(f"x: the native engine runs on CPU, got a tensor on {x.device}")
+    _, batch, input_size = x.shape
+    if not isinstance(weight_hh, Tensor) or weight_hh.dim() != 2:
+        raise ValueError("weight_hh: expected a 2-D tensor (gates * hidden, out)")
+    hidden = weight_hh.shape[0] // gates
+    out_size = weight_hr.shape[0] if weight_hr is not None else hidden
+    dt = x.dtype
+    check_tensor("weight_ih", weight_ih, (gates * hidden, input_size), dt)
+    check_tensor("weight_hh", weight_hh, (gates * hidden, out_size), dt)
+    if weight_hr is not None:
+        if mode != "LSTM":
+            raise ValueError(f"weight_hr: projections exist only for LSTM, got mode {mode!r}")
+        check_tensor("weight_hr", weight_hr, (out_size, hidden), dt)
+    if (bias_ih is None) != (bias_hh is None):
+        raise ValueError("bias_ih, bias_hh: expected both or neither")
+    if bias_ih is not None:
+        check_tensor("bias_ih", bias_ih, (gates * hidden,), dt)
+        check_tensor("bias_hh", bias_hh, (gates * hidden,), dt)
+    check_tensor("h0", h0, (batch, out_size), dt)
+    if mode == "LSTM":
+        check_tensor("c0", c0, (batch, hidden), dt)
+    elif c0 is not None:
+        raise ValueError(f"c0: expected None for mode {mode!r}, got a tensor")
+    return gates, hidden, out_size

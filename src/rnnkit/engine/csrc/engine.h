@@ -1,0 +1,79 @@
+// Shared declarations between the ISA-specific kernel translation units and the
+// Python module. Only plain C types cross this boundary, so every kernel unit can be
+// compiled for a different instruction set without any ODR hazard.
+#ifndef RNNKIT_ENGINE_H
+#define RNNKIT_ENGINE_H
+
+#include <stdint.h>
+
+namespace rnnkit {
+
+enum Mode { MODE_RNN_TANH = 0, MODE_RNN_RELU = 1, MODE_LSTM = 2, MODE_GRU = 3 };
+
+// Forward recurrence of one layer and one direction. All tensors are contiguous,
+// time-major, with element type float or double (chosen by the caller's entry point).
+struct ForwardArgs {
+    int mode, T, B, H, Hout;  // Hout == proj size when whrT != nullptr, else H
+    int reverse, save, threads;
+    int transposed;    // 1: whhT / whrT hold the transposed weights; 0: torch's own layout
+    const void* xg;    // (T, B, G*H): input projection plus the biases folded into it
+    const void* h0;    // (B, Hout)
+    const void* c0;    // (B, H), LSTM only
+    const void* whhT;  // (Hout, G*H): weight_hh transposed, or (G*H, Hout) if !transposed
+    const void* bhn;   // (H): GRU b_hn, or null
+    const void* whrT;  // (H, Hout): weight_hr transposed (or (Hout, H)), or null
+    const int64_t* lengths;  // (B) or null
+    void* y;      // (T, B, Hout)
+    void* hn;     // (B, Hout)
+    void* cn;     // (B, H), LSTM only
+    void* gates;  // save ? (T, B, G*H) activated gates : (B, G*H) scratch
+    void* aux;    // save ? (T, B, H) : (B, H): LSTM cell state c_t, GRU (W_hn h + b_hn)
+    void* m;      // save ? (T, B, H) : (B, H): LSTM-with-projection o * tanh(c_t)
+    void* work;   // 2 * B * Hout + B * H elements of scratch
+};
+
+// Backward recurrence (BPTT) matching ForwardArgs with save=1.
+struct BackwardArgs {
+    int mode, T, B, H, Hout;
+    int reverse, threads;
+    const void* whh;  // (G*H, Hout) as stored by torch
+    const void* whr;  // (Hout, H) as stored by torch, or null
+    const void* dy;   // (T, B, Hout)
+    const void* dhn;  // (B, Hout)
+    const void* dcn;  // (B, H), LSTM only
+    const void* y;    // forward outputs (T, B, Hout)
+    const void* h0;
+    const void* c0;
+    const void* gates;  // saved activated gates (T, B, G*H)
+    const void* aux;    // saved (T, B, H)
+    const int64_t* lengths;
+    void* dgx;    // (T, B, G*H): gradient of the gate pre-activations (input side)
+    void* dgh;    // (T, B, G*H): GRU recurrent side (differs in the n gate); may equal dgx
+    void* dh0;    // (B, Hout)
+    void* dc0;    // (B, H)
+    void* dhtot;  // (T, B, Hout): total gradient of h_t per step, projection only, else null
+    void* work;   // 3 * B * Hout + 2 * B * H elements of scratch
+};
+
+struct KernelTable {
+    const char* name;
+    void (*forward_f32)(const ForwardArgs&);
+    void (*forward_f64)(const ForwardArgs&);
+    void (*backward_f32)(const BackwardArgs&);
+    void (*backward_f64)(const BackwardArgs&);
+};
+
+// Thread pool (engine.cpp): runs fn(ctx, tid, nthreads) on nthreads threads, the
+// caller being thread 0, and returns when all are done.
+typedef void (*ParallelFn)(void* ctx, int tid, int nthreads);
+void parallel_run(int nthreads, ParallelFn fn, void* ctx);
+// Barrier among the threads of the current parallel_run.
+void parallel_barrier();
+
+const KernelTable* kernels_generic();
+const KernelTable* kernels_avx2();
+const KernelTable* kernels_avx512();
+
+}  // namespace rnnkit
+
+#endif

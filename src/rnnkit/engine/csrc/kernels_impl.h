@@ -1,0 +1,528 @@
+// Recurrent kernels, written once with GCC/Clang vector extensions and included by
+// each ISA translation unit inside its own namespace with RNNKIT_VBYTES (vector width
+// in bytes), RNNKIT_MR and RNNKIT_NV (micro-tile rows / vectors) defined. Nothing here
+// may include headers: the including file does that before switching the target ISA.
+//
+// Layout: every matrix is row-major and contiguous. The per-step product is
+// C (B x N) = A (B x K) * W (K x N), computed by a register-tiled micro-kernel that
+// broadcasts A and streams W, which stays in L2 across the time loop.
+
+typedef float vf __attribute__((vector_size(RNNKIT_VBYTES)));
+typedef double vd __attribute__((vector_size(RNNKIT_VBYTES)));
+typedef int32_t vi __attribute__((vector_size(RNNKIT_VBYTES)));
+
+template <typename T> struct VecOf;
+template <> struct VecOf<float> { typedef vf type; };
+template <> struct VecOf<double> { typedef vd type; };
+
+template <typename V, typename T>
+static inline V load_vec(const T* p) {
+    V v;
+    __builtin_memcpy(&v, p, sizeof(V));
+    return v;
+}
+template <typename V, typename T>
+static inline void store_vec(T* p, V v) {
+    __builtin_memcpy(p, &v, sizeof(V));
+}
+
+// ---------------------------------------------------------------- micro-kernel
+// C[m, n] = Cinit[m, n] (or 0) + sum_k A[m, k] * W[k, n] for m < MR_, n < NV_ * lanes.
+template <typename T, int MR_, int NV_>
+static inline void tile(int K, const T* A, long lda, const T* W, long ldw, T* C, long ldc,
+                        const T* Cinit, long ldi) {
+    typedef typename VecOf<T>::type V;
+    constexpr int L = sizeof(V) / sizeof(T);
+    V acc[MR_][NV_];
+    for (int m = 0; m < MR_; m++)
+        for (int j = 0; j < NV_; j++)
+            acc[m][j] = Cinit ? load_vec<V>(Cinit + m * ldi + j * L) : V{};
+    for (int k = 0; k < K; k++) {
+        V w[NV_];
+        for (int j = 0; j < NV_; j++) w[j] = load_vec<V>(W + k * ldw + j * L);
+        for (int m = 0; m < MR_; m++) {
+            const T a = A[m * lda + k];
+            for (int j = 0; j < NV_; j++) acc[m][j] += a * w[j];
+        }
+    }
+    for (int m = 0; m < MR_; m++)
+        for (int j = 0; j < NV_; j++) store_vec(C + m * ldc + j * L, acc[m][j]);
+}
+
+template <typename T, int NV_>
+static inline void tile_rows(int rows, int K, const T* A, long lda, const T* W, long ldw, T* C,
+                             long ldc, const T* Cinit, long ldi) {
+    int m = 0;
+    for (; m + RNNKIT_MR <= rows; m += RNNKIT_MR)
+        tile<T, RNNKIT_MR, NV_>(K, A + m * lda, lda, W, ldw, C + m * ldc, ldc,
+                                Cinit ? Cinit + m * ldi : nullptr, ldi);
+    // Remaining rows, one template instance per count so accumulators stay in registers.
+    const T* ci = Cinit ? Cinit + m * ldi : nullptr;
+    switch (rows - m) {
+#define RNNKIT_ROWS(r) \
+    case r: tile<T, (r < RNNKIT_MR ? r : 1), NV_>(K, A + m * lda, lda, W, ldw, C + m * ldc, ldc, ci, ldi); break;
+        RNNKIT_ROWS(1) RNNKIT_ROWS(2) RNNKIT_ROWS(3) RNNKIT_ROWS(4) RNNKIT_ROWS(5)
+        RNNKIT_ROWS(6) RNNKIT_ROWS(7)
+#undef RNNKIT_ROWS
+        default: break;
+    }
+}
+
+// Columns [n0, n1) of C (M x N) = Cinit + A (M x K) * W (K x N).
+template <typename T>
+static void gemm_cols(int M, int K, const T* A, long lda, const T* W, long ldw, int n0, int n1,
+                      T* C, long ldc, const T* Cinit, long ldi) {
+    typedef typename VecOf<T>::type V;
+    constexpr int L = sizeof(V) / sizeof(T);
+    int n = n0;
+    for (; n + RNNKIT_NV * L <= n1; n += RNNKIT_NV * L)
+        tile_rows<T, RNNKIT_NV>(M, K, A, lda, W + n, ldw, C + n, ldc, Cinit ? Cinit + n : nullptr,
+                                ldi);
+    for (; n + L <= n1; n += L)
+        tile_rows<T, 1>(M, K, A, lda, W + n, ldw, C + n, ldc, Cinit ? Cinit + n : nullptr, ldi);
+    for (; n < n1; n++) {
+        for (int m = 0; m < M; m++) {
+            T s = Cinit ? Cinit[m * ldi + n] : T(0);
+            for (int k = 0; k < K; k++) s += A[m * lda + k] * W[k * ldw + n];
+            C[m * ldc + n] = s;
+        }
+    }
+}
+
+// Columns [n0, n1) of C (M x N) = Cinit + A (M x K) * Wt^T, Wt (N x K) row-major: dot
+// products, used for small batches so weights need no transposed copy.
+template <typename T>
+static void gemm_nt(int M, int K, const T* A, long lda, const T* Wt, long ldw, int n0, int n1,
+                    T* C, long ldc, const T* Cinit, long ldi) {
+    typedef typename VecOf<T>::type V;
+    constexpr int L = sizeof(V) / sizeof(T);
+    constexpr int NB = 4;
+    const int kv = K - K % L;
+    for (int m = 0; m < M; m++) {
+        const T* a = A + m * lda;
+        int n = n0;
+        for (; n + NB <= n1; n += NB) {
+            V acc[NB];
+            for (int j = 0; j < NB; j++) acc[j] = V{};
+            for (int k = 0; k < kv; k += L) {
+                V av = load_vec<V>(a + k);
+                for (int j = 0; j < NB; j++) acc[j] += av * load_vec<V>(Wt + (n + j) * ldw + k);
+            }
+            for (int j = 0; j < NB; j++) {
+                T s = Cinit ? Cinit[m * ldi + n + j] : T(0);
+                T part = T(0);
+                for (int l = 0; l < L; l++) part += acc[j][l];
+                for (int k = kv; k < K; k++) part += a[k] * Wt[(n + j) * ldw + k];
+                C[m * ldc + n + j] = s + part;
+            }
+        }
+        for (; n < n1; n++) {
+            T s = T(0);
+            for (int k = 0; k < K; k++) s += a[k] * Wt[n * ldw + k];
+            C[m * ldc + n] = (Cinit ? Cinit[m * ldi + n] : T(0)) + s;
+        }
+    }
+}
+
+// C = Cinit + A W where W is given as (K x N) row-major (transposed == 1) or as its
+// transpose (N x K) row-major (transposed == 0).
+template <typename T>
+static inline void product(int transposed, int M, int K, const T* A, long lda, const T* W,
+                           long ld_kn, long ld_nk, int n0, int n1, T* C, long ldc, const T* Cinit,
+                           long ldi) {
+    if (transposed)
+        gemm_cols<T>(M, K, A, lda, W, ld_kn, n0, n1, C, ldc, Cinit, ldi);
+    else
+        gemm_nt<T>(M, K, A, lda, W, ld_nk, n0, n1, C, ldc, Cinit, ldi);
+}
+
+// ---------------------------------------------------------------- activations
+// Float vectors use Cephes-style polynomials (about 2 ulp); doubles and scalar tails use
+// libm so float64 results match torch to ~1e-15.
+static inline vf vexp(vf x) {
+    x = x > 88.0f ? vf{} + 88.0f : x;
+    x = x < -87.0f ? vf{} - 87.0f : x;
+    vf y = x * 1.44269504088896341f + 0.5f;
+    vi n = __builtin_convertvector(y, vi);
+    vf nf = __builtin_convertvector(n, vf);
+    n += (vi)(nf > y);  // truncation -> floor
+    nf = __builtin_convertvector(n, vf);
+    vf r = x - nf * 0.693359375f + nf * 2.12194440e-4f;
+    vf p = 1.9875691500E-4f * r + 1.3981999507E-3f;
+    p = p * r + 8.3334519073E-3f;
+    p = p * r + 4.1665795894E-2f;
+    p = p * r + 1.6666665459E-1f;
+    p = p * r + 5.0000001201E-1f;
+    p = p * r * r + r + 1.0f;
+    vi bits = (n + 127) << 23;
+    return p * (vf)bits;
+}
+static inline vf vsigmoid(vf x) { return 1.0f / (1.0f + vexp(-x)); }
+static inline vf vtanh(vf x) {
+    vf a = x < 0.0f ? -x : x;
+    vf s = x * x;
+    vf small = -5.70498872745E-3f * s + 2.06390887954E-2f;
+    small = small * s - 5.37397155531E-2f;
+    small = small * s + 1.33314422036E-1f;
+    small = small * s - 3.33332819422E-1f;
+    small = small * s * x + x;
+    vf big = 1.0f - 2.0f / (vexp(a + a) + 1.0f);
+    big = x < 0.0f ? -big : big;
+    return a < 0.625f ? small : big;
+}
+static inline vf vrelu(vf x) { return x > 0.0f ? x : vf{}; }
+
+static inline float s_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+static inline double s_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+static inline float s_tanh(float x) { return tanhf(x); }
+static inline double s_tanh(double x) { return tanh(x); }
+template <typename T> static inline T s_relu(T x) { return x > T(0) ? x : T(0); }
+
+// Lane types: pointwise code is written once against these and run with vectors over
+// the bulk of the hidden units (float) and scalars over the tail (and for double).
+struct LaneF {
+    typedef vf P;
+    typedef float T;
+    static constexpr int L = sizeof(vf) / sizeof(float);
+    static P ld(const float* p) { return load_vec<vf>(p); }
+    static void st(float* p, P v) { store_vec(p, v); }
+    static P sig(P x) { return vsigmoid(x); }
+    static P th(P x) { return vtanh(x); }
+    static P relu(P x) { return vrelu(x); }
+    static P pos(P x) { return x > 0.0f ? vf{} + 1.0f : vf{}; }
+};
+template <typename TT> struct LaneS {
+    typedef TT P;
+    typedef TT T;
+    static constexpr int L = 1;
+    static P ld(const T* p) { return *p; }
+    static void st(T* p, P v) { *p = v; }
+    static P sig(P x) { return s_sigmoid(x); }
+    static P th(P x) { return s_tanh(x); }
+    static P relu(P x) { return s_relu(x); }
+    static P pos(P x) { return x > T(0) ? T(1) : T(0); }
+};
+
+// Runs body(lane_tag, k) over units [k0, k1): vector lanes for float, scalars otherwise.
+template <typename T> struct Lanes;
+template <> struct Lanes<float> {
+    template <typename F> static void run(int k0, int k1, F&& body) {
+        int k = k0;
+        for (; k + LaneF::L <= k1; k += LaneF::L) body(LaneF(), k);
+        for (; k < k1; k++) body(LaneS<float>(), k);
+    }
+};
+template <> struct Lanes<double> {
+    template <typename F> static void run(int k0, int k1, F&& body) {
+        for (int k = k0; k < k1; k++) body(LaneS<double>(), k);
+    }
+};
+
+static inline int gate_count(int mode) {
+    return mode == MODE_LSTM ? 4 : mode == MODE_GRU ? 3 : 1;
+}
+
+// Split [0, n) into nt ranges aligned to the vector width (so all but the last are full
+// vectors), returning this thread's range.
+template <typename T>
+static inline void split_range(int n, int tid, int nt, int* a, int* b) {
+    constexpr int L = sizeof(typename VecOf<T>::type) / sizeof(T);
+    int blocks = (n + L - 1) / L;
+    int lo = (int)((long)blocks * tid / nt) * L, hi = (int)((long)blocks * (tid + 1) / nt) * L;
+    *a = lo < n ? lo : n;
+    *b = hi < n ? hi : n;
+}
+
+// Copy this thread's columns of the (B, Hout) state and, for LSTM, of the (B, H) cell.
+template <typename T>
+static void copy_states(const void* h_src, void* h_dst, int Hout, int p0, int p1, const void* c_src,
+                        void* c_dst, int H, int k0, int k1, int B, bool lstm) {
+    for (int b = 0; b < B; b++) {
+        for (int p = p0; p < p1; p++) ((T*)h_dst)[(long)b * Hout + p] = ((const T*)h_src)[(long)b * Hout + p];
+        if (lstm)
+            for (int k = k0; k < k1; k++) ((T*)c_dst)[(long)b * H + k] = ((const T*)c_src)[(long)b * H + k];
+    }
+}
+
+// Run job.run(tid, nthreads) on args.threads threads.
+template <typename Job, typename Args>
+static void launch(const Args& args) {
+    struct Entry {
+        static void call(void* ctx, int tid, int nt) { ((const Job*)ctx)->run(tid, nt); }
+    };
+    Job job(args);
+    parallel_run(args.threads, &Entry::call, &job);
+}
+
+static inline bool row_active(const int64_t* lengths, int b, int t) {
+    return lengths == nullptr || t < lengths[b];
+}
+
+// ---------------------------------------------------------------- forward
+template <typename T>
+struct Forward {
+    const ForwardArgs& a;
+    int G, GH;
+    explicit Forward(const ForwardArgs& args) : a(args), G(gate_count(args.mode)), GH(G * args.H) {}
+
+    T* gates_at(int t) const { return (T*)a.gates + (a.save ? (long)t * a.B * GH : 0); }
+    T* aux_at(int t) const { return (T*)a.aux + (a.save ? (long)t * a.B * a.H : 0); }
+    T* m_at(int t) const { return (T*)a.m + (a.save ? (long)t * a.B * a.H : 0); }
+
+    // Gate pre-activations of units [k0, k1) for all rows: xg + h_prev W_hh^T (GRU n gate:
+    // b_hn + h_prev W_hn^T, the input part is added after the reset gate).
+    void gate_products(int t, const T* hprev, T* g, int k0, int k1) const {
+        const T* xg = (const T*)a.xg + (long)t * a.B * GH;
+        const T* w = (const T*)a.whhT;
+        for (int gi = 0; gi < G; gi++) {
+            int off = gi * a.H;
+            const T* init = xg + off;
+            long ldi = GH;
+            if (a.mode == MODE_GRU && gi == 2) {
+                init = a.bhn ? (const T*)a.bhn : nullptr;
+                ldi = 0;
+            }
+            // Transposed: column block `off` of (Hout x GH); else row block `off` of (GH x Hout).
+            const T* wg = a.transposed ? w + off : w + (long)off * a.Hout;
+            product<T>(a.transposed, a.B, a.Hout, hprev, a.Hout, wg, GH, a.Hout, k0, k1, g + off,
+                       GH, init, ldi);
+        }
+    }
+
+    void pointwise(int t, const T* hprev, T* hnew, T* c, int k0, int k1) const {
+        T* g = gates_at(t);
+        T* aux = aux_at(t);
+        T* m = m_at(t);
+        const T* xg = (const T*)a.xg + (long)t * a.B * GH;
+        const int H = a.H;
+        for (int b = 0; b < a.B; b++) {
+            bool active = row_active(a.lengths, b, t);
+            T* gb = g + (long)b * GH;
+            const T* hp = hprev + (long)b * a.Hout;
+            T* hn = hnew + (long)b * a.Hout;
+            if (!active) {
+                if (a.whrT == nullptr)
+                    for (int k = k0; k < k1; k++) hn[k] = hp[k];
+                if (a.save && a.mode == MODE_LSTM)
+                    for (int k = k0; k < k1; k++) aux[(long)b * H + k] = c[(long)b * H + k];
+                if (a.whrT)  // saved m feeds dW_hr; keep padded rows finite and zero
+                    for (int k = k0; k < k1; k++) m[(long)b * H + k] = T(0);
+                continue;
+            }
+            Lanes<T>::run(k0, k1, [&](auto lane, int k) {
+                typedef decltype(lane) Ln;
+                if (a.mode == MODE_RNN_TANH || a.mode == MODE_RNN_RELU) {
+                    auto v = Ln::ld(gb + k);
+                    Ln::st(hn + k, a.mode == MODE_RNN_TANH ? Ln::th(v) : Ln::relu(v));
+                } else if (a.mode == MODE_GRU) {
+                    auto r = Ln::sig(Ln::ld(gb + k));
+                    auto z = Ln::sig(Ln::ld(gb + H + k));
+                    auto hnp = Ln::ld(gb + 2 * H + k);
+                    auto n = Ln::th(Ln::ld(xg + (long)b * GH + 2 * H + k) + r * hnp);
+                    auto h = Ln::ld(hp + k);
+                    Ln::st(aux + (long)b * H + k, hnp);
+                    Ln::st(gb + k, r);
+                    Ln::st(gb + H + k, z);
+                    Ln::st(gb + 2 * H + k, n);
+                    Ln::st(hn + k, n + z * (h - n));
+                } else {
+                    auto i = Ln::sig(Ln::ld(gb + k));
+                    auto f = Ln::sig(Ln::ld(gb + H + k));
+                    auto gg = Ln::th(Ln::ld(gb + 2 * H + k));
+                    auto o = Ln::sig(Ln::ld(gb + 3 * H + k));
+                    T* cb = c + (long)b * H;
+                    auto cc = f * Ln::ld(cb + k) + i * gg;
+                    Ln::st(cb + k, cc);
+                    Ln::st(aux + (long)b * H + k, cc);
+                    Ln::st(gb + k, i);
+                    Ln::st(gb + H + k, f);
+                    Ln::st(gb + 2 * H + k, gg);
+                    Ln::st(gb + 3 * H + k, o);
+                    auto mm = o * Ln::th(cc);
+                    Ln::st(a.whrT ? m + (long)b * H + k : hn + k, mm);
+                }
+            });
+        }
+    }
+
+    // LSTM projection h_new[:, p0:p1] = m W_hr^T for active rows.
+    void project(int t, const T* hprev, T* hnew, int p0, int p1) const {
+        product<T>(a.transposed, a.B, a.H, m_at(t), a.H, (const T*)a.whrT, a.Hout, a.H, p0, p1,
+                   hnew, a.Hout, nullptr, 0);
+        for (int b = 0; b < a.B; b++)
+            if (!row_active(a.lengths, b, t))
+                for (int p = p0; p < p1; p++) hnew[(long)b * a.Hout + p] = hprev[(long)b * a.Hout + p];
+    }
+
+    void emit(int t, const T* hnew, int p0, int p1) const {
+        T* y = (T*)a.y + (long)t * a.B * a.Hout;
+        for (int b = 0; b < a.B; b++) {
+            bool active = row_active(a.lengths, b, t);
+            for (int p = p0; p < p1; p++)
+                y[(long)b * a.Hout + p] = active ? hnew[(long)b * a.Hout + p] : T(0);
+        }
+    }
+
+    void run(int tid, int nt) const {
+        const int B = a.B, H = a.H, Hout = a.Hout;
+        T* buf0 = (T*)a.work;
+        T* buf1 = buf0 + (long)B * Hout;
+        T* c = buf1 + (long)B * Hout;
+        int k0, k1, p0, p1;
+        split_range<T>(H, tid, nt, &k0, &k1);
+        split_range<T>(Hout, tid, nt, &p0, &p1);
+        const bool lstm = a.mode == MODE_LSTM;
+        copy_states<T>(a.h0, buf0, Hout, p0, p1, a.c0, c, H, k0, k1, B, lstm);
+        parallel_barrier();
+        T* hprev = buf0;
+        T* hnew = buf1;
+        for (int s = 0; s < a.T; s++) {
+            int t = a.reverse ? a.T - 1 - s : s;
+            gate_products(t, hprev, gates_at(t), k0, k1);
+            pointwise(t, hprev, hnew, c, k0, k1);
+            if (a.whrT) {
+                parallel_barrier();
+                project(t, hprev, hnew, p0, p1);
+            }
+            emit(t, hnew, p0, p1);
+            parallel_barrier();
+            T* tmp = hprev;
+            hprev = hnew;
+            hnew = tmp;
+        }
+        copy_states<T>(hprev, a.hn, Hout, p0, p1, c, a.cn, H, k0, k1, B, lstm);
+    }
+};
+
+// ---------------------------------------------------------------- backward
+template <typename T>
+struct Backward {
+    const BackwardArgs& a;
+    int G, GH;
+    explicit Backward(const BackwardArgs& args) : a(args), G(gate_count(args.mode)), GH(G * args.H) {}
+
+    // Time index of the step processed just before t in the forward pass, or -1 (initial state).
+    int prev_step(int b, int t) const {
+        if (!a.reverse) return t - 1;
+        int len = a.lengths ? (int)a.lengths[b] : a.T;
+        return t + 1 < len ? t + 1 : -1;
+    }
+
+    void pointwise(int t, const T* dtot, const T* dm, T* dc, int k0, int k1) const {
+        const int H = a.H;
+        const long base = (long)t * a.B * GH;
+        for (int b = 0; b < a.B; b++) {
+            T* dgx = (T*)a.dgx + base + (long)b * GH;
+            T* dgh = (T*)a.dgh + base + (long)b * GH;
+            if (!row_active(a.lengths, b, t)) {
+                for (int gi = 0; gi < G; gi++)
+                    for (int k = k0; k < k1; k++) {
+                        dgx[gi * H + k] = T(0);
+                        dgh[gi * H + k] = T(0);
+                    }
+                continue;
+            }
+            const T* g = (const T*)a.gates + base + (long)b * GH;
+            const T* dh = (a.whr ? dm + (long)b * H : dtot + (long)b * a.Hout);
+            const int tp = prev_step(b, t);
+            Lanes<T>::run(k0, k1, [&](auto lane, int k) {
+                typedef decltype(lane) Ln;
+                typedef typename Ln::P P;
+                const P one = P{} + T(1);
+                const P d = Ln::ld(dh + k);
+                if (a.mode == MODE_RNN_TANH || a.mode == MODE_RNN_RELU) {
+                    P h = Ln::ld((const T*)a.y + (long)t * a.B * a.Hout + (long)b * a.Hout + k);
+                    Ln::st(dgx + k, a.mode == MODE_RNN_TANH ? d * (one - h * h) : d * Ln::pos(h));
+                } else if (a.mode == MODE_GRU) {
+                    P r = Ln::ld(g + k), z = Ln::ld(g + H + k), n = Ln::ld(g + 2 * H + k);
+                    P hnp = Ln::ld((const T*)a.aux + (long)t * a.B * H + (long)b * H + k);
+                    const T* hp_row = tp >= 0 ? (const T*)a.y + (long)tp * a.B * a.Hout + (long)b * a.Hout
+                                              : (const T*)a.h0 + (long)b * a.Hout;
+                    P hp = Ln::ld(hp_row + k);
+                    P dnp = d * (one - z) * (one - n * n);
+                    P dr = dnp * hnp * r * (one - r);
+                    P dz = d * (hp - n) * z * (one - z);
+                    Ln::st(dgx + k, dr);
+                    Ln::st(dgx + H + k, dz);
+                    Ln::st(dgx + 2 * H + k, dnp);
+                    Ln::st(dgh + k, dr);
+                    Ln::st(dgh + H + k, dz);
+                    Ln::st(dgh + 2 * H + k, dnp * r);
+                } else {
+                    P i = Ln::ld(g + k), f = Ln::ld(g + H + k), gg = Ln::ld(g + 2 * H + k),
+                      o = Ln::ld(g + 3 * H + k);
+                    const T* aux = (const T*)a.aux;
+                    P c = Ln::ld(aux + (long)t * a.B * H + (long)b * H + k);
+                    const T* cp_row = tp >= 0 ? aux + (long)tp * a.B * H + (long)b * H
+                                              : (const T*)a.c0 + (long)b * H;
+                    P cp = Ln::ld(cp_row + k);
+                    P tc = Ln::th(c);
+                    T* dcb = dc + (long)b * H;
+                    P dcc = Ln::ld(dcb + k) + d * o * (one - tc * tc);
+                    Ln::st(dcb + k, dcc * f);
+                    Ln::st(dgx + k, dcc * gg * i * (one - i));
+                    Ln::st(dgx + H + k, dcc * cp * f * (one - f));
+                    Ln::st(dgx + 2 * H + k, dcc * i * (one - gg * gg));
+                    Ln::st(dgx + 3 * H + k, d * tc * o * (one - o));
+                }
+            });
+        }
+    }
+
+    void run(int tid, int nt) const {
+        const int B = a.B, H = a.H, Hout = a.Hout;
+        T* rec0 = (T*)a.work;
+        T* rec1 = rec0 + (long)B * Hout;
+        T* dtot = rec1 + (long)B * Hout;
+        T* dc = dtot + (long)B * Hout;
+        T* dm = dc + (long)B * H;
+        int k0, k1, p0, p1;
+        split_range<T>(H, tid, nt, &k0, &k1);
+        split_range<T>(Hout, tid, nt, &p0, &p1);
+        const bool lstm = a.mode == MODE_LSTM;
+        copy_states<T>(a.dhn, rec0, Hout, p0, p1, a.dcn, dc, H, k0, k1, B, lstm);
+        T* rec = rec0;
+        T* rec_next = rec1;
+        for (int s = 0; s < a.T; s++) {
+            int t = a.reverse ? s : a.T - 1 - s;
+            const T* dy = (const T*)a.dy + (long)t * B * Hout;
+            for (int b = 0; b < B; b++) {
+                bool active = row_active(a.lengths, b, t);
+                for (int p = p0; p < p1; p++) {
+                    long i = (long)b * Hout + p;
+                    T v = rec[i] + (active ? dy[i] : T(0));
+                    dtot[i] = v;
+                    if (a.dhtot) ((T*)a.dhtot)[(long)t * B * Hout + i] = active ? v : T(0);
+                }
+            }
+            if (a.whr) {
+                parallel_barrier();
+                gemm_cols<T>(B, Hout, dtot, Hout, (const T*)a.whr, H, k0, k1, dm, H, nullptr, 0);
+            }
+            pointwise(t, dtot, dm, dc, k0, k1);
+            parallel_barrier();
+            const T* dgh = (const T*)a.dgh + (long)t * B * GH;
+            for (int b = 0; b < B; b++) {
+                bool active = row_active(a.lengths, b, t);
+                const T* z = (const T*)a.gates + (long)t * B * GH + (long)b * GH + H;
+                for (int p = p0; p < p1; p++) {
+                    long i = (long)b * Hout + p;
+                    rec_next[i] = !active ? dtot[i] : a.mode == MODE_GRU ? dtot[i] * z[p] : T(0);
+                }
+            }
+            gemm_cols<T>(B, GH, dgh, GH, (const T*)a.whh, Hout, p0, p1, rec_next, Hout, rec_next, Hout);
+            T* tmp = rec;
+            rec = rec_next;
+            rec_next = tmp;
+        }
+        copy_states<T>(rec, a.dh0, Hout, p0, p1, dc, a.dc0, H, k0, k1, B, lstm);
+    }
+};
+
+static const KernelTable table = {
+    RNNKIT_ISA_NAME,
+    &launch<Forward<float>, ForwardArgs>,
+    &launch<Forward<double>, ForwardArgs>,
+    &launch<Backward<float>, BackwardArgs>,
+    &launch<Backward<double>, BackwardArgs>,
+};

@@ -1,0 +1,190 @@
+"""Differentiable recurrences over the native kernels.
+
+Only the sequential part runs in C++: the input projection ``x W_ih^T`` for all steps and
+the weight gradients (sums over time) are single large GEMMs done by torch, where they are
+fast. The C++ loop keeps the recurrent weights hot in cache and does one product and the
+gate arithmetic per step (see ``csrc/kernels_impl.h``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from rnnkit.engine import checks
+from rnnkit.engine._loader import require_native
+from rnnkit.engine.threads import choose_threads
+
+DOT_PRODUCT_MAX_BATCH = 2
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything about one call that is not a differentiable tensor."""
+
+    mode: str
+    hidden: int
+    out_size: int
+    lengths: Tensor | None
+    reverse: bool
+    threads: int
+
+
+def _ptr(t: Tensor | None) -> int:
+    return 0 if t is None else t.data_ptr()
+
+
+def _contiguous(t: Tensor | None) -> Tensor | None:
+    return None if t is None else t.contiguous()
+
+
+def _run_forward(plan: _Plan, xg, h0, c0, w_hh, b_hn, w_hr, save: bool):
+    """Run the forward kernel; returns ``(y, h_n, c_n, saved)``, ``saved`` for backward."""
+    seq_len, batch, _ = xg.shape
+    hidden, out_size = plan.hidden, plan.out_size
+    is_lstm = plan.mode == "LSTM"
+    steps = seq_len if save else 1
+    new = xg.new_empty
+    y = new(seq_len, batch, out_size)
+    h_n = new(batch, out_size)
+    c_n = new(batch, hidden) if is_lstm else None
+    gates = new(steps, batch, xg.shape[2])
+    aux = new(steps, batch, hidden) if plan.mode in ("LSTM", "GRU") else None
+    m = new(steps, batch, hidden) if w_hr is not None else None
+    work = new(2 * batch * out_size + batch * hidden)
+    # The register-tiled product wants (K x N) weights; one transposed copy per call is
+    # amortised over seq * batch rows. Small batches use dot products on torch's layout.
+    transpose = batch > DOT_PRODUCT_MAX_BATCH
+    w_hh_k = w_hh.t().contiguous() if transpose else w_hh
+    w_hr_k = w_hr.t().contiguous() if transpose and w_hr is not None else w_hr
+    require_native().forward(
+        xg.dtype == torch.float64, checks.MODE_IDS[plan.mode], seq_len, batch, hidden, out_size,
+        int(plan.reverse), int(save), plan.threads, int(transpose),
+        _ptr(xg), _ptr(h0), _ptr(c0), _ptr(w_hh_k), _ptr(b_hn), _ptr(w_hr_k), _ptr(plan.lengths),
+        _ptr(y), _ptr(h_n), _ptr(c_n), _ptr(gates), _ptr(aux), _ptr(m), _ptr(work))
+    return y, h_n, c_n, (gates, aux, m)
+
+
+def _previous_states(plan: _Plan, y: Tensor, h0: Tensor) -> Tensor:
+    """``(seq, batch, out)``: the state each step read, where the step is active."""
+    if not plan.reverse:
+        return torch.cat([h0.unsqueeze(0), y[:-1]])
+    previous = torch.cat([y[1:], h0.unsqueeze(0)])
+    if plan.lengths is not None:
+        rows = torch.nonzero(plan.lengths > 0).flatten()
+        previous[plan.lengths[rows] - 1, rows] = h0[rows]
+    return previous
+
+
+class _Recurrence(torch.autograd.Function):
+    """``(xg, h0, c0, w_hh, b_hn, w_hr) -> (y, h_n[, c_n])`` with BPTT in C++."""
+
+    @staticmethod
+    def forward(ctx, plan: _Plan, xg, h0, c0, w_hh, b_hn, w_hr):
+        y, h_n, c_n, (gates, aux, m) = _run_forward(plan, xg, h0, c0, w_hh, b_hn, w_hr, True)
+        ctx.plan = plan
+        ctx.save_for_backward(y, h0, c0, w_hh, w_hr, gates, aux, m)
+        return (y, h_n, c_n) if c_n is not None else (y, h_n)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dy, dh_n, dc_n=None):
+        plan: _Plan = ctx.plan
+        y, h0, c0, w_hh, w_hr, gates, aux, m = ctx.saved_tensors
+        seq_len, batch, gate_width = gates.shape
+        hidden, out_size = plan.hidden, plan.out_size
+        new = gates.new_empty
+        dgx = new(seq_len, batch, gate_width)
+        dgh = new(seq_len, batch, gate_width) if plan.mode == "GRU" else dgx
+        dh0 = new(batch, out_size)
+        dc0 = new(batch, hidden) if plan.mode == "LSTM" else None
+        dhtot = new(seq_len, batch, out_size) if w_hr is not None else None
+        work = new(3 * batch * out_size + 2 * batch * hidden)
+        dy, dh_n, dc_n = dy.contiguous(), dh_n.contiguous(), _contiguous(dc_n)
+        require_native().backward(
+            gates.dtype == torch.float64, checks.MODE_IDS[plan.mode], seq_len, batch, hidden,
+            out_size, int(plan.reverse), plan.threads,
+            _ptr(w_hh), _ptr(w_hr), _ptr(dy), _ptr(dh_n), _ptr(dc_n), _ptr(y), _ptr(h0),
+            _ptr(c0), _ptr(gates), _ptr(aux), _ptr(plan.lengths),
+            _ptr(dgx), _ptr(dgh), _ptr(dh0), _ptr(dc0), _ptr(dhtot), _ptr(work))
+        need = ctx.needs_input_grad
+        rows = seq_len * batch
+        dw_hh = db_hn = dw_hr = None
+        if need[4]:
+            previous = _previous_states(plan, y, h0)
+            dw_hh = dgh.view(rows, gate_width).t() @ previous.view(rows, out_size)
+        if need[5]:
+            db_hn = dgh[:, :, 2 * hidden:].sum((0, 1))
+        if need[6]:
+            dw_hr = dhtot.view(rows, out_size).t() @ m.view(rows, hidden)
+        return None, dgx, dh0, dc0, dw_hh, db_hn, dw_hr
+
+
+def _input_projection(mode, x, weight_ih, bias_ih, bias_hh, hidden):
+    """``(seq, batch, G*H)``: ``x W_ih^T`` plus every bias that can be added before the loop.
+
+    For GRU, ``b_hn`` is multiplied by the reset gate, so it stays out (returned separately).
+    """
+    seq_len, batch, input_size = x.shape
+    x2d = x.reshape(seq_len * batch, input_size)
+    b_hn = None
+    if bias_ih is None:
+        xg = x2d @ weight_ih.t()
+    else:
+        if mode == "GRU":
+            bias = torch.cat([bias_ih[:2 * hidden] + bias_hh[:2 * hidden], bias_ih[2 * hidden:]])
+            b_hn = bias_hh[2 * hidden:]
+        else:
+            bias = bias_ih + bias_hh
+        xg = torch.addmm(bias, x2d, weight_ih.t())
+    return xg.view(seq_len, batch, -1), b_hn
+
+
+def recurrence(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weight_ih: Tensor,
+               weight_hh: Tensor, bias_ih: Tensor | None, bias_hh: Tensor | None,
+               weight_hr: Tensor | None, lengths: Tensor | None, reverse: bool):
+    """One layer and one direction over a whole sequence, differentiable.
+
+    - ``mode``: ``'RNN_TANH' | 'RNN_RELU' | 'LSTM' | 'GRU'`` (torch's gate order and formulas).
+    - ``x``: ``(seq, batch, input)``; ``h0``: ``(batch, out)``; ``c0``: ``(batch, hidden)`` for
+      LSTM else ``None``; weights and biases shaped as in ``torch.nn`` (``out`` is
+      ``proj_size`` when ``weight_hr`` is given, else ``hidden``).
+    - ``lengths``: ``None`` or an int64 tensor ``(batch,)`` of valid steps per row.
+    - ``reverse``: read each row from its last valid step back to step 0.
+    - Returns ``(output (seq, batch, out), h_n (batch, out), c_n (batch, hidden) or None)``;
+      ``output`` is zero at padded steps, rows of length 0 keep ``h0``/``c0``.
+    """
+    _, hidden, out_size = checks.check_recurrence_args(
+        mode, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr)
+    seq_len, batch, _ = x.shape
+    lengths = checks.check_lengths(lengths, batch, seq_len)
+    if seq_len == 0 or batch == 0:
+        raise ValueError(f"x: expected a non-empty sequence and batch, got shape {tuple(x.shape)}")
+    plan = _Plan(mode, hidden, out_size, lengths, bool(reverse),
+                 choose_threads(mode, batch, hidden, out_size))
+    xg, b_hn = _input_projection(mode, x, weight_ih, bias_ih, bias_hh, hidden)
+    h0, c0 = h0.contiguous(), _contiguous(c0)
+    tensors = (xg, h0, c0, weight_hh.contiguous(), _contiguous(b_hn), _contiguous(weight_hr))
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+        result = _Recurrence.apply(plan, *tensors)
+        return result if len(result) == 3 else (*result, None)
+    y, h_n, c_n, _ = _run_forward(plan, *tensors, save=False)
+    return y, h_n, c_n
+
+
+def cell_step(mode: str, x_t: Tensor, h: Tensor, c: Tensor | None, weight_ih: Tensor,
+              weight_hh: Tensor, bias_ih: Tensor | None, bias_hh: Tensor | None,
+              weight_hr: Tensor | None):
+    """One time step: ``x_t (batch, input)``, ``h (batch, out)``, ``c (batch, hidden)`` or None.
+
+    Returns ``(h_new, c_new or None)``. Differentiable (same kernels as :func:`recurrence`);
+    under ``torch.no_grad()`` it skips autograd bookkeeping for low streaming latency.
+    """
+    if not isinstance(x_t, Tensor) or x_t.dim() != 2:
+        got = tuple(x_t.shape) if isinstance(x_t, Tensor) else type(x_t).__name__
+        raise ValueError(f"x_t: expected a 2-D tensor (batch, input), got {got}")
+    _, h_new, c_new = recurrence(mode, x_t.unsqueeze(0), h, c, weight_ih, weight_hh, bias_ih,
+                                 bias_hh, weight_hr, None, False)
+    return h_new, c_new
