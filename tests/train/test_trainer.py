@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import signal
@@ -23,6 +24,7 @@ from tests.train.train_toys import (
 from rnnkit.train import (
     Callback,
     NonFiniteLossError,
+    ProgressBar,
     Trainer,
     load_checkpoint,
     read_metadata,
@@ -375,3 +377,58 @@ def test_loss_is_logged_as_the_value_backpropagated():
     ).fit()
     assert recorder.losses == seen
     assert all(math.isfinite(r.grad_norm) and r.grad_norm > 0 for r in recorder.records)
+
+
+def test_keyboard_interrupt_between_steps_saves_last(tmp_path):
+    class StopAtFour(Callback):
+        def on_batch_end(self, trainer, record):
+            if record.step == 4:
+                raise KeyboardInterrupt
+
+    seed_everything(0)
+    trainer = Trainer(
+        Regressor(),
+        RegressionSource(),
+        quiet_config(max_steps=10),
+        run_dir=tmp_path,
+        callbacks=[StopAtFour()],
+    )
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    assert trainer.state.stop_reason == "interrupted"
+    assert read_metadata(tmp_path / "checkpoints/last")["trainer"]["step"] == 4
+
+
+def test_keyboard_interrupt_inside_a_step_keeps_the_previous_last(tmp_path):
+    calls = {"n": 0}
+
+    def interrupted_loss(model, batch):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt  # e.g. a second Ctrl-C in the middle of a step
+        return model.loss(batch)
+
+    seed_everything(0)
+    trainer = Trainer(
+        Regressor(),
+        RegressionSource(),
+        quiet_config(max_steps=10, checkpoint_every=2),
+        loss_fn=interrupted_loss,
+        run_dir=tmp_path,
+    )
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    assert read_metadata(tmp_path / "checkpoints/last")["trainer"]["step"] == 4
+
+
+def test_progress_bar_shows_loss_rate_and_total():
+    stream = io.StringIO()
+    seed_everything(0)
+    Trainer(
+        Regressor(),
+        RegressionSource(),
+        quiet_config(max_steps=5),
+        callbacks=[ProgressBar(file=stream, disable=False)],
+    ).fit()
+    text = stream.getvalue()
+    assert "5/5" in text and "loss=" in text and "lr=" in text and "step/s" in text

@@ -136,12 +136,14 @@ class TensorBoardLogger(Callback):
 class ProgressBar(Callback):
     """A tqdm bar over steps with loss (smoothed), lr, rate and ETA, and the last eval metric.
 
-    ETA needs a known total (``max_steps`` or ``max_epochs``). The bar is hidden when stderr is
-    not a terminal.
+    ETA needs a known total (``max_steps`` or ``max_epochs``). By default the bar goes to stderr
+    and is hidden when that is not a terminal; pass ``file`` and ``disable=False`` to force it.
     """
 
-    def __init__(self, smoothing: float = 0.9) -> None:
+    def __init__(self, smoothing: float = 0.9, file: Any = None, disable: bool | None = None):
         self.smoothing = smoothing
+        self.file = file
+        self.disable = disable
         self.bar: Any = None
         self._loss: float | None = None
         self._postfix: dict[str, str] = {}
@@ -152,8 +154,8 @@ class ProgressBar(Callback):
             initial=trainer.state.global_step,
             unit="step",
             dynamic_ncols=True,
-            file=sys.stderr,
-            disable=None,  # None: off when not a TTY
+            file=self.file if self.file is not None else sys.stderr,
+            disable=self.disable,  # None: off when not a TTY
         )
 
     def on_batch_end(self, trainer: Trainer, record: StepRecord) -> None:

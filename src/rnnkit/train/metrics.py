@@ -18,7 +18,7 @@ IGNORE_INDEX = -100
 
 def _as_ids(name: str, values: Any) -> torch.Tensor:
     tensor = torch.as_tensor(values)
-    if tensor.is_floating_point() or tensor.is_complex():
+    if tensor.numel() and (tensor.is_floating_point() or tensor.is_complex()):
         raise TypeError(f"{name}: expected integer class ids, got a {tensor.dtype} tensor")
     return tensor.long()
 
@@ -130,8 +130,9 @@ def _sacrebleu() -> Any:
 
 
 def bleu(hypotheses: Sequence[str], references: Sequence[str], tokenize: str = "13a") -> float:
-    """Corpus BLEU (0–100) of detokenised strings, one reference each, computed by sacrebleu
-    with its default settings (4-grams, exponential smoothing off, ``13a`` tokenisation)."""
+    """Corpus BLEU (0–100) of detokenised strings, one reference each, as sacrebleu computes it
+    by default: n-grams up to 4 summed over the corpus (not averaged per sentence), brevity
+    penalty, ``exp`` smoothing of zero n-gram counts, ``13a`` tokenisation."""
     _paired_texts(hypotheses, references)
     return float(
         _sacrebleu().corpus_bleu(list(hypotheses), [list(references)], tokenize=tokenize).score

@@ -36,3 +36,10 @@ def is_main_process() -> bool:
     Only the main process writes checkpoints, logs and the progress bar.
     """
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The user's module inside a ``DistributedDataParallel`` wrapper (or the model itself), so
+    checkpoints hold the same parameter names however the model was trained."""
+    wrappers = (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)
+    return model.module if isinstance(model, wrappers) else model

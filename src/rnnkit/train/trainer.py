@@ -22,7 +22,7 @@ from rnnkit.train.checkpoint import TRAINER_KEY, load_checkpoint, save_checkpoin
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.interrupt import InterruptRequest, deferred_sigint
 from rnnkit.train.loggers import CSVLogger, ProgressBar, TensorBoardLogger
-from rnnkit.train.runtime import is_main_process, resolve_device
+from rnnkit.train.runtime import is_main_process, resolve_device, unwrap_model
 from rnnkit.train.schedules import LRSchedule
 from rnnkit.train.seeding import (
     capture_rng_state,
@@ -403,7 +403,7 @@ class Trainer:
                 )
         save_checkpoint(
             self.checkpoint_dir / name,
-            self.model,
+            unwrap_model(self.model),
             metadata={**self.metadata, TRAINER_KEY: self._metadata_summary()},
             trainer_state=self._trainer_state(),
         )
@@ -445,7 +445,7 @@ class Trainer:
             directory = self.checkpoint_dir / "last"
         else:
             directory = Path(resume)  # type: ignore[arg-type]
-        checkpoint = load_checkpoint(directory, model=self.model, device=self.device)
+        checkpoint = load_checkpoint(directory, unwrap_model(self.model), device=self.device)
         saved = checkpoint.trainer_state
         if saved is None or saved.get("version") != TRAINER_STATE_VERSION:
             raise ValueError(
