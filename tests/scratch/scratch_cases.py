@@ -7,7 +7,7 @@ and every entry of every gradient is exercised.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -15,6 +15,7 @@ import numpy as np
 from rnnkit import scratch
 
 SEQ, BATCH, INPUT, HIDDEN, PROJ = 4, 2, 3, 4, 2
+LENGTHS = [4, 2]  # a padded batch: the second row is valid for 2 of the SEQ steps
 
 
 def as_tuple(state: Any) -> tuple:
@@ -35,26 +36,28 @@ class Problem:
     inputs: np.ndarray
     state: Any
     weights: list[np.ndarray]  # for output, then each part of the final state
+    forward_options: dict[str, Any] = field(default_factory=dict)  # e.g. lengths= for a stack
 
     def loss(self) -> float:
-        output, final_state, _ = self.net.forward(self.inputs, self.state)
+        output, final_state, _ = self.net.forward(self.inputs, self.state, **self.forward_options)
         parts = [output, *as_tuple(final_state)]
         return float(sum(np.sum(w * p) for w, p in zip(self.weights, parts, strict=True)))
 
     def analytic(self) -> tuple[np.ndarray, Any, dict[str, np.ndarray]]:
         """``(grad_inputs, grad_state, grads)`` from the hand-written backward pass."""
-        _, final_state, cache = self.net.forward(self.inputs, self.state)
+        _, final_state, cache = self.net.forward(self.inputs, self.state, **self.forward_options)
         grad_final = like_state(self.weights[1:], final_state)
         return self.net.backward(cache, self.weights[0], grad_final)
 
 
-def make_problem(net: Any, rng: np.random.Generator) -> Problem:
+def make_problem(net: Any, rng: np.random.Generator, **forward_options: Any) -> Problem:
     """Random inputs, initial state and loss weights sized for ``net`` (a layer or a stack)."""
     inputs = rng.standard_normal((SEQ, BATCH, net.input_size))
     zero_output, zero_state, _ = net.forward(inputs)
     state = like_state([rng.standard_normal(p.shape) for p in as_tuple(zero_state)], zero_state)
     parts = [zero_output, *as_tuple(zero_state)]
-    return Problem(net, inputs, state, [rng.standard_normal(p.shape) for p in parts])
+    weights = [rng.standard_normal(p.shape) for p in parts]
+    return Problem(net, inputs, state, weights, forward_options)
 
 
 LAYERS = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.scratch.scratch_cases import LAYERS, STACKS, as_tuple, make_problem
+from tests.scratch.scratch_cases import LAYERS, LENGTHS, STACKS, as_tuple, make_problem
 
 from rnnkit import scratch
 from rnnkit.scratch.gradcheck import numerical_gradient, relative_error
@@ -12,10 +12,15 @@ from rnnkit.scratch.gradcheck import numerical_gradient, relative_error
 TOLERANCE = 1e-7  # central differences with eps=1e-6 reach ~1e-9 on these sizes
 
 
-@pytest.mark.parametrize("name", sorted(LAYERS) + sorted(STACKS))
-def test_every_gradient_matches_finite_differences(name):
+CASES = [(name, False) for name in sorted(LAYERS) + sorted(STACKS)]
+CASES += [(name, True) for name in sorted(STACKS)]
+
+
+@pytest.mark.parametrize(("name", "padded"), CASES)
+def test_every_gradient_matches_finite_differences(name, padded):
     rng = np.random.default_rng(7)
-    problem = make_problem({**LAYERS, **STACKS}[name](rng), rng)
+    net = {**LAYERS, **STACKS}[name](rng)
+    problem = make_problem(net, rng, **({"lengths": LENGTHS} if padded else {}))
     grad_inputs, grad_state, grads = problem.analytic()
 
     checked = {"inputs": (grad_inputs, problem.inputs)}
@@ -26,6 +31,8 @@ def test_every_gradient_matches_finite_differences(name):
     for param_name, value in problem.net.params.items():
         checked[param_name] = (grads[param_name], value)
 
+    if padded:  # the padded steps of the second row do not touch the loss
+        np.testing.assert_array_equal(grad_inputs[LENGTHS[1] :, 1], 0.0)
     for what, (analytic, value) in checked.items():
         assert analytic.shape == value.shape, what
         assert np.abs(analytic).max() > 1e-3, f"{what}: gradient unexpectedly ~0"

@@ -62,9 +62,9 @@ def pack_state(parts: list, is_lstm: bool):
     return tuple(parts) if is_lstm else parts[0]
 
 
-def scratch_results(net, inputs, state, weights):
+def scratch_results(net, inputs, state, weights, lengths):
     """Outputs ``[output, h_n(, c_n)]`` and gradients by name from the hand-written BPTT."""
-    output, final, cache = net.forward(inputs, pack_state(state, net.is_lstm))
+    output, final, cache = net.forward(inputs, pack_state(state, net.is_lstm), lengths=lengths)
     grad_inputs, grad_state, grads = net.backward(
         cache, weights[0], pack_state(weights[1:], net.is_lstm)
     )
@@ -72,14 +72,27 @@ def scratch_results(net, inputs, state, weights):
     return [output, *as_tuple(final)], named | grads
 
 
-def torch_results(module, inputs, state, weights):
+def run_module(module, inputs, hx, lengths):
+    """``module(inputs, hx)``, for a padded batch through ``lengths=`` or a PackedSequence."""
+    if lengths is None:
+        return module(inputs, hx)
+    if isinstance(module, rnnkit.nn.RecurrentBase):
+        return module(inputs, hx, lengths=lengths)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(inputs, lengths, enforce_sorted=False)
+    output, final = module(packed, hx)
+    output, _ = torch.nn.utils.rnn.pad_packed_sequence(output, total_length=inputs.shape[0])
+    return output, final
+
+
+def torch_results(module, inputs, state, weights, lengths):
     """Outputs and gradients by name of the loss ``sum(weights * outputs)`` by torch autograd."""
     leaves = {"input": torch.tensor(inputs, requires_grad=True)}
     state_names = ["h0", "c0"][: len(state)]
     state_leaves = [torch.tensor(part, requires_grad=True) for part in state]
     leaves |= dict(zip(state_names, state_leaves, strict=True))
     leaves |= dict(module.named_parameters())
-    output, final = module(leaves["input"], pack_state(state_leaves, len(state) == 2))
+    hx = pack_state(state_leaves, len(state) == 2)
+    output, final = run_module(module, leaves["input"], hx, lengths)
     parts = [output, *as_tuple(final)]
     loss = sum((torch.tensor(w) * part).sum() for w, part in zip(weights, parts, strict=True))
     grads = torch.autograd.grad(loss, list(leaves.values()))
@@ -87,7 +100,9 @@ def torch_results(module, inputs, state, weights):
     return [part.detach().numpy() for part in parts], named
 
 
-def compare(namespace, class_name, options, seq, batch, input_size, hidden_size, seed):
+def compare(
+    namespace, class_name, options, seq, batch, input_size, hidden_size, seed, lengths=None
+):
     """Run both sides on the same data; assert outputs and all gradients agree."""
     torch.manual_seed(seed)
     module = torch_side_module(namespace, class_name, input_size, hidden_size, **options)
@@ -98,8 +113,8 @@ def compare(namespace, class_name, options, seq, batch, input_size, hidden_size,
     state = [rng.standard_normal(part.shape) for part in as_tuple(zero_state)]
     weights = [rng.standard_normal(p.shape) for p in [zero_output, *as_tuple(zero_state)]]
 
-    ours, our_grads = scratch_results(net, inputs, state, weights)
-    theirs, their_grads = torch_results(module, inputs, state, weights)
+    ours, our_grads = scratch_results(net, inputs, state, weights, lengths)
+    theirs, their_grads = torch_results(module, inputs, state, weights, lengths)
     for index, (mine, expected) in enumerate(zip(ours, theirs, strict=True)):
         np.testing.assert_allclose(mine, expected, rtol=0, atol=TOLERANCE, err_msg=f"out {index}")
     assert our_grads.keys() == their_grads.keys()
@@ -115,6 +130,45 @@ def compare(namespace, class_name, options, seq, batch, input_size, hidden_size,
 def test_matches_torch_autograd(namespace, variant, stacking):
     class_name, options = VARIANTS[variant]
     compare(namespace, class_name, options | STACKINGS[stacking], 5, 3, 4, 6, seed=0)
+
+
+@pytest.mark.parametrize("namespace", NAMESPACES)
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_padded_batches_match_torch(namespace, variant):
+    """Rows of different lengths: ``lengths=`` for rnnkit.nn, a PackedSequence for torch.nn."""
+    class_name, options = VARIANTS[variant]
+    options = options | {"num_layers": 2, "bidirectional": True}
+    # torch.nn cannot pack a row of length 0; rnnkit.nn's contract covers it
+    lengths = [5, 2, 3, 1] if namespace == "torch.nn" else [5, 0, 3, 1]
+    compare(namespace, class_name, options, 5, 4, 3, 5, seed=1, lengths=lengths)
+
+
+def test_full_lengths_give_exactly_the_unpadded_result():
+    rng = np.random.default_rng(0)
+    net = scratch.LSTM(3, 4, 2, bidirectional=True, proj_size=2, rng=rng)
+    inputs = rng.standard_normal((5, 3, 3))
+    dense_output, (dense_h, dense_c), dense_cache = net.forward(inputs)
+    output, (h, c), cache = net.forward(inputs, lengths=[5, 5, 5])
+    np.testing.assert_allclose(output, dense_output, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(h, dense_h, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(c, dense_c, rtol=0, atol=1e-15)
+    grad_output = rng.standard_normal(output.shape)
+    _, _, dense_grads = net.backward(dense_cache, grad_output)
+    _, _, grads = net.backward(cache, grad_output)
+    for name, grad in dense_grads.items():
+        np.testing.assert_allclose(grads[name], grad, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("lengths", "message"),
+    [
+        ([5, 6], "lengths must be in \\[0, seq=5\\], got values from 5 to 6"),
+        ([5], "lengths must be 2"),
+    ],
+)
+def test_bad_lengths_raise(lengths, message):
+    with pytest.raises(ValueError, match=message):
+        scratch.GRU(3, 4).forward(np.zeros((5, 2, 3)), lengths=lengths)
 
 
 @settings(max_examples=15, deadline=None)

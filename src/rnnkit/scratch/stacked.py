@@ -14,7 +14,9 @@ Parameter names are torch's (``weight_ih_l0``, ``bias_hh_l1_reverse``, ``weight_
 ``net.load_state_dict({k: v.detach().numpy() for k, v in torch_net.state_dict().items()})``
 copies a torch network across. Shape legend: inputs ``(seq, batch, I)`` (time-major, like torch's
 default ``batch_first=False``), ``D`` directions, ``L`` layers, ``P`` the size of ``h``.
-Dropout between layers is not implemented (it is random, so no reference could match it).
+Padded batches of different lengths: ``forward(inputs, hx, lengths=...)``, see
+:mod:`rnnkit.scratch.padded`. Dropout between layers is not implemented (it is random, so no
+reference could match it).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from rnnkit.scratch._validate import check_array, check_positive_int
 from rnnkit.scratch.gru import GRULayer
 from rnnkit.scratch.layer import ForwardCache, Params, RecurrentLayer
 from rnnkit.scratch.lstm import LSTMLayer
+from rnnkit.scratch.padded import PaddedCache, backward_padded, forward_padded
 from rnnkit.scratch.rnn import RNNLayer
 
 
@@ -102,27 +105,32 @@ class StackedRecurrent:
 
     # -- states: torch stacks them as (L * D, batch, size) --------------------------------
 
-    def _state_sizes(self) -> tuple[int, ...]:
-        return (self.state_size, self.layers[0].hidden_size) if self.is_lstm else (self.state_size,)
+    @property
+    def output_size(self) -> int:
+        """Features per step of ``output``: ``D * P``."""
+        return self.num_directions * self.state_size
 
-    def _check_stacked_state(self, state: Any, batch: int, name: str) -> tuple | None:
+    def state_parts(self, state: Any, batch: int, name: str) -> tuple[np.ndarray, ...]:
+        """A stacked state as a tuple of arrays, ``(h,)`` or ``(h, c)``; zeros for ``None``."""
+        sizes = [self.state_size] + ([self.layers[0].hidden_size] if self.is_lstm else [])
+        shapes = [(len(self.layers), batch, size) for size in sizes]
         if state is None:
-            return None
+            return tuple(np.zeros(shape) for shape in shapes)
         if self.is_lstm and (not isinstance(state, tuple) or len(state) != 2):
             raise TypeError(
                 f"{name} must be a tuple (h, c) for an LSTM, got {type(state).__name__}"
             )
         parts = state if self.is_lstm else (state,)
-        count = len(self.layers)
         return tuple(
-            check_array(f"{name}", part, (count, batch, size))
-            for part, size in zip(parts, self._state_sizes(), strict=True)
+            check_array(name, part, shape) for part, shape in zip(parts, shapes, strict=True)
         )
 
-    def _layer_state(self, parts: tuple | None, index: int) -> Any:
-        if parts is None:
-            return None
-        return tuple(part[index] for part in parts) if self.is_lstm else parts[0][index]
+    def pack_state(self, parts: tuple[np.ndarray, ...]) -> Any:
+        """The inverse of :meth:`state_parts`: ``(h, c)`` for an LSTM, else ``h``."""
+        return tuple(parts) if self.is_lstm else parts[0]
+
+    def _layer_state(self, parts: tuple[np.ndarray, ...], index: int) -> Any:
+        return self.pack_state(tuple(part[index] for part in parts))
 
     def _stack_states(self, states: list[Any]) -> Any:
         if self.is_lstm:
@@ -131,12 +139,19 @@ class StackedRecurrent:
 
     # -- forward and backward ---------------------------------------------------------------
 
-    def forward(self, inputs: np.ndarray, hx: Any = None) -> tuple[np.ndarray, Any, StackCache]:
+    def forward(
+        self, inputs: np.ndarray, hx: Any = None, *, lengths: Any = None
+    ) -> tuple[np.ndarray, Any, StackCache | PaddedCache]:
         """``inputs`` ``(seq, batch, I)``, ``hx`` ``(L*D, batch, P)`` (LSTM: ``(h0, c0)``, ``c0``
         ``(L*D, batch, H)``) or ``None`` -> ``(output (seq, batch, D*P), h_n like hx, cache)``.
+
+        ``lengths`` ``(batch,)``: valid steps per row of a padded batch (see
+        :mod:`rnnkit.scratch.padded`); ``None`` means every row is ``seq`` long.
         """
         inputs = check_array("inputs", inputs, (None, None, self.input_size))
-        hx_parts = self._check_stacked_state(hx, inputs.shape[1], "hx")
+        if lengths is not None:
+            return forward_padded(self, inputs, hx, lengths)
+        hx_parts = self.state_parts(hx, inputs.shape[1], "hx")
         layer_input, caches, finals = inputs, [], []
         for first in range(0, len(self.layers), self.num_directions):
             outputs = []
@@ -153,20 +168,20 @@ class StackedRecurrent:
         return layer_input, self._stack_states(finals), StackCache(caches)
 
     def backward(
-        self, cache: StackCache, grad_output: np.ndarray | None, grad_h_n: Any = None
+        self, cache: StackCache | PaddedCache, grad_output: np.ndarray | None, grad_h_n: Any = None
     ) -> tuple[np.ndarray, Any, Params]:
         """Backpropagation through time and through the layers.
 
         Returns ``(grad_input (seq, batch, I), grad_hx like hx, grads)`` with ``grads`` keyed by
         torch's parameter names. ``grad_output`` and ``grad_h_n`` may be ``None`` for zero.
         """
+        if isinstance(cache, PaddedCache):
+            return backward_padded(self, cache, grad_output, grad_h_n)
         seq, batch, _ = cache.caches[0].inputs.shape
         if grad_output is None:
-            grad_output = np.zeros((seq, batch, self.num_directions * self.state_size))
-        grad_output = check_array(
-            "grad_output", grad_output, (seq, batch, self.num_directions * self.state_size)
-        )
-        grad_h_n_parts = self._check_stacked_state(grad_h_n, batch, "grad_h_n")
+            grad_output = np.zeros((seq, batch, self.output_size))
+        grad_output = check_array("grad_output", grad_output, (seq, batch, self.output_size))
+        grad_h_n_parts = self.state_parts(grad_h_n, batch, "grad_h_n")
         grads: Params = {}
         grad_states: list[Any] = [None] * len(self.layers)
         grad_layer_output = grad_output
