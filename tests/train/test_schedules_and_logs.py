@@ -11,7 +11,7 @@ import random
 import numpy as np
 import pytest
 import torch
-from tests.train.train_toys import Recorder, RegressionSource, Regressor, quiet_config
+from tests.train.train_toys import FailingLoss, Recorder, RegressionSource, Regressor, quiet_config
 
 from rnnkit.train import (
     LRSchedule,
@@ -133,20 +133,13 @@ def test_csv_log_has_train_and_eval_columns(tmp_path):
 
 
 def test_csv_log_of_a_resumed_run_has_each_step_once(tmp_path):
-    calls = {"n": 0}
-
-    def crashes_at_six(model, batch):
-        calls["n"] += 1
-        loss = model.loss(batch)
-        return loss * float("inf") if calls["n"] == 6 else loss
-
     def trainer(loss_fn=None):
         seed_everything(0)
         config = quiet_config(max_steps=9, checkpoint_every=2)
         return Trainer(Regressor(), RegressionSource(), config, loss_fn=loss_fn, run_dir=tmp_path)
 
     with pytest.raises(NonFiniteLossError):
-        trainer(crashes_at_six).fit()
+        trainer(FailingLoss(6, float("inf"))).fit()
     assert [int(r["step"]) for r in _read_csv(tmp_path / "metrics.csv")] == [1, 2, 3, 4, 5]
     trainer().fit(resume=True)  # resumes from step 4; step 5 is trained again
     assert [int(r["step"]) for r in _read_csv(tmp_path / "metrics.csv")] == list(range(1, 10))

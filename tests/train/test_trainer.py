@@ -12,6 +12,7 @@ import pytest
 import torch
 from tests.train.train_toys import (
     CarriedHiddenLoss,
+    FailingLoss,
     Recorder,
     RegressionSource,
     Regressor,
@@ -155,20 +156,13 @@ def test_fresh_fit_refuses_a_run_dir_with_checkpoints(tmp_path):
 
 
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
-    calls = {"n": 0}
-
-    def poisoned_loss(model, batch):
-        calls["n"] += 1
-        loss = model.loss(batch)
-        return loss * float("nan") if calls["n"] == 7 else loss
-
     seed_everything(0)
     model = Regressor()
     trainer = Trainer(
         model,
         RegressionSource(),
         quiet_config(max_steps=20, checkpoint_every=3),
-        loss_fn=poisoned_loss,
+        loss_fn=FailingLoss(7, float("nan")),
         run_dir=tmp_path,
     )
     with pytest.raises(NonFiniteLossError, match=r"loss is nan at step 7 .*checkpoint is kept"):
@@ -400,20 +394,12 @@ def test_keyboard_interrupt_between_steps_saves_last(tmp_path):
 
 
 def test_keyboard_interrupt_inside_a_step_keeps_the_previous_last(tmp_path):
-    calls = {"n": 0}
-
-    def interrupted_loss(model, batch):
-        calls["n"] += 1
-        if calls["n"] == 6:
-            raise KeyboardInterrupt  # e.g. a second Ctrl-C in the middle of a step
-        return model.loss(batch)
-
     seed_everything(0)
     trainer = Trainer(
         Regressor(),
         RegressionSource(),
         quiet_config(max_steps=10, checkpoint_every=2),
-        loss_fn=interrupted_loss,
+        loss_fn=FailingLoss(6, None),
         run_dir=tmp_path,
     )
     with pytest.raises(KeyboardInterrupt):

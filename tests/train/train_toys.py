@@ -169,3 +169,18 @@ def mse_on(model: nn.Module, source) -> float:
     """Mean MSE of ``model`` over one epoch of ``source``."""
     losses = [nn.functional.mse_loss(model(b.x), b.y).item() for b in source.iter_epoch(0)]
     return sum(losses) / len(losses)
+
+
+class FailingLoss:
+    """``model.loss(batch)``, except that call number ``at_call`` (1-based) is multiplied by
+    ``factor`` (NaN, inf) or, with ``factor=None``, raises ``KeyboardInterrupt``."""
+
+    def __init__(self, at_call: int, factor: float | None):
+        self.at_call, self.factor, self.calls = at_call, factor, 0
+
+    def __call__(self, model: nn.Module, batch: PairBatch) -> torch.Tensor:
+        self.calls += 1
+        if self.calls == self.at_call and self.factor is None:
+            raise KeyboardInterrupt  # like a second Ctrl-C in the middle of a step
+        loss = model.loss(batch)
+        return loss * self.factor if self.calls == self.at_call else loss
