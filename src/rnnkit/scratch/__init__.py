@@ -11,6 +11,7 @@ nothing but NumPy. Each module holds one idea:
 - :mod:`~rnnkit.scratch.gru` – reset and update gates, torch's
   ``n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))``.
 - :mod:`~rnnkit.scratch.stacked` – several layers, both directions, shaped like ``torch.nn``.
+- :mod:`~rnnkit.scratch.padded` – batches of sequences of different lengths (``lengths=``).
 - :mod:`~rnnkit.scratch.loss`, :mod:`~rnnkit.scratch.clip`, :mod:`~rnnkit.scratch.optim` –
   softmax cross-entropy, gradient clipping by global norm, Adagrad and Adam.
 - :mod:`~rnnkit.scratch.gradcheck` – finite differences to check a backward pass.

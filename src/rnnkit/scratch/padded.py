@@ -15,12 +15,15 @@ the gradient at padded positions of ``output`` is ignored and ``grad_input`` the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rnnkit.scratch._validate import check_array
 from rnnkit.scratch.layer import Params
+
+if TYPE_CHECKING:  # stacked.py imports this module, so only for annotations
+    from rnnkit.scratch.stacked import StackedRecurrent
 
 
 @dataclass
@@ -53,11 +56,11 @@ def _row(parts: tuple[np.ndarray, ...], row: int) -> tuple[np.ndarray, ...]:
 
 
 def forward_padded(
-    net: Any, inputs: np.ndarray, hx: Any, lengths: Any
+    net: StackedRecurrent, inputs: np.ndarray, hx: Any, lengths: Any
 ) -> tuple[np.ndarray, Any, PaddedCache]:
     """``net.forward`` over each row's valid steps; see the module docstring for the contract.
 
-    ``net`` is a :class:`~rnnkit.scratch.stacked.StackedRecurrent`; shapes as its ``forward``.
+    Shapes as in :meth:`StackedRecurrent.forward`; ``lengths`` ``(batch,)``.
     """
     seq, batch, _ = inputs.shape
     lengths = check_lengths(lengths, seq, batch)
@@ -81,7 +84,7 @@ def forward_padded(
 
 
 def backward_padded(
-    net: Any, cache: PaddedCache, grad_output: np.ndarray | None, grad_h_n: Any
+    net: StackedRecurrent, cache: PaddedCache, grad_output: np.ndarray | None, grad_h_n: Any
 ) -> tuple[np.ndarray, Any, Params]:
     """The backward pass of :func:`forward_padded`: ``(grad_input, grad_hx, grads)``."""
     seq, batch, _ = cache.input_shape
