@@ -7,6 +7,7 @@ Model-agnostic: the model is any ``torch.nn.Module``, the loss any
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import time
@@ -251,8 +252,8 @@ class Trainer:
             batch = next(batches, _END)
             if batch is _END:
                 raise ValueError(
-                    f"train_data: iter_epoch({self.state.epoch}) yielded no batches "
-                    f"after skipping {self.state.batch_in_epoch}"
+                    f"train_data: iter_epoch({self.state.epoch}) yielded no batches after the "
+                    f"{self.state.batch_in_epoch} already trained on; is the data different?"
                 )
             while batch is not _END:
                 record = self._step(batch)
@@ -267,10 +268,16 @@ class Trainer:
                     return
 
     def _epoch_batches(self) -> Iterator[Any]:
-        """The current epoch's batches, past those a resumed run already trained on."""
+        """The current epoch's batches, past those a resumed run already trained on.
+
+        Sources whose ``iter_epoch`` takes ``start`` skip without building those batches;
+        for others they are drawn and dropped (both give the same batches by the contract).
+        """
         epoch, skip = self.state.epoch, self.state.batch_in_epoch
         if skip == 0 and hasattr(self.loss_fn, "reset"):
             self.loss_fn.reset()  # type: ignore[attr-defined]
+        if skip and _accepts_start(self.train_data.iter_epoch):
+            return iter(self.train_data.iter_epoch(epoch, start=skip))  # type: ignore[call-arg]
         batches = iter(self.train_data.iter_epoch(epoch))
         for _ in range(skip):
             if next(batches, _END) is _END:
@@ -461,6 +468,13 @@ class Trainer:
 
 
 _END = object()
+
+
+def _accepts_start(iter_epoch: Callable[..., Any]) -> bool:
+    try:
+        return "start" in inspect.signature(iter_epoch).parameters
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
 
 
 def _to_device(value: Any, device: torch.device) -> Any:
