@@ -24,6 +24,8 @@ def closest(name: str, candidates: typing.Iterable[str]) -> str:
 def _describe(annotation: Any) -> str:
     if get_origin(annotation) is Literal:
         return "one of " + ", ".join(repr(choice) for choice in get_args(annotation))
+    if isinstance(annotation, type):
+        return annotation.__name__
     return str(annotation).replace("typing.", "")
 
 

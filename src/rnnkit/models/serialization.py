@@ -95,9 +95,15 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
     if not weights.is_file():
         raise FileNotFoundError(f"{weights}: weights file not found")
     model = build_model(description["model_type"], description["model_config"])
-    missing, unexpected = safetensors.torch.load_model(
-        model, weights, strict=False, device=str(device)
-    )
+    try:
+        missing, unexpected = safetensors.torch.load_model(
+            model, weights, strict=False, device=str(device)
+        )
+    except RuntimeError as error:  # shape mismatches
+        details = "; ".join(line.strip() for line in str(error).splitlines()[1:])
+        raise ValueError(
+            f"{weights}: weights do not match the {description['model_type']} config: {details}"
+        ) from error
     if missing or unexpected:
         raise ValueError(
             f"{weights}: weights do not match the {description['model_type']} config "
