@@ -192,10 +192,17 @@ def test_config_validation_names_the_field(settings, error, field):
         TrainConfig(**values)
 
 
-def test_config_accepts_lists_for_betas_and_serialises_to_json():
+def test_config_accepts_lists_for_betas_and_round_trips_through_json():
     config = TrainConfig(max_steps=5, betas=[0.8, 0.99], max_time=2, clip_norm=None, clip_value=1)
     assert config.betas == (0.8, 0.99)
-    assert json.loads(json.dumps(config.to_dict()))["betas"] == [0.8, 0.99]
+    data = json.loads(json.dumps(config.to_dict()))
+    assert data["betas"] == [0.8, 0.99]
+    assert TrainConfig.from_dict(data) == config
+
+
+def test_config_from_dict_suggests_the_closest_field():
+    with pytest.raises(ValueError, match=r"unknown field 'max_step' \(did you mean 'max_steps'"):
+        TrainConfig.from_dict({"max_step": 3})
 
 
 def test_seed_everything_seeds_every_generator():

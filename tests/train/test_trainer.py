@@ -349,6 +349,10 @@ def test_bad_arguments_name_themselves():
         Trainer(Regressor(), source, config, monitor_mode="up")
     with pytest.raises(ValueError, match=r"metadata.*reserved"):
         Trainer(Regressor(), source, config, metadata={"trainer": 1})
+    with pytest.raises(ValueError, match=r"config\.patience"):
+        Trainer(Regressor(), source, quiet_config(max_steps=1, patience=2))
+    with pytest.raises(ValueError, match=r"config\.schedule"):
+        Trainer(Regressor(), source, quiet_config(max_steps=1, schedule="plateau"))
     with pytest.raises(TypeError, match="loss_fn: expected a scalar"):
         Trainer(Regressor(), source, config, loss_fn=lambda m, b: m(b.x)).fit()
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
@@ -54,6 +56,20 @@ class TrainConfig:
         self.betas = tuple(self.betas)  # type: ignore[assignment]  # YAML/JSON give lists
         _check_types(self)
         _check_values(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """Build from a parsed config section; an unknown key is a ``ValueError`` that suggests
+        the closest field name."""
+        if not isinstance(data, Mapping):
+            raise TypeError(f"TrainConfig: expected a mapping of fields, got {data!r:.100}")
+        names = config_field_names()
+        for key in data:
+            if key not in names:
+                close = difflib.get_close_matches(str(key), names, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ValueError(f"TrainConfig: unknown field {key!r}{hint}")
+        return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as a JSON-able dict."""

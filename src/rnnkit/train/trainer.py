@@ -463,6 +463,8 @@ class Trainer:
         self.schedule.load_state_dict(saved["schedule"])
         if saved["loss_fn"] is not None and hasattr(self.loss_fn, "load_state_dict"):
             self.loss_fn.load_state_dict(_to_device(saved["loss_fn"], self.device))  # type: ignore[attr-defined]
+        elif hasattr(self.loss_fn, "reset"):
+            self.loss_fn.reset()  # nothing to restore: restart it clean rather than stale
         self.state = TrainerState(**saved["progress"])
         restore_rng_state(saved["rng"])
 
@@ -536,6 +538,12 @@ def _check_arguments(model, train_data, config, loss_fn, evaluate, monitor_mode)
             raise TypeError(f"{name}: expected a callable, got {type(value).__name__}")
     if monitor_mode not in ("min", "max"):
         raise ValueError(f"monitor_mode: expected 'min' or 'max', got {monitor_mode!r}")
+    if evaluate is None and config.schedule == "plateau":
+        raise ValueError("config.schedule: 'plateau' follows a monitored metric; pass evaluate=")
+    if evaluate is None and config.patience is not None:
+        raise ValueError(
+            f"config.patience: early stopping ({config.patience}) needs evaluate=, got None"
+        )
 
 
 def _check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
