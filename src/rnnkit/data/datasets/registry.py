@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from . import brown_pos, dates, names, rotten_tomatoes, shakespeare, timeseries, toys
+from . import bible_en_es, brown_pos, dates, names, rotten_tomatoes, shakespeare, timeseries, toys
 from .fetch import PinnedPackage
 
 Task = Literal["language_model", "classification", "tagging", "seq2seq", "forecasting",
                "conditional_generation"]
 Format = Literal["text", "csv", "word_tag", "pairs", "series"]
-# (package archive or None, output directory, full?) -> {file name: count}
-Builder = Callable[[Path | None, Path, bool], dict[str, int]]
+# (fetched package files, output directory, full?) -> {file name: count}
+Builder = Callable[[tuple[Path, ...], Path, bool], dict[str, int]]
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class DatasetInfo:
 
     ``files`` maps split (``train``/``valid``/``test``) to file name. ``sample_size`` and
     ``full_size`` describe the bundled sample and the full set :func:`prepare` builds.
-    ``package`` is ``None`` for generated data.
+    ``packages`` are the pinned registry packages it is built from (none for generated data).
     """
 
     name: str
@@ -35,7 +35,7 @@ class DatasetInfo:
     full_size: str
     files: dict[str, str]
     build: Builder
-    package: PinnedPackage | None = None
+    packages: tuple[PinnedPackage, ...] = ()
     cut: dict[str, str] | None = None
     text_column: str | None = None
     label_column: str | None = None
@@ -51,15 +51,16 @@ class DatasetInfo:
 
 
 def _packaged(module) -> Builder:
-    return lambda archive, out_dir, full: module.build(archive, out_dir, full)
+    """Adapt a one-package ``module.build(archive, out_dir, full)``."""
+    return lambda archives, out_dir, full: module.build(archives[0], out_dir, full)
 
 
 def _series(name: str) -> Builder:
-    return lambda archive, out_dir, full: timeseries.build_series(name, archive, out_dir)
+    return lambda archives, out_dir, full: timeseries.build_series(name, archives[0], out_dir)
 
 
 def _generated(function: Callable[[Path], dict[str, int]]) -> Builder:
-    return lambda archive, out_dir, full: function(out_dir)
+    return lambda archives, out_dir, full: function(out_dir)
 
 
 _SPLITS3 = ("train", "valid", "test")
@@ -71,42 +72,48 @@ DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
         shakespeare.LICENCE, "8 plays train (1.04 M chars), 1 play valid",
         "40 works train (4.82 M chars), 1 play valid, 1 play test",
         {"train": "train.txt", "valid": "valid.txt", "test": "test.txt"},
-        _packaged(shakespeare), shakespeare.PACKAGE, shakespeare.CUT),
+        _packaged(shakespeare), (shakespeare.PACKAGE,), shakespeare.CUT),
     DatasetInfo(
         "rotten_tomatoes", ("classification",), "csv",
         "Rotten Tomatoes review snippets labelled fresh/rotten, split by movie",
         rotten_tomatoes.LICENCE, "3,014 snippets", "12,808 snippets, 508 movies",
-        {s: f"{s}.csv" for s in _SPLITS3}, _packaged(rotten_tomatoes), rotten_tomatoes.PACKAGE,
+        {s: f"{s}.csv" for s in _SPLITS3}, _packaged(rotten_tomatoes), (rotten_tomatoes.PACKAGE,),
         rotten_tomatoes.CUT, text_column="text", label_column="label", group_column="movie"),
     DatasetInfo(
         "brown_pos", ("tagging",), "word_tag",
         "Brown corpus sentences with the 12 universal POS tags, split by document",
         brown_pos.LICENCE, "3,080 sentences", "57,340 sentences, 1.16 M tokens",
-        {s: f"{s}.txt" for s in _SPLITS3}, _packaged(brown_pos), brown_pos.PACKAGE,
+        {s: f"{s}.txt" for s in _SPLITS3}, _packaged(brown_pos), (brown_pos.PACKAGE,),
         brown_pos.CUT),
     DatasetInfo(
         "dates", ("seq2seq",), "pairs",
         "Dates written out in 8 locales (CLDR via babel) -> ISO 8601",
         dates.LICENCE, "5,000/500/500 pairs", "50,000/5,000/5,000 pairs",
-        {s: f"{s}.tsv" for s in _SPLITS3}, _packaged(dates), dates.PACKAGE, dates.CUT),
+        {s: f"{s}.tsv" for s in _SPLITS3}, dates.build, (dates.PACKAGE,), dates.CUT),
+    DatasetInfo(
+        "bible_en_es", ("seq2seq",), "pairs",
+        "English (KJV) -> Spanish (Reina-Valera 1909) Bible verses of at most 100 characters, "
+        "split by chapter", bible_en_es.LICENCE, "2,503 pairs", "10,217 pairs",
+        {s: f"{s}.tsv" for s in _SPLITS3}, bible_en_es.build, bible_en_es.PACKAGES,
+        bible_en_es.CUT),
     DatasetInfo(
         "names", ("classification", "conditional_generation"), "csv",
         "Surnames labelled with one of 15 languages/origins",
         names.LICENCE, "3,534 names (at most 300 per class)", "7,731 names",
-        {s: f"{s}.csv" for s in _SPLITS3}, _packaged(names), names.PACKAGE, names.CUT,
+        {s: f"{s}.csv" for s in _SPLITS3}, _packaged(names), (names.PACKAGE,), names.CUT,
         text_column="name", label_column="label"),
     DatasetInfo(
         "air_passengers", ("forecasting",), "series",
         "Monthly international airline passengers 1949-1960 (Box & Jenkins)",
         timeseries.LICENCE, "144 months (full series)", "144 months",
-        {s: f"{s}.csv" for s in _SPLITS3}, _series("air_passengers"), timeseries.PACKAGE,
+        {s: f"{s}.csv" for s in _SPLITS3}, _series("air_passengers"), (timeseries.PACKAGE,),
         {k: timeseries.cut_description("air_passengers") for k in ("sample", "full")},
         time_column="time", value_columns=("value",)),
     DatasetInfo(
         "sunspots", ("forecasting",), "series",
         "Monthly mean sunspot numbers 1749-2013",
         timeseries.LICENCE, "3,177 months (full series)", "3,177 months",
-        {s: f"{s}.csv" for s in _SPLITS3}, _series("sunspots"), timeseries.PACKAGE,
+        {s: f"{s}.csv" for s in _SPLITS3}, _series("sunspots"), (timeseries.PACKAGE,),
         {k: timeseries.cut_description("sunspots") for k in ("sample", "full")},
         time_column="time", value_columns=("value",)),
     DatasetInfo(
