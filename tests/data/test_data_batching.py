@@ -105,6 +105,16 @@ def test_bucketing_cuts_padding_is_deterministic_and_covers_every_example():
     assert not np.array_equal(bucketed[0], other_epoch[0])
 
 
+@given(st.lists(st.integers(1, 40), min_size=1, max_size=120), st.integers(1, 9),
+       st.integers(1, 4), st.integers(0, 3))
+def test_bucketed_batches_partition_the_examples(lengths, batch_size, pool_batches, seed):
+    batches = bucketed_batches(lengths, batch_size, epoch_rng(seed, 0), pool_batches)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
+    assert all(1 <= len(b) <= batch_size for b in batches)
+    assert padding_fraction(lengths, batches) <= padding_fraction(
+        lengths, plain_batches(len(lengths), len(lengths), None)) + 1e-12
+
+
 def test_drop_last_keeps_only_full_batches():
     batches = bucketed_batches(list(range(70)), 8, epoch_rng(0, 0), pool_batches=4,
                                drop_last=True)

@@ -83,6 +83,13 @@ def test_labelled_csv_with_quotes_multiline_fields_and_groups(tmp_path):
         ("plain", "pos", "m1", 6)]
 
 
+def test_csv_non_utf8_byte_names_its_line(tmp_path):
+    path = write(tmp_path, "r.csv", b"text,label\ngood,pos\nna\xefve,neg\n")
+    with pytest.raises(DataFormatError, match=located(
+            path, 3, "invalid UTF-8 byte 0xef at byte offset 22 (convert the file to UTF-8)")):
+        list(LabelledTextReader(path))
+
+
 def test_tsv_delimiter_is_inferred_and_columns_are_configurable(tmp_path):
     path = write(tmp_path, "r.tsv", "sentence\tsentiment\nhi, there\t1\n")
     record, = LabelledTextReader(path, text_column="sentence", label_column="sentiment")

@@ -110,7 +110,10 @@ class Vocab:
         raise KeyError(f"unknown token {token!r} and this vocabulary has no {UNK}")
 
     def encode(self, tokens: Iterable[str]) -> list[int]:
-        """Ids of ``tokens``."""
+        """Ids of ``tokens`` (unknown ones as in :meth:`lookup`)."""
+        if UNK in self.stoi:  # fast path: one dict lookup per token
+            unk, stoi = self.stoi[UNK], self.stoi
+            return [stoi.get(token, unk) for token in tokens]
         return [self.lookup(token) for token in tokens]
 
     def decode(self, ids: Iterable[int], skip_specials: bool = False) -> list[str]:
