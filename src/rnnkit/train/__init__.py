@@ -26,17 +26,17 @@ from rnnkit.train.checkpoint import (
     save_checkpoint,
 )
 from rnnkit.train.config import TrainConfig
+from rnnkit.train.contracts import BatchSource
 from rnnkit.train.loggers import CSVLogger, ProgressBar, TensorBoardLogger
+from rnnkit.train.optim import build_optimizer, clip_gradients
 from rnnkit.train.runtime import is_main_process, resolve_device
 from rnnkit.train.schedules import LRSchedule
 from rnnkit.train.seeding import deterministic_mode, seed_everything
 from rnnkit.train.trainer import (
-    BatchSource,
     FitResult,
     NonFiniteLossError,
     Trainer,
     TrainerState,
-    build_optimizer,
 )
 
 __all__ = [
@@ -54,6 +54,7 @@ __all__ = [
     "Trainer",
     "TrainerState",
     "build_optimizer",
+    "clip_gradients",
     "deterministic_mode",
     "is_main_process",
     "load_checkpoint",

@@ -8,21 +8,22 @@ Model-agnostic: the model is any ``torch.nn.Module``, the loss any
 from __future__ import annotations
 
 import inspect
-import json
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import torch
 
 from rnnkit.train.callbacks import Callback, CallbackList, StepRecord
 from rnnkit.train.checkpoint import TRAINER_KEY, load_checkpoint, save_checkpoint
 from rnnkit.train.config import TrainConfig
+from rnnkit.train.contracts import BatchSource, Evaluate, LossFn
 from rnnkit.train.interrupt import InterruptRequest, deferred_sigint
 from rnnkit.train.loggers import CSVLogger, ProgressBar, TensorBoardLogger
+from rnnkit.train.optim import build_optimizer, clip_gradients
 from rnnkit.train.runtime import is_main_process, resolve_device, unwrap_model
 from rnnkit.train.schedules import LRSchedule
 from rnnkit.train.seeding import (
@@ -31,21 +32,14 @@ from rnnkit.train.seeding import (
     restore_rng_state,
     seed_everything,
 )
+from rnnkit.train.validation import (
+    check_arguments,
+    check_metadata,
+    check_metrics,
+    scalar_loss,
+)
 
 TRAINER_STATE_VERSION = 1
-
-
-@runtime_checkable
-class BatchSource(Protocol):
-    """Training batches: deterministic given the source's seed and ``epoch``."""
-
-    def iter_epoch(self, epoch: int) -> Iterator[Any]: ...
-
-    def __len__(self) -> int: ...
-
-
-LossFn = Callable[[torch.nn.Module, Any], torch.Tensor]
-Evaluate = Callable[[torch.nn.Module], Mapping[str, float]]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -89,30 +83,6 @@ def _call_model_loss(model: torch.nn.Module, batch: Any) -> torch.Tensor:
     return model.loss(batch)  # type: ignore[operator]
 
 
-def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only: decaying biases and gains has no regularising
-    effect worth having and hurts small recurrent models."""
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    if not trainable:
-        raise ValueError("model: expected trainable parameters, got none with requires_grad")
-    decayed = [p for p in trainable if p.ndim >= 2]
-    not_decayed = [p for p in trainable if p.ndim < 2]
-    groups = [
-        {"params": params, "weight_decay": decay}
-        for params, decay in ((decayed, config.weight_decay), (not_decayed, 0.0))
-        if params
-    ]
-    return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, eps=config.eps)
-
-
-def total_grad_norm(parameters: Sequence[torch.nn.Parameter]) -> float:
-    """Global L2 norm of the gradients of ``parameters`` (those without a gradient are skipped)."""
-    norms = [torch.linalg.vector_norm(p.grad) for p in parameters if p.grad is not None]
-    if not norms:
-        return 0.0
-    return float(torch.linalg.vector_norm(torch.stack(norms)))
-
-
 def _json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -151,7 +121,7 @@ class Trainer:
         metadata: Mapping[str, Any] | None = None,
         callbacks: Sequence[Callback] = (),
     ) -> None:
-        _check_arguments(model, train_data, config, loss_fn, evaluate, monitor_mode)
+        check_arguments(model, train_data, config, loss_fn, evaluate, monitor_mode)
         self.config = config
         self.device = resolve_device(config.device)
         self.model = model.to(self.device)
@@ -161,7 +131,7 @@ class Trainer:
         self.monitor = monitor
         self.monitor_mode = monitor_mode
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.metadata = _check_metadata(metadata)
+        self.metadata = check_metadata(metadata)
         self.total_steps = _total_steps(config, len(train_data))
         self.optimizer = build_optimizer(self.model, config)
         self.schedule = LRSchedule(self.optimizer, config, self.total_steps)
@@ -294,12 +264,12 @@ class Trainer:
         self.model.train()
         lr = self.schedule.apply(state.global_step)
         loss = self.loss_fn(self.model, _to_device(batch, self.device))
-        loss_value = _scalar(loss)
+        loss_value = scalar_loss(loss)
         if not math.isfinite(loss_value):
             raise NonFiniteLossError(self._non_finite_message("loss", loss_value))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = self._clip_gradients()
+        grad_norm = clip_gradients(self.parameters, self.config)
         if not math.isfinite(grad_norm):
             raise NonFiniteLossError(self._non_finite_message("gradient norm", grad_norm))
         self.optimizer.step()
@@ -314,15 +284,6 @@ class Trainer:
             loss=loss_value,
             grad_norm=grad_norm,
         )
-
-    def _clip_gradients(self) -> float:
-        """Clip as configured; return the global gradient norm measured before clipping."""
-        if self.config.clip_norm is not None:
-            return float(torch.nn.utils.clip_grad_norm_(self.parameters, self.config.clip_norm))
-        norm = total_grad_norm(self.parameters)
-        if self.config.clip_value is not None:
-            torch.nn.utils.clip_grad_value_(self.parameters, self.config.clip_value)
-        return norm
 
     def _non_finite_message(self, what: str, value: float) -> str:
         state = self.state
@@ -372,7 +333,7 @@ class Trainer:
         """Run ``evaluate``, update best/early-stopping/plateau; True when patience ran out."""
         self.model.eval()
         with torch.no_grad():
-            metrics = _check_metrics(self.evaluate_fn(self.model), self.monitor)  # type: ignore[misc]
+            metrics = check_metrics(self.evaluate_fn(self.model), self.monitor)  # type: ignore[misc]
         state = self.state
         value = metrics[self.monitor]
         improved = self._is_improvement(value)
@@ -486,75 +447,6 @@ def _to_device(value: Any, device: torch.device) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(_to_device(v, device) for v in value)
     return value.to(device) if hasattr(value, "to") else value
-
-
-def _scalar(loss: Any) -> float:
-    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-        shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
-        raise TypeError(f"loss_fn: expected a scalar tensor, got {shape}")
-    if not loss.requires_grad:
-        raise ValueError("loss_fn: the returned loss does not require grad (detached or no_grad?)")
-    return float(loss.detach())
-
-
-def _check_metrics(metrics: Any, monitor: str) -> dict[str, float]:
-    if not isinstance(metrics, Mapping):
-        raise TypeError(f"evaluate: expected a dict of metric name -> number, got {metrics!r:.100}")
-    checked = {}
-    for name, value in metrics.items():
-        if isinstance(value, torch.Tensor) and value.numel() == 1:
-            value = value.item()
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise TypeError(f"evaluate: metric {name!r} should be a number, got {value!r:.100}")
-        checked[str(name)] = float(value)
-    if monitor not in checked:
-        raise ValueError(
-            f"monitor: {monitor!r} is not among the metrics evaluate returned: "
-            f"{', '.join(sorted(checked)) or 'none'}"
-        )
-    return checked
-
-
-def _check_arguments(model, train_data, config, loss_fn, evaluate, monitor_mode) -> None:
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(train_data, BatchSource):
-        raise TypeError(
-            "train_data: expected an object with iter_epoch(epoch) and __len__(), "
-            f"got {type(train_data).__name__}"
-        )
-    if len(train_data) < 1:
-        raise ValueError(
-            f"train_data: expected at least one batch per epoch, got {len(train_data)}"
-        )
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"config: expected a TrainConfig, got {type(config).__name__}")
-    if loss_fn is None and not callable(getattr(model, "loss", None)):
-        raise TypeError(
-            f"loss_fn: {type(model).__name__} has no loss(batch) method; pass loss_fn=..."
-        )
-    for name, value in (("loss_fn", loss_fn), ("evaluate", evaluate)):
-        if value is not None and not callable(value):
-            raise TypeError(f"{name}: expected a callable, got {type(value).__name__}")
-    if monitor_mode not in ("min", "max"):
-        raise ValueError(f"monitor_mode: expected 'min' or 'max', got {monitor_mode!r}")
-    if evaluate is None and config.schedule == "plateau":
-        raise ValueError("config.schedule: 'plateau' follows a monitored metric; pass evaluate=")
-    if evaluate is None and config.patience is not None:
-        raise ValueError(
-            f"config.patience: early stopping ({config.patience}) needs evaluate=, got None"
-        )
-
-
-def _check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
-    metadata = dict(metadata or {})
-    if TRAINER_KEY in metadata:
-        raise ValueError(f"metadata: the key {TRAINER_KEY!r} is reserved for the trainer")
-    try:
-        json.dumps(metadata, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"metadata: expected a JSON-able dict; {error}") from error
-    return metadata
 
 
 def _total_steps(config: TrainConfig, batches_per_epoch: int) -> int | None:

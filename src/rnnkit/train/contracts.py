@@ -1,0 +1,30 @@
+"""What the trainer expects of the code it drives: the batch source, the loss, the evaluation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+
+@runtime_checkable
+class BatchSource(Protocol):
+    """Training batches: deterministic given the source's seed and ``epoch``.
+
+    ``len()`` is the number of batches per epoch. Batches need ``.to(device)`` (tensors, tuples,
+    lists and dicts of them also work). ``iter_epoch`` may take an optional ``start`` keyword to
+    begin at that batch index without building the ones before it; a resumed run uses it.
+    """
+
+    def iter_epoch(self, epoch: int) -> Iterator[Any]: ...
+
+    def __len__(self) -> int: ...
+
+
+LossFn = Callable[[torch.nn.Module, Any], torch.Tensor]
+"""``loss_fn(model, batch) -> scalar tensor``; optional ``reset()``, ``state_dict()`` and
+``load_state_dict(state)`` make a stateful loss (e.g. truncated BPTT) resume exactly."""
+
+Evaluate = Callable[[torch.nn.Module], Mapping[str, float]]
+"""``evaluate(model) -> {"valid_loss": ..., ...}``, called under ``torch.no_grad()``."""
