@@ -63,7 +63,10 @@ def test_crash_between_the_renames_is_recovered(tmp_path):
     # Simulate dying after moving the old checkpoint aside, before renaming the new one in.
     os.replace(target, tmp_path / ".last.previous")
     (tmp_path / ".last.tmp-dead").mkdir()
-    assert read_metadata(target) == {"version": 1}
+    assert read_metadata(target) == {"version": 1}  # readers find the moved-aside copy...
+    assert (tmp_path / ".last.tmp-dead").exists()  # ...and never touch a writer's files
+    save_checkpoint(target, Regressor(), {"version": 2})  # the next writer cleans up
+    assert read_metadata(target) == {"version": 2}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last"]
 
 

@@ -218,7 +218,8 @@ def test_early_stopping_after_patience_evaluations(tmp_path):
     assert result.global_step == 12
     assert (result.best_metric, result.best_step) == (3.0, 6)
     assert read_metadata(tmp_path / "checkpoints/best")["trainer"]["step"] == 6
-    assert read_metadata(tmp_path / "checkpoints/last")["trainer"]["step"] == 12
+    last = read_metadata(tmp_path / "checkpoints/last")["trainer"]
+    assert (last["step"], last["stop_reason"]) == (12, "early_stopping")
 
 
 def test_monitor_max_mode_and_min_delta():
@@ -395,7 +396,8 @@ def test_keyboard_interrupt_between_steps_saves_last(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         trainer.fit()
     assert trainer.state.stop_reason == "interrupted"
-    assert read_metadata(tmp_path / "checkpoints/last")["trainer"]["step"] == 4
+    last = read_metadata(tmp_path / "checkpoints/last")["trainer"]
+    assert (last["step"], last["stop_reason"]) == (4, "interrupted")
 
 
 def test_keyboard_interrupt_inside_a_step_keeps_the_previous_last(tmp_path):

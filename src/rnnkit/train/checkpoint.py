@@ -125,9 +125,11 @@ def _recover(target: Path) -> None:
 
 
 def _existing_checkpoint(directory: str | Path) -> Path:
+    """The directory to read: ``directory``, or its moved-aside copy if a writer died between
+    its two renames. Readers never rename or delete (a trainer may be writing right now)."""
     path = Path(directory)
-    if path.parent.is_dir():
-        _recover(path)
+    if not path.exists() and (_backup_of(path) / MODEL_FILE).is_file():
+        path = _backup_of(path)
     if not (path / MODEL_FILE).is_file():
         raise FileNotFoundError(
             f"checkpoint directory {str(path)!r}: expected {MODEL_FILE} inside, "

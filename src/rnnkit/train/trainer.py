@@ -324,9 +324,9 @@ class Trainer:
             stop_reason = "early_stopping"
         every = config.checkpoint_every
         checkpoint_due = eval_point if every is None else step % every == 0
+        self.state.stop_reason = stop_reason  # before saving, so the metadata records it
         if checkpoint_due or stop_reason:
             self._save("last")
-        self.state.stop_reason = stop_reason
         return stop_reason is not None
 
     def _evaluate(self) -> bool:
@@ -387,6 +387,7 @@ class Trainer:
                 "monitor_mode": self.monitor_mode,
                 "best_metric": state.best_metric,
                 "best_step": state.best_step,
+                "stop_reason": state.stop_reason,
                 "metrics": dict(state.last_metrics),
                 "config": self.config.to_dict(),
             }
