@@ -11,6 +11,8 @@ import random
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.train.train_toys import FailingLoss, Recorder, RegressionSource, Regressor, quiet_config
 
 from rnnkit.train import (
@@ -49,6 +51,38 @@ def test_cosine_schedule_with_warmup_and_floor():
     assert lrs[9] == pytest.approx(0.01 + 0.09 * (1 + math.cos(math.pi * 7 / 8)) / 2)
     assert lrs[10] == pytest.approx(0.01)  # past the horizon it stays at the floor
     assert all(a >= b for a, b in itertools.pairwise(lrs[2:]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lr=st.floats(1e-5, 1.0),
+    min_fraction=st.floats(0.0, 0.9),
+    max_steps=st.integers(2, 300),
+    warmup_fraction=st.floats(0.0, 0.9),
+    schedule=st.sampled_from(["constant", "cosine"]),
+)
+def test_schedules_rise_during_warmup_then_never_rise(
+    lr, min_fraction, max_steps, warmup_fraction, schedule
+):
+    warmup = min(int(warmup_fraction * max_steps), max_steps - 1)
+    lrs = _lrs(
+        _schedule(
+            lr=lr,
+            min_lr=lr * min_fraction,
+            max_steps=max_steps,
+            warmup_steps=warmup,
+            schedule=schedule,
+        ),
+        max_steps,
+    )
+    tolerance = 1e-12
+    assert all(0 < value <= lr * (1 + tolerance) for value in lrs)
+    peak = max(warmup - 1, 0)  # warm-up reaches the full lr on its last step, never lr = 0
+    assert all(a < b for a, b in itertools.pairwise(lrs[:warmup]))
+    assert all(a >= b * (1 - tolerance) for a, b in itertools.pairwise(lrs[peak:]))
+    assert lrs[peak] == pytest.approx(lr)
+    if schedule == "cosine":
+        assert lrs[-1] >= lr * min_fraction * (1 - tolerance)
 
 
 def test_plateau_schedule_reduces_after_patience_and_respects_min_lr():
@@ -115,12 +149,14 @@ def test_csv_log_has_train_and_eval_columns(tmp_path):
         Regressor(),
         RegressionSource(),
         quiet_config(max_steps=7, eval_every=3, log_every=2),
-        evaluate=lambda model: {"valid_loss": 0.25, "accuracy": 0.5},
+        evaluate=lambda model: {"valid_loss": 0.25, "accuracy": 0.5, "loss": 9.0},
+        monitor="valid_loss",
         run_dir=tmp_path,
         callbacks=[recorder],
     ).fit()
     rows = _read_csv(tmp_path / "metrics.csv")
-    assert list(rows[0]) == ["step", "epoch", "lr", "loss", "grad_norm", "valid_loss", "accuracy"]
+    columns = ["step", "epoch", "lr", "loss", "grad_norm", "valid_loss", "accuracy", "eval_loss"]
+    assert list(rows[0]) == columns
     assert [int(r["step"]) for r in rows] == [2, 3, 4, 6, 7]
     assert [r["valid_loss"] for r in rows] == ["", "0.25", "", "0.25", "0.25"]
     by_step = {r.step: r for r in recorder.records}

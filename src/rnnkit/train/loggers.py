@@ -29,9 +29,14 @@ def _record_row(record: StepRecord) -> dict[str, Any]:
     }
 
 
+def _eval_column(name: str) -> str:
+    return f"eval_{name}" if name in TRAIN_COLUMNS else name
+
+
 class CSVLogger(Callback):
     """Writes one row per ``log_every`` steps: step, epoch, lr, loss, grad_norm, then one column per
-    evaluation metric (filled on rows where an evaluation ran, empty elsewhere).
+    evaluation metric (filled on rows where an evaluation ran, empty elsewhere; a metric named
+    like a training column gets an ``eval_`` prefix).
 
     When a new metric name appears, the file is rewritten with the wider header. On a resumed run,
     rows past the resumed step (from the interrupted part) are dropped so each step appears once.
@@ -104,7 +109,8 @@ class CSVLogger(Callback):
             self._pending = _record_row(self._last_record)
         if self._pending is None:  # an evaluation before any step: a resumed, finished run
             self._pending = {"step": trainer.state.global_step, "epoch": trainer.state.epoch}
-        self._pending.update(metrics)
+        # An evaluation metric called e.g. "loss" must not overwrite the training loss.
+        self._pending.update({_eval_column(name): value for name, value in metrics.items()})
 
     def on_fit_end(self, trainer: Trainer) -> None:
         try:
