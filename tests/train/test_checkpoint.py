@@ -144,6 +144,10 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match=r"model\.safetensors.*missing"):
         load_checkpoint(tmp_path / "empty")
+    save_checkpoint(tmp_path / "corrupt", Regressor(), {"a": 1})
+    (tmp_path / "corrupt" / "metadata.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"metadata\.json: not valid JSON"):
+        read_metadata(tmp_path / "corrupt")
 
 
 def test_wrong_model_is_a_clear_error(tmp_path):

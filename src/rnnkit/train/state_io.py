@@ -118,9 +118,13 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
-    """Read a JSON file written by :func:`write_json`."""
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    """Read a JSON file written by :func:`write_json`; a corrupt file is a ``ValueError``
+    naming it."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from error
 
 
 def save_state(state: Any, json_path: Path, tensor_path: Path) -> None:
