@@ -7,6 +7,7 @@ built in Python and one rebuilt from a checkpoint's JSON go through the same che
 from __future__ import annotations
 
 import difflib
+import math
 import types
 import typing
 from dataclasses import MISSING, dataclass, fields
@@ -44,8 +45,10 @@ def _matches(value: Any, annotation: Any) -> bool:
     if origin in (list, tuple):
         (item_type, *_) = get_args(annotation) or (Any,)
         return isinstance(value, list | tuple) and all(_matches(v, item_type) for v in value)
-    if annotation is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is float:  # NaN/inf would poison weights or scaling silently
+        return (
+            isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        )
     if annotation is int:
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, annotation)

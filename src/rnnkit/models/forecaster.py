@@ -175,7 +175,8 @@ class Forecaster(nn.Module):
         self, history: Tensor, interval: float = 0.9, quantiles: list[float] | None = None
     ) -> Forecast:
         """Forecast from raw ``history`` ``(batch, lookback, input_size)``, ``(lookback,
-        input_size)`` or, univariate, ``(lookback,)``; results keep a batch dimension.
+        input_size)`` or, univariate, ``(batch, lookback)`` / ``(lookback,)``; results keep a
+        batch dimension.
 
         Gaussian models also give the central ``interval`` (e.g. 0.9 → 5% and 95% quantiles)
         and any requested ``quantiles``, all in original units.
@@ -183,8 +184,8 @@ class Forecaster(nn.Module):
         history = torch.as_tensor(
             history, dtype=self.feature_mean.dtype, device=self.feature_mean.device
         )
-        if history.dim() == 1 and self.config.input_size == 1:
-            history = history.unsqueeze(-1)  # (lookback, 1)
+        if self.config.input_size == 1 and history.shape[-1] != 1:
+            history = history.unsqueeze(-1)  # univariate (..., lookback) → (..., lookback, 1)
         if history.dim() == 2:
             history = history.unsqueeze(0)  # (1, lookback, input_size)
         if not 0.0 < interval < 1.0:
