@@ -7,24 +7,12 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from tests.models.model_factories import pad_targets
 
+from rnnkit import models
 from rnnkit.data.batch import ConditionalBatch, PairBatch, TokenBatch, WindowBatch
-from rnnkit.models import (
-    ConditionalGenerator,
-    ConditionalGeneratorConfig,
-    Forecaster,
-    ForecasterConfig,
-    LanguageModel,
-    LanguageModelConfig,
-    Seq2Seq,
-    Seq2SeqConfig,
-    SequenceClassifier,
-    SequenceClassifierConfig,
-    SequenceTagger,
-    SequenceTaggerConfig,
-)
 
 
 def fit(model, next_batch, steps: int, lr: float = 0.01) -> float:
@@ -46,8 +34,8 @@ def test_char_language_model_learns_hello():
     chars = "helo"
     ids = torch.tensor([[chars.index(c) for c in "hello"]])
     batch = TokenBatch(ids[:, :-1], torch.tensor([4]), ids[:, 1:])
-    model = LanguageModel(
-        LanguageModelConfig(vocab_size=4, embedding_size=4, hidden_size=8, cell="rnn")
+    model = models.LanguageModel(
+        models.LanguageModelConfig(vocab_size=4, embedding_size=4, hidden_size=8, cell="rnn")
     )
     fit(model, lambda: batch, steps=150, lr=0.05)
     logits, _ = model.eval()(batch.tokens)
@@ -64,19 +52,6 @@ def _majority_batch(size: int = 64):
     return TokenBatch(tokens, lengths, labels)
 
 
-def test_binary_classifier_learns_majority_over_true_lengths():
-    """Majority vote of variable-length sequences: >= 90% held-out accuracy (chance ~50%)."""
-    torch.manual_seed(0)
-    config = SequenceClassifierConfig(
-        vocab_size=3, num_classes=2, embedding_size=8, hidden_size=16, cell="gru", pooling="mean"
-    )
-    model = SequenceClassifier(config)
-    fit(model, _majority_batch, steps=150)
-    test = _majority_batch(500)
-    accuracy = (model.eval().predict(test.tokens, test.lengths) == test.targets).float().mean()
-    assert accuracy >= 0.9, f"accuracy {accuracy:.3f}"
-
-
 def _first_token_batch(size: int = 64):
     """Label = the first token (4 classes), then 2-9 noise tokens; padding 0."""
     lengths = torch.randint(3, 11, (size,))
@@ -85,18 +60,26 @@ def _first_token_batch(size: int = 64):
     return TokenBatch(tokens, lengths, tokens[:, 0] - 1)
 
 
-def test_multiclass_classifier_remembers_the_first_token():
-    """4 classes decided by the first token: >= 95% held-out accuracy (chance 25%)."""
+CLASSIFIER_TASKS = {
+    # Majority vote over variable lengths, binary (one logit): >= 90% (chance ~50%).
+    "majority": (_majority_batch, 0.90, {"vocab_size": 3, "num_classes": 2, "pooling": "mean"}),
+    # 4 classes set by the first token, read last-step only (needs memory): >= 95% (chance 25%).
+    "first_token": (_first_token_batch, 0.95, {"vocab_size": 5, "num_classes": 4, "cell": "lstm"}),
+}
+
+
+@pytest.mark.parametrize("task", CLASSIFIER_TASKS)
+def test_classifier_learns_over_true_lengths(task):
     torch.manual_seed(0)
-    config = SequenceClassifierConfig(
-        vocab_size=5, num_classes=4, embedding_size=8, hidden_size=16, cell="lstm",
-        bidirectional=True, pooling="last",
-    )  # fmt: skip
-    model = SequenceClassifier(config)
-    fit(model, _first_token_batch, steps=120)
-    test = _first_token_batch(500)
+    make_batch, threshold, settings = CLASSIFIER_TASKS[task]
+    config = models.SequenceClassifierConfig(
+        embedding_size=8, hidden_size=16, **({"cell": "gru"} | settings)
+    )
+    model = models.SequenceClassifier(config)
+    fit(model, make_batch, steps=150)
+    test = make_batch(500)
     accuracy = (model.eval().predict(test.tokens, test.lengths) == test.targets).float().mean()
-    assert accuracy >= 0.95, f"accuracy {accuracy:.3f}"
+    assert accuracy >= threshold, f"accuracy {accuracy:.3f}"
 
 
 def _shift_batch(size: int = 64):
@@ -111,8 +94,8 @@ def _shift_batch(size: int = 64):
 def test_tagger_learns_shifted_tags():
     """Tag = previous token: >= 97% held-out token accuracy (chance ~20%)."""
     torch.manual_seed(0)
-    config = SequenceTaggerConfig(vocab_size=6, num_tags=6, embedding_size=8, hidden_size=16)
-    model = SequenceTagger(config)
+    config = models.SequenceTaggerConfig(vocab_size=6, num_tags=6, embedding_size=8, hidden_size=16)
+    model = models.SequenceTagger(config)
     fit(model, _shift_batch, steps=120)
     test = _shift_batch(300)
     predictions = model.eval().predict(test.tokens, test.lengths)
@@ -135,11 +118,11 @@ def _reverse_batch(size: int = 64):
 def test_seq2seq_with_attention_learns_to_reverse():
     """Reverse 3-6 digits: >= 90% exact match with greedy decoding (chance ~1e-4)."""
     torch.manual_seed(0)
-    config = Seq2SeqConfig(
+    config = models.Seq2SeqConfig(
         source_vocab_size=13, target_vocab_size=13, bos_id=1, eos_id=2, pad_id=0,
         embedding_size=16, hidden_size=32, cell="gru", attention="luong_general",
     )  # fmt: skip
-    model = Seq2Seq(config)
+    model = models.Seq2Seq(config)
     fit(model, _reverse_batch, steps=300)
     test = _reverse_batch(300)
     decoded = model.greedy_decode(test.source, test.source_lengths, max_length=8)
@@ -161,7 +144,9 @@ def _sine_windows(size: int, lookback: int = 24, horizon: int = 6, noise: float 
 def test_direct_forecaster_beats_naive_last_value_on_a_sine_wave():
     """Horizon 6 on a period-16 sine: MSE below 10% of the last-value forecast's MSE."""
     torch.manual_seed(0)
-    model = Forecaster(ForecasterConfig(input_size=1, horizon=6, hidden_size=24, cell="gru"))
+    model = models.Forecaster(
+        models.ForecasterConfig(input_size=1, horizon=6, hidden_size=24, cell="gru")
+    )
     fit(model, lambda: _sine_windows(64), steps=200)
     test = _sine_windows(300)
     with torch.no_grad():
@@ -175,11 +160,11 @@ def test_direct_forecaster_beats_naive_last_value_on_a_sine_wave():
 def test_autoregressive_gaussian_forecaster_gives_calibrated_intervals():
     """Noisy sine (sd 0.2): beats last-value MSE by 2x; 90% intervals cover 80-98% of values."""
     torch.manual_seed(0)
-    config = ForecasterConfig(
+    config = models.ForecasterConfig(
         input_size=1, horizon=6, hidden_size=24, cell="lstm", strategy="autoregressive",
         gaussian=True,
     )  # fmt: skip
-    model = Forecaster(config)
+    model = models.Forecaster(config)
     fit(model, lambda: _sine_windows(64, noise=0.2), steps=250)
     test = _sine_windows(300, noise=0.2)
     forecast = model.predict(test.history, interval=0.9)
@@ -209,11 +194,11 @@ def _conditional_batch():
 def test_conditional_generator_produces_each_class_sequence():
     """Greedy generation reproduces every class's sequence exactly (3/3)."""
     torch.manual_seed(0)
-    config = ConditionalGeneratorConfig(
+    config = models.ConditionalGeneratorConfig(
         vocab_size=7, bos_id=1, eos_id=2, num_conditions=3, embedding_size=8, hidden_size=16,
         cell="gru", condition_mode="init",
     )  # fmt: skip
-    model = ConditionalGenerator(config)
+    model = models.ConditionalGenerator(config)
     fit(model, _conditional_batch, steps=150)
     for condition, word in WORDS.items():
         assert model.generate(condition, max_length=8, temperature=0) == word
