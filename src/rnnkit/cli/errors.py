@@ -1,0 +1,72 @@
+"""The one place that turns exceptions into exit codes and one-line messages.
+
+User errors (bad config, missing file, malformed data, wrong options) exit with 2; anything
+else exits with 1. ``rnnkit --debug ...`` re-raises so the full traceback is shown.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+
+from rnnkit.data import ChecksumMismatchError, RegistryUnavailableError
+
+USER_ERROR = 2
+FAILURE = 1
+USER_ERRORS = (
+    ValueError,  # includes ConfigError, RunDirError, DataFormatError, TaskMismatchError
+    TypeError,
+    KeyError,
+    FileNotFoundError,
+    FileExistsError,
+    IsADirectoryError,
+    NotADirectoryError,
+    RegistryUnavailableError,
+    ChecksumMismatchError,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Settings:
+    """Process-wide CLI flags set by the root callback."""
+
+    debug = False
+
+
+def _message(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    if isinstance(error, KeyError) and text.startswith(("'", '"')):
+        text = text[1:-1]
+    return " ".join(text.split())  # one line, whatever the exception held
+
+
+def fail(message: str, code: int = USER_ERROR) -> typer.Exit:
+    """Print ``error: message`` on stderr and return the exit to raise."""
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
+
+
+def handle_errors(command: F) -> F:
+    """Decorate a command so known errors print one line and exit 2 (1 for failures)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except USER_ERRORS as error:
+            if Settings.debug:
+                raise
+            raise fail(_message(error)) from None
+        except Exception as error:
+            if Settings.debug:
+                raise
+            raise fail(f"{type(error).__name__}: {_message(error)} "
+                       "(run `rnnkit --debug ...` for the traceback)", FAILURE) from None
+
+    return wrapper  # type: ignore[return-value]

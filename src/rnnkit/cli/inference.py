@@ -1,0 +1,151 @@
+"""``rnnkit evaluate``, ``generate`` and ``predict``: use a trained run directory."""
+# ruff: noqa: B008  (typer declares arguments and options as parameter defaults)
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from rnnkit.cli.errors import handle_errors
+from rnnkit.tasks import load_run
+from rnnkit.tasks.run import Run
+
+DIR_ARGUMENT = typer.Argument(..., help="A run directory made by `rnnkit train`.",
+                              show_default=False)
+
+
+@handle_errors
+def evaluate(
+    run_dir: Path = DIR_ARGUMENT,
+    data: Path = typer.Option(..., "--data", "-d", help="File in the same format as training."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    checkpoint: str = typer.Option("best", help="Checkpoint to use: best or last."),
+) -> None:
+    """Score the run's model on a data file with the task's metrics."""
+    if not data.is_file():
+        raise FileNotFoundError(f"--data: file not found: {data}")
+    run = load_run(run_dir, checkpoint)
+    metrics = run.evaluate(data, progress=not as_json)
+    if as_json:
+        typer.echo(json.dumps(metrics))
+        return
+    width = max(len(name) for name in metrics)
+    for name, value in metrics.items():
+        typer.echo(f"{name:<{width}}  {value:.4f}")
+
+
+@handle_errors
+def generate(
+    run_dir: Path = DIR_ARGUMENT,
+    prime: str = typer.Option(None, "--prime", "-p", help="Text to start from."),
+    length: int = typer.Option(500, "--length", "-n", min=0, help="Tokens to generate."),
+    temperature: float = typer.Option(0.8, "--temperature", "-t", min=0.0,
+                                      help="0 is greedy; higher is more varied."),
+    top_k: int = typer.Option(None, "--top-k", min=1, help="Sample among the k most likely."),
+    top_p: float = typer.Option(None, "--top-p", min=0.0, max=1.0, help="Nucleus sampling."),
+    seed: int = typer.Option(None, "--seed", help="Make sampling reproducible."),
+    condition: str = typer.Option(None, "--condition", "-c",
+                                  help="Class to condition on (conditional_generation runs)."),
+    count: int = typer.Option(1, "--count", min=1, help="Number of samples."),
+) -> None:
+    """Sample text from a language model or a conditional generator."""
+    run = load_run(run_dir)
+    for index in range(count):
+        text = run.generate(prime=prime, length=length, condition=condition,
+                            temperature=temperature, top_k=top_k, top_p=top_p,
+                            seed=None if seed is None else seed + index)
+        typer.echo(text)
+
+
+def _read_lines(source: Path) -> list[str]:
+    text = sys.stdin.read() if str(source) == "-" else _file_text(source)
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _file_text(path: Path) -> str:
+    if not path.is_file():
+        raise FileNotFoundError(f"--input: file not found: {path}")
+    return path.read_text(encoding="utf-8")
+
+
+def read_inputs(run: Run, source: Path) -> list[Any]:
+    """What the task predicts from: a series for forecasting, else one text per line (the
+    text column of a CSV/TSV with a header, the source column of a pairs TSV)."""
+    name, data = run.task.name, run.config.data
+    if name == "forecasting":
+        if str(source) == "-":
+            with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as handle:
+                handle.write(sys.stdin.read())
+            source = Path(handle.name)
+        elif not source.is_file():
+            raise FileNotFoundError(f"--input: file not found: {source}")
+        return [run.task.read(source)]
+    lines = _read_lines(source)
+    if name in ("classification",) and source.suffix.lower() in (".csv", ".tsv"):
+        delimiter = "\t" if source.suffix.lower() == ".tsv" else ","
+        rows = list(csv.DictReader(io.StringIO("\n".join(lines)), delimiter=delimiter))
+        if rows and data.text_column in rows[0]:
+            return [row[data.text_column] for row in rows]
+    if name == "seq2seq":
+        return [line.split("\t")[0] for line in lines]
+    return lines
+
+
+def _flatten(row: dict[str, Any]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, dict):
+            flat.update({f"p_{k}": v for k, v in value.items()})
+        elif isinstance(value, list):
+            flat[key] = " ".join(map(str, value))
+        else:
+            flat[key] = value
+    return flat
+
+
+def write_rows(rows: list[dict[str, Any]], handle, output_format: str) -> None:
+    """Rows as JSON lines or CSV (lists joined by spaces, probabilities as ``p_<label>``)."""
+    if output_format == "jsonl":
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        return
+    flat = [_flatten(row) for row in rows]
+    fields = list(dict.fromkeys(key for row in flat for key in row))
+    writer = csv.DictWriter(handle, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(flat)
+
+
+@handle_errors
+def predict(
+    run_dir: Path = DIR_ARGUMENT,
+    source: Path = typer.Option(Path("-"), "--input", "-i",
+                                help="Input file, or - for stdin (one example per line; a "
+                                     "CSV series for forecasting)."),
+    output: Path = typer.Option(None, "--output", "-o", help="Output file (default stdout)."),
+    output_format: str = typer.Option(None, "--format", "-f",
+                                      help="csv or jsonl (default: from --output, else jsonl)."),
+) -> None:
+    """Batch inference: labels with probabilities, tags, translations or forecasts."""
+    if output_format is None:
+        output_format = "csv" if output is not None and output.suffix == ".csv" else "jsonl"
+    if output_format not in ("csv", "jsonl"):
+        raise ValueError(f"--format: expected csv or jsonl, got {output_format!r}")
+    run = load_run(run_dir)
+    inputs = read_inputs(run, source)
+    if not inputs:
+        raise ValueError(f"--input: no examples in {source}")
+    rows = run.predict(inputs)
+    if output is None:
+        write_rows(rows, sys.stdout, output_format)
+        return
+    with output.open("w", encoding="utf-8", newline="") as handle:
+        write_rows(rows, handle, output_format)
+    typer.echo(f"Wrote {len(rows)} rows to {output}", err=True)

@@ -1,0 +1,82 @@
+"""The ``rnnkit`` command: train, evaluate, generate, predict, tune, export, datasets.
+
+Commands live in small modules; this one assembles the typer app. Commands of
+:mod:`rnnkit.cli.analyze` (``analyze``, ``report``, ``demo``) are added when that module exists.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+import typer
+
+import rnnkit
+from rnnkit.cli import datasets, inference, tools
+from rnnkit.cli import train as train_module
+from rnnkit.cli.errors import Settings
+
+app = typer.Typer(
+    name="rnnkit",
+    help="Recurrent neural networks on PyTorch: train, evaluate, generate, predict, tune and "
+    "export from one config file. Start with `rnnkit train` (no config: a char-level LSTM on "
+    "bundled Shakespeare).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"rnnkit {rnnkit.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Global options."""
+    Settings.debug = debug
+
+
+app.command()(train_module.train)
+app.command()(inference.evaluate)
+app.command()(inference.generate)
+app.command()(inference.predict)
+app.command()(tools.tune)
+app.command()(tools.export)
+app.add_typer(datasets.app, name="datasets")
+
+
+def _register_analysis_commands() -> None:
+    """Add ``analyze``/``report``/``demo`` from :mod:`rnnkit.cli.analyze` when present."""
+    if importlib.util.find_spec("rnnkit.cli.analyze") is None:
+        return
+    module = importlib.import_module("rnnkit.cli.analyze")
+    sub_app = getattr(module, "app", None)
+    if isinstance(sub_app, typer.Typer):
+        for info in sub_app.registered_commands:
+            app.registered_commands.append(info)
+        for group in sub_app.registered_groups:
+            app.registered_groups.append(group)
+        return
+    for name in ("analyze", "report", "demo"):
+        command = getattr(module, name, None)
+        if callable(command):
+            app.command(name)(command)
+
+
+_register_analysis_commands()
+
+
+def main() -> None:
+    """Entry point of the ``rnnkit`` script and ``python -m rnnkit``."""
+    app(prog_name="rnnkit")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,380 @@
+"""The run configuration: typed sections ``task``, ``data``, ``model``, ``train`` and ``tune``,
+read from YAML or TOML, overridden with ``section.key=value`` strings, saved as YAML.
+
+Every key is checked against its dataclass field: an unknown key names the closest valid one,
+a wrong type names the field, what it expects and what it got.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+
+import yaml
+
+from rnnkit.tasks.errors import ConfigError
+from rnnkit.train import TrainConfig
+
+TASK_NAMES = (
+    "language_model",
+    "classification",
+    "tagging",
+    "seq2seq",
+    "forecasting",
+    "conditional_generation",
+)
+SECTIONS = ("task", "data", "model", "train", "tune")
+
+
+@dataclass
+class DataConfig:
+    """Where the data is and how to turn it into batches.
+
+    - ``dataset``: a bundled dataset name (``rnnkit datasets list``); ``train``/``valid``/``test``
+      default to its files. ``full: true`` uses the full set built by ``rnnkit datasets prepare``.
+    - ``train``/``valid``/``test``: file paths (override the dataset's). Without ``valid``, a
+      seeded ``valid_fraction`` of the training examples (the tail, for text and series) is held
+      out.
+    - ``format``: ``auto`` (from the task and file extension), ``text``, ``csv``, ``word_tag``,
+      ``conll``, ``conllu``, ``pairs``, ``series``.
+    - ``tokenizer``: ``auto``, ``char`` or ``word`` (auto: word for classification, else char).
+    - ``seq_len``: truncated-BPTT chunk for language models; ``lookback``/``horizon``/``season``
+      for forecasting; ``max_length`` truncates token sequences (``null``: keep all).
+    - ``eval_limit``: score only the first N validation/test examples (tokens for language
+      models, windows for series) — quick checks on large held-out sets.
+    """
+
+    dataset: str | None = None
+    full: bool = False
+    cache_dir: str | None = None
+    train: str | None = None
+    valid: str | None = None
+    test: str | None = None
+    format: Literal["auto", "text", "csv", "word_tag", "conll", "conllu", "pairs", "series"] = (
+        "auto"
+    )
+    on_error: Literal["raise", "skip"] = "raise"
+    tokenizer: Literal["auto", "char", "word"] = "auto"
+    lowercase: bool = False
+    text_column: str = "text"
+    label_column: str = "label"
+    delimiter: str | None = None
+    time_column: str | None = None
+    value_columns: list[str] | None = None
+    target_columns: list[str] | None = None
+    min_freq: int = 1
+    max_vocab: int | None = None
+    max_length: int | None = None
+    valid_fraction: float = 0.1
+    eval_limit: int | None = None
+    seq_len: int = 128
+    lookback: int = 24
+    horizon: int = 12
+    season: int = 1
+    interval: float = 0.9
+
+
+@dataclass
+class ModelConfig:
+    """The network. Common fields apply to every task; the others to the tasks named in the
+    comment (``null`` keeps the model's own default). See :mod:`rnnkit.models` for meanings."""
+
+    cell: Literal["rnn", "lstm", "gru"] = "lstm"
+    hidden_size: int = 128
+    num_layers: int = 1
+    embedding_size: int | None = None
+    bidirectional: bool | None = None
+    dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+    zoneout: float = 0.0
+    layer_norm: bool = False
+    tie_embeddings: bool | None = None  # language_model
+    proj_size: int | None = None  # language_model
+    pooling: Literal["last", "mean", "max"] | None = None  # classification
+    head_hidden_size: int | None = None  # classification, tagging
+    attention: Literal["none", "bahdanau", "luong_dot", "luong_general"] | None = None  # seq2seq
+    teacher_forcing_start: float | None = None  # seq2seq
+    teacher_forcing_floor: float | None = None  # seq2seq
+    teacher_forcing_decay_steps: int | None = None  # seq2seq
+    beam_size: int = 1  # seq2seq decoding (1: greedy)
+    length_penalty: float = 0.0  # seq2seq beam search
+    strategy: Literal["direct", "autoregressive"] | None = None  # forecasting
+    gaussian: bool | None = None  # forecasting
+    condition_mode: Literal["init", "input", "both"] | None = None  # conditional_generation
+    condition_embedding_size: int | None = None  # conditional_generation
+
+
+@dataclass
+class TrainSection(TrainConfig):
+    """:class:`rnnkit.train.TrainConfig` plus the batch size (which the data layer uses)."""
+
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not _is_int(self.batch_size) or self.batch_size < 1:
+            raise ConfigError(
+                f"train.batch_size: expected an integer >= 1, got {self.batch_size!r}"
+            )
+
+    def trainer_config(self) -> TrainConfig:
+        """The plain :class:`TrainConfig` (without ``batch_size``)."""
+        values = {f.name: getattr(self, f.name) for f in fields(TrainConfig)}
+        return TrainConfig(**values)
+
+
+@dataclass
+class ParamSpec:
+    """One tuned hyper-parameter: ``int``/``float`` in ``[low, high]`` (``log`` scale, ``step``)
+    or ``categorical`` over ``choices``."""
+
+    type: Literal["int", "float", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: list[Any] | None = None
+
+
+@dataclass
+class TuneConfig:
+    """Search space for ``rnnkit tune``: ``params`` maps ``section.key`` to a :class:`ParamSpec`."""
+
+    params: dict[str, ParamSpec] = field(default_factory=dict)
+
+
+@dataclass
+class RunConfig:
+    """A whole run: the task, its data, model and training settings, optional search space."""
+
+    task: Literal[
+        "language_model", "classification", "tagging", "seq2seq", "forecasting",
+        "conditional_generation",
+    ] = "language_model"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainSection = field(default_factory=lambda: TrainSection(max_time=5.0))
+    tune: TuneConfig | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (YAML/JSON-able) that :func:`config_from_dict` turns back into this."""
+        data = asdict(self)
+        data["train"]["betas"] = list(self.train.betas)
+        data["tune"] = None if self.tune is None else dict(data["tune"]["params"])
+        return data
+
+
+# ------------------------------------------------------------------------------- type checks
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _matches(value: Any, annotation: Any) -> bool:
+    origin = get_origin(annotation)
+    if annotation is Any:
+        return True
+    if annotation is type(None):
+        return value is None
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, option) for option in get_args(annotation))
+    if origin is Literal:
+        return any(value == c and type(value) is type(c) for c in get_args(annotation))
+    if origin in (list, tuple):
+        item = (get_args(annotation) or (Any,))[0]
+        return isinstance(value, list | tuple) and all(_matches(v, item) for v in value)
+    if annotation is float:
+        return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+    if annotation is int:
+        return _is_int(value)
+    return isinstance(value, annotation)
+
+
+def _describe(annotation: Any) -> str:
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(c) for c in get_args(annotation))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in get_args(annotation))
+    if annotation is type(None):
+        return "null"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
+        annotation, str(annotation).replace("typing.", "")
+    )
+
+
+def closest_hint(name: str, candidates: typing.Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the candidate closest to ``name``, or ``""``."""
+    match = difflib.get_close_matches(str(name), list(candidates), n=1, cutoff=0.5)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def _literal_choices(annotation: Any) -> list[str]:
+    if get_origin(annotation) is Literal:
+        return [str(c) for c in get_args(annotation)]
+    if get_origin(annotation) in (typing.Union, types.UnionType):
+        return [c for a in get_args(annotation) for c in _literal_choices(a)]
+    return []
+
+
+def build_section(cls: type, values: Any, section: str) -> Any:
+    """Instantiate dataclass ``cls`` from ``values``, checking keys and types by annotation."""
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{section}: expected a mapping of settings, got {values!r:.80}")
+    hints = get_type_hints(cls)
+    known = [f.name for f in fields(cls)]
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(
+                f"unknown config key {section}.{key}" + closest_hint(key, known)
+                + f"; valid keys of {section}: {', '.join(known)}"
+            )
+        if not _matches(value, hints[key]):
+            choices = _literal_choices(hints[key])
+            hint = closest_hint(value, choices) if isinstance(value, str) and choices else ""
+            kind = ConfigError if choices and isinstance(value, str) else TypeError
+            raise kind(
+                f"{section}.{key}: expected {_describe(hints[key])}, got {value!r} "
+                f"({type(value).__name__})" + hint
+            )
+    converted = {k: float(v) if hints[k] is float and _is_int(v) else v for k, v in values.items()}
+    try:
+        return cls(**converted)
+    except (TypeError, ValueError) as error:
+        message = str(error).replace("TrainConfig.", "train.")
+        raise type(error)(message) from error
+
+
+def _tune_section(values: Any) -> TuneConfig | None:
+    if values is None:
+        return None
+    if not isinstance(values, dict):
+        raise ConfigError(
+            f"tune: expected a mapping of section.key -> search space, got {values!r}"
+        )
+    params = {}
+    for key, spec in values.items():
+        section, _, name = str(key).partition(".")
+        if section not in ("data", "model", "train") or not name:
+            raise ConfigError(
+                f"tune.{key}: expected a key like model.hidden_size or train.lr, got {key!r}"
+            )
+        params[key] = build_section(ParamSpec, spec, f"tune.{key}")
+        _check_param(key, params[key])
+    return TuneConfig(params)
+
+
+def _check_param(key: str, spec: ParamSpec) -> None:
+    if spec.type == "categorical":
+        if not spec.choices:
+            raise ConfigError(f"tune.{key}.choices: expected a non-empty list for categorical")
+        return
+    if spec.low is None or spec.high is None or not spec.low < spec.high:
+        raise ConfigError(
+            f"tune.{key}: expected low < high for type {spec.type}, got {spec.low}, {spec.high}"
+        )
+    if spec.log and spec.low <= 0:
+        raise ConfigError(f"tune.{key}.low: expected > 0 with log: true, got {spec.low}")
+
+
+def config_from_dict(raw: dict[str, Any], defaults: dict[str, Any] | None = None) -> RunConfig:
+    """Build a :class:`RunConfig` from a parsed file; ``defaults`` (per-section dicts) fill
+    keys the file leaves out (the task's sensible defaults)."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config: expected a mapping with sections {', '.join(SECTIONS)}")
+    for key in raw:
+        if key not in SECTIONS:
+            raise ConfigError(
+                f"unknown config section {key!r}" + closest_hint(key, SECTIONS)
+                + f"; valid sections: {', '.join(SECTIONS)}"
+            )
+    task = raw.get("task", "language_model")
+    if task not in TASK_NAMES:
+        raise ConfigError(
+            f"task: expected one of {', '.join(TASK_NAMES)}, got {task!r}"
+            + closest_hint(str(task), TASK_NAMES)
+        )
+    merged = {s: {**(defaults or {}).get(s, {}), **(raw.get(s) or {})}
+              for s in ("data", "model", "train")}
+    if not any(merged["train"].get(k) for k in ("max_steps", "max_epochs", "max_time")):
+        merged["train"]["max_time"] = 5.0
+    return RunConfig(
+        task=task,
+        data=build_section(DataConfig, merged["data"], "data"),
+        model=build_section(ModelConfig, merged["model"], "model"),
+        train=build_section(TrainSection, merged["train"], "train"),
+        tune=_tune_section(raw.get("tune")),
+    )
+
+
+# -------------------------------------------------------------------------------- files
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Parse a YAML (``.yaml``/``.yml``) or TOML (``.toml``) file into a dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".toml":
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10
+                import tomli as tomllib  # type: ignore[no-redef]
+            return tomllib.loads(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({getattr(error, 'problem', error)})") from None
+    except ValueError as error:  # tomllib.TOMLDecodeError
+        raise ConfigError(f"{path}: not valid TOML ({error})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping with sections {', '.join(SECTIONS)}")
+    return data
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with each ``section.key=value`` set (value parsed as a YAML
+    scalar, so ``0.001``, ``true``, ``null``, ``[a, b]`` work; types are checked later)."""
+    result = copy.deepcopy(raw)
+    for item in overrides:
+        key, equals, text = item.partition("=")
+        key = key.strip()
+        if not equals or not key:
+            raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. train.lr=0.001")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            value = text
+        if key == "task":
+            result["task"] = value
+            continue
+        section, dot, name = key.partition(".")
+        if section not in SECTIONS or not dot or not name:
+            raise ConfigError(
+                f"--set {item!r}: expected section.key=value with section one of "
+                f"{', '.join(SECTIONS)}" + closest_hint(section, SECTIONS)
+            )
+        if not isinstance(result.get(section) or {}, dict):
+            raise ConfigError(f"--set {item!r}: section {section!r} is not a mapping")
+        result[section] = {**(result.get(section) or {}), name: value}
+    return result
+
+
+def save_config(config: RunConfig, path: str | Path) -> Path:
+    """Write the resolved configuration as YAML (every key, defaults included)."""
+    path = Path(path)
+    text = yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True)
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -1,0 +1,234 @@
+"""Export a trained model to ONNX or TorchScript, checked against PyTorch.
+
+rnnkit's recurrent layers choose kernels at run time (native engine, fused torch op, python
+loop) and skip masking when every row is full; tracing would freeze one of those branches.
+For export, each :mod:`rnnkit.nn` layer is swapped for the equivalent ``torch.nn`` layer with
+the same weights, run over a packed sequence when per-row lengths are given; exporters know
+how to lower that (ONNX ``LSTM``/``GRU``/``RNN`` with ``sequence_lens``), keeping the batch
+and sequence axes dynamic. The exported graph is then compared with the original rnnkit model
+on random inputs of two different batch and sequence sizes.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from rnnkit import nn as rnn_layers
+
+_TORCH_LAYERS = {"LSTM": nn.LSTM, "GRU": nn.GRU, "RNN_TANH": nn.RNN, "RNN_RELU": nn.RNN}
+
+
+class TorchRecurrent(nn.Module):
+    """``torch.nn`` twin of an rnnkit layer with its call signature ``(x, hx, lengths=)``."""
+
+    def __init__(self, layer: rnn_layers.RecurrentBase) -> None:
+        super().__init__()
+        blocker = export_blocker(layer)
+        if blocker:
+            raise ValueError(f"export: {blocker}")
+        kwargs = {"num_layers": layer.num_layers, "bias": layer.bias, "batch_first": True,
+                  "bidirectional": layer.bidirectional}
+        if layer.mode.startswith("RNN_"):
+            kwargs["nonlinearity"] = layer.mode[4:].lower()
+        self.rnn = _TORCH_LAYERS[layer.mode](layer.input_size, layer.hidden_size, **kwargs)
+        self.rnn.load_state_dict({name: getattr(layer, name)
+                                  for name in layer._flat_weights_names})
+        self.rnn.eval()
+
+    def forward(self, x: Tensor, hx=None, lengths: Tensor | None = None):
+        """``x`` ``(batch, seq, feature)`` → outputs (zero past each length) and final state."""
+        if lengths is None:
+            return self.rnn(x, hx)
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        output, state = self.rnn(packed, hx)
+        output, _ = pad_packed_sequence(output, batch_first=True, total_length=x.shape[1])
+        return output, state
+
+
+def export_blocker(layer: rnn_layers.RecurrentBase) -> str | None:
+    """Why ``layer`` cannot be exported as a standard recurrent op (``None`` if it can)."""
+    if layer.layer_norm:
+        return "layer_norm has no ONNX/torch.nn recurrent equivalent; train without it"
+    if layer.proj_size:
+        return "LSTM proj_size is not supported by the ONNX LSTM op; train without it"
+    return None
+
+
+def with_torch_layers(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` (eval mode) whose rnnkit recurrent layers are :class:`TorchRecurrent`.
+
+    Recurrent dropout and zoneout act only in training, so eval-mode outputs are unchanged.
+    """
+    clone = copy.deepcopy(model).eval()
+    for parent in list(clone.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, rnn_layers.RecurrentBase):
+                setattr(parent, name, TorchRecurrent(child))
+    return clone
+
+
+@dataclass(frozen=True)
+class Signature:
+    """Input/output names, dynamic axes and a random-input factory for one model type."""
+
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    dynamic_axes: dict[str, dict[int, str]]
+
+
+class _TokensWrapper(nn.Module):
+    """``(tokens (batch, seq), lengths (batch,))`` → logits, for LM/classifier/tagger."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        output = self.model(tokens, lengths)
+        return output[0] if isinstance(output, tuple) else output
+
+
+class _ConditionalWrapper(_TokensWrapper):
+    def forward(self, condition: Tensor, tokens: Tensor, lengths: Tensor) -> Tensor:  # type: ignore[override]
+        return self.model(condition, tokens, lengths)[0]
+
+
+class _ForecastWrapper(_TokensWrapper):
+    """Raw history ``(batch, lookback, features)`` → mean (and std) in original units."""
+
+    def forward(self, history: Tensor):  # type: ignore[override]
+        mean, std = self.model(self.model.scale(history))
+        targets = self.model.config.targets
+        mean = self.model.unscale_targets(mean)
+        if std is None:
+            return mean
+        return mean, std * self.model.feature_std[targets]
+
+
+class _Seq2SeqWrapper(_TokensWrapper):
+    """Teacher-forced logits for ``(source, source_lengths, target_inputs)``."""
+
+    def forward(self, source: Tensor, source_lengths: Tensor, target_inputs: Tensor):  # type: ignore[override]
+        return self.model(source, source_lengths, target_inputs)[0]
+
+
+def _wrap(model: nn.Module) -> tuple[nn.Module, Signature]:
+    kind = model.model_type  # type: ignore[attr-defined]
+    batch, seq = {0: "batch"}, {0: "batch", 1: "sequence"}
+    if kind == "forecaster":
+        outputs = ("mean", "std") if model.config.gaussian else ("mean",)  # type: ignore[attr-defined]
+        axes = {"history": {0: "batch", 1: "lookback"}, **{o: batch for o in outputs}}
+        return _ForecastWrapper(model), Signature(("history",), outputs, axes)
+    if kind == "conditional_generator":
+        axes = {"condition": batch, "tokens": seq, "lengths": batch, "logits": seq}
+        return _ConditionalWrapper(model), Signature(("condition", "tokens", "lengths"),
+                                                     ("logits",), axes)
+    if kind == "seq2seq":
+        if model.config.attention == "bahdanau":  # type: ignore[attr-defined]
+            raise ValueError(
+                "export: seq2seq with Bahdanau attention decodes step by step in a Python loop "
+                "(Seq2Seq._decode_stepwise), which tracing would unroll to a fixed target "
+                "length; export a model trained with attention luong_dot/luong_general/none"
+            )
+        axes = {"source": seq, "source_lengths": batch,
+                "target_inputs": {0: "batch", 1: "target"}, "logits": {0: "batch", 1: "target"}}
+        return _Seq2SeqWrapper(model), Signature(("source", "source_lengths", "target_inputs"),
+                                                 ("logits",), axes)
+    axes = {"tokens": seq, "lengths": batch, "logits": seq if kind != "sequence_classifier"
+            else batch}
+    return _TokensWrapper(model), Signature(("tokens", "lengths"), ("logits",), axes)
+
+
+def random_inputs(model: nn.Module, batch: int, seq: int, seed: int) -> tuple[Tensor, ...]:
+    """Random valid inputs for ``model``: token ids, per-row lengths (one row full), etc."""
+    generator = torch.Generator().manual_seed(seed)
+    config = model.config  # type: ignore[attr-defined]
+    kind = model.model_type  # type: ignore[attr-defined]
+    lengths = torch.randint(1, seq + 1, (batch,), generator=generator)
+    lengths[0] = seq
+
+    def tokens(vocab: int) -> Tensor:
+        return torch.randint(0, vocab, (batch, seq), generator=generator)
+
+    if kind == "forecaster":
+        mean = torch.tensor(config.mean or [0.0] * config.input_size)
+        std = torch.tensor(config.std or [1.0] * config.input_size)
+        return (mean + std * torch.randn(batch, seq, config.input_size, generator=generator),)
+    if kind == "conditional_generator":
+        condition = torch.randint(0, config.num_conditions, (batch,), generator=generator)
+        return condition, tokens(config.vocab_size), lengths
+    if kind == "seq2seq":
+        return tokens(config.source_vocab_size), lengths, tokens(config.target_vocab_size)
+    return tokens(config.vocab_size), lengths
+
+
+def _outputs(result) -> list[np.ndarray]:
+    items = result if isinstance(result, (tuple, list)) else (result,)
+    return [item.detach().numpy() if isinstance(item, Tensor) else np.asarray(item)
+            for item in items]
+
+
+@dataclass
+class ExportReport:
+    """Where the file went and the largest absolute difference found per checked input size."""
+
+    path: Path
+    format: str
+    max_abs_diff: dict[str, float]
+
+
+def export_model(model: nn.Module, path: str | Path, fmt: str = "onnx") -> ExportReport:
+    """Export ``model`` (an :mod:`rnnkit.models` model) to ``path`` and verify it.
+
+    ONNX keeps dynamic batch and sequence axes (and per-row ``lengths`` inputs); it is checked
+    with onnxruntime against the original model on inputs of sizes (2, 7) and (5, 13).
+    """
+    if fmt not in ("onnx", "torchscript"):
+        raise ValueError(f"--format: expected onnx or torchscript, got {fmt!r}")
+    model = model.cpu().eval()
+    wrapped, signature = _wrap(with_torch_layers(model))
+    reference, _ = _wrap(model)
+    example = random_inputs(model, 3, 9, seed=0)
+    path = Path(path)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        if fmt == "onnx":
+            torch.onnx.export(wrapped, example, str(path), input_names=list(signature.inputs),
+                              output_names=list(signature.outputs),
+                              dynamic_axes=signature.dynamic_axes, opset_version=17,
+                              dynamo=False)
+            run = _onnx_runner(path, signature)
+        else:
+            traced = torch.jit.trace(wrapped, example, check_trace=False)
+            traced.save(str(path))
+            loaded = torch.jit.load(str(path))
+            run = lambda *inputs: _outputs(loaded(*inputs))  # noqa: E731
+        differences = {}
+        for batch, seq in ((2, 7), (5, 13)):
+            inputs = random_inputs(model, batch, seq, seed=batch)
+            expected = _outputs(reference(*inputs))
+            got = run(*inputs)
+            differences[f"batch={batch},seq={seq}"] = max(
+                float(np.max(np.abs(e - g))) for e, g in zip(expected, got, strict=True))
+    return ExportReport(path, fmt, differences)
+
+
+def _onnx_runner(path: Path, signature: Signature):
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def run(*inputs: Tensor) -> list[np.ndarray]:
+        feeds = {name: tensor.numpy() for name, tensor in zip(signature.inputs, inputs,
+                                                                strict=True)}
+        return session.run(None, feeds)
+
+    return run

@@ -1,0 +1,127 @@
+"""Language modelling over one long text (char-rnn style): truncated BPTT with the hidden state
+carried across consecutive chunks; held-out loss, perplexity and bits per character."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from rnnkit.data import LanguageModelStream, read_text
+from rnnkit.data.errors import DataFormatError
+from rnnkit.models import TruncatedBPTTLoss
+from rnnkit.models._recurrent import detach_state
+from rnnkit.tasks.base import (
+    Task,
+    build_vocab,
+    model_device,
+    progress_batches,
+    summed_cross_entropy,
+    vocab_json,
+)
+from rnnkit.tasks.config import RunConfig
+
+EVAL_STREAMS = 16  # parallel streams when scoring held-out text
+
+
+class LanguageModelTask(Task):
+    """``data.train`` is plain UTF-8 text; tokens are characters (default) or words."""
+
+    name = "language_model"
+    model_type = "language_model"
+    model_fields = ("tie_embeddings", "proj_size")
+    defaults: ClassVar[dict[str, dict[str, Any]]] = {
+        "data": {"seq_len": 100},
+        "model": {"hidden_size": 256, "num_layers": 2, "embedding_size": 64, "dropout": 0.1},
+        "train": {"lr": 3e-3, "batch_size": 32, "max_time": 3.0, "eval_every": 100,
+                  "schedule": "constant", "weight_decay": 0.0},
+    }
+
+    def tokens_of(self, text: str) -> list[str]:
+        """Tokens of a whole text; word-level text keeps line breaks as ``<eos>`` tokens."""
+        if self.tokenizer.name == "char":
+            return list(text)
+        return [t for line in text.splitlines() for t in [*self.tokenizer.encode(line), "<eos>"]]
+
+    @classmethod
+    def fit(cls, config: RunConfig, train_path: Path) -> LanguageModelTask:
+        task = cls(config, {})
+        vocab = build_vocab(config, [task.tokens_of(read_text(train_path))])
+        task.artifacts = {"vocab": vocab_json(vocab), "tokenizer": task.tokenizer.name}
+        return task
+
+    def read(self, path: str | Path) -> list[int]:
+        ids = self.vocab.encode(self.tokens_of(read_text(path)))
+        if len(ids) < 2:
+            raise DataFormatError(path, None, "expected at least 2 tokens of text")
+        return ids
+
+    def hold_out(self, examples: list[int]) -> tuple[list[int], list[int]]:
+        """The last ``valid_fraction`` of the text (never shuffled: it is one stream)."""
+        cut = int(len(examples) * (1 - self.config.data.valid_fraction))
+        if cut < 2 or len(examples) - cut < 2:
+            raise ValueError(f"data.valid_fraction: cannot cut {len(examples)} tokens")
+        return examples[:cut], examples[cut:]
+
+    def model_config(self) -> dict[str, Any]:
+        return self.model_options(vocab_size=len(self.vocab))
+
+    def train_source(self, examples: list[int], seed: int) -> LanguageModelStream:
+        batch, seq_len = self.config.train.batch_size, self.config.data.seq_len
+        return LanguageModelStream(examples, batch, seq_len, seed=seed, random_offset=True)
+
+    def loss_fn(self) -> TruncatedBPTTLoss:
+        return TruncatedBPTTLoss()
+
+    def evaluate(self, model: nn.Module, examples: list[int], progress: bool = False):
+        """Mean next-token loss over the whole text, state carried across chunks."""
+        streams = max(1, min(EVAL_STREAMS, (len(examples) - 1) // self.config.data.seq_len))
+        source = LanguageModelStream(examples, streams, self.config.data.seq_len)
+        device, state, total, count = model_device(model), None, 0.0, 0
+        model.eval()
+        with torch.no_grad():
+            for batch in progress_batches(source.iter_epoch(0), len(source), progress, "evaluate"):
+                batch = batch.to(device)
+                logits, state = model(batch.tokens, batch.lengths, state)
+                state = detach_state(state)
+                loss, n = summed_cross_entropy(logits, batch.targets)
+                total, count = total + loss, count + n
+        nats = total / count
+        return {"loss": nats, "perplexity": math.exp(min(nats, 50.0)), "bpc": nats / math.log(2)}
+
+    def predict(self, model: nn.Module, inputs: list[str]) -> list[dict[str, Any]]:
+        """Per line: mean next-token loss (nats) and perplexity under the model."""
+        rows, vocab = [], self.vocab
+        device = model_device(model)
+        model.eval()
+        for text in inputs:
+            ids = vocab.encode(self.tokens_of(text))
+            if len(ids) < 2:
+                rows.append({"text": text, "loss": None, "perplexity": None})
+                continue
+            tokens = torch.tensor([ids[:-1]], device=device)
+            with torch.no_grad():
+                logits, _ = model(tokens)
+            total, count = summed_cross_entropy(logits, torch.tensor([ids[1:]], device=device))
+            rows.append({"text": text, "loss": total / count,
+                         "perplexity": math.exp(min(total / count, 50.0))})
+        return rows
+
+    def generate(self, model: nn.Module, prime: str | None = None, length: int = 500,
+                 condition: str | None = None, **sampling: Any) -> str:
+        """``prime`` (default: a newline, else the first vocabulary token) plus ``length`` new
+        tokens sampled with ``sampling`` (temperature, top_k, top_p, seed)."""
+        if condition is not None:
+            raise ValueError("--condition: only conditional_generation runs take a condition")
+        vocab = self.vocab
+        prime = prime if prime else ("\n" if "\n" in vocab else vocab.itos[len(vocab.specials)])
+        ids = model.generate(vocab.encode(self.tokens_of(prime)) or [vocab.unk_id], length,
+                             **sampling)
+        tokens = vocab.decode(ids)
+        if self.tokenizer.name == "char":
+            return prime + "".join(tokens)
+        words = " ".join("\n" if t == "<eos>" else t for t in tokens)
+        return prime + " " + words.replace(" \n ", "\n")

@@ -1,0 +1,215 @@
+"""A run: load a config, train it into a directory, and load the directory back for inference.
+
+Run directory layout::
+
+    DIR/config.yaml            the resolved configuration (every key)
+    DIR/task.json              task name and fitted artifacts (vocabularies, labels, scaling)
+    DIR/checkpoints/best|last  safetensors + JSON; metadata holds model type/config + artifacts
+    DIR/metrics.csv            per-step and per-evaluation metrics
+    DIR/summary.json           how training ended, best metric, test metrics
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+import rnnkit
+from rnnkit.models import load_model
+from rnnkit.tasks.base import Task
+from rnnkit.tasks.config import (
+    RunConfig,
+    apply_overrides,
+    config_from_dict,
+    read_config_file,
+    save_config,
+)
+from rnnkit.tasks.data_files import dataset_defaults, resolve_paths
+from rnnkit.tasks.errors import RunDirError
+from rnnkit.tasks.registry import TASKS
+from rnnkit.train import Callback, FitResult, Trainer
+
+CONFIG_FILE = "config.yaml"
+TASK_FILE = "task.json"
+SUMMARY_FILE = "summary.json"
+DEFAULT_CONFIG: dict[str, Any] = {"task": "language_model", "data": {"dataset": "shakespeare"}}
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> RunConfig:
+    """The run configuration from a YAML/TOML file (``None``: the default char-level LSTM on the
+    bundled Shakespeare sample), with ``section.key=value`` overrides, task defaults filled in."""
+    raw = read_config_file(path) if path is not None else copy.deepcopy(DEFAULT_CONFIG)
+    raw = apply_overrides(raw, list(overrides))
+    task = raw.get("task", "language_model")
+    defaults = copy.deepcopy(TASKS[task].defaults) if task in TASKS else {}
+    data = raw.get("data") or {}
+    if isinstance(data, dict) and data.get("dataset") is not None:
+        defaults["data"] = {**defaults.get("data", {}), **dataset_defaults(data["dataset"])}
+    return config_from_dict(raw, defaults)
+
+
+@dataclass
+class TrainOutcome:
+    """What :func:`train` produced: the run directory, the trainer's result, metrics."""
+
+    run_dir: Path
+    fit: FitResult
+    monitor: str
+    valid_metrics: dict[str, float]
+    test_metrics: dict[str, float] | None = None
+    checkpoint: Path | None = None
+
+
+def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse what cannot be done before any work starts; nothing is written here."""
+    if resume and overwrite:
+        raise RunDirError("--resume and --overwrite exclude each other: continue or replace")
+    if resume:
+        if not (run_dir / "checkpoints" / "last").is_dir() or not (run_dir / TASK_FILE).is_file():
+            raise RunDirError(f"{run_dir}: nothing to resume (no checkpoints/last); "
+                              "train without --resume first")
+        return
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"{run_dir} exists and is not a directory")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise RunDirError(f"{run_dir} already exists; pass --resume to continue that run "
+                              "or --overwrite to replace it")
+        if not (run_dir / CONFIG_FILE).is_file():
+            raise RunDirError(f"{run_dir} is not an rnnkit run (no {CONFIG_FILE}); "
+                              "refusing to overwrite it")
+
+
+def _make_run_dir(run_dir: Path, resume: bool) -> None:
+    if not resume and run_dir.is_dir():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _task_for(config: RunConfig, run_dir: Path, resume: bool, train_path: Path) -> Task:
+    task_class = TASKS[config.task]
+    if not resume:
+        return task_class.fit(config, train_path)
+    saved = json.loads((run_dir / TASK_FILE).read_text(encoding="utf-8"))
+    if saved["task"] != config.task:
+        raise RunDirError(f"{run_dir} holds a {saved['task']} run; the config says {config.task}")
+    return task_class(config, saved["artifacts"])
+
+
+def _metadata(task: Task, model: nn.Module) -> dict[str, Any]:
+    from rnnkit.models import describe
+
+    return {**describe(model), "task": task.name, "artifacts": task.artifacts,
+            "rnnkit_version": rnnkit.__version__}
+
+
+def train(
+    config: RunConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    callbacks: Sequence[Callback] = (),
+) -> TrainOutcome:
+    """Train ``config`` into ``run_dir``; evaluate the best checkpoint on the test file if any."""
+    run_dir = Path(run_dir)
+    _check_run_dir(run_dir, resume, overwrite)
+    paths = resolve_paths(config.data)
+    task = _task_for(config, run_dir, resume, paths["train"])
+    train_part = task.read(paths["train"])
+    if paths["valid"] is not None:
+        valid_part = task.read(paths["valid"])
+    else:
+        train_part, valid_part = task.hold_out(train_part)
+    task.fit_on_split(train_part, valid_part)
+    valid_part = task.limit(valid_part)
+    model = task.build_model()
+    _make_run_dir(run_dir, resume)
+    save_config(config, run_dir / CONFIG_FILE)
+    (run_dir / TASK_FILE).write_text(
+        json.dumps({"task": task.name, "artifacts": task.artifacts}), encoding="utf-8")
+
+    def evaluate(m: nn.Module) -> dict[str, float]:
+        return {f"valid_{k}": v for k, v in task.evaluate(m, valid_part).items()}
+
+    trainer = Trainer(
+        model, task.train_source(train_part, config.train.seed), config.train.trainer_config(),
+        loss_fn=task.loss_fn(), evaluate=evaluate, monitor=task.monitor,
+        monitor_mode=task.monitor_mode, run_dir=run_dir, metadata=_metadata(task, model),
+        callbacks=callbacks,
+    )
+    fit = trainer.fit(resume=resume)
+    outcome = TrainOutcome(run_dir, fit, task.monitor, dict(fit.metrics),
+                           checkpoint=fit.best_checkpoint or fit.last_checkpoint)
+    if paths["test"] is not None and outcome.checkpoint is not None:
+        run = load_run(run_dir)
+        test_part = run.task.limit(run.task.read(paths["test"]))
+        outcome.test_metrics = run.task.evaluate(run.model, test_part)
+    _write_summary(outcome)
+    return outcome
+
+
+def _write_summary(outcome: TrainOutcome) -> None:
+    fit = outcome.fit
+    summary = {
+        "stop_reason": fit.stop_reason, "steps": fit.global_step, "epochs": fit.epoch,
+        "monitor": outcome.monitor, "best_metric": fit.best_metric, "best_step": fit.best_step,
+        "valid_metrics": outcome.valid_metrics, "test_metrics": outcome.test_metrics,
+        "checkpoint": str(outcome.checkpoint) if outcome.checkpoint else None,
+    }
+    (outcome.run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n",
+                                                encoding="utf-8")
+
+
+@dataclass
+class Run:
+    """A trained run loaded for inference: its config, task (with artifacts) and model (CPU)."""
+
+    run_dir: Path
+    config: RunConfig
+    task: Task
+    model: nn.Module
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def evaluate(self, path: str | Path, progress: bool = False) -> dict[str, float]:
+        """The task's metrics on a file in the training format."""
+        return self.task.evaluate(self.model, self.task.read(path), progress)
+
+    def predict(self, inputs: list[Any]) -> list[dict[str, Any]]:
+        """One record per input (see the task's ``predict``)."""
+        return self.task.predict(self.model, inputs)
+
+    def generate(self, **options: Any) -> str:
+        """Sampled text (language models and conditional generators)."""
+        return self.task.generate(self.model, **options)
+
+
+def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu") -> Run:
+    """Load ``run_dir``'s ``best`` (or ``last``) checkpoint; falls back to ``last`` when no
+    evaluation produced a ``best``. Never unpickles; loads on CPU whatever trained it."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"{run_dir}: no such run directory")
+    checkpoints = run_dir / "checkpoints"
+    if not (run_dir / CONFIG_FILE).is_file() or not checkpoints.is_dir():
+        raise RunDirError(f"{run_dir} is not an rnnkit run (expected {CONFIG_FILE} and "
+                          "checkpoints/ made by `rnnkit train`)")
+    chosen = checkpoints / checkpoint
+    if not chosen.is_dir() and checkpoint == "best":
+        chosen = checkpoints / "last"
+    if not chosen.is_dir():
+        raise RunDirError(f"{run_dir}: no {checkpoint} checkpoint yet")
+    config = config_from_dict(read_config_file(run_dir / CONFIG_FILE))
+    metadata = json.loads((chosen / "metadata.json").read_text(encoding="utf-8"))
+    if metadata.get("task") not in TASKS:
+        raise RunDirError(f"{chosen}: metadata names no known task ({metadata.get('task')!r})")
+    model = load_model(chosen, device=device)
+    task = TASKS[metadata["task"]](config, metadata["artifacts"])
+    return Run(run_dir, config, task, model, metadata)

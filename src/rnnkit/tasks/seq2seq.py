@@ -1,0 +1,155 @@
+"""Sequence to sequence: ``source<TAB>target`` lines → an encoder-decoder with attention;
+exact match, BLEU and chrF of the decoded outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from rnnkit.data import PairBatch, Vocab, pad_sequences, pair_source
+from rnnkit.tasks.base import (
+    Task,
+    build_vocab,
+    model_device,
+    progress_batches,
+    read_records,
+    vocab_from,
+    vocab_json,
+)
+from rnnkit.tasks.config import RunConfig
+from rnnkit.train import metrics
+
+EVAL_BATCH = 128
+
+
+class Seq2SeqLoss:
+    """``model.loss(batch)`` after setting the teacher-forcing ratio for the current step."""
+
+    def __init__(self) -> None:
+        self.step = 0
+
+    def __call__(self, model: nn.Module, batch: PairBatch) -> torch.Tensor:
+        model.set_training_step(self.step)  # type: ignore[operator]
+        self.step += 1
+        return model.loss(batch)  # type: ignore[operator]
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The step count, checkpointed so a resumed run continues the schedule."""
+        return {"step": torch.tensor(self.step)}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.step = int(state["step"])
+
+
+class Seq2SeqTask(Task):
+    """Source and target are tokenized alike (characters by default) with separate vocabularies."""
+
+    name = "seq2seq"
+    model_type = "seq2seq"
+    monitor = "valid_exact_match"
+    monitor_mode = "max"
+    model_fields = (
+        "bidirectional", "attention", "teacher_forcing_start", "teacher_forcing_floor",
+        "teacher_forcing_decay_steps", "beam_size", "length_penalty",
+    )
+    defaults: ClassVar[dict[str, dict[str, Any]]] = {
+        "model": {"hidden_size": 128, "embedding_size": 32, "bidirectional": True,
+                  "attention": "bahdanau"},
+        "train": {"lr": 3e-3, "batch_size": 64, "max_epochs": 15, "patience": 3},
+    }
+
+    @classmethod
+    def fit(cls, config: RunConfig, train_path: Path) -> Seq2SeqTask:
+        task = cls(config, {})
+        pairs = read_records(config, cls.name, train_path)
+        source = build_vocab(config, (task.tokens_of(p.source) for p in pairs))
+        target = build_vocab(config, (task.tokens_of(p.target) for p in pairs))
+        task.artifacts = {"source_vocab": vocab_json(source), "target_vocab": vocab_json(target),
+                          "tokenizer": task.tokenizer.name}
+        return task
+
+    @property
+    def source_vocab(self) -> Vocab:
+        return vocab_from(self.artifacts, "source_vocab")
+
+    @property
+    def target_vocab(self) -> Vocab:
+        return vocab_from(self.artifacts, "target_vocab")
+
+    def read(self, path: str | Path) -> list[tuple[list[int], list[int]]]:
+        source, target = self.source_vocab, self.target_vocab
+        return [(source.encode(self.tokens_of(p.source)), target.encode(self.tokens_of(p.target)))
+                for p in read_records(self.config, self.name, path)]
+
+    def model_config(self) -> dict[str, Any]:
+        target = self.target_vocab
+        return self.model_options(
+            source_vocab_size=len(self.source_vocab), target_vocab_size=len(target),
+            bos_id=target.bos_id, eos_id=target.eos_id, pad_id=target.pad_id,
+        )
+
+    def train_source(self, examples, seed: int):
+        target = self.target_vocab
+        return pair_source(examples, target.pad_id, target.bos_id, target.eos_id,
+                           self.config.train.batch_size, seed=seed)
+
+    def loss_fn(self) -> Seq2SeqLoss:
+        return Seq2SeqLoss()
+
+    def decode(self, model: nn.Module, sources: list[list[int]], progress: bool = False):
+        """Decoded target strings for source id lists (greedy, or beam with beam_size > 1)."""
+        device, pad, texts = model_device(model), self.source_vocab.pad_id, []
+        target, options = self.target_vocab, self.config.model
+        starts = range(0, len(sources), EVAL_BATCH)
+        for start in progress_batches(iter(starts), len(starts), progress, "decode"):
+            tokens, lengths = pad_sequences(sources[start:start + EVAL_BATCH], pad)
+            tokens = tokens.to(device)
+            if options.beam_size > 1:
+                decoded = model.beam_decode(tokens, lengths, options.beam_size,
+                                            length_penalty=options.length_penalty)
+            else:
+                decoded = model.greedy_decode(tokens, lengths)
+            for row, length in zip(decoded.tokens.tolist(), decoded.lengths.tolist(),
+                                   strict=True):
+                texts.append(self.tokenizer.decode(target.decode(row[:length],
+                                                                 skip_specials=True)))
+        return texts
+
+    def evaluate(self, model: nn.Module, examples, progress: bool = False) -> dict[str, float]:
+        target = self.target_vocab
+        references = [self.tokenizer.decode(target.decode(t, skip_specials=True))
+                      for _, t in examples]
+        hypotheses = self.decode(model, [s for s, _ in examples], progress)
+        loss = _teacher_forced_loss(model, examples, target)
+        return {
+            "loss": loss,
+            "exact_match": metrics.exact_match(hypotheses, references),
+            "bleu": metrics.bleu(hypotheses, references),
+            "chrf": metrics.chrf(hypotheses, references),
+        }
+
+    def predict(self, model: nn.Module, inputs: list[str]) -> list[dict[str, Any]]:
+        vocab = self.source_vocab
+        outputs = self.decode(model, [vocab.encode(self.tokens_of(t)) or [vocab.unk_id]
+                                      for t in inputs])
+        return [{"source": s, "output": o} for s, o in zip(inputs, outputs, strict=True)]
+
+
+def _teacher_forced_loss(model: nn.Module, examples, target: Vocab) -> float:
+    """Mean per-token loss with full teacher forcing (eval mode)."""
+    from rnnkit.data import collate_pairs
+
+    model.eval()
+    total, count = 0.0, 0
+    device = model_device(model)
+    with torch.no_grad():
+        for start in range(0, len(examples), EVAL_BATCH):
+            batch = collate_pairs(examples[start:start + EVAL_BATCH], target.pad_id,
+                                  target.bos_id, target.eos_id).to(device)
+            tokens = int((batch.target_lengths - 1).sum())
+            total += float(model.loss(batch)) * tokens
+            count += tokens
+    return total / count

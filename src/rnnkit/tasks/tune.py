@@ -1,0 +1,131 @@
+"""Hyper-parameter search with Optuna over the config's ``tune:`` section.
+
+Each trial trains a full run (``OUT/trial-<number>``) with the sampled values; the validation
+metric the task monitors is reported after every evaluation and a median pruner stops poor
+trials early. Any Optuna storage URL works (SQLite file by default, PostgreSQL for several
+machines); workers started on the same storage and study name share its trials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rnnkit.tasks.config import ParamSpec, RunConfig, config_from_dict, save_config
+from rnnkit.tasks.errors import ConfigError
+from rnnkit.tasks.registry import TASKS
+from rnnkit.tasks.run import train
+from rnnkit.train import Callback
+
+
+def _optuna():
+    try:
+        import optuna
+    except ImportError as error:  # pragma: no cover - optuna is an optional dependency
+        raise ImportError("rnnkit tune needs optuna: pip install 'rnnkit[full]'") from error
+    return optuna
+
+
+def suggest(trial: Any, key: str, spec: ParamSpec) -> Any:
+    """Draw ``key``'s value from ``spec`` with the trial's sampler."""
+    if spec.type == "categorical":
+        return trial.suggest_categorical(key, spec.choices)
+    if spec.type == "int":
+        step = int(spec.step) if spec.step else 1
+        return trial.suggest_int(key, int(spec.low), int(spec.high), step=step, log=spec.log)
+    return trial.suggest_float(key, spec.low, spec.high, step=spec.step, log=spec.log)
+
+
+def with_values(config: RunConfig, values: dict[str, Any]) -> RunConfig:
+    """``config`` with ``section.key`` values replaced (types checked again)."""
+    raw = config.to_dict()
+    for key, value in values.items():
+        section, _, name = key.partition(".")
+        if name not in raw[section]:
+            raise ConfigError(f"tune.{key}: {section} has no key {name!r}")
+        raw[section][name] = value
+    return config_from_dict(raw)
+
+
+class _PruningReporter(Callback):
+    """Reports the monitored metric to the trial after each evaluation; prunes when told."""
+
+    def __init__(self, trial: Any, monitor: str) -> None:
+        self.trial, self.monitor = trial, monitor
+
+    def on_eval_end(self, trainer, metrics: dict[str, float]) -> None:
+        self.trial.report(metrics[self.monitor], step=trainer.state.global_step)
+        if self.trial.should_prune():
+            raise _optuna().TrialPruned(f"pruned at step {trainer.state.global_step}")
+
+
+@dataclass
+class TuneOutcome:
+    """The study, its best value and parameters, and the written best config."""
+
+    study: Any
+    best_value: float | None
+    best_params: dict[str, Any]
+    best_config: Path | None
+
+
+def tune(
+    config: RunConfig,
+    out_dir: str | Path,
+    trials: int,
+    storage: str | None = None,
+    study_name: str = "rnnkit",
+    timeout_minutes: float | None = None,
+    report: Callable[[str], None] = print,
+) -> TuneOutcome:
+    """Run up to ``trials`` trials in total over the study (shared with other workers)."""
+    optuna = _optuna()
+    if config.tune is None or not config.tune.params:
+        raise ConfigError("tune: the config has no tune: section with parameters to search")
+    if trials < 1:
+        raise ValueError(f"--trials: expected an integer >= 1, got {trials}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    storage = storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
+    task = TASKS[config.task]
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name=study_name, storage=storage, load_if_exists=True,
+        direction="minimize" if task.monitor_mode == "min" else "maximize",
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
+    )
+    params = config.tune.params
+
+    def objective(trial) -> float:
+        values = {key: suggest(trial, key, spec) for key, spec in params.items()}
+        trial_config = with_values(config, values)
+        outcome = train(trial_config, out_dir / f"trial-{trial.number}", overwrite=True,
+                        callbacks=[_PruningReporter(trial, task.monitor)])
+        if outcome.fit.best_metric is None:
+            raise optuna.TrialPruned("no finite validation metric")
+        return outcome.fit.best_metric
+
+    def log_trial(study, trial) -> None:
+        value = "pruned" if trial.value is None else f"{task.monitor}={trial.value:.4f}"
+        report(f"trial {trial.number}: {trial.state.name.lower()} {value} {trial.params}")
+
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
+                optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING)
+    study.optimize(objective, n_trials=trials,
+                   timeout=None if timeout_minutes is None else timeout_minutes * 60,
+                   callbacks=[optuna.study.MaxTrialsCallback(trials, states=finished), log_trial],
+                   catch=())
+    return _best(study, config, out_dir)
+
+
+def _best(study: Any, config: RunConfig, out_dir: Path) -> TuneOutcome:
+    complete = [t for t in study.trials if t.value is not None]
+    if not complete:
+        return TuneOutcome(study, None, {}, None)
+    best = study.best_trial
+    best_config = with_values(config, best.params)
+    best_config.tune = None
+    path = save_config(best_config, out_dir / "best_config.yaml")
+    return TuneOutcome(study, best.value, dict(best.params), path)
