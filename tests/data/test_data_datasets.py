@@ -167,6 +167,10 @@ def test_prepare_rebuilds_the_full_set_from_the_package(tmp_path, monkeypatch):
                                                  "SONNETS\nText of sonnets.\n\n")
     assert sample.paths["test"].read_text().startswith("MERCHANT_OF_VENICE")
     assert "(full)" in (sample.directory / "PROVENANCE.md").read_text()
+    sample.paths["train"].write_text("edited")
+    assert prepare("shakespeare", tmp_path / "cache", False).paths["train"].read_text() == "edited"
+    rebuilt = prepare("shakespeare", tmp_path / "cache", False, force=True)
+    assert rebuilt.paths["train"].read_text().startswith("HAMLET")
 
 
 def test_rotten_tomatoes_builder_drops_plot_rows_and_splits_by_movie(tmp_path, monkeypatch):

