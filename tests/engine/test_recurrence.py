@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from rnnkit import engine
 from rnnkit.engine import ops
 
-from .reference import compare
+from .reference import compare, direction_weights, make_module, torch_direction
 
 pytestmark = pytest.mark.skipif(not engine.available(), reason="native engine not compiled")
 
@@ -164,3 +164,27 @@ def test_rows_of_length_zero_keep_initial_state():
         assert torch.equal(y[:, 0], torch.zeros(4, 5))
         assert torch.equal(h_n[0], h0[0]) and torch.equal(c_n[0], c0[0])
         assert not torch.equal(h_n[1], h0[1])
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("batch", [1, 3])
+def test_native_step_matches_torch_cells(mode, batch, isa):
+    """The no-grad single-step kernel (projection included) against torch.nn on one step."""
+    for proj in ([0, 5] if mode == "LSTM" else [0]):
+        for bias in (True, False):
+            compare_step(mode, batch, proj, bias)
+
+
+def compare_step(mode, batch, proj, bias):
+    torch.manual_seed(batch + proj)
+    module = make_module(mode, 7, 33, bias=bias, proj=proj, dtype=torch.float64)
+    weights = direction_weights(module, False)
+    x = torch.randn(1, batch, 7, dtype=torch.float64)
+    h0 = torch.randn(batch, proj or 33, dtype=torch.float64)
+    c0 = torch.randn(batch, 33, dtype=torch.float64) if mode == "LSTM" else None
+    with torch.no_grad():
+        _, want_h, want_c = torch_direction(module, mode, x, h0, c0, None, False)
+        h, c = engine.cell_step(mode, x[0], h0, c0, *weights)
+    torch.testing.assert_close(h, want_h, rtol=1e-10, atol=1e-12)
+    if mode == "LSTM":
+        torch.testing.assert_close(c, want_c, rtol=1e-10, atol=1e-12)

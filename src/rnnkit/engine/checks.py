@@ -23,11 +23,11 @@ def check_tensor(name: str, value: object, shape: tuple[int, ...], dtype: torch.
     """``value`` must be a CPU tensor of ``shape`` and ``dtype``."""
     if not isinstance(value, Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
-    if value.device.type != "cpu":
+    if not value.is_cpu:
         raise ValueError(f"{name}: the native engine runs on CPU, got a tensor on {value.device}")
     if value.dtype != dtype:
         raise TypeError(f"{name}: expected dtype {dtype} (same as x), got {value.dtype}")
-    if tuple(value.shape) != shape:
+    if value.shape != shape:
         raise ValueError(f"{name}: expected shape {shape}, got {tuple(value.shape)}")
 
 
@@ -47,6 +47,13 @@ def check_lengths(lengths: object, batch: int, seq_len: int) -> Tensor | None:
     return lengths
 
 
+def check_step_input(x_t: object) -> None:
+    """``x_t`` must be a 2-D tensor ``(batch, input)``."""
+    if not isinstance(x_t, Tensor) or x_t.dim() != 2:
+        got = tuple(x_t.shape) if isinstance(x_t, Tensor) else type(x_t).__name__
+        raise ValueError(f"x_t: expected a 2-D tensor (batch, input), got {got}")
+
+
 def check_recurrence_args(mode, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr):
     """Validate one layer-direction's arguments; returns ``(gates, hidden, out_size)``."""
     gates = check_mode(mode)
@@ -55,7 +62,7 @@ def check_recurrence_args(mode, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_h
         raise ValueError(f"x: expected a 3-D tensor (seq, batch, input), got {got}")
     if x.dtype not in DTYPES:
         raise TypeError(f"x: expected float32 or float64, got {x.dtype}")
-    if x.device.type != "cpu":
+    if not x.is_cpu:
         raise ValueError(f"x: the native engine runs on CPU, got a tensor on {x.device}")
     _, batch, input_size = x.shape
     if not isinstance(weight_hh, Tensor) or weight_hh.dim() != 2:

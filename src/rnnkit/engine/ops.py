@@ -17,7 +17,7 @@ from rnnkit.engine import checks
 from rnnkit.engine._loader import require_native
 from rnnkit.engine.threads import choose_threads
 
-DOT_PRODUCT_MAX_BATCH = 2
+DOT_PRODUCT_MAX_ROWS = 2
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,9 @@ def _run_forward(plan: _Plan, xg, h0, c0, w_hh, b_hn, w_hr, save: bool):
     m = new(steps, batch, hidden) if w_hr is not None else None
     work = new(2 * batch * out_size + batch * hidden)
     # The register-tiled product wants (K x N) weights; one transposed copy per call is
-    # amortised over seq * batch rows. Small batches use dot products on torch's layout.
-    transpose = batch > DOT_PRODUCT_MAX_BATCH
+    # amortised over seq * batch rows. A single step of a tiny batch (streaming) uses dot
+    # products on torch's layout instead.
+    transpose = seq_len * batch > DOT_PRODUCT_MAX_ROWS
     w_hh_k = w_hh.t().contiguous() if transpose else w_hh
     w_hr_k = w_hr.t().contiguous() if transpose and w_hr is not None else w_hr
     require_native().forward(
@@ -78,50 +79,6 @@ def _previous_states(plan: _Plan, y: Tensor, h0: Tensor) -> Tensor:
     return previous
 
 
-class _Recurrence(torch.autograd.Function):
-    """``(xg, h0, c0, w_hh, b_hn, w_hr) -> (y, h_n[, c_n])`` with BPTT in C++."""
-
-    @staticmethod
-    def forward(ctx, plan: _Plan, xg, h0, c0, w_hh, b_hn, w_hr):
-        y, h_n, c_n, (gates, aux, m) = _run_forward(plan, xg, h0, c0, w_hh, b_hn, w_hr, True)
-        ctx.plan = plan
-        ctx.save_for_backward(y, h0, c0, w_hh, w_hr, gates, aux, m)
-        return (y, h_n, c_n) if c_n is not None else (y, h_n)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, dy, dh_n, dc_n=None):
-        plan: _Plan = ctx.plan
-        y, h0, c0, w_hh, w_hr, gates, aux, m = ctx.saved_tensors
-        seq_len, batch, gate_width = gates.shape
-        hidden, out_size = plan.hidden, plan.out_size
-        new = gates.new_empty
-        dgx = new(seq_len, batch, gate_width)
-        dgh = new(seq_len, batch, gate_width) if plan.mode == "GRU" else dgx
-        dh0 = new(batch, out_size)
-        dc0 = new(batch, hidden) if plan.mode == "LSTM" else None
-        dhtot = new(seq_len, batch, out_size) if w_hr is not None else None
-        work = new(3 * batch * out_size + 2 * batch * hidden)
-        dy, dh_n, dc_n = dy.contiguous(), dh_n.contiguous(), _contiguous(dc_n)
-        require_native().backward(
-            gates.dtype == torch.float64, checks.MODE_IDS[plan.mode], seq_len, batch, hidden,
-            out_size, int(plan.reverse), plan.threads,
-            _ptr(w_hh), _ptr(w_hr), _ptr(dy), _ptr(dh_n), _ptr(dc_n), _ptr(y), _ptr(h0),
-            _ptr(c0), _ptr(gates), _ptr(aux), _ptr(plan.lengths),
-            _ptr(dgx), _ptr(dgh), _ptr(dh0), _ptr(dc0), _ptr(dhtot), _ptr(work))
-        need = ctx.needs_input_grad
-        rows = seq_len * batch
-        dw_hh = db_hn = dw_hr = None
-        if need[4]:
-            previous = _previous_states(plan, y, h0)
-            dw_hh = dgh.view(rows, gate_width).t() @ previous.view(rows, out_size)
-        if need[5]:
-            db_hn = dgh[:, :, 2 * hidden:].sum((0, 1))
-        if need[6]:
-            dw_hr = dhtot.view(rows, out_size).t() @ m.view(rows, hidden)
-        return None, dgx, dh0, dc0, dw_hh, db_hn, dw_hr
-
-
 def _input_projection(mode, x, weight_ih, bias_ih, bias_hh, hidden):
     """``(seq, batch, G*H)``: ``x W_ih^T`` plus every bias that can be added before the loop.
 
@@ -135,11 +92,82 @@ def _input_projection(mode, x, weight_ih, bias_ih, bias_hh, hidden):
     else:
         if mode == "GRU":
             bias = torch.cat([bias_ih[:2 * hidden] + bias_hh[:2 * hidden], bias_ih[2 * hidden:]])
-            b_hn = bias_hh[2 * hidden:]
+            b_hn = bias_hh[2 * hidden:].contiguous()
         else:
             bias = bias_ih + bias_hh
         xg = torch.addmm(bias, x2d, weight_ih.t())
     return xg.view(seq_len, batch, -1), b_hn
+
+
+def _forward_all(plan: _Plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, save: bool):
+    """Input projection (one GEMM) then the native recurrence."""
+    xg, b_hn = _input_projection(plan.mode, x, w_ih, b_ih, b_hh, plan.hidden)
+    return _run_forward(plan, xg, h0, c0, w_hh, b_hn, w_hr, save)
+
+
+class _Recurrence(torch.autograd.Function):
+    """``(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr) -> (y, h_n[, c_n])`` as one autograd node.
+
+    Backward runs BPTT in C++ for the gate gradients, then four large GEMMs for the
+    gradients of the input and of the weights (sums over all steps at once).
+    """
+
+    @staticmethod
+    def forward(ctx, plan: _Plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr):
+        y, h_n, c_n, (gates, aux, m) = _forward_all(plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh,
+                                                    w_hr, True)
+        ctx.plan = plan
+        ctx.save_for_backward(x, y, h0, c0, w_ih, w_hh, w_hr, gates, aux, m)
+        return (y, h_n, c_n) if c_n is not None else (y, h_n)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dy, dh_n, dc_n=None):
+        plan: _Plan = ctx.plan
+        x, y, h0, c0, w_ih, w_hh, w_hr, gates, aux, m = ctx.saved_tensors
+        dgx, dgh, dh0, dc0, dhtot = _run_backward(plan, dy, dh_n, dc_n, y, h0, c0, w_hh, w_hr,
+                                                  gates, aux)
+        need = ctx.needs_input_grad
+        seq_len, batch, input_size = x.shape
+        rows = seq_len * batch
+        dgx2, dgh2 = dgx.view(rows, -1), dgh.view(rows, -1)
+        dx = dw_ih = dw_hh = db_ih = db_hh = dw_hr = None
+        if need[1]:
+            dx = (dgx2 @ w_ih).view(seq_len, batch, input_size)
+        if need[4]:
+            dw_ih = dgx2.t() @ x.reshape(rows, input_size)
+        if need[5]:
+            previous = _previous_states(plan, y, h0)
+            dw_hh = dgh2.t() @ previous.view(rows, plan.out_size)
+        if need[6] or need[7]:
+            db_ih = dgx2.sum(0)
+            # A separate tensor: the two .grad fields must not alias.
+            db_hh = dgh2.sum(0) if dgh is not dgx else db_ih.clone()
+        if need[8]:
+            dw_hr = dhtot.view(rows, plan.out_size).t() @ m.view(rows, plan.hidden)
+        return (None, dx, dh0 if need[2] else None, dc0 if need[3] else None, dw_ih, dw_hh,
+                db_ih, db_hh, dw_hr)
+
+
+def _run_backward(plan: _Plan, dy, dh_n, dc_n, y, h0, c0, w_hh, w_hr, gates, aux):
+    """BPTT kernel: gradients of the gate pre-activations, initial states and projected h."""
+    seq_len, batch, gate_width = gates.shape
+    hidden, out_size = plan.hidden, plan.out_size
+    new = gates.new_empty
+    dgx = new(seq_len, batch, gate_width)
+    dgh = new(seq_len, batch, gate_width) if plan.mode == "GRU" else dgx
+    dh0 = new(batch, out_size)
+    dc0 = new(batch, hidden) if plan.mode == "LSTM" else None
+    dhtot = new(seq_len, batch, out_size) if w_hr is not None else None
+    work = new(3 * batch * out_size + 2 * batch * hidden)
+    dy, dh_n, dc_n = dy.contiguous(), dh_n.contiguous(), _contiguous(dc_n)
+    require_native().backward(
+        gates.dtype == torch.float64, checks.MODE_IDS[plan.mode], seq_len, batch, hidden,
+        out_size, int(plan.reverse), plan.threads,
+        _ptr(w_hh), _ptr(w_hr), _ptr(dy), _ptr(dh_n), _ptr(dc_n), _ptr(y), _ptr(h0),
+        _ptr(c0), _ptr(gates), _ptr(aux), _ptr(plan.lengths),
+        _ptr(dgx), _ptr(dgh), _ptr(dh0), _ptr(dc0), _ptr(dhtot), _ptr(work))
+    return dgx, dgh, dh0, dc0, dhtot
 
 
 def recurrence(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weight_ih: Tensor,
@@ -164,13 +192,12 @@ def recurrence(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weight_ih: T
         raise ValueError(f"x: expected a non-empty sequence and batch, got shape {tuple(x.shape)}")
     plan = _Plan(mode, hidden, out_size, lengths, bool(reverse),
                  choose_threads(mode, batch, hidden, out_size))
-    xg, b_hn = _input_projection(mode, x, weight_ih, bias_ih, bias_hh, hidden)
-    h0, c0 = h0.contiguous(), _contiguous(c0)
-    tensors = (xg, h0, c0, weight_hh.contiguous(), _contiguous(b_hn), _contiguous(weight_hr))
+    tensors = (x, h0.contiguous(), _contiguous(c0), weight_ih, weight_hh.contiguous(), bias_ih,
+               bias_hh, _contiguous(weight_hr))
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         result = _Recurrence.apply(plan, *tensors)
         return result if len(result) == 3 else (*result, None)
-    y, h_n, c_n, _ = _run_forward(plan, *tensors, save=False)
+    y, h_n, c_n, _ = _forward_all(plan, *tensors, save=False)
     return y, h_n, c_n
 
 
@@ -179,12 +206,25 @@ def cell_step(mode: str, x_t: Tensor, h: Tensor, c: Tensor | None, weight_ih: Te
               weight_hr: Tensor | None):
     """One time step: ``x_t (batch, input)``, ``h (batch, out)``, ``c (batch, hidden)`` or None.
 
-    Returns ``(h_new, c_new or None)``. Differentiable (same kernels as :func:`recurrence`);
-    under ``torch.no_grad()`` it skips autograd bookkeeping for low streaming latency.
+    Returns ``(h_new, c_new or None)``. Differentiable when gradients are needed (through
+    :func:`recurrence`); otherwise one native call does the whole step, for low streaming
+    latency.
     """
-    if not isinstance(x_t, Tensor) or x_t.dim() != 2:
-        got = tuple(x_t.shape) if isinstance(x_t, Tensor) else type(x_t).__name__
-        raise ValueError(f"x_t: expected a 2-D tensor (batch, input), got {got}")
-    _, h_new, c_new = recurrence(mode, x_t.unsqueeze(0), h, c, weight_ih, weight_hh, bias_ih,
-                                 bias_hh, weight_hr, None, False)
+    checks.check_step_input(x_t)
+    tensors = (x_t, h, c, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr)
+    if torch.is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad
+                                       for t in tensors):
+        _, h_new, c_new = recurrence(mode, x_t.unsqueeze(0), h, c, weight_ih, weight_hh,
+                                     bias_ih, bias_hh, weight_hr, None, False)
+        return h_new, c_new
+    gates, hidden, out_size = checks.check_recurrence_args(
+        mode, x_t.unsqueeze(0), h, c, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr)
+    batch, input_size = x_t.shape
+    h_new = x_t.new_empty(batch, out_size)
+    c_new = x_t.new_empty(batch, hidden) if c is not None else None
+    work = x_t.new_empty(2 * batch * gates * hidden + 3 * batch * hidden + 2 * batch * out_size)
+    args = [t.contiguous() if t is not None else None for t in tensors]
+    require_native().step(
+        x_t.dtype == torch.float64, checks.MODE_IDS[mode], batch, input_size, hidden, out_size,
+        *(_ptr(t) for t in args), _ptr(h_new), _ptr(c_new), _ptr(work))
     return h_new, c_new

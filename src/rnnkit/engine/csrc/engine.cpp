@@ -263,7 +263,37 @@ static PyObject* py_backward(PyObject*, PyObject* pyargs) {
     Py_RETURN_NONE;
 }
 
+static PyObject* py_step(PyObject*, PyObject* pyargs) {
+    rnnkit::StepArgs args;
+    int is_double;
+    unsigned long long ptr[11];
+    if (!PyArg_ParseTuple(pyargs, "iiiiiiKKKKKKKKKKK", &is_double, &args.mode, &args.B, &args.I,
+                          &args.H, &args.Hout, &ptr[0], &ptr[1], &ptr[2], &ptr[3], &ptr[4],
+                          &ptr[5], &ptr[6], &ptr[7], &ptr[8], &ptr[9], &ptr[10]))
+        return nullptr;
+    int i = 0;
+    RNNKIT_PTR(x, const void*);
+    RNNKIT_PTR(h, const void*);
+    RNNKIT_PTR(c, const void*);
+    RNNKIT_PTR(wih, const void*);
+    RNNKIT_PTR(whh, const void*);
+    RNNKIT_PTR(bih, const void*);
+    RNNKIT_PTR(bhh, const void*);
+    RNNKIT_PTR(whr, const void*);
+    RNNKIT_PTR(hn, void*);
+    RNNKIT_PTR(cn, void*);
+    RNNKIT_PTR(work, void*);
+    const rnnkit::KernelTable* table = g_table;
+    // Single-step work is microseconds: keeping the GIL is cheaper than releasing it.
+    if (is_double)
+        table->step_f64(args);
+    else
+        table->step_f32(args);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"step", py_step, METH_VARARGS, "One time step over raw pointers (internal)."},
     {"isa", py_isa, METH_NOARGS, "Name of the instruction set the kernels currently use."},
     {"supported_isas", py_supported_isas, METH_NOARGS, "Instruction sets usable on this CPU."},
     {"set_isa", py_set_isa, METH_VARARGS, "Select the kernels' instruction set (for testing)."},

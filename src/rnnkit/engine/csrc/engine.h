@@ -55,8 +55,27 @@ struct BackwardArgs {
     void* work;   // 3 * B * Hout + 2 * B * H elements of scratch
 };
 
+// One time step of a layer, input projection included, weights in torch's layout
+// (streaming inference at small batch: no transposed copies, one call).
+struct StepArgs {
+    int mode, B, I, H, Hout;
+    const void* x;    // (B, I)
+    const void* h;    // (B, Hout)
+    const void* c;    // (B, H), LSTM only
+    const void* wih;  // (G*H, I)
+    const void* whh;  // (G*H, Hout)
+    const void* bih;  // (G*H) or null
+    const void* bhh;  // (G*H) or null
+    const void* whr;  // (Hout, H) or null
+    void* hn;         // (B, Hout)
+    void* cn;         // (B, H), LSTM only
+    void* work;       // 2 * B * G*H + 3 * B * H + 2 * B * Hout elements of scratch
+};
+
 struct KernelTable {
     const char* name;
+    void (*step_f32)(const StepArgs&);
+    void (*step_f64)(const StepArgs&);
     void (*forward_f32)(const ForwardArgs&);
     void (*forward_f64)(const ForwardArgs&);
     void (*backward_f32)(const BackwardArgs&);

@@ -7,6 +7,8 @@
 // C (B x N) = A (B x K) * W (K x N), computed by a register-tiled micro-kernel that
 // broadcasts A and streams W, which stays in L2 across the time loop.
 
+#define RNNKIT_L1_PANEL_BYTES (24 * 1024)
+
 typedef float vf __attribute__((vector_size(RNNKIT_VBYTES)));
 typedef double vd __attribute__((vector_size(RNNKIT_VBYTES)));
 typedef int32_t vi __attribute__((vector_size(RNNKIT_VBYTES)));
@@ -62,13 +64,29 @@ static inline void tile_rows(int rows, int K, const T* A, long lda, const T* W, 
 #define RNNKIT_ROWS(r) \
     case r: tile<T, (r < RNNKIT_MR ? r : 1), NV_>(K, A + m * lda, lda, W, ldw, C + m * ldc, ldc, ci, ldi); break;
         RNNKIT_ROWS(1) RNNKIT_ROWS(2) RNNKIT_ROWS(3) RNNKIT_ROWS(4) RNNKIT_ROWS(5)
-        RNNKIT_ROWS(6) RNNKIT_ROWS(7)
+        RNNKIT_ROWS(6) RNNKIT_ROWS(7) RNNKIT_ROWS(8) RNNKIT_ROWS(9) RNNKIT_ROWS(10)
+        RNNKIT_ROWS(11)
 #undef RNNKIT_ROWS
         default: break;
     }
 }
 
-// Columns [n0, n1) of C (M x N) = Cinit + A (M x K) * W (K x N).
+// Columns [n0, n1) of C (M x N) = Cinit + A (M x K) * W (K x N). K is cut into chunks
+// whose W panel (chunk x NV vectors) fits in L1, so every row tile reuses it from L1.
+template <typename T, int NV_>
+static inline void panel(int M, int K, const T* A, long lda, const T* W, long ldw, T* C, long ldc,
+                         const T* Cinit, long ldi) {
+    typedef typename VecOf<T>::type V;
+    constexpr int panel_row_bytes = NV_ * (int)sizeof(V);
+    constexpr int chunk = (RNNKIT_L1_PANEL_BYTES / panel_row_bytes) & ~7;
+    for (int k0 = 0; k0 < K; k0 += chunk) {
+        int kc = K - k0 < chunk ? K - k0 : chunk;
+        const T* init = k0 == 0 ? Cinit : C;
+        tile_rows<T, NV_>(M, kc, A + k0, lda, W + (long)k0 * ldw, ldw, C, ldc, init,
+                          k0 == 0 ? ldi : ldc);
+    }
+}
+
 template <typename T>
 static void gemm_cols(int M, int K, const T* A, long lda, const T* W, long ldw, int n0, int n1,
                       T* C, long ldc, const T* Cinit, long ldi) {
@@ -76,10 +94,10 @@ static void gemm_cols(int M, int K, const T* A, long lda, const T* W, long ldw, 
     constexpr int L = sizeof(V) / sizeof(T);
     int n = n0;
     for (; n + RNNKIT_NV * L <= n1; n += RNNKIT_NV * L)
-        tile_rows<T, RNNKIT_NV>(M, K, A, lda, W + n, ldw, C + n, ldc, Cinit ? Cinit + n : nullptr,
-                                ldi);
+        panel<T, RNNKIT_NV>(M, K, A, lda, W + n, ldw, C + n, ldc, Cinit ? Cinit + n : nullptr,
+                            ldi);
     for (; n + L <= n1; n += L)
-        tile_rows<T, 1>(M, K, A, lda, W + n, ldw, C + n, ldc, Cinit ? Cinit + n : nullptr, ldi);
+        panel<T, 1>(M, K, A, lda, W + n, ldw, C + n, ldc, Cinit ? Cinit + n : nullptr, ldi);
     for (; n < n1; n++) {
         for (int m = 0; m < M; m++) {
             T s = Cinit ? Cinit[m * ldi + n] : T(0);
@@ -519,8 +537,51 @@ struct Backward {
     }
 };
 
+// ---------------------------------------------------------------- single step
+template <typename T>
+static void step_kernel(const StepArgs& s) {
+    const int G = gate_count(s.mode), GH = G * s.H, B = s.B, H = s.H;
+    const bool gru = s.mode == MODE_GRU;
+    T* xg = (T*)s.work;
+    T* gates = xg + (long)B * GH;
+    T* aux = gates + (long)B * GH;
+    T* m = aux + (long)B * H;
+    T* state_work = m + (long)B * H;
+    gemm_nt<T>(B, s.I, (const T*)s.x, s.I, (const T*)s.wih, s.I, 0, GH, xg, GH, nullptr, 0);
+    if (s.bih) {
+        const T* bih = (const T*)s.bih;
+        const T* bhh = (const T*)s.bhh;
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < GH; j++)  // GRU's b_hn is applied inside the reset gate
+                xg[(long)b * GH + j] += bih[j] + (gru && j >= 2 * H ? T(0) : bhh[j]);
+    }
+    ForwardArgs f = {};
+    f.mode = s.mode;
+    f.T = 1;
+    f.B = B;
+    f.H = H;
+    f.Hout = s.Hout;
+    f.threads = 1;
+    f.xg = xg;
+    f.h0 = s.h;
+    f.c0 = s.c;
+    f.whhT = s.whh;  // transposed == 0: torch's layout, dot-product kernel
+    f.bhn = gru && s.bhh ? (const T*)s.bhh + 2 * H : nullptr;
+    f.whrT = s.whr;
+    f.y = s.hn;  // the step's output is the new state
+    f.hn = s.hn;
+    f.cn = s.cn;
+    f.gates = gates;
+    f.aux = aux;
+    f.m = m;
+    f.work = state_work;
+    Forward<T>(f).run(0, 1);
+}
+
 static const KernelTable table = {
     RNNKIT_ISA_NAME,
+    &step_kernel<float>,
+    &step_kernel<double>,
     &launch<Forward<float>, ForwardArgs>,
     &launch<Forward<double>, ForwardArgs>,
     &launch<Backward<float>, BackwardArgs>,

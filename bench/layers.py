@@ -1,0 +1,241 @@
+"""Speed of rnnkit's native engine against torch.nn on this machine.
+
+For RNN, GRU and LSTM, inference (no_grad) and training (forward + backward), hidden sizes
+64..512, batches 1..128, seq 100: the ratio torch.nn time / rnnkit time from paired,
+interleaved repetitions in one process (median and min-max over repetitions), the engine's
+GFLOP/s and its share of a measured large-GEMM ceiling; then the per-step latency of
+streaming ``step()`` at batch 1 against calling torch.nn one step at a time.
+
+    python bench/layers.py            # full grid, writes bench/results/layers.{json,md}
+    python bench/layers.py --quick    # a smaller grid, writes bench/results/layers_quick.*
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from rnnkit import engine
+from rnnkit import nn as rnn
+
+RESULTS = Path(__file__).resolve().parent / "results"
+GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
+MIN_SAMPLE_SECONDS = 0.05
+
+
+@dataclass
+class Row:
+    """One benchmarked configuration."""
+
+    mode: str
+    task: str  # "inference" or "training"
+    hidden: int
+    batch: int
+    seq_len: int
+    torch_ms: float
+    rnnkit_ms: float
+    speedup: float  # median of paired ratios torch / rnnkit
+    speedup_min: float
+    speedup_max: float
+    rnnkit_gflops: float
+    ceiling_pct: float
+
+
+def make_pair(mode: str, hidden: int, backend: str):
+    """``(torch.nn layer, rnnkit.nn layer)`` with equal weights, input size == hidden."""
+    torch.manual_seed(0)
+    reference = getattr(torch.nn, mode)(hidden, hidden)
+    ours = getattr(rnn, mode)(hidden, hidden, backend=backend)
+    ours.load_state_dict(reference.state_dict())
+    return reference, ours
+
+
+def step_flops(mode: str, hidden: int, batch: int) -> float:
+    """Multiply-add FLOPs of one forward time step (input and recurrent products)."""
+    return 2.0 * batch * GATES[mode] * hidden * (hidden + hidden)
+
+
+def runner(layer, x: torch.Tensor, training: bool):
+    """A no-argument callable doing one inference or one forward+backward pass."""
+    if not training:
+        def infer():
+            with torch.no_grad():
+                layer(x)
+        return infer
+
+    params = list(layer.parameters())
+
+    def train():
+        for p in params:
+            p.grad = None
+        output, _ = layer(x)
+        output.sum().backward()
+    return train
+
+
+def calibrate(fn) -> int:
+    """Calls per timing sample so one sample lasts at least MIN_SAMPLE_SECONDS."""
+    fn()
+    start = time.perf_counter()
+    fn()
+    once = max(time.perf_counter() - start, 1e-6)
+    return max(1, int(MIN_SAMPLE_SECONDS / once + 0.999))
+
+
+def sample(fn, calls: int) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls
+
+
+def paired(baseline, candidate, reps: int) -> tuple[list[float], list[float]]:
+    """Interleaved timings (seconds per call) of two callables, alternating which goes first."""
+    calls = max(calibrate(baseline), calibrate(candidate))
+    base, cand = [], []
+    for rep in range(reps):
+        if rep % 2 == 0:
+            base.append(sample(baseline, calls))
+            cand.append(sample(candidate, calls))
+        else:
+            cand.append(sample(candidate, calls))
+            base.append(sample(baseline, calls))
+    return base, cand
+
+
+def gemm_ceiling(reps: int) -> float:
+    """GFLOP/s of a large float32 matrix product with torch's BLAS on all torch threads."""
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    times = [sample(lambda: torch.mm(a, b), 3) for _ in range(reps)]
+    return 2 * 2048**3 / statistics.median(times) / 1e9
+
+
+def bench_layer(mode, task, hidden, batch, seq_len, reps, ceiling, backend) -> Row:
+    reference, ours = make_pair(mode, hidden, backend)
+    x = torch.randn(seq_len, batch, hidden)
+    training = task == "training"
+    base, cand = paired(runner(reference, x, training), runner(ours, x, training), reps)
+    ratios = [b / c for b, c in zip(base, cand, strict=True)]
+    flops = step_flops(mode, hidden, batch) * seq_len * (3 if training else 1)
+    gflops = flops / statistics.median(cand) / 1e9
+    return Row(mode, task, hidden, batch, seq_len, 1e3 * statistics.median(base),
+               1e3 * statistics.median(cand), statistics.median(ratios), min(ratios), max(ratios),
+               gflops, 100 * gflops / ceiling)
+
+
+def bench_streaming(mode, hidden, reps, backend) -> dict:
+    """Per-step latency at batch 1: rnnkit ``step()`` vs torch.nn on a length-1 sequence."""
+    reference, ours = make_pair(mode, hidden, backend)
+    x = torch.randn(1, 1, hidden)
+    state = {"ref": None, "ours": None}
+
+    def torch_step():
+        with torch.no_grad():
+            _, state["ref"] = reference(x, state["ref"])
+
+    def rnnkit_step():
+        with torch.no_grad():
+            _, state["ours"] = ours.step(x[0], state["ours"])
+
+    base, cand = paired(torch_step, rnnkit_step, reps)
+    ratios = [b / c for b, c in zip(base, cand, strict=True)]
+    return {"mode": mode, "hidden": hidden, "torch_us": 1e6 * statistics.median(base),
+            "rnnkit_us": 1e6 * statistics.median(cand), "speedup": statistics.median(ratios),
+            "speedup_min": min(ratios), "speedup_max": max(ratios)}
+
+
+def markdown(meta: dict, rows: list[Row], streaming: list[dict]) -> str:
+    lines = [
+        "# rnnkit native engine vs torch.nn",
+        "",
+        f"{meta['cpu']}, {meta['threads']} threads, torch {meta['torch']}, engine ISA "
+        f"`{meta['isa']}`, backend `{meta['backend']}`, float32, seq {meta['seq_len']}, "
+        f"{meta['reps']} paired interleaved repetitions. Large-GEMM ceiling "
+        f"{meta['gemm_ceiling_gflops']:.0f} GFLOP/s.",
+        "",
+        "Speedup = torch.nn time / rnnkit time (median, min-max over repetitions).",
+        "",
+        "| cell | task | H | B | torch ms | rnnkit ms | speedup | min-max | GFLOP/s | % ceiling |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.mode} | {r.task} | {r.hidden} | {r.batch} | {r.torch_ms:.2f} | "
+            f"{r.rnnkit_ms:.2f} | **{r.speedup:.2f}x** | {r.speedup_min:.2f}-{r.speedup_max:.2f} "
+            f"| {r.rnnkit_gflops:.1f} | {r.ceiling_pct:.0f}% |")
+    lines += ["", "## Streaming `step()` at batch 1 (no_grad), per step", "",
+              "| cell | H | torch.nn µs | rnnkit µs | speedup | min-max |",
+              "|---|---:|---:|---:|---:|---|"]
+    for s in streaming:
+        lines.append(f"| {s['mode']} | {s['hidden']} | {s['torch_us']:.1f} | {s['rnnkit_us']:.1f} "
+                     f"| **{s['speedup']:.2f}x** | {s['speedup_min']:.2f}-{s['speedup_max']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller grid")
+    parser.add_argument("--reps", type=int, default=5, help="paired repetitions (>= 5)")
+    parser.add_argument("--backend", default="native", choices=["native", "auto"])
+    parser.add_argument("--modes", default="RNN,GRU,LSTM")
+    parser.add_argument("--out", default=None, help="results file stem under bench/results")
+    args = parser.parse_args(argv)
+    if not engine.available():
+        raise SystemExit(f"native engine not available: {engine.import_error}")
+    hiddens = (64, 256) if args.quick else (64, 128, 256, 512)
+    batches = (1, 32) if args.quick else (1, 32, 128)
+    seq_len = 100
+    ceiling = gemm_ceiling(args.reps)
+    meta = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "isa": engine.isa(), "backend": args.backend, "seq_len": seq_len, "reps": args.reps,
+            "gemm_ceiling_gflops": ceiling}
+    print(f"GEMM ceiling {ceiling:.0f} GFLOP/s, ISA {engine.isa()}", flush=True)
+    rows = []
+    for mode in args.modes.split(","):
+        for task in ("inference", "training"):
+            for hidden in hiddens:
+                for batch in batches:
+                    row = bench_layer(mode, task, hidden, batch, seq_len, args.reps, ceiling,
+                                      args.backend)
+                    rows.append(row)
+                    print(f"{mode:4} {task:9} H={hidden:3} B={batch:3}  torch {row.torch_ms:8.2f} "
+                          f"ms  rnnkit {row.rnnkit_ms:8.2f} ms  {row.speedup:5.2f}x "
+                          f"({row.speedup_min:.2f}-{row.speedup_max:.2f})  "
+                          f"{row.rnnkit_gflops:6.1f} GFLOP/s", flush=True)
+    streaming = []
+    for mode in args.modes.split(","):
+        for hidden in hiddens:
+            s = bench_streaming(mode, hidden, args.reps, args.backend)
+            streaming.append(s)
+            print(f"step {mode:4} H={hidden:3}  torch {s['torch_us']:7.1f} us  rnnkit "
+                  f"{s['rnnkit_us']:7.1f} us  {s['speedup']:5.2f}x", flush=True)
+    stem = args.out or ("layers_quick" if args.quick else "layers")
+    RESULTS.mkdir(exist_ok=True)
+    payload = {"meta": meta, "layers": [asdict(r) for r in rows], "streaming": streaming}
+    (RESULTS / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    (RESULTS / f"{stem}.md").write_text(markdown(meta, rows, streaming))
+    print(f"wrote {RESULTS / stem}.json and .md")
+
+
+if __name__ == "__main__":
+    main()
