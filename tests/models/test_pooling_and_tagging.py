@@ -105,3 +105,12 @@ def test_lengths_are_validated():
         model(tokens, torch.tensor([3]))
     with pytest.raises(ValueError, match=r"tokens: expected ids in \[0, 11\)"):
         model(tokens + 20, torch.tensor([2, 3]))
+
+
+def test_predictions_use_eval_mode_and_restore_training_mode():
+    torch.manual_seed(0)
+    tokens, lengths = padded_tokens([4, 6]), torch.tensor([4, 6])
+    for model in (classifier(dropout=0.5), tagger(dropout=0.5)):
+        first = model.predict(tokens, lengths)
+        assert model.training
+        assert torch.equal(model.predict(tokens, lengths), first)  # no dropout noise

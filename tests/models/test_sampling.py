@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.models.model_factories import EOS, conditional_generator, language_model
 
 from rnnkit.models.sampling import SamplingOptions, choose_next, filter_top_k, filter_top_p
@@ -132,3 +134,30 @@ def test_conditional_generation_greedy_matches_forward_and_stops_at_eos(conditio
     continuation = sequence[2:]
     expected = continuation[: continuation.index(EOS)] if EOS in continuation else continuation
     assert generated == expected
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    logits=st.lists(st.floats(-8, 8), min_size=2, max_size=12),
+    p=st.floats(0.05, 0.99),
+)
+def test_top_p_keeps_the_smallest_most_likely_set_reaching_p(logits, p):
+    logits = torch.tensor([logits])
+    probabilities = logits.softmax(-1)[0]
+    kept = torch.isfinite(filter_top_p(logits, p))[0]
+    assert float(probabilities[kept].sum()) >= p - 1e-6
+    # every kept token is at least as likely as every dropped one
+    if (~kept).any():
+        assert float(probabilities[kept].min()) >= float(probabilities[~kept].max())
+        # minimal: without its least likely member the kept set falls short of p
+        assert float(probabilities[kept].sum() - probabilities[kept].min()) < p + 1e-6
+
+
+@settings(max_examples=50, deadline=None)
+@given(logits=st.lists(st.floats(-8, 8), min_size=1, max_size=12), k=st.integers(1, 15))
+def test_top_k_keeps_k_most_likely(logits, k):
+    logits = torch.tensor([logits])
+    kept = torch.isfinite(filter_top_k(logits, k))[0]
+    assert int(kept.sum()) >= min(k, logits.shape[1])  # ties at the k-th value are all kept
+    if (~kept).any():
+        assert float(logits[0][kept].min()) > float(logits[0][~kept].max())

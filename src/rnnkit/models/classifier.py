@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from rnnkit.data.batch import TokenBatch
 from rnnkit.models._config import RecurrentOptions, expect_config, require_at_least
-from rnnkit.models._recurrent import final_hidden
+from rnnkit.models._recurrent import eval_mode, final_hidden
 from rnnkit.models.encoder import SequenceEncoder, check_lengths
 from rnnkit.models.losses import require_targets
 from rnnkit.models.pooling import pool
@@ -95,12 +95,11 @@ class SequenceClassifier(nn.Module):
             )
         return F.cross_entropy(self(batch.tokens, batch.lengths), targets)
 
-    @torch.no_grad()
     def predict_proba(self, tokens: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """Class probabilities ``(batch, num_classes)`` (rows sum to 1)."""
-        return self(tokens, lengths).softmax(dim=-1)
+        """Class probabilities ``(batch, num_classes)`` (rows sum to 1), in eval mode."""
+        with eval_mode(self):
+            return self(tokens, lengths).softmax(dim=-1)
 
-    @torch.no_grad()
     def predict(self, tokens: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """Most likely class id per row ``(batch,)``."""
-        return self(tokens, lengths).argmax(dim=-1)
+        """Most likely class id per row ``(batch,)``, in eval mode."""
+        return self.predict_proba(tokens, lengths).argmax(dim=-1)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
 from rnnkit.data.batch import IGNORE_INDEX, TokenBatch
 from rnnkit.models._config import RecurrentOptions, expect_config, require_at_least
+from rnnkit.models._recurrent import eval_mode
 from rnnkit.models.classifier import mlp_head
 from rnnkit.models.encoder import SequenceEncoder, check_lengths
 from rnnkit.models.losses import require_targets, token_cross_entropy
@@ -61,9 +61,9 @@ class SequenceTagger(nn.Module):
             self(batch.tokens, batch.lengths), require_targets(batch.targets)
         )
 
-    @torch.no_grad()
     def predict(self, tokens: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """Most likely tag ids ``(batch, seq)``, ``IGNORE_INDEX`` at padded positions."""
+        """Most likely tag ids ``(batch, seq)``, ``IGNORE_INDEX`` at padded positions; eval mode."""
         lengths = check_lengths(lengths, tokens)
-        tags = self(tokens, lengths).argmax(dim=-1)  # (batch, seq)
+        with eval_mode(self):
+            tags = self(tokens, lengths).argmax(dim=-1)  # (batch, seq)
         return tags.masked_fill(~valid_mask(lengths.to(tags.device), tags.shape[1]), IGNORE_INDEX)
