@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from rnnkit.data.batch import WindowBatch
 from rnnkit.models._config import RecurrentOptions, expect_config, require, require_at_least
 from rnnkit.models._recurrent import (
+    State,
     build_rnn,
     eval_mode,
     final_hidden,
@@ -139,7 +140,7 @@ class Forecaster(nn.Module):
             return self._split(raw.reshape(history.shape[0], self.config.horizon, -1))
         return self._autoregress(outputs[:, -1], state)
 
-    def _autoregress(self, output: Tensor, state) -> tuple[Tensor, Tensor | None]:
+    def _autoregress(self, output: Tensor, state: State) -> tuple[Tensor, Tensor | None]:
         """Predict a step from ``output`` ``(batch, hidden)``, feed its mean back, repeat."""
         means, stds = [], []
         for step in range(self.config.horizon):
