@@ -8,6 +8,7 @@
 // broadcasts A and streams W, which stays in L2 across the time loop.
 
 #define RNNKIT_L1_PANEL_BYTES (24 * 1024)
+#define RNNKIT_GEMV_ROWS 2
 
 typedef float vf __attribute__((vector_size(RNNKIT_VBYTES)));
 typedef double vd __attribute__((vector_size(RNNKIT_VBYTES)));
@@ -87,9 +88,51 @@ static inline void panel(int M, int K, const T* A, long lda, const T* W, long ld
     }
 }
 
+// Few rows (M <= RNNKIT_GEMV_ROWS): stream W row by row (contiguous, prefetch-friendly)
+// and accumulate into C in L1. The register-tiled panels would walk W column-panel-wise,
+// which is slow when W does not fit in L2 and each element is used only M times.
+template <typename T>
+static void gemv_rows(int M, int K, const T* A, long lda, const T* W, long ldw, int n0, int n1,
+                      T* C, long ldc, const T* Cinit, long ldi) {
+    typedef typename VecOf<T>::type V;
+    constexpr int L = sizeof(V) / sizeof(T);
+    constexpr int KB = 8;
+    for (int m = 0; m < M; m++)
+        for (int n = n0; n < n1; n++) C[m * ldc + n] = Cinit ? Cinit[m * ldi + n] : T(0);
+    const int nv = n0 + (n1 - n0) / L * L;
+    int k = 0;
+    for (; k + KB <= K; k += KB) {
+        const T* w = W + (long)k * ldw;
+        for (int m = 0; m < M; m++) {
+            const T* a = A + m * lda + k;
+            T* c = C + m * ldc;
+            for (int n = n0; n < nv; n += L) {
+                V even = load_vec<V>(c + n), odd = V{};  // two chains hide FMA latency
+                for (int j = 0; j < KB; j += 2) {
+                    even += a[j] * load_vec<V>(w + j * ldw + n);
+                    odd += a[j + 1] * load_vec<V>(w + (j + 1) * ldw + n);
+                }
+                store_vec(c + n, even + odd);
+            }
+            for (int n = nv; n < n1; n++) {
+                T sum = c[n];
+                for (int j = 0; j < KB; j++) sum += a[j] * w[j * ldw + n];
+                c[n] = sum;
+            }
+        }
+    }
+    for (; k < K; k++)
+        for (int m = 0; m < M; m++)
+            for (int n = n0; n < n1; n++) C[m * ldc + n] += A[m * lda + k] * W[(long)k * ldw + n];
+}
+
 template <typename T>
 static void gemm_cols(int M, int K, const T* A, long lda, const T* W, long ldw, int n0, int n1,
                       T* C, long ldc, const T* Cinit, long ldi) {
+    if (M <= RNNKIT_GEMV_ROWS) {
+        gemv_rows<T>(M, K, A, lda, W, ldw, n0, n1, C, ldc, Cinit, ldi);
+        return;
+    }
     typedef typename VecOf<T>::type V;
     constexpr int L = sizeof(V) / sizeof(T);
     int n = n0;
