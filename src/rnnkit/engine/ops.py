@@ -40,7 +40,7 @@ def _contiguous(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.contiguous()
 
 
-def _run_forward(plan: _Plan, xg, h0, c0, w_hh, b_hn, w_hr, save: bool):
+def _run_forward(plan: _Plan, xg, bias, h0, c0, w_hh, b_hn, w_hr, save: bool):
     """Run the forward kernel; returns ``(y, h_n, c_n, saved)``, ``saved`` for backward."""
     seq_len, batch, _ = xg.shape
     hidden, out_size = plan.hidden, plan.out_size
@@ -63,7 +63,8 @@ def _run_forward(plan: _Plan, xg, h0, c0, w_hh, b_hn, w_hr, save: bool):
     require_native().forward(
         xg.dtype == torch.float64, checks.MODE_IDS[plan.mode], seq_len, batch, hidden, out_size,
         int(plan.reverse), int(save), plan.threads, int(transpose),
-        _ptr(xg), _ptr(h0), _ptr(c0), _ptr(w_hh_k), _ptr(b_hn), _ptr(w_hr_k), _ptr(plan.lengths),
+        _ptr(xg), _ptr(bias), _ptr(h0), _ptr(c0), _ptr(w_hh_k), _ptr(b_hn), _ptr(w_hr_k),
+        _ptr(plan.lengths),
         _ptr(y), _ptr(h_n), _ptr(c_n), _ptr(gates), _ptr(aux), _ptr(m), _ptr(work))
     return y, h_n, c_n, (gates, aux, m)
 
@@ -79,30 +80,26 @@ def _previous_states(plan: _Plan, y: Tensor, h0: Tensor) -> Tensor:
     return previous
 
 
-def _input_projection(mode, x, weight_ih, bias_ih, bias_hh, hidden):
-    """``(seq, batch, G*H)``: ``x W_ih^T`` plus every bias that can be added before the loop.
+def _gate_bias(mode, x, bias_ih, bias_hh, gate_width, hidden):
+    """``(G*H,)`` bias the kernel adds to each gate pre-activation; GRU keeps ``b_hn`` apart.
 
-    For GRU, ``b_hn`` is multiplied by the reset gate, so it stays out (returned separately).
+    GRU's ``b_hn`` is multiplied by the reset gate, so it is returned separately (or None).
+    Adding the bias in the kernel, not in the projection GEMM, saves a pass over (T, B, G*H).
     """
-    seq_len, batch, input_size = x.shape
-    x2d = x.reshape(seq_len * batch, input_size)
-    b_hn = None
     if bias_ih is None:
-        xg = x2d @ weight_ih.t()
-    else:
-        if mode == "GRU":
-            bias = torch.cat([bias_ih[:2 * hidden] + bias_hh[:2 * hidden], bias_ih[2 * hidden:]])
-            b_hn = bias_hh[2 * hidden:].contiguous()
-        else:
-            bias = bias_ih + bias_hh
-        xg = torch.addmm(bias, x2d, weight_ih.t())
-    return xg.view(seq_len, batch, -1), b_hn
+        return x.new_zeros(gate_width), None
+    if mode != "GRU":
+        return bias_ih + bias_hh, None
+    two = 2 * hidden
+    return torch.cat([bias_ih[:two] + bias_hh[:two], bias_ih[two:]]), bias_hh[two:].contiguous()
 
 
 def _forward_all(plan: _Plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, save: bool):
-    """Input projection (one GEMM) then the native recurrence."""
-    xg, b_hn = _input_projection(plan.mode, x, w_ih, b_ih, b_hh, plan.hidden)
-    return _run_forward(plan, xg, h0, c0, w_hh, b_hn, w_hr, save)
+    """Input projection (one GEMM over all steps) then the native recurrence."""
+    seq_len, batch, input_size = x.shape
+    xg = (x.reshape(seq_len * batch, input_size) @ w_ih.t()).view(seq_len, batch, -1)
+    bias, b_hn = _gate_bias(plan.mode, x, b_ih, b_hh, xg.shape[2], plan.hidden)
+    return _run_forward(plan, xg, bias, h0, c0, w_hh, b_hn, w_hr, save)
 
 
 class _Recurrence(torch.autograd.Function):
@@ -222,7 +219,8 @@ def cell_step(mode: str, x_t: Tensor, h: Tensor, c: Tensor | None, weight_ih: Te
     batch, input_size = x_t.shape
     h_new = x_t.new_empty(batch, out_size)
     c_new = x_t.new_empty(batch, hidden) if c is not None else None
-    work = x_t.new_empty(2 * batch * gates * hidden + 3 * batch * hidden + 2 * batch * out_size)
+    gate_width = gates * hidden
+    work = x_t.new_empty(gate_width + 2 * batch * gate_width + 3 * batch * (hidden + out_size))
     args = [t.contiguous() if t is not None else None for t in tensors]
     require_native().step(
         x_t.dtype == torch.float64, checks.MODE_IDS[mode], batch, input_size, hidden, out_size,

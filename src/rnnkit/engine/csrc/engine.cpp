@@ -193,13 +193,15 @@ static PyObject* py_forward(PyObject*, PyObject* pyargs) {
     rnnkit::ForwardArgs args;
     int is_double;
     unsigned long long ptr[16];
-    if (!PyArg_ParseTuple(pyargs, "iiiiiiiiiiKKKKKKKKKKKKKK", &is_double, &args.mode, &args.T,
+    if (!PyArg_ParseTuple(pyargs, "iiiiiiiiiiKKKKKKKKKKKKKKK", &is_double, &args.mode, &args.T,
                           &args.B, &args.H, &args.Hout, &args.reverse, &args.save, &args.threads,
                           &args.transposed, &ptr[0], &ptr[1], &ptr[2], &ptr[3], &ptr[4], &ptr[5],
-                          &ptr[6], &ptr[7], &ptr[8], &ptr[9], &ptr[10], &ptr[11], &ptr[12], &ptr[13]))
+                          &ptr[6], &ptr[7], &ptr[8], &ptr[9], &ptr[10], &ptr[11], &ptr[12], &ptr[13],
+                          &ptr[14]))
         return nullptr;
     int i = 0;
     RNNKIT_PTR(xg, const void*);
+    RNNKIT_PTR(bx, const void*);
     RNNKIT_PTR(h0, const void*);
     RNNKIT_PTR(c0, const void*);
     RNNKIT_PTR(whhT, const void*);

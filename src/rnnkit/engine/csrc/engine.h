@@ -16,7 +16,8 @@ struct ForwardArgs {
     int mode, T, B, H, Hout;  // Hout == proj size when whrT != nullptr, else H
     int reverse, save, threads;
     int transposed;    // 1: whhT / whrT hold the transposed weights; 0: torch's own layout
-    const void* xg;    // (T, B, G*H): input projection plus the biases folded into it
+    const void* xg;    // (T, B, G*H): input projection x W_ih^T
+    const void* bx;    // (G*H): bias added to each gate (b_ih + b_hh; GRU n gate: b_in only)
     const void* h0;    // (B, Hout)
     const void* c0;    // (B, H), LSTM only
     const void* whhT;  // (Hout, G*H): weight_hh transposed, or (G*H, Hout) if !transposed
@@ -69,7 +70,7 @@ struct StepArgs {
     const void* whr;  // (Hout, H) or null
     void* hn;         // (B, Hout)
     void* cn;         // (B, H), LSTM only
-    void* work;       // 2 * B * G*H + 3 * B * H + 2 * B * Hout elements of scratch
+    void* work;       // G*H + 2 * B * G*H + 3 * B * H + 2 * B * Hout elements of scratch
 };
 
 struct KernelTable {

@@ -355,6 +355,7 @@ struct Forward {
         T* aux = aux_at(t);
         T* m = m_at(t);
         const T* xg = (const T*)a.xg + (long)t * a.B * GH;
+        const T* bx = (const T*)a.bx;
         const int H = a.H;
         for (int b = 0; b < a.B; b++) {
             bool active = row_active(a.lengths, b, t);
@@ -373,13 +374,14 @@ struct Forward {
             Lanes<T>::run(k0, k1, [&](auto lane, int k) {
                 typedef decltype(lane) Ln;
                 if (a.mode == MODE_RNN_TANH || a.mode == MODE_RNN_RELU) {
-                    auto v = Ln::ld(gb + k);
+                    auto v = Ln::ld(gb + k) + Ln::ld(bx + k);
                     Ln::st(hn + k, a.mode == MODE_RNN_TANH ? Ln::th(v) : Ln::relu(v));
                 } else if (a.mode == MODE_GRU) {
-                    auto r = Ln::sig(Ln::ld(gb + k));
-                    auto z = Ln::sig(Ln::ld(gb + H + k));
+                    auto r = Ln::sig(Ln::ld(gb + k) + Ln::ld(bx + k));
+                    auto z = Ln::sig(Ln::ld(gb + H + k) + Ln::ld(bx + H + k));
                     auto hnp = Ln::ld(gb + 2 * H + k);
-                    auto n = Ln::th(Ln::ld(xg + (long)b * GH + 2 * H + k) + r * hnp);
+                    auto xn = Ln::ld(xg + (long)b * GH + 2 * H + k) + Ln::ld(bx + 2 * H + k);
+                    auto n = Ln::th(xn + r * hnp);
                     auto h = Ln::ld(hp + k);
                     Ln::st(aux + (long)b * H + k, hnp);
                     Ln::st(gb + k, r);
@@ -387,10 +389,10 @@ struct Forward {
                     Ln::st(gb + 2 * H + k, n);
                     Ln::st(hn + k, n + z * (h - n));
                 } else {
-                    auto i = Ln::sig(Ln::ld(gb + k));
-                    auto f = Ln::sig(Ln::ld(gb + H + k));
-                    auto gg = Ln::th(Ln::ld(gb + 2 * H + k));
-                    auto o = Ln::sig(Ln::ld(gb + 3 * H + k));
+                    auto i = Ln::sig(Ln::ld(gb + k) + Ln::ld(bx + k));
+                    auto f = Ln::sig(Ln::ld(gb + H + k) + Ln::ld(bx + H + k));
+                    auto gg = Ln::th(Ln::ld(gb + 2 * H + k) + Ln::ld(bx + 2 * H + k));
+                    auto o = Ln::sig(Ln::ld(gb + 3 * H + k) + Ln::ld(bx + 3 * H + k));
                     T* cb = c + (long)b * H;
                     auto cc = f * Ln::ld(cb + k) + i * gg;
                     Ln::st(cb + k, cc);
@@ -585,19 +587,17 @@ template <typename T>
 static void step_kernel(const StepArgs& s) {
     const int G = gate_count(s.mode), GH = G * s.H, B = s.B, H = s.H;
     const bool gru = s.mode == MODE_GRU;
-    T* xg = (T*)s.work;
+    T* bx = (T*)s.work;
+    T* xg = bx + GH;
     T* gates = xg + (long)B * GH;
     T* aux = gates + (long)B * GH;
     T* m = aux + (long)B * H;
     T* state_work = m + (long)B * H;
     gemm_nt<T>(B, s.I, (const T*)s.x, s.I, (const T*)s.wih, s.I, 0, GH, xg, GH, nullptr, 0);
-    if (s.bih) {
-        const T* bih = (const T*)s.bih;
-        const T* bhh = (const T*)s.bhh;
-        for (int b = 0; b < B; b++)
-            for (int j = 0; j < GH; j++)  // GRU's b_hn is applied inside the reset gate
-                xg[(long)b * GH + j] += bih[j] + (gru && j >= 2 * H ? T(0) : bhh[j]);
-    }
+    const T* bih = (const T*)s.bih;
+    const T* bhh = (const T*)s.bhh;
+    for (int j = 0; j < GH; j++)  // GRU's b_hn is applied inside the reset gate
+        bx[j] = bih ? bih[j] + (gru && j >= 2 * H ? T(0) : bhh[j]) : T(0);
     ForwardArgs f = {};
     f.mode = s.mode;
     f.T = 1;
@@ -606,6 +606,7 @@ static void step_kernel(const StepArgs& s) {
     f.Hout = s.Hout;
     f.threads = 1;
     f.xg = xg;
+    f.bx = bx;
     f.h0 = s.h;
     f.c0 = s.c;
     f.whhT = s.whh;  // transposed == 0: torch's layout, dot-product kernel
