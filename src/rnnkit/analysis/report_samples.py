@@ -1,0 +1,189 @@
+"""Per-task sample sections of the run report: generated text, predictions, confusion matrix,
+tagged sentences, translations with attention maps, forecasts with intervals.
+
+Each builder takes a :class:`RunContext` and fills a :class:`Section`; it raises (and the page
+says why) when the run's task glue or data is unavailable.
+"""
+
+from __future__ import annotations
+
+import html
+
+import matplotlib
+import numpy as np
+import torch
+
+from rnnkit.analysis import plots
+from rnnkit.analysis.hidden import record_states, text_features, unit_correlations
+from rnnkit.analysis.html import Section, escape, paragraph, preformatted, table
+from rnnkit.analysis.run_context import RunContext
+
+SHOWN = 8
+COLOURED_CHARS = 300
+
+
+def _join(context: RunContext, tokens: list[str]) -> str:
+    return ("" if context.run.task.tokenizer.name == "char" else " ").join(tokens)
+
+
+def _language_model(context: RunContext, section: Section) -> None:
+    for temperature in (0.5, 1.0):
+        text = context.run.generate(length=400, temperature=temperature, seed=0)
+        section.add(paragraph(f"Generated text, temperature {temperature}, seed 0:"))
+        section.add(preformatted(text))
+
+
+def _classification(context: RunContext, section: Section) -> None:
+    batch, task = context.batch, context.run.task
+    with torch.no_grad():
+        predicted = context.model.predict(batch.tokens, batch.lengths)
+    labels = task.labels.itos
+    matrix = np.zeros((len(labels), len(labels)), dtype=int)
+    for true, guess in zip(batch.targets.tolist(), predicted.tolist(), strict=True):
+        matrix[true, guess] += 1
+    accuracy = float(np.trace(matrix)) / max(matrix.sum(), 1)
+    section.add(paragraph(f"{matrix.sum()} examples of {context.data_path}: accuracy "
+                          f"{accuracy:.3f}."))
+    section.add_figure("confusion_matrix", plots.confusion_figure(matrix, labels),
+                       "Confusion matrix (rows: true label)")
+    rows = [{"text": _join(context, task.vocab.decode(ids[:length], skip_specials=True))[:200],
+             "true": labels[true], "predicted": labels[guess]}
+            for ids, length, true, guess in zip(
+                batch.tokens.tolist(), batch.lengths.tolist(), batch.targets.tolist(),
+                predicted.tolist(), strict=True)]
+    section.add(table(rows[:SHOWN]))
+
+
+def _tagging(context: RunContext, section: Section) -> None:
+    batch, task = context.batch, context.run.task
+    with torch.no_grad():
+        predicted = context.model.predict(batch.tokens, batch.lengths)
+    tags = task.tags.itos
+    lines = []
+    for row in range(min(SHOWN, len(batch))):
+        length = int(batch.lengths[row])
+        words = task.vocab.decode(batch.tokens[row, :length].tolist())
+        parts = []
+        for word, true, guess in zip(words, batch.targets[row, :length].tolist(),
+                                     predicted[row, :length].tolist(), strict=True):
+            mark = "" if true == guess else f" (true {tags[true]})"
+            style = "" if true == guess else ' style="color:#b00000"'
+            parts.append(f"<span{style}>{escape(word)}/{escape(tags[guess])}{escape(mark)}</span>")
+        lines.append("<li>" + " ".join(parts) + "</li>")
+    section.add(paragraph("Predicted tags; mistakes in red with the true tag."))
+    section.add("<ol>" + "\n".join(lines) + "</ol>\n")
+
+
+def decoded_examples(context: RunContext, count: int) -> list[dict]:
+    """Greedy translations of the first ``count`` rows of the run's batch: ``source``,
+    ``reference``, ``output`` token lists and ``attention`` ``(output, source)`` or ``None``."""
+    batch, task = context.batch, context.run.task
+    count = min(count, len(batch))
+    decoded = context.model.greedy_decode(batch.source[:count], batch.source_lengths[:count])
+    examples = []
+    for row in range(count):
+        source = task.source_vocab.decode(
+            batch.source[row, :int(batch.source_lengths[row])].tolist(), skip_specials=True)
+        output = task.target_vocab.decode(
+            decoded.tokens[row, :int(decoded.lengths[row])].tolist(), skip_specials=True)
+        attention = None if decoded.attention is None else (
+            decoded.attention[row, :len(output), :len(source)].numpy())
+        examples.append({"source": source, "output": output, "attention": attention,
+                         "reference": task.target_vocab.decode(batch.target[row].tolist(),
+                                                               skip_specials=True)})
+    return examples
+
+
+def _seq2seq(context: RunContext, section: Section) -> None:
+    rows = []
+    for index, example in enumerate(decoded_examples(context, SHOWN)):
+        rows.append({key: _join(context, example[key])
+                     for key in ("source", "reference", "output")})
+        if example["attention"] is not None and index < 3:
+            section.add_figure(f"attention_{index}", plots.attention_figure(
+                example["attention"], example["source"], example["output"],
+                f"Attention, example {index + 1}"),
+                f"Attention weights for {rows[-1]['source'][:60]!r}")
+    section.add(table(rows))
+
+
+def _forecasting(context: RunContext, section: Section) -> None:
+    series, config = context.examples, context.run.config.data
+    targets = context.run.task.artifacts["targets"]
+    lookback, horizon = config.lookback, config.horizon
+    values = np.asarray(series.values, dtype=np.float32)
+    if len(values) < lookback + horizon:
+        raise ValueError(f"{context.data_path}: {len(values)} rows, need lookback + horizon = "
+                         f"{lookback + horizon}")
+    history, truth = values[-(lookback + horizon):-horizon], values[-horizon:]
+    forecast = context.model.predict(torch.as_tensor(history), interval=config.interval)
+    lower = None if forecast.lower is None else forecast.lower[0, :, 0].numpy()
+    upper = None if forecast.upper is None else forecast.upper[0, :, 0].numpy()
+    section.add_figure("forecast", plots.forecast_figure(
+        history[:, targets[0]], truth[:, targets[0]], forecast.mean[0, :, 0].numpy(), lower, upper,
+        "Forecast of the last horizon of the data", f"{config.interval:.0%} interval"),
+        "History, truth and forecast (first target)")
+
+
+def _conditional_generation(context: RunContext, section: Section) -> None:
+    conditions = context.run.task.labels.itos[:SHOWN]
+    rows = [{"condition": c, "sample": context.run.generate(condition=c, seed=i)}
+            for i, c in enumerate(conditions)]
+    section.add(table(rows))
+
+
+SAMPLE_BUILDERS = {
+    "language_model": _language_model, "classification": _classification,
+    "tagging": _tagging, "seq2seq": _seq2seq, "forecasting": _forecasting,
+    "conditional_generation": _conditional_generation,
+}
+
+
+def samples(context: RunContext):
+    def build(section: Section) -> None:
+        task = context.task_name
+        if task not in SAMPLE_BUILDERS:
+            raise ValueError(f"no sample view for task {task!r}")
+        SAMPLE_BUILDERS[task](context, section)
+    return build
+
+
+SAMPLE_SECTIONS = [("Samples", samples)]
+
+
+def _coloured_text(text: str, activations: np.ndarray) -> str:
+    """Each character on a background from blue (-1) to red (+1), as in char-rnn figures."""
+    colormap = matplotlib.colormaps["RdBu_r"]
+    spans = []
+    for char, value in zip(text, activations, strict=True):
+        red, green, blue, _ = colormap((float(np.clip(value, -1, 1)) + 1) / 2)
+        shown = "↵\n" if char == "\n" else char
+        spans.append(f'<span style="background:rgb({red * 255:.0f},{green * 255:.0f},'
+                     f'{blue * 255:.0f})" title="{value:+.2f}">{html.escape(shown)}</span>')
+    return '<div class="chars">' + "".join(spans) + "</div>\n"
+
+
+def hidden_state_section(context: RunContext, section: Section) -> None:
+    """For a character language model: the units that track quotes, line ends and so on."""
+    if context.task_name != "language_model" or context.run.task.tokenizer.name != "char":
+        return
+    vocab = context.run.task.vocab
+    ids = context.examples[:600]
+    text = "".join(vocab.decode(ids))
+    tokens = torch.as_tensor(ids).unsqueeze(0)
+    trace = record_states(context.model, lambda m: m(tokens))[0]
+    states = trace.hidden(-1, 0)[0].numpy()  # (seq, units)
+    rows = []
+    for name, feature in text_features(text).items():
+        if feature.std() == 0:
+            continue
+        best = unit_correlations(states, feature, top=1)[0]
+        rows.append({"feature": name, "unit": best.unit, "correlation": best.correlation})
+    rows.sort(key=lambda row: -abs(row["correlation"]))
+    section.add(paragraph("Units of the top layer most correlated with character features "
+                          f"over {len(text)} characters of {context.data_path}:"))
+    section.add(table(rows))
+    for row in rows[:2]:
+        section.add(paragraph(f"Unit {row['unit']} ({row['feature']}, r = "
+                              f"{row['correlation']:+.2f}); red = positive, blue = negative:"))
+        section.add(_coloured_text(text[:COLOURED_CHARS], states[:COLOURED_CHARS, row["unit"]]))

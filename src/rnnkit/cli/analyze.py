@@ -1,0 +1,100 @@
+# ruff: noqa: B008  (typer declares arguments and options as parameter defaults)
+"""``rnnkit analyze``, ``rnnkit report`` and ``rnnkit demo vanishing-gradients``.
+
+:mod:`rnnkit.cli.main` copies the commands and groups of :data:`app` into the main app.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from rnnkit.cli.errors import handle_errors
+
+app = typer.Typer(add_completion=False)
+demo_app = typer.Typer(help="Demonstrations that run on synthetic data and write a report.",
+                       no_args_is_help=True)
+app.add_typer(demo_app, name="demo")
+
+
+class What(str, Enum):
+    gradient_flow = "gradient-flow"
+    hidden = "hidden"
+    attention = "attention"
+
+
+def _print_rows(rows: list[dict]) -> None:
+    if not rows:
+        return
+    columns = list(rows[0])
+    typer.echo("  ".join(columns))
+    for row in rows:
+        typer.echo("  ".join(f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c])
+                             for c in columns))
+
+
+@app.command()
+@handle_errors
+def analyze(
+    run_dir: Path = typer.Argument(..., help="A run directory made by `rnnkit train`."),
+    data: Path | None = typer.Option(None, "--data", help="Data file in the run's format "
+                                     "(default: the run's validation, test or training file)."),
+    what: What = typer.Option(What.gradient_flow, "--what", help="What to analyse."),
+    out: Path | None = typer.Option(None, "--out", help="Where to write plots "
+                                    "(default: DIR/analysis)."),
+) -> None:
+    """Print gradient flow through time, hidden-state statistics or attention, and write plots."""
+    from rnnkit.analysis.cli_views import VIEWS
+
+    out_dir = out or run_dir / "analysis"
+    rows, written = VIEWS[what.value](run_dir, data, out_dir)
+    _print_rows(rows)
+    for path in written:
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
+@handle_errors
+def report(
+    run_dir: Path = typer.Argument(..., help="A run directory made by `rnnkit train`."),
+    data: Path | None = typer.Option(None, "--data", help="Data file for the sample sections."),
+) -> None:
+    """Write DIR/report.html: one self-contained page (plots embedded), plus PNGs."""
+    from rnnkit.analysis.report import build_report
+
+    path = build_report(run_dir, data)
+    typer.echo(f"wrote {path}")
+
+
+@demo_app.command("vanishing-gradients")
+@handle_errors
+def vanishing_gradients(
+    quick: bool = typer.Option(False, "--quick", help="A < 30 s version (two delays, few steps)."),
+    out: Path = typer.Option(Path("runs/vanishing-gradients"), "--out",
+                             help="Directory for results.json, PNGs and report.html."),
+    seed: int = typer.Option(0, "--seed", help="Seed of every run."),
+) -> None:
+    """Train RNN, LSTM and GRU on recall-after-delay tasks; show why the RNN forgets."""
+    from dataclasses import replace
+
+    from rnnkit.analysis.demo import DemoConfig, run_demo, save_results
+    from rnnkit.analysis.demo_report import COMMAND, write_demo_report
+
+    config = replace(DemoConfig.quick() if quick else DemoConfig(), seed=seed)
+    result = run_demo(config, progress=typer.echo)
+    save_results(result, out)
+    command = f"{COMMAND}{' --quick' if quick else ''} --seed {seed} --out {out}"
+    path = write_demo_report(result, out, command)
+    accuracy = result.accuracy_table()
+    typer.echo("accuracy per delay: " + "; ".join(
+        f"{cell} " + ", ".join(f"{d}:{v:.2f}" for d, v in row.items())
+        for cell, row in accuracy.items()))
+    typer.echo(f"memory length at delay {max(config.delays)} (init -> trained): " + ", ".join(
+        f"{cell} {result.memory_lengths(trained=False)[cell]} -> {steps}"
+        for cell, steps in result.memory_lengths().items()))
+    clip = result.clipping
+    typer.echo(f"exploding RNN: accuracy {clip.score_without:.2f} without clipping, "
+               f"{clip.score_with:.2f} with clipping")
+    typer.echo(f"wrote {path}")

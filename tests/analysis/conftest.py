@@ -1,0 +1,43 @@
+"""Shared fixtures: tiny trained runs (made once per session) for the report and CLI tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from rnnkit import tasks
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    """Tiny models run fastest (and deterministically) on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _train(config_path: str, out: Path, overrides: list[str]) -> Path:
+    root = Path(__file__).resolve().parents[2]
+    config = tasks.load_config(root / config_path, overrides)
+    tasks.train(config, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def lm_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A char-level LSTM language model trained for 30 steps on the bundled ``hello`` toy."""
+    out = tmp_path_factory.mktemp("runs") / "hello"
+    return _train("examples/hello.toml", out, ["train.max_steps=30", "train.eval_every=15",
+                                               "train.progress=false"])
+
+
+@pytest.fixture(scope="session")
+def classifier_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small bidirectional LSTM name classifier trained for 20 steps."""
+    out = tmp_path_factory.mktemp("runs") / "names"
+    return _train("examples/names_classification.yaml", out, [
+        "model.hidden_size=16", "model.embedding_size=8", "train.max_steps=20",
+        "train.eval_every=10", "train.progress=false", "data.eval_limit=200"])
