@@ -25,6 +25,10 @@ def test_temperature_zero_is_argmax():
     assert _support(SamplingOptions(temperature=0.0), draws=5) == {1}
 
 
+def test_tiny_temperature_approaches_greedy_without_overflow():
+    assert _support(SamplingOptions(temperature=1e-30), draws=50) == {1}
+
+
 def test_unfiltered_sampling_reaches_every_token():
     assert _support(SamplingOptions(temperature=1.0)) == {0, 1, 2, 3}
 

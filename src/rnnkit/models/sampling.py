@@ -68,7 +68,8 @@ def choose_next(
     """Pick one token id per row of ``logits`` ``(batch, vocab)`` → ``(batch,)``."""
     if options.temperature == 0:
         return logits.argmax(dim=-1)
-    scaled = logits / options.temperature
+    # Shifting the maximum to 0 first keeps tiny temperatures finite (-inf at worst, never NaN).
+    scaled = (logits - logits.amax(dim=-1, keepdim=True)) / options.temperature
     if options.top_k is not None:
         scaled = filter_top_k(scaled, options.top_k)
     if options.top_p is not None:
