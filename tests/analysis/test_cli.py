@@ -6,6 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
+from rnnkit.analysis.demo import ClippingConfig, DemoConfig
 from rnnkit.cli.main import app
 
 runner = CliRunner()
@@ -18,14 +19,19 @@ def test_commands_are_registered():
         assert command in result.output
 
 
-def test_demo_quick_writes_report(tmp_path):
+def test_demo_writes_results_and_report(tmp_path, monkeypatch):
+    # The quick demo itself is tested in test_demo.py; here a tinier one checks the wiring.
+    tiny = DemoConfig(delays=(2, 4), hidden_size=4, steps=3, batch_size=4, eval_size=8,
+                      flow_size=4, clipping=ClippingConfig(steps=3))
+    monkeypatch.setattr(DemoConfig, "quick", classmethod(lambda cls: tiny))
     out = tmp_path / "demo"
-    result = runner.invoke(app, ["demo", "vanishing-gradients", "--quick", "--out", str(out)])
+    result = runner.invoke(app, ["demo", "vanishing-gradients", "--quick", "--seed", "3",
+                                 "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "memory length at delay 40" in result.output
+    assert "memory length at delay 4" in result.output
     results = json.loads((out / "results.json").read_text())
-    assert results["config"]["delays"] == [5, 40]
-    assert (out / "report.html").is_file()
+    assert results["config"]["delays"] == [2, 4] and results["config"]["seed"] == 3
+    assert "--quick --seed 3" in (out / "report.html").read_text()
 
 
 def test_analyze_gradient_flow_prints_and_plots(lm_run, tmp_path):

@@ -47,8 +47,9 @@ def test_quick_demo_rnn_remembers_less_than_lstm(quick_result):
     memory = quick_result.memory_lengths(longest)
     assert memory["rnn"] < memory["lstm"]
     assert memory["rnn"] < memory["gru"]
-    rnn_flow = quick_result.run("rnn", longest).flow_before
-    assert rnn_flow.verdict == "vanishing"
+    rnn_run = quick_result.run("rnn", longest)
+    assert rnn_run.flow_before.verdict == "vanishing" and rnn_run.input_after.verdict == "vanishing"
+    assert memory["rnn"] < longest + 1 <= memory["lstm"]  # the RNN's gradient never reaches x_0
 
 
 def test_quick_demo_clipping_rescues_the_exploding_rnn(quick_result):
@@ -71,4 +72,4 @@ def test_demo_report_is_self_contained(quick_result, tmp_path):
     sources = re.findall(r'<img[^>]*src="([^"]*)"', page)
     assert len(sources) >= 6 and all(s.startswith("data:image/png;base64,") for s in sources)
     assert "Not available" not in page
-    assert (tmp_path / "demo_gradient_flow.png").stat().st_size > 1000
+    assert (tmp_path / "demo_input_gradient_flow.png").stat().st_size > 1000

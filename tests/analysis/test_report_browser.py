@@ -47,7 +47,8 @@ def render(page_path: Path, screenshot: Path) -> dict:
     return {"errors": errors, "images": images, "title": title, "requests": requests}
 
 
-@pytest.mark.parametrize("run_name", ["lm_run", "classifier_run"])
+@pytest.mark.parametrize("run_name", ["lm_run", pytest.param("classifier_run",
+                                                             marks=pytest.mark.slow)])
 def test_report_renders_in_chromium(run_name, request, tmp_path):
     run_dir = request.getfixturevalue(run_name)
     page = build_report(run_dir)

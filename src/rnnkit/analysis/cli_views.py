@@ -29,7 +29,7 @@ def gradient_flow_view(run_dir: Path, data: Path | None, out_dir: Path) -> tuple
     if context.task_name == "language_model":
         batch = last_position_only(batch)
     flow = gradient_flow(context.model, batch)
-    curves = {curve.label: curve.by_distance for curve in [*flow.states, *flow.inputs]}
+    curves = {curve.label: curve.by_distance for curve in flow.all_curves()}
     return flow.table(), [_save(plots.flow_figure(curves), out_dir, "gradient_flow")]
 
 

@@ -100,12 +100,28 @@ class DemoResult:
     def run(self, cell: str, delay: int) -> CellRun:
         return next(r for r in self.runs if r.cell == cell and r.delay == delay)
 
+    def first_rnn_failure(self) -> int | None:
+        """The shortest delay at which the RNN fails while a gated cell succeeds, if any."""
+        threshold = self.config.success_accuracy
+        for delay in self.config.delays:
+            scores = {cell: self.run(cell, delay).score for cell in self.config.cells}
+            if scores.get("rnn", 1.0) < threshold and any(
+                    score >= threshold for cell, score in scores.items() if cell != "rnn"):
+                return delay
+        return None
+
+    def focus_delay(self) -> int:
+        """The delay that needs explaining: :meth:`first_rnn_failure`, else the longest."""
+        failure = self.first_rnn_failure()
+        return max(self.config.delays) if failure is None else failure
+
     def memory_lengths(self, delay: int | None = None, trained: bool = True) -> dict[str, int]:
-        """Memory length per cell at ``delay`` (default: the longest), after training or at
-        initialisation."""
-        delay = max(self.config.delays) if delay is None else delay
+        """Memory length per cell at ``delay`` (default: :meth:`focus_delay`), after training or
+        at initialisation: how many steps back ``||∂L/∂x_t||`` stays above 1% of its value at
+        the last step (the symbol to recall is ``delay + 1`` steps back)."""
+        delay = self.focus_delay() if delay is None else delay
         runs = {cell: self.run(cell, delay) for cell in self.config.cells}
-        return {cell: (run.flow_after if trained else run.flow_before).memory_length
+        return {cell: (run.input_after if trained else run.input_before).memory_length
                 for cell, run in runs.items()}
 
     def accuracy_table(self) -> dict[str, dict[int, float]]:
@@ -118,8 +134,11 @@ class DemoResult:
             "config": asdict(self.config),
             "accuracy": {c: {str(d): v for d, v in row.items()}
                          for c, row in self.accuracy_table().items()},
-            "memory_length_at_longest_delay": {"trained": self.memory_lengths(),
-                                               "init": self.memory_lengths(trained=False)},
+            "focus_delay": self.focus_delay(),
+            "memory_length": {
+                str(delay): {"init": self.memory_lengths(delay, trained=False),
+                             "trained": self.memory_lengths(delay)}
+                for delay in self.config.delays},
             "runs": [run.to_dict() for run in self.runs],
             "clipping": {
                 "flow_at_init": clipping.flow_at_init,
@@ -145,16 +164,18 @@ def run_cell(config: DemoConfig, cell: str, delay: int) -> CellRun:
     task = RecallTask(delay, config.num_symbols)
     seed = config.seed + 1000 * delay  # the same data for every cell at this delay
     model = _build_model(config, task, cell, seed + 10 * ("rnn", "lstm", "gru").index(cell))
-    before = task_gradient_flow(model, task, config.flow_size, seed + 1).curve()
+    before = task_gradient_flow(model, task, config.flow_size, seed + 1)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     history = train_on_task(model, task, optimizer, config.steps, config.batch_size,
                             torch.Generator().manual_seed(seed + 2), config.clip_norm)
     score = evaluate_on_task(model, task, config.eval_size, seed + 3)
-    flow = task_gradient_flow(model, task, config.flow_size, seed + 1)
-    after = flow.curve()
-    return CellRun(cell, delay, score, history, before.summary(), after.summary(),
-                   before.by_distance.tolist(), after.by_distance.tolist(),
-                   flow.inputs[0].by_distance.tolist())
+    after = task_gradient_flow(model, task, config.flow_size, seed + 1)
+    hidden = (before.curve(), after.curve())
+    inputs = (before.inputs[0], after.inputs[0])
+    return CellRun(cell, delay, score, history, hidden[0].summary(), hidden[1].summary(),
+                   hidden[0].by_distance.tolist(), hidden[1].by_distance.tolist(),
+                   inputs[0].summary(), inputs[1].summary(),
+                   inputs[0].by_distance.tolist(), inputs[1].by_distance.tolist())
 
 
 def exploding_model(config: DemoConfig, task: RecallTask) -> LastStepModel:
@@ -205,8 +226,9 @@ def run_demo(config: DemoConfig | None = None, progress=None) -> DemoResult:
 
 
 def _run_line(run: CellRun) -> str:
-    return (f"{run.cell:>4} delay {run.delay:>3}: accuracy {run.score:.3f}, gradient "
-            f"{run.flow_after.describe()} ({run.history.seconds:.1f} s)")
+    return (f"{run.cell:>4} delay {run.delay:>3}: accuracy {run.score:.3f}; input gradient "
+            f"at init {run.input_before.describe()}; trained {run.input_after.describe()} "
+            f"({run.history.seconds:.1f} s)")
 
 
 def save_results(result: DemoResult, out_dir: str | Path) -> Path:

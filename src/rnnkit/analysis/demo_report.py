@@ -60,43 +60,58 @@ def _accuracy(result: DemoResult):
     return build
 
 
+def _memory(summary) -> str | int:
+    return f">= {summary.memory_length}" if summary.censored else summary.memory_length
+
+
 def _flow_rows(result: DemoResult) -> list[dict]:
     rows = []
     for run in result.runs:
-        for stage, summary in (("init", run.flow_before), ("trained", run.flow_after)):
-            memory = f">= {summary.memory_length}" if summary.censored else summary.memory_length
+        stages = (("init", run.flow_before, run.input_before),
+                  ("trained", run.flow_after, run.input_after))
+        for stage, hidden, inputs in stages:
             rows.append({"cell": run.cell, "delay": run.delay, "stage": stage,
-                         "factor/step": summary.factor_per_step, "ln rate": summary.decay_rate,
-                         "memory (steps)": memory, "verdict": summary.verdict})
+                         "h: factor/step": hidden.factor_per_step, "h: verdict": hidden.verdict,
+                         "x: factor/step": inputs.factor_per_step, "x: verdict": inputs.verdict,
+                         "memory (steps)": _memory(inputs),
+                         "accuracy": run.score if stage == "trained" else ""})
     return rows
 
 
 def _flow(result: DemoResult):
     def build(section: Section) -> None:
-        delay = max(result.config.delays)
+        delay = result.focus_delay()
+        section.add(paragraph(f"Delay {delay}: the shortest at which the vanilla RNN fails while "
+                              "a gated cell succeeds (else the longest delay). The symbol to "
+                              f"recall is {delay + 1} steps back from the loss."))
         for trained in (False, True):
             memory = result.memory_lengths(delay, trained)
             stage = "after training" if trained else "at initialisation"
-            section.add(paragraph(f"Memory length {stage} at delay {delay} (sequence of "
-                                  f"{delay + 2} steps): "
+            section.add(paragraph(f"Memory length {stage} (steps back that ‖∂L/∂x_t‖ stays above "
+                                  "1% of its value at the last step): "
                                   + ", ".join(f"{c} {m}" for c, m in memory.items())))
         runs = [result.run(cell, delay) for cell in result.config.cells]
-        curves = {f"{r.cell} at init": r.curve_before for r in runs}
-        curves.update({f"{r.cell} trained": r.curve_after for r in runs})
-        section.add_figure("demo_gradient_flow", plots.flow_figure(
-            curves, f"Gradient flow through time, delay {delay}"),
-            "‖∂L/∂h_t‖ against steps back from the loss (log scale)")
-        inputs = {r.cell: r.input_curve_after for r in runs}
-        section.add_figure("demo_input_gradient", plots.flow_figure(
-            inputs, "Gradient reaching the input (trained)", "‖∂L/∂x_t‖"),
-            "How much the loss still depends on each input step; the symbol is the farthest")
+        for kind, title, ylabel in (
+                ("input", "Gradient reaching the input x_t", "‖∂L/∂x_t‖"),
+                ("hidden", "Gradient of the hidden state h_t", "‖∂L/∂h_t‖")):
+            curves = {}
+            for run in runs:
+                before, after = ((run.input_curve_before, run.input_curve_after) if kind == "input"
+                                 else (run.curve_before, run.curve_after))
+                curves[f"{run.cell} at init"] = before
+                curves[f"{run.cell} trained"] = after
+            section.add_figure(f"demo_{kind}_gradient_flow", plots.flow_figure(
+                curves, f"{title}, delay {delay}", ylabel),
+                f"{ylabel} against steps back from the loss (log scale)")
+        section.add(paragraph("Every run (h: top-layer hidden state; x: input; an LSTM keeps its "
+                              "long memory in c, so its h curve can fall while x stays high):"))
         section.add(table(_flow_rows(result)))
     return build
 
 
 def _training(result: DemoResult):
     def build(section: Section) -> None:
-        delay = max(result.config.delays)
+        delay = result.focus_delay()
         runs = [result.run(cell, delay) for cell in result.config.cells]
         series = {r.cell: (list(range(1, len(r.history.losses) + 1)), r.history.losses)
                   for r in runs}
@@ -144,7 +159,7 @@ def write_demo_report(result: DemoResult, out_dir: str | Path, command: str = CO
         build_section("Set-up", _setup(result, command)),
         build_section("Accuracy per delay", _accuracy(result)),
         build_section("Gradient flow through time", _flow(result)),
-        build_section("Training curves at the longest delay", _training(result)),
+        build_section("Training curves", _training(result)),
         build_section("Exploding gradients and clipping", _clipping(result)),
     ]
     return write_report(out_dir / "report.html", "Vanishing and exploding gradients", sections,

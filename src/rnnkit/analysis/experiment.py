@@ -85,7 +85,12 @@ Factory = Callable[[], nn.Module]
 
 @dataclass
 class CellRun:
-    """One cell trained on one task setting, with its gradient flow before and after."""
+    """One cell trained on one task setting, with its gradient flow before and after.
+
+    ``flow_*``/``curve_*`` are about ``||∂L/∂h_t||`` of the top layer; ``input_*`` about
+    ``||∂L/∂x_t||``, which does not depend on how a cell stores its state (an LSTM keeps its
+    memory in ``c``, not ``h``), so memory lengths are read from it.
+    """
 
     cell: str
     delay: int
@@ -95,6 +100,9 @@ class CellRun:
     flow_after: FlowSummary
     curve_before: list[float]
     curve_after: list[float]
+    input_before: FlowSummary
+    input_after: FlowSummary
+    input_curve_before: list[float]
     input_curve_after: list[float]
 
     def to_dict(self) -> dict:
@@ -103,8 +111,10 @@ class CellRun:
             "seconds": round(self.history.seconds, 2),
             "diverged_at": self.history.diverged_at,
             "final_loss": self.history.losses[-1] if self.history.losses else None,
-            "flow_before": _summary_dict(self.flow_before),
-            "flow_after": _summary_dict(self.flow_after),
+            "hidden_flow_before": _summary_dict(self.flow_before),
+            "hidden_flow_after": _summary_dict(self.flow_after),
+            "input_flow_before": _summary_dict(self.input_before),
+            "input_flow_after": _summary_dict(self.input_after),
         }
 
 

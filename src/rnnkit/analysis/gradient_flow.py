@@ -39,11 +39,13 @@ class FlowCurve:
     direction: int
     norms: np.ndarray
     by_distance: np.ndarray
+    kind: str = "hidden"  # "hidden" (h_t), "cell" (an LSTM's c_t) or "input" (x_t)
 
     @property
     def label(self) -> str:
         where = "input" if self.layer is None else f"layer {self.layer}"
-        return f"{self.name} {where}{' (reverse)' if self.direction else ''}"
+        state = " c" if self.kind == "cell" else ""
+        return f"{self.name} {where}{state}{' (reverse)' if self.direction else ''}"
 
     def summary(self, thresholds: FlowThresholds | None = None) -> FlowSummary:
         """Decay rate, memory length and verdict of :attr:`by_distance`."""
@@ -52,11 +54,13 @@ class FlowCurve:
 
 @dataclass
 class GradientFlow:
-    """All curves of one measurement: ``states`` (per layer-direction) and ``inputs``."""
+    """All curves of one measurement: ``states`` (``h_t`` per layer-direction), ``cells`` (an
+    LSTM's ``c_t``, where its long memory lives) and ``inputs`` (``x_t`` of each layer call)."""
 
     loss: float
     states: list[FlowCurve]
     inputs: list[FlowCurve]
+    cells: list[FlowCurve]
 
     def curve(self, name: str | None = None, layer: int = -1, direction: int = 0) -> FlowCurve:
         """The state curve of layer ``layer`` (negative counts from the top) of call ``name``."""
@@ -72,10 +76,14 @@ class GradientFlow:
                 return curve
         raise KeyError(f"direction: layer {wanted} of {first!r} has no direction {direction}")
 
+    def all_curves(self) -> list[FlowCurve]:
+        """States, then cells, then inputs."""
+        return [*self.states, *self.cells, *self.inputs]
+
     def table(self, thresholds: FlowThresholds | None = None) -> list[dict[str, Any]]:
         """One row of summary numbers per curve (states then inputs), for printing."""
         rows = []
-        for curve in [*self.states, *self.inputs]:
+        for curve in self.all_curves():
             summary = curve.summary(thresholds)
             at_end = curve.by_distance[0]
             farthest = curve.by_distance[np.isfinite(curve.by_distance)][-1]
@@ -107,21 +115,25 @@ def _row_norms(gradients: list[Tensor | None], like: list[Tensor], valid: np.nda
     return np.where(valid, norms, np.nan)
 
 
-def _trace_nodes(trace: LayerTrace) -> list[tuple[int | None, int, list[Tensor]]]:
-    """``(layer, direction, per-step nodes)``: every state list, then the inputs (if tracked)."""
-    groups: list[tuple[int | None, int, list[Tensor]]] = [
-        (layer, direction, steps)
+def _trace_nodes(trace: LayerTrace) -> list[tuple[str, int | None, int, list[Tensor]]]:
+    """``(kind, layer, direction, per-step nodes)``: ``h`` lists, ``c`` lists, the inputs."""
+    groups: list[tuple[str, int | None, int, list[Tensor]]] = [
+        ("hidden", layer, direction, steps)
         for layer, directions in enumerate(trace.states)
         for direction, steps in enumerate(directions)]
+    groups += [("cell", layer, direction, steps)
+               for layer, directions in enumerate(trace.cells or [])
+               for direction, steps in enumerate(directions)]
     if trace.inputs and trace.inputs[0].requires_grad:
-        groups.append((None, 0, trace.inputs))
+        groups.append(("input", None, 0, trace.inputs))
     return groups
 
 
 def gradient_flow(
     model: nn.Module, batch: Any = None, *, loss_fn: LossFn | None = None, training: bool = False
 ) -> GradientFlow:
-    """Measure ``||∂L/∂h_t||`` and ``||∂L/∂x_t||`` for every recurrent layer call of ``model``.
+    """Measure ``||∂L/∂h_t||``, ``||∂L/∂c_t||`` (LSTM) and ``||∂L/∂x_t||`` for every recurrent
+    layer call of ``model``.
 
     - ``loss_fn(model, batch)`` returns the scalar loss (default ``model.loss(batch)``); for a
       bare layer pass e.g. ``lambda layer, x: layer(x)[0][-1].sum()``.
@@ -149,13 +161,13 @@ def gradient_flow(
 
 
 def _collect(loss: float, groups, gradients: list[Tensor | None]) -> GradientFlow:
-    flow = GradientFlow(loss, [], [])
+    flow = GradientFlow(loss, [], [], [])
+    lists = {"hidden": flow.states, "cell": flow.cells, "input": flow.inputs}
     offset = 0
-    for trace, layer, direction, steps in groups:
+    for trace, kind, layer, direction, steps in groups:
         valid = trace.valid().numpy()
         norms = _row_norms(gradients[offset:offset + len(steps)], steps, valid)
         offset += len(steps)
         by_distance = align_by_distance(norms, trace.lengths.numpy(), reverse=bool(direction))
-        curve = FlowCurve(trace.name, layer, direction, norms, by_distance)
-        (flow.inputs if layer is None else flow.states).append(curve)
+        lists[kind].append(FlowCurve(trace.name, layer, direction, norms, by_distance, kind))
     return flow

@@ -143,7 +143,7 @@ def end_of_training_flow(context: RunContext):
         flow = gradient_flow(context.model, batch)
         section.add(paragraph(note + f" Data: {context.data_path}."))
         section.add(table(flow.table()))
-        curves = {curve.label: curve.by_distance for curve in [*flow.states, *flow.inputs]}
+        curves = {curve.label: curve.by_distance for curve in flow.all_curves()}
         section.add_figure("gradient_flow", plots.flow_figure(curves),
                            "‖∂L/∂h_t‖ against steps back from the loss, per layer and direction")
     return build

@@ -91,9 +91,13 @@ def vanishing_gradients(
     typer.echo("accuracy per delay: " + "; ".join(
         f"{cell} " + ", ".join(f"{d}:{v:.2f}" for d, v in row.items())
         for cell, row in accuracy.items()))
-    typer.echo(f"memory length at delay {max(config.delays)} (init -> trained): " + ", ".join(
-        f"{cell} {result.memory_lengths(trained=False)[cell]} -> {steps}"
-        for cell, steps in result.memory_lengths().items()))
+    for delay in config.delays:
+        before, after = result.memory_lengths(delay, trained=False), result.memory_lengths(delay)
+        typer.echo(f"memory length at delay {delay} (steps back, init -> trained): " + ", ".join(
+            f"{cell} {before[cell]} -> {after[cell]}" for cell in config.cells))
+    failure = result.first_rnn_failure()
+    typer.echo("no delay where the RNN fails and a gated cell succeeds" if failure is None else
+               f"shortest delay where the RNN fails and a gated cell succeeds: {failure}")
     clip = result.clipping
     typer.echo(f"exploding RNN: accuracy {clip.score_without:.2f} without clipping, "
                f"{clip.score_with:.2f} with clipping")
