@@ -57,7 +57,8 @@ def export(
     run = load_run(run_dir)
     target = out if out is not None else run_dir / ("model.onnx" if fmt == "onnx" else "model.pt")
     report = export_model(run.model, target, fmt)
-    typer.echo(f"Exported {run.task.model_type} to {report.path} ({fmt})")
+    files = ", ".join(str(f) for f in report.files)
+    typer.echo(f"Exported {run.task.model_type} to {files} ({fmt})")
     worst = max(report.max_abs_diff.values())
     checker = "onnxruntime" if fmt == "onnx" else "the reloaded TorchScript module"
     for sizes, difference in report.max_abs_diff.items():

@@ -52,6 +52,11 @@ class TorchRecurrent(nn.Module):
         output, _ = pad_packed_sequence(output, batch_first=True, total_length=x.shape[1])
         return output, state
 
+    def step(self, x: Tensor, state=None):
+        """One step: ``x`` ``(batch, feature)`` → ``(batch, hidden)`` and the new state."""
+        output, state = self.rnn(x.unsqueeze(1), state)
+        return output[:, 0], state
+
 
 def export_blocker(layer: rnn_layers.RecurrentBase) -> str | None:
     """Why ``layer`` cannot be exported as a standard recurrent op (``None`` if it can)."""
@@ -113,11 +118,31 @@ class _ForecastWrapper(_TokensWrapper):
         return mean, std * self.model.feature_std[targets]
 
 
-class _Seq2SeqWrapper(_TokensWrapper):
-    """Teacher-forced logits for ``(source, source_lengths, target_inputs)``."""
+def _state_parts(state) -> tuple[Tensor, ...]:
+    return tuple(state) if isinstance(state, tuple) else (state,)
 
-    def forward(self, source: Tensor, source_lengths: Tensor, target_inputs: Tensor):  # type: ignore[override]
-        return self.model(source, source_lengths, target_inputs)[0]
+
+class _Seq2SeqEncoder(_TokensWrapper):
+    """``(source, source_lengths)`` → attention memory (outputs, projected keys, mask) and the
+    decoder's first state (``h`` and, for LSTM, ``c``)."""
+
+    def forward(self, source: Tensor, source_lengths: Tensor):  # type: ignore[override]
+        memory, state = self.model.encode(source, source_lengths)
+        return (*memory, *_state_parts(state))
+
+
+class _Seq2SeqStep(_TokensWrapper):
+    """One decoder step: previous tokens, state and memory → logits, new state, attention."""
+
+    def forward(self, tokens: Tensor, *rest: Tensor):  # type: ignore[override]
+        from rnnkit.models.seq2seq import Memory
+
+        parts = 2 if self.model.config.cell == "lstm" else 1
+        state = tuple(rest[:parts]) if parts == 2 else rest[0]
+        memory = Memory(*rest[parts:])
+        logits, state, weights = self.model.decode_step(tokens, state, memory)
+        outputs = (logits, *_state_parts(state))
+        return outputs if weights is None else (*outputs, weights)
 
 
 def _wrap(model: nn.Module) -> tuple[nn.Module, Signature]:
@@ -131,17 +156,6 @@ def _wrap(model: nn.Module) -> tuple[nn.Module, Signature]:
         axes = {"condition": batch, "tokens": seq, "lengths": batch, "logits": seq}
         return _ConditionalWrapper(model), Signature(("condition", "tokens", "lengths"),
                                                      ("logits",), axes)
-    if kind == "seq2seq":
-        if model.config.attention == "bahdanau":  # type: ignore[attr-defined]
-            raise ValueError(
-                "export: seq2seq with Bahdanau attention decodes step by step in a Python loop "
-                "(Seq2Seq._decode_stepwise), which tracing would unroll to a fixed target "
-                "length; export a model trained with attention luong_dot/luong_general/none"
-            )
-        axes = {"source": seq, "source_lengths": batch,
-                "target_inputs": {0: "batch", 1: "target"}, "logits": {0: "batch", 1: "target"}}
-        return _Seq2SeqWrapper(model), Signature(("source", "source_lengths", "target_inputs"),
-                                                 ("logits",), axes)
     axes = {"tokens": seq, "lengths": batch, "logits": seq if kind != "sequence_classifier"
             else batch}
     return _TokensWrapper(model), Signature(("tokens", "lengths"), ("logits",), axes)
@@ -166,59 +180,120 @@ def random_inputs(model: nn.Module, batch: int, seq: int, seed: int) -> tuple[Te
         condition = torch.randint(0, config.num_conditions, (batch,), generator=generator)
         return condition, tokens(config.vocab_size), lengths
     if kind == "seq2seq":
-        return tokens(config.source_vocab_size), lengths, tokens(config.target_vocab_size)
+        return tokens(config.source_vocab_size), lengths
     return tokens(config.vocab_size), lengths
+
+
+def _step_inputs(model: nn.Module, batch: int, seq: int, seed: int) -> tuple[Tensor, ...]:
+    """Decoder-step inputs: previous tokens, the encoder's state and memory for random source."""
+    with torch.no_grad():
+        memory, state = model.encode(*random_inputs(model, batch, seq, seed))  # type: ignore[operator]
+    previous = torch.randint(0, model.config.target_vocab_size, (batch,),  # type: ignore[attr-defined]
+                             generator=torch.Generator().manual_seed(seed + 1))
+    return (previous, *_state_parts(state), *memory)
+
+
+@dataclass
+class _Part:
+    """One exported graph: file suffix, module to export, reference, signature, inputs."""
+
+    suffix: str
+    exported: nn.Module
+    reference: nn.Module
+    signature: Signature
+    inputs: object  # (model, batch, seq, seed) -> tuple of tensors
+
+
+def _parts(model: nn.Module) -> list[_Part]:
+    if model.model_type != "seq2seq":  # type: ignore[attr-defined]
+        wrapped, signature = _wrap(with_torch_layers(model))
+        return [_Part("", wrapped, _wrap(model)[0], signature, random_inputs)]
+    # The decoder runs one step at a time (greedy or beam search), so the export is two graphs:
+    # the encoder, and one decoder step that the runtime calls in its own loop.
+    torch_model = with_torch_layers(model)
+    state = ("h", "c") if model.config.cell == "lstm" else ("h",)  # type: ignore[attr-defined]
+    source = {0: "batch", 1: "source"}
+    memory = ("memory", "keys", "mask")
+    state_axes = {name: {1: "batch"} for name in state}
+    encoder = Signature(("source", "source_lengths"), (*memory, *state),
+                        {"source": source, "source_lengths": {0: "batch"},
+                         **dict.fromkeys(memory, source), **state_axes})
+    attends = model.config.attention != "none"  # type: ignore[attr-defined]
+    step_outputs = ("logits", *(f"next_{n}" for n in state), *(("attention",) if attends else ()))
+    step = Signature(
+        ("previous", *state, *memory), step_outputs,
+        {"previous": {0: "batch"}, "logits": {0: "batch"}, **state_axes,
+         **{f"next_{n}": {1: "batch"} for n in state}, **dict.fromkeys(memory, source),
+         **({"attention": source} if attends else {})},
+    )
+    return [
+        _Part("", _Seq2SeqEncoder(torch_model), _Seq2SeqEncoder(model), encoder, random_inputs),
+        _Part(".step", _Seq2SeqStep(torch_model), _Seq2SeqStep(model), step, _step_inputs),
+    ]
 
 
 def _outputs(result) -> list[np.ndarray]:
     items = result if isinstance(result, (tuple, list)) else (result,)
-    return [item.detach().numpy() if isinstance(item, Tensor) else np.asarray(item)
+    return [item.detach().float().numpy() if isinstance(item, Tensor) else np.asarray(item)
             for item in items]
 
 
 @dataclass
 class ExportReport:
-    """Where the file went and the largest absolute difference found per checked input size."""
+    """Written files and the largest absolute difference found per checked input size."""
 
     path: Path
     format: str
     max_abs_diff: dict[str, float]
+    files: list[Path]
 
 
 def export_model(model: nn.Module, path: str | Path, fmt: str = "onnx") -> ExportReport:
     """Export ``model`` (an :mod:`rnnkit.models` model) to ``path`` and verify it.
 
-    ONNX keeps dynamic batch and sequence axes (and per-row ``lengths`` inputs); it is checked
-    with onnxruntime against the original model on inputs of sizes (2, 7) and (5, 13).
+    ONNX keeps dynamic batch and sequence axes (and per-row ``lengths`` inputs); each graph is
+    checked (onnxruntime, or the reloaded TorchScript module) against the original model on
+    inputs of sizes (2, 7) and (5, 13). Seq2seq models give two files: the encoder at ``path``
+    and one decoder step at ``<stem>.step<suffix>``, for greedy or beam decoding in a runtime.
     """
     if fmt not in ("onnx", "torchscript"):
         raise ValueError(f"--format: expected onnx or torchscript, got {fmt!r}")
     model = model.cpu().eval()
-    wrapped, signature = _wrap(with_torch_layers(model))
-    reference, _ = _wrap(model)
-    example = random_inputs(model, 3, 9, seed=0)
     path = Path(path)
+    differences: dict[str, float] = {}
+    files = []
+    for part in _parts(model):
+        target = path.with_name(path.stem + part.suffix + path.suffix)
+        run = _export_part(part, model, target, fmt)
+        files.append(target)
+        for batch, seq in ((2, 7), (5, 13)):
+            with torch.no_grad():
+                inputs = part.inputs(model, batch, seq, seed=batch)  # type: ignore[operator]
+                expected = _outputs(part.reference(*inputs))
+            got = run(*inputs)
+            key = f"{part.suffix.strip('.') or 'model'} batch={batch},seq={seq}"
+            differences[key] = max(float(np.max(np.abs(e - g)))
+                                   for e, g in zip(expected, got, strict=True))
+    return ExportReport(path, fmt, differences, files)
+
+
+def _export_part(part: _Part, model: nn.Module, target: Path, fmt: str):
+    """Write one graph and return a function running the written file."""
+    example = part.inputs(model, 3, 9, seed=0)  # type: ignore[operator]
+    signature = part.signature
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         if fmt == "onnx":
-            torch.onnx.export(wrapped, example, str(path), input_names=list(signature.inputs),
+            torch.onnx.export(part.exported, example, str(target),
+                              input_names=list(signature.inputs),
                               output_names=list(signature.outputs),
                               dynamic_axes=signature.dynamic_axes, opset_version=17,
                               dynamo=False)
-            run = _onnx_runner(path, signature)
-        else:
-            traced = torch.jit.trace(wrapped, example, check_trace=False)
-            traced.save(str(path))
-            loaded = torch.jit.load(str(path))
-            run = lambda *inputs: _outputs(loaded(*inputs))  # noqa: E731
-        differences = {}
-        for batch, seq in ((2, 7), (5, 13)):
-            inputs = random_inputs(model, batch, seq, seed=batch)
-            expected = _outputs(reference(*inputs))
-            got = run(*inputs)
-            differences[f"batch={batch},seq={seq}"] = max(
-                float(np.max(np.abs(e - g))) for e, g in zip(expected, got, strict=True))
-    return ExportReport(path, fmt, differences)
+            return _onnx_runner(target, signature)
+        traced = torch.jit.trace(part.exported, example, check_trace=False)
+        traced.save(str(target))
+    loaded = torch.jit.load(str(target))
+    return lambda *inputs: _outputs(loaded(*inputs))
 
 
 def _onnx_runner(path: Path, signature: Signature):

@@ -34,7 +34,7 @@ from rnnkit.tasks.config import (
 from rnnkit.tasks.data_files import dataset_defaults, resolve_paths
 from rnnkit.tasks.errors import RunDirError
 from rnnkit.tasks.registry import TASKS
-from rnnkit.train import Callback, FitResult, Trainer
+from rnnkit.train import Callback, FitResult, Trainer, seed_everything
 
 CONFIG_FILE = "config.yaml"
 TASK_FILE = "task.json"
@@ -130,6 +130,7 @@ def train(
         train_part, valid_part = task.hold_out(train_part)
     task.fit_on_split(train_part, valid_part)
     valid_part = task.limit(valid_part)
+    seed_everything(config.train.seed)  # the initial weights depend on the seed alone
     model = task.build_model()
     _make_run_dir(run_dir, resume)
     save_config(config, run_dir / CONFIG_FILE)

@@ -8,6 +8,7 @@ machines); workers started on the same storage and study name share its trials.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,23 @@ def with_values(config: RunConfig, values: dict[str, Any]) -> RunConfig:
             raise ConfigError(f"tune.{key}: {section} has no key {name!r}")
         raw[section][name] = value
     return config_from_dict(raw)
+
+
+def _open_study(optuna: Any, storage: str, name: str, mode: str) -> Any:
+    """Create or join the study. Workers started together on a new database race to create
+    its schema; the loser gets a database integrity error and simply joins on a retry."""
+    for attempt in range(5):
+        try:
+            return optuna.create_study(
+                study_name=name, storage=storage, load_if_exists=True,
+                direction="minimize" if mode == "min" else "maximize",
+                pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
+            )
+        except Exception as error:
+            if not type(error).__module__.startswith("sqlalchemy") or attempt == 4:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 class _PruningReporter(Callback):
@@ -91,11 +109,7 @@ def tune(
     storage = storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
     task = TASKS[config.task]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        study_name=study_name, storage=storage, load_if_exists=True,
-        direction="minimize" if task.monitor_mode == "min" else "maximize",
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
-    )
+    study = _open_study(optuna, storage, study_name, task.monitor_mode)
     params = config.tune.params
 
     def objective(trial) -> float:

@@ -1,0 +1,100 @@
+"""Each task family learns from real bundled data (seeded, short budgets, thresholds stated)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rnnkit import tasks
+from rnnkit.data.datasets import load_sample
+from rnnkit.tasks.tagging import most_frequent_tag_accuracy
+
+
+def train(tmp_path: Path, raw: dict, name: str = "run") -> tasks.TrainOutcome:
+    config_path = tmp_path / f"{name}.yaml"
+    config_path.write_text(yaml.safe_dump(raw))
+    config = tasks.load_config(config_path, ["train.progress=false"])
+    return tasks.train(config, tmp_path / name)
+
+
+def test_hello_toy_is_learned_perfectly(tmp_path, monkeypatch):
+    """Greedy generation from 'h' reproduces 'hello' exactly: after the first 'l' comes 'l',
+    after the second 'o' — only a network with memory gets both right (100%)."""
+    monkeypatch.setenv("RNNKIT_CACHE_DIR", str(tmp_path / "cache"))
+    config = tasks.load_config(Path(__file__).resolve().parents[2] / "examples" / "hello.toml",
+                               ["train.progress=false"])
+    outcome = tasks.train(config, tmp_path / "hello")
+    assert outcome.valid_metrics["valid_loss"] < 0.05
+    run = tasks.load_run(tmp_path / "hello")
+    assert run.generate(prime="h", length=17, temperature=0) == "hello\nhello\nhello\n"
+
+
+def test_surname_classifier_beats_chance(tmp_path):
+    """15 languages: chance is 1/15 ≈ 0.07 and the majority class ≤ 0.085; require 0.25."""
+    outcome = train(tmp_path, {
+        "task": "classification",
+        "data": {"dataset": "names", "tokenizer": "char", "eval_limit": 200},
+        "model": {"cell": "gru", "hidden_size": 48, "embedding_size": 16, "bidirectional": True},
+        "train": {"batch_size": 32, "lr": 0.005, "max_steps": 150, "eval_every": 150,
+                  "seed": 0},
+    })
+    assert outcome.test_metrics["accuracy"] >= 0.25
+    assert outcome.test_metrics["macro_f1"] >= 0.15
+
+
+def test_pos_tagger_beats_the_majority_tag(tmp_path):
+    """Tagging every token with the most frequent tag (NOUN) scores ≈ 0.27 on the sample;
+    require 0.75 after 200 steps (a per-word most-frequent-tag lookup scores ≈ 0.9: this short
+    run is not expected to beat that; bench/quality.py measures the full-data tagger)."""
+    outcome = train(tmp_path, {
+        "task": "tagging",
+        "data": {"dataset": "brown_pos", "eval_limit": 300},
+        "model": {"hidden_size": 64, "embedding_size": 48},
+        "train": {"batch_size": 32, "lr": 0.005, "max_steps": 200, "eval_every": 200,
+                  "seed": 0},
+    })
+    run = tasks.load_run(tmp_path / "run")
+    sample = load_sample("brown_pos")
+    test = run.task.limit(run.task.read(sample.paths["test"]))
+    majority = Counter(t for _, tags in test for t in tags).most_common(1)[0][1] / sum(
+        len(tags) for _, tags in test)
+    assert majority < 0.35
+    assert outcome.test_metrics["accuracy"] >= 0.75
+    lookup = most_frequent_tag_accuracy(run.task.read(sample.paths["train"]), test)
+    assert 0.8 < lookup < 1.0  # the stronger baseline is computed, and sane
+
+
+@pytest.mark.slow
+def test_sentiment_beats_the_majority_class(tmp_path):
+    """Rotten Tomatoes sample: majority class ≈ 0.55 of the test split; require +0.05."""
+    outcome = train(tmp_path, {
+        "task": "classification",
+        "data": {"dataset": "rotten_tomatoes", "tokenizer": "word", "min_freq": 2,
+                 "max_length": 60},
+        "model": {"cell": "gru", "hidden_size": 32, "embedding_size": 48, "bidirectional": True,
+                  "pooling": "max", "dropout": 0.3},
+        "train": {"batch_size": 32, "lr": 0.003, "max_epochs": 4, "seed": 0},
+    })
+    run = tasks.load_run(tmp_path / "run")
+    labels = [label for _, label in run.task.read(load_sample("rotten_tomatoes").paths["test"])]
+    majority = Counter(labels).most_common(1)[0][1] / len(labels)
+    assert outcome.test_metrics["accuracy"] >= majority + 0.05
+
+
+def test_sine_forecaster_beats_seasonal_naive(tmp_path, monkeypatch):
+    """The lecture notes' sine predictor: MASE (season 50) must beat repeating the last period,
+    which carries the noise of that period forward."""
+    monkeypatch.setenv("RNNKIT_CACHE_DIR", str(tmp_path / "cache"))
+    outcome = train(tmp_path, {
+        "task": "forecasting",
+        "data": {"dataset": "sine", "lookback": 50, "horizon": 10, "season": 50},
+        "model": {"cell": "gru", "hidden_size": 24, "gaussian": False},
+        "train": {"batch_size": 32, "lr": 0.01, "max_steps": 150, "eval_every": 50,
+                  "weight_decay": 0.0, "seed": 0},
+    })
+    test = outcome.test_metrics
+    assert test["mase"] < test["naive_mase"]
+    assert test["mae"] < 0.1  # noise std is 0.05, so MAE of a perfect mean forecast ≈ 0.04
