@@ -7,6 +7,7 @@ by default) from identical initial weights, then trained in paired, interleaved 
 
     python bench/e2e_charlm.py            # writes bench/results/e2e_charlm.{json,md}
     python bench/e2e_charlm.py --quick
+    python bench/e2e_charlm.py --clock cpu   # one thread, CPU time (robust on a busy machine)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from rnnkit import nn as rnn
 RESULTS = Path(__file__).resolve().parent / "results"
 VOCAB = 96
 EMBED, HIDDEN, LAYERS, SEQ, BATCH = 64, 256, 2, 128, 64
+clock = time.perf_counter  # --clock cpu: the calling thread's CPU time, with one torch thread
 
 
 class CharLM(torch.nn.Module):
@@ -66,16 +68,16 @@ def trainer(model: CharLM, batches: list[torch.Tensor]):
         loss = loss_fn(logits.reshape(-1, VOCAB), batch[:, 1:].reshape(-1))
         loss.backward()
         optimizer.step()
-        state["loss"] = float(loss)
+        state["loss"] = loss.item()
 
     return step, state
 
 
 def timed(step, count: int) -> float:
-    start = time.perf_counter()
+    start = clock()
     for _ in range(count):
         step()
-    return count / (time.perf_counter() - start)
+    return count / (clock() - start)
 
 
 def bench_cell(cell: str, backend: str, rounds: int, steps: int) -> dict:
@@ -102,7 +104,8 @@ def bench_cell(cell: str, backend: str, rounds: int, steps: int) -> dict:
 def markdown(meta: dict, rows: list[dict]) -> str:
     lines = ["# Char-level LM training throughput: torch.nn vs rnnkit", "",
              f"embedding {EMBED}, {LAYERS} x {HIDDEN} recurrent, seq {SEQ}, batch {BATCH}, Adam; "
-             f"{meta['threads']} threads, torch {meta['torch']}, engine ISA `{meta['isa']}`, "
+             f"{meta['threads']} threads, {meta['clock']}-clock timing, torch {meta['torch']}, "
+             f"engine ISA `{meta['isa']}`, "
              f"backend `{meta['backend']}`, {meta['rounds']} paired interleaved rounds of "
              f"{meta['steps']} steps.", "",
              "| cell | torch.nn steps/s | rnnkit steps/s | speedup | min-max |",
@@ -120,12 +123,17 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--backend", default="native", choices=["native", "auto"])
     parser.add_argument("--cells", default="LSTM,GRU,RNN")
+    parser.add_argument("--clock", default="wall", choices=["wall", "cpu"])
     args = parser.parse_args(argv)
+    global clock
+    if args.clock == "cpu":
+        torch.set_num_threads(1)
+        clock = time.thread_time
     if not engine.available():
         raise SystemExit(f"native engine not available: {engine.import_error}")
     steps = 2 if args.quick else 5
     meta = {"threads": torch.get_num_threads(), "torch": torch.__version__, "isa": engine.isa(),
-            "backend": args.backend, "rounds": args.rounds, "steps": steps}
+            "backend": args.backend, "rounds": args.rounds, "steps": steps, "clock": args.clock}
     rows = []
     for cell in args.cells.split(","):
         row = bench_cell(cell, args.backend, args.rounds, steps)
@@ -133,7 +141,8 @@ def main(argv=None) -> None:
         print(f"{cell:4}  torch.nn {row['torch_steps_per_s']:6.2f} steps/s  rnnkit "
               f"{row['rnnkit_steps_per_s']:6.2f} steps/s  {row['speedup']:.2f}x "
               f"({row['speedup_min']:.2f}-{row['speedup_max']:.2f})", flush=True)
-    stem = "e2e_charlm_quick" if args.quick else "e2e_charlm"
+    stem = ("e2e_charlm_quick" if args.quick else "e2e_charlm") + (
+        "_cpu1" if args.clock == "cpu" else "")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     (RESULTS / f"{stem}.md").write_text(markdown(meta, rows))

@@ -8,12 +8,15 @@ streaming ``step()`` at batch 1 against calling torch.nn one step at a time.
 
     python bench/layers.py            # full grid, writes bench/results/layers.{json,md}
     python bench/layers.py --quick    # a smaller grid, writes bench/results/layers_quick.*
+    python bench/layers.py --clock cpu  # 1 thread, per-thread CPU time: robust on a busy
+                                        # machine, writes bench/results/layers_cpu1.*
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -30,7 +33,11 @@ from rnnkit import nn as rnn
 
 RESULTS = Path(__file__).resolve().parent / "results"
 GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
+ENGINE_MODES = {"RNN": "RNN_TANH", "GRU": "GRU", "LSTM": "LSTM"}
 MIN_SAMPLE_SECONDS = 0.05
+# Wall-clock by default; --clock cpu switches to the calling thread's CPU time (with one
+# torch thread, so all work of both implementations runs on that thread).
+clock = time.perf_counter
 
 
 @dataclass
@@ -49,6 +56,7 @@ class Row:
     speedup_max: float
     rnnkit_gflops: float
     ceiling_pct: float
+    auto_uses_native: bool  # what backend='auto' picks for this shape
 
 
 def make_pair(mode: str, hidden: int, backend: str):
@@ -86,17 +94,17 @@ def runner(layer, x: torch.Tensor, training: bool):
 def calibrate(fn) -> int:
     """Calls per timing sample so one sample lasts at least MIN_SAMPLE_SECONDS."""
     fn()
-    start = time.perf_counter()
+    start = clock()
     fn()
-    once = max(time.perf_counter() - start, 1e-6)
+    once = max(clock() - start, 1e-6)
     return max(1, int(MIN_SAMPLE_SECONDS / once + 0.999))
 
 
 def sample(fn, calls: int) -> float:
-    start = time.perf_counter()
+    start = clock()
     for _ in range(calls):
         fn()
-    return (time.perf_counter() - start) / calls
+    return (clock() - start) / calls
 
 
 def paired(baseline, candidate, reps: int) -> tuple[list[float], list[float]]:
@@ -128,9 +136,12 @@ def bench_layer(mode, task, hidden, batch, seq_len, reps, ceiling, backend) -> R
     ratios = [b / c for b, c in zip(base, cand, strict=True)]
     flops = step_flops(mode, hidden, batch) * seq_len * (3 if training else 1)
     gflops = flops / statistics.median(cand) / 1e9
+    auto = engine.should_use(ENGINE_MODES[mode], input_size=hidden, hidden_size=hidden,
+                             batch=batch, seq_len=seq_len, dtype=x.dtype, device=x.device,
+                             training=training)
     return Row(mode, task, hidden, batch, seq_len, 1e3 * statistics.median(base),
                1e3 * statistics.median(cand), statistics.median(ratios), min(ratios), max(ratios),
-               gflops, 100 * gflops / ceiling)
+               gflops, 100 * gflops / ceiling, auto)
 
 
 def bench_streaming(mode, hidden, reps, backend) -> dict:
@@ -158,21 +169,26 @@ def markdown(meta: dict, rows: list[Row], streaming: list[dict]) -> str:
     lines = [
         "# rnnkit native engine vs torch.nn",
         "",
-        f"{meta['cpu']}, {meta['threads']} threads, torch {meta['torch']}, engine ISA "
+        f"{meta['cpu']}, {meta['threads']} threads, {meta['clock']}-clock timing (load average "
+        f"{meta['load_average']:.1f} at the start), torch {meta['torch']}, engine ISA "
         f"`{meta['isa']}`, backend `{meta['backend']}`, float32, seq {meta['seq_len']}, "
         f"{meta['reps']} paired interleaved repetitions. Large-GEMM ceiling "
         f"{meta['gemm_ceiling_gflops']:.0f} GFLOP/s.",
         "",
-        "Speedup = torch.nn time / rnnkit time (median, min-max over repetitions).",
+        "Speedup = torch.nn time / rnnkit time (median, min-max over repetitions). `auto`: "
+        "the engine `backend='auto'` picks for that shape (torch means the same kernels as "
+        "torch.nn, i.e. ~1.0x).",
         "",
-        "| cell | task | H | B | torch ms | rnnkit ms | speedup | min-max | GFLOP/s | % ceiling |",
-        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|",
+        "| cell | task | H | B | torch ms | rnnkit ms | speedup | min-max | GFLOP/s | % ceiling "
+        "| auto |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r.mode} | {r.task} | {r.hidden} | {r.batch} | {r.torch_ms:.2f} | "
             f"{r.rnnkit_ms:.2f} | **{r.speedup:.2f}x** | {r.speedup_min:.2f}-{r.speedup_max:.2f} "
-            f"| {r.rnnkit_gflops:.1f} | {r.ceiling_pct:.0f}% |")
+            f"| {r.rnnkit_gflops:.1f} | {r.ceiling_pct:.0f}% "
+            f"| {'native' if r.auto_uses_native else 'torch'} |")
     lines += ["", "## Streaming `step()` at batch 1 (no_grad), per step", "",
               "| cell | H | torch.nn µs | rnnkit µs | speedup | min-max |",
               "|---|---:|---:|---:|---:|---|"]
@@ -199,7 +215,13 @@ def main(argv=None) -> None:
     parser.add_argument("--backend", default="native", choices=["native", "auto"])
     parser.add_argument("--modes", default="RNN,GRU,LSTM")
     parser.add_argument("--out", default=None, help="results file stem under bench/results")
+    parser.add_argument("--clock", default="wall", choices=["wall", "cpu"],
+                        help="wall: elapsed time on torch's threads; cpu: one thread, CPU time")
     args = parser.parse_args(argv)
+    global clock
+    if args.clock == "cpu":
+        torch.set_num_threads(1)
+        clock = time.thread_time
     if not engine.available():
         raise SystemExit(f"native engine not available: {engine.import_error}")
     hiddens = (64, 256) if args.quick else (64, 128, 256, 512)
@@ -208,7 +230,8 @@ def main(argv=None) -> None:
     ceiling = gemm_ceiling(args.reps)
     meta = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
             "isa": engine.isa(), "backend": args.backend, "seq_len": seq_len, "reps": args.reps,
-            "gemm_ceiling_gflops": ceiling}
+            "gemm_ceiling_gflops": ceiling, "clock": args.clock,
+            "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
     print(f"GEMM ceiling {ceiling:.0f} GFLOP/s, ISA {engine.isa()}", flush=True)
     rows = []
     for mode in args.modes.split(","):
@@ -229,7 +252,8 @@ def main(argv=None) -> None:
             streaming.append(s)
             print(f"step {mode:4} H={hidden:3}  torch {s['torch_us']:7.1f} us  rnnkit "
                   f"{s['rnnkit_us']:7.1f} us  {s['speedup']:5.2f}x", flush=True)
-    stem = args.out or ("layers_quick" if args.quick else "layers")
+    stem = args.out or ("layers_quick" if args.quick else "layers") + (
+        "_cpu1" if args.clock == "cpu" else "")
     RESULTS.mkdir(exist_ok=True)
     payload = {"meta": meta, "layers": [asdict(r) for r in rows], "streaming": streaming}
     (RESULTS / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n")

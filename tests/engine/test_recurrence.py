@@ -62,7 +62,7 @@ def configurations(draw):
     }
 
 
-@settings(max_examples=40, deadline=None,
+@settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(config=configurations())
 def test_matches_torch_over_property_grid(config, isa, threads):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from types import ModuleType
 
 native: ModuleType | None
@@ -9,8 +10,7 @@ native: ModuleType | None
 import_error: ImportError | None
 
 try:
-    from rnnkit.engine import _native as native
-
+    native = importlib.import_module("rnnkit.engine._native")
     import_error = None
 except ImportError as error:  # built without a compiler, or the build failed
     native = None

@@ -6,9 +6,11 @@ import torch
 
 from rnnkit.engine.checks import GATES
 
-# Multiply-adds per time step below which a second thread costs more (one barrier per step,
-# ~0.3 us here) than it saves. Measured with bench/layers.py on a 2-core Xeon.
-MIN_WORK_PER_THREAD = 48 * 1024
+# Multiply-adds per time step each thread must get before a second thread pays off. A
+# barrier costs ~0.3 us on an idle machine, but when the cores are oversubscribed (other
+# processes, DataLoader workers) a barrier can wait a whole scheduler time slice for a
+# descheduled peer, so threads are only used where a step is long (>= ~10 us).
+MIN_WORK_PER_THREAD = 512 * 1024
 
 
 def choose_threads(mode: str, batch: int, hidden: int, out_size: int) -> int:

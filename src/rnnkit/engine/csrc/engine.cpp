@@ -28,7 +28,9 @@ namespace rnnkit {
 namespace {
 
 constexpr int kSpinBeforeSleep = 20000;
-constexpr int kSpinBeforeYield = 4000;
+// Barrier waits on an idle machine take well under 1000 pauses; beyond that the peer is
+// probably descheduled, so give the core away instead of spinning through its time slice.
+constexpr int kSpinBeforeYield = 1000;
 
 struct Pool {
     std::vector<std::thread> workers;
