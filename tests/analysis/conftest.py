@@ -41,3 +41,20 @@ def classifier_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _train("examples/names_classification.yaml", out, [
         "model.hidden_size=16", "model.embedding_size=8", "train.max_steps=20",
         "train.eval_every=10", "train.progress=false", "data.eval_limit=200"])
+
+
+@pytest.fixture(scope="session")
+def seq2seq_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small attention seq2seq model (date normalisation) trained for 15 steps."""
+    out = tmp_path_factory.mktemp("runs") / "dates"
+    return _train("examples/dates_seq2seq.yaml", out, [
+        "model.hidden_size=16", "train.max_steps=15", "train.eval_every=15",
+        "train.progress=false", "data.eval_limit=50"])
+
+
+@pytest.fixture(scope="session")
+def forecast_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Gaussian forecaster on the AirPassengers sample trained for 15 steps."""
+    out = tmp_path_factory.mktemp("runs") / "air"
+    return _train("examples/air_passengers.yaml", out, [
+        "train.max_steps=15", "train.eval_every=15", "train.progress=false"])

@@ -71,5 +71,5 @@ def test_demo_report_is_self_contained(quick_result, tmp_path):
     assert not re.search(r"https?://", page)
     sources = re.findall(r'<img[^>]*src="([^"]*)"', page)
     assert len(sources) >= 6 and all(s.startswith("data:image/png;base64,") for s in sources)
-    assert "Not available" not in page
+    assert "Not available" not in page and "(no rows)" not in page
     assert (tmp_path / "demo_input_gradient_flow.png").stat().st_size > 1000

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import shutil
 
+import pytest
+
 from rnnkit.analysis.report import build_report
 
 SECTIONS = ["Overview", "Configuration", "Training and validation curves",
@@ -52,3 +54,30 @@ def test_missing_pieces_are_explained_in_the_page(lm_run, tmp_path):
     assert page.count("Not available") >= 3
     assert "metrics.csv: no metrics log" in page
     assert "W_hh" in page
+
+
+@pytest.mark.slow
+def test_seq2seq_report_has_attention_maps(seq2seq_run):
+    page = build_report(seq2seq_run).read_text(encoding="utf-8")
+    _check_self_contained(page)
+    assert "Not available" not in page
+    assert "Attention weights for" in page
+    assert (seq2seq_run / "report_images" / "attention_0.png").is_file()
+
+
+@pytest.mark.slow
+def test_forecast_report_uses_a_long_enough_series(forecast_run):
+    # the validation file is shorter than one window; the report falls back to another file
+    page = build_report(forecast_run).read_text(encoding="utf-8")
+    _check_self_contained(page)
+    assert "Not available" not in page
+    assert (forecast_run / "report_images" / "forecast.png").is_file()
+
+
+@pytest.mark.slow
+def test_analyze_attention_view(seq2seq_run, tmp_path):
+    from rnnkit.analysis.cli_views import attention_view
+
+    rows, written = attention_view(seq2seq_run, None, tmp_path)
+    assert len(rows) == len(written) == 4
+    assert all(0.0 < row["mean_max_weight"] <= 1.0 for row in rows)

@@ -64,9 +64,14 @@ class FlowSummary:
     verdict: str
     span: int
 
+    @property
+    def memory_text(self) -> str:
+        """``"14"``, or ``">= 62"`` when the memory reaches the whole measured span."""
+        return f">= {self.memory_length}" if self.censored else str(self.memory_length)
+
     def describe(self) -> str:
         """One line for people: rate, factor, memory and verdict."""
-        memory = f">= {self.memory_length}" if self.censored else str(self.memory_length)
+        memory = self.memory_text
         return (f"{self.verdict}: x{self.factor_per_step:.3f} per step "
                 f"(ln rate {self.decay_rate:+.4f}), memory {memory} steps of {self.span}")
 

@@ -25,6 +25,7 @@ from rnnkit.analysis.experiment import (
     CellRun,
     TrainingHistory,
     evaluate_on_task,
+    largest_singular_values,
     task_gradient_flow,
     train_on_task,
 )
@@ -165,6 +166,7 @@ def run_cell(config: DemoConfig, cell: str, delay: int) -> CellRun:
     seed = config.seed + 1000 * delay  # the same data for every cell at this delay
     model = _build_model(config, task, cell, seed + 10 * ("rnn", "lstm", "gru").index(cell))
     before = task_gradient_flow(model, task, config.flow_size, seed + 1)
+    spectrum_before = largest_singular_values(model.rnn)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     history = train_on_task(model, task, optimizer, config.steps, config.batch_size,
                             torch.Generator().manual_seed(seed + 2), config.clip_norm)
@@ -175,7 +177,8 @@ def run_cell(config: DemoConfig, cell: str, delay: int) -> CellRun:
     return CellRun(cell, delay, score, history, hidden[0].summary(), hidden[1].summary(),
                    hidden[0].by_distance.tolist(), hidden[1].by_distance.tolist(),
                    inputs[0].summary(), inputs[1].summary(),
-                   inputs[0].by_distance.tolist(), inputs[1].by_distance.tolist())
+                   inputs[0].by_distance.tolist(), inputs[1].by_distance.tolist(),
+                   spectrum_before, largest_singular_values(model.rnn))
 
 
 def exploding_model(config: DemoConfig, task: RecallTask) -> LastStepModel:

@@ -60,10 +60,6 @@ def _accuracy(result: DemoResult):
     return build
 
 
-def _memory(summary) -> str | int:
-    return f">= {summary.memory_length}" if summary.censored else summary.memory_length
-
-
 def _flow_rows(result: DemoResult) -> list[dict]:
     rows = []
     for run in result.runs:
@@ -73,7 +69,7 @@ def _flow_rows(result: DemoResult) -> list[dict]:
             rows.append({"cell": run.cell, "delay": run.delay, "stage": stage,
                          "h: factor/step": hidden.factor_per_step, "h: verdict": hidden.verdict,
                          "x: factor/step": inputs.factor_per_step, "x: verdict": inputs.verdict,
-                         "memory (steps)": _memory(inputs),
+                         "memory (steps)": inputs.memory_text,
                          "accuracy": run.score if stage == "trained" else ""})
     return rows
 
@@ -84,13 +80,12 @@ def _flow(result: DemoResult):
         section.add(paragraph(f"Delay {delay}: the shortest at which the vanilla RNN fails while "
                               "a gated cell succeeds (else the longest delay). The symbol to "
                               f"recall is {delay + 1} steps back from the loss."))
-        for trained in (False, True):
-            memory = result.memory_lengths(delay, trained)
-            stage = "after training" if trained else "at initialisation"
-            section.add(paragraph(f"Memory length {stage} (steps back that ‖∂L/∂x_t‖ stays above "
-                                  "1% of its value at the last step): "
-                                  + ", ".join(f"{c} {m}" for c, m in memory.items())))
         runs = [result.run(cell, delay) for cell in result.config.cells]
+        for stage in ("init", "trained"):
+            section.add(paragraph(
+                f"Memory length {'after training' if stage == 'trained' else 'at initialisation'}"
+                " (steps back that ‖∂L/∂x_t‖ stays at least 1% of its value at the last step): "
+                + ", ".join(f"{r.cell} {r.memory_text(stage)}" for r in runs)))
         for kind, title, ylabel in (
                 ("input", "Gradient reaching the input x_t", "‖∂L/∂x_t‖"),
                 ("hidden", "Gradient of the hidden state h_t", "‖∂L/∂h_t‖")):
@@ -106,6 +101,23 @@ def _flow(result: DemoResult):
         section.add(paragraph("Every run (h: top-layer hidden state; x: input; an LSTM keeps its "
                               "long memory in c, so its h curve can fall while x stays high):"))
         section.add(table(_flow_rows(result)))
+    return build
+
+
+def _spectrum(result: DemoResult):
+    def build(section: Section) -> None:
+        section.add(paragraph(
+            "Largest singular value of each gate block of W_hh, at initialisation -> after "
+            "training. For a tanh RNN, ∂h_t/∂h_{t-1} = diag(1 - h_t²) W_hh, so a largest value "
+            "below 1 guarantees vanishing; training the RNN pushes it up."))
+        rows = []
+        for run in result.runs:
+            row = {"cell": run.cell, "delay": run.delay}
+            for gate, before in run.spectrum_before.items():
+                row[f"{gate} block"] = f"{before:.2f} -> {run.spectrum_after[gate]:.2f}"
+            rows.append(row)
+        for cell in result.config.cells:
+            section.add(table([row for row in rows if row["cell"] == cell]))
     return build
 
 
@@ -159,6 +171,7 @@ def write_demo_report(result: DemoResult, out_dir: str | Path, command: str = CO
         build_section("Set-up", _setup(result, command)),
         build_section("Accuracy per delay", _accuracy(result)),
         build_section("Gradient flow through time", _flow(result)),
+        build_section("Recurrent weight spectrum", _spectrum(result)),
         build_section("Training curves", _training(result)),
         build_section("Exploding gradients and clipping", _clipping(result)),
     ]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -17,6 +16,7 @@ from torch import nn
 
 from rnnkit.analysis.decay import FlowSummary
 from rnnkit.analysis.gradient_flow import GradientFlow, gradient_flow
+from rnnkit.analysis.spectrum import recurrent_weight_spectrum
 from rnnkit.analysis.tasks import AddingTask, RecallTask, task_loss, task_score
 
 Task = RecallTask | AddingTask
@@ -80,7 +80,10 @@ def task_gradient_flow(model: nn.Module, task: Task, size: int, seed: int) -> Gr
                          loss_fn=lambda m, b: task_loss(task, m(b[0]), b[1]))
 
 
-Factory = Callable[[], nn.Module]
+def largest_singular_values(layer) -> dict[str, float]:
+    """Largest singular value of each gate block of the first layer's ``W_hh``."""
+    return {gate.gate: gate.largest for gate in recurrent_weight_spectrum(layer)
+            if gate.layer == 0 and gate.direction == 0}
 
 
 @dataclass
@@ -104,6 +107,12 @@ class CellRun:
     input_after: FlowSummary
     input_curve_before: list[float]
     input_curve_after: list[float]
+    spectrum_before: dict[str, float] = field(default_factory=dict)
+    spectrum_after: dict[str, float] = field(default_factory=dict)
+
+    def memory_text(self, stage: str) -> str:
+        """Memory length read from the input gradient at ``stage`` (``"init"`` or ``"trained"``)."""
+        return (self.input_after if stage == "trained" else self.input_before).memory_text
 
     def to_dict(self) -> dict:
         return {
@@ -115,6 +124,8 @@ class CellRun:
             "hidden_flow_after": _summary_dict(self.flow_after),
             "input_flow_before": _summary_dict(self.input_before),
             "input_flow_after": _summary_dict(self.input_after),
+            "largest_singular_value_w_hh": {"init": self.spectrum_before,
+                                            "trained": self.spectrum_after},
         }
 
 

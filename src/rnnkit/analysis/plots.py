@@ -35,10 +35,18 @@ def flow_figure(curves: Mapping[str, np.ndarray], title: str = "Gradient flow th
     """Gradient norm vs distance from the loss, one line per curve, log scale."""
     figure = new_figure()
     axes = figure.add_subplot()
+    colours: dict[str, str] = {}
     for label, values in curves.items():
         values = np.asarray(values, dtype=float)
         shown = np.where(values > 0, values, np.nan)
-        axes.semilogy(np.arange(values.size), shown, marker=".", markersize=3, label=label)
+        # "<name> at init" and "<name> trained" share a colour; the initial curve is dashed.
+        name = label.removesuffix(" at init").removesuffix(" trained")
+        style = {"linestyle": "--"} if label.endswith(" at init") else {}
+        if name in colours:
+            style["color"] = colours[name]
+        (line,) = axes.semilogy(np.arange(values.size), shown, marker=".", markersize=3,
+                                label=label, **style)
+        colours.setdefault(name, line.get_color())
     axes.set_xlabel("steps back from the loss (distance)")
     axes.set_ylabel(ylabel)
     axes.set_title(title)

@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -44,29 +45,60 @@ class RunContext:
         run.model = self.model  # one model object for every section
         return run
 
-    @functools.cached_property
-    def data_path(self) -> Path:
-        """``--data`` if given, else the run's validation, test or training file."""
+    def _candidate_paths(self) -> list[Path]:
+        """``--data`` if given, else the run's validation, test and training files."""
         if self.data is not None:
             if not self.data.is_file():
                 raise FileNotFoundError(f"--data: no such file {str(self.data)!r}")
-            return self.data
+            return [self.data]
         from rnnkit.tasks.data_files import resolve_paths
 
         paths = resolve_paths(self.run.config.data)
-        for key in ("valid", "test", "train"):
-            if paths.get(key) is not None and Path(paths[key]).is_file():
-                return Path(paths[key])
-        raise FileNotFoundError("data: the run's config names no readable data file; pass --data")
+        found = [Path(paths[key]) for key in ("valid", "test", "train")
+                 if paths.get(key) is not None and Path(paths[key]).is_file()]
+        if not found:
+            raise FileNotFoundError("data: the run's config names no readable data file; "
+                                    "pass --data")
+        return found
 
-    @functools.cached_property
-    def examples(self) -> Any:
-        """The first examples of :attr:`data_path`, as the task reads them."""
-        examples = self.run.task.read(self.data_path)
+    def _read(self, path: Path) -> Any:
+        """The task's examples of ``path``; a series is joined to the training context stored
+        with the run when it continues the training series."""
+        examples = self.run.task.read(path)
+        context = getattr(examples, "context", None)
+        if context is not None:
+            examples = replace(examples, values=np.concatenate([context, examples.values]),
+                               times=None, context=None)
         if isinstance(examples, list):
             limit = TOKEN_LIMIT if examples and isinstance(examples[0], int) else EXAMPLE_LIMIT
             return examples[:limit]
         return examples
+
+    def _usable(self, examples: Any) -> bool:
+        if hasattr(examples, "values"):  # a series needs one whole window
+            data = self.run.config.data
+            return len(examples.values) >= data.lookback + data.horizon
+        return len(examples) > 0
+
+    @functools.cached_property
+    def _data(self) -> tuple[Path, Any]:
+        candidates = self._candidate_paths()
+        for path in candidates:
+            examples = self._read(path)
+            if self._usable(examples):
+                return path, examples
+        raise ValueError(f"data: no file long enough for one example among "
+                         f"{[str(p) for p in candidates]}")
+
+    @property
+    def data_path(self) -> Path:
+        """The file the data-dependent sections use (see :meth:`_candidate_paths`)."""
+        return self._data[0]
+
+    @property
+    def examples(self) -> Any:
+        """The first examples of :attr:`data_path`, as the task reads them."""
+        return self._data[1]
 
     @functools.cached_property
     def batch(self) -> Any:

@@ -92,9 +92,9 @@ def vanishing_gradients(
         f"{cell} " + ", ".join(f"{d}:{v:.2f}" for d, v in row.items())
         for cell, row in accuracy.items()))
     for delay in config.delays:
-        before, after = result.memory_lengths(delay, trained=False), result.memory_lengths(delay)
+        runs = [result.run(cell, delay) for cell in config.cells]
         typer.echo(f"memory length at delay {delay} (steps back, init -> trained): " + ", ".join(
-            f"{cell} {before[cell]} -> {after[cell]}" for cell in config.cells))
+            f"{r.cell} {r.memory_text('init')} -> {r.memory_text('trained')}" for r in runs))
     failure = result.first_rnn_failure()
     typer.echo("no delay where the RNN fails and a gated cell succeeds" if failure is None else
                f"shortest delay where the RNN fails and a gated cell succeeds: {failure}")
