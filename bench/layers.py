@@ -198,6 +198,20 @@ def markdown(meta: dict, rows: list[Row], streaming: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render(path: Path) -> None:
+    """Rewrite ``path``'s markdown (and auto column) from its JSON with the current policy."""
+    payload = json.loads(path.read_text())
+    rows = [Row(**row) for row in payload["layers"]]
+    for row in rows:
+        row.auto_uses_native = engine.should_use(
+            ENGINE_MODES[row.mode], input_size=row.hidden, hidden_size=row.hidden,
+            batch=row.batch, seq_len=row.seq_len, dtype=torch.float32, device="cpu",
+            training=row.task == "training")
+    payload["layers"] = [asdict(row) for row in rows]
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    path.with_suffix(".md").write_text(markdown(payload["meta"], rows, payload["streaming"]))
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -215,9 +229,15 @@ def main(argv=None) -> None:
     parser.add_argument("--backend", default="native", choices=["native", "auto"])
     parser.add_argument("--modes", default="RNN,GRU,LSTM")
     parser.add_argument("--out", default=None, help="results file stem under bench/results")
+    parser.add_argument("--render", metavar="JSON", default=None,
+                        help="only rewrite JSON's markdown, re-deriving the auto column from "
+                             "the current policy")
     parser.add_argument("--clock", default="wall", choices=["wall", "cpu"],
                         help="wall: elapsed time on torch's threads; cpu: one thread, CPU time")
     args = parser.parse_args(argv)
+    if args.render:
+        render(Path(args.render))
+        return
     global clock
     if args.clock == "cpu":
         torch.set_num_threads(1)

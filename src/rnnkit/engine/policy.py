@@ -1,11 +1,12 @@
 """``backend='auto'``: where the native engine is measured faster than torch.nn.
 
-Measured with bench/layers.py on a 2-core AVX-512 Xeon (torch 2.13, MKL + oneDNN):
+Measured with ``bench/layers.py --clock cpu`` on a 2-core AVX-512 Xeon (torch 2.13, MKL +
+oneDNN; bench/results/layers_cpu1.md):
 - nn.RNN / nn.GRU run a per-step loop of small ATen ops: the native engine wins at every
-  batch up to 32 and at small layers beyond; at batch 128 with hidden >= 128 both are bound
-  by the same GEMMs and torch's MKL is as fast or slightly faster.
-- nn.LSTM uses oneDNN's fused kernel: the native engine wins only at tiny batches, where
-  oneDNN's per-call setup dominates.
+  batch up to 32 and, beyond, for hidden <= 128; at batch 128 with hidden >= 256 both are
+  bound by the same GEMMs and torch's MKL is as fast (0.91-1.14x).
+- nn.LSTM uses oneDNN's fused kernel: the native engine wins at batch 1 (1.1-1.3x in
+  training, ~1.0x in inference) and loses in inference at batch >= 32 (0.66-0.82x).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import torch
 from rnnkit.engine import _loader
 
 RNN_GRU_MAX_BATCH = 32
-RNN_GRU_MAX_ROWS_X_HIDDEN = 128 * 64  # beyond batch 32, native only for small layers
+RNN_GRU_MAX_HIDDEN_LARGE_BATCH = 128  # beyond batch 32, native only for small layers
 LSTM_MAX_BATCH = 4
-LSTM_MAX_HIDDEN = {True: 256, False: 128}  # keyed by training
+LSTM_MAX_HIDDEN = {True: 512, False: 128}  # keyed by training
 
 
 def should_use(mode: str, *, input_size: int, hidden_size: int, batch: int, seq_len: int,
@@ -29,4 +30,4 @@ def should_use(mode: str, *, input_size: int, hidden_size: int, batch: int, seq_
         return False
     if mode == "LSTM":
         return batch <= LSTM_MAX_BATCH and hidden_size <= LSTM_MAX_HIDDEN[bool(training)]
-    return batch <= RNN_GRU_MAX_BATCH or batch * hidden_size <= RNN_GRU_MAX_ROWS_X_HIDDEN
+    return batch <= RNN_GRU_MAX_BATCH or hidden_size <= RNN_GRU_MAX_HIDDEN_LARGE_BATCH
