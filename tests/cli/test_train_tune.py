@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from tests.cli.conftest import write
 from tests.tasks.small_data import small_copy
 
@@ -129,3 +128,14 @@ def test_python_dash_m_is_the_same_command():
     missing = subprocess.run([sys.executable, "-m", "rnnkit", "train", "missing.yaml"], env=env,
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and missing.stderr.startswith("error: config file not found")
+
+
+def test_analysis_commands_are_registered_when_present(cli):
+    from importlib.util import find_spec
+
+    if find_spec("rnnkit.cli.analyze") is None:
+        pytest.skip("rnnkit.cli.analyze is not in this tree")
+    listing = cli("--help").stdout
+    for command in ("analyze", "report", "demo"):
+        assert command in listing
+        assert cli(command, "--help").exit_code == 0

@@ -25,7 +25,7 @@ def test_hello_toy_is_learned_perfectly(tmp_path, monkeypatch):
     after the second 'o' — only a network with memory gets both right (100%)."""
     monkeypatch.setenv("RNNKIT_CACHE_DIR", str(tmp_path / "cache"))
     config = tasks.load_config(Path(__file__).resolve().parents[2] / "examples" / "hello.toml",
-                               ["train.progress=false"])
+                               ["train.progress=false", "train.eval_every=150"])
     outcome = tasks.train(config, tmp_path / "hello")
     assert outcome.valid_metrics["valid_loss"] < 0.05
     run = tasks.load_run(tmp_path / "hello")
@@ -45,6 +45,7 @@ def test_surname_classifier_beats_chance(tmp_path):
     assert outcome.test_metrics["macro_f1"] >= 0.15
 
 
+@pytest.mark.slow  # ~1 min on an idle 2-core machine; 12 min under heavy load
 def test_pos_tagger_beats_the_majority_tag(tmp_path):
     """Tagging every token with the most frequent tag (NOUN) scores ≈ 0.27 on the sample;
     require 0.75 after 200 steps (a per-word most-frequent-tag lookup scores ≈ 0.9: this short
@@ -64,24 +65,8 @@ def test_pos_tagger_beats_the_majority_tag(tmp_path):
     assert majority < 0.35
     assert outcome.test_metrics["accuracy"] >= 0.75
     lookup = most_frequent_tag_accuracy(run.task.read(sample.paths["train"]), test)
-    assert 0.8 < lookup < 1.0  # the stronger baseline is computed, and sane
-
-
-@pytest.mark.slow
-def test_sentiment_beats_the_majority_class(tmp_path):
-    """Rotten Tomatoes sample: majority class ≈ 0.55 of the test split; require +0.05."""
-    outcome = train(tmp_path, {
-        "task": "classification",
-        "data": {"dataset": "rotten_tomatoes", "tokenizer": "word", "min_freq": 2,
-                 "max_length": 60},
-        "model": {"cell": "gru", "hidden_size": 32, "embedding_size": 48, "bidirectional": True,
-                  "pooling": "max", "dropout": 0.3},
-        "train": {"batch_size": 32, "lr": 0.003, "max_epochs": 4, "seed": 0},
-    })
-    run = tasks.load_run(tmp_path / "run")
-    labels = [label for _, label in run.task.read(load_sample("rotten_tomatoes").paths["test"])]
-    majority = Counter(labels).most_common(1)[0][1] / len(labels)
-    assert outcome.test_metrics["accuracy"] >= majority + 0.05
+    assert 0.8 < lookup < 1.0  # the stronger baseline is computed, and sane; beating it needs
+    # the full-data budget of bench/quality.py
 
 
 def test_sine_forecaster_beats_seasonal_naive(tmp_path, monkeypatch):

@@ -292,7 +292,7 @@ def _export_part(part: _Part, model: nn.Module, target: Path, fmt: str):
             return _onnx_runner(target, signature)
         traced = torch.jit.trace(part.exported, example, check_trace=False)
         traced.save(str(target))
-    loaded = torch.jit.load(str(target))
+        loaded = torch.jit.load(str(target))  # deprecated in favour of torch.export, still works
     return lambda *inputs: _outputs(loaded(*inputs))
 
 
