@@ -44,6 +44,9 @@ def quick_result():
 
 def test_quick_demo_rnn_remembers_less_than_lstm(quick_result):
     longest = max(quick_result.config.delays)
+    accuracy = quick_result.accuracy_table()
+    assert accuracy["rnn"][longest] < 0.5 and accuracy["lstm"][longest] >= 0.9
+    assert quick_result.first_rnn_failure() == longest
     memory = quick_result.memory_lengths(longest)
     assert memory["rnn"] < memory["lstm"]
     assert memory["rnn"] < memory["gru"]

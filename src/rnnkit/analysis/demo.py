@@ -70,7 +70,7 @@ class DemoConfig:
 
     @classmethod
     def quick(cls) -> DemoConfig:
-        return cls(delays=(5, 40), hidden_size=32, steps=150, batch_size=32, eval_size=256,
+        return cls(delays=(5, 40), hidden_size=48, steps=200, batch_size=64, eval_size=256,
                    flow_size=32, clipping=ClippingConfig(steps=80))
 
     def __post_init__(self) -> None:
@@ -128,6 +128,27 @@ class DemoResult:
     def accuracy_table(self) -> dict[str, dict[int, float]]:
         return {cell: {d: self.run(cell, d).score for d in self.config.delays}
                 for cell in self.config.cells}
+
+    def summary_lines(self) -> list[str]:
+        """The headline numbers for a terminal: accuracy, memory lengths, clipping."""
+        cells, delays = self.config.cells, self.config.delays
+        accuracy = self.accuracy_table()
+        lines = ["accuracy per delay: " + "; ".join(
+            f"{cell} " + ", ".join(f"{d}:{accuracy[cell][d]:.2f}" for d in delays)
+            for cell in cells)]
+        for delay in delays:
+            runs = [self.run(cell, delay) for cell in cells]
+            lines.append(f"memory length at delay {delay} (steps back the input gradient "
+                         "reaches, init -> trained): " + ", ".join(
+                             f"{r.cell} {r.memory_text('init')} -> {r.memory_text('trained')}"
+                             for r in runs))
+        failure = self.first_rnn_failure()
+        lines.append("no delay where the RNN fails and a gated cell succeeds" if failure is None
+                     else f"shortest delay where the RNN fails and a gated cell succeeds: "
+                          f"{failure}")
+        lines.append(f"exploding RNN: accuracy {self.clipping.score_without:.2f} without "
+                     f"clipping, {self.clipping.score_with:.2f} with clipping")
+        return lines
 
     def to_dict(self) -> dict:
         clipping = self.clipping

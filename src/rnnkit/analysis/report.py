@@ -31,6 +31,7 @@ from rnnkit.analysis.spectrum import recurrent_weight_spectrum, step_jacobian_sp
 REPORT_FILE = "report.html"
 IMAGE_DIR = "report_images"
 TRAJECTORY_STEPS = 60
+JACOBIAN_BUDGET = 16_384  # steps x state size: keeps big models' Jacobians to seconds
 
 
 def overview(context: RunContext):
@@ -116,10 +117,11 @@ def spectrum(context: RunContext):
             section.add(table(rows))
             trajectory = None
             if name in inputs:
-                trajectory = step_jacobian_spectrum(layer, inputs[name][:TRAJECTORY_STEPS])
+                steps = min(TRAJECTORY_STEPS, max(8, JACOBIAN_BUDGET // layer.hidden_size // 2))
+                trajectory = step_jacobian_spectrum(layer, inputs[name][:steps])
                 section.add(paragraph(
-                    "Step Jacobian ∂s_t/∂s_{t-1} (layer 0, forward, first example, up to "
-                    f"{TRAJECTORY_STEPS} steps; s = [h; c] "
+                    "Step Jacobian ∂s_t/∂s_{t-1} (layer 0, forward, first example, "
+                    f"{len(trajectory)} steps; s = [h; c] "
                     f"for LSTM): largest singular value mean {trajectory[:, 0].mean():.3f}, "
                     f"max {trajectory[:, 0].max():.3f}."))
             elif missing:

@@ -40,6 +40,11 @@ class GateSpectrum:
         return float(self.singular_values[0])
 
 
+def _singular_values(matrix: np.ndarray) -> np.ndarray:
+    """Descending singular values (LAPACK through NumPy: much faster than torch's on a busy CPU)."""
+    return np.linalg.svd(matrix, compute_uv=False)
+
+
 def _check_layer(layer) -> RecurrentBase:
     if not isinstance(layer, RecurrentBase):
         raise TypeError(f"layer: expected an rnnkit.nn recurrent layer, got {type(layer).__name__}")
@@ -53,10 +58,9 @@ def recurrent_weight_spectrum(layer: RecurrentBase) -> list[GateSpectrum]:
     for layer_index in range(layer.num_layers):
         for direction in range(layer.num_directions):
             weight = layer.direction_weights(layer_index, direction).weight_hh.detach()
-            blocks = weight.double().chunk(len(GATE_NAMES[layer.mode]), dim=0)
+            blocks = np.split(weight.cpu().double().numpy(), len(GATE_NAMES[layer.mode]))
             for gate, block in zip(GATE_NAMES[layer.mode], blocks, strict=True):
-                values = torch.linalg.svdvals(block).cpu().numpy()
-                spectra.append(GateSpectrum(layer_index, direction, gate, values))
+                spectra.append(GateSpectrum(layer_index, direction, gate, _singular_values(block)))
     return spectra
 
 
@@ -118,7 +122,7 @@ def _trajectory_spectrum(layer: RecurrentBase, sequence: Tensor, layer_index: in
         gates_x = input_gates(inputs[t], weights).detach()
         jacobian = torch.autograd.functional.jacobian(_state_map(layer, layer_index, gates_x),
                                                       previous, vectorize=True)
-        rows.append(torch.linalg.svdvals(jacobian.double()).cpu().numpy())
+        rows.append(_singular_values(jacobian.detach().cpu().double().numpy()))
         current = [states[t][0]] if cells is None else [states[t][0], cells[t][0]]
         previous = torch.cat(current).detach()
     return np.stack(rows) if rows else np.zeros((0, previous.numel()))

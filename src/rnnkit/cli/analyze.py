@@ -87,18 +87,6 @@ def vanishing_gradients(
     save_results(result, out)
     command = f"{COMMAND}{' --quick' if quick else ''} --seed {seed} --out {out}"
     path = write_demo_report(result, out, command)
-    accuracy = result.accuracy_table()
-    typer.echo("accuracy per delay: " + "; ".join(
-        f"{cell} " + ", ".join(f"{d}:{v:.2f}" for d, v in row.items())
-        for cell, row in accuracy.items()))
-    for delay in config.delays:
-        runs = [result.run(cell, delay) for cell in config.cells]
-        typer.echo(f"memory length at delay {delay} (steps back, init -> trained): " + ", ".join(
-            f"{r.cell} {r.memory_text('init')} -> {r.memory_text('trained')}" for r in runs))
-    failure = result.first_rnn_failure()
-    typer.echo("no delay where the RNN fails and a gated cell succeeds" if failure is None else
-               f"shortest delay where the RNN fails and a gated cell succeeds: {failure}")
-    clip = result.clipping
-    typer.echo(f"exploding RNN: accuracy {clip.score_without:.2f} without clipping, "
-               f"{clip.score_with:.2f} with clipping")
+    for line in result.summary_lines():
+        typer.echo(line)
     typer.echo(f"wrote {path}")
