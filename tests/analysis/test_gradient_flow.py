@@ -123,6 +123,9 @@ def test_summary_thresholds_and_edge_cases():
     gentle = 0.97 ** np.arange(30)
     assert summarize(gentle).verdict == "stable"
     assert summarize(gentle, FlowThresholds(vanishing_factor=0.99)).verdict == "vanishing"
+    # a cell state the loss does not read at the last step: memory counts from the first
+    # non-zero norm
+    assert summarize(np.array([0.0, 1.0, 0.5, 0.001])).memory_length == 3
     with pytest.raises(ValueError, match="memory_fraction"):
         FlowThresholds(memory_fraction=1.5)
 

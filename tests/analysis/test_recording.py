@@ -6,6 +6,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch.nn.utils.rnn import pack_padded_sequence
 
 from rnnkit import nn as rnn
 from rnnkit.analysis.recording import recorded_forward, recording
@@ -57,6 +58,20 @@ def test_recorded_states_hold_last_valid_step(lengths, cell):
             torch.testing.assert_close(hidden[row, length - 1], output[row, length - 1].detach())
             # after the last valid step the state is carried unchanged
             torch.testing.assert_close(hidden[row, -1], hidden[row, length - 1])
+
+
+def test_packed_and_unbatched_inputs():
+    torch.manual_seed(0)
+    layer = rnn.LSTM(2, 3, backend="torch")
+    padded = torch.randn(5, 3, 2)
+    packed = pack_padded_sequence(padded, [5, 2, 4], enforce_sorted=False)
+    (output, _), trace = recorded_forward(layer, packed)
+    expected, _ = layer(packed)
+    torch.testing.assert_close(output.data, expected.data)
+    assert trace.lengths.tolist() == [5, 2, 4]
+    (single, state), _ = recorded_forward(layer, padded[:, 0])
+    torch.testing.assert_close(single, layer(padded[:, 0])[0])
+    assert state[0].shape == (1, 3)
 
 
 def test_recording_swaps_and_restores_forward():

@@ -90,16 +90,20 @@ def decay_rate(norms_by_distance: np.ndarray) -> float:
 def memory_length(norms_by_distance: np.ndarray, fraction: float) -> tuple[int, bool]:
     """``(steps, censored)``: how many steps back the gradient still reaches.
 
-    The farthest distance whose norm is at least ``fraction`` of the norm at distance 0, plus
-    one (the last step itself counts). A curve that dips and recovers is judged by its farthest
-    reach, not by its first dip. ``censored`` is True when the reach is the whole measured span:
-    the true memory may be longer than the sequence.
+    The farthest distance whose norm is at least ``fraction`` of the reference norm, plus one
+    (the last step itself counts). The reference is the norm at distance 0, or the first
+    non-zero one when the loss does not read the final state directly (an LSTM's last ``c``
+    when only ``h`` is used). A curve that dips and recovers is judged by its farthest reach,
+    not by its first dip. ``censored`` is True when the reach is the whole measured span: the
+    true memory may be longer than the sequence.
     """
     norms = np.asarray(norms_by_distance, dtype=np.float64)
     finite = np.isfinite(norms)
-    if norms.size == 0 or not finite[0] or norms[0] <= 0:
+    positive = np.flatnonzero(finite & (norms > 0))
+    if positive.size == 0:
         return 0, not finite.any()
-    reached = np.flatnonzero(finite & (norms >= fraction * norms[0]))
+    reference = norms[positive[0]]
+    reached = np.flatnonzero(finite & (norms >= fraction * reference))
     last_measured = int(np.flatnonzero(finite)[-1])
     return int(reached[-1]) + 1, int(reached[-1]) == last_measured
 

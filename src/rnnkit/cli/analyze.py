@@ -26,13 +26,16 @@ class What(str, Enum):
 
 
 def _print_rows(rows: list[dict]) -> None:
+    """A plain aligned table (numbers to 4 significant digits)."""
     if not rows:
         return
     columns = list(rows[0])
-    typer.echo("  ".join(columns))
-    for row in rows:
-        typer.echo("  ".join(f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c])
-                             for c in columns))
+    cells = [[f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in columns]
+             for row in rows]
+    widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
+    typer.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for line in cells:
+        typer.echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)))
 
 
 @app.command()
