@@ -5,13 +5,16 @@ Kept in one module so multi-process (DDP) and GPU options change one place.
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.distributed as dist
 
 
 def resolve_device(spec: str | torch.device) -> torch.device:
     """Turn ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` into a
-    :class:`torch.device`, checking that it exists."""
+    :class:`torch.device`, checking that it exists. Under torchrun, ``"cuda"``/``"auto"`` mean
+    the GPU of this process's ``LOCAL_RANK``."""
     if isinstance(spec, torch.device):
         device = spec
     elif not isinstance(spec, str):
@@ -27,6 +30,8 @@ def resolve_device(spec: str | torch.device) -> torch.device:
             ) from error
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device: {spec!r} was requested but CUDA is not available here")
+    if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))  # one GPU per local rank
     return device
 
 

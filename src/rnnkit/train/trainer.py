@@ -3,6 +3,9 @@
 Model-agnostic: the model is any ``torch.nn.Module``, the loss any
 ``loss_fn(model, batch) -> scalar tensor``, the data any object with ``iter_epoch(epoch)`` and
 ``len()``. Checkpoints, logs and the progress bar are written by the main process only.
+
+Inside an initialised process group of several ranks (``torchrun``, ``rnnkit train --nproc``)
+the same code trains data-parallel: see :mod:`rnnkit.train.distributed`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from rnnkit.train.callbacks import Callback, CallbackList, StepRecord
 from rnnkit.train.checkpoint import TRAINER_KEY, load_checkpoint, save_checkpoint
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.contracts import BatchSource, Evaluate, LossFn
+from rnnkit.train.distributed import ShardedSource, data_parallel, rank_seed
 from rnnkit.train.interrupt import InterruptRequest, deferred_sigint
 from rnnkit.train.loggers import CSVLogger, ProgressBar, TensorBoardLogger
 from rnnkit.train.optim import build_optimizer, clip_gradients
@@ -127,6 +131,9 @@ class Trainer:
         self.model = model.to(self.device)
         self.train_data = train_data
         self.loss_fn: LossFn = loss_fn if loss_fn is not None else _call_model_loss
+        self.parallel = data_parallel(self.model, self.loss_fn, self.device)
+        if self.parallel is not None:  # each rank trains on its rows of every global batch
+            self.train_data = ShardedSource(train_data, self.parallel.rank, self.parallel.world)
         self.evaluate_fn = evaluate
         self.monitor = monitor
         self.monitor_mode = monitor_mode
@@ -196,6 +203,13 @@ class Trainer:
             )
         seed_everything(self.config.seed)
         self.state = TrainerState()
+        self._seed_this_rank()
+
+    def _seed_this_rank(self) -> None:
+        """Ranks other than 0 draw their own dropout masks (rank 0 keeps the stream a
+        single-process run would have, and is the one whose RNG state is checkpointed)."""
+        if self.parallel is not None and self.parallel.rank > 0:
+            seed_everything(rank_seed(self.config.seed, self.parallel.rank, self.state.global_step))
 
     def _result(self) -> FitResult:
         state = self.state
@@ -263,8 +277,7 @@ class Trainer:
         state = self.state
         self.model.train()
         lr = self.schedule.apply(state.global_step)
-        loss = self.loss_fn(self.model, _to_device(batch, self.device))
-        loss_value = scalar_loss(loss)
+        loss, loss_value = self._loss(_to_device(batch, self.device))
         if not math.isfinite(loss_value):
             raise NonFiniteLossError(self._non_finite_message("loss", loss_value))
         self.optimizer.zero_grad(set_to_none=True)
@@ -284,6 +297,15 @@ class Trainer:
             loss=loss_value,
             grad_norm=grad_norm,
         )
+
+    def _loss(self, batch: Any) -> tuple[torch.Tensor, float]:
+        """The loss to back-propagate and the batch's loss value (over all ranks)."""
+        if self.parallel is None:
+            loss = self.loss_fn(self.model, batch)
+            return loss, scalar_loss(loss)
+        loss, global_value = self.parallel.loss(batch)
+        scalar_loss(loss)
+        return loss, global_value
 
     def _non_finite_message(self, what: str, value: float) -> str:
         state = self.state
@@ -313,10 +335,14 @@ class Trainer:
 
     def _after_step(self, epoch_ended: bool, interrupt: InterruptRequest) -> bool:
         """Evaluate and checkpoint when due; return True when the run should stop."""
-        if interrupt.requested:
-            raise KeyboardInterrupt
         config, step = self.config, self.state.global_step
-        stop_reason = self._budget_reached()
+        stop_reason, interrupted = self._budget_reached(), interrupt.requested
+        if self.parallel is not None:  # every rank must stop at the same step
+            interrupted, stopping = self.parallel.any(interrupted, stop_reason is not None)
+            if stopping and stop_reason is None:
+                stop_reason = "max_time"  # the only budget whose clock differs between ranks
+        if interrupted:
+            raise KeyboardInterrupt
         every = config.eval_every
         eval_point = epoch_ended if every is None else step % every == 0
         evaluate_now = (eval_point or stop_reason) and self.evaluate_fn is not None
@@ -331,9 +357,7 @@ class Trainer:
 
     def _evaluate(self) -> bool:
         """Run ``evaluate``, update best/early-stopping/plateau; True when patience ran out."""
-        self.model.eval()
-        with torch.no_grad():
-            metrics = check_metrics(self.evaluate_fn(self.model), self.monitor)  # type: ignore[misc]
+        metrics = self._metrics()
         state = self.state
         value = metrics[self.monitor]
         improved = self._is_improvement(value)
@@ -349,6 +373,15 @@ class Trainer:
         self.callbacks.on_eval_end(self, metrics)
         patience = self.config.patience
         return patience is not None and state.evals_without_improvement >= patience
+
+    def _metrics(self) -> dict[str, float]:
+        """``evaluate``'s metrics; data-parallel ranks get rank 0's (only rank 0 evaluates)."""
+        metrics = None
+        if is_main_process():
+            self.model.eval()
+            with torch.no_grad():
+                metrics = check_metrics(self.evaluate_fn(self.model), self.monitor)  # type: ignore[misc]
+        return metrics if self.parallel is None else self.parallel.from_main(metrics)
 
     def _is_improvement(self, value: float) -> bool:
         best = self.state.best_metric
@@ -396,7 +429,10 @@ class Trainer:
     def _trainer_state(self) -> dict[str, Any]:
         progress = asdict(self.state)
         progress.pop("stop_reason")
-        loss_state = self.loss_fn.state_dict() if hasattr(self.loss_fn, "state_dict") else None
+        # A data-parallel rank's carried loss state (e.g. hidden state) covers its rows only;
+        # none is saved, and a resumed run starts it afresh.
+        keeps_state = self.parallel is None and hasattr(self.loss_fn, "state_dict")
+        loss_state = self.loss_fn.state_dict() if keeps_state else None
         return {
             "version": TRAINER_STATE_VERSION,
             "progress": progress,
@@ -423,12 +459,14 @@ class Trainer:
             )
         self.optimizer.load_state_dict(saved["optimizer"])
         self.schedule.load_state_dict(saved["schedule"])
-        if saved["loss_fn"] is not None and hasattr(self.loss_fn, "load_state_dict"):
+        loaded = saved["loss_fn"] is not None and self.parallel is None
+        if loaded and hasattr(self.loss_fn, "load_state_dict"):
             self.loss_fn.load_state_dict(_to_device(saved["loss_fn"], self.device))  # type: ignore[attr-defined]
         elif hasattr(self.loss_fn, "reset"):
             self.loss_fn.reset()  # nothing to restore: restart it clean rather than stale
         self.state = TrainerState(**saved["progress"])
         restore_rng_state(saved["rng"])
+        self._seed_this_rank()
 
 
 _END = object()

@@ -1,0 +1,309 @@
+"""Distributed data parallel training: process groups, per-rank batch shards, and the launcher.
+
+Design: every rank iterates the *same* global batches (same source, same seed) and keeps its
+own rows of each: rank ``r`` of ``N`` takes rows ``r*B//N`` to ``(r+1)*B//N - 1`` of a batch of
+``B`` rows. Shares differ by at most one row when ``B`` is not divisible by ``N``; each rank's
+loss is scaled by ``N * rows_r / B`` before the gradients are averaged by
+:class:`~torch.nn.parallel.DistributedDataParallel`, so the averaged gradient is the gradient of
+the row-weighted mean loss over the whole global batch. Consequences:
+
+- ``N`` processes train the same model as one process with the same global batch and seed: the
+  same batches, the same initial weights, the same gradients up to float32 summation order. This
+  is exact for losses that are a mean over rows (classification, forecasting, language models
+  with fixed-length chunks); for token-averaged losses over padded rows (tagging, seq2seq) the
+  ranks' token counts differ a little and the weighting by rows is a close approximation.
+- Every rank takes the same number of steps per epoch (no uneven-input hangs).
+- Language models: rows of a :class:`~rnnkit.data.LanguageModelStream` batch are its parallel
+  streams, so rank ``r`` reads streams ``r*B//N ...``, a contiguous shard of the text, and its
+  carried hidden state is the slice of the single-process one.
+- A batch with fewer rows than ranks gives the ranks without a row of their own a copy of one
+  row at weight 0 (every rank must run forward and backward for the gradient all-reduce).
+
+Launching (``torchrun`` is PyTorch's launcher; ``rnnkit train --nproc N`` runs it for you)::
+
+    # one machine, N processes (gloo on CPU, NCCL on CUDA; rendezvous on 127.0.0.1, free port)
+    rnnkit train CONFIG --nproc 2
+    torchrun --standalone --nproc-per-node 2 -m rnnkit train CONFIG
+
+    # several machines: run on each node, with the same --rdzv-id and endpoint (a host:port
+    # every node can reach, usually node 0's)
+    torchrun --nnodes 2 --nproc-per-node 4 --rdzv-backend c10d \\
+             --rdzv-endpoint node0.example.com:29400 --rdzv-id job42 -m rnnkit train CONFIG
+
+``--nnodes MIN:MAX`` makes the job elastic and ``--max-restarts K`` restarts failed workers
+(resume with ``--resume`` then continues from ``checkpoints/last``). The run directory must be
+on storage rank 0 can write; the others read only the config and data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import inspect
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from rnnkit.train.contracts import BatchSource
+
+PROCESS_GROUP_TIMEOUT = datetime.timedelta(minutes=60)  # rank 0 may evaluate a long time alone
+
+
+def world_size() -> int:
+    """Processes in the initialised process group (1 without one)."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def rank() -> int:
+    """This process's rank (0 without a process group)."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def launched_by_torchrun() -> bool:
+    """True inside a process started by ``torchrun`` (or ``rnnkit train --nproc``)."""
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ and "MASTER_ADDR" in os.environ
+
+
+def backend_for(device: torch.device) -> str:
+    """``nccl`` for CUDA devices, ``gloo`` otherwise."""
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+@contextlib.contextmanager
+def process_group_from_env(device: torch.device) -> Iterator[bool]:
+    """Join the process group described by torchrun's environment (``RANK``, ``WORLD_SIZE``,
+    ``MASTER_ADDR``, ``MASTER_PORT``) for the block; yields whether one was joined.
+
+    Outside torchrun, or when a group is already initialised, does nothing.
+    """
+    if not launched_by_torchrun() or dist.is_initialized():
+        yield False
+        return
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend_for(device), timeout=PROCESS_GROUP_TIMEOUT)
+    try:
+        yield True
+    finally:
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op without a process group)."""
+    if world_size() > 1:
+        dist.barrier()
+
+
+def from_main(value: Any) -> Any:
+    """Rank 0's ``value`` (any picklable object) on every rank; ``value`` without a group."""
+    if world_size() == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+# ------------------------------------------------------------------------------------ sharding
+@dataclass
+class RankBatch:
+    """This rank's rows of a global batch: ``batch``, its share ``rows`` (0 for a weight-0 copy)
+    and the global batch's ``total_rows``."""
+
+    batch: Any
+    rows: int
+    total_rows: int
+
+    def to(self, device: torch.device | str) -> RankBatch:
+        """A copy with the batch's tensors on ``device``."""
+        moved = self.batch.to(device) if hasattr(self.batch, "to") else self.batch
+        return RankBatch(moved, self.rows, self.total_rows)
+
+    def __len__(self) -> int:
+        return self.rows
+
+
+def batch_rows(batch: Any) -> int:
+    """Rows of a batch: a tensor's first dimension, the first tensor of a tuple/list/dict, or
+    ``len()`` of a batch object (dataclasses such as ``TokenBatch``)."""
+    if isinstance(batch, torch.Tensor):
+        if batch.dim() == 0:
+            raise ValueError("batch: a 0-d tensor has no rows to shard")
+        return batch.shape[0]
+    if isinstance(batch, (tuple, list, dict)):
+        values = batch.values() if isinstance(batch, dict) else batch
+        for value in values:
+            if isinstance(value, torch.Tensor) and value.dim() > 0:
+                return value.shape[0]
+        raise TypeError(f"batch: expected tensors to shard by rows, got {type(batch).__name__}")
+    if hasattr(batch, "__len__"):
+        return len(batch)
+    raise TypeError(
+        f"batch: expected a tensor, a tuple/list/dict of tensors or an object with len(), "
+        f"got {type(batch).__name__}"
+    )
+
+
+def take_rows(batch: Any, start: int, stop: int, rows: int) -> Any:
+    """``batch`` with rows ``start:stop`` of every tensor whose first dimension is ``rows``
+    (other values, e.g. shared lookup tables, are kept whole)."""
+    if isinstance(batch, torch.Tensor):
+        return batch[start:stop] if batch.dim() > 0 and batch.shape[0] == rows else batch
+    if isinstance(batch, dict):
+        return {key: take_rows(value, start, stop, rows) for key, value in batch.items()}
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(take_rows(value, start, stop, rows) for value in batch)
+    if dataclasses.is_dataclass(batch) and not isinstance(batch, type):
+        changes = {
+            field.name: take_rows(getattr(batch, field.name), start, stop, rows)
+            for field in dataclasses.fields(batch)
+        }
+        return dataclasses.replace(batch, **changes)
+    return batch
+
+
+def rank_rows(total_rows: int, rank: int, world: int) -> tuple[int, int]:
+    """``(start, stop)`` of rank ``rank``'s rows among ``total_rows`` split over ``world``."""
+    return rank * total_rows // world, (rank + 1) * total_rows // world
+
+
+def shard_batch(batch: Any, rank: int, world: int) -> RankBatch:
+    """Rank ``rank``'s rows of ``batch``; a weight-0 copy of one row when it has none."""
+    total = batch_rows(batch)
+    if total < 1:
+        raise ValueError("batch: expected at least one row, got an empty batch")
+    start, stop = rank_rows(total, rank, world)
+    if stop > start:
+        return RankBatch(take_rows(batch, start, stop, total), stop - start, total)
+    row = min(start, total - 1)
+    return RankBatch(take_rows(batch, row, row + 1, total), 0, total)
+
+
+class ShardedSource:
+    """A batch source whose batches are this rank's :class:`RankBatch` rows of ``source``'s.
+
+    ``len()`` and the epoch layout are ``source``'s, so every rank takes the same steps.
+    """
+
+    def __init__(self, source: BatchSource, rank: int, world: int) -> None:
+        if not isinstance(source, BatchSource):
+            raise TypeError(
+                f"source: expected a batch source (iter_epoch, len), got {type(source).__name__}"
+            )
+        if not 0 <= rank < world:
+            raise ValueError(f"rank: expected 0 <= rank < world={world}, got {rank}")
+        self.source, self.rank, self.world = source, rank, world
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def iter_epoch(self, epoch: int, start: int = 0) -> Iterator[RankBatch]:
+        """This rank's share of each batch of ``epoch`` from batch ``start`` on."""
+        if start and "start" in _parameters(self.source.iter_epoch):
+            batches = self.source.iter_epoch(epoch, start=start)  # type: ignore[call-arg]
+        else:
+            batches = self.source.iter_epoch(epoch)
+            for _ in range(start):
+                next(batches, None)
+        for batch in batches:
+            yield shard_batch(batch, self.rank, self.world)
+
+
+def _parameters(function: Callable[..., Any]) -> Sequence[str]:
+    try:
+        return tuple(inspect.signature(function).parameters)
+    except (TypeError, ValueError):
+        return ()
+
+
+# ------------------------------------------------------------------------------ the DDP step
+class _LossModule(nn.Module):
+    """Puts ``loss_fn(model, batch)`` behind one ``forward`` so DDP sees the whole computation
+    (``model.loss`` and stateful losses call the model in ways DDP cannot intercept)."""
+
+    def __init__(self, model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor]):
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss_fn
+
+    def forward(self, batch: Any) -> torch.Tensor:
+        return self.loss_fn(self.model, batch)
+
+
+class DataParallel:
+    """The collective parts of a data-parallel step, for :class:`~rnnkit.train.Trainer`.
+
+    Wraps ``model`` and ``loss_fn`` in DDP (which broadcasts rank 0's weights now and averages
+    gradients during ``backward``).
+    """
+
+    def __init__(self, model: nn.Module, loss_fn: Callable, device: torch.device) -> None:
+        self.device = device
+        self.world = world_size()
+        self.rank = rank()
+        device_ids = [device] if device.type == "cuda" else None
+        # static_graph: the same parameters take part in every step (also when some never do).
+        self.module = nn.parallel.DistributedDataParallel(
+            _LossModule(model, loss_fn), device_ids=device_ids, static_graph=True
+        )
+
+    def loss(self, shard: RankBatch) -> tuple[torch.Tensor, float]:
+        """``(loss to backward, global mean loss)``; the first is this rank's loss scaled so
+        that DDP's average is the row-weighted mean over the global batch."""
+        local = self.module(shard.batch)
+        weight = self.world * shard.rows / shard.total_rows
+        summed = torch.stack([local.detach().float() * shard.rows, local.new_tensor(shard.rows)])
+        dist.all_reduce(summed)  # also makes a non-finite loss on any rank stop every rank
+        return local * weight, float(summed[0] / summed[1])
+
+    def any(self, *flags: bool) -> list[bool]:
+        """Each flag, true when it is true on any rank (stop decisions must agree)."""
+        values = torch.tensor([float(flag) for flag in flags], device=self.device)
+        dist.all_reduce(values)
+        return [bool(value > 0) for value in values.tolist()]
+
+    def from_main(self, value: Any) -> Any:
+        """Rank 0's ``value`` on every rank (e.g. metrics only rank 0 computed)."""
+        return from_main(value)
+
+
+def data_parallel(model: nn.Module, loss_fn: Callable, device: torch.device) -> DataParallel | None:
+    """A :class:`DataParallel` when a process group of more than one rank is initialised."""
+    return DataParallel(model, loss_fn, device) if world_size() > 1 else None
+
+
+def rank_seed(seed: int, rank: int, step: int) -> int:
+    """A seed for rank ``rank``'s own random stream (dropout masks) from ``step`` on, so ranks
+    do not draw identical masks for their different rows."""
+    return (seed * 1_000_003 + rank * 7_919 + step) % 2**32
+
+
+# --------------------------------------------------------------------------------- launching
+def torchrun_command(nproc: int, argv: Sequence[str]) -> list[str]:
+    """The ``torchrun`` command running ``python -m rnnkit *argv`` in ``nproc`` local processes,
+    rendezvous on 127.0.0.1 at a port the system picks."""
+    if not isinstance(nproc, int) or isinstance(nproc, bool) or nproc < 1:
+        raise ValueError(f"--nproc: expected an integer >= 1, got {nproc!r}")
+    return [
+        sys.executable, "-m", "torch.distributed.run",
+        "--nnodes", "1", "--nproc-per-node", str(nproc),
+        "--rdzv-backend", "c10d", "--rdzv-endpoint", "127.0.0.1:0",
+        "--rdzv-id", uuid.uuid4().hex, "--max-restarts", "0",
+        "-m", "rnnkit", *argv,
+    ]
+
+
+def launch_local(nproc: int, argv: Sequence[str]) -> int:
+    """Run ``rnnkit *argv`` in ``nproc`` processes on this machine; returns the exit code (the
+    first failing rank's, else 0). Threads per process default to cores / ``nproc``."""
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    return subprocess.run(torchrun_command(nproc, argv), env=env, check=False).returncode
