@@ -34,7 +34,8 @@ from rnnkit.tasks.config import (
 from rnnkit.tasks.data_files import dataset_defaults, resolve_paths
 from rnnkit.tasks.errors import RunDirError
 from rnnkit.tasks.registry import TASKS
-from rnnkit.train import Callback, FitResult, Trainer, seed_everything
+from rnnkit.train import Callback, FitResult, Trainer, is_main_process, seed_everything
+from rnnkit.train.distributed import barrier
 
 CONFIG_FILE = "config.yaml"
 TASK_FILE = "task.json"
@@ -132,10 +133,13 @@ def train(
     valid_part = task.limit(valid_part)
     seed_everything(config.train.seed)  # the initial weights depend on the seed alone
     model = task.build_model()
-    _make_run_dir(run_dir, resume)
-    save_config(config, run_dir / CONFIG_FILE)
-    (run_dir / TASK_FILE).write_text(
-        json.dumps({"task": task.name, "artifacts": task.artifacts}), encoding="utf-8")
+    barrier()  # data-parallel: every rank has checked run_dir before rank 0 changes it
+    if is_main_process():
+        _make_run_dir(run_dir, resume)
+        save_config(config, run_dir / CONFIG_FILE)
+        (run_dir / TASK_FILE).write_text(
+            json.dumps({"task": task.name, "artifacts": task.artifacts}), encoding="utf-8")
+    barrier()
 
     def evaluate(m: nn.Module) -> dict[str, float]:
         return {f"valid_{k}": v for k, v in task.evaluate(m, valid_part).items()}
@@ -149,6 +153,8 @@ def train(
     fit = trainer.fit(resume=resume)
     outcome = TrainOutcome(run_dir, fit, task.monitor, dict(fit.metrics),
                            checkpoint=fit.best_checkpoint or fit.last_checkpoint)
+    if not is_main_process():  # rank 0 alone tests and writes the summary
+        return outcome
     if paths["test"] is not None and outcome.checkpoint is not None:
         run = load_run(run_dir)
         test_part = run.task.limit(run.task.read(paths["test"]))
