@@ -50,6 +50,12 @@ class TorchRecurrent(nn.Module):
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         output, state = self.rnn(packed, hx)
         output, _ = pad_packed_sequence(output, batch_first=True, total_length=x.shape[1])
+        # The ONNX exporter rewrites pack/unpack pairs into the recurrent op's sequence_lens and
+        # fails when the unpacked output is dead code (a model that only reads the final state,
+        # e.g. last-step pooling). Tying the state to the output by an exact +0 keeps it alive.
+        keep_alive = output.reshape(-1)[:1].sum() * 0.0
+        state = tuple(s + keep_alive for s in state) if isinstance(state, tuple) else (
+            state + keep_alive)
         return output, state
 
     def step(self, x: Tensor, state=None):

@@ -1,0 +1,52 @@
+"""ONNX/TorchScript export of every model shape, checked against PyTorch on two input sizes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rnnkit.models import build_model
+from rnnkit.tasks.export import export_model
+
+TOKENS = {"vocab_size": 20, "embedding_size": 4, "hidden_size": 8}
+MODELS = {
+    "lm": ("language_model", {**TOKENS, "num_layers": 2}),
+    "tagger-rnn": ("sequence_tagger", {**TOKENS, "num_tags": 5, "cell": "rnn"}),
+    "generator": ("conditional_generator", {**TOKENS, "bos_id": 2, "eos_id": 3,
+                                            "num_conditions": 4, "cell": "gru"}),
+    "forecaster": ("forecaster", {"input_size": 2, "horizon": 3, "hidden_size": 8,
+                                  "gaussian": True, "mean": [1.0, -2.0], "std": [2.0, 0.5]}),
+    "seq2seq-luong": ("seq2seq", {"source_vocab_size": 15, "target_vocab_size": 12, "bos_id": 2,
+                                  "eos_id": 3, "hidden_size": 8, "embedding_size": 4,
+                                  "attention": "luong_dot", "cell": "lstm",
+                                  "bidirectional": False}),
+}
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_classifier_exports_with_every_pooling(tmp_path, pooling, cell, bidirectional):
+    torch.manual_seed(0)
+    model = build_model("sequence_classifier", {**TOKENS, "num_classes": 3, "pooling": pooling,
+                                                "cell": cell, "bidirectional": bidirectional})
+    report = export_model(model, tmp_path / "m.onnx", "onnx")
+    assert len(report.max_abs_diff) == 2 and max(report.max_abs_diff.values()) < 1e-5
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_every_model_exports(tmp_path, name, fmt):
+    torch.manual_seed(0)
+    model = build_model(*MODELS[name])
+    report = export_model(model, tmp_path / f"m.{fmt}", fmt)
+    graphs = 2 if name.startswith("seq2seq") else 1
+    assert len(report.files) == graphs and all(f.stat().st_size > 0 for f in report.files)
+    assert len(report.max_abs_diff) == 2 * graphs
+    assert max(report.max_abs_diff.values()) < 1e-4
+
+
+def test_layer_norm_is_named_as_the_blocker(tmp_path):
+    model = build_model("sequence_classifier", {**TOKENS, "num_classes": 3, "layer_norm": True})
+    with pytest.raises(ValueError, match="layer_norm"):
+        export_model(model, tmp_path / "m.onnx")
