@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
+from rnnkit.train.precision import AMP_MODES
+
 Schedule = Literal["constant", "cosine", "plateau"]
 SCHEDULES: tuple[str, ...] = ("constant", "cosine", "plateau")
 
@@ -48,6 +50,7 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False
     device: str = "auto"  # "auto" picks CUDA when present, else "cpu"; or "cpu", "cuda:1", ...
+    amp: str = "none"  # CUDA mixed precision: "bf16", "fp16" (with loss scaling) or "none"
     log_every: int = 1  # steps between CSV/TensorBoard rows; the progress bar updates every step
     progress: bool = True
     tensorboard: bool = False
@@ -118,9 +121,9 @@ def _check_types(config: TrainConfig) -> None:
                 raise _type_error(name, expected, value)
     if len(config.betas) != 2 or not all(_is_number(b) for b in config.betas):
         raise _type_error("betas", "two numbers", config.betas)
-    if not isinstance(config.schedule, str) or not isinstance(config.device, str):
-        bad = "schedule" if not isinstance(config.schedule, str) else "device"
-        raise _type_error(bad, "a string", getattr(config, bad))
+    for name in ("schedule", "device", "amp"):
+        if not isinstance(getattr(config, name), str):
+            raise _type_error(name, "a string", getattr(config, name))
 
 
 def _value_error(name: str, expected: str, value: object) -> ValueError:
@@ -144,6 +147,8 @@ def _check_values(config: TrainConfig) -> None:
         raise _value_error("plateau_factor", "a number in (0, 1)", config.plateau_factor)
     if config.schedule not in SCHEDULES:
         raise _value_error("schedule", f"one of {', '.join(SCHEDULES)}", config.schedule)
+    if config.amp not in AMP_MODES:
+        raise _value_error("amp", f"one of {', '.join(AMP_MODES)}", config.amp)
     for name in ("warmup_steps", "plateau_patience", "seed"):
         if getattr(config, name) < 0:
             raise _value_error(name, "an integer >= 0", getattr(config, name))

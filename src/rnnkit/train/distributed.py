@@ -41,8 +41,8 @@ import contextlib
 import dataclasses
 import datetime
 import inspect
+import logging
 import os
-import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -287,23 +287,24 @@ def rank_seed(seed: int, rank: int, step: int) -> int:
 
 
 # --------------------------------------------------------------------------------- launching
-def torchrun_command(nproc: int, argv: Sequence[str]) -> list[str]:
-    """The ``torchrun`` command running ``python -m rnnkit *argv`` in ``nproc`` local processes,
-    rendezvous on 127.0.0.1 at a port the system picks."""
+def launch_local(nproc: int, argv: Sequence[str]) -> int:
+    """Run ``rnnkit *argv`` in ``nproc`` processes on this machine with torchrun's launcher;
+    returns the first failing rank's exit code, else 0. Threads per process default to
+    cores / ``nproc`` (``OMP_NUM_THREADS``), as torchrun does, so ranks do not oversubscribe."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
     if not isinstance(nproc, int) or isinstance(nproc, bool) or nproc < 1:
         raise ValueError(f"--nproc: expected an integer >= 1, got {nproc!r}")
-    return [
-        sys.executable, "-m", "torch.distributed.run",
-        "--nnodes", "1", "--nproc-per-node", str(nproc),
-        "--rdzv-backend", "c10d", "--rdzv-endpoint", "127.0.0.1:0",
-        "--rdzv-id", uuid.uuid4().hex, "--max-restarts", "0",
-        "-m", "rnnkit", *argv,
-    ]
-
-
-def launch_local(nproc: int, argv: Sequence[str]) -> int:
-    """Run ``rnnkit *argv`` in ``nproc`` processes on this machine; returns the exit code (the
-    first failing rank's, else 0). Threads per process default to cores / ``nproc``."""
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    return subprocess.run(torchrun_command(nproc, argv), env=env, check=False).returncode
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    config = LaunchConfig(
+        min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=uuid.uuid4().hex,
+        rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", max_restarts=0,
+    )
+    # The ranks print their own (one-line) errors; the launcher's failure report is noise here.
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    try:
+        elastic_launch(config, sys.executable)("-m", "rnnkit", *argv)
+    except ChildFailedError as failure:
+        return failure.get_first_failure()[1].exitcode or 1
+    return 0

@@ -28,6 +28,7 @@ from rnnkit.train.distributed import ShardedSource, data_parallel, rank_seed
 from rnnkit.train.interrupt import InterruptRequest, deferred_sigint
 from rnnkit.train.loggers import CSVLogger, ProgressBar, TensorBoardLogger
 from rnnkit.train.optim import build_optimizer, clip_gradients
+from rnnkit.train.precision import Precision
 from rnnkit.train.runtime import is_main_process, resolve_device, unwrap_model
 from rnnkit.train.schedules import LRSchedule
 from rnnkit.train.seeding import (
@@ -128,6 +129,7 @@ class Trainer:
         check_arguments(model, train_data, config, loss_fn, evaluate, monitor_mode)
         self.config = config
         self.device = resolve_device(config.device)
+        self.precision = Precision(config.amp, self.device)
         self.model = model.to(self.device)
         self.train_data = train_data
         self.loss_fn: LossFn = loss_fn if loss_fn is not None else _call_model_loss
@@ -277,15 +279,16 @@ class Trainer:
         state = self.state
         self.model.train()
         lr = self.schedule.apply(state.global_step)
-        loss, loss_value = self._loss(_to_device(batch, self.device))
+        with self.precision.autocast():
+            loss, loss_value = self._loss(_to_device(batch, self.device))
         if not math.isfinite(loss_value):
             raise NonFiniteLossError(self._non_finite_message("loss", loss_value))
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.precision.backward(loss, self.optimizer)
         grad_norm = clip_gradients(self.parameters, self.config)
-        if not math.isfinite(grad_norm):
+        if not (math.isfinite(grad_norm) or self.precision.skips_overflow):
             raise NonFiniteLossError(self._non_finite_message("gradient norm", grad_norm))
-        self.optimizer.step()
+        self.precision.step(self.optimizer)
         state.global_step += 1
         state.batch_in_epoch += 1
         self._mid_step = False
@@ -440,6 +443,7 @@ class Trainer:
             "schedule": self.schedule.state_dict(),
             "rng": capture_rng_state(),
             "loss_fn": loss_state,
+            "loss_scaler": self.precision.state_dict(),
             "config": self.config.to_dict(),
         }
 
@@ -459,6 +463,7 @@ class Trainer:
             )
         self.optimizer.load_state_dict(saved["optimizer"])
         self.schedule.load_state_dict(saved["schedule"])
+        self.precision.load_state_dict(saved.get("loss_scaler"))
         loaded = saved["loss_fn"] is not None and self.parallel is None
         if loaded and hasattr(self.loss_fn, "load_state_dict"):
             self.loss_fn.load_state_dict(_to_device(saved["loss_fn"], self.device))  # type: ignore[attr-defined]
