@@ -11,6 +11,14 @@ import typer
 from rnnkit.cli.errors import handle_errors
 from rnnkit.tasks import TrainOutcome, load_config
 from rnnkit.tasks import train as train_run
+from rnnkit.train import is_main_process, resolve_device
+from rnnkit.train.distributed import (
+    from_main,
+    launch_local,
+    launched_by_torchrun,
+    process_group_from_env,
+)
+from rnnkit.train.precision import check_amp
 
 RUNS_DIR = Path("runs")
 
@@ -22,6 +30,19 @@ CONFIG_ARGUMENT = typer.Argument(
 SET_OPTION = typer.Option(
     [], "--set", "-s", metavar="SECTION.KEY=VALUE",
     help="Override a config key, e.g. --set train.lr=0.001 (repeatable; type-checked).",
+)
+NPROC_OPTION = typer.Option(
+    1, "--nproc", min=1, metavar="N",
+    help="Train data-parallel in N processes on this machine (torchrun; gloo on CPU, NCCL on "
+    "CUDA). The global batch stays train.batch_size; each process gets its rows.",
+)
+DEVICE_OPTION = typer.Option(
+    None, "--device", metavar="auto|cpu|cuda",
+    help="Where to train (sets train.device; auto picks CUDA when present).",
+)
+AMP_OPTION = typer.Option(
+    None, "--amp", metavar="bf16|fp16|none",
+    help="Mixed precision on CUDA (sets train.amp; fp16 uses loss scaling).",
 )
 
 
@@ -43,19 +64,46 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run in --out."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    nproc: int = NPROC_OPTION,
+    device: str = DEVICE_OPTION,
+    amp: str = AMP_OPTION,
 ) -> None:
     """Train a model from a config file and save the run (checkpoints, metrics, config)."""
     if config is None and resume and out is not None and (out / "config.yaml").is_file():
         config = out / "config.yaml"
+    overrides = [*overrides, *([f"train.device={device}"] if device else []),
+                 *([f"train.amp={amp}"] if amp else [])]
     run_config = load_config(config, [*overrides, f"train.progress={str(progress).lower()}"])
-    run_dir = out if out is not None else default_run_dir(config, resume or overwrite)
-    data = run_config.data
-    typer.echo(f"Training {run_config.task} ({run_config.model.cell}, "
-               f"{run_config.model.num_layers}x{run_config.model.hidden_size}) on "
-               f"{data.dataset or data.train} → {run_dir}", err=True)
-    started = time.monotonic()
-    outcome = train_run(run_config, run_dir, resume=resume, overwrite=overwrite)
-    print_summary(outcome, time.monotonic() - started)
+    check_amp(run_config.train.amp, resolve_device(run_config.train.device))
+    if nproc > 1 and not launched_by_torchrun():
+        run_dir = out if out is not None else default_run_dir(config, resume or overwrite)
+        argv = _worker_argv(config, run_dir, overrides, resume, overwrite, progress)
+        raise typer.Exit(launch_local(nproc, argv))
+    with process_group_from_env(resolve_device(run_config.train.device)):
+        # one rank picks the default directory, so that all ranks agree on it
+        chosen = out if out is not None else default_run_dir(config, resume or overwrite)
+        run_dir = from_main(chosen)
+        data = run_config.data
+        if is_main_process():
+            typer.echo(f"Training {run_config.task} ({run_config.model.cell}, "
+                       f"{run_config.model.num_layers}x{run_config.model.hidden_size}) on "
+                       f"{data.dataset or data.train} → {run_dir}", err=True)
+        started = time.monotonic()
+        outcome = train_run(run_config, run_dir, resume=resume, overwrite=overwrite)
+        if is_main_process():
+            print_summary(outcome, time.monotonic() - started)
+
+
+def _worker_argv(config: Path | None, run_dir: Path, overrides: list[str], resume: bool,
+                 overwrite: bool, progress: bool) -> list[str]:
+    """``rnnkit train`` arguments for each data-parallel process (run directory fixed now)."""
+    from rnnkit.cli.errors import Settings
+
+    argv = [*(["--debug"] if Settings.debug else []), "train"]
+    argv += [str(config)] if config is not None else []
+    argv += ["--out", str(run_dir), *(arg for o in overrides for arg in ("--set", o))]
+    argv += ["--resume"] * resume + ["--overwrite"] * overwrite
+    return [*argv, "--progress" if progress else "--no-progress"]
 
 
 def _format_metrics(metrics: dict[str, float]) -> str:
