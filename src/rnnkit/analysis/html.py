@@ -28,7 +28,8 @@ table { border-collapse: collapse; margin: .6em 0; font-size: .92em; }
 th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: left; vertical-align: top; }
 th { background: #f2f2f2; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-pre { background: #f6f6f6; padding: .7em; overflow-x: auto; font-size: .88em; }
+pre { background: #f6f6f6; padding: .7em; overflow-x: auto; font-size: .88em; white-space: pre-wrap;
+      overflow-wrap: anywhere; }
 figure { margin: 1em 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #ddd; }
 figcaption { font-size: .9em; color: #555; }
