@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -116,7 +117,7 @@ def run_case(case: Case, minutes: float, out: Path, cache_dir: str | None) -> di
             "passed": bool(test) and case.passed(test)}
 
 
-def write_table(rows: list[dict], minutes: float) -> None:
+def write_table(rows: list[dict], minutes: float, results: Path = RESULTS) -> None:
     lines = [
         "# Quality benchmark", "",
         f"`PYTHONPATH=src python bench/quality.py --minutes {minutes:g}` on "
@@ -131,8 +132,11 @@ def write_table(rows: list[dict], minutes: float) -> None:
         lines.append(f"| {row['case'].name} | {row['data']} | {row['minutes']:.1f} | "
                      f"{row['steps']} | {metrics} | {row['case'].target} | "
                      f"{'yes' if row['passed'] else 'no'} |")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    lines.append("")
+    lines.append(f"Load average when the run ended: {os.getloadavg()[0]:.1f} on "
+                 f"{os.cpu_count()} cores (other jobs on the machine slow every step).")
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def main() -> None:
@@ -141,6 +145,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="case names to run (default: all)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-quality"))
     parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="markdown table to write")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -150,7 +155,7 @@ def main() -> None:
         rows.append(run_case(case, args.minutes, args.out, args.cache_dir))
         row = rows[-1]
         print(f"{case.name}: {row['test']} passed={row['passed']}", flush=True)
-        write_table(rows, args.minutes)
+        write_table(rows, args.minutes, args.results)
 
 
 if __name__ == "__main__":
