@@ -383,10 +383,12 @@ struct Forward {
                     auto xn = Ln::ld(xg + (long)b * GH + 2 * H + k) + Ln::ld(bx + 2 * H + k);
                     auto n = Ln::th(xn + r * hnp);
                     auto h = Ln::ld(hp + k);
-                    Ln::st(aux + (long)b * H + k, hnp);
-                    Ln::st(gb + k, r);
-                    Ln::st(gb + H + k, z);
-                    Ln::st(gb + 2 * H + k, n);
+                    if (a.save) {
+                        Ln::st(aux + (long)b * H + k, hnp);
+                        Ln::st(gb + k, r);
+                        Ln::st(gb + H + k, z);
+                        Ln::st(gb + 2 * H + k, n);
+                    }
                     Ln::st(hn + k, n + z * (h - n));
                 } else {
                     auto i = Ln::sig(Ln::ld(gb + k) + Ln::ld(bx + k));
@@ -396,11 +398,13 @@ struct Forward {
                     T* cb = c + (long)b * H;
                     auto cc = f * Ln::ld(cb + k) + i * gg;
                     Ln::st(cb + k, cc);
-                    Ln::st(aux + (long)b * H + k, cc);
-                    Ln::st(gb + k, i);
-                    Ln::st(gb + H + k, f);
-                    Ln::st(gb + 2 * H + k, gg);
-                    Ln::st(gb + 3 * H + k, o);
+                    if (a.save) {  // only backward reads the activated gates and c_t
+                        Ln::st(aux + (long)b * H + k, cc);
+                        Ln::st(gb + k, i);
+                        Ln::st(gb + H + k, f);
+                        Ln::st(gb + 2 * H + k, gg);
+                        Ln::st(gb + 3 * H + k, o);
+                    }
                     auto mm = o * Ln::th(cc);
                     Ln::st(a.whrT ? m + (long)b * H + k : hn + k, mm);
                 }
