@@ -1,10 +1,10 @@
 """Run a recurrent layer step by step, keeping every hidden state as a node of the autograd graph.
 
 The fused and native kernels hide the per-step states inside one operation, so the gradient of a
-loss with respect to ``h_t`` cannot be read from them. :func:`recorded_forward` computes exactly
-what :meth:`rnnkit.nn.RecurrentBase.forward` computes (same weights, same step functions from
-:mod:`rnnkit.nn.functional`, same ``lengths`` semantics) but returns the states of every layer,
-direction and step in a :class:`LayerTrace`. :func:`recording` swaps this in for every recurrent
+loss with respect to ``h_t`` cannot be read from them. :func:`recorded_forward` runs the layer's
+own forward on its python backend with a state observer
+(:meth:`rnnkit.nn.RecurrentBase.observing`) and returns the states of every layer, direction
+and step in a :class:`LayerTrace`. :func:`recording` swaps this in for every recurrent
 layer of a model for the duration of a ``with`` block, without changing the model.
 """
 
@@ -15,14 +15,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from rnnkit.nn import RecurrentBase
-from rnnkit.nn.functional import DirectionWeights, cell_step, input_gates
-from rnnkit.nn.recurrence import dropout_mask, step_mask, zoneout_update
-from rnnkit.nn.sequence import repack_like
+from rnnkit.nn.sequence import repack_like, unpack
 
 
 @dataclass
@@ -62,109 +59,65 @@ class LayerTrace:
         return steps.unsqueeze(0) < self.lengths.cpu().unsqueeze(1)  # type: ignore[union-attr]
 
 
-def _step_inputs(x: Tensor) -> list[Tensor]:
-    """Split ``x`` ``(seq, batch, input)`` into per-step nodes that the gradient can reach."""
+def _differentiable(x: Tensor) -> Tensor:
+    """Inputs such as one-hot vectors or series values are leaves: make them differentiable so
+    the gradient reaching each input step can be measured."""
     if torch.is_grad_enabled() and not x.requires_grad:
-        # Inputs such as one-hot vectors or series values are leaves; make them differentiable so
-        # the gradient reaching each input step can be measured.
-        x = x.detach().requires_grad_(True)
-    return list(x.unbind(0))
+        return x.detach().requires_grad_(True)
+    return x
 
 
-def _run_direction(
-    layer: RecurrentBase,
-    steps: list[Tensor],
-    h0: Tensor,
-    c0: Tensor | None,
-    weights: DirectionWeights,
-    valid: Tensor | None,
-    reverse: bool,
-) -> tuple[list[Tensor], list[Tensor] | None, list[Tensor]]:
-    """One layer-direction: per-step states ``h``, ``c`` and outputs (zero at padded steps)."""
-    seq_len = len(steps)
-    regularisation = layer.regularisation
-    recurrent_mask = None
-    if layer.training and regularisation.recurrent_dropout > 0:
-        recurrent_mask = dropout_mask(h0, regularisation.recurrent_dropout)
-    h, c = h0, c0
-    states: list[Tensor | None] = [None] * seq_len
-    cells: list[Tensor | None] = [None] * seq_len
-    outputs: list[Tensor | None] = [None] * seq_len
-    for t in (range(seq_len - 1, -1, -1) if reverse else range(seq_len)):
-        h_in = h if recurrent_mask is None else h * recurrent_mask
-        h_next, c_next = cell_step(layer.mode, input_gates(steps[t], weights), h_in, c, weights)
-        if regularisation.zoneout > 0:
-            h_next = zoneout_update(h, h_next, regularisation.zoneout, layer.training)
-            if c_next is not None:
-                c_next = zoneout_update(c, c_next, regularisation.zoneout, layer.training)
-        if valid is None:
-            h, c, outputs[t] = h_next, c_next, h_next
-        else:
-            h = torch.where(valid[t], h_next, h)
-            c = None if c_next is None else torch.where(valid[t], c_next, c)
-            outputs[t] = torch.where(valid[t], h_next, 0.0)
-        states[t], cells[t] = h, c
-    return states, (cells if c0 is not None else None), outputs  # type: ignore[return-value]
+def _per_step(x: Tensor, time_axis: int) -> tuple[list[Tensor], Tensor]:
+    """Split ``x`` into per-step graph nodes and rebuild it from them, so that the gradient of
+    each step can be read while the layer still sees one tensor."""
+    steps = list(_differentiable(x).unbind(time_axis))
+    return steps, torch.stack(steps, time_axis)
 
 
 def recorded_forward(
     layer: RecurrentBase, input: Tensor | PackedSequence, hx=None, *, lengths=None, name: str = ""
 ) -> tuple[tuple, LayerTrace]:
-    """``layer(input, hx, lengths=lengths)`` computed step by step, plus its :class:`LayerTrace`.
+    """``layer(input, hx, lengths=lengths)`` with every per-step state recorded in a trace.
 
-    Returns ``((output, state), trace)`` where ``(output, state)`` equals the layer's own forward
-    result (same shapes and conventions: ``batch_first``, unbatched, PackedSequence).
+    Returns ``((output, state), trace)``; ``(output, state)`` is the layer's own result (it runs
+    the layer, through :meth:`~rnnkit.nn.RecurrentBase.observing`, on the python backend).
     """
-    # The layer's own validation and state set-up, so errors and conventions match forward().
-    x, lengths, packed, batched = layer._prepare_input(input, lengths)
-    h0, c0 = layer._prepare_state(hx, x.shape[1], batched)
-    seq_len, batch = x.shape[0], x.shape[1]
-    valid = step_mask(lengths, seq_len, x.device)
-    trace = LayerTrace(name, layer.mode, layer.num_directions,
-                       cells=[] if c0 is not None else None,
-                       lengths=(lengths.cpu() if lengths is not None
-                                else torch.full((batch,), seq_len, dtype=torch.int64)))
-    steps = _step_inputs(x)
-    trace.inputs = steps
-    h_n, c_n = [], []
-    for layer_index in range(layer.num_layers):
-        direction_states, direction_cells, direction_outputs = [], [], []
-        for direction in range(layer.num_directions):
-            index = layer_index * layer.num_directions + direction
-            states, cells, outputs = _run_direction(
-                layer, steps, h0[index], None if c0 is None else c0[index],
-                layer.direction_weights(layer_index, direction), valid, bool(direction))
-            direction_states.append(states)
-            direction_cells.append(cells)
-            direction_outputs.append(outputs)
-            h_n.append(states[-1 if direction == 0 else 0] if seq_len else h0[index])
-            if c0 is not None:
-                c_n.append(cells[-1 if direction == 0 else 0] if seq_len else c0[index])
-        trace.states.append(direction_states)
-        if trace.cells is not None:
-            trace.cells.append(direction_cells)
-        steps = [torch.cat(parts, dim=-1) for parts in zip(*direction_outputs, strict=True)]
-        if layer.dropout and layer.training and layer_index < layer.num_layers - 1:
-            steps = [F.dropout(step, layer.dropout, training=True) for step in steps]
-    return _assemble(layer, steps, h_n, c_n, packed, batched, x), trace
-
-
-def _assemble(layer: RecurrentBase, steps, h_n, c_n, packed, batched, x: Tensor):
-    """Shape the top layer's outputs and final states like :meth:`RecurrentBase.forward`."""
-    if steps:
-        output = torch.stack(steps)
-    else:
-        output = x.new_zeros(0, x.shape[1], layer.state_size * layer.num_directions)
-    h_final = torch.stack(h_n)
-    c_final = torch.stack(c_n) if c_n else None
+    packed = input if isinstance(input, PackedSequence) else None
     if packed is not None:
-        output = repack_like(output, packed)
-    elif not batched:
-        output, h_final = output.squeeze(1), h_final.squeeze(1)
-        c_final = None if c_final is None else c_final.squeeze(1)
-    elif layer.batch_first:
-        output = output.transpose(0, 1)
-    return output, ((h_final, c_final) if layer.mode == "LSTM" else h_final)
+        if lengths is not None:
+            raise ValueError(f"{type(layer).__name__}: pass either a PackedSequence or lengths=, "
+                             "not both")
+        input, lengths = unpack(packed)  # time-major (seq, batch, feature)
+        time_axis = 0
+    else:
+        time_axis = 1 if input.dim() == 3 and layer.batch_first else 0
+    steps, rebuilt = _per_step(input, time_axis)
+    if packed is not None and layer.batch_first:
+        rebuilt = rebuilt.transpose(0, 1)
+    seq_len = len(steps)
+    batch = 1 if input.dim() == 2 else input.shape[1 - time_axis]
+    trace = LayerTrace(
+        name, layer.mode, layer.num_directions,
+        states=[[[None] * seq_len for _ in range(layer.num_directions)]
+                for _ in range(layer.num_layers)],
+        cells=None, inputs=[s if s.dim() == 2 else s.unsqueeze(0) for s in steps],
+        lengths=(torch.full((batch,), seq_len, dtype=torch.int64) if lengths is None
+                 else torch.as_tensor(lengths).detach().to("cpu", torch.int64)))
+    if layer.mode == "LSTM":
+        trace.cells = [[[None] * seq_len for _ in range(layer.num_directions)]
+                       for _ in range(layer.num_layers)]
+
+    def observe(layer_index: int, direction: int, t: int, h: Tensor, c: Tensor | None) -> None:
+        trace.states[layer_index][direction][t] = h
+        if trace.cells is not None:
+            trace.cells[layer_index][direction][t] = c
+
+    with layer.observing(observe):
+        # The class's forward: `recording` replaces the instance's with this very function.
+        output, state = type(layer).forward(layer, rebuilt, hx, lengths=lengths)
+    if packed is not None:
+        output = repack_like(output.transpose(0, 1) if layer.batch_first else output, packed)
+    return (output, state), trace
 
 
 class Recorder:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +26,7 @@ from rnnkit.nn.recurrence import Regularisation, run_direction, zoneout_update
 from rnnkit.nn.sequence import pack_nonempty, repack_like, unpack
 
 State = Tensor | tuple[Tensor, Tensor]
+StateObserver = Callable[[int, int, int, Tensor, "Tensor | None"], None]
 _FUSED_OPS = {"RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu, "LSTM": torch.lstm,
               "GRU": torch.gru}
 
@@ -86,6 +89,7 @@ class RecurrentBase(nn.Module):
                 stacklevel=3,
             )
         self._flat_weights_names: list[str] = []
+        self._state_observer: StateObserver | None = None
         self._create_parameters(torch.device(device) if device else None, dtype)
         self.reset_parameters()
 
@@ -265,9 +269,23 @@ class RecurrentBase(nn.Module):
         checks.check_same_kind(name, key, state, self.weight_ih_l0)
         return state
 
+    @contextmanager
+    def observing(self, observer: StateObserver) -> Iterator[None]:
+        """Within the block, call ``observer(layer, direction, t, h_t, c_t)`` at every step.
+
+        ``h_t`` (and an LSTM's ``c_t``) are the states the next step reads, as nodes of the
+        autograd graph: analysis tools take gradients with respect to them (see
+        :mod:`rnnkit.analysis`). Observed calls run the ``python`` backend.
+        """
+        previous, self._state_observer = self._state_observer, observer
+        try:
+            yield
+        finally:
+            self._state_observer = previous
+
     def _choose_path(self, x: Tensor) -> str:
         """Pick ``'torch'``, ``'native'`` or ``'python'`` for this call."""
-        if self.regularisation.active or self.layer_norm:
+        if self.regularisation.active or self.layer_norm or self._state_observer is not None:
             return "python"
         requested = self.backend or backends.get_backend()
         if requested in ("torch", "python") or x.device.type != "cpu":
@@ -316,14 +334,24 @@ class RecurrentBase(nn.Module):
         return output, h_n, c_n
 
     def _direction_runner(self, path: str) -> Callable:
-        """A function ``(x, h0, c0, weights, lengths, reverse) -> (output, h_n, c_n)``."""
+        """A function ``(x, h0, c0, lengths, layer, direction) -> (output, h_n, c_n)``."""
         if path == "native":
             engine = backends.native_engine()
-            return lambda x, h0, c0, w, lengths, reverse: engine.recurrence(
-                self.mode, x, h0, c0, w.weight_ih, w.weight_hh, w.bias_ih, w.bias_hh,
-                w.weight_hr, lengths, reverse)
-        return lambda x, h0, c0, w, lengths, reverse: run_direction(
-            self.mode, x, h0, c0, w, lengths, reverse, self.regularisation, self.training)
+
+            def run_native(x, h0, c0, lengths, layer, direction):
+                w = self.direction_weights(layer, direction)
+                return engine.recurrence(self.mode, x, h0, c0, w.weight_ih, w.weight_hh,
+                                         w.bias_ih, w.bias_hh, w.weight_hr, lengths,
+                                         bool(direction))
+            return run_native
+
+        def run_python(x, h0, c0, lengths, layer, direction):
+            observer = self._state_observer
+            return run_direction(
+                self.mode, x, h0, c0, self.direction_weights(layer, direction), lengths,
+                bool(direction), self.regularisation, self.training,
+                None if observer is None else partial(observer, layer, direction))
+        return run_python
 
     def _run_stack(self, x, h0, c0, lengths, runner: Callable):
         """Layer by layer, direction by direction, with dropout between layers in training."""
@@ -334,8 +362,7 @@ class RecurrentBase(nn.Module):
             for direction in range(self.num_directions):
                 index = layer * self.num_directions + direction
                 output, h, c = runner(layer_input, h0[index], None if c0 is None else c0[index],
-                                      self.direction_weights(layer, direction), lengths,
-                                      bool(direction))
+                                      lengths, layer, direction)
                 outputs.append(output)
                 h_n.append(h)
                 c_n.append(c)

@@ -8,6 +8,7 @@ engine implements the same contract for the unregularised case.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -71,6 +72,7 @@ def run_direction(
     reverse: bool = False,
     regularisation: Regularisation = NO_REGULARISATION,
     training: bool = False,
+    observer: Callable[[int, Tensor, Tensor | None], None] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Run one layer in one direction over ``x``.
 
@@ -78,6 +80,8 @@ def run_direction(
     - ``lengths``: ``(batch,)`` int64 or ``None``. Steps ``t >= lengths[b]`` leave row ``b``'s
       state untouched and output zeros, so the forward direction ends at each row's last valid
       step and the reverse direction starts there.
+    - ``observer``: called as ``observer(t, h_t, c_t)`` after every step with the state the
+      next step reads (graph nodes, so analysis tools can take gradients with respect to them).
     - Returns ``(output (seq, batch, P), h_n (batch, P), c_n (batch, H) or None)``.
     """
     seq_len = x.shape[0]
@@ -98,11 +102,11 @@ def run_direction(
                 c_next = zoneout_update(c, c_next, regularisation.zoneout, training)
         if valid is None:
             h, c, outputs[t] = h_next, c_next, h_next
-            continue
-        row_valid = valid[t]
-        h = torch.where(row_valid, h_next, h)
-        if c_next is not None:
-            c = torch.where(row_valid, c_next, c)
-        outputs[t] = torch.where(row_valid, h_next, 0.0)
+        else:
+            h = torch.where(valid[t], h_next, h)
+            c = None if c_next is None else torch.where(valid[t], c_next, c)
+            outputs[t] = torch.where(valid[t], h_next, 0.0)
+        if observer is not None:
+            observer(t, h, c)
     output = torch.stack(outputs) if seq_len else x.new_zeros(0, *h0.shape)  # type: ignore[arg-type]
     return output, h, c
