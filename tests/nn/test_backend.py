@@ -110,3 +110,22 @@ def test_non_cpu_tensors_go_to_torch(monkeypatch):
     layer = rnn.RNN(3, 4, backend="native", device="meta")
     assert layer._choose_path(torch.empty(5, 2, 3, device="meta")) == "torch"
     assert calls == []
+
+
+def test_observing_reports_every_state_as_a_graph_node():
+    layer = rnn.LSTM(3, 4, num_layers=2, bidirectional=True, backend="torch")
+    x = torch.randn(5, 2, 3)
+    expected, _ = layer(x, lengths=[5, 3])
+    seen: dict = {}
+    with layer.observing(lambda lay, direction, t, h, c: seen.__setitem__((lay, direction, t),
+                                                                          (h, c))):
+        output, _ = layer(x, lengths=[5, 3])
+    assert layer._state_observer is None
+    assert sorted(seen) == [(lay, d, t) for lay in range(2) for d in range(2) for t in range(5)]
+    torch.testing.assert_close(output, expected, rtol=1e-6, atol=1e-6)
+    top_forward = torch.stack([seen[(1, 0, t)][0] for t in range(5)])
+    torch.testing.assert_close(top_forward[:3, 1], output[:3, 1, :4])
+    h_2, c_2 = seen[(0, 0, 2)]
+    assert h_2.requires_grad and c_2.shape == (2, 4)
+    (grad,) = torch.autograd.grad(output.sum(), h_2)
+    assert grad.abs().sum() > 0
