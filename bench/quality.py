@@ -66,14 +66,14 @@ CASES = [
     }, "accuracy", "token accuracy >= 0.94", lambda m: m["accuracy"] >= 0.94),
     Case("air_passengers", "air_passengers", {
         "task": "forecasting",
-        "data": {"lookback": 24, "horizon": 12, "season": 12},
+        "data": {"lookback": 24, "horizon": 12, "season": 12, "normalize": "last_value"},
         "model": {"cell": "lstm", "hidden_size": 64, "gaussian": True},
         "train": {"batch_size": 16, "lr": 3e-3, "max_epochs": 300, "patience": 20,
                   "weight_decay": 0.0},
     }, "mase", "MASE below the seasonal-naive MASE", lambda m: m["mase"] < m["naive_mase"]),
     Case("sunspots", "sunspots", {
         "task": "forecasting",
-        "data": {"lookback": 120, "horizon": 12, "season": 1},
+        "data": {"lookback": 120, "horizon": 12, "season": 1, "normalize": "global"},
         "model": {"cell": "gru", "hidden_size": 64, "gaussian": True},
         "train": {"batch_size": 64, "lr": 2e-3, "max_epochs": 50, "patience": 5,
                   "weight_decay": 0.0},

@@ -46,6 +46,9 @@ class DataConfig:
     - ``tokenizer``: ``auto``, ``char`` or ``word`` (auto: word for classification, else char).
     - ``seq_len``: truncated-BPTT chunk for language models; ``lookback``/``horizon``/``season``
       for forecasting; ``max_length`` truncates token sequences (``null``: keep all).
+    - ``normalize`` (forecasting): ``global`` scales by the training mean/std; ``last_value``
+      also subtracts each window's last observation, so a trending series whose future leaves
+      the training range (e.g. AirPassengers) is forecast relative to its current level.
     - ``eval_limit``: score only the first N validation/test examples (tokens for language
       models, windows for series) — quick checks on large held-out sets.
     """
@@ -78,6 +81,7 @@ class DataConfig:
     horizon: int = 12
     season: int = 1
     interval: float = 0.9
+    normalize: Literal["global", "last_value"] = "global"
 
 
 @dataclass

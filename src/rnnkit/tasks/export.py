@@ -113,12 +113,18 @@ class _ConditionalWrapper(_TokensWrapper):
 
 
 class _ForecastWrapper(_TokensWrapper):
-    """Raw history ``(batch, lookback, features)`` → mean (and std) in original units."""
+    """Raw history ``(batch, lookback, features)`` → mean (and std) in original units; with
+    ``relative`` each window's last value is subtracted first and added back to the mean."""
+
+    def __init__(self, model: nn.Module, relative: bool = False) -> None:
+        super().__init__(model)
+        self.relative = relative
 
     def forward(self, history: Tensor):  # type: ignore[override]
-        mean, std = self.model(self.model.scale(history))
         targets = self.model.config.targets
-        mean = self.model.unscale_targets(mean)
+        level = history[:, -1:, :] * float(self.relative)  # (batch, 1, features)
+        mean, std = self.model(self.model.scale(history - level))
+        mean = self.model.unscale_targets(mean) + level[..., targets]
         if std is None:
             return mean
         return mean, std * self.model.feature_std[targets]
@@ -151,13 +157,13 @@ class _Seq2SeqStep(_TokensWrapper):
         return outputs if weights is None else (*outputs, weights)
 
 
-def _wrap(model: nn.Module) -> tuple[nn.Module, Signature]:
+def _wrap(model: nn.Module, relative: bool = False) -> tuple[nn.Module, Signature]:
     kind = model.model_type  # type: ignore[attr-defined]
     batch, seq = {0: "batch"}, {0: "batch", 1: "sequence"}
     if kind == "forecaster":
         outputs = ("mean", "std") if model.config.gaussian else ("mean",)  # type: ignore[attr-defined]
         axes = {"history": {0: "batch", 1: "lookback"}, **{o: batch for o in outputs}}
-        return _ForecastWrapper(model), Signature(("history",), outputs, axes)
+        return _ForecastWrapper(model, relative), Signature(("history",), outputs, axes)
     if kind == "conditional_generator":
         axes = {"condition": batch, "tokens": seq, "lengths": batch, "logits": seq}
         return _ConditionalWrapper(model), Signature(("condition", "tokens", "lengths"),
@@ -210,10 +216,10 @@ class _Part:
     inputs: object  # (model, batch, seq, seed) -> tuple of tensors
 
 
-def _parts(model: nn.Module) -> list[_Part]:
+def _parts(model: nn.Module, relative: bool) -> list[_Part]:
     if model.model_type != "seq2seq":  # type: ignore[attr-defined]
-        wrapped, signature = _wrap(with_torch_layers(model))
-        return [_Part("", wrapped, _wrap(model)[0], signature, random_inputs)]
+        wrapped, signature = _wrap(with_torch_layers(model), relative)
+        return [_Part("", wrapped, _wrap(model, relative)[0], signature, random_inputs)]
     # The decoder runs one step at a time (greedy or beam search), so the export is two graphs:
     # the encoder, and one decoder step that the runtime calls in its own loop.
     torch_model = with_torch_layers(model)
@@ -254,13 +260,17 @@ class ExportReport:
     files: list[Path]
 
 
-def export_model(model: nn.Module, path: str | Path, fmt: str = "onnx") -> ExportReport:
+def export_model(
+    model: nn.Module, path: str | Path, fmt: str = "onnx", relative_forecast: bool = False
+) -> ExportReport:
     """Export ``model`` (an :mod:`rnnkit.models` model) to ``path`` and verify it.
 
     ONNX keeps dynamic batch and sequence axes (and per-row ``lengths`` inputs); each graph is
     checked (onnxruntime, or the reloaded TorchScript module) against the original model on
     inputs of sizes (2, 7) and (5, 13). Seq2seq models give two files: the encoder at ``path``
     and one decoder step at ``<stem>.step<suffix>``, for greedy or beam decoding in a runtime.
+    ``relative_forecast`` builds the per-window level (``data.normalize: last_value``) into a
+    forecaster's graph, so it takes raw history like ``rnnkit predict``.
     """
     if fmt not in ("onnx", "torchscript"):
         raise ValueError(f"--format: expected onnx or torchscript, got {fmt!r}")
@@ -268,7 +278,7 @@ def export_model(model: nn.Module, path: str | Path, fmt: str = "onnx") -> Expor
     path = Path(path)
     differences: dict[str, float] = {}
     files = []
-    for part in _parts(model):
+    for part in _parts(model, relative_forecast):
         target = path.with_name(path.stem + part.suffix + path.suffix)
         run = _export_part(part, model, target, fmt)
         files.append(target)

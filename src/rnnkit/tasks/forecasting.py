@@ -45,7 +45,7 @@ class ForecastingTask(Task):
     model_type = "forecaster"
     model_fields = ("bidirectional", "strategy", "gaussian")
     defaults: ClassVar[dict[str, dict[str, Any]]] = {
-        "data": {"lookback": 24, "horizon": 12},
+        "data": {"lookback": 24, "horizon": 12, "normalize": "last_value"},
         "model": {"hidden_size": 64, "gaussian": True},
         "train": {"lr": 3e-3, "batch_size": 16, "max_epochs": 200, "patience": 10,
                   "weight_decay": 0.0},
@@ -85,8 +85,10 @@ class ForecastingTask(Task):
         valid.context = train.values[-lookback:]
         seen = np.concatenate([train.values, valid.values])
         last = valid.times or train.times
+        relative = self.config.data.normalize == "last_value"
+        mean = np.zeros_like(scaler.mean) if relative else scaler.mean  # levels come per window
         self.artifacts.update(
-            mean=scaler.mean.tolist(), std=scaler.std.tolist(),
+            mean=mean.tolist(), std=scaler.std.tolist(),
             train_targets=train.values[:, self.artifacts["targets"]].tolist(),
             context=seen[-lookback:].tolist(), last_time=last[-1] if last else None,
         )
@@ -121,11 +123,33 @@ class ForecastingTask(Task):
         mean, std = np.asarray(self.artifacts["mean"]), np.asarray(self.artifacts["std"])
         return (values - mean) / std
 
+    def _levels(self, history: np.ndarray) -> np.ndarray:
+        """Per window, the value subtracted before the model: ``(windows, 1, features)``."""
+        if self.config.data.normalize != "last_value":
+            return np.zeros_like(history[:, -1:, :])
+        return history[:, -1:, :]
+
     def train_source(self, examples: Series, seed: int) -> WindowSource:
-        data = self.config.data
-        history, future = sliding_windows(self._scaled(examples.values), data.lookback,
-                                          data.horizon, target_columns=self.artifacts["targets"])
+        data, targets = self.config.data, self.artifacts["targets"]
+        history, future = sliding_windows(examples.values, data.lookback, data.horizon,
+                                          target_columns=targets)
+        level = self._levels(history)
+        history = self._scaled(history - level)
+        future = self._scaled_targets(future - level[..., targets])
         return WindowSource(history, future, self.config.train.batch_size, seed=seed)
+
+    def forecast(self, model: nn.Module, history: np.ndarray):
+        """:class:`~rnnkit.models.Forecast` in original units for raw ``history``
+        ``(windows, lookback, features)``, undoing the per-window level if configured."""
+        level = self._levels(history)
+        inputs = torch.as_tensor(history - level, dtype=torch.float32, device=model_device(model))
+        forecast = model.predict(inputs, interval=self.config.data.interval)
+        shift = torch.as_tensor(level[..., self.artifacts["targets"]], dtype=forecast.mean.dtype,
+                                device=forecast.mean.device)
+        for name in ("mean", "lower", "upper"):
+            if getattr(forecast, name) is not None:
+                setattr(forecast, name, getattr(forecast, name) + shift)
+        return forecast
 
     def _context_for(self, series: Series) -> np.ndarray | None:
         """The stored context when ``series`` starts after the series the run has seen."""
@@ -149,8 +173,7 @@ class ForecastingTask(Task):
 
     def evaluate(self, model: nn.Module, examples: Series, progress: bool = False):
         history, future = self.windows(examples)
-        forecast = model.predict(torch.as_tensor(history, dtype=torch.float32,
-                                                 device=model_device(model)))
+        forecast = self.forecast(model, history)
         predicted = forecast.mean.cpu().double().numpy()
         season = self.config.data.season
         train = np.asarray(self.artifacts["train_targets"])
@@ -187,9 +210,7 @@ class ForecastingTask(Task):
                 raise DataFormatError(series.path, None, f"expected at least lookback={lookback} "
                                                          f"rows to forecast from, got "
                                                          f"{len(series.values)}")
-            history = torch.as_tensor(series.values[-lookback:], dtype=torch.float32,
-                                      device=model_device(model))
-            forecast = model.predict(history, interval=self.config.data.interval)
+            forecast = self.forecast(model, series.values[None, -lookback:])
             rows.extend(_forecast_rows(forecast, names))
         return rows
 

@@ -35,7 +35,7 @@ from rnnkit.tasks.data_files import dataset_defaults, resolve_paths
 from rnnkit.tasks.errors import RunDirError
 from rnnkit.tasks.registry import TASKS
 from rnnkit.train import Callback, FitResult, Trainer, is_main_process, seed_everything
-from rnnkit.train.distributed import barrier
+from rnnkit.train.distributed import barrier, main_process_first
 
 CONFIG_FILE = "config.yaml"
 TASK_FILE = "task.json"
@@ -122,7 +122,8 @@ def train(
     """Train ``config`` into ``run_dir``; evaluate the best checkpoint on the test file if any."""
     run_dir = Path(run_dir)
     _check_run_dir(run_dir, resume, overwrite)
-    paths = resolve_paths(config.data)
+    with main_process_first():  # generated samples are written to the cache once
+        paths = resolve_paths(config.data)
     task = _task_for(config, run_dir, resume, paths["train"])
     train_part = task.read(paths["train"])
     if paths["valid"] is not None:
