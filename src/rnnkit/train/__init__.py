@@ -14,7 +14,9 @@ Modules: :mod:`~rnnkit.train.config` (``TrainConfig``), :mod:`~rnnkit.train.trai
 :mod:`~rnnkit.train.checkpoint` (safetensors + JSON checkpoints), :mod:`~rnnkit.train.schedules`,
 :mod:`~rnnkit.train.callbacks` and :mod:`~rnnkit.train.loggers` (hooks, CSV, TensorBoard, progress
 bar), :mod:`~rnnkit.train.seeding`, :mod:`~rnnkit.train.runtime` (device, main process) and
-:mod:`~rnnkit.train.metrics`.
+:mod:`~rnnkit.train.metrics`, :mod:`~rnnkit.train.distributed` (data-parallel training under
+``torchrun``: row shards of each global batch, DDP, launcher) and :mod:`~rnnkit.train.precision`
+(CUDA mixed precision, ``TrainConfig(amp="bf16" | "fp16")``).
 """
 
 from rnnkit.train.callbacks import Callback, StepRecord

@@ -103,6 +103,18 @@ def barrier() -> None:
         dist.barrier()
 
 
+@contextlib.contextmanager
+def main_process_first() -> Iterator[None]:
+    """Run the block on rank 0 first, then on the others (e.g. to write a shared cache once)."""
+    if rank() > 0:
+        barrier()
+    try:
+        yield
+    finally:
+        if rank() == 0:
+            barrier()
+
+
 def from_main(value: Any) -> Any:
     """Rank 0's ``value`` (any picklable object) on every rank; ``value`` without a group."""
     if world_size() == 1:
