@@ -30,9 +30,18 @@ Launching (``torchrun`` is PyTorch's launcher; ``rnnkit train --nproc N`` runs i
     torchrun --nnodes 2 --nproc-per-node 4 --rdzv-backend c10d \\
              --rdzv-endpoint node0.example.com:29400 --rdzv-id job42 -m rnnkit train CONFIG
 
-``--nnodes MIN:MAX`` makes the job elastic and ``--max-restarts K`` restarts failed workers
-(resume with ``--resume`` then continues from ``checkpoints/last``). The run directory must be
-on storage rank 0 can write; the others read only the config and data.
+Every node needs the config and data files at the same paths. Rank 0 alone writes the run
+directory (config, checkpoints, metrics, summary); ``--resume`` makes every rank read
+``checkpoints/last``, so for a multi-machine resume put the run directory on shared storage.
+Ctrl-C stops every rank at the same step; rank 0 saves ``last`` (exit code 130). Evaluation runs
+on rank 0 while the others wait; its metrics are broadcast so that best checkpoint, early
+stopping and reduce-on-plateau decide the same on every rank. A stateful loss's carried state
+(truncated-BPTT hidden state) is per rank and not checkpointed by a data-parallel run: a run
+resumed from one starts it from zeros (one chunk of context lost). Other torchrun options:
+``--master-addr/--master-port`` with ``--node-rank`` (static rendezvous instead of c10d) and
+``OMP_NUM_THREADS`` (threads per process; torchrun's default is 1). torchrun's
+``--max-restarts`` re-runs the same command, which a fresh run refuses once rank 0 has created
+the run directory: after a failure, restart by hand with ``--resume``.
 """
 
 from __future__ import annotations
@@ -303,6 +312,7 @@ def launch_local(nproc: int, argv: Sequence[str]) -> int:
     """Run ``rnnkit *argv`` in ``nproc`` processes on this machine with torchrun's launcher;
     returns the first failing rank's exit code, else 0. Threads per process default to
     cores / ``nproc`` (``OMP_NUM_THREADS``), as torchrun does, so ranks do not oversubscribe."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -319,4 +329,6 @@ def launch_local(nproc: int, argv: Sequence[str]) -> int:
         elastic_launch(config, sys.executable)("-m", "rnnkit", *argv)
     except ChildFailedError as failure:
         return failure.get_first_failure()[1].exitcode or 1
+    except SignalException as signal:  # Ctrl-C: the ranks have saved `last` and stopped
+        raise KeyboardInterrupt from signal
     return 0
