@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 
 from rnnkit import engine
-from rnnkit.engine import _loader
+from rnnkit.engine import _loader, policy
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "results" / "layers.json"
 
 pytestmark = pytest.mark.skipif(not engine.available(), reason="native engine not compiled")
 
@@ -16,17 +21,26 @@ def decide(mode, hidden, batch, *, training=True, device="cpu", dtype=torch.floa
                              seq_len=100, dtype=dtype, device=device, training=training)
 
 
-def test_rnn_and_gru_go_native_at_small_batch_and_torch_at_large_layers():
-    for mode in ("RNN_TANH", "RNN_RELU", "GRU"):
-        assert decide(mode, 512, 1) and decide(mode, 256, 32)
-        assert decide(mode, 128, 128)
-        assert not decide(mode, 256, 128) and not decide(mode, 512, 128)
+def test_auto_follows_the_committed_benchmark():
+    """Every grid point of bench/results/layers.json: native only where it was >= MARGIN."""
+    results = json.loads(BENCH.read_text())
+    for row in results["layers"]:
+        mode = {"RNN": "RNN_TANH"}.get(row["mode"], row["mode"])
+        native = decide(mode, row["hidden"], row["batch"], training=row["task"] == "training")
+        assert native == (row["speedup"] >= policy.MARGIN), row
 
 
-def test_lstm_goes_native_only_at_tiny_batches():
-    assert decide("LSTM", 64, 1, training=False) and decide("LSTM", 512, 1, training=True)
-    assert not decide("LSTM", 256, 1, training=False)
-    assert not decide("LSTM", 64, 32)
+def test_shapes_between_grid_points_use_the_nearest_one():
+    assert decide("GRU", 100, 2) == decide("GRU", 128, 1)
+    assert decide("RNN_RELU", 300, 40) == decide("RNN_TANH", 256, 32)
+    assert not decide("LSTM", 64, 64, training=False)
+
+
+def test_streaming_goes_native_for_lstm_only():
+    step = {"input_size": 8, "batch": 1, "seq_len": 1, "dtype": torch.float32, "device": "cpu",
+            "training": False}
+    assert engine.should_use("LSTM", hidden_size=128, **step)
+    assert not engine.should_use("GRU", hidden_size=128, **step)
 
 
 def test_never_native_off_cpu_or_for_other_dtypes():

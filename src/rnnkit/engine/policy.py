@@ -1,33 +1,59 @@
-"""``backend='auto'``: where the native engine is measured faster than torch.nn.
+"""``backend='auto'``: use the native engine only for the shapes where it measured faster.
 
-Measured with ``bench/layers.py --clock cpu`` on a 2-core AVX-512 Xeon (torch 2.13, MKL +
-oneDNN; bench/results/layers_cpu1.md):
-- nn.RNN / nn.GRU run a per-step loop of small ATen ops: the native engine wins at every
-  batch up to 32 and, beyond, for hidden <= 128; at batch 128 with hidden >= 256 both are
-  bound by the same GEMMs and torch's MKL is as fast (0.91-1.14x).
-- nn.LSTM uses oneDNN's fused kernel: the native engine wins at batch 1 (1.1-1.3x in
-  training, ~1.0x in inference) and loses in inference at batch >= 32 (0.66-0.82x).
+The table below is read off ``bench/results/layers.md`` (``python bench/layers.py`` on this
+project's 2-core AVX-512 Xeon, torch 2.13 at 2 threads, idle machine, T=100): a grid point is
+listed when the native engine's median speedup over ``torch.nn`` was at least
+:data:`MARGIN`. Any other shape maps to its nearest grid point (on a log scale) and goes native
+only if that point is listed, so ``auto`` never picks a kernel measured slower than torch's.
+
+- nn.RNN / nn.GRU run a per-step loop of small ATen ops: the native engine wins at batch 1 and
+  mostly at 32; at batch 128 both are bound by the same GEMMs.
+- nn.LSTM uses oneDNN's fused kernel: the native engine wins only at batch 1 (and in
+  training at a few larger shapes).
+- Streaming ``step()`` (one step, batch 1): the native single-step kernel wins for LSTM only.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
 from rnnkit.engine import _loader
 
-RNN_GRU_MAX_BATCH = 32
-RNN_GRU_MAX_HIDDEN_LARGE_BATCH = 128  # beyond batch 32, native only for small layers
-LSTM_MAX_BATCH = 4
-LSTM_MAX_HIDDEN = {True: 512, False: 128}  # keyed by training
+MARGIN = 1.05
+HIDDEN_GRID = (64, 128, 256, 512)
+BATCH_GRID = (1, 32, 128)
+
+# (cell, training) -> {(hidden, batch)} where native was >= MARGIN x torch.nn.
+NATIVE_WINS: dict[tuple[str, bool], frozenset[tuple[int, int]]] = {
+    ("RNN", False): frozenset({(64, 1), (64, 32), (64, 128), (128, 1), (128, 32), (256, 1),
+                               (512, 1), (512, 32)}),
+    ("RNN", True): frozenset({(64, 1), (64, 32), (64, 128), (128, 1), (128, 32), (256, 1),
+                              (512, 1), (512, 32)}),
+    ("GRU", False): frozenset({(64, 1), (64, 32), (128, 1), (128, 128), (256, 1),
+                               (256, 32), (512, 32)}),
+    ("GRU", True): frozenset({(64, 1), (64, 32), (64, 128), (128, 1), (128, 32), (128, 128),
+                              (256, 1), (256, 32), (512, 1), (512, 32)}),
+    ("LSTM", False): frozenset({(64, 1)}),
+    ("LSTM", True): frozenset({(64, 1), (128, 1), (256, 1), (256, 128)}),
+}
+STREAMING_WINS = frozenset({"LSTM"})
+
+
+def _nearest(value: int, grid: tuple[int, ...]) -> int:
+    return min(grid, key=lambda point: abs(math.log(max(value, 1)) - math.log(point)))
 
 
 def should_use(mode: str, *, input_size: int, hidden_size: int, batch: int, seq_len: int,
                dtype: torch.dtype, device: torch.device | str, training: bool) -> bool:
-    """True when the native kernel beats torch.nn for this shape on CPU (see bench/layers.py)."""
+    """True when the native kernel was measured faster than torch.nn for this shape on CPU."""
     if _loader.native is None or torch.device(device).type != "cpu":
         return False
     if dtype not in (torch.float32, torch.float64):
         return False
-    if mode == "LSTM":
-        return batch <= LSTM_MAX_BATCH and hidden_size <= LSTM_MAX_HIDDEN[bool(training)]
-    return batch <= RNN_GRU_MAX_BATCH or hidden_size <= RNN_GRU_MAX_HIDDEN_LARGE_BATCH
+    cell = "RNN" if mode.startswith("RNN") else mode
+    if seq_len == 1 and batch == 1:
+        return cell in STREAMING_WINS
+    point = (_nearest(hidden_size, HIDDEN_GRID), _nearest(batch, BATCH_GRID))
+    return point in NATIVE_WINS[(cell, bool(training))]

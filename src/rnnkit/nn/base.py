@@ -391,7 +391,11 @@ class RecurrentBase(nn.Module):
         x = input if batched else input.unsqueeze(0)
         checks.check_same_kind(name, "input", x, self.weight_ih_l0)
         h0, c0 = self._prepare_state(state, x.shape[0], batched)
-        engine = backends.native_engine() if self._choose_path(x.unsqueeze(0)) == "native" else None
+        path = self._choose_path(x.unsqueeze(0))
+        if path == "torch":  # torch's fused kernel over a one-step sequence: all layers at once
+            output, h_n, c_n = self._run_fused(x.unsqueeze(0), h0, c0, None)
+            return self._finish_step(output[0], h_n, c_n, batched)
+        engine = backends.native_engine() if path == "native" else None
         new_h, new_c = [], []
         for layer in range(self.num_layers):
             weights = self.direction_weights(layer, 0)
@@ -407,12 +411,14 @@ class RecurrentBase(nn.Module):
             x = h
             if self.dropout and self.training and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, training=True)
-        h_n = torch.stack(new_h)
-        c_n = torch.stack(new_c) if c0 is not None else None
+        return self._finish_step(x, torch.stack(new_h),
+                                 torch.stack(new_c) if c0 is not None else None, batched)
+
+    def _finish_step(self, y: Tensor, h_n: Tensor, c_n: Tensor | None, batched: bool):
         if not batched:
-            x, h_n = x.squeeze(0), h_n.squeeze(1)
+            y, h_n = y.squeeze(0), h_n.squeeze(1)
             c_n = None if c_n is None else c_n.squeeze(1)
-        return x, ((h_n, c_n) if self.mode == "LSTM" else h_n)
+        return y, ((h_n, c_n) if self.mode == "LSTM" else h_n)
 
     def _python_step(self, x, h, c, weights: DirectionWeights):
         regularisation = self.regularisation
