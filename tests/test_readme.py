@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
 import torch
 
 import rnnkit.nn as rnn
@@ -21,7 +20,6 @@ def test_readme_has_python_examples():
     assert len(python_blocks()) >= 6
 
 
-@pytest.mark.slow
 def test_readme_python_examples_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     repo = README.parent
