@@ -6,20 +6,12 @@ built in Python and one rebuilt from a checkpoint's JSON go through the same che
 
 from __future__ import annotations
 
-import difflib
-import math
-import types
-import typing
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
+from rnnkit.annotations import closest, matches
+
 ConfigT = TypeVar("ConfigT")
-
-
-def closest(name: str, candidates: typing.Iterable[str]) -> str:
-    """Return `` (did you mean 'x'?)`` for the candidate closest to ``name``, or ``""``."""
-    match = difflib.get_close_matches(str(name), list(candidates), n=1, cutoff=0.5)
-    return f" (did you mean {match[0]!r}?)" if match else ""
 
 
 def _describe(annotation: Any) -> str:
@@ -28,30 +20,6 @@ def _describe(annotation: Any) -> str:
     if isinstance(annotation, type):
         return annotation.__name__
     return str(annotation).replace("typing.", "")
-
-
-def _matches(value: Any, annotation: Any) -> bool:
-    origin = get_origin(annotation)
-    if annotation is Any:
-        return True
-    if annotation is type(None):
-        return value is None
-    if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, option) for option in get_args(annotation))
-    if origin is Literal:
-        return any(
-            value == choice and type(value) is type(choice) for choice in get_args(annotation)
-        )
-    if origin in (list, tuple):
-        (item_type, *_) = get_args(annotation) or (Any,)
-        return isinstance(value, list | tuple) and all(_matches(v, item_type) for v in value)
-    if annotation is float:  # NaN/inf would poison weights or scaling silently
-        return (
-            isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-        )
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, annotation)
 
 
 def check_types(config: Any) -> None:
@@ -63,7 +31,7 @@ def check_types(config: Any) -> None:
     name = type(config).__name__
     for field in fields(config):
         annotation, value = hints[field.name], getattr(config, field.name)
-        if _matches(value, annotation):
+        if matches(value, annotation):
             if annotation is float and isinstance(value, int):
                 object.__setattr__(config, field.name, float(value))
             continue

@@ -8,8 +8,6 @@ a wrong type names the field, what it expects and what it got.
 from __future__ import annotations
 
 import copy
-import difflib
-import math
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
@@ -18,6 +16,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import yaml
 
+from rnnkit.annotations import closest, is_int, matches
 from rnnkit.tasks.errors import ConfigError
 from rnnkit.train import TrainConfig
 
@@ -122,7 +121,7 @@ class TrainSection(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not _is_int(self.batch_size) or self.batch_size < 1:
+        if not is_int(self.batch_size) or self.batch_size < 1:
             raise ConfigError(
                 f"train.batch_size: expected an integer >= 1, got {self.batch_size!r}"
             )
@@ -175,30 +174,6 @@ class RunConfig:
 
 
 # ------------------------------------------------------------------------------- type checks
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _matches(value: Any, annotation: Any) -> bool:
-    origin = get_origin(annotation)
-    if annotation is Any:
-        return True
-    if annotation is type(None):
-        return value is None
-    if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, option) for option in get_args(annotation))
-    if origin is Literal:
-        return any(value == c and type(value) is type(c) for c in get_args(annotation))
-    if origin in (list, tuple):
-        item = (get_args(annotation) or (Any,))[0]
-        return isinstance(value, list | tuple) and all(_matches(v, item) for v in value)
-    if annotation is float:
-        return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
-    if annotation is int:
-        return _is_int(value)
-    return isinstance(value, annotation)
-
-
 def _describe(annotation: Any) -> str:
     origin = get_origin(annotation)
     if origin is Literal:
@@ -212,10 +187,7 @@ def _describe(annotation: Any) -> str:
     )
 
 
-def closest_hint(name: str, candidates: typing.Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for the candidate closest to ``name``, or ``""``."""
-    match = difflib.get_close_matches(str(name), list(candidates), n=1, cutoff=0.5)
-    return f" (did you mean {match[0]!r}?)" if match else ""
+closest_hint = closest  # the name the task modules import
 
 
 def _literal_choices(annotation: Any) -> list[str]:
@@ -240,7 +212,7 @@ def build_section(cls: type, values: Any, section: str) -> Any:
                 f"unknown config key {section}.{key}" + closest_hint(key, known)
                 + f"; valid keys of {section}: {', '.join(known)}"
             )
-        if not _matches(value, hints[key]):
+        if not matches(value, hints[key]):
             choices = _literal_choices(hints[key])
             hint = closest_hint(value, choices) if isinstance(value, str) and choices else ""
             kind = ConfigError if choices and isinstance(value, str) else TypeError
@@ -248,7 +220,7 @@ def build_section(cls: type, values: Any, section: str) -> Any:
                 f"{section}.{key}: expected {_describe(hints[key])}, got {value!r} "
                 f"({type(value).__name__})" + hint
             )
-    converted = {k: float(v) if hints[k] is float and _is_int(v) else v for k, v in values.items()}
+    converted = {k: float(v) if hints[k] is float and is_int(v) else v for k, v in values.items()}
     try:
         return cls(**converted)
     except (TypeError, ValueError) as error:
