@@ -25,7 +25,7 @@ browser:
 
 demo: setup
 	$(VENV)/bin/rnnkit train --out runs/demo --overwrite
-	$(VENV)/bin/rnnkit generate runs/demo --prime "ROMEO:" --length 400 --temperature 0.8 --seed 0
+	$(VENV)/bin/rnnkit generate runs/demo --prime "Ham." --length 400 --temperature 0.8 --seed 0
 
 test: setup browser
 	$(PY) -m ruff check .
