@@ -165,3 +165,15 @@ def test_top_k_keeps_k_most_likely(logits, k):
     assert int(kept.sum()) >= min(k, logits.shape[1])  # ties at the k-th value are all kept
     if (~kept).any():
         assert float(logits[0][kept].min()) > float(logits[0][~kept].max())
+
+
+def test_banned_ids_are_never_chosen_greedy_or_sampled():
+    logits = torch.tensor([[5.0, 4.0, 0.0, -1.0]])
+    greedy = SamplingOptions(temperature=0, banned_ids=(0,))
+    assert int(choose_next(logits, greedy)) == 1
+    sampled = SamplingOptions(temperature=5.0, seed=0, banned_ids=(0, 1))
+    generator = torch.Generator().manual_seed(0)
+    picks = {int(choose_next(logits, sampled, generator)) for _ in range(200)}
+    assert picks == {2, 3}
+    with pytest.raises(ValueError, match="banned_ids: expected token ids >= 0"):
+        SamplingOptions(banned_ids=(-1,))

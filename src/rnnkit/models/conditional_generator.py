@@ -138,11 +138,12 @@ class ConditionalGenerator(nn.Module):
         top_k: int | None = None,
         top_p: float | None = None,
         seed: int | None = None,
+        banned_ids: tuple[int, ...] = (),
     ) -> list[int]:
         """Sample one sequence for ``condition`` (a class id or a vector), starting from BOS and
         optional ``prime_ids``; stops before ``stop_id`` (default: EOS). Returns new ids only.
         Sampling options as in :meth:`LanguageModel.generate`."""
-        options = SamplingOptions(temperature, top_k, top_p, seed)
+        options = SamplingOptions(temperature, top_k, top_p, seed, banned_ids)
         device = self.output.weight.device
         is_class = self.config.condition_type == "class"
         condition = torch.as_tensor(

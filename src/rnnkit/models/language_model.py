@@ -106,13 +106,15 @@ class LanguageModel(nn.Module):
         top_p: float | None = None,
         seed: int | None = None,
         stop_id: int | None = None,
+        banned_ids: tuple[int, ...] = (),
     ) -> list[int]:
         """Continue ``prime_ids`` (non-empty) by up to ``max_length`` new token ids.
 
         Greedy when ``temperature`` is 0; see :class:`SamplingOptions`. Returns only the new
-        ids; generation stops before ``stop_id`` (not included). Eval mode is used throughout.
+        ids; generation stops before ``stop_id`` (not included) and never produces ``banned_ids``.
+        Eval mode is used throughout.
         """
-        options = SamplingOptions(temperature, top_k, top_p, seed)
+        options = SamplingOptions(temperature, top_k, top_p, seed, banned_ids)
         prime = torch.as_tensor(prime_ids, dtype=torch.int64, device=self.output.weight.device)
         if prime.dim() != 1 or prime.numel() == 0:
             raise ValueError(f"prime_ids: expected a non-empty 1-D sequence, got {prime_ids!r}")

@@ -21,12 +21,14 @@ class SamplingOptions:
     - ``top_p``: keep the smallest set of most likely tokens whose probability reaches ``p``
       (nucleus sampling; ``None`` or 1.0: all).
     - ``seed``: makes sampling reproducible without touching the global RNG.
+    - ``banned_ids``: ids never produced (e.g. padding, unknown, BOS), greedy included.
     """
 
     temperature: float = 1.0
     top_k: int | None = None
     top_p: float | None = None
     seed: int | None = None
+    banned_ids: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.temperature, int | float) or self.temperature < 0:
@@ -39,6 +41,9 @@ class SamplingOptions:
             raise ValueError(f"top_p: expected a number in (0, 1] or None, got {self.top_p!r}")
         if self.seed is not None and not isinstance(self.seed, int):
             raise TypeError(f"seed: expected an int or None, got {type(self.seed).__name__}")
+        object.__setattr__(self, "banned_ids", tuple(self.banned_ids))  # frozen: lists from JSON
+        if not all(isinstance(i, int) and i >= 0 for i in self.banned_ids):
+            raise ValueError(f"banned_ids: expected token ids >= 0, got {self.banned_ids!r}")
 
 
 def filter_top_k(logits: Tensor, k: int) -> Tensor:
@@ -66,6 +71,9 @@ def choose_next(
     logits: Tensor, options: SamplingOptions, generator: torch.Generator | None = None
 ) -> Tensor:
     """Pick one token id per row of ``logits`` ``(batch, vocab)`` → ``(batch,)``."""
+    if options.banned_ids:
+        logits = logits.index_fill(-1, torch.tensor(options.banned_ids, device=logits.device),
+                                   float("-inf"))
     if options.temperature == 0:
         return logits.argmax(dim=-1)
     # Shifting the maximum to 0 first keeps tiny temperatures finite (-inf at worst, never NaN).

@@ -89,7 +89,8 @@ class ConditionalGenerationTask(Task):
         vocab = self.vocab
         prime = prime or ""
         ids = model.generate(self.condition_id(condition), length,
-                             prime_ids=vocab.encode(self.tokens_of(prime)), **sampling)
+                             prime_ids=vocab.encode(self.tokens_of(prime)),
+                             banned_ids=(vocab.pad_id, vocab.unk_id, vocab.bos_id), **sampling)
         return self.tokenizer.decode([*self.tokens_of(prime),
                                       *vocab.decode(ids, skip_specials=True)])
 

@@ -118,8 +118,12 @@ class LanguageModelTask(Task):
             raise ValueError("--condition: only conditional_generation runs take a condition")
         vocab = self.vocab
         prime = prime if prime else ("\n" if "\n" in vocab else vocab.itos[len(vocab.specials)])
+        # Specials never occur inside training text (a word model's EOS marks a line end).
+        banned = [vocab.pad_id, vocab.unk_id, vocab.bos_id]
+        if self.tokenizer.name == "char":
+            banned.append(vocab.eos_id)
         ids = model.generate(vocab.encode(self.tokens_of(prime)) or [vocab.unk_id], length,
-                             **sampling)
+                             banned_ids=tuple(banned), **sampling)
         tokens = vocab.decode(ids)
         if self.tokenizer.name == "char":
             return prime + "".join(tokens)
