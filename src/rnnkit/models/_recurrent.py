@@ -1,5 +1,5 @@
-"""The recurrent stack every model is built on: a factory from a cell name, and helpers that
-run it over padded batches or one step at a time.
+"""The recurrent stack every model is built on: a factory from a cell name and helpers for its
+states (models call the layer directly, with ``lengths=`` or ``step()``).
 
 Batches are ``batch_first``; states follow ``torch.nn``: ``(num_layers * directions, batch,
 hidden)`` or an ``(h, c)`` tuple for LSTM.
@@ -42,27 +42,6 @@ def build_rnn(
         kwargs["zoneout"] = options.zoneout
         kwargs["layer_norm"] = options.layer_norm
     return _LAYERS[options.cell](input_size, options.hidden_size, **kwargs)
-
-
-def run_rnn(
-    rnn: rnn_layers.RecurrentBase,
-    inputs: Tensor,
-    lengths: Tensor | None = None,
-    state: State | None = None,
-) -> tuple[Tensor, State]:
-    """Run ``rnn`` over ``inputs`` ``(batch, seq, feature)`` honouring per-row ``lengths``.
-
-    Returns ``outputs`` ``(batch, seq, directions * hidden)`` with padded steps zero, and the
-    final state at each row's last valid step (reverse direction: after step 0).
-    """
-    return rnn(inputs, state, lengths=lengths)
-
-
-def rnn_step(
-    rnn: rnn_layers.RecurrentBase, x_t: Tensor, state: State | None
-) -> tuple[Tensor, State]:
-    """One time step through every layer: ``x_t`` ``(batch, feature)`` → ``(batch, hidden)``."""
-    return rnn.step(x_t, state)
 
 
 def map_state(state: State, function: Callable[[Tensor], Tensor]) -> State:

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from rnnkit.data.batch import ConditionalBatch
 from rnnkit.models._config import RecurrentOptions, expect_config, require, require_at_least
-from rnnkit.models._recurrent import State, build_rnn, embed_tokens, eval_mode, rnn_step, run_rnn
+from rnnkit.models._recurrent import State, build_rnn, embed_tokens, eval_mode
 from rnnkit.models.losses import token_cross_entropy
 from rnnkit.models.sampling import SamplingOptions, sample_sequence
 
@@ -119,7 +119,7 @@ class ConditionalGenerator(nn.Module):
         """Logits ``(batch, seq, vocab)`` and the final state."""
         encoded = self.encode_condition(condition)  # (batch, cond_emb)
         state = self._initial_state(encoded)
-        outputs, state = run_rnn(self.rnn, self._inputs(tokens, encoded), lengths, state)
+        outputs, state = self.rnn(self._inputs(tokens, encoded), state, lengths=lengths)
         return self.output(self.dropout(outputs)), state
 
     def loss(self, batch: ConditionalBatch) -> Tensor:
@@ -158,7 +158,7 @@ class ConditionalGenerator(nn.Module):
 
             def step(token: Tensor, state: State) -> tuple[Tensor, State]:
                 inputs = self._inputs(token.unsqueeze(1), encoded).squeeze(1)  # (1, input)
-                output, state = rnn_step(self.rnn, inputs, state)
+                output, state = self.rnn.step(inputs, state)
                 return self.output(output), state
 
             return sample_sequence(step, logits[:, -1], state, max_length, options, stop_id)

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.models._config import RecurrentOptions
-from rnnkit.models._recurrent import State, build_rnn, embed_tokens, run_rnn
+from rnnkit.models._recurrent import State, build_rnn, embed_tokens
 
 
 def check_lengths(
@@ -47,4 +47,4 @@ class SequenceEncoder(nn.Module):
 
     def forward(self, tokens: Tensor, lengths: Tensor) -> tuple[Tensor, State]:
         embedded = self.dropout(embed_tokens(self.embedding, tokens))  # (batch, seq, emb)
-        return run_rnn(self.rnn, embedded, lengths)
+        return self.rnn(embedded, lengths=lengths)

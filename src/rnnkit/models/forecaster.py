@@ -22,8 +22,6 @@ from rnnkit.models._recurrent import (
     build_rnn,
     eval_mode,
     final_hidden,
-    rnn_step,
-    run_rnn,
     top_layer_summary,
 )
 
@@ -133,7 +131,7 @@ class Forecaster(nn.Module):
                 f"history: expected shape (batch, lookback, {self.config.input_size}), "
                 f"got {tuple(history.shape)}"
             )
-        outputs, state = run_rnn(self.rnn, history)  # (batch, lookback, directions * hidden)
+        outputs, state = self.rnn(history)  # (batch, lookback, directions * hidden)
         if self.config.strategy == "direct":
             summary = top_layer_summary(final_hidden(state), self.directions)
             raw = self.head(self.dropout(summary))  # (batch, horizon * values)
@@ -145,7 +143,7 @@ class Forecaster(nn.Module):
         means, stds = [], []
         for step in range(self.config.horizon):
             if step > 0:
-                output, state = rnn_step(self.rnn, means[-1], state)
+                output, state = self.rnn.step(means[-1], state)
             mean, std = self._split(self.head(self.dropout(output)).unsqueeze(1))  # (b, 1, t)
             means.append(mean.squeeze(1))
             stds.append(None if std is None else std.squeeze(1))

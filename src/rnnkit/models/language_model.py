@@ -14,8 +14,6 @@ from rnnkit.models._recurrent import (
     build_rnn,
     embed_tokens,
     eval_mode,
-    rnn_step,
-    run_rnn,
 )
 from rnnkit.models.losses import require_targets, token_cross_entropy
 from rnnkit.models.sampling import SamplingOptions, sample_sequence
@@ -83,7 +81,7 @@ class LanguageModel(nn.Module):
     ) -> tuple[Tensor, State]:
         """Logits ``(batch, seq, vocab)`` and the final state."""
         embedded = self.dropout(embed_tokens(self.embedding, tokens))  # (batch, seq, emb)
-        outputs, state = run_rnn(self.rnn, embedded, lengths, state)  # (batch, seq, out)
+        outputs, state = self.rnn(embedded, state, lengths=lengths)  # (batch, seq, out)
         return self.output(self.dropout(outputs)), state
 
     def loss(self, batch: TokenBatch, state: State | None = None) -> Tensor:
@@ -94,7 +92,7 @@ class LanguageModel(nn.Module):
     def step(self, token_ids: Tensor, state: State | None) -> tuple[Tensor, State]:
         """Advance one token: ``token_ids`` ``(batch,)`` → ``logits (batch, vocab)``, state."""
         embedded = embed_tokens(self.embedding, token_ids, "token_ids")  # (batch, emb)
-        output, state = rnn_step(self.rnn, embedded, state)  # (batch, out)
+        output, state = self.rnn.step(embedded, state)  # (batch, out)
         return self.output(output), state
 
     def generate(

@@ -17,8 +17,6 @@ from rnnkit.models._recurrent import (
     eval_mode,
     final_hidden,
     map_state,
-    rnn_step,
-    run_rnn,
 )
 from rnnkit.models.attention import Attention, AttentionKind
 from rnnkit.models.beam_search import Decoded, beam_search, finalise
@@ -173,7 +171,7 @@ class Seq2Seq(nn.Module):
         if self.config.attention == "bahdanau":
             context, weights = self._attend(final_hidden(state)[-1], memory)  # (batch, ctx)
             embedded = torch.cat([embedded, context], dim=-1)
-        output, state = rnn_step(self.decoder, embedded, state)  # (batch, hidden)
+        output, state = self.decoder.step(embedded, state)  # (batch, hidden)
         if self.config.attention.startswith("luong"):
             context, weights = self._attend(output, memory)
         return self._logits(output, context), state, weights
@@ -184,7 +182,7 @@ class Seq2Seq(nn.Module):
         """Full teacher forcing when the decoder input does not depend on attention: the whole
         target runs through the RNN at once (same result as stepping)."""
         embedded = self.dropout(embed_tokens(self.target_embedding, target_inputs, "target"))
-        outputs, _ = run_rnn(self.decoder, embedded, None, state)  # (batch, tgt, hidden)
+        outputs, _ = self.decoder(embedded, state)  # (batch, tgt, hidden)
         context = weights = None
         if self.attention is not None:
             context, weights = self._attend(outputs, memory)  # (batch, tgt, ctx), (b, tgt, src)
