@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -97,10 +98,44 @@ def test_two_tune_workers_share_one_sqlite_study(tmp_path):
     import optuna
 
     study = optuna.load_study(study_name="shared", storage=storage)
-    numbers = [t.number for t in study.trials]
-    assert len(numbers) == len(set(numbers))
-    finished = [t for t in study.trials if t.state.is_finished()]
-    assert 4 <= len(finished) <= 5  # a worker may start one trial just before the other stops
+    assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]  # 4 in total, unique numbers
+    assert all(t.state.is_finished() for t in study.trials)
+    runs = sorted(path.name for path in tmp_path.glob("w*/trial-*"))
+    assert runs == [f"trial-{number}" for number in range(4)]  # each trained by one worker
+
+
+def _claim_and_run_trials(storage: str, trials: int) -> None:
+    """A tune worker with a trivial objective, so that workers race for every trial."""
+    from rnnkit.tasks import tune
+
+    study = tune._open_study(tune._optuna(), storage, "race", "min")
+    slot_lock = tune._trial_slot_lock(storage)
+    while (trial := tune._claim_trial(study, trials, slot_lock, None)) is not None:
+        tune._run_trial(study, trial, lambda trial: trial.suggest_float("x", 0.0, 1.0))
+
+
+def test_racing_workers_on_one_sqlite_study_start_exactly_the_total(tmp_path):
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'race.db'}"
+    optuna.create_study(study_name="race", storage=storage)  # the schema, before the race
+    with ThreadPoolExecutor(3) as pool:  # 3 workers; their errors are re-raised here
+        list(pool.map(_claim_and_run_trials, [storage] * 3, [12] * 3, timeout=120))
+    study = optuna.load_study(study_name="race", storage=storage)
+    assert sorted(t.number for t in study.trials) == list(range(12))
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+
+def test_only_sqlite_files_get_a_trial_slot_lock(tmp_path):
+    from filelock import FileLock
+
+    from rnnkit.tasks.tune import _trial_slot_lock
+
+    lock = _trial_slot_lock(f"sqlite:///{tmp_path / 'study.db'}")
+    assert isinstance(lock, FileLock)
+    assert lock.lock_file == str((tmp_path / "study.db").resolve()) + ".trials.lock"
+    for storage in ("postgresql://user:pw@db-host/rnnkit", "sqlite://", "sqlite:///:memory:"):
+        assert not isinstance(_trial_slot_lock(storage), FileLock)
 
 
 def test_datasets_list_and_prepare_a_generated_one(cli, tmp_path):

@@ -23,7 +23,11 @@ class TruncatedBPTTLoss:
     :class:`~rnnkit.models.LanguageModel`. The carried state is reset when the batch size
     changes (e.g. a short final batch) and by :meth:`reset` (e.g. at each epoch start).
     :meth:`state_dict` holds tensors only, so a checkpoint can store it for exact resume.
+    ``state_row_dim`` tells the trainer that those tensors hold the batch rows along dimension 1,
+    so a data-parallel run checkpoints every rank's rows as one state.
     """
+
+    state_row_dim = 1  # state tensors are (layers, batch, hidden)
 
     def __init__(self) -> None:
         self.state: State | None = None

@@ -4,10 +4,22 @@ Each trial trains a full run (``OUT/trial-<number>``) with the sampled values; t
 metric the task monitors is reported after every evaluation and a median pruner stops poor
 trials early. Any Optuna storage URL works (SQLite file by default, PostgreSQL for several
 machines); workers started on the same storage and study name share its trials.
+
+``trials`` is the study's total over every worker and every state (running, complete, pruned,
+failed): a worker starts a trial only while the study holds fewer. With SQLite storage, "count,
+then create" is one step under a lock file beside the database (``DB.trials.lock``), so the
+workers never take the study past ``trials`` trials; it ends with exactly ``trials`` unless
+every worker stopped early (``--timeout``, a failing trial, Ctrl-C). A trial left ``RUNNING``
+by a killed worker still counts. With a server database (PostgreSQL) there is no lock across
+machines: workers whose counts fall in the same few milliseconds (before the first of them has
+created its trial) may each start one, so the total there is at most ``trials + workers - 1``,
+and exceeds ``trials`` only in such a race.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,6 +79,47 @@ def _open_study(optuna: Any, storage: str, name: str, mode: str) -> Any:
     raise AssertionError("unreachable")
 
 
+def _trial_slot_lock(storage: str) -> contextlib.AbstractContextManager[Any]:
+    """What makes counting the study's trials and creating one a single step among workers:
+    a lock file beside an SQLite database (workers on one machine), else nothing."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(storage)
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return contextlib.nullcontext()
+    from filelock import FileLock  # a dependency of torch
+
+    # realpath: workers naming one database by different paths must share one lock
+    return FileLock(os.path.realpath(database) + ".trials.lock")
+
+
+def _claim_trial(study: Any, trials: int, slot_lock: contextlib.AbstractContextManager[Any],
+                 deadline: float | None) -> Any | None:
+    """A new trial of ``study``, or ``None`` when the time is up or the study already holds
+    ``trials`` trials (any state, any worker)."""
+    if deadline is not None and time.monotonic() >= deadline:
+        return None
+    with slot_lock:
+        if len(study.get_trials(deepcopy=False)) >= trials:
+            return None
+        return study.ask()
+
+
+def _run_trial(study: Any, trial: Any, objective: Callable[[Any], float]) -> Any:
+    """Run ``objective`` on ``trial`` and record how it ended (complete, pruned or failed, as
+    ``study.optimize`` does); returns the finished trial. A failure is re-raised."""
+    optuna = _optuna()
+    try:
+        value = objective(trial)
+    except optuna.TrialPruned:
+        return study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    except BaseException:
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        raise
+    return study.tell(trial, value)
+
+
 class _PruningReporter(Callback):
     """Reports the monitored metric to the trial after each evaluation; prunes when told."""
 
@@ -98,7 +151,8 @@ def tune(
     timeout_minutes: float | None = None,
     report: Callable[[str], None] = print,
 ) -> TuneOutcome:
-    """Run up to ``trials`` trials in total over the study (shared with other workers)."""
+    """Run trials until the study (shared with other workers) holds ``trials`` of them, or
+    ``timeout_minutes`` have passed; see the module docstring for the exact guarantee."""
     optuna = _optuna()
     if config.tune is None or not config.tune.params:
         raise ConfigError("tune: the config has no tune: section with parameters to search")
@@ -121,16 +175,14 @@ def tune(
             raise optuna.TrialPruned("no finite validation metric")
         return outcome.fit.best_metric
 
-    def log_trial(study, trial) -> None:
+    def log_trial(trial) -> None:
         value = "pruned" if trial.value is None else f"{task.monitor}={trial.value:.4f}"
         report(f"trial {trial.number}: {trial.state.name.lower()} {value} {trial.params}")
 
-    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
-                optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING)
-    study.optimize(objective, n_trials=trials,
-                   timeout=None if timeout_minutes is None else timeout_minutes * 60,
-                   callbacks=[optuna.study.MaxTrialsCallback(trials, states=finished), log_trial],
-                   catch=())
+    slot_lock = _trial_slot_lock(storage)
+    deadline = None if timeout_minutes is None else time.monotonic() + timeout_minutes * 60
+    while (trial := _claim_trial(study, trials, slot_lock, deadline)) is not None:
+        log_trial(_run_trial(study, trial, objective))
     return _best(study, config, out_dir)
 
 

@@ -24,7 +24,10 @@ class BatchSource(Protocol):
 
 LossFn = Callable[[torch.nn.Module, Any], torch.Tensor]
 """``loss_fn(model, batch) -> scalar tensor``; optional ``reset()``, ``state_dict()`` and
-``load_state_dict(state)`` make a stateful loss (e.g. truncated BPTT) resume exactly."""
+``load_state_dict(state)`` make a stateful loss (e.g. truncated BPTT) resume exactly. A state of
+per-row tensors (``{name: tensor}``, one entry per batch row along one dimension) is declared by
+an integer attribute ``state_row_dim``, so data-parallel ranks' rows are checkpointed together
+(:mod:`rnnkit.train.row_state`)."""
 
 Evaluate = Callable[[torch.nn.Module], Mapping[str, float]]
 """``evaluate(model) -> {"valid_loss": ..., ...}``, called under ``torch.no_grad()``."""

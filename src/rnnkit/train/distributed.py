@@ -36,8 +36,10 @@ directory (config, checkpoints, metrics, summary); ``--resume`` makes every rank
 Ctrl-C stops every rank at the same step; rank 0 saves ``last`` (exit code 130). Evaluation runs
 on rank 0 while the others wait; its metrics are broadcast so that best checkpoint, early
 stopping and reduce-on-plateau decide the same on every rank. A stateful loss's carried state
-(truncated-BPTT hidden state) is per rank and not checkpointed by a data-parallel run: a run
-resumed from one starts it from zeros (one chunk of context lost). Other torchrun options:
+(truncated-BPTT hidden state) is per rank; a loss that declares its ``state_row_dim`` has every
+rank's rows gathered into each checkpoint in global row order, the tensors a single-process run
+saves, so a run resumes with that state in any number of processes as long as the global batch
+is the same (see :mod:`rnnkit.train.row_state`). Other torchrun options:
 ``--master-addr/--master-port`` with ``--node-rank`` (static rendezvous instead of c10d) and
 ``OMP_NUM_THREADS`` (threads per process; torchrun's default is 1). torchrun's
 ``--max-restarts`` re-runs the same command, which a fresh run refuses once rank 0 has created
@@ -196,16 +198,24 @@ def rank_rows(total_rows: int, rank: int, world: int) -> tuple[int, int]:
     return rank * total_rows // world, (rank + 1) * total_rows // world
 
 
+def held_rows(total_rows: int, rank: int, world: int) -> tuple[int, int]:
+    """``(start, stop)`` of the rows rank ``rank`` trains on: its own (:func:`rank_rows`), or
+    when it has none (fewer rows than ranks) the one row it holds a weight-0 copy of."""
+    start, stop = rank_rows(total_rows, rank, world)
+    if stop > start:
+        return start, stop
+    row = min(start, total_rows - 1)
+    return row, row + 1
+
+
 def shard_batch(batch: Any, rank: int, world: int) -> RankBatch:
     """Rank ``rank``'s rows of ``batch``; a weight-0 copy of one row when it has none."""
     total = batch_rows(batch)
     if total < 1:
         raise ValueError("batch: expected at least one row, got an empty batch")
     start, stop = rank_rows(total, rank, world)
-    if stop > start:
-        return RankBatch(take_rows(batch, start, stop, total), stop - start, total)
-    row = min(start, total - 1)
-    return RankBatch(take_rows(batch, row, row + 1, total), 0, total)
+    held_start, held_stop = held_rows(total, rank, world)
+    return RankBatch(take_rows(batch, held_start, held_stop, total), stop - start, total)
 
 
 class ShardedSource:
@@ -270,6 +280,7 @@ class DataParallel:
         self.device = device
         self.world = world_size()
         self.rank = rank()
+        self.rows = 0  # this rank's share of the latest global batch (a carried state's rows)
         device_ids = [device] if device.type == "cuda" else None
         # static_graph: the same parameters take part in every step (also when some never do).
         self.module = nn.parallel.DistributedDataParallel(
@@ -280,6 +291,7 @@ class DataParallel:
         """``(loss to backward, global mean loss)``; the first is this rank's loss scaled so
         that DDP's average is the row-weighted mean over the global batch."""
         local = self.module(shard.batch)
+        self.rows = shard.rows
         weight = self.world * shard.rows / shard.total_rows
         summed = torch.stack([local.detach().float() * shard.rows, local.new_tensor(shard.rows)])
         dist.all_reduce(summed)  # also makes a non-finite loss on any rank stop every rank

@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,11 +25,18 @@ from rnnkit.train.callbacks import Callback, CallbackList, StepRecord
 from rnnkit.train.checkpoint import TRAINER_KEY, load_checkpoint, save_checkpoint
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.contracts import BatchSource, Evaluate, LossFn
-from rnnkit.train.distributed import ShardedSource, data_parallel, rank_seed
+from rnnkit.train.distributed import (
+    RankBatch,
+    ShardedSource,
+    batch_rows,
+    data_parallel,
+    rank_seed,
+)
 from rnnkit.train.interrupt import InterruptRequest, deferred_sigint
 from rnnkit.train.loggers import CSVLogger, ProgressBar, TensorBoardLogger
 from rnnkit.train.optim import build_optimizer, clip_gradients
 from rnnkit.train.precision import Precision
+from rnnkit.train.row_state import RowState, gather_rows, rows_of_rank, state_row_dim
 from rnnkit.train.runtime import is_main_process, resolve_device, unwrap_model
 from rnnkit.train.schedules import LRSchedule
 from rnnkit.train.seeding import (
@@ -49,6 +57,11 @@ TRAINER_STATE_VERSION = 1
 
 class NonFiniteLossError(FloatingPointError):
     """The loss or the gradient became NaN or infinite; the run stopped before using it."""
+
+
+class _AgreedInterrupt(KeyboardInterrupt):
+    """Ctrl-C acted on at a step boundary: every data-parallel rank raises it at the same step,
+    so saving ``last`` may still use collectives (a second, immediate Ctrl-C may not)."""
 
 
 @dataclass
@@ -101,7 +114,10 @@ class Trainer:
 
     - ``loss_fn(model, batch)`` returns a scalar loss (default: ``model.loss(batch)``). If it has
       ``state_dict``/``load_state_dict`` (e.g. a hidden state carried across batches), that state
-      is checkpointed; if it has ``reset()``, it is called at the start of every epoch.
+      is checkpointed; if it has ``reset()``, it is called at the start of every epoch. A loss
+      whose state holds per-row tensors declares ``state_row_dim`` (the rows' dimension): a
+      data-parallel run then checkpoints all ranks' rows together, and a resume restores the
+      rows when its batches have as many as the checkpoint (else it warns and starts afresh).
     - ``evaluate(model)`` returns metrics; it runs every ``config.eval_every`` steps (or at each
       epoch end) and at the end, under ``torch.no_grad()`` with the model in eval mode.
       ``monitor`` names the metric that picks the best checkpoint, drives early stopping and
@@ -148,6 +164,8 @@ class Trainer:
         self.state = TrainerState()
         self.callbacks = CallbackList([*self._builtin_callbacks(), *callbacks])
         self._mid_step = False
+        self._row_dim = state_row_dim(self.loss_fn)
+        self._restored_rows: RowState | None = None  # all rows, applied at the first batch
 
     @property
     def checkpoint_dir(self) -> Path | None:
@@ -185,10 +203,10 @@ class Trainer:
             try:
                 self.callbacks.on_fit_start(self)
                 self._run(interrupt)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as interrupt_error:
                 self.state.stop_reason = "interrupted"
                 if not self._mid_step:  # else the model may be half-updated: keep the old `last`
-                    self._save("last")
+                    self._save("last", collective=isinstance(interrupt_error, _AgreedInterrupt))
                 raise
             except NonFiniteLossError:
                 self.state.stop_reason = "non_finite"
@@ -260,6 +278,8 @@ class Trainer:
         for others they are drawn and dropped (both give the same batches by the contract).
         """
         epoch, skip = self.state.epoch, self.state.batch_in_epoch
+        if skip == 0:
+            self._restored_rows = None  # an epoch starts its carried state afresh
         if skip == 0 and hasattr(self.loss_fn, "reset"):
             self.loss_fn.reset()  # type: ignore[attr-defined]
         if skip and _accepts_start(self.train_data.iter_epoch):
@@ -276,6 +296,8 @@ class Trainer:
     # ---------------------------------------------------------------------------------- step
     def _step(self, batch: Any) -> StepRecord:
         self._mid_step = True
+        if self._restored_rows is not None:
+            self._apply_restored_rows(batch)
         state = self.state
         self.model.train()
         lr = self.schedule.apply(state.global_step)
@@ -345,7 +367,7 @@ class Trainer:
             if stopping and stop_reason is None:
                 stop_reason = "max_time"  # the only budget whose clock differs between ranks
         if interrupted:
-            raise KeyboardInterrupt
+            raise _AgreedInterrupt
         every = config.eval_every
         eval_point = epoch_ended if every is None else step % every == 0
         evaluate_now = (eval_point or stop_reason) and self.evaluate_fn is not None
@@ -396,8 +418,14 @@ class Trainer:
         return value < best - delta if self.monitor_mode == "min" else value > best + delta
 
     # ---------------------------------------------------------------------------- checkpoints
-    def _save(self, name: str) -> None:
-        if self.checkpoint_dir is None or not is_main_process():
+    def _save(self, name: str, collective: bool = True) -> None:
+        """Write checkpoint ``name`` (rank 0). Every data-parallel rank calls it at the same
+        point, as gathering the loss state is a collective; ``collective=False`` (a rank
+        interrupted on its own) saves no per-row loss state instead."""
+        if self.checkpoint_dir is None:
+            return
+        loss_state = self._loss_state(collective)  # before rank > 0 leaves: all ranks gather
+        if not is_main_process():
             return
         for parameter in self.parameters:
             if not torch.isfinite(parameter).all():
@@ -409,7 +437,7 @@ class Trainer:
             self.checkpoint_dir / name,
             unwrap_model(self.model),
             metadata={**self.metadata, TRAINER_KEY: self._metadata_summary()},
-            trainer_state=self._trainer_state(),
+            trainer_state=self._trainer_state(loss_state),
         )
 
     def _metadata_summary(self) -> dict[str, Any]:
@@ -429,13 +457,24 @@ class Trainer:
             }
         )
 
-    def _trainer_state(self) -> dict[str, Any]:
+    def _loss_state(self, collective: bool) -> dict[str, Any] | None:
+        """The loss state to checkpoint. A data-parallel run gathers a per-row state (all ranks
+        take part) into the tensors a single process would hold; other per-rank states of a
+        data-parallel run are not saved (a resumed run starts them afresh)."""
+        if not hasattr(self.loss_fn, "state_dict"):
+            return None
+        if self._restored_rows is not None:  # restored but not used yet (no step since resume)
+            return dict(self._restored_rows)
+        if self.parallel is None:
+            return self.loss_fn.state_dict()
+        if self._row_dim is None or not collective:
+            return None
+        rows = self.loss_fn.state_dict()
+        return gather_rows(rows, self._row_dim, self.parallel.rows)
+
+    def _trainer_state(self, loss_state: dict[str, Any] | None) -> dict[str, Any]:
         progress = asdict(self.state)
         progress.pop("stop_reason")
-        # A data-parallel rank's carried loss state (e.g. hidden state) covers its rows only;
-        # none is saved, and a resumed run starts it afresh.
-        keeps_state = self.parallel is None and hasattr(self.loss_fn, "state_dict")
-        loss_state = self.loss_fn.state_dict() if keeps_state else None
         return {
             "version": TRAINER_STATE_VERSION,
             "progress": progress,
@@ -464,14 +503,45 @@ class Trainer:
         self.optimizer.load_state_dict(saved["optimizer"])
         self.schedule.load_state_dict(saved["schedule"])
         self.precision.load_state_dict(saved.get("loss_scaler"))
-        loaded = saved["loss_fn"] is not None and self.parallel is None
-        if loaded and hasattr(self.loss_fn, "load_state_dict"):
-            self.loss_fn.load_state_dict(_to_device(saved["loss_fn"], self.device))  # type: ignore[attr-defined]
-        elif hasattr(self.loss_fn, "reset"):
-            self.loss_fn.reset()  # nothing to restore: restart it clean rather than stale
+        self._restore_loss_state(saved["loss_fn"])
         self.state = TrainerState(**saved["progress"])
         restore_rng_state(saved["rng"])
         self._seed_this_rank()
+
+    def _restore_loss_state(self, saved: dict[str, Any] | None) -> None:
+        """Load the checkpoint's loss state. A per-row state waits for the first batch, whose
+        rows tell whether it fits and which of them are this rank's."""
+        restorable = saved is not None and hasattr(self.loss_fn, "load_state_dict")
+        if restorable and self._row_dim is None and self.parallel is None:
+            self.loss_fn.load_state_dict(_to_device(saved, self.device))  # type: ignore[attr-defined]
+            return
+        if restorable and self._row_dim is not None and saved:
+            self._restored_rows = dict(saved)  # type: ignore[arg-type]
+        if hasattr(self.loss_fn, "reset"):
+            self.loss_fn.reset()  # nothing restored yet: start clean rather than stale
+
+    def _apply_restored_rows(self, batch: Any) -> None:
+        """Give the loss this rank's rows of the restored state if they fit ``batch`` (a
+        :class:`RankBatch` in a data-parallel run); else warn and keep the fresh state."""
+        saved, self._restored_rows = self._restored_rows, None
+        assert saved is not None and self._row_dim is not None
+        total = batch.total_rows if isinstance(batch, RankBatch) else batch_rows(batch)
+        rank, world = (self.parallel.rank, self.parallel.world) if self.parallel else (0, 1)
+        rows = rows_of_rank(saved, self._row_dim, total, rank, world)
+        if rows is not None:
+            self.loss_fn.load_state_dict(_to_device(rows, self.device))  # type: ignore[attr-defined]
+        elif is_main_process():
+            warnings.warn(_rows_mismatch(saved, self._row_dim, total), RuntimeWarning,
+                          stacklevel=2)
+
+
+def _rows_mismatch(saved: RowState, row_dim: int, total_rows: int) -> str:
+    shapes = {name: tuple(tensor.shape) for name, tensor in saved.items()}
+    return (
+        f"resume: the checkpoint's carried loss state has shapes {shapes} (rows along dimension "
+        f"{row_dim}) but the batches now have {total_rows} rows (a different batch size?); "
+        "starting the carried state afresh from zeros"
+    )
 
 
 _END = object()
