@@ -145,20 +145,24 @@ def bench_layer(mode, task, hidden, batch, seq_len, reps, ceiling, backend) -> R
 
 
 def bench_streaming(mode, hidden, reps, backend) -> dict:
-    """Per-step latency at batch 1: rnnkit ``step()`` vs torch.nn on a length-1 sequence."""
+    """Per-step latency at batch 1: rnnkit ``step()`` vs torch.nn on a length-1 sequence.
+
+    Both run under one ``torch.no_grad()`` (as a streaming loop would), each fed its own
+    ready-made input: ``(1, 1, H)`` for torch.nn's sequence API, ``(1, H)`` for ``step()``.
+    """
     reference, ours = make_pair(mode, hidden, backend)
     x = torch.randn(1, 1, hidden)
+    x_step = x[0].clone()
     state = {"ref": None, "ours": None}
 
     def torch_step():
-        with torch.no_grad():
-            _, state["ref"] = reference(x, state["ref"])
+        _, state["ref"] = reference(x, state["ref"])
 
     def rnnkit_step():
-        with torch.no_grad():
-            _, state["ours"] = ours.step(x[0], state["ours"])
+        _, state["ours"] = ours.step(x_step, state["ours"])
 
-    base, cand = paired(torch_step, rnnkit_step, reps)
+    with torch.no_grad():
+        base, cand = paired(torch_step, rnnkit_step, reps)
     ratios = [b / c for b, c in zip(base, cand, strict=True)]
     return {"mode": mode, "hidden": hidden, "torch_us": 1e6 * statistics.median(base),
             "rnnkit_us": 1e6 * statistics.median(cand), "speedup": statistics.median(ratios),
@@ -232,6 +236,9 @@ def main(argv=None) -> None:
     parser.add_argument("--render", metavar="JSON", default=None,
                         help="only rewrite JSON's markdown, re-deriving the auto column from "
                              "the current policy")
+    parser.add_argument("--streaming-only", action="store_true",
+                        help="re-measure only streaming step() and update that part of the "
+                             "results file")
     parser.add_argument("--clock", default="wall", choices=["wall", "cpu"],
                         help="wall: elapsed time on torch's threads; cpu: one thread, CPU time")
     args = parser.parse_args(argv)
@@ -253,8 +260,15 @@ def main(argv=None) -> None:
             "gemm_ceiling_gflops": ceiling, "clock": args.clock,
             "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
     print(f"GEMM ceiling {ceiling:.0f} GFLOP/s, ISA {engine.isa()}", flush=True)
+    stem = args.out or ("layers_quick" if args.quick else "layers") + (
+        "_cpu1" if args.clock == "cpu" else "")
     rows = []
-    for mode in args.modes.split(","):
+    if args.streaming_only:
+        previous = json.loads((RESULTS / f"{stem}.json").read_text())
+        rows = [Row(**row) for row in previous["layers"]]
+        meta = {**previous["meta"], "streaming_load_average":
+                os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+    for mode in ([] if args.streaming_only else args.modes.split(",")):
         for task in ("inference", "training"):
             for hidden in hiddens:
                 for batch in batches:
@@ -272,8 +286,6 @@ def main(argv=None) -> None:
             streaming.append(s)
             print(f"step {mode:4} H={hidden:3}  torch {s['torch_us']:7.1f} us  rnnkit "
                   f"{s['rnnkit_us']:7.1f} us  {s['speedup']:5.2f}x", flush=True)
-    stem = args.out or ("layers_quick" if args.quick else "layers") + (
-        "_cpu1" if args.clock == "cpu" else "")
     RESULTS.mkdir(exist_ok=True)
     payload = {"meta": meta, "layers": [asdict(r) for r in rows], "streaming": streaming}
     (RESULTS / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n")

@@ -17,20 +17,26 @@ from __future__ import annotations
 from rnnkit.engine import _loader
 from rnnkit.engine._loader import EngineUnavailableError
 from rnnkit.engine.ops import cell_step, recurrence
-from rnnkit.engine.policy import should_use
+from rnnkit.engine.policy import should_use, streaming_wins
+from rnnkit.engine.stream import StreamStep, weight_pointers
 
 import_error = _loader.import_error
 
 __all__ = [
     "EngineUnavailableError",
+    "StreamStep",
     "available",
     "cell_step",
     "import_error",
     "isa",
     "recurrence",
     "set_isa",
+    "set_thread_backend",
     "should_use",
+    "streaming_wins",
     "supported_isas",
+    "thread_backend",
+    "weight_pointers",
 ]
 
 
@@ -47,6 +53,20 @@ def isa() -> str:
 def supported_isas() -> list[str]:
     """Instruction sets usable on this CPU, from most portable to fastest."""
     return _loader.require_native().supported_isas()
+
+
+def thread_backend() -> str:
+    """Where multi-threaded kernels run: ``'openmp'`` (torch's OpenMP team) or ``'pool'``.
+
+    ``'openmp'`` whenever torch's OpenMP runtime is loaded, so the engine's threads never
+    compete with torch's for cores; ``RNNKIT_ENGINE_THREADS=pool`` forces rnnkit's own pool.
+    """
+    return _loader.require_native().thread_backend()
+
+
+def set_thread_backend(name: str) -> None:
+    """Choose ``'openmp'`` or ``'pool'`` (testing and benchmarking)."""
+    _loader.require_native().set_thread_backend(name)
 
 
 def set_isa(name: str) -> None:

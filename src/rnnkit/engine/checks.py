@@ -54,9 +54,31 @@ def check_step_input(x_t: object) -> None:
         raise ValueError(f"x_t: expected a 2-D tensor (batch, input), got {got}")
 
 
+def check_weights(mode, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, input_size: int,
+                  dtype: torch.dtype) -> tuple[int, int, int]:
+    """Validate one layer-direction's weights; returns ``(gates, hidden, out_size)``."""
+    gates = check_mode(mode)
+    if not isinstance(weight_hh, Tensor) or weight_hh.dim() != 2:
+        raise ValueError("weight_hh: expected a 2-D tensor (gates * hidden, out)")
+    hidden = weight_hh.shape[0] // gates
+    out_size = weight_hr.shape[0] if weight_hr is not None else hidden
+    check_tensor("weight_ih", weight_ih, (gates * hidden, input_size), dtype)
+    check_tensor("weight_hh", weight_hh, (gates * hidden, out_size), dtype)
+    if weight_hr is not None:
+        if mode != "LSTM":
+            raise ValueError(f"weight_hr: projections exist only for LSTM, got mode {mode!r}")
+        check_tensor("weight_hr", weight_hr, (out_size, hidden), dtype)
+    if (bias_ih is None) != (bias_hh is None):
+        raise ValueError("bias_ih, bias_hh: expected both or neither")
+    if bias_ih is not None:
+        check_tensor("bias_ih", bias_ih, (gates * hidden,), dtype)
+        check_tensor("bias_hh", bias_hh, (gates * hidden,), dtype)
+    return gates, hidden, out_size
+
+
 def check_recurrence_args(mode, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr):
     """Validate one layer-direction's arguments; returns ``(gates, hidden, out_size)``."""
-    gates = check_mode(mode)
+    check_mode(mode)
     if not isinstance(x, Tensor) or x.dim() != 3:
         got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"x: expected a 3-D tensor (seq, batch, input), got {got}")
@@ -65,25 +87,11 @@ def check_recurrence_args(mode, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_h
     if not x.is_cpu:
         raise ValueError(f"x: the native engine runs on CPU, got a tensor on {x.device}")
     _, batch, input_size = x.shape
-    if not isinstance(weight_hh, Tensor) or weight_hh.dim() != 2:
-        raise ValueError("weight_hh: expected a 2-D tensor (gates * hidden, out)")
-    hidden = weight_hh.shape[0] // gates
-    out_size = weight_hr.shape[0] if weight_hr is not None else hidden
-    dt = x.dtype
-    check_tensor("weight_ih", weight_ih, (gates * hidden, input_size), dt)
-    check_tensor("weight_hh", weight_hh, (gates * hidden, out_size), dt)
-    if weight_hr is not None:
-        if mode != "LSTM":
-            raise ValueError(f"weight_hr: projections exist only for LSTM, got mode {mode!r}")
-        check_tensor("weight_hr", weight_hr, (out_size, hidden), dt)
-    if (bias_ih is None) != (bias_hh is None):
-        raise ValueError("bias_ih, bias_hh: expected both or neither")
-    if bias_ih is not None:
-        check_tensor("bias_ih", bias_ih, (gates * hidden,), dt)
-        check_tensor("bias_hh", bias_hh, (gates * hidden,), dt)
-    check_tensor("h0", h0, (batch, out_size), dt)
+    gates, hidden, out_size = check_weights(mode, weight_ih, weight_hh, bias_ih, bias_hh,
+                                            weight_hr, input_size, x.dtype)
+    check_tensor("h0", h0, (batch, out_size), x.dtype)
     if mode == "LSTM":
-        check_tensor("c0", c0, (batch, hidden), dt)
+        check_tensor("c0", c0, (batch, hidden), x.dtype)
     elif c0 is not None:
         raise ValueError(f"c0: expected None for mode {mode!r}, got a tensor")
     return gates, hidden, out_size

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from rnnkit.engine import checks
 from rnnkit.engine._loader import require_native
+from rnnkit.engine.stream import StreamStep
 from rnnkit.engine.threads import choose_threads
 
 DOT_PRODUCT_MAX_ROWS = 2
@@ -54,16 +55,13 @@ def _run_forward(plan: _Plan, xg, bias, h0, c0, w_hh, b_hn, w_hr, save: bool):
     aux = new(steps, batch, hidden) if plan.mode in ("LSTM", "GRU") else None
     m = new(steps, batch, hidden) if w_hr is not None else None
     work = new(2 * batch * out_size + batch * hidden)
-    # The register-tiled product wants (K x N) weights; one transposed copy per call is
-    # amortised over seq * batch rows. A single step of a tiny batch (streaming) uses dot
-    # products on torch's layout instead.
-    transpose = seq_len * batch > DOT_PRODUCT_MAX_ROWS
-    w_hh_k = w_hh.t().contiguous() if transpose else w_hh
-    w_hr_k = w_hr.t().contiguous() if transpose and w_hr is not None else w_hr
+    # The kernel packs the weights into column panels once per call (amortised over
+    # seq * batch rows); one step of a tiny batch (streaming) uses dot products instead.
+    pack = seq_len * batch > DOT_PRODUCT_MAX_ROWS
     require_native().forward(
         xg.dtype == torch.float64, checks.MODE_IDS[plan.mode], seq_len, batch, hidden, out_size,
-        int(plan.reverse), int(save), plan.threads, int(transpose),
-        _ptr(xg), _ptr(bias), _ptr(h0), _ptr(c0), _ptr(w_hh_k), _ptr(b_hn), _ptr(w_hr_k),
+        int(plan.reverse), int(save), plan.threads, int(pack),
+        _ptr(xg), _ptr(bias), _ptr(h0), _ptr(c0), _ptr(w_hh), _ptr(b_hn), _ptr(w_hr),
         _ptr(plan.lengths),
         _ptr(y), _ptr(h_n), _ptr(c_n), _ptr(gates), _ptr(aux), _ptr(m), _ptr(work))
     return y, h_n, c_n, (gates, aux, m)
@@ -214,15 +212,9 @@ def cell_step(mode: str, x_t: Tensor, h: Tensor, c: Tensor | None, weight_ih: Te
         _, h_new, c_new = recurrence(mode, x_t.unsqueeze(0), h, c, weight_ih, weight_hh,
                                      bias_ih, bias_hh, weight_hr, None, False)
         return h_new, c_new
-    gates, hidden, out_size = checks.check_recurrence_args(
-        mode, x_t.unsqueeze(0), h, c, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr)
-    batch, input_size = x_t.shape
-    h_new = x_t.new_empty(batch, out_size)
-    c_new = x_t.new_empty(batch, hidden) if c is not None else None
-    gate_width = gates * hidden
-    work = x_t.new_empty(gate_width + 2 * batch * gate_width + 3 * batch * (hidden + out_size))
-    args = [t.contiguous() if t is not None else None for t in tensors]
-    require_native().step(
-        x_t.dtype == torch.float64, checks.MODE_IDS[mode], batch, input_size, hidden, out_size,
-        *(_ptr(t) for t in args), _ptr(h_new), _ptr(c_new), _ptr(work))
-    return h_new, c_new
+    weights = tuple(None if t is None else t.contiguous()
+                    for t in (weight_ih, weight_hh, bias_ih, bias_hh, weight_hr))
+    plan = StreamStep(mode, [weights])
+    h_new, c_new = plan(x_t, h.unsqueeze(0).contiguous(),
+                        None if c is None else c.unsqueeze(0).contiguous())
+    return h_new[0], None if c_new is None else c_new[0]

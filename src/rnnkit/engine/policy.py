@@ -38,7 +38,13 @@ NATIVE_WINS: dict[tuple[str, bool], frozenset[tuple[int, int]]] = {
     ("LSTM", False): frozenset({(64, 1)}),
     ("LSTM", True): frozenset({(64, 1), (128, 1), (256, 1), (256, 128)}),
 }
-STREAMING_WINS = frozenset({"LSTM"})
+# Streaming step() at batch 1: cell -> hidden sizes (grid points) where the one-call native
+# step measured >= MARGIN x a one-step torch.nn call.
+STREAMING_WINS: dict[str, frozenset[int]] = {
+    "RNN": frozenset({64, 128, 256, 512}),
+    "GRU": frozenset({64, 128, 256, 512}),
+    "LSTM": frozenset({64, 128, 256, 512}),
+}
 
 
 def _nearest(value: int, grid: tuple[int, ...]) -> int:
@@ -54,6 +60,18 @@ def should_use(mode: str, *, input_size: int, hidden_size: int, batch: int, seq_
         return False
     cell = "RNN" if mode.startswith("RNN") else mode
     if seq_len == 1 and batch == 1:
-        return cell in STREAMING_WINS
+        return streaming_wins(mode, hidden_size, batch)
     point = (_nearest(hidden_size, HIDDEN_GRID), _nearest(batch, BATCH_GRID))
     return point in NATIVE_WINS[(cell, bool(training))]
+
+
+def streaming_wins(mode: str, hidden_size: int, batch: int) -> bool:
+    """True when a one-step native call was measured faster than torch.nn for this shape.
+
+    Batches above 1 use the sequence table (their cost is dominated by the same products).
+    """
+    cell = "RNN" if mode.startswith("RNN") else mode
+    if batch == 1:
+        return _nearest(hidden_size, HIDDEN_GRID) in STREAMING_WINS[cell]
+    point = (_nearest(hidden_size, HIDDEN_GRID), _nearest(batch, BATCH_GRID))
+    return point in NATIVE_WINS[(cell, False)]

@@ -24,6 +24,7 @@ from rnnkit.nn import checks
 from rnnkit.nn.functional import GATE_COUNT, DirectionWeights, GateNorm, cell_step, input_gates
 from rnnkit.nn.recurrence import Regularisation, run_direction, zoneout_update
 from rnnkit.nn.sequence import pack_nonempty, repack_like, unpack
+from rnnkit.nn.streaming import native_step, stream_weight_names
 
 State = Tensor | tuple[Tensor, Tensor]
 StateObserver = Callable[[int, int, int, Tensor, "Tensor | None"], None]
@@ -91,6 +92,9 @@ class RecurrentBase(nn.Module):
         self._flat_weights_names: list[str] = []
         self._state_observer: StateObserver | None = None
         self._create_parameters(torch.device(device) if device else None, dtype)
+        self._weight_names = frozenset(name for name, _ in self.named_parameters())
+        self._stream_names = stream_weight_names(self.num_layers, self.bias, self.proj_size)
+        self._stream_cache = None  # step()'s fast path: see rnnkit.nn.streaming
         self.reset_parameters()
 
     # ----------------------------------------------------------------- parameters
@@ -164,7 +168,18 @@ class RecurrentBase(nn.Module):
     def direction_weights(self, layer: int, direction: int) -> DirectionWeights:
         """The parameters of one layer in one direction (0 forward, 1 reverse)."""
         suffix = f"_l{layer}{'_reverse' if direction else ''}"
-        param = lambda kind: getattr(self, kind + suffix, None)  # noqa: E731
+        parameters = self._parameters
+
+        def param(kind: str) -> Tensor | None:
+            # The parameter dict first: Module.__getattr__ costs microseconds per call,
+            # and missing names would raise; attribute access still serves parametrized
+            # weights (torch.nn.utils.parametrize), which leave _parameters.
+            name = kind + suffix
+            value = parameters.get(name)
+            if value is None and name in self._weight_names:
+                value = getattr(self, name)
+            return value
+
         norm = None
         if self.layer_norm:
             norm = GateNorm(*(param(f"layer_norm_{part}_{kind}")
@@ -382,6 +397,9 @@ class RecurrentBase(nn.Module):
           same outputs as :meth:`forward`. Unidirectional layers only; recurrent-dropout masks
           are drawn per call, so train with :meth:`forward`.
         """
+        fast = native_step(self, input, state)
+        if fast is not None:
+            return fast
         name = type(self).__name__
         if self.bidirectional:
             raise ValueError(f"{name}.step() needs a unidirectional layer: the reverse direction "
@@ -413,6 +431,12 @@ class RecurrentBase(nn.Module):
                 x = F.dropout(x, self.dropout, training=True)
         return self._finish_step(x, torch.stack(new_h),
                                  torch.stack(new_c) if c0 is not None else None, batched)
+
+    def __getstate__(self):
+        # The streaming cache holds raw pointers; copies rebuild their own.
+        state = dict(super().__getstate__())
+        state["_stream_cache"] = None
+        return state
 
     def _finish_step(self, y: Tensor, h_n: Tensor, c_n: Tensor | None, batched: bool):
         if not batched:

@@ -11,6 +11,11 @@
 #include <thread>
 #include <vector>
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <dlfcn.h>
+#define RNNKIT_HAVE_DLSYM 1
+#endif
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define RNNKIT_PAUSE() _mm_pause()
@@ -93,7 +98,61 @@ void worker_main(int tid) {
     }
 }
 
+// ---------------------------------------------------------------- torch's OpenMP team
+// torch runs its own operators on an OpenMP team whose threads keep spinning for a while
+// after each operator. A second pool of ours would then fight them for the same cores (a
+// barrier can wait a whole scheduler slice), so when torch's OpenMP runtime is loaded in the
+// process we borrow its team instead: the threads are hot, and never oversubscribed.
+typedef void (*GompParallel)(void (*)(void*), void*, unsigned, unsigned);
+typedef int (*OmpQuery)();
+
+struct OpenMP {
+    GompParallel parallel = nullptr;
+    OmpQuery thread_num = nullptr;
+    OmpQuery num_threads = nullptr;
+};
+OpenMP g_openmp;
+bool g_use_openmp = false;
+
+struct Region {
+    ParallelFn fn;
+    void* ctx;
+};
+
+void openmp_share(void* data) {
+    const Region* region = (const Region*)data;
+    Pool& p = pool();
+    const int nt = g_openmp.num_threads();
+    tl_sense = p.barrier_sense.load(std::memory_order_acquire);
+    tl_nthreads = nt;
+    region->fn(region->ctx, g_openmp.thread_num(), nt);
+    tl_nthreads = 1;
+}
+
 }  // namespace
+
+bool resolve_openmp() {
+#ifdef RNNKIT_HAVE_DLSYM
+    g_openmp.parallel = (GompParallel)dlsym(RTLD_DEFAULT, "GOMP_parallel");
+    g_openmp.thread_num = (OmpQuery)dlsym(RTLD_DEFAULT, "omp_get_thread_num");
+    g_openmp.num_threads = (OmpQuery)dlsym(RTLD_DEFAULT, "omp_get_num_threads");
+#endif
+    return g_openmp.parallel && g_openmp.thread_num && g_openmp.num_threads;
+}
+
+bool set_thread_backend(const char* name) {
+    if (std::strcmp(name, "pool") == 0) {
+        g_use_openmp = false;
+        return true;
+    }
+    if (std::strcmp(name, "openmp") == 0 && resolve_openmp()) {
+        g_use_openmp = true;
+        return true;
+    }
+    return false;
+}
+
+const char* thread_backend() { return g_use_openmp ? "openmp" : "pool"; }
 
 void parallel_run(int nthreads, ParallelFn fn, void* ctx) {
     if (nthreads <= 1) {
@@ -102,7 +161,14 @@ void parallel_run(int nthreads, ParallelFn fn, void* ctx) {
         return;
     }
     Pool& p = pool();
-    std::lock_guard<std::mutex> guard(p.run_mutex);
+    std::lock_guard<std::mutex> guard(p.run_mutex);  // the barrier state is shared
+    if (g_use_openmp) {
+        // The team may be smaller than asked (e.g. nested in a parallel region): the
+        // kernels split their work by the team size they are given.
+        Region region = {fn, ctx};
+        g_openmp.parallel(&openmp_share, &region, (unsigned)nthreads, 0);
+        return;
+    }
     while ((int)p.workers.size() < nthreads - 1) {
         p.workers.emplace_back(worker_main, (int)p.workers.size() + 1);
         p.workers.back().detach();
@@ -132,6 +198,13 @@ void parallel_barrier() {
         int spins = 0;
         while (p.barrier_sense.load(std::memory_order_acquire) != tl_sense) spin_pause(spins);
     }
+}
+
+void* thread_scratch(size_t bytes) {
+    static thread_local std::vector<unsigned char> buffer;
+    if (buffer.size() < bytes + 64) buffer.resize(bytes + 64);
+    uintptr_t address = (uintptr_t)buffer.data();
+    return (void*)((address + 63) & ~(uintptr_t)63);
 }
 
 // ---------------------------------------------------------------- ISA dispatch
@@ -192,12 +265,12 @@ static PyObject* py_set_isa(PyObject*, PyObject* args) {
 #define RNNKIT_PTR(field, type) args.field = (type)(uintptr_t)ptr[i++]
 
 static PyObject* py_forward(PyObject*, PyObject* pyargs) {
-    rnnkit::ForwardArgs args;
+    rnnkit::ForwardArgs args = {};
     int is_double;
     unsigned long long ptr[16];
     if (!PyArg_ParseTuple(pyargs, "iiiiiiiiiiKKKKKKKKKKKKKKK", &is_double, &args.mode, &args.T,
                           &args.B, &args.H, &args.Hout, &args.reverse, &args.save, &args.threads,
-                          &args.transposed, &ptr[0], &ptr[1], &ptr[2], &ptr[3], &ptr[4], &ptr[5],
+                          &args.pack, &ptr[0], &ptr[1], &ptr[2], &ptr[3], &ptr[4], &ptr[5],
                           &ptr[6], &ptr[7], &ptr[8], &ptr[9], &ptr[10], &ptr[11], &ptr[12], &ptr[13],
                           &ptr[14]))
         return nullptr;
@@ -206,9 +279,9 @@ static PyObject* py_forward(PyObject*, PyObject* pyargs) {
     RNNKIT_PTR(bx, const void*);
     RNNKIT_PTR(h0, const void*);
     RNNKIT_PTR(c0, const void*);
-    RNNKIT_PTR(whhT, const void*);
+    RNNKIT_PTR(whh, const void*);
     RNNKIT_PTR(bhn, const void*);
-    RNNKIT_PTR(whrT, const void*);
+    RNNKIT_PTR(whr, const void*);
     RNNKIT_PTR(lengths, const int64_t*);
     RNNKIT_PTR(y, void*);
     RNNKIT_PTR(hn, void*);
@@ -229,7 +302,7 @@ static PyObject* py_forward(PyObject*, PyObject* pyargs) {
 }
 
 static PyObject* py_backward(PyObject*, PyObject* pyargs) {
-    rnnkit::BackwardArgs args;
+    rnnkit::BackwardArgs args = {};
     int is_double;
     unsigned long long ptr[20];
     if (!PyArg_ParseTuple(pyargs, "iiiiiiiiKKKKKKKKKKKKKKKKK", &is_double, &args.mode, &args.T,
@@ -267,37 +340,90 @@ static PyObject* py_backward(PyObject*, PyObject* pyargs) {
     Py_RETURN_NONE;
 }
 
-static PyObject* py_step(PyObject*, PyObject* pyargs) {
-    rnnkit::StepArgs args;
-    int is_double;
-    unsigned long long ptr[11];
-    if (!PyArg_ParseTuple(pyargs, "iiiiiiKKKKKKKKKKK", &is_double, &args.mode, &args.B, &args.I,
-                          &args.H, &args.Hout, &ptr[0], &ptr[1], &ptr[2], &ptr[3], &ptr[4],
-                          &ptr[5], &ptr[6], &ptr[7], &ptr[8], &ptr[9], &ptr[10]))
+// Positional ints of a METH_FASTCALL call; false (with a Python error set) on failure.
+static bool fast_ints(PyObject* const* args, Py_ssize_t first, Py_ssize_t count,
+                      unsigned long long* out) {
+    for (Py_ssize_t i = 0; i < count; i++) {
+        out[i] = PyLong_AsUnsignedLongLongMask(args[first + i]);
+        if (out[i] == (unsigned long long)-1 && PyErr_Occurred()) return false;
+    }
+    return true;
+}
+
+// stream(is_double, mode, layers, B, I, H, Hout, threads, x, h, c, hn, cn, weights)
+// with the pointers as ints and weights a tuple of 5 * layers ints (0 for absent).
+// Streaming is latency-bound, so arguments are read without tuple parsing and scratch is a
+// per-thread buffer that only grows.
+static PyObject* py_stream(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+    constexpr int kScalars = 13;
+    if (nargs != kScalars + 1 || !PyTuple_Check(args[kScalars])) {
+        PyErr_SetString(PyExc_TypeError, "stream: expected 13 ints and a tuple of weight pointers");
         return nullptr;
-    int i = 0;
-    RNNKIT_PTR(x, const void*);
-    RNNKIT_PTR(h, const void*);
-    RNNKIT_PTR(c, const void*);
-    RNNKIT_PTR(wih, const void*);
-    RNNKIT_PTR(whh, const void*);
-    RNNKIT_PTR(bih, const void*);
-    RNNKIT_PTR(bhh, const void*);
-    RNNKIT_PTR(whr, const void*);
-    RNNKIT_PTR(hn, void*);
-    RNNKIT_PTR(cn, void*);
-    RNNKIT_PTR(work, void*);
+    }
+    unsigned long long v[kScalars];
+    if (!fast_ints(args, 0, kScalars, v)) return nullptr;
+    rnnkit::StreamArgs s;
+    const bool is_double = v[0] != 0;
+    s.mode = (int)v[1];
+    s.layers = (int)v[2];
+    s.B = (int)v[3];
+    s.I = (int)v[4];
+    s.H = (int)v[5];
+    s.Hout = (int)v[6];
+    s.threads = v[7] < 1 ? 1 : (int)v[7];
+    s.x = (const void*)(uintptr_t)v[8];
+    s.h = (const void*)(uintptr_t)v[9];
+    s.c = (const void*)(uintptr_t)v[10];
+    s.hn = (void*)(uintptr_t)v[11];
+    s.cn = (void*)(uintptr_t)v[12];
+    PyObject* tuple = args[kScalars];
+    if (PyTuple_GET_SIZE(tuple) != 5 * (Py_ssize_t)s.layers) {
+        PyErr_SetString(PyExc_ValueError, "stream: expected 5 weight pointers per layer");
+        return nullptr;
+    }
+    static thread_local std::vector<uintptr_t> weights;
+    static thread_local std::vector<double> work;  // double-aligned, sized in elements
+    weights.resize((size_t)5 * s.layers);
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tuple); i++) {
+        weights[i] = (uintptr_t)PyLong_AsUnsignedLongLongMask(PyTuple_GET_ITEM(tuple, i));
+        if (weights[i] == (uintptr_t)-1 && PyErr_Occurred()) return nullptr;
+    }
+    const int gates = s.mode == rnnkit::MODE_LSTM ? 4 : s.mode == rnnkit::MODE_GRU ? 3 : 1;
+    size_t need = (size_t)rnnkit::stream_work_elements(gates, s.B, s.H);
+    if (work.size() < need) work.resize(need);  // double-sized elements cover float too
+    s.weights = weights.data();
+    s.work = work.data();
     const rnnkit::KernelTable* table = g_table;
-    // Single-step work is microseconds: keeping the GIL is cheaper than releasing it.
     if (is_double)
-        table->step_f64(args);
+        table->stream_f64(s);
     else
-        table->step_f32(args);
+        table->stream_f32(s);
+    Py_RETURN_NONE;
+}
+
+static PyObject* py_thread_backend(PyObject*, PyObject*) {
+    return PyUnicode_FromString(rnnkit::thread_backend());
+}
+
+static PyObject* py_set_thread_backend(PyObject*, PyObject* args) {
+    const char* name;
+    if (!PyArg_ParseTuple(args, "s", &name)) return nullptr;
+    if (!rnnkit::set_thread_backend(name)) {
+        PyErr_Format(PyExc_ValueError,
+                     "thread backend: expected 'pool' or 'openmp' (when torch's OpenMP runtime "
+                     "is loaded), got '%s'", name);
+        return nullptr;
+    }
     Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
-    {"step", py_step, METH_VARARGS, "One time step over raw pointers (internal)."},
+    {"thread_backend", py_thread_backend, METH_NOARGS,
+     "Where multi-threaded kernels run: 'openmp' (torch's team) or 'pool' (rnnkit's own)."},
+    {"set_thread_backend", py_set_thread_backend, METH_VARARGS,
+     "Choose 'openmp' or 'pool' (testing and benchmarking)."},
+    {"stream", (PyCFunction)(void (*)(void))py_stream, METH_FASTCALL,
+     "Stacked layers advanced one step over raw pointers (internal)."},
     {"isa", py_isa, METH_NOARGS, "Name of the instruction set the kernels currently use."},
     {"supported_isas", py_supported_isas, METH_NOARGS, "Instruction sets usable on this CPU."},
     {"set_isa", py_set_isa, METH_VARARGS, "Select the kernels' instruction set (for testing)."},
@@ -312,6 +438,9 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__native(void) {
     g_table = rnnkit::best_table();
+    const char* pool_choice = std::getenv("RNNKIT_ENGINE_THREADS");
+    if (!rnnkit::set_thread_backend(pool_choice && *pool_choice ? pool_choice : "openmp"))
+        rnnkit::set_thread_backend("pool");
     const char* forced = std::getenv("RNNKIT_ENGINE_ISA");
     if (forced && *forced) {
         for (const rnnkit::KernelTable* t : rnnkit::supported_tables())

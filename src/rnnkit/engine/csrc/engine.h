@@ -4,6 +4,7 @@
 #ifndef RNNKIT_ENGINE_H
 #define RNNKIT_ENGINE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 namespace rnnkit {
@@ -13,16 +14,17 @@ enum Mode { MODE_RNN_TANH = 0, MODE_RNN_RELU = 1, MODE_LSTM = 2, MODE_GRU = 3 };
 // Forward recurrence of one layer and one direction. All tensors are contiguous,
 // time-major, with element type float or double (chosen by the caller's entry point).
 struct ForwardArgs {
-    int mode, T, B, H, Hout;  // Hout == proj size when whrT != nullptr, else H
+    int mode, T, B, H, Hout;  // Hout == proj size when whr != nullptr, else H
     int reverse, save, threads;
-    int transposed;    // 1: whhT / whrT hold the transposed weights; 0: torch's own layout
+    int pack;          // 1: pack the weights into column panels first (see gemm_packed);
+                       // 0: dot products on torch's layout (one step of a tiny batch)
     const void* xg;    // (T, B, G*H): input projection x W_ih^T
     const void* bx;    // (G*H): bias added to each gate (b_ih + b_hh; GRU n gate: b_in only)
     const void* h0;    // (B, Hout)
     const void* c0;    // (B, H), LSTM only
-    const void* whhT;  // (Hout, G*H): weight_hh transposed, or (G*H, Hout) if !transposed
+    const void* whh;   // (G*H, Hout): weight_hh as stored by torch
     const void* bhn;   // (H): GRU b_hn, or null
-    const void* whrT;  // (H, Hout): weight_hr transposed (or (Hout, H)), or null
+    const void* whr;   // (Hout, H): weight_hr as stored by torch, or null
     const int64_t* lengths;  // (B) or null
     void* y;      // (T, B, Hout)
     void* hn;     // (B, Hout)
@@ -31,6 +33,7 @@ struct ForwardArgs {
     void* aux;    // save ? (T, B, H) : (B, H): LSTM cell state c_t, GRU (W_hn h + b_hn)
     void* m;      // save ? (T, B, H) : (B, H): LSTM-with-projection o * tanh(c_t)
     void* work;   // 2 * B * Hout + B * H elements of scratch
+    void* panels; // packed weights: set by the kernel entry, callers leave it null
 };
 
 // Backward recurrence (BPTT) matching ForwardArgs with save=1.
@@ -54,29 +57,34 @@ struct BackwardArgs {
     void* dc0;    // (B, H)
     void* dhtot;  // (T, B, Hout): total gradient of h_t per step, projection only, else null
     void* work;   // 3 * B * Hout + 2 * B * H elements of scratch
+    void* panels; // packed weights: set by the kernel entry, callers leave it null
 };
 
-// One time step of a layer, input projection included, weights in torch's layout
-// (streaming inference at small batch: no transposed copies, one call).
-struct StepArgs {
-    int mode, B, I, H, Hout;
-    const void* x;    // (B, I)
-    const void* h;    // (B, Hout)
-    const void* c;    // (B, H), LSTM only
-    const void* wih;  // (G*H, I)
-    const void* whh;  // (G*H, Hout)
-    const void* bih;  // (G*H) or null
-    const void* bhh;  // (G*H) or null
-    const void* whr;  // (Hout, H) or null
-    void* hn;         // (B, Hout)
-    void* cn;         // (B, H), LSTM only
-    void* work;       // G*H + 2 * B * G*H + 3 * B * H + 2 * B * Hout elements of scratch
+// Stacked unidirectional layers advanced by one time step (streaming inference): the
+// input projection, recurrence and gate arithmetic of every layer in one call, weights
+// read in torch's own layout (no transposed copies), each thread owning a slice of the
+// hidden units and one barrier per layer.
+struct StreamArgs {
+    int mode, layers, B, I, H, Hout, threads;
+    const void* x;  // (B, I): input of layer 0; layer l > 0 reads layer l-1's new h
+    const void* h;  // (layers, B, Hout)
+    const void* c;  // (layers, B, H), LSTM only
+    const uintptr_t* weights;  // 5 per layer: w_ih (G*H, in), w_hh (G*H, Hout), b_ih, b_hh
+                               // (G*H) or 0, w_hr (Hout, H) or 0
+    void* hn;       // (layers, B, Hout)
+    void* cn;       // (layers, B, H), LSTM only
+    void* work;     // stream_work_elements(...) elements of scratch
 };
+
+// Scratch a StreamArgs call needs, in elements of its dtype.
+inline long stream_work_elements(int gates, int B, int H) {
+    return (long)gates * H + 2L * B * gates * H + 2L * B * H;
+}
 
 struct KernelTable {
     const char* name;
-    void (*step_f32)(const StepArgs&);
-    void (*step_f64)(const StepArgs&);
+    void (*stream_f32)(const StreamArgs&);
+    void (*stream_f64)(const StreamArgs&);
     void (*forward_f32)(const ForwardArgs&);
     void (*forward_f64)(const ForwardArgs&);
     void (*backward_f32)(const BackwardArgs&);
@@ -89,6 +97,9 @@ typedef void (*ParallelFn)(void* ctx, int tid, int nthreads);
 void parallel_run(int nthreads, ParallelFn fn, void* ctx);
 // Barrier among the threads of the current parallel_run.
 void parallel_barrier();
+// At least `bytes` of 64-byte aligned scratch owned by the calling thread, valid until its
+// next call. It only grows, so repeated calls of one shape never touch fresh pages.
+void* thread_scratch(size_t bytes);
 
 const KernelTable* kernels_generic();
 const KernelTable* kernels_avx2();

@@ -8,7 +8,6 @@
 // broadcasts A and streams W, which stays in L2 across the time loop.
 
 #define RNNKIT_L1_PANEL_BYTES (24 * 1024)
-#define RNNKIT_GEMV_ROWS 2
 
 typedef float vf __attribute__((vector_size(RNNKIT_VBYTES)));
 typedef double vd __attribute__((vector_size(RNNKIT_VBYTES)));
@@ -30,19 +29,30 @@ static inline void store_vec(T* p, V v) {
 }
 
 // ---------------------------------------------------------------- micro-kernel
-// C[m, n] = Cinit[m, n] (or 0) + sum_k A[m, k] * W[k, n] for m < MR_, n < NV_ * lanes.
+// Weights of every per-step product are first packed into column panels: a K x N matrix
+// becomes ceil(N / lanes) panels, each K x lanes, contiguous and zero-padded. A panel is
+// one unbroken stream (no cache-set conflicts between rows, no page crossings in the middle
+// of a row), each thread packs and then reads only its own panels (so they stay in its L2),
+// and widths that are not a multiple of the vector need no scalar tails.
+
+template <typename T>
+static constexpr int lanes() {
+    return (int)(sizeof(typename VecOf<T>::type) / sizeof(T));
+}
+
+// C[m, j*L + l] = Cinit[m, ...] (or 0) + sum_k A[m, k] * P[j*ps + k*L + l] for m < MR_, j < NV_.
 template <typename T, int MR_, int NV_>
-static inline void tile(int K, const T* A, long lda, const T* W, long ldw, T* C, long ldc,
+static inline void tile(int K, const T* A, long lda, const T* P, long ps, T* C, long ldc,
                         const T* Cinit, long ldi) {
     typedef typename VecOf<T>::type V;
-    constexpr int L = sizeof(V) / sizeof(T);
+    constexpr int L = lanes<T>();
     V acc[MR_][NV_];
     for (int m = 0; m < MR_; m++)
         for (int j = 0; j < NV_; j++)
             acc[m][j] = Cinit ? load_vec<V>(Cinit + m * ldi + j * L) : V{};
     for (int k = 0; k < K; k++) {
         V w[NV_];
-        for (int j = 0; j < NV_; j++) w[j] = load_vec<V>(W + k * ldw + j * L);
+        for (int j = 0; j < NV_; j++) w[j] = load_vec<V>(P + j * ps + k * L);
         for (int m = 0; m < MR_; m++) {
             const T a = A[m * lda + k];
             for (int j = 0; j < NV_; j++) acc[m][j] += a * w[j];
@@ -53,17 +63,17 @@ static inline void tile(int K, const T* A, long lda, const T* W, long ldw, T* C,
 }
 
 template <typename T, int NV_>
-static inline void tile_rows(int rows, int K, const T* A, long lda, const T* W, long ldw, T* C,
+static inline void tile_rows(int rows, int K, const T* A, long lda, const T* P, long ps, T* C,
                              long ldc, const T* Cinit, long ldi) {
     int m = 0;
     for (; m + RNNKIT_MR <= rows; m += RNNKIT_MR)
-        tile<T, RNNKIT_MR, NV_>(K, A + m * lda, lda, W, ldw, C + m * ldc, ldc,
+        tile<T, RNNKIT_MR, NV_>(K, A + m * lda, lda, P, ps, C + m * ldc, ldc,
                                 Cinit ? Cinit + m * ldi : nullptr, ldi);
     // Remaining rows, one template instance per count so accumulators stay in registers.
     const T* ci = Cinit ? Cinit + m * ldi : nullptr;
     switch (rows - m) {
 #define RNNKIT_ROWS(r) \
-    case r: tile<T, (r < RNNKIT_MR ? r : 1), NV_>(K, A + m * lda, lda, W, ldw, C + m * ldc, ldc, ci, ldi); break;
+    case r: tile<T, (r < RNNKIT_MR ? r : 1), NV_>(K, A + m * lda, lda, P, ps, C + m * ldc, ldc, ci, ldi); break;
         RNNKIT_ROWS(1) RNNKIT_ROWS(2) RNNKIT_ROWS(3) RNNKIT_ROWS(4) RNNKIT_ROWS(5)
         RNNKIT_ROWS(6) RNNKIT_ROWS(7) RNNKIT_ROWS(8) RNNKIT_ROWS(9) RNNKIT_ROWS(10)
         RNNKIT_ROWS(11)
@@ -72,86 +82,83 @@ static inline void tile_rows(int rows, int K, const T* A, long lda, const T* W, 
     }
 }
 
-// Columns [n0, n1) of C (M x N) = Cinit + A (M x K) * W (K x N). K is cut into chunks
-// whose W panel (chunk x NV vectors) fits in L1, so every row tile reuses it from L1.
+// NV_ adjacent full panels for all M rows. With several row tiles K is cut into chunks whose
+// panel slice fits in L1, so every row tile reuses it from there; with one tile (small
+// batch) each weight is read once and accumulators stay in registers over the whole K.
 template <typename T, int NV_>
-static inline void panel(int M, int K, const T* A, long lda, const T* W, long ldw, T* C, long ldc,
-                         const T* Cinit, long ldi) {
-    typedef typename VecOf<T>::type V;
-    constexpr int panel_row_bytes = NV_ * (int)sizeof(V);
-    constexpr int chunk = (RNNKIT_L1_PANEL_BYTES / panel_row_bytes) & ~7;
+static inline void panels_full(int M, int K, const T* A, long lda, const T* P, long ps, T* C,
+                               long ldc, const T* Cinit, long ldi) {
+    constexpr int chunk = (RNNKIT_L1_PANEL_BYTES / (NV_ * lanes<T>() * (int)sizeof(T))) & ~7;
+    if (M <= RNNKIT_MR) {
+        tile_rows<T, NV_>(M, K, A, lda, P, ps, C, ldc, Cinit, ldi);
+        return;
+    }
     for (int k0 = 0; k0 < K; k0 += chunk) {
         int kc = K - k0 < chunk ? K - k0 : chunk;
         const T* init = k0 == 0 ? Cinit : C;
-        tile_rows<T, NV_>(M, kc, A + k0, lda, W + (long)k0 * ldw, ldw, C, ldc, init,
+        tile_rows<T, NV_>(M, kc, A + k0, lda, P + (long)k0 * lanes<T>(), ps, C, ldc, init,
                           k0 == 0 ? ldi : ldc);
     }
 }
 
-// Few rows (M <= RNNKIT_GEMV_ROWS): stream W row by row (contiguous, prefetch-friendly)
-// and accumulate into C in L1. The register-tiled panels would walk W column-panel-wise,
-// which is slow when W does not fit in L2 and each element is used only M times.
+// Columns [j0*L, min(j1*L, N)) of C (M x N) = Cinit + A (M x K) * W, W packed by
+// pack_panels. The last panel of a width that is not a multiple of L goes through a
+// row-by-row scratch tile so nothing past column N is written.
 template <typename T>
-static void gemv_rows(int M, int K, const T* A, long lda, const T* W, long ldw, int n0, int n1,
-                      T* C, long ldc, const T* Cinit, long ldi) {
-    typedef typename VecOf<T>::type V;
-    constexpr int L = sizeof(V) / sizeof(T);
-    constexpr int KB = 8;
-    for (int m = 0; m < M; m++)
-        for (int n = n0; n < n1; n++) C[m * ldc + n] = Cinit ? Cinit[m * ldi + n] : T(0);
-    const int nv = n0 + (n1 - n0) / L * L;
-    int k = 0;
-    for (; k + KB <= K; k += KB) {
-        const T* w = W + (long)k * ldw;
+static void gemm_packed(int M, int K, const T* A, long lda, const T* P, int N, int j0, int j1,
+                        T* C, long ldc, const T* Cinit, long ldi) {
+    constexpr int L = lanes<T>();
+    const long ps = (long)K * L;
+    const int full = N / L < j1 ? N / L : j1;
+    int j = j0;
+    for (; j + RNNKIT_NV <= full; j += RNNKIT_NV)
+        panels_full<T, RNNKIT_NV>(M, K, A, lda, P + j * ps, ps, C + j * L, ldc,
+                                  Cinit ? Cinit + j * L : nullptr, ldi);
+    for (; j < full; j++)
+        panels_full<T, 1>(M, K, A, lda, P + j * ps, ps, C + j * L, ldc,
+                          Cinit ? Cinit + j * L : nullptr, ldi);
+    if (j < j1 && j * L < N) {
+        const int rem = N - j * L;
         for (int m = 0; m < M; m++) {
-            const T* a = A + m * lda + k;
-            T* c = C + m * ldc;
-            for (int n = n0; n < nv; n += L) {
-                V even = load_vec<V>(c + n), odd = V{};  // two chains hide FMA latency
-                for (int j = 0; j < KB; j += 2) {
-                    even += a[j] * load_vec<V>(w + j * ldw + n);
-                    odd += a[j + 1] * load_vec<V>(w + (j + 1) * ldw + n);
-                }
-                store_vec(c + n, even + odd);
-            }
-            for (int n = nv; n < n1; n++) {
-                T sum = c[n];
-                for (int j = 0; j < KB; j++) sum += a[j] * w[j * ldw + n];
-                c[n] = sum;
-            }
+            T row[L];
+            for (int l = 0; l < L; l++) row[l] = l < rem && Cinit ? Cinit[m * ldi + j * L + l] : T(0);
+            tile<T, 1, 1>(K, A + m * lda, lda, P + j * ps, ps, row, L, row, L);
+            for (int l = 0; l < rem; l++) C[m * ldc + j * L + l] = row[l];
         }
     }
-    for (; k < K; k++)
-        for (int m = 0; m < M; m++)
-            for (int n = n0; n < n1; n++) C[m * ldc + n] += A[m * lda + k] * W[(long)k * ldw + n];
 }
 
+// Pack panels [j0, j1) of the K x N matrix W into P (see gemm_packed). W is read as
+// W[k, n] = S[(col0 + n) * lds + k] when nk (torch's (out, in) weights), else
+// S[k * lds + col0 + n].
 template <typename T>
-static void gemm_cols(int M, int K, const T* A, long lda, const T* W, long ldw, int n0, int n1,
-                      T* C, long ldc, const T* Cinit, long ldi) {
-    if (M <= RNNKIT_GEMV_ROWS) {
-        gemv_rows<T>(M, K, A, lda, W, ldw, n0, n1, C, ldc, Cinit, ldi);
-        return;
-    }
-    typedef typename VecOf<T>::type V;
-    constexpr int L = sizeof(V) / sizeof(T);
-    int n = n0;
-    for (; n + RNNKIT_NV * L <= n1; n += RNNKIT_NV * L)
-        panel<T, RNNKIT_NV>(M, K, A, lda, W + n, ldw, C + n, ldc, Cinit ? Cinit + n : nullptr,
-                            ldi);
-    for (; n + L <= n1; n += L)
-        panel<T, 1>(M, K, A, lda, W + n, ldw, C + n, ldc, Cinit ? Cinit + n : nullptr, ldi);
-    for (; n < n1; n++) {
-        for (int m = 0; m < M; m++) {
-            T s = Cinit ? Cinit[m * ldi + n] : T(0);
-            for (int k = 0; k < K; k++) s += A[m * lda + k] * W[k * ldw + n];
-            C[m * ldc + n] = s;
+static void pack_panels(const T* S, bool nk, long lds, int col0, int K, int N, int j0, int j1,
+                        T* P) {
+    constexpr int L = lanes<T>();
+    for (int j = j0; j < j1; j++) {
+        T* p = P + (long)j * K * L;
+        for (int l = 0; l < L; l++) {
+            const int n = j * L + l;
+            if (n >= N) {
+                for (int k = 0; k < K; k++) p[k * L + l] = T(0);
+            } else if (nk) {
+                const T* src = S + (long)(col0 + n) * lds;
+                for (int k = 0; k < K; k++) p[k * L + l] = src[k];
+            } else {
+                for (int k = 0; k < K; k++) p[k * L + l] = S[(long)k * lds + col0 + n];
+            }
         }
     }
+}
+
+// Elements of the packed copy of a K x N matrix.
+template <typename T>
+static inline long packed_size(int K, int N) {
+    return (long)K * ((N + lanes<T>() - 1) / lanes<T>()) * lanes<T>();
 }
 
 // Columns [n0, n1) of C (M x N) = Cinit + A (M x K) * Wt^T, Wt (N x K) row-major: dot
-// products, used for small batches so weights need no transposed copy.
+// products on torch's layout, for one step of a tiny batch where packing would not pay.
 template <typename T>
 static void gemm_nt(int M, int K, const T* A, long lda, const T* Wt, long ldw, int n0, int n1,
                     T* C, long ldc, const T* Cinit, long ldi) {
@@ -183,18 +190,6 @@ static void gemm_nt(int M, int K, const T* A, long lda, const T* Wt, long ldw, i
             C[m * ldc + n] = (Cinit ? Cinit[m * ldi + n] : T(0)) + s;
         }
     }
-}
-
-// C = Cinit + A W where W is given as (K x N) row-major (transposed == 1) or as its
-// transpose (N x K) row-major (transposed == 0).
-template <typename T>
-static inline void product(int transposed, int M, int K, const T* A, long lda, const T* W,
-                           long ld_kn, long ld_nk, int n0, int n1, T* C, long ldc, const T* Cinit,
-                           long ldi) {
-    if (transposed)
-        gemm_cols<T>(M, K, A, lda, W, ld_kn, n0, n1, C, ldc, Cinit, ldi);
-    else
-        gemm_nt<T>(M, K, A, lda, W, ld_nk, n0, n1, C, ldc, Cinit, ldi);
 }
 
 // ---------------------------------------------------------------- activations
@@ -330,11 +325,26 @@ struct Forward {
     T* aux_at(int t) const { return (T*)a.aux + (a.save ? (long)t * a.B * a.H : 0); }
     T* m_at(int t) const { return (T*)a.m + (a.save ? (long)t * a.B * a.H : 0); }
 
+    // Packed W_hh^T, one block of panels per gate, then packed W_hr^T (see gemm_packed).
+    T* gate_panels(int gi) const { return (T*)a.panels + gi * packed_size<T>(a.Hout, a.H); }
+    T* proj_panels() const { return (T*)a.panels + G * packed_size<T>(a.Hout, a.H); }
+
+    // Each thread packs the panels of the units it computes, so they land in its own cache.
+    void pack(int k0, int k1, int p0, int p1) const {
+        constexpr int L = lanes<T>();
+        for (int gi = 0; gi < G; gi++)
+            pack_panels<T>((const T*)a.whh, true, a.Hout, gi * a.H, a.Hout, a.H, k0 / L,
+                           (k1 + L - 1) / L, gate_panels(gi));
+        if (a.whr)
+            pack_panels<T>((const T*)a.whr, true, a.H, 0, a.H, a.Hout, p0 / L, (p1 + L - 1) / L,
+                           proj_panels());
+    }
+
     // Gate pre-activations of units [k0, k1) for all rows: xg + h_prev W_hh^T (GRU n gate:
     // b_hn + h_prev W_hn^T, the input part is added after the reset gate).
     void gate_products(int t, const T* hprev, T* g, int k0, int k1) const {
+        constexpr int L = lanes<T>();
         const T* xg = (const T*)a.xg + (long)t * a.B * GH;
-        const T* w = (const T*)a.whhT;
         for (int gi = 0; gi < G; gi++) {
             int off = gi * a.H;
             const T* init = xg + off;
@@ -343,10 +353,12 @@ struct Forward {
                 init = a.bhn ? (const T*)a.bhn : nullptr;
                 ldi = 0;
             }
-            // Transposed: column block `off` of (Hout x GH); else row block `off` of (GH x Hout).
-            const T* wg = a.transposed ? w + off : w + (long)off * a.Hout;
-            product<T>(a.transposed, a.B, a.Hout, hprev, a.Hout, wg, GH, a.Hout, k0, k1, g + off,
-                       GH, init, ldi);
+            if (a.pack)
+                gemm_packed<T>(a.B, a.Hout, hprev, a.Hout, gate_panels(gi), a.H, k0 / L,
+                               (k1 + L - 1) / L, g + off, GH, init, ldi);
+            else
+                gemm_nt<T>(a.B, a.Hout, hprev, a.Hout, (const T*)a.whh + (long)off * a.Hout,
+                           a.Hout, k0, k1, g + off, GH, init, ldi);
         }
     }
 
@@ -363,11 +375,11 @@ struct Forward {
             const T* hp = hprev + (long)b * a.Hout;
             T* hn = hnew + (long)b * a.Hout;
             if (!active) {
-                if (a.whrT == nullptr)
+                if (a.whr == nullptr)
                     for (int k = k0; k < k1; k++) hn[k] = hp[k];
                 if (a.save && a.mode == MODE_LSTM)
                     for (int k = k0; k < k1; k++) aux[(long)b * H + k] = c[(long)b * H + k];
-                if (a.whrT)  // saved m feeds dW_hr; keep padded rows finite and zero
+                if (a.whr)  // saved m feeds dW_hr; keep padded rows finite and zero
                     for (int k = k0; k < k1; k++) m[(long)b * H + k] = T(0);
                 continue;
             }
@@ -406,7 +418,7 @@ struct Forward {
                         Ln::st(gb + 3 * H + k, o);
                     }
                     auto mm = o * Ln::th(cc);
-                    Ln::st(a.whrT ? m + (long)b * H + k : hn + k, mm);
+                    Ln::st(a.whr ? m + (long)b * H + k : hn + k, mm);
                 }
             });
         }
@@ -414,8 +426,13 @@ struct Forward {
 
     // LSTM projection h_new[:, p0:p1] = m W_hr^T for active rows.
     void project(int t, const T* hprev, T* hnew, int p0, int p1) const {
-        product<T>(a.transposed, a.B, a.H, m_at(t), a.H, (const T*)a.whrT, a.Hout, a.H, p0, p1,
-                   hnew, a.Hout, nullptr, 0);
+        constexpr int L = lanes<T>();
+        if (a.pack)
+            gemm_packed<T>(a.B, a.H, m_at(t), a.H, proj_panels(), a.Hout, p0 / L,
+                           (p1 + L - 1) / L, hnew, a.Hout, nullptr, 0);
+        else
+            gemm_nt<T>(a.B, a.H, m_at(t), a.H, (const T*)a.whr, a.H, p0, p1, hnew, a.Hout,
+                       nullptr, 0);
         for (int b = 0; b < a.B; b++)
             if (!row_active(a.lengths, b, t))
                 for (int p = p0; p < p1; p++) hnew[(long)b * a.Hout + p] = hprev[(long)b * a.Hout + p];
@@ -439,6 +456,7 @@ struct Forward {
         split_range<T>(H, tid, nt, &k0, &k1);
         split_range<T>(Hout, tid, nt, &p0, &p1);
         const bool lstm = a.mode == MODE_LSTM;
+        if (a.pack) pack(k0, k1, p0, p1);
         copy_states<T>(a.h0, buf0, Hout, p0, p1, a.c0, c, H, k0, k1, B, lstm);
         parallel_barrier();
         T* hprev = buf0;
@@ -447,7 +465,7 @@ struct Forward {
             int t = a.reverse ? a.T - 1 - s : s;
             gate_products(t, hprev, gates_at(t), k0, k1);
             pointwise(t, hprev, hnew, c, k0, k1);
-            if (a.whrT) {
+            if (a.whr) {
                 parallel_barrier();
                 project(t, hprev, hnew, p0, p1);
             }
@@ -536,7 +554,10 @@ struct Backward {
         }
     }
 
+    T* proj_panels() const { return (T*)a.panels + packed_size<T>(GH, a.Hout); }
+
     void run(int tid, int nt) const {
+        constexpr int L = lanes<T>();
         const int B = a.B, H = a.H, Hout = a.Hout;
         T* rec0 = (T*)a.work;
         T* rec1 = rec0 + (long)B * Hout;
@@ -547,6 +568,12 @@ struct Backward {
         split_range<T>(H, tid, nt, &k0, &k1);
         split_range<T>(Hout, tid, nt, &p0, &p1);
         const bool lstm = a.mode == MODE_LSTM;
+        // Panels of W_hh (K = G*H rows, the state's columns) and of W_hr (K = Hout, H columns).
+        pack_panels<T>((const T*)a.whh, false, Hout, 0, GH, Hout, p0 / L, (p1 + L - 1) / L,
+                       (T*)a.panels);
+        if (a.whr)
+            pack_panels<T>((const T*)a.whr, false, H, 0, Hout, H, k0 / L, (k1 + L - 1) / L,
+                           proj_panels());
         copy_states<T>(a.dhn, rec0, Hout, p0, p1, a.dcn, dc, H, k0, k1, B, lstm);
         T* rec = rec0;
         T* rec_next = rec1;
@@ -564,7 +591,8 @@ struct Backward {
             }
             if (a.whr) {
                 parallel_barrier();
-                gemm_cols<T>(B, Hout, dtot, Hout, (const T*)a.whr, H, k0, k1, dm, H, nullptr, 0);
+                gemm_packed<T>(B, Hout, dtot, Hout, proj_panels(), H, k0 / L, (k1 + L - 1) / L,
+                               dm, H, nullptr, 0);
             }
             pointwise(t, dtot, dm, dc, k0, k1);
             parallel_barrier();
@@ -577,7 +605,8 @@ struct Backward {
                     rec_next[i] = !active ? dtot[i] : a.mode == MODE_GRU ? dtot[i] * z[p] : T(0);
                 }
             }
-            gemm_cols<T>(B, GH, dgh, GH, (const T*)a.whh, Hout, p0, p1, rec_next, Hout, rec_next, Hout);
+            gemm_packed<T>(B, GH, dgh, GH, (const T*)a.panels, Hout, p0 / L, (p1 + L - 1) / L,
+                           rec_next, Hout, rec_next, Hout);
             T* tmp = rec;
             rec = rec_next;
             rec_next = tmp;
@@ -586,52 +615,104 @@ struct Backward {
     }
 };
 
-// ---------------------------------------------------------------- single step
+// ---------------------------------------------------------------- streaming step
 template <typename T>
-static void step_kernel(const StepArgs& s) {
-    const int G = gate_count(s.mode), GH = G * s.H, B = s.B, H = s.H;
-    const bool gru = s.mode == MODE_GRU;
-    T* bx = (T*)s.work;
-    T* xg = bx + GH;
-    T* gates = xg + (long)B * GH;
-    T* aux = gates + (long)B * GH;
-    T* m = aux + (long)B * H;
-    T* state_work = m + (long)B * H;
-    gemm_nt<T>(B, s.I, (const T*)s.x, s.I, (const T*)s.wih, s.I, 0, GH, xg, GH, nullptr, 0);
-    const T* bih = (const T*)s.bih;
-    const T* bhh = (const T*)s.bhh;
-    for (int j = 0; j < GH; j++)  // GRU's b_hn is applied inside the reset gate
-        bx[j] = bih ? bih[j] + (gru && j >= 2 * H ? T(0) : bhh[j]) : T(0);
-    ForwardArgs f = {};
-    f.mode = s.mode;
-    f.T = 1;
-    f.B = B;
-    f.H = H;
-    f.Hout = s.Hout;
-    f.threads = 1;
-    f.xg = xg;
-    f.bx = bx;
-    f.h0 = s.h;
-    f.c0 = s.c;
-    f.whhT = s.whh;  // transposed == 0: torch's layout, dot-product kernel
-    f.bhn = gru && s.bhh ? (const T*)s.bhh + 2 * H : nullptr;
-    f.whrT = s.whr;
-    f.y = s.hn;  // the step's output is the new state
-    f.hn = s.hn;
-    f.cn = s.cn;
-    f.gates = gates;
-    f.aux = aux;
-    f.m = m;
-    f.work = state_work;
-    Forward<T>(f).run(0, 1);
+struct Stream {
+    const StreamArgs& s;
+    explicit Stream(const StreamArgs& args) : s(args) {}
+
+    // Input projection x W_ih^T and the combined bias for this thread's units of each gate.
+    void project_input(const T* x, int in, const T* wih, const T* bih, const T* bhh, T* xg,
+                       T* bx, int k0, int k1) const {
+        const int G = gate_count(s.mode), GH = G * s.H;
+        const bool gru = s.mode == MODE_GRU;
+        for (int gi = 0; gi < G; gi++) {
+            const int n0 = gi * s.H + k0, n1 = gi * s.H + k1;
+            gemm_nt<T>(s.B, in, x, in, wih, in, n0, n1, xg, GH, nullptr, 0);
+            for (int j = n0; j < n1; j++)  // GRU's b_hn is applied inside the reset gate
+                bx[j] = bih ? bih[j] + (gru && gi == 2 ? T(0) : bhh[j]) : T(0);
+        }
+    }
+
+    void run(int tid, int nt) const {
+        const int G = gate_count(s.mode), GH = G * s.H, B = s.B, H = s.H, Hout = s.Hout;
+        const bool lstm = s.mode == MODE_LSTM;
+        T* bx = (T*)s.work;
+        T* xg = bx + GH;
+        T* gates = xg + (long)B * GH;
+        T* aux = gates + (long)B * GH;
+        T* m = aux + (long)B * H;
+        int k0, k1, p0, p1;
+        split_range<T>(H, tid, nt, &k0, &k1);
+        split_range<T>(Hout, tid, nt, &p0, &p1);
+        const T* x = (const T*)s.x;
+        int in = s.I;
+        for (int l = 0; l < s.layers; l++) {
+            const uintptr_t* w = s.weights + 5 * l;
+            const T* bhh = (const T*)w[3];
+            project_input(x, in, (const T*)w[0], (const T*)w[2], bhh, xg, bx, k0, k1);
+            const T* hprev = (const T*)s.h + (long)l * B * Hout;
+            T* hnew = (T*)s.hn + (long)l * B * Hout;
+            T* c = lstm ? (T*)s.cn + (long)l * B * H : nullptr;
+            if (lstm) {  // pointwise updates the cell in place
+                const T* c_in = (const T*)s.c + (long)l * B * H;
+                for (int b = 0; b < B; b++)
+                    for (int k = k0; k < k1; k++) c[(long)b * H + k] = c_in[(long)b * H + k];
+            }
+            ForwardArgs f = {};
+            f.mode = s.mode;
+            f.T = 1;
+            f.B = B;
+            f.H = H;
+            f.Hout = Hout;
+            f.xg = xg;
+            f.bx = bx;
+            f.whh = (const void*)w[1];  // pack == 0: torch's layout, dot products
+            f.bhn = s.mode == MODE_GRU && bhh ? bhh + 2 * H : nullptr;
+            f.whr = (const void*)w[4];
+            f.gates = gates;
+            f.aux = aux;
+            f.m = m;
+            const Forward<T> step(f);
+            step.gate_products(0, hprev, gates, k0, k1);
+            step.pointwise(0, hprev, hnew, c, k0, k1);
+            if (f.whr) {
+                parallel_barrier();
+                step.project(0, hprev, hnew, p0, p1);
+            }
+            parallel_barrier();  // the next layer reads all of hnew
+            x = hnew;
+            in = Hout;
+        }
+    }
+};
+
+template <typename T>
+static void forward_entry(const ForwardArgs& args) {
+    ForwardArgs a = args;
+    if (a.pack) {
+        const int G = gate_count(a.mode);
+        long n = G * packed_size<T>(a.Hout, a.H) + (a.whr ? packed_size<T>(a.H, a.Hout) : 0);
+        a.panels = thread_scratch((size_t)n * sizeof(T));
+    }
+    launch<Forward<T>, ForwardArgs>(a);
+}
+
+template <typename T>
+static void backward_entry(const BackwardArgs& args) {
+    BackwardArgs a = args;
+    const int GH = gate_count(a.mode) * a.H;
+    long n = packed_size<T>(GH, a.Hout) + (a.whr ? packed_size<T>(a.Hout, a.H) : 0);
+    a.panels = thread_scratch((size_t)n * sizeof(T));
+    launch<Backward<T>, BackwardArgs>(a);
 }
 
 static const KernelTable table = {
     RNNKIT_ISA_NAME,
-    &step_kernel<float>,
-    &step_kernel<double>,
-    &launch<Forward<float>, ForwardArgs>,
-    &launch<Forward<double>, ForwardArgs>,
-    &launch<Backward<float>, BackwardArgs>,
-    &launch<Backward<double>, BackwardArgs>,
+    &launch<Stream<float>, StreamArgs>,
+    &launch<Stream<double>, StreamArgs>,
+    &forward_entry<float>,
+    &forward_entry<double>,
+    &backward_entry<float>,
+    &backward_entry<double>,
 };

@@ -1,0 +1,132 @@
+"""Streaming: stacked unidirectional layers advanced by one time step in one native call.
+
+A step at batch 1 is a few microseconds of arithmetic, so what it costs is the Python
+around it. :class:`StreamStep` validates the weights once, keeps their raw pointers, and
+per call only checks the input and state cheaply before handing everything to the kernel
+(``csrc/kernels_impl.h``, ``Stream``), which runs every layer's input projection,
+recurrence and gates with weights in torch's own layout.
+
+Example::
+
+    plan = StreamStep("LSTM", [(w_ih0, w_hh0, b_ih0, b_hh0, None),
+                               (w_ih1, w_hh1, b_ih1, b_hh1, None)])
+    with torch.no_grad():
+        h, c = plan(x_t, h, c)   # x_t (batch, input); h (2, batch, hidden); c likewise
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from rnnkit.engine import checks
+from rnnkit.engine._loader import require_native
+
+#: Per-layer weights in torch's order: ``(w_ih, w_hh, b_ih, b_hh, w_hr)``; biases and
+#: ``w_hr`` may be ``None``.
+LayerWeights = tuple[Tensor, Tensor, "Tensor | None", "Tensor | None", "Tensor | None"]
+
+# Weight elements a step must read before a second thread pays off: below this the whole
+# step is a few microseconds and a barrier per layer costs more than it saves.
+MIN_WEIGHTS_FOR_THREADS = 64 * 1024
+
+
+def weight_pointers(weights: Sequence[LayerWeights]) -> tuple[int, ...]:
+    """The raw pointers :class:`StreamStep` passes to the kernel, 5 per layer (0 if absent)."""
+    return tuple(0 if t is None else t.data_ptr() for layer in weights for t in layer)
+
+
+def _check_layer(mode: str, index: int, layer: Sequence, input_size: int | None,
+                 dtype: torch.dtype) -> tuple[int, int, int]:
+    """Validate one layer's weights; returns ``(input_size, hidden, out_size)``.
+
+    ``input_size`` is the previous layer's output size (``None`` for layer 0).
+    """
+    if len(layer) != 5:
+        raise ValueError(f"weights[{index}]: expected (w_ih, w_hh, b_ih, b_hh, w_hr), "
+                         f"got {len(layer)} items")
+    w_ih, w_hh, b_ih, b_hh, w_hr = layer
+    if not isinstance(w_ih, Tensor) or w_ih.dim() != 2:
+        raise ValueError(f"weights[{index}].w_ih: expected a 2-D tensor (gates * hidden, input)")
+    if input_size is None:
+        input_size = w_ih.shape[1]
+    _, hidden, out_size = checks.check_weights(mode, w_ih, w_hh, b_ih, b_hh, w_hr, input_size,
+                                               dtype)
+    for name, tensor in zip(("w_ih", "w_hh", "b_ih", "b_hh", "w_hr"), layer, strict=True):
+        if tensor is not None and not tensor.is_contiguous():
+            raise ValueError(f"weights[{index}].{name}: expected a contiguous tensor")
+    return input_size, hidden, out_size
+
+
+class StreamStep:
+    """One time step of ``len(weights)`` stacked unidirectional layers, no autograd.
+
+    - ``mode``: ``'RNN_TANH' | 'RNN_RELU' | 'LSTM' | 'GRU'``.
+    - ``weights``: per layer ``(w_ih, w_hh, b_ih, b_hh, w_hr)`` shaped as in ``torch.nn``,
+      contiguous CPU float32/float64 tensors (``w_hr`` only for LSTM with ``proj_size``).
+    - Call with ``x (batch, input)``, ``h (layers, batch, out)``, ``c (layers, batch, hidden)``
+      (LSTM) or ``None``; returns new ``(h_n, c_n)`` tensors (inputs are not modified).
+
+    The weights are read in place, so in-place updates (an optimizer step) are seen; replacing
+    a tensor (``.data = ...``) changes :func:`weight_pointers` and needs a new plan.
+    """
+
+    def __init__(self, mode: str, weights: Sequence[LayerWeights]):
+        checks.check_mode(mode)
+        if len(weights) == 0:
+            raise ValueError("weights: expected at least one layer, got none")
+        first = weights[0][0]
+        dtype = first.dtype if isinstance(first, Tensor) else None
+        if dtype not in checks.DTYPES:
+            raise TypeError(f"weights[0].w_ih: expected a float32 or float64 tensor, got "
+                            f"{dtype if dtype is not None else type(first).__name__}")
+        input_size, hidden, out_size = _check_layer(mode, 0, weights[0], None, dtype)
+        for index, layer in enumerate(weights[1:], start=1):
+            _check_layer(mode, index, layer, out_size, dtype)
+        self.mode = mode
+        self.layers = len(weights)
+        self.input_size, self.hidden, self.out_size = input_size, hidden, out_size
+        self.dtype = dtype
+        self.pointers = weight_pointers(weights)
+        self._native = require_native()
+        self._mode_id = checks.MODE_IDS[mode]
+        self._is_double = int(dtype == torch.float64)
+        self._weights = tuple(tuple(layer) for layer in weights)  # keeps the storage alive
+        per_layer = checks.GATES[mode] * hidden * (input_size + out_size)
+        self._threads = (torch.get_num_threads()
+                         if per_layer >= MIN_WEIGHTS_FOR_THREADS else 1)
+
+    def _check_state(self, name: str, value: object, batch: int, size: int) -> None:
+        checks.check_tensor(name, value, (self.layers, batch, size), self.dtype)
+        if not value.is_contiguous():
+            raise ValueError(f"{name}: expected a contiguous tensor")
+
+    def __call__(self, x: Tensor, h: Tensor, c: Tensor | None = None):
+        if torch.is_grad_enabled() and (x.requires_grad or h.requires_grad):
+            raise RuntimeError("StreamStep runs without autograd; call it under torch.no_grad() "
+                               "or use engine.recurrence for gradients")
+        if not (x.dim() == 2 and x.shape[1] == self.input_size):
+            raise ValueError(f"x: expected shape (batch, {self.input_size}), "
+                             f"got {tuple(x.shape)}")
+        batch = x.shape[0]
+        checks.check_tensor("x", x, (batch, self.input_size), self.dtype)
+        self._check_state("h", h, batch, self.out_size)
+        if (c is None) != (self.mode != "LSTM"):
+            raise ValueError(f"c: expected {'a cell state' if self.mode == 'LSTM' else 'None'} "
+                             f"for mode {self.mode!r}")
+        if c is not None:
+            self._check_state("c", c, batch, self.hidden)
+        return self.run(x.contiguous(), h, c)
+
+    def run(self, x: Tensor, h: Tensor, c: Tensor | None):
+        """:meth:`__call__` without the checks, for callers that already made them."""
+        h_n = torch.empty_like(h)
+        c_n = None if c is None else torch.empty_like(c)
+        self._native.stream(
+            self._is_double, self._mode_id, self.layers, x.shape[0], self.input_size,
+            self.hidden, self.out_size, self._threads, x.data_ptr(), h.data_ptr(),
+            0 if c is None else c.data_ptr(), h_n.data_ptr(),
+            0 if c_n is None else c_n.data_ptr(), self.pointers)
+        return h_n, c_n

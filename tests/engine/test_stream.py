@@ -1,0 +1,130 @@
+"""StreamStep: stacked layers advanced one step in one native call, against torch.nn."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rnnkit import engine
+from rnnkit.engine import stream
+
+pytestmark = pytest.mark.skipif(not engine.available(), reason="native engine not compiled")
+
+MODES = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")
+ISAS = engine.supported_isas() if engine.available() else []
+
+
+@pytest.fixture(params=ISAS)
+def isa(request):
+    previous = engine.isa()
+    engine.set_isa(request.param)
+    yield request.param
+    engine.set_isa(previous)
+
+
+def torch_stack(mode, input_size, hidden, layers, *, bias=True, proj=0, dtype=torch.float64):
+    cls = {"RNN_TANH": torch.nn.RNN, "RNN_RELU": torch.nn.RNN}.get(mode)
+    options = {"nonlinearity": mode[4:].lower()} if cls else {}
+    if proj:
+        options["proj_size"] = proj
+    cls = cls or getattr(torch.nn, mode)
+    return cls(input_size, hidden, layers, bias=bias, dtype=dtype, **options)
+
+
+def layer_weights(module):
+    suffixes = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+    return [tuple(getattr(module, f"{name}_l{layer}", None) for name in suffixes)
+            for layer in range(module.num_layers)]
+
+
+def run_both(mode, batch, layers, *, bias=True, proj=0, dtype=torch.float64, steps=3):
+    """Feed ``steps`` steps through torch.nn and through one StreamStep; return both."""
+    module = torch_stack(mode, 7, 33, layers, bias=bias, proj=proj, dtype=dtype)
+    plan = engine.StreamStep(mode, layer_weights(module))
+    out = proj or 33
+    x = torch.randn(steps, batch, 7, dtype=dtype)
+    h = torch.randn(layers, batch, out, dtype=dtype)
+    c = torch.randn(layers, batch, 33, dtype=dtype) if mode == "LSTM" else None
+    with torch.no_grad():
+        want_y, want_state = module(x, (h, c) if c is not None else h)
+        state = (h, c)
+        for t in range(steps):
+            state = plan(x[t], *state)
+    want = want_state if isinstance(want_state, tuple) else (want_state, None)
+    return state, want, want_y[-1]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("batch", [1, 3])
+def test_matches_torch_over_several_steps(mode, batch, isa):
+    for layers, proj, bias in ((1, 0, True), (3, 0, False), (2, 5 if mode == "LSTM" else 0, True)):
+        (h, c), (want_h, want_c), last_y = run_both(mode, batch, layers, bias=bias, proj=proj)
+        torch.testing.assert_close(h, want_h, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(h[-1], last_y, rtol=1e-10, atol=1e-12)
+        if mode == "LSTM":
+            torch.testing.assert_close(c, want_c, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_two_threads_match_one(mode, monkeypatch):
+    """Above the size threshold the hidden units are split between threads; same numbers."""
+    monkeypatch.setattr(stream, "MIN_WEIGHTS_FOR_THREADS", 0)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    (h, c), (want_h, want_c), _ = run_both(mode, 2, 2, proj=5 if mode == "LSTM" else 0,
+                                           dtype=torch.float32)
+    torch.testing.assert_close(h, want_h, rtol=1e-5, atol=1e-6)
+    if mode == "LSTM":
+        torch.testing.assert_close(c, want_c, rtol=1e-5, atol=1e-6)
+
+
+def test_inputs_are_not_modified_and_outputs_are_new():
+    module = torch_stack("LSTM", 7, 33, 2)
+    plan = engine.StreamStep("LSTM", layer_weights(module))
+    x, h, c = torch.randn(1, 7, dtype=torch.float64), torch.zeros(2, 1, 33,
+                                                                  dtype=torch.float64), None
+    c = torch.zeros_like(h)
+    with torch.no_grad():
+        h_n, c_n = plan(x, h, c)
+    assert not h.any() and not c.any()
+    assert h_n.data_ptr() != h.data_ptr() and c_n.data_ptr() != c.data_ptr()
+
+
+def test_in_place_weight_updates_are_seen():
+    module = torch_stack("GRU", 7, 33, 1)
+    plan = engine.StreamStep("GRU", layer_weights(module))
+    x, h = torch.randn(1, 7, dtype=torch.float64), torch.randn(1, 1, 33, dtype=torch.float64)
+    with torch.no_grad():
+        before, _ = plan(x, h)
+        module.weight_hh_l0.mul_(0.5)
+        after, _ = plan(x, h)
+        want = module(x.unsqueeze(0), h)[1]
+    assert not torch.equal(before, after)
+    torch.testing.assert_close(after, want, rtol=1e-10, atol=1e-12)
+
+
+def test_errors_name_the_argument():
+    module = torch_stack("LSTM", 7, 33, 2)
+    weights = layer_weights(module)
+    plan = engine.StreamStep("LSTM", weights)
+    h = torch.zeros(2, 1, 33, dtype=torch.float64)
+    with torch.no_grad():
+        with pytest.raises(ValueError, match=r"x: expected shape \(batch, 7\), got \(1, 6\)"):
+            plan(torch.zeros(1, 6, dtype=torch.float64), h, h)
+        with pytest.raises(TypeError, match=r"x: expected dtype torch\.float64"):
+            plan(torch.zeros(1, 7), h, h)
+        with pytest.raises(ValueError, match=r"h: expected shape \(2, 1, 33\), got \(1, 1, 33\)"):
+            plan(torch.zeros(1, 7, dtype=torch.float64), h[:1], h)
+        with pytest.raises(ValueError, match="c: expected a cell state for mode 'LSTM'"):
+            plan(torch.zeros(1, 7, dtype=torch.float64), h, None)
+    with pytest.raises(RuntimeError, match=r"under torch\.no_grad"):
+        plan(torch.zeros(1, 7, dtype=torch.float64, requires_grad=True), h, h)
+    with pytest.raises(ValueError,
+                       match=r"weights\[1\]: expected \(w_ih, w_hh, b_ih, b_hh, w_hr\)"):
+        engine.StreamStep("LSTM", [weights[0], weights[1][:4]])
+    wrong = (torch.zeros(132, 5, dtype=torch.float64), *weights[1][1:])
+    with pytest.raises(ValueError, match=r"weight_ih: expected shape \(132, 33\), got \(132, 5\)"):
+        engine.StreamStep("LSTM", [weights[0], wrong])
+    with pytest.raises(ValueError, match=r"weights\[0\].w_hh: expected a contiguous tensor"):
+        engine.StreamStep("GRU", [(torch.zeros(9, 4), torch.zeros(3, 9).t(), None, None, None)])
+    with pytest.raises(TypeError, match="float32 or float64"):
+        engine.StreamStep("GRU", [(torch.zeros(9, 4, dtype=torch.float16),) + (None,) * 4])

@@ -1,0 +1,58 @@
+"""The engine's threads: torch's OpenMP team by default, rnnkit's own pool on request."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rnnkit import engine
+from rnnkit.engine import ops, threads
+
+from .reference import direction_weights, make_module, torch_direction
+
+pytestmark = pytest.mark.skipif(not engine.available(), reason="native engine not compiled")
+
+
+@pytest.fixture(params=["openmp", "pool"])
+def thread_backend(request):
+    previous = engine.thread_backend()
+    engine.set_thread_backend(request.param)
+    yield request.param
+    engine.set_thread_backend(previous)
+
+
+def test_torch_openmp_team_is_the_default():
+    assert "OpenMP" in torch.__config__.parallel_info()  # this torch build runs on OpenMP
+    assert engine.thread_backend() == "openmp"
+
+
+@pytest.mark.parametrize("mode", ["GRU", "LSTM"])
+def test_both_thread_backends_match_torch(mode, thread_backend, monkeypatch):
+    monkeypatch.setattr(ops, "choose_threads", lambda *args: 2)
+    torch.manual_seed(0)
+    module = make_module(mode, 5, 70, bias=True, proj=0, dtype=torch.float64)
+    weights = direction_weights(module, False)
+    x = torch.randn(9, 3, 5, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(3, 70, dtype=torch.float64)
+    c0 = torch.randn(3, 70, dtype=torch.float64) if mode == "LSTM" else None
+    want_y, _, _ = torch_direction(module, mode, x, h0, c0, None, False)
+    y, _, _ = engine.recurrence(mode, x, h0, c0, *weights, None, False)
+    torch.testing.assert_close(y, want_y, rtol=1e-10, atol=1e-12)
+    (want_dx,) = torch.autograd.grad(want_y.sum(), x)
+    (dx,) = torch.autograd.grad(y.sum(), x)
+    torch.testing.assert_close(dx, want_dx, rtol=1e-10, atol=1e-12)
+
+
+def test_unknown_thread_backend_is_refused():
+    with pytest.raises(ValueError, match=r"expected 'pool' or 'openmp'.*got 'tbb'"):
+        engine.set_thread_backend("tbb")
+
+
+def test_thread_choice_follows_work_and_units(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert threads.choose_threads("RNN_TANH", 128, 64, 64) == 1  # 64 units: too few to split
+    assert threads.choose_threads("LSTM", 1, 64, 64) == 1  # 16K multiply-adds per step
+    assert threads.choose_threads("LSTM", 8, 64, 64) == 2
+    assert threads.choose_threads("GRU", 1, 512, 512) == 2
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert threads.choose_threads("GRU", 128, 512, 512) == 1

@@ -1,0 +1,127 @@
+"""step()'s native fast path: same numbers as forward(), and it steps aside when it must."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from tests.nn.helpers import KINDS, as_tuple, make_pair
+
+from rnnkit import engine
+
+pytestmark = pytest.mark.skipif(not engine.available(), reason="native engine not compiled")
+
+
+def stream(layer, x, state=None):
+    outputs = []
+    for t in range(x.shape[0]):
+        y, state = layer.step(x[t], state)
+        outputs.append(y)
+    return torch.stack(outputs), state
+
+
+def assert_states_close(actual, expected, **tolerance):
+    for got, want in zip(as_tuple(actual), as_tuple(expected), strict=True):
+        torch.testing.assert_close(got, want, **tolerance)
+
+
+CASES = [(kind, options) for kind in KINDS
+         for options in ({}, {"bias": False, "num_layers": 3})] + [("LSTM", {"proj_size": 2})]
+
+
+@pytest.mark.parametrize(("kind", "options"), CASES)
+def test_fast_path_equals_forward(kind, options):
+    options = {"num_layers": 2, **options}
+    reference, layer = make_pair(kind, 3, 4, backend="native", **options)
+    x = torch.randn(6, 2, 3, dtype=torch.float64)
+    with torch.no_grad():
+        want_y, want_state = reference(x)
+        y, state = stream(layer, x)
+    assert layer._stream_cache is not None and layer._stream_cache.plan is not None
+    torch.testing.assert_close(y, want_y, rtol=1e-10, atol=1e-12)
+    assert_states_close(state, want_state, rtol=1e-10, atol=1e-12)
+
+
+def test_auto_backend_streams_natively_at_batch_one():
+    _, layer = make_pair("GRU", 3, 64, backend="auto", dtype=torch.float32)
+    with torch.no_grad():
+        layer.step(torch.randn(1, 3), None)
+    assert (layer._stream_cache.plan is not None) == engine.streaming_wins("GRU", 64, 1)
+
+
+def test_replaced_weights_are_noticed():
+    reference, layer = make_pair("LSTM", 3, 4, backend="native")
+    x = torch.randn(4, 1, 3, dtype=torch.float64)
+    with torch.no_grad():
+        stream(layer, x)
+        first_plan = layer._stream_cache.plan
+        layer.weight_hh_l0.data = torch.randn(16, 4, dtype=torch.float64)
+        reference.weight_hh_l0.data = layer.weight_hh_l0.data.clone()
+        y, _ = stream(layer, x)
+        want, _ = reference(x)
+    assert layer._stream_cache.plan is not first_plan
+    torch.testing.assert_close(y, want, rtol=1e-10, atol=1e-12)
+
+
+def test_dtype_change_rebuilds_the_plan():
+    reference, layer = make_pair("RNN_TANH", 3, 4, backend="native")
+    x = torch.randn(3, 1, 3, dtype=torch.float64)
+    with torch.no_grad():
+        stream(layer, x)
+        layer.float()
+        reference.float()
+        y, _ = stream(layer, x.float())
+        want, _ = reference(x.float())
+    assert layer._stream_cache.plan.dtype == torch.float32
+    torch.testing.assert_close(y, want, rtol=1e-5, atol=1e-6)
+
+
+def test_general_path_cases_give_the_same_numbers():
+    """Grad enabled, unbatched, non-contiguous input, float32 input to a float64 layer."""
+    reference, layer = make_pair("GRU", 3, 4, num_layers=2, backend="native")
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    want, _ = reference(x)
+    y, _ = stream(layer, x)  # autograd on: the general path
+    torch.testing.assert_close(y, want.detach(), rtol=1e-10, atol=1e-12)
+    assert layer._stream_cache is None
+    with torch.no_grad():
+        unbatched, _ = stream(layer, x[:, 0])
+        strided, _ = stream(layer, x.transpose(1, 2).contiguous().transpose(1, 2))
+        with pytest.raises(ValueError, match=r"input has dtype torch\.float32"):
+            layer.step(x[0].float(), None)
+    torch.testing.assert_close(unbatched, want[:, 0].detach(), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(strided, want.detach(), rtol=1e-10, atol=1e-12)
+
+
+def test_wrong_state_shape_still_gets_the_layer_error():
+    _, layer = make_pair("LSTM", 3, 4, num_layers=2, backend="native")
+    x = torch.randn(2, 3, dtype=torch.float64)
+    bad = (torch.zeros(1, 2, 4, dtype=torch.float64), torch.zeros(2, 2, 4, dtype=torch.float64))
+    with torch.no_grad(), pytest.raises(ValueError, match="h_0"):
+        layer.step(x, bad)
+
+
+def test_training_dropout_between_layers_uses_the_general_path():
+    _, layer = make_pair("GRU", 3, 4, num_layers=2, dropout=0.5, backend="native")
+    layer.train()
+    with torch.no_grad():
+        torch.manual_seed(0)
+        a, _ = layer.step(torch.ones(1, 3, dtype=torch.float64), None)
+        torch.manual_seed(1)
+        b, _ = layer.step(torch.ones(1, 3, dtype=torch.float64), None)
+    assert not torch.equal(a, b)  # dropout drew different masks: not the fast path
+    assert layer._stream_cache is None
+
+
+def test_copies_do_not_share_the_cache():
+    reference, layer = make_pair("LSTM", 3, 4, backend="native")
+    x = torch.randn(3, 1, 3, dtype=torch.float64)
+    with torch.no_grad():
+        stream(layer, x)
+        twin = copy.deepcopy(layer)
+        assert twin._stream_cache is None
+        twin.weight_ih_l0.zero_()
+        y, _ = stream(layer, x)
+        want, _ = reference(x)
+    torch.testing.assert_close(y, want, rtol=1e-10, atol=1e-12)
