@@ -111,9 +111,19 @@ static void gemm_packed(int M, int K, const T* A, long lda, const T* P, int N, i
     const long ps = (long)K * L;
     const int full = N / L < j1 ? N / L : j1;
     int j = j0;
-    for (; j + RNNKIT_NV <= full; j += RNNKIT_NV)
-        panels_full<T, RNNKIT_NV>(M, K, A, lda, P + j * ps, ps, C + j * L, ldc,
-                                  Cinit ? Cinit + j * L : nullptr, ldi);
+    // Every accumulator is a chain of K dependent FMAs: one or two rows need more panels at
+    // once to keep both FMA units busy (8 chains cover their latency).
+#define RNNKIT_PANELS(nv)                                                            \
+    for (; j + (nv) <= full; j += (nv))                                              \
+        panels_full<T, (nv)>(M, K, A, lda, P + j * ps, ps, C + j * L, ldc,         \
+                             Cinit ? Cinit + j * L : nullptr, ldi);
+    if (M == 1) {
+        RNNKIT_PANELS(8)
+    } else if (M == 2) {
+        RNNKIT_PANELS(4)
+    }
+    RNNKIT_PANELS(RNNKIT_NV)
+#undef RNNKIT_PANELS
     for (; j < full; j++)
         panels_full<T, 1>(M, K, A, lda, P + j * ps, ps, C + j * L, ldc,
                           Cinit ? Cinit + j * L : nullptr, ldi);
