@@ -174,3 +174,21 @@ def test_analysis_commands_are_registered_when_present(cli):
     for command in ("analyze", "report", "demo"):
         assert command in listing
         assert cli(command, "--help").exit_code == 0
+
+
+def test_a_study_of_only_pruned_trials_has_no_best(tmp_path):
+    """A pruned trial carries its last reported value; it must not be taken for a result."""
+    import optuna
+
+    from rnnkit.tasks import tune
+    from rnnkit.tasks.config import config_from_dict
+
+    study = optuna.create_study(direction="minimize")
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    trial.report(0.5, step=0)
+    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    assert study.trials[0].value == 0.5  # optuna keeps the intermediate value
+    config = config_from_dict({"task": "classification", "data": {"dataset": "names"}})
+    outcome = tune._best(study, config, tmp_path)
+    assert outcome.best_value is None and outcome.best_config is None
+    assert not (tmp_path / "best_config.yaml").exists()

@@ -36,11 +36,16 @@ def test_shapes_between_grid_points_use_the_nearest_one():
     assert not decide("LSTM", 64, 64, training=False)
 
 
-def test_streaming_goes_native_for_lstm_only():
-    step = {"input_size": 8, "batch": 1, "seq_len": 1, "dtype": torch.float32, "device": "cpu",
-            "training": False}
-    assert engine.should_use("LSTM", hidden_size=128, **step)
-    assert not engine.should_use("GRU", hidden_size=128, **step)
+def test_streaming_follows_the_committed_benchmark():
+    """Every streaming row of bench/results/layers.json: native only where it was >= MARGIN."""
+    results = json.loads(BENCH.read_text())
+    for row in results["streaming"]:
+        mode = {"RNN": "RNN_TANH"}.get(row["mode"], row["mode"])
+        native = engine.should_use(mode, input_size=row["hidden"], hidden_size=row["hidden"],
+                                   batch=1, seq_len=1, dtype=torch.float32, device="cpu",
+                                   training=False)
+        assert native == (row["speedup"] >= policy.MARGIN), row
+        assert engine.streaming_wins(mode, row["hidden"], 1) == native
 
 
 def test_never_native_off_cpu_or_for_other_dtypes():

@@ -138,10 +138,32 @@ def _lm_trainer(run_dir: Path | None, max_steps: int = STEPS, recorder=None, los
                    callbacks=[recorder] if recorder else [], metadata={"kind": "lm"})
 
 
-def _regression_trainer(recorder) -> Trainer:
+class CountingLoss:
+    """A loss whose state is the same on every rank (a step count, like Seq2SeqLoss's
+    teacher-forcing schedule)."""
+
+    state_replicated = True
+
+    def __init__(self) -> None:
+        self.step = 0
+
+    def __call__(self, model, batch):
+        self.step += 1
+        return model.loss(batch)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"step": torch.tensor(self.step)}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.step = int(state["step"])
+
+
+def _regression_trainer(recorder, run_dir: Path | None = None, max_steps: int = STEPS,
+                        loss_fn=None) -> Trainer:
     seed_everything(0)  # batches of 7 rows: ranks get 3 and 4, weighted 6/7 and 8/7
     return Trainer(Regressor(dropout=0.0), RegressionSource(batches=4, batch_size=7),
-                   quiet_config(lr=1e-2, max_steps=STEPS), callbacks=[recorder])
+                   quiet_config(lr=1e-2, max_steps=max_steps), callbacks=[recorder],
+                   loss_fn=loss_fn, run_dir=run_dir)
 
 
 def _free_port() -> int:
@@ -179,8 +201,12 @@ def _rank_main(rank: int, world: int, port: int, out: str) -> None:
         dist.barrier()
         _lm_trainer(None, max_steps=STEPS + 4, recorder=full).fit()  # uninterrupted
         results["lm_full"] = full.losses
-        _regression_trainer(regression).fit()
+        _regression_trainer(regression, Path(out) / "counting", loss_fn=CountingLoss()).fit()
         results["regression"] = regression.losses
+        counting = CountingLoss()  # resumed: the replicated step count carries on
+        _regression_trainer(Recorder(), Path(out) / "counting", STEPS + 2, counting).fit(
+            resume=True)
+        results["counting_steps"] = counting.step
         # resume the distributed run's checkpoint in the same 2 processes for 4 more steps
         resumed = Recorder()
         _lm_trainer(Path(out) / "lm", max_steps=STEPS + 4, recorder=resumed).fit(resume=True)
@@ -256,6 +282,13 @@ def test_gather_rows_pads_uneven_shares_and_drops_weight_zero_copies(two_process
     assert gathered["uneven"][0] == [[0.0, 0.0]] * 3 + [[1.0, 1.0]] * 4
     assert gathered["copy"] == [[[6.0, 6.0]]]  # rank 0 held a copy of rank 1's only row
     assert gathered["mixed"] == []  # ranks disagree on the state's names: none is stored
+
+
+def test_a_replicated_loss_state_is_saved_and_restored_by_a_distributed_run(two_process_run):
+    out, ranks, _ = two_process_run
+    saved = load_checkpoint(out / "counting" / "last", Regressor(dropout=0.0)).trainer_state
+    assert int(saved["loss_fn"]["step"]) == STEPS + 2
+    assert [rank["counting_steps"] for rank in ranks] == [STEPS + 2, STEPS + 2]
 
 
 def test_distributed_checkpoint_loads_and_resumes_in_one_process(two_process_run, tmp_path):

@@ -6,11 +6,12 @@ listed when the native engine's median speedup over ``torch.nn`` was at least
 :data:`MARGIN`. Any other shape maps to its nearest grid point (on a log scale) and goes native
 only if that point is listed, so ``auto`` never picks a kernel measured slower than torch's.
 
-- nn.RNN / nn.GRU run a per-step loop of small ATen ops: the native engine wins at batch 1 and
-  mostly at 32; at batch 128 both are bound by the same GEMMs.
-- nn.LSTM uses oneDNN's fused kernel: the native engine wins only at batch 1 (and in
-  training at a few larger shapes).
-- Streaming ``step()`` (one step, batch 1): the native single-step kernel wins for LSTM only.
+- nn.RNN / nn.GRU run a per-step loop of small ATen ops: the native engine wins everywhere
+  except at batch 128 with the largest hidden sizes, where both are bound by the same GEMMs.
+- nn.LSTM uses oneDNN's fused kernel: the native engine wins at batch 1 and in training at
+  several larger shapes; oneDNN keeps inference at batch >= 32.
+- Streaming ``step()`` (one step, batch 1; :data:`STREAMING_WINS`, from the streaming table):
+  the one-call native step wins for every cell and size measured.
 """
 
 from __future__ import annotations
@@ -28,15 +29,16 @@ BATCH_GRID = (1, 32, 128)
 # (cell, training) -> {(hidden, batch)} where native was >= MARGIN x torch.nn.
 NATIVE_WINS: dict[tuple[str, bool], frozenset[tuple[int, int]]] = {
     ("RNN", False): frozenset({(64, 1), (64, 32), (64, 128), (128, 1), (128, 32), (256, 1),
-                               (512, 1), (512, 32)}),
-    ("RNN", True): frozenset({(64, 1), (64, 32), (64, 128), (128, 1), (128, 32), (256, 1),
-                              (512, 1), (512, 32)}),
-    ("GRU", False): frozenset({(64, 1), (64, 32), (128, 1), (128, 128), (256, 1),
-                               (256, 32), (512, 32)}),
+                               (256, 32), (256, 128), (512, 1), (512, 32)}),
+    ("RNN", True): frozenset({(64, 1), (64, 32), (64, 128), (128, 1), (128, 32), (128, 128),
+                              (256, 1), (256, 32), (512, 1), (512, 32)}),
+    ("GRU", False): frozenset({(64, 1), (64, 32), (64, 128), (128, 1), (128, 32), (128, 128),
+                               (256, 1), (256, 32), (256, 128), (512, 1), (512, 32)}),
     ("GRU", True): frozenset({(64, 1), (64, 32), (64, 128), (128, 1), (128, 32), (128, 128),
                               (256, 1), (256, 32), (512, 1), (512, 32)}),
-    ("LSTM", False): frozenset({(64, 1)}),
-    ("LSTM", True): frozenset({(64, 1), (128, 1), (256, 1), (256, 128)}),
+    ("LSTM", False): frozenset({(64, 1), (128, 1), (256, 1), (512, 1)}),
+    ("LSTM", True): frozenset({(64, 1), (128, 1), (128, 128), (256, 1), (256, 32), (256, 128),
+                               (512, 1), (512, 32)}),
 }
 # Streaming step() at batch 1: cell -> hidden sizes (grid points) where the one-call native
 # step measured >= MARGIN x a one-step torch.nn call.

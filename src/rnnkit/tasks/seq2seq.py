@@ -28,6 +28,8 @@ EVAL_BATCH = 128
 class Seq2SeqLoss:
     """``model.loss(batch)`` after setting the teacher-forcing ratio for the current step."""
 
+    state_replicated = True  # every data-parallel rank counts the same steps
+
     def __init__(self) -> None:
         self.step = 0
 

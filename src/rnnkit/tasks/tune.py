@@ -187,7 +187,10 @@ def tune(
 
 
 def _best(study: Any, config: RunConfig, out_dir: Path) -> TuneOutcome:
-    complete = [t for t in study.trials if t.value is not None]
+    # Only finished trials count: a pruned trial can carry its last reported value, but
+    # study.best_trial considers COMPLETE trials alone (and raises when there are none).
+    finished = _optuna().trial.TrialState.COMPLETE
+    complete = [t for t in study.trials if t.state == finished and t.value is not None]
     if not complete:
         return TuneOutcome(study, None, {}, None)
     best = study.best_trial

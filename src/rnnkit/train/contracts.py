@@ -27,7 +27,8 @@ LossFn = Callable[[torch.nn.Module, Any], torch.Tensor]
 ``load_state_dict(state)`` make a stateful loss (e.g. truncated BPTT) resume exactly. A state of
 per-row tensors (``{name: tensor}``, one entry per batch row along one dimension) is declared by
 an integer attribute ``state_row_dim``, so data-parallel ranks' rows are checkpointed together
-(:mod:`rnnkit.train.row_state`)."""
+(:mod:`rnnkit.train.row_state`); a state that is the same on every rank (a step count driving a
+schedule) is declared by ``state_replicated = True`` and checkpointed and restored as is."""
 
 Evaluate = Callable[[torch.nn.Module], Mapping[str, float]]
 """``evaluate(model) -> {"valid_loss": ..., ...}``, called under ``torch.no_grad()``."""

@@ -165,6 +165,7 @@ class Trainer:
         self.callbacks = CallbackList([*self._builtin_callbacks(), *callbacks])
         self._mid_step = False
         self._row_dim = state_row_dim(self.loss_fn)
+        self._replicated = bool(getattr(self.loss_fn, "state_replicated", False))
         self._restored_rows: RowState | None = None  # all rows, applied at the first batch
 
     @property
@@ -459,13 +460,14 @@ class Trainer:
 
     def _loss_state(self, collective: bool) -> dict[str, Any] | None:
         """The loss state to checkpoint. A data-parallel run gathers a per-row state (all ranks
-        take part) into the tensors a single process would hold; other per-rank states of a
-        data-parallel run are not saved (a resumed run starts them afresh)."""
+        take part) into the tensors a single process would hold and saves a replicated state
+        (the same on every rank) as is; other per-rank states of a data-parallel run are not
+        saved (a resumed run starts them afresh)."""
         if not hasattr(self.loss_fn, "state_dict"):
             return None
         if self._restored_rows is not None:  # restored but not used yet (no step since resume)
             return dict(self._restored_rows)
-        if self.parallel is None:
+        if self.parallel is None or self._replicated:
             return self.loss_fn.state_dict()
         if self._row_dim is None or not collective:
             return None
@@ -512,7 +514,7 @@ class Trainer:
         """Load the checkpoint's loss state. A per-row state waits for the first batch, whose
         rows tell whether it fits and which of them are this rank's."""
         restorable = saved is not None and hasattr(self.loss_fn, "load_state_dict")
-        if restorable and self._row_dim is None and self.parallel is None:
+        if restorable and self._row_dim is None and (self.parallel is None or self._replicated):
             self.loss_fn.load_state_dict(_to_device(saved, self.device))  # type: ignore[attr-defined]
             return
         if restorable and self._row_dim is not None and saved:
