@@ -51,8 +51,9 @@ def test_unknown_thread_backend_is_refused():
 def test_thread_choice_follows_work_and_units(monkeypatch):
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     assert threads.choose_threads("RNN_TANH", 128, 64, 64) == 1  # 64 units: too few to split
-    assert threads.choose_threads("LSTM", 1, 64, 64) == 1  # 16K multiply-adds per step
-    assert threads.choose_threads("LSTM", 8, 64, 64) == 2
+    assert threads.choose_threads("GRU", 1, 48, 48) == 1  # 7K multiply-adds per step
+    assert threads.choose_threads("LSTM", 1, 64, 64) == 2
+    assert threads.choose_threads("GRU", 1, 128, 128) == 2
     assert threads.choose_threads("GRU", 1, 512, 512) == 2
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
     assert threads.choose_threads("GRU", 128, 512, 512) == 1

@@ -3,8 +3,8 @@
 The kernels run their threads on torch's own OpenMP team when torch's OpenMP runtime is
 loaded (``_native.thread_backend() == 'openmp'``, the usual case), so they do not compete
 with torch's threads for cores; a step then pays for a second thread once it has a few
-microseconds of work and enough gate units to split (``python bench/layers.py`` and the
-1-vs-2-thread sweep recorded in ``bench/results/README.md``).
+microseconds of work and enough gate units to split (``python bench/threads.py``, results in
+``bench/results/threads.md``).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import torch
 from rnnkit.engine.checks import GATES
 
 # Multiply-adds per time step each thread must get before a second thread pays off
-# (a barrier per step costs ~0.3 us).
-MIN_WORK_PER_THREAD = 32 * 1024
+# (a barrier per step costs ~0.3 us; bench/results/threads.md).
+MIN_WORK_PER_THREAD = 8 * 1024
 # Gate units per thread below which the split leaves each thread too few vector columns.
 MIN_UNITS_PER_THREAD = 128
 
