@@ -102,6 +102,15 @@ def test_in_place_weight_updates_are_seen():
     torch.testing.assert_close(after, want, rtol=1e-10, atol=1e-12)
 
 
+def test_a_replaced_weight_storage_is_refused():
+    module = torch_stack("RNN_TANH", 7, 33, 1)
+    plan = engine.StreamStep("RNN_TANH", layer_weights(module))
+    x, h = torch.randn(1, 7, dtype=torch.float64), torch.zeros(1, 1, 33, dtype=torch.float64)
+    module.weight_hh_l0.data = torch.zeros(33, 33, dtype=torch.float64)
+    with torch.no_grad(), pytest.raises(engine.StaleWeightsError, match="build a new plan"):
+        plan(x, h)
+
+
 def test_errors_name_the_argument():
     module = torch_stack("LSTM", 7, 33, 2)
     weights = layer_weights(module)

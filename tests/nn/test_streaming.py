@@ -111,7 +111,26 @@ def test_training_dropout_between_layers_uses_the_general_path():
         torch.manual_seed(1)
         b, _ = layer.step(torch.ones(1, 3, dtype=torch.float64), None)
     assert not torch.equal(a, b)  # dropout drew different masks: not the fast path
+    assert layer._stream_cache.plan is None
+    layer.eval()  # setting an attribute drops the cached decision
     assert layer._stream_cache is None
+    with torch.no_grad():
+        layer.step(torch.ones(1, 3, dtype=torch.float64), None)
+    assert layer._stream_cache.plan is not None
+
+
+def test_replacing_a_parameter_object_drops_the_plan():
+    reference, layer = make_pair("GRU", 3, 4, backend="native")
+    x = torch.randn(3, 1, 3, dtype=torch.float64)
+    with torch.no_grad():
+        stream(layer, x)
+        assert layer._stream_cache is not None
+        layer.weight_hh_l0 = torch.nn.Parameter(torch.randn(12, 4, dtype=torch.float64))
+        assert layer._stream_cache is None
+        reference.weight_hh_l0 = torch.nn.Parameter(layer.weight_hh_l0.detach().clone())
+        y, _ = stream(layer, x)
+        want, _ = reference(x)
+    torch.testing.assert_close(y, want, rtol=1e-10, atol=1e-12)
 
 
 def test_copies_do_not_share_the_cache():

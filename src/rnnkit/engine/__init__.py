@@ -18,12 +18,13 @@ from rnnkit.engine import _loader
 from rnnkit.engine._loader import EngineUnavailableError
 from rnnkit.engine.ops import cell_step, recurrence
 from rnnkit.engine.policy import should_use, streaming_wins
-from rnnkit.engine.stream import StreamStep, weight_pointers
+from rnnkit.engine.stream import StaleWeightsError, StreamStep, weight_pointers
 
 import_error = _loader.import_error
 
 __all__ = [
     "EngineUnavailableError",
+    "StaleWeightsError",
     "StreamStep",
     "available",
     "cell_step",

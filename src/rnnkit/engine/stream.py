@@ -28,6 +28,10 @@ from rnnkit.engine._loader import require_native
 #: ``w_hr`` may be ``None``.
 LayerWeights = tuple[Tensor, Tensor, "Tensor | None", "Tensor | None", "Tensor | None"]
 
+class StaleWeightsError(RuntimeError):
+    """A weight's storage changed (``.data = ...``, ``.to()``) after the plan was built."""
+
+
 # Weight elements a step must read before a second thread pays off: below this the whole
 # step is a few microseconds and a barrier per layer costs more than it saves.
 MIN_WEIGHTS_FOR_THREADS = 64 * 1024
@@ -70,8 +74,11 @@ class StreamStep:
       (LSTM) or ``None``; returns new ``(h_n, c_n)`` tensors (inputs are not modified).
 
     The weights are read in place, so in-place updates (an optimizer step) are seen; replacing
-    a tensor (``.data = ...``) changes :func:`weight_pointers` and needs a new plan.
+    a tensor's storage (``.data = ...``) makes calls raise :class:`StaleWeightsError` (build a
+    new plan).
     """
+
+    StaleWeights = StaleWeightsError
 
     def __init__(self, mode: str, weights: Sequence[LayerWeights]):
         checks.check_mode(mode)
@@ -93,7 +100,9 @@ class StreamStep:
         self._native = require_native()
         self._mode_id = checks.MODE_IDS[mode]
         self._is_double = int(dtype == torch.float64)
-        self._weights = tuple(tuple(layer) for layer in weights)  # keeps the storage alive
+        # The kernel reads each tensor's current data pointer and refuses to run if it is no
+        # longer the one validated here (StaleWeightsError).
+        self._weights = tuple(t for layer in weights for t in layer)
         per_layer = checks.GATES[mode] * hidden * (input_size + out_size)
         self._threads = (torch.get_num_threads()
                          if per_layer >= MIN_WEIGHTS_FOR_THREADS else 1)
@@ -124,9 +133,12 @@ class StreamStep:
         """:meth:`__call__` without the checks, for callers that already made them."""
         h_n = torch.empty_like(h)
         c_n = None if c is None else torch.empty_like(c)
-        self._native.stream(
+        computed = self._native.stream(
             self._is_double, self._mode_id, self.layers, x.shape[0], self.input_size,
             self.hidden, self.out_size, self._threads, x.data_ptr(), h.data_ptr(),
             0 if c is None else c.data_ptr(), h_n.data_ptr(),
-            0 if c_n is None else c_n.data_ptr(), self.pointers)
+            0 if c_n is None else c_n.data_ptr(), self._weights, self.pointers)
+        if not computed:
+            raise StaleWeightsError("StreamStep: a weight tensor's storage changed after the "
+                                    "plan was built (.data = ... or .to()); build a new plan")
         return h_n, c_n

@@ -432,6 +432,25 @@ class RecurrentBase(nn.Module):
         return self._finish_step(x, torch.stack(new_h),
                                  torch.stack(new_c) if c0 is not None else None, batched)
 
+    # Any change to the layer's attributes or parameters drops step()'s cached fast path.
+    def __setattr__(self, name: str, value) -> None:
+        super().__setattr__(name, value)
+        if name != "_stream_cache":
+            self.__dict__["_stream_cache"] = None
+
+    def __delattr__(self, name: str) -> None:
+        super().__delattr__(name)
+        self.__dict__["_stream_cache"] = None
+
+    def register_parameter(self, name: str, param) -> None:
+        super().register_parameter(name, param)
+        self.__dict__["_stream_cache"] = None
+
+    def _apply(self, fn, recurse: bool = True):
+        result = super()._apply(fn, recurse)
+        self.__dict__["_stream_cache"] = None
+        return result
+
     def __getstate__(self):
         # The streaming cache holds raw pointers; copies rebuild their own.
         state = dict(super().__getstate__())

@@ -7,6 +7,11 @@ or observers, batched contiguous CPU input and state of the layer's dtype) the l
 an :class:`rnnkit.engine.StreamStep` built for its current weights and calls it directly.
 Anything else returns ``None`` and ``step()`` takes its general path, which also produces
 the error messages.
+
+The cache is dropped whenever an attribute or parameter of the layer is set, deleted or
+converted (``RecurrentBase.__setattr__``, ``__delattr__``, ``register_parameter``,
+``_apply``), and the kernel itself refuses weights whose storage changed behind the
+layer's back (``param.data = ...``), so a stale plan is never run.
 """
 
 from __future__ import annotations
@@ -27,65 +32,48 @@ def stream_weight_names(num_layers: int, bias: bool, proj_size: int) -> tuple[st
                  for layer in range(num_layers) for kind in WEIGHT_KINDS)
 
 
+class StreamCache:
+    """What the fast path decided for one backend setting and batch size: a plan or ``None``."""
+
+    __slots__ = ("plan", "route")
+
+    def __init__(self, route: tuple[str, int], plan) -> None:
+        self.route = route  # (backend setting, batch) the decision was made for
+        self.plan = plan  # rnnkit.engine.StreamStep, or None: take the general path
+
+
 def _layer_blocks_fast_path(layer) -> bool:
     return (layer.bidirectional or layer._state_observer is not None or layer.layer_norm
             or layer.regularisation.active
             or (layer.training and layer.dropout > 0 and layer.num_layers > 1))
 
 
-class StreamCache:
-    """Per-layer memo of the fast path: the routing decision and the built plan."""
-
-    __slots__ = ("engine", "plan", "route")
-
-    def __init__(self, route: tuple[str, int], engine) -> None:
-        self.route = route  # (backend setting, batch) the decision was made for
-        self.engine = engine  # the engine module, or None when torch.nn is faster
-        self.plan = None
-
-
-def _route(layer, batch: int) -> StreamCache:
-    """The layer's cache for this backend setting and batch, deciding afresh on a change."""
-    requested = layer.backend or backends.get_backend()
-    cache = layer._stream_cache
-    if cache is not None and cache.route == (requested, batch):
-        return cache
-    engine = backends.native_engine() if requested in ("auto", "native") else None
-    if engine is not None and requested == "auto" and not engine.streaming_wins(
-            layer.mode, layer.hidden_size, batch):
-        engine = None
-    cache = StreamCache((requested, batch), engine)
-    if layer._stream_cache is not None:
-        cache.plan = layer._stream_cache.plan
-    layer._stream_cache = cache
-    return cache
-
-
-def _plan(layer, batch: int):
-    """The layer's ``StreamStep`` for its current weights, or ``None`` to take the general path.
-
-    Weights are compared by pointer on every call, so a tensor replaced in place of a
-    parameter (``.data = ...``, ``.to()``) is noticed; parametrized weights are not handled.
-    """
-    cache = _route(layer, batch)
-    if cache.engine is None:
+def _build_plan(layer, setting: str, batch: int):
+    """A ``StreamStep`` for the layer's current weights, or ``None`` when it does not apply."""
+    if _layer_blocks_fast_path(layer) or setting not in ("auto", "native"):
+        return None
+    engine = backends.native_engine()
+    if engine is None or (setting == "auto"
+                          and not engine.streaming_wins(layer.mode, layer.hidden_size, batch)):
         return None
     parameters = layer._parameters
     weights = [None if name is None else parameters.get(name) for name in layer._stream_names]
-    try:
-        pointers = tuple([0 if w is None else w.data_ptr() for w in weights])
-    except AttributeError:  # a parametrized or deleted weight
-        return None
-    if cache.plan is not None and cache.plan.pointers == pointers:
-        return cache.plan
-    names = layer._stream_names
-    if any(w is None and name is not None for w, name in zip(weights, names, strict=True)):
-        return None
+    if any(w is None and name is not None for w, name in zip(weights, layer._stream_names,
+                                                             strict=True)):
+        return None  # a weight left _parameters (parametrized or deleted)
     if not all(w is None or (w.is_cpu and w.is_contiguous()) for w in weights):
         return None
-    per_layer = [tuple(weights[i:i + 5]) for i in range(0, len(weights), 5)]
-    cache.plan = cache.engine.StreamStep(layer.mode, per_layer)
-    return cache.plan
+    return engine.StreamStep(layer.mode, [tuple(weights[i:i + 5])
+                                          for i in range(0, len(weights), 5)])
+
+
+def _cache(layer, batch: int) -> StreamCache:
+    setting = layer.backend or backends.get_backend()
+    cache = layer._stream_cache
+    if cache is None or cache.route != (setting, batch):
+        cache = StreamCache((setting, batch), _build_plan(layer, setting, batch))
+        layer._stream_cache = cache
+    return cache
 
 
 def _state_ok(state: object, shape: tuple[int, int, int], dtype: torch.dtype) -> bool:
@@ -107,24 +95,25 @@ def _split_state(state, lstm: bool, shape: tuple[int, int, int], hidden: int, dt
 
 def native_step(layer, input: Tensor, state):
     """``(y (N, P), new_state)`` from one native call, or ``None`` to use the general path."""
-    if torch.is_grad_enabled() or _layer_blocks_fast_path(layer):
+    if torch.is_grad_enabled() or type(input) is not Tensor or input.dim() != 2:
         return None
-    if not (type(input) is Tensor and input.dim() == 2 and input.is_cpu
-            and input.is_contiguous() and input.shape[1] == layer.input_size):
-        return None
-    batch = input.shape[0]
-    plan = _plan(layer, batch)
-    if plan is None or input.dtype != plan.dtype:
+    plan = _cache(layer, input.shape[0]).plan
+    if plan is None or not (input.dtype == plan.dtype and input.shape[1] == plan.input_size
+                            and input.is_cpu and input.is_contiguous()):
         return None
     lstm = plan.mode == "LSTM"
-    shape = (plan.layers, batch, plan.out_size)
+    shape = (plan.layers, input.shape[0], plan.out_size)
     if state is None:
         h = input.new_zeros(shape)
-        c = input.new_zeros((plan.layers, batch, plan.hidden)) if lstm else None
+        c = input.new_zeros((plan.layers, shape[1], plan.hidden)) if lstm else None
     else:
         states = _split_state(state, lstm, shape, plan.hidden, plan.dtype)
         if states is None:
             return None
         h, c = states
-    h_n, c_n = plan.run(input, h, c)
+    try:
+        h_n, c_n = plan.run(input, h, c)
+    except plan.StaleWeights:
+        layer._stream_cache = None  # a weight's storage was replaced: rebuild and retry
+        return native_step(layer, input, state)
     return h_n[-1], ((h_n, c_n) if lstm else h_n)

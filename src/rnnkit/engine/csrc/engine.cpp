@@ -350,14 +350,42 @@ static bool fast_ints(PyObject* const* args, Py_ssize_t first, Py_ssize_t count,
     return true;
 }
 
-// stream(is_double, mode, layers, B, I, H, Hout, threads, x, h, c, hn, cn, weights)
-// with the pointers as ints and weights a tuple of 5 * layers ints (0 for absent).
-// Streaming is latency-bound, so arguments are read without tuple parsing and scratch is a
-// per-thread buffer that only grows.
+static PyObject* g_data_ptr_name = nullptr;  // interned "data_ptr"
+
+// Fill `out` with the current data pointers of the weight tensors in `weights` (None -> 0).
+// Returns 1, or 0 when a pointer differs from `expected` (the tensor's storage was replaced
+// since the plan was built), or -1 with a Python error set.
+static int weight_pointers(PyObject* weights, PyObject* expected, uintptr_t* out) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(weights); i++) {
+        PyObject* tensor = PyTuple_GET_ITEM(weights, i);
+        if (tensor == Py_None) {
+            out[i] = 0;
+        } else {
+            PyObject* ptr = PyObject_CallMethodNoArgs(tensor, g_data_ptr_name);
+            if (!ptr) return -1;
+            out[i] = (uintptr_t)PyLong_AsUnsignedLongLongMask(ptr);
+            Py_DECREF(ptr);
+            if (out[i] == (uintptr_t)-1 && PyErr_Occurred()) return -1;
+        }
+        uintptr_t want = (uintptr_t)PyLong_AsUnsignedLongLongMask(PyTuple_GET_ITEM(expected, i));
+        if (want == (uintptr_t)-1 && PyErr_Occurred()) return -1;
+        if (out[i] != want) return 0;
+    }
+    return 1;
+}
+
+// stream(is_double, mode, layers, B, I, H, Hout, threads, x, h, c, hn, cn, weights, expected)
+// with the state pointers as ints, `weights` a tuple of 5 * layers tensors or None and
+// `expected` their data pointers when the plan was built. Returns True after computing the
+// step, False (computing nothing) when a weight's storage has changed since. Streaming is
+// latency-bound: arguments are read without tuple parsing and scratch is a per-thread buffer
+// that only grows.
 static PyObject* py_stream(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     constexpr int kScalars = 13;
-    if (nargs != kScalars + 1 || !PyTuple_Check(args[kScalars])) {
-        PyErr_SetString(PyExc_TypeError, "stream: expected 13 ints and a tuple of weight pointers");
+    if (nargs != kScalars + 2 || !PyTuple_Check(args[kScalars]) ||
+        !PyTuple_Check(args[kScalars + 1])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "stream: expected 13 ints, a tuple of weights and a tuple of pointers");
         return nullptr;
     }
     unsigned long long v[kScalars];
@@ -376,18 +404,19 @@ static PyObject* py_stream(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     s.c = (const void*)(uintptr_t)v[10];
     s.hn = (void*)(uintptr_t)v[11];
     s.cn = (void*)(uintptr_t)v[12];
-    PyObject* tuple = args[kScalars];
-    if (PyTuple_GET_SIZE(tuple) != 5 * (Py_ssize_t)s.layers) {
-        PyErr_SetString(PyExc_ValueError, "stream: expected 5 weight pointers per layer");
+    PyObject* weights_obj = args[kScalars];
+    PyObject* expected = args[kScalars + 1];
+    const Py_ssize_t count = 5 * (Py_ssize_t)s.layers;
+    if (PyTuple_GET_SIZE(weights_obj) != count || PyTuple_GET_SIZE(expected) != count) {
+        PyErr_SetString(PyExc_ValueError, "stream: expected 5 weights and pointers per layer");
         return nullptr;
     }
     static thread_local std::vector<uintptr_t> weights;
     static thread_local std::vector<double> work;  // double-aligned, sized in elements
-    weights.resize((size_t)5 * s.layers);
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tuple); i++) {
-        weights[i] = (uintptr_t)PyLong_AsUnsignedLongLongMask(PyTuple_GET_ITEM(tuple, i));
-        if (weights[i] == (uintptr_t)-1 && PyErr_Occurred()) return nullptr;
-    }
+    weights.resize((size_t)count);
+    const int current = weight_pointers(weights_obj, expected, weights.data());
+    if (current < 0) return nullptr;
+    if (current == 0) Py_RETURN_FALSE;
     const int gates = s.mode == rnnkit::MODE_LSTM ? 4 : s.mode == rnnkit::MODE_GRU ? 3 : 1;
     size_t need = (size_t)rnnkit::stream_work_elements(gates, s.B, s.H);
     if (work.size() < need) work.resize(need);  // double-sized elements cover float too
@@ -398,7 +427,7 @@ static PyObject* py_stream(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
         table->stream_f64(s);
     else
         table->stream_f32(s);
-    Py_RETURN_NONE;
+    Py_RETURN_TRUE;
 }
 
 static PyObject* py_thread_backend(PyObject*, PyObject*) {
@@ -438,6 +467,8 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__native(void) {
     g_table = rnnkit::best_table();
+    g_data_ptr_name = PyUnicode_InternFromString("data_ptr");
+    if (!g_data_ptr_name) return nullptr;
     const char* pool_choice = std::getenv("RNNKIT_ENGINE_THREADS");
     if (!rnnkit::set_thread_backend(pool_choice && *pool_choice ? pool_choice : "openmp"))
         rnnkit::set_thread_backend("pool");
