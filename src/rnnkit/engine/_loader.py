@@ -5,6 +5,10 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+# torch first: its OpenMP runtime must be loaded before the extension looks for it (the engine
+# runs its threads on torch's OpenMP team when it finds one, see csrc/engine.cpp).
+import torch  # noqa: F401
+
 native: ModuleType | None
 #: Why the extension could not be imported (``None`` when it is available).
 import_error: ImportError | None

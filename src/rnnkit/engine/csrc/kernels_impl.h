@@ -41,15 +41,20 @@ static constexpr int lanes() {
 }
 
 // C[m, j*L + l] = Cinit[m, ...] (or 0) + sum_k A[m, k] * P[j*ps + k*L + l] for m < MR_, j < NV_.
+// With pf != 0, also asks for Cinit[pf + ...] (the same tile of the next time step's input
+// projections, which are read from memory) to be brought into L2 while this tile computes.
 template <typename T, int MR_, int NV_>
 static inline void tile(int K, const T* A, long lda, const T* P, long ps, T* C, long ldc,
-                        const T* Cinit, long ldi) {
+                        const T* Cinit, long ldi, long pf) {
     typedef typename VecOf<T>::type V;
     constexpr int L = lanes<T>();
     V acc[MR_][NV_];
     for (int m = 0; m < MR_; m++)
         for (int j = 0; j < NV_; j++)
             acc[m][j] = Cinit ? load_vec<V>(Cinit + m * ldi + j * L) : V{};
+    if (pf)
+        for (int m = 0; m < MR_; m++)
+            for (int j = 0; j < NV_; j++) __builtin_prefetch(Cinit + pf + m * ldi + j * L, 0, 2);
     for (int k = 0; k < K; k++) {
         V w[NV_];
         for (int j = 0; j < NV_; j++) w[j] = load_vec<V>(P + j * ps + k * L);
@@ -64,16 +69,16 @@ static inline void tile(int K, const T* A, long lda, const T* P, long ps, T* C, 
 
 template <typename T, int NV_>
 static inline void tile_rows(int rows, int K, const T* A, long lda, const T* P, long ps, T* C,
-                             long ldc, const T* Cinit, long ldi) {
+                             long ldc, const T* Cinit, long ldi, long pf) {
     int m = 0;
     for (; m + RNNKIT_MR <= rows; m += RNNKIT_MR)
         tile<T, RNNKIT_MR, NV_>(K, A + m * lda, lda, P, ps, C + m * ldc, ldc,
-                                Cinit ? Cinit + m * ldi : nullptr, ldi);
+                                Cinit ? Cinit + m * ldi : nullptr, ldi, pf);
     // Remaining rows, one template instance per count so accumulators stay in registers.
     const T* ci = Cinit ? Cinit + m * ldi : nullptr;
     switch (rows - m) {
 #define RNNKIT_ROWS(r) \
-    case r: tile<T, (r < RNNKIT_MR ? r : 1), NV_>(K, A + m * lda, lda, P, ps, C + m * ldc, ldc, ci, ldi); break;
+    case r: tile<T, (r < RNNKIT_MR ? r : 1), NV_>(K, A + m * lda, lda, P, ps, C + m * ldc, ldc, ci, ldi, pf); break;
         RNNKIT_ROWS(1) RNNKIT_ROWS(2) RNNKIT_ROWS(3) RNNKIT_ROWS(4) RNNKIT_ROWS(5)
         RNNKIT_ROWS(6) RNNKIT_ROWS(7) RNNKIT_ROWS(8) RNNKIT_ROWS(9) RNNKIT_ROWS(10)
         RNNKIT_ROWS(11)
@@ -87,17 +92,17 @@ static inline void tile_rows(int rows, int K, const T* A, long lda, const T* P, 
 // batch) each weight is read once and accumulators stay in registers over the whole K.
 template <typename T, int NV_>
 static inline void panels_full(int M, int K, const T* A, long lda, const T* P, long ps, T* C,
-                               long ldc, const T* Cinit, long ldi) {
+                               long ldc, const T* Cinit, long ldi, long pf) {
     constexpr int chunk = (RNNKIT_L1_PANEL_BYTES / (NV_ * lanes<T>() * (int)sizeof(T))) & ~7;
     if (M <= RNNKIT_MR) {
-        tile_rows<T, NV_>(M, K, A, lda, P, ps, C, ldc, Cinit, ldi);
+        tile_rows<T, NV_>(M, K, A, lda, P, ps, C, ldc, Cinit, ldi, pf);
         return;
     }
     for (int k0 = 0; k0 < K; k0 += chunk) {
         int kc = K - k0 < chunk ? K - k0 : chunk;
         const T* init = k0 == 0 ? Cinit : C;
         tile_rows<T, NV_>(M, kc, A + k0, lda, P + (long)k0 * lanes<T>(), ps, C, ldc, init,
-                          k0 == 0 ? ldi : ldc);
+                          k0 == 0 ? ldi : ldc, k0 == 0 ? pf : 0);
     }
 }
 
@@ -106,7 +111,7 @@ static inline void panels_full(int M, int K, const T* A, long lda, const T* P, l
 // row-by-row scratch tile so nothing past column N is written.
 template <typename T>
 static void gemm_packed(int M, int K, const T* A, long lda, const T* P, int N, int j0, int j1,
-                        T* C, long ldc, const T* Cinit, long ldi) {
+                        T* C, long ldc, const T* Cinit, long ldi, long pf = 0) {
     constexpr int L = lanes<T>();
     const long ps = (long)K * L;
     const int full = N / L < j1 ? N / L : j1;
@@ -116,7 +121,7 @@ static void gemm_packed(int M, int K, const T* A, long lda, const T* P, int N, i
 #define RNNKIT_PANELS(nv)                                                            \
     for (; j + (nv) <= full; j += (nv))                                              \
         panels_full<T, (nv)>(M, K, A, lda, P + j * ps, ps, C + j * L, ldc,         \
-                             Cinit ? Cinit + j * L : nullptr, ldi);
+                             Cinit ? Cinit + j * L : nullptr, ldi, pf);
     if (M == 1) {
         RNNKIT_PANELS(8)
     } else if (M == 2) {
@@ -126,13 +131,13 @@ static void gemm_packed(int M, int K, const T* A, long lda, const T* P, int N, i
 #undef RNNKIT_PANELS
     for (; j < full; j++)
         panels_full<T, 1>(M, K, A, lda, P + j * ps, ps, C + j * L, ldc,
-                          Cinit ? Cinit + j * L : nullptr, ldi);
+                          Cinit ? Cinit + j * L : nullptr, ldi, pf);
     if (j < j1 && j * L < N) {
         const int rem = N - j * L;
         for (int m = 0; m < M; m++) {
             T row[L];
             for (int l = 0; l < L; l++) row[l] = l < rem && Cinit ? Cinit[m * ldi + j * L + l] : T(0);
-            tile<T, 1, 1>(K, A + m * lda, lda, P + j * ps, ps, row, L, row, L);
+            tile<T, 1, 1>(K, A + m * lda, lda, P + j * ps, ps, row, L, row, L, 0);
             for (int l = 0; l < rem; l++) C[m * ldc + j * L + l] = row[l];
         }
     }
@@ -350,6 +355,12 @@ struct Forward {
                            proj_panels());
     }
 
+    // Offset from step t's input projections to the next step's, or 0 at the last step.
+    long next_inputs(int t) const {
+        const int next = a.reverse ? t - 1 : t + 1;
+        return next < 0 || next >= a.T ? 0 : (long)(next - t) * a.B * GH;
+    }
+
     // Gate pre-activations of units [k0, k1) for all rows: xg + h_prev W_hh^T (GRU n gate:
     // b_hn + h_prev W_hn^T, the input part is added after the reset gate).
     void gate_products(int t, const T* hprev, T* g, int k0, int k1) const {
@@ -365,7 +376,8 @@ struct Forward {
             }
             if (a.pack)
                 gemm_packed<T>(a.B, a.Hout, hprev, a.Hout, gate_panels(gi), a.H, k0 / L,
-                               (k1 + L - 1) / L, g + off, GH, init, ldi);
+                               (k1 + L - 1) / L, g + off, GH, init, ldi,
+                               init == xg + off ? next_inputs(t) : 0);
             else
                 gemm_nt<T>(a.B, a.Hout, hprev, a.Hout, (const T*)a.whh + (long)off * a.Hout,
                            a.Hout, k0, k1, g + off, GH, init, ldi);
