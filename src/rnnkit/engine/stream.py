@@ -97,15 +97,15 @@ class StreamStep:
         self.input_size, self.hidden, self.out_size = input_size, hidden, out_size
         self.dtype = dtype
         self.pointers = weight_pointers(weights)
-        self._native = require_native()
-        self._mode_id = checks.MODE_IDS[mode]
-        self._is_double = int(dtype == torch.float64)
+        self._native_stream = require_native().stream
         # The kernel reads each tensor's current data pointer and refuses to run if it is no
         # longer the one validated here (StaleWeightsError).
         self._weights = tuple(t for layer in weights for t in layer)
         per_layer = checks.GATES[mode] * hidden * (input_size + out_size)
-        self._threads = (torch.get_num_threads()
-                         if per_layer >= MIN_WEIGHTS_FOR_THREADS else 1)
+        threads = torch.get_num_threads() if per_layer >= MIN_WEIGHTS_FOR_THREADS else 1
+        # Everything the kernel needs besides the call's tensors, in one tuple.
+        self._plan = (int(dtype == torch.float64), checks.MODE_IDS[mode], self.layers,
+                      input_size, hidden, out_size, threads, self._weights, self.pointers)
 
     def _check_state(self, name: str, value: object, batch: int, size: int) -> None:
         checks.check_tensor(name, value, (self.layers, batch, size), self.dtype)
@@ -133,12 +133,7 @@ class StreamStep:
         """:meth:`__call__` without the checks, for callers that already made them."""
         h_n = torch.empty_like(h)
         c_n = None if c is None else torch.empty_like(c)
-        computed = self._native.stream(
-            self._is_double, self._mode_id, self.layers, x.shape[0], self.input_size,
-            self.hidden, self.out_size, self._threads, x.data_ptr(), h.data_ptr(),
-            0 if c is None else c.data_ptr(), h_n.data_ptr(),
-            0 if c_n is None else c_n.data_ptr(), self._weights, self.pointers)
-        if not computed:
+        if not self._native_stream(self._plan, x.shape[0], x, h, c, h_n, c_n):
             raise StaleWeightsError("StreamStep: a weight tensor's storage changed after the "
                                     "plan was built (.data = ... or .to()); build a new plan")
         return h_n, c_n

@@ -374,40 +374,59 @@ static int weight_pointers(PyObject* weights, PyObject* expected, uintptr_t* out
     return 1;
 }
 
-// stream(is_double, mode, layers, B, I, H, Hout, threads, x, h, c, hn, cn, weights, expected)
-// with the state pointers as ints, `weights` a tuple of 5 * layers tensors or None and
-// `expected` their data pointers when the plan was built. Returns True after computing the
-// step, False (computing nothing) when a weight's storage has changed since. Streaming is
-// latency-bound: arguments are read without tuple parsing and scratch is a per-thread buffer
-// that only grows.
+// A tensor's data pointer (0 for None), or -1 with a Python error set.
+static int tensor_pointer(PyObject* tensor, uintptr_t* out) {
+    if (tensor == Py_None) {
+        *out = 0;
+        return 0;
+    }
+    PyObject* ptr = PyObject_CallMethodNoArgs(tensor, g_data_ptr_name);
+    if (!ptr) return -1;
+    *out = (uintptr_t)PyLong_AsUnsignedLongLongMask(ptr);
+    Py_DECREF(ptr);
+    return (*out == (uintptr_t)-1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+// stream(plan, batch, x, h, c, hn, cn) with plan = (is_double, mode, layers, I, H, Hout,
+// threads, weights, expected): `weights` a tuple of 5 * layers tensors or None, `expected`
+// their data pointers when the plan was built; x, h, c, hn, cn tensors (c, cn None unless
+// LSTM) whose shapes, dtypes and layouts the caller has checked. Returns True after computing
+// the step, False (computing nothing) when a weight's storage has changed since. Streaming is
+// latency-bound: no tuple parsing, and scratch is a per-thread buffer that only grows.
 static PyObject* py_stream(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-    constexpr int kScalars = 13;
-    if (nargs != kScalars + 2 || !PyTuple_Check(args[kScalars]) ||
-        !PyTuple_Check(args[kScalars + 1])) {
-        PyErr_SetString(PyExc_TypeError,
-                        "stream: expected 13 ints, a tuple of weights and a tuple of pointers");
+    if (nargs != 7 || !PyTuple_Check(args[0]) || PyTuple_GET_SIZE(args[0]) != 9) {
+        PyErr_SetString(PyExc_TypeError, "stream: expected (plan, batch, x, h, c, hn, cn)");
         return nullptr;
     }
-    unsigned long long v[kScalars];
-    if (!fast_ints(args, 0, kScalars, v)) return nullptr;
+    PyObject* plan = args[0];
+    unsigned long long v[7];
+    for (int i = 0; i < 7; i++) {
+        v[i] = PyLong_AsUnsignedLongLongMask(PyTuple_GET_ITEM(plan, i));
+        if (v[i] == (unsigned long long)-1 && PyErr_Occurred()) return nullptr;
+    }
     rnnkit::StreamArgs s;
     const bool is_double = v[0] != 0;
     s.mode = (int)v[1];
     s.layers = (int)v[2];
-    s.B = (int)v[3];
-    s.I = (int)v[4];
-    s.H = (int)v[5];
-    s.Hout = (int)v[6];
-    s.threads = v[7] < 1 ? 1 : (int)v[7];
-    s.x = (const void*)(uintptr_t)v[8];
-    s.h = (const void*)(uintptr_t)v[9];
-    s.c = (const void*)(uintptr_t)v[10];
-    s.hn = (void*)(uintptr_t)v[11];
-    s.cn = (void*)(uintptr_t)v[12];
-    PyObject* weights_obj = args[kScalars];
-    PyObject* expected = args[kScalars + 1];
+    s.I = (int)v[3];
+    s.H = (int)v[4];
+    s.Hout = (int)v[5];
+    s.threads = v[6] < 1 ? 1 : (int)v[6];
+    s.B = (int)PyLong_AsLong(args[1]);
+    if (s.B == -1 && PyErr_Occurred()) return nullptr;
+    uintptr_t p[5];
+    for (int i = 0; i < 5; i++)
+        if (tensor_pointer(args[2 + i], &p[i]) < 0) return nullptr;
+    s.x = (const void*)p[0];
+    s.h = (const void*)p[1];
+    s.c = (const void*)p[2];
+    s.hn = (void*)p[3];
+    s.cn = (void*)p[4];
+    PyObject* weights_obj = PyTuple_GET_ITEM(plan, 7);
+    PyObject* expected = PyTuple_GET_ITEM(plan, 8);
     const Py_ssize_t count = 5 * (Py_ssize_t)s.layers;
-    if (PyTuple_GET_SIZE(weights_obj) != count || PyTuple_GET_SIZE(expected) != count) {
+    if (!PyTuple_Check(weights_obj) || !PyTuple_Check(expected) ||
+        PyTuple_GET_SIZE(weights_obj) != count || PyTuple_GET_SIZE(expected) != count) {
         PyErr_SetString(PyExc_ValueError, "stream: expected 5 weights and pointers per layer");
         return nullptr;
     }
