@@ -15,16 +15,6 @@ from .reference import compare, direction_weights, make_module, torch_direction
 pytestmark = pytest.mark.skipif(not engine.available(), reason="native engine not compiled")
 
 MODES = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")
-ISAS = engine.supported_isas() if engine.available() else []
-
-
-@pytest.fixture(params=ISAS)
-def isa(request):
-    """Run a test once per instruction set this CPU supports (generic path included)."""
-    previous = engine.isa()
-    engine.set_isa(request.param)
-    yield request.param
-    engine.set_isa(previous)
 
 
 @pytest.fixture(params=[1, 2])

@@ -11,15 +11,6 @@ from rnnkit.engine import stream
 pytestmark = pytest.mark.skipif(not engine.available(), reason="native engine not compiled")
 
 MODES = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")
-ISAS = engine.supported_isas() if engine.available() else []
-
-
-@pytest.fixture(params=ISAS)
-def isa(request):
-    previous = engine.isa()
-    engine.set_isa(request.param)
-    yield request.param
-    engine.set_isa(previous)
 
 
 def torch_stack(mode, input_size, hidden, layers, *, bias=True, proj=0, dtype=torch.float64):
