@@ -28,6 +28,7 @@ from rnnkit.engine._loader import require_native
 #: ``w_hr`` may be ``None``.
 LayerWeights = tuple[Tensor, Tensor, "Tensor | None", "Tensor | None", "Tensor | None"]
 
+
 class StaleWeightsError(RuntimeError):
     """A weight's storage changed (``.data = ...``, ``.to()``) after the plan was built."""
 
@@ -75,7 +76,8 @@ class StreamStep:
 
     The weights are read in place, so in-place updates (an optimizer step) are seen; replacing
     a tensor's storage (``.data = ...``) makes calls raise :class:`StaleWeightsError` (build a
-    new plan).
+    new plan). The thread count is chosen when the plan is built, from the weights' size and
+    ``torch.get_num_threads()`` at that time.
     """
 
     StaleWeights = StaleWeightsError
