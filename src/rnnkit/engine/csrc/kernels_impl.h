@@ -172,38 +172,67 @@ static inline long packed_size(int K, int N) {
     return (long)K * ((N + lanes<T>() - 1) / lanes<T>()) * lanes<T>();
 }
 
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#define RNNKIT_SHUFFLEVECTOR 1
+#endif
+
+// Sum of a vector's lanes by halving (log2(lanes) vector adds instead of lanes - 1 scalar ones).
+template <typename T>
+static inline T hsum(typename VecOf<T>::type v) {
+#ifdef RNNKIT_SHUFFLEVECTOR
+    constexpr int L = lanes<T>();
+    if constexpr (L == 16) {
+        auto a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+                 __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+        auto b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
+        auto c = __builtin_shufflevector(b, b, 0, 1) + __builtin_shufflevector(b, b, 2, 3);
+        return c[0] + c[1];
+    } else if constexpr (L == 8) {
+        auto b = __builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7);
+        auto c = __builtin_shufflevector(b, b, 0, 1) + __builtin_shufflevector(b, b, 2, 3);
+        return c[0] + c[1];
+    } else if constexpr (L == 4) {
+        auto c = __builtin_shufflevector(v, v, 0, 1) + __builtin_shufflevector(v, v, 2, 3);
+        return c[0] + c[1];
+    }
+#endif
+    T sum = T(0);
+    for (int l = 0; l < lanes<T>(); l++) sum += v[l];
+    return sum;
+}
+
+// C[m, n + j] = Cinit + dot(A row m, Wt row n + j) for j < NB_: NB_ independent
+// accumulators, each reduced by hsum at the end.
+template <typename T, int NB_>
+static inline void dot_rows(int m, int n, int K, const T* a, const T* Wt, long ldw, T* C, long ldc,
+                            const T* Cinit, long ldi) {
+    typedef typename VecOf<T>::type V;
+    constexpr int L = lanes<T>();
+    const int kv = K - K % L;
+    V acc[NB_];
+    for (int j = 0; j < NB_; j++) acc[j] = V{};
+    for (int k = 0; k < kv; k += L) {
+        V av = load_vec<V>(a + k);
+        for (int j = 0; j < NB_; j++) acc[j] += av * load_vec<V>(Wt + (n + j) * ldw + k);
+    }
+    for (int j = 0; j < NB_; j++) {
+        T part = hsum<T>(acc[j]);
+        for (int k = kv; k < K; k++) part += a[k] * Wt[(n + j) * ldw + k];
+        C[m * ldc + n + j] = (Cinit ? Cinit[m * ldi + n + j] : T(0)) + part;
+    }
+}
+
 // Columns [n0, n1) of C (M x N) = Cinit + A (M x K) * Wt^T, Wt (N x K) row-major: dot
 // products on torch's layout, for one step of a tiny batch where packing would not pay.
 template <typename T>
 static void gemm_nt(int M, int K, const T* A, long lda, const T* Wt, long ldw, int n0, int n1,
                     T* C, long ldc, const T* Cinit, long ldi) {
-    typedef typename VecOf<T>::type V;
-    constexpr int L = sizeof(V) / sizeof(T);
-    constexpr int NB = 4;
-    const int kv = K - K % L;
+    constexpr int NB = 8;  // independent accumulators: enough to hide the FMA latency
     for (int m = 0; m < M; m++) {
         const T* a = A + m * lda;
         int n = n0;
-        for (; n + NB <= n1; n += NB) {
-            V acc[NB];
-            for (int j = 0; j < NB; j++) acc[j] = V{};
-            for (int k = 0; k < kv; k += L) {
-                V av = load_vec<V>(a + k);
-                for (int j = 0; j < NB; j++) acc[j] += av * load_vec<V>(Wt + (n + j) * ldw + k);
-            }
-            for (int j = 0; j < NB; j++) {
-                T s = Cinit ? Cinit[m * ldi + n + j] : T(0);
-                T part = T(0);
-                for (int l = 0; l < L; l++) part += acc[j][l];
-                for (int k = kv; k < K; k++) part += a[k] * Wt[(n + j) * ldw + k];
-                C[m * ldc + n + j] = s + part;
-            }
-        }
-        for (; n < n1; n++) {
-            T s = T(0);
-            for (int k = 0; k < K; k++) s += a[k] * Wt[n * ldw + k];
-            C[m * ldc + n] = (Cinit ? Cinit[m * ldi + n] : T(0)) + s;
-        }
+        for (; n + NB <= n1; n += NB) dot_rows<T, NB>(m, n, K, a, Wt, ldw, C, ldc, Cinit, ldi);
+        for (; n < n1; n++) dot_rows<T, 1>(m, n, K, a, Wt, ldw, C, ldc, Cinit, ldi);
     }
 }
 
