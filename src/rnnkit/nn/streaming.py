@@ -108,7 +108,8 @@ def native_step(layer, input: Tensor, state):
     if plan.mode != "LSTM":
         if state is None:
             h, c = _initial_state(plan, input)
-        elif _state_ok(state, shape, plan.dtype):
+        elif (type(state) is Tensor and state.dtype == plan.dtype and state.shape == shape
+              and state.is_cpu and state.is_contiguous()):  # _state_ok, inlined: hot path
             h, c = state, None
         else:
             return None
