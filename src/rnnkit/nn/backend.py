@@ -42,14 +42,25 @@ def use_backend(name: str):
         set_backend(previous)
 
 
+_engine_module: ModuleType | None = None
+_engine_resolved = False
+
+
 def native_engine() -> ModuleType | None:
-    """The engine module when its compiled kernels are importable, else ``None``."""
-    try:
-        from rnnkit import engine
-    except ImportError:
-        return None
-    available = getattr(engine, "available", None)
-    return engine if available is not None and available() else None
+    """The engine module when its compiled kernels are importable, else ``None``.
+
+    Resolved once: whether the extension imports cannot change within a process.
+    """
+    global _engine_module, _engine_resolved
+    if not _engine_resolved:
+        try:
+            from rnnkit import engine
+        except ImportError:
+            engine = None
+        available = getattr(engine, "available", None)
+        _engine_module = engine if available is not None and available() else None
+        _engine_resolved = True
+    return _engine_module
 
 
 def warn_native_unavailable(reason: str) -> None:

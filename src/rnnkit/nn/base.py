@@ -32,6 +32,11 @@ _FUSED_OPS = {"RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu, "LSTM": to
               "GRU": torch.gru}
 
 
+def _stack(tensors: list[Tensor]) -> Tensor:
+    """``torch.stack`` that skips the copy (and its autograd node) for a single tensor."""
+    return tensors[0].unsqueeze(0) if len(tensors) == 1 else torch.stack(tensors)
+
+
 class RecurrentBase(nn.Module):
     """A multi-layer recurrent network over a sequence: the base of ``RNN``, ``LSTM``, ``GRU``."""
 
@@ -165,6 +170,11 @@ class RecurrentBase(nn.Module):
     def flatten_parameters(self) -> None:
         """Kept for ``torch.nn`` compatibility; rnnkit needs no flat weight buffer."""
 
+    def _first_weight(self) -> Tensor:
+        """``weight_ih_l0``, the reference for dtype and device (cheaper than attribute access)."""
+        weight = self._parameters.get("weight_ih_l0")
+        return weight if weight is not None else self.weight_ih_l0
+
     def direction_weights(self, layer: int, direction: int) -> DirectionWeights:
         """The parameters of one layer in one direction (0 forward, 1 reverse)."""
         suffix = f"_l{layer}{'_reverse' if direction else ''}"
@@ -240,7 +250,7 @@ class RecurrentBase(nn.Module):
                 x = x.transpose(0, 1)
             if lengths is not None:
                 lengths = checks.normalise_lengths(name, lengths, x.shape[1], x.shape[0])
-        checks.check_same_kind(name, "input", x, self.weight_ih_l0)
+        checks.check_same_kind(name, "input", x, self._first_weight())
         if lengths is not None and bool((lengths == x.shape[0]).all()):
             lengths = None  # every row is full: no masking needed
         return x, lengths, packed, batched
@@ -252,7 +262,7 @@ class RecurrentBase(nn.Module):
         expected = {"h_0": (layers, batch, self.state_size)}
         if self.mode == "LSTM":
             expected["c_0"] = (layers, batch, self.hidden_size)
-        reference = self.weight_ih_l0
+        reference = self._first_weight()
         if hx is None:
             states = [reference.new_zeros(shape) for shape in expected.values()]
         else:
@@ -312,7 +322,7 @@ class RecurrentBase(nn.Module):
                 return "torch"
             return "native"
         training = torch.is_grad_enabled() and (
-            x.requires_grad or any(p.requires_grad for p in self._flat_weights))
+            x.requires_grad or any(p.requires_grad for p in self._parameters.values()))
         if engine is not None and engine.should_use(
                 self.mode, input_size=self.input_size, hidden_size=self.hidden_size,
                 batch=x.shape[1], seq_len=x.shape[0], dtype=x.dtype, device=x.device,
@@ -384,7 +394,7 @@ class RecurrentBase(nn.Module):
             layer_input = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 layer_input = F.dropout(layer_input, self.dropout, training=True)
-        return layer_input, torch.stack(h_n), (torch.stack(c_n) if c0 is not None else None)
+        return layer_input, _stack(h_n), (_stack(c_n) if c0 is not None else None)
 
     # ----------------------------------------------------------------- streaming
     def step(self, input: Tensor, state: State | None = None) -> tuple[Tensor, State]:
