@@ -34,17 +34,16 @@ BATCH_GRID = (1, 32, 128)
 
 # (cell, training) -> {(hidden, batch)} where native was >= margin(cell) x torch.nn.
 NATIVE_WINS: dict[tuple[str, bool], frozenset[tuple[int, int]]] = {
-    ("RNN", False): frozenset({(64, 1), (64, 32), (64, 128), (128, 1), (128, 32), (128, 128),
-                               (256, 1), (256, 32), (256, 128), (512, 1), (512, 32)}),
+    ("RNN", False): frozenset({(64, 1), (64, 32), (64, 128), (128, 1), (128, 32), (256, 1),
+                               (256, 32), (256, 128), (512, 1), (512, 32)}),
     ("RNN", True): frozenset({(64, 1), (64, 32), (64, 128), (128, 1), (128, 32), (128, 128),
-                              (256, 1), (256, 32), (256, 128), (512, 1), (512, 32)}),
+                              (256, 1), (256, 32), (512, 1), (512, 32)}),
     ("GRU", False): frozenset({(64, 1), (64, 32), (64, 128), (128, 1), (128, 32), (128, 128),
                                (256, 1), (256, 32), (256, 128), (512, 1), (512, 32)}),
     ("GRU", True): frozenset({(64, 1), (64, 32), (64, 128), (128, 1), (128, 32), (128, 128),
                               (256, 1), (256, 32), (512, 1), (512, 32)}),
     ("LSTM", False): frozenset({(64, 1), (128, 1), (256, 1), (512, 1)}),
-    ("LSTM", True): frozenset({(64, 1), (128, 1), (128, 128), (256, 1), (256, 128), (512, 1),
-                               (512, 32)}),
+    ("LSTM", True): frozenset({(64, 1), (128, 1), (128, 128), (256, 1), (512, 1), (512, 32)}),
 }
 # Streaming step() at batch 1: cell -> hidden sizes (grid points) where the one-call native
 # step measured >= MARGIN x a one-step torch.nn call.
