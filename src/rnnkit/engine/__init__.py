@@ -18,7 +18,7 @@ from rnnkit.engine import _loader
 from rnnkit.engine._loader import EngineUnavailableError
 from rnnkit.engine.ops import cell_step, recurrence
 from rnnkit.engine.policy import should_use, streaming_wins
-from rnnkit.engine.stream import StaleWeightsError, StreamStep, weight_pointers
+from rnnkit.engine.stream import StaleWeightsError, StreamStep
 
 import_error = _loader.import_error
 
@@ -37,7 +37,6 @@ __all__ = [
     "streaming_wins",
     "supported_isas",
     "thread_backend",
-    "weight_pointers",
 ]
 
 

@@ -38,11 +38,6 @@ class StaleWeightsError(RuntimeError):
 MIN_WEIGHTS_FOR_THREADS = 64 * 1024
 
 
-def weight_pointers(weights: Sequence[LayerWeights]) -> tuple[int, ...]:
-    """The raw pointers :class:`StreamStep` passes to the kernel, 5 per layer (0 if absent)."""
-    return tuple(0 if t is None else t.data_ptr() for layer in weights for t in layer)
-
-
 def _check_layer(mode: str, index: int, layer: Sequence, input_size: int | None,
                  dtype: torch.dtype) -> tuple[int, int, int]:
     """Validate one layer's weights; returns ``(input_size, hidden, out_size)``.
@@ -98,11 +93,11 @@ class StreamStep:
         self.layers = len(weights)
         self.input_size, self.hidden, self.out_size = input_size, hidden, out_size
         self.dtype = dtype
-        self.pointers = weight_pointers(weights)
         self._native_stream = require_native().stream
         # The kernel reads each tensor's current data pointer and refuses to run if it is no
         # longer the one validated here (StaleWeightsError).
         self._weights = tuple(t for layer in weights for t in layer)
+        self.pointers = tuple(0 if t is None else t.data_ptr() for t in self._weights)
         per_layer = checks.GATES[mode] * hidden * (input_size + out_size)
         threads = torch.get_num_threads() if per_layer >= MIN_WEIGHTS_FOR_THREADS else 1
         # Everything the kernel needs besides the call's tensors, in one tuple.

@@ -67,12 +67,10 @@ def _build_plan(layer, setting: str, batch: int):
                                           for i in range(0, len(weights), 5)])
 
 
-def _cache(layer, batch: int) -> StreamCache:
-    setting = layer.backend or backends.get_backend()
-    cache = layer._stream_cache
-    if cache is None or cache.route != (setting, batch):
-        cache = StreamCache((setting, batch), _build_plan(layer, setting, batch))
-        layer._stream_cache = cache
+def _decide(layer, route: tuple[str, int]) -> StreamCache:
+    """Build and keep the layer's cache for ``route`` = (backend setting, batch)."""
+    cache = StreamCache(route, _build_plan(layer, *route))
+    layer._stream_cache = cache
     return cache
 
 
@@ -81,8 +79,7 @@ def _state_ok(state: object, shape: tuple[int, int, int], dtype: torch.dtype) ->
             and state.is_cpu and state.is_contiguous())
 
 
-def _initial_state(plan, input: Tensor):
-    shape = (plan.layers, input.shape[0], plan.out_size)
+def _initial_state(plan, input: Tensor, shape: tuple[int, int, int]):
     c = input.new_zeros((plan.layers, shape[1], plan.hidden)) if plan.mode == "LSTM" else None
     return input.new_zeros(shape), c
 
@@ -97,24 +94,21 @@ def native_step(layer, input: Tensor, state):
     if torch.is_grad_enabled() or type(input) is not Tensor or input.dim() != 2:
         return None
     batch = input.shape[0]
+    route = (layer.backend or backends.get_backend(), batch)
     cache = layer._stream_cache
-    if cache is None or cache.route != (layer.backend or backends.get_backend(), batch):
-        cache = _cache(layer, batch)
+    if cache is None or cache.route != route:
+        cache = _decide(layer, route)
     plan = cache.plan
     if plan is None or not (input.dtype == plan.dtype and input.shape[1] == plan.input_size
                             and input.is_cpu and input.is_contiguous()):
         return None
     shape = (plan.layers, batch, plan.out_size)
-    if plan.mode != "LSTM":
-        if state is None:
-            h, c = _initial_state(plan, input)
-        elif (type(state) is Tensor and state.dtype == plan.dtype and state.shape == shape
-              and state.is_cpu and state.is_contiguous()):  # _state_ok, inlined: hot path
-            h, c = state, None
-        else:
+    if state is None:
+        h, c = _initial_state(plan, input, shape)
+    elif plan.mode != "LSTM":
+        if not _state_ok(state, shape, plan.dtype):
             return None
-    elif state is None:
-        h, c = _initial_state(plan, input)
+        h, c = state, None
     elif (type(state) is tuple and len(state) == 2 and _state_ok(state[0], shape, plan.dtype)
           and _state_ok(state[1], (plan.layers, batch, plan.hidden), plan.dtype)):
         h, c = state

@@ -340,39 +340,7 @@ static PyObject* py_backward(PyObject*, PyObject* pyargs) {
     Py_RETURN_NONE;
 }
 
-// Positional ints of a METH_FASTCALL call; false (with a Python error set) on failure.
-static bool fast_ints(PyObject* const* args, Py_ssize_t first, Py_ssize_t count,
-                      unsigned long long* out) {
-    for (Py_ssize_t i = 0; i < count; i++) {
-        out[i] = PyLong_AsUnsignedLongLongMask(args[first + i]);
-        if (out[i] == (unsigned long long)-1 && PyErr_Occurred()) return false;
-    }
-    return true;
-}
-
 static PyObject* g_data_ptr_name = nullptr;  // interned "data_ptr"
-
-// Fill `out` with the current data pointers of the weight tensors in `weights` (None -> 0).
-// Returns 1, or 0 when a pointer differs from `expected` (the tensor's storage was replaced
-// since the plan was built), or -1 with a Python error set.
-static int weight_pointers(PyObject* weights, PyObject* expected, uintptr_t* out) {
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(weights); i++) {
-        PyObject* tensor = PyTuple_GET_ITEM(weights, i);
-        if (tensor == Py_None) {
-            out[i] = 0;
-        } else {
-            PyObject* ptr = PyObject_CallMethodNoArgs(tensor, g_data_ptr_name);
-            if (!ptr) return -1;
-            out[i] = (uintptr_t)PyLong_AsUnsignedLongLongMask(ptr);
-            Py_DECREF(ptr);
-            if (out[i] == (uintptr_t)-1 && PyErr_Occurred()) return -1;
-        }
-        uintptr_t want = (uintptr_t)PyLong_AsUnsignedLongLongMask(PyTuple_GET_ITEM(expected, i));
-        if (want == (uintptr_t)-1 && PyErr_Occurred()) return -1;
-        if (out[i] != want) return 0;
-    }
-    return 1;
-}
 
 // A tensor's data pointer (0 for None), or -1 with a Python error set.
 static int tensor_pointer(PyObject* tensor, uintptr_t* out) {
@@ -385,6 +353,19 @@ static int tensor_pointer(PyObject* tensor, uintptr_t* out) {
     *out = (uintptr_t)PyLong_AsUnsignedLongLongMask(ptr);
     Py_DECREF(ptr);
     return (*out == (uintptr_t)-1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+// Fill `out` with the current data pointers of the weight tensors in `weights` (None -> 0).
+// Returns 1, or 0 when a pointer differs from `expected` (the tensor's storage was replaced
+// since the plan was built), or -1 with a Python error set.
+static int weight_pointers(PyObject* weights, PyObject* expected, uintptr_t* out) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(weights); i++) {
+        if (tensor_pointer(PyTuple_GET_ITEM(weights, i), &out[i]) < 0) return -1;
+        uintptr_t want = (uintptr_t)PyLong_AsUnsignedLongLongMask(PyTuple_GET_ITEM(expected, i));
+        if (want == (uintptr_t)-1 && PyErr_Occurred()) return -1;
+        if (out[i] != want) return 0;
+    }
+    return 1;
 }
 
 // stream(plan, batch, x, h, c, hn, cn) with plan = (is_double, mode, layers, I, H, Hout,
