@@ -170,25 +170,28 @@ class RecurrentBase(nn.Module):
     def flatten_parameters(self) -> None:
         """Kept for ``torch.nn`` compatibility; rnnkit needs no flat weight buffer."""
 
+    def _weight(self, name: str) -> Tensor | None:
+        """The parameter ``name``, or ``None`` if the layer has none by that name.
+
+        The parameter dict first: ``Module.__getattr__`` costs microseconds per call and raises
+        for missing names; attribute access still serves parametrized weights
+        (``torch.nn.utils.parametrize``), which leave ``_parameters``.
+        """
+        value = self._parameters.get(name)
+        if value is None and name in self._weight_names:
+            value = getattr(self, name)
+        return value
+
     def _first_weight(self) -> Tensor:
-        """``weight_ih_l0``, the reference for dtype and device (cheaper than attribute access)."""
-        weight = self._parameters.get("weight_ih_l0")
-        return weight if weight is not None else self.weight_ih_l0
+        """``weight_ih_l0``: the reference for the input's dtype and device."""
+        return self._weight("weight_ih_l0")
 
     def direction_weights(self, layer: int, direction: int) -> DirectionWeights:
         """The parameters of one layer in one direction (0 forward, 1 reverse)."""
         suffix = f"_l{layer}{'_reverse' if direction else ''}"
-        parameters = self._parameters
 
         def param(kind: str) -> Tensor | None:
-            # The parameter dict first: Module.__getattr__ costs microseconds per call,
-            # and missing names would raise; attribute access still serves parametrized
-            # weights (torch.nn.utils.parametrize), which leave _parameters.
-            name = kind + suffix
-            value = parameters.get(name)
-            if value is None and name in self._weight_names:
-                value = getattr(self, name)
-            return value
+            return self._weight(kind + suffix)
 
         norm = None
         if self.layer_norm:
