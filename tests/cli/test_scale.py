@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -40,12 +41,15 @@ def launched(cli, monkeypatch):
     return cli
 
 
-def test_two_processes_match_one_and_resume_across_process_counts(launched, tmp_path):
+def test_two_processes_match_one_and_resume_across_process_counts(launched, tmp_path,
+                                                                  monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     config = write(tmp_path / "hello.yaml", HELLO)
     common = ("--set", "train.max_steps=6", "--no-progress")
     # first, with an empty cache: rank 0 writes the generated sample before rank 1 reads it
     result = launched("train", config, "--out", "ddp", "--nproc", "2", *common)
     assert result.exit_code == 0, result.output
+    assert "OMP_NUM_THREADS" not in os.environ  # set for the ranks only, not left behind
     assert launched("train", config, "--out", "single", *common).exit_code == 0
     single, ddp = metrics("single"), metrics("ddp")
     assert [float(r["loss"]) for r in ddp] == pytest.approx(

@@ -11,9 +11,13 @@ was checkpointed) moves the next loss by ~9e-3 relative, far outside the toleran
 from __future__ import annotations
 
 import csv
+import faulthandler
 import json
+import os
 import shutil
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,6 +37,7 @@ from rnnkit.train.distributed import (
     RankBatch,
     ShardedSource,
     batch_rows,
+    exit_process,
     held_rows,
     launch_local,
     rank_rows,
@@ -40,6 +45,7 @@ from rnnkit.train.distributed import (
 )
 from rnnkit.train.row_state import gather_rows, rows_of_rank
 
+ROOT = Path(__file__).resolve().parents[2]
 LOSS_TOLERANCE = 1e-5  # relative, after 12 steps (see the module docstring)
 STEPS = 12
 
@@ -100,6 +106,39 @@ def test_sharded_source_resumes_at_a_batch_and_checks_arguments():
 def test_launch_refuses_a_bad_process_count():
     with pytest.raises(ValueError, match="--nproc: expected an integer >= 1, got 0"):
         launch_local(0, ["train"])
+
+
+def test_exit_process_runs_exit_handlers_and_flushes_before_it_exits(tmp_path):
+    marker = tmp_path / "handler-ran"
+    script = (
+        "import atexit, pathlib, sys\n"
+        "from rnnkit.train.distributed import exit_process\n"
+        f"atexit.register(pathlib.Path({str(marker)!r}).write_text, 'yes')\n"
+        "print('unflushed', end='')\n"
+        "sys.stderr.write('to stderr')\n"
+        "exit_process(3)\n"
+        "print('never')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, timeout=120)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "unflushed", "to stderr")
+    assert marker.read_text() == "yes"
+
+
+@pytest.mark.parametrize("args, code", [(["--version"], 0), (["train", "missing.yaml"], 2)])
+def test_a_torchrun_rank_exits_with_the_commands_status(tmp_path, args, code):
+    """In a rank (torchrun's variables set) the command ends through exit_process with the
+    status and output it has outside one."""
+    def run(extra: dict[str, str]) -> subprocess.CompletedProcess:
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **extra}
+        return subprocess.run([sys.executable, "-m", "rnnkit", *args], capture_output=True,
+                              text=True, env=env, cwd=tmp_path, timeout=120)
+
+    plain = run({})
+    rank = run({"RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"})
+    assert plain.returncode == rank.returncode == code
+    assert (rank.stdout, rank.stderr) == (plain.stdout, plain.stderr)
+    assert rank.stdout or rank.stderr
 
 
 # ------------------------------------------------------------------ 2 processes vs 1 process
@@ -186,6 +225,7 @@ def _gather_cases(rank: int) -> dict[str, list]:
 
 
 def _rank_main(rank: int, world: int, port: int, out: str) -> None:
+    faulthandler.enable()  # a native abort in a rank prints every thread's Python stack
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
                             world_size=world)
     try:
@@ -221,6 +261,7 @@ def _rank_main(rank: int, world: int, port: int, out: str) -> None:
         Path(out, f"rank{rank}.json").write_text(json.dumps(results))
     finally:
         dist.destroy_process_group()
+    exit_process(0)  # as the CLI's ranks do
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 
 import typer
 
@@ -15,6 +16,7 @@ import rnnkit
 from rnnkit.cli import datasets, inference, tools
 from rnnkit.cli import train as train_module
 from rnnkit.cli.errors import Settings
+from rnnkit.train.distributed import exit_process, launched_by_torchrun
 
 app = typer.Typer(
     name="rnnkit",
@@ -75,7 +77,24 @@ _register_analysis_commands()
 
 def main() -> None:
     """Entry point of the ``rnnkit`` script and ``python -m rnnkit``."""
-    app(prog_name="rnnkit")
+    if not launched_by_torchrun():
+        app(prog_name="rnnkit")
+        return
+    try:  # a data-parallel rank: see exit_process for why it ends this way
+        app(prog_name="rnnkit")
+    except SystemExit as stop:
+        exit_process(_exit_code(stop.code))
+    exit_process(0)
+
+
+def _exit_code(code: object) -> int:
+    """The process exit status ``sys.exit(code)`` would give."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

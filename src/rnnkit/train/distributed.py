@@ -48,6 +48,7 @@ the run directory: after a failure, restart by hand with ``--resume``.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import datetime
@@ -58,7 +59,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -82,6 +83,24 @@ def rank() -> int:
 def launched_by_torchrun() -> bool:
     """True inside a process started by ``torchrun`` (or ``rnnkit train --nproc``)."""
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ and "MASTER_ADDR" in os.environ
+
+
+def exit_process(code: int = 0) -> NoReturn:
+    """End this process with ``code`` after Python's own exit handlers, skipping the native
+    libraries' teardown. For the processes of a data-parallel run, once their work is done.
+
+    Why: once DDP has wrapped a model, torch keeps the gloo process group alive after
+    ``destroy_process_group`` (nothing in Python refers to it any more), so its worker threads
+    still run while the interpreter and the native libraries tear down at exit, which now and
+    then aborts a process that finished its work (SIGABRT, "terminate called without an active
+    exception"). ``atexit`` handlers run and the standard streams are flushed first, so no
+    output, log line or file is lost.
+    """
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def backend_for(device: torch.device) -> str:
@@ -330,17 +349,32 @@ def launch_local(nproc: int, argv: Sequence[str]) -> int:
 
     if not isinstance(nproc, int) or isinstance(nproc, bool) or nproc < 1:
         raise ValueError(f"--nproc: expected an integer >= 1, got {nproc!r}")
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     config = LaunchConfig(
         min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=uuid.uuid4().hex,
         rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", max_restarts=0,
     )
     # The ranks print their own (one-line) errors; the launcher's failure report is noise here.
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    threads = str(max(1, (os.cpu_count() or 1) // nproc))
     try:
-        elastic_launch(config, sys.executable)("-m", "rnnkit", *argv)
+        with _environment_default("OMP_NUM_THREADS", threads):
+            elastic_launch(config, sys.executable)("-m", "rnnkit", *argv)
     except ChildFailedError as failure:
         return failure.get_first_failure()[1].exitcode or 1
     except SignalException as signal:  # Ctrl-C: the ranks have saved `last` and stopped
         raise KeyboardInterrupt from signal
     return 0
+
+
+@contextlib.contextmanager
+def _environment_default(name: str, value: str) -> Iterator[None]:
+    """``os.environ[name]`` defaults to ``value`` inside the block (the launched processes
+    inherit it); the caller's environment is left as it was."""
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
