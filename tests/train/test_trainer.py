@@ -27,6 +27,7 @@ from rnnkit.train import (
     NonFiniteLossError,
     ProgressBar,
     Trainer,
+    TrainingInterrupted,
     load_checkpoint,
     read_metadata,
     seed_everything,
@@ -50,13 +51,13 @@ def test_model_learns_regression():
     assert sum(recorder.losses[-8:]) < sum(recorder.losses[:8]) / 20
 
 
-def _interrupt_at(step: int) -> Callback:
-    class SendSigint(Callback):
+def _interrupt_at(step: int, signal_number: int = signal.SIGINT) -> Callback:
+    class SendSignal(Callback):
         def on_batch_end(self, trainer, record):
             if record.step == step:
-                os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C does
+                os.kill(os.getpid(), signal_number)  # SIGINT: what Ctrl-C does
 
-    return SendSigint()
+    return SendSignal()
 
 
 def _sequence_trainer(run_dir, recorder, *extra_callbacks, loss_fn=None, **overrides):
@@ -109,6 +110,28 @@ def test_ctrl_c_then_resume_reproduces_the_uninterrupted_run_bit_for_bit(tmp_pat
     ):
         assert torch.equal(a, b), name
     assert second.evals == full.evals[2:]  # evaluations at steps 12, 16, 20
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_stop_signals_save_last_name_themselves_and_resume_exactly(tmp_path, signal_number):
+    full = Recorder()
+    _sequence_trainer(tmp_path / "full", full, max_steps=12).fit()
+
+    with pytest.raises(TrainingInterrupted) as stopped:
+        _sequence_trainer(tmp_path / "split", Recorder(), _interrupt_at(5, signal_number),
+                          max_steps=12).fit()
+    assert stopped.value.signal_number == signal_number
+    assert stopped.value.step == 5
+    assert stopped.value.checkpoint == tmp_path / "split/checkpoints/last"
+    last = read_metadata(tmp_path / "split/checkpoints/last")["trainer"]
+    assert (last["step"], last["stop_reason"]) == (5, "interrupted")
+    # The handlers are gone after fit: the process's own ones are back.
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+    second = Recorder()
+    _sequence_trainer(tmp_path / "split", second, max_steps=12).fit(resume=True)
+    assert second.losses == full.losses[5:]  # exact float equality, step by step
 
 
 def test_resume_without_the_loss_state_diverges(tmp_path):

@@ -7,7 +7,7 @@ Example::
     config = TrainConfig(lr=2e-3, max_epochs=10, schedule="cosine", warmup_steps=100)
     trainer = Trainer(model, train_batches, config, evaluate=valid_metrics,
                       monitor="valid_loss", run_dir="runs/lm", metadata={"model": ...})
-    result = trainer.fit()            # Ctrl-C saves runs/lm/checkpoints/last
+    result = trainer.fit()            # Ctrl-C/SIGTERM/SIGHUP save runs/lm/checkpoints/last
     result = trainer.fit(resume=True) # continues exactly where it stopped
 
 Modules: :mod:`~rnnkit.train.config` (``TrainConfig``), :mod:`~rnnkit.train.trainer` (the loop),
@@ -29,6 +29,7 @@ from rnnkit.train.checkpoint import (
 )
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.contracts import BatchSource
+from rnnkit.train.interrupt import TrainingInterrupted
 from rnnkit.train.loggers import CSVLogger, ProgressBar, TensorBoardLogger
 from rnnkit.train.optim import build_optimizer, clip_gradients
 from rnnkit.train.runtime import is_main_process, resolve_device
@@ -55,6 +56,7 @@ __all__ = [
     "TrainConfig",
     "Trainer",
     "TrainerState",
+    "TrainingInterrupted",
     "build_optimizer",
     "clip_gradients",
     "deterministic_mode",

@@ -1,4 +1,5 @@
-"""Turn the first Ctrl-C into a request to stop at the next step boundary."""
+"""Turn the first Ctrl-C (SIGINT), SIGTERM or SIGHUP into a request to stop at the next step
+boundary, and name the signal in the exception that ends training."""
 
 from __future__ import annotations
 
@@ -6,37 +7,121 @@ import contextlib
 import signal
 import threading
 from collections.abc import Iterator
+from pathlib import Path
+
+# SIGHUP does not exist on Windows; the others do.
+STOP_SIGNALS: tuple[int, ...] = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+def signal_name(signal_number: int) -> str:
+    """``"SIGTERM"`` for 15, ``"signal 99"`` for a number Python has no name for."""
+    try:
+        return signal.Signals(signal_number).name
+    except ValueError:
+        return f"signal {signal_number}"
+
+
+class StopSignal(KeyboardInterrupt):
+    """A stop signal acted on: SIGINT, SIGTERM or SIGHUP (``signal_number``).
+
+    A ``KeyboardInterrupt`` so that code stopping on Ctrl-C stops on the other two as well.
+    """
+
+    def __init__(self, signal_number: int, message: str | None = None) -> None:
+        super().__init__(message or f"stopped by {signal_name(signal_number)}")
+        self.signal_number = signal_number
+
+    @property
+    def signal_name(self) -> str:
+        return signal_name(self.signal_number)
+
+
+class TrainingInterrupted(StopSignal):
+    """Training stopped on a signal. ``step`` is the last completed step; ``checkpoint`` is the
+    ``last`` checkpoint saved at it, or ``None`` when nothing was saved (no ``run_dir``, another
+    process's rank, or a second signal in the middle of a step, where the model may be
+    half-updated and the previous ``last`` is kept)."""
+
+    def __init__(self, signal_number: int, step: int, checkpoint: Path | None) -> None:
+        saved = f"saved {checkpoint}" if checkpoint is not None else "no checkpoint saved"
+        super().__init__(signal_number,
+                         f"stopped by {signal_name(signal_number)} after step {step}; {saved}")
+        self.step = step
+        self.checkpoint = checkpoint
 
 
 class InterruptRequest:
-    """Set by the SIGINT handler; the training loop polls ``requested`` after each step."""
+    """Set by the signal handler; the training loop polls ``requested`` after each step."""
 
     def __init__(self) -> None:
-        self.requested = False
+        self.signal_number: int | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self.signal_number is not None
+
+
+def _installable(handler: object) -> bool:
+    # An ignored signal stays ignored (nohup ignores SIGHUP, a background job SIGINT); None is
+    # a handler installed outside Python, which could not be put back afterwards.
+    return handler is not None and handler != signal.SIG_IGN
 
 
 @contextlib.contextmanager
-def deferred_sigint() -> Iterator[InterruptRequest]:
-    """Within the block, the first Ctrl-C only sets ``request.requested``; a second one raises
-    ``KeyboardInterrupt`` at once as usual.
+def deferred_stop_signals() -> Iterator[InterruptRequest]:
+    """Within the block, the first SIGINT, SIGTERM or SIGHUP only records its number in
+    ``request.signal_number``; a second one acts at once as it would without this block
+    (Ctrl-C raises ``KeyboardInterrupt``, SIGTERM's default ends the process).
 
     Deferring lets the loop finish the current parameter update and save a consistent
     checkpoint instead of being cut off halfway through ``optimizer.step()``. Signals reach only
-    the main thread, so elsewhere (and where SIGINT is ignored) nothing is installed.
+    the main thread, so elsewhere nothing is installed.
     """
     request = InterruptRequest()
-    previous = signal.getsignal(signal.SIGINT)
-    installable = threading.current_thread() is threading.main_thread() and callable(previous)
-    if not installable:
+    if threading.current_thread() is not threading.main_thread():
         yield request
         return
+    previous = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+    ours = [number for number, handler in previous.items() if _installable(handler)]
+
+    def restore() -> None:
+        for number in ours:
+            signal.signal(number, previous[number])
 
     def handle(signum: int, frame: object) -> None:
-        request.requested = True
-        signal.signal(signal.SIGINT, previous)
+        request.signal_number = signum
+        restore()
 
-    signal.signal(signal.SIGINT, handle)
+    for number in ours:
+        signal.signal(number, handle)
     try:
         yield request
     finally:
-        signal.signal(signal.SIGINT, previous)
+        restore()
+
+
+@contextlib.contextmanager
+def stop_signals_raise() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise :class:`StopSignal` as Ctrl-C raises
+    ``KeyboardInterrupt``, so ``finally`` blocks run (a lock file is removed) instead of the
+    process ending on the spot. Ignored signals stay ignored; off the main thread it does
+    nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    numbers = [n for n in STOP_SIGNALS if n != signal.SIGINT]
+    previous = {number: signal.getsignal(number) for number in numbers}
+    ours = [number for number, handler in previous.items() if _installable(handler)]
+
+    def handle(signum: int, frame: object) -> None:
+        raise StopSignal(signum)
+
+    for number in ours:
+        signal.signal(number, handle)
+    try:
+        yield
+    finally:
+        for number in ours:
+            signal.signal(number, previous[number])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import signal
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -32,7 +33,11 @@ from rnnkit.train.distributed import (
     data_parallel,
     rank_seed,
 )
-from rnnkit.train.interrupt import InterruptRequest, deferred_sigint
+from rnnkit.train.interrupt import (
+    InterruptRequest,
+    TrainingInterrupted,
+    deferred_stop_signals,
+)
 from rnnkit.train.loggers import CSVLogger, ProgressBar, TensorBoardLogger
 from rnnkit.train.optim import build_optimizer, clip_gradients
 from rnnkit.train.precision import Precision
@@ -53,6 +58,10 @@ from rnnkit.train.validation import (
 )
 
 TRAINER_STATE_VERSION = 1
+# What the trainer writes into ``run_dir`` (rnnkit.tasks deletes exactly these on --overwrite).
+CHECKPOINTS_DIR = "checkpoints"
+METRICS_FILE = "metrics.csv"
+TENSORBOARD_DIR = "tensorboard"
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -60,8 +69,12 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class _AgreedInterrupt(KeyboardInterrupt):
-    """Ctrl-C acted on at a step boundary: every data-parallel rank raises it at the same step,
-    so saving ``last`` may still use collectives (a second, immediate Ctrl-C may not)."""
+    """A stop signal acted on at a step boundary: every data-parallel rank raises it at the
+    same step, so saving ``last`` may still use collectives (a second, immediate one may not)."""
+
+    def __init__(self, signal_number: int) -> None:
+        super().__init__(signal_number)
+        self.signal_number = signal_number
 
 
 @dataclass
@@ -171,44 +184,51 @@ class Trainer:
     @property
     def checkpoint_dir(self) -> Path | None:
         """``run_dir/checkpoints``, holding ``best/`` and ``last/``."""
-        return self.run_dir / "checkpoints" if self.run_dir is not None else None
+        return self.run_dir / CHECKPOINTS_DIR if self.run_dir is not None else None
 
     def _builtin_callbacks(self) -> list[Callback]:
         if not is_main_process():
             return []
         callbacks: list[Callback] = []
         if self.run_dir is not None:
-            callbacks.append(CSVLogger(self.run_dir / "metrics.csv", self.config.log_every))
+            callbacks.append(CSVLogger(self.run_dir / METRICS_FILE, self.config.log_every))
         if self.config.tensorboard:
             if self.run_dir is None:
                 raise ValueError("config.tensorboard: True needs a run_dir to write to, got None")
-            callbacks.append(TensorBoardLogger(self.run_dir / "tensorboard", self.config.log_every))
+            log_dir = self.run_dir / TENSORBOARD_DIR
+            callbacks.append(TensorBoardLogger(log_dir, self.config.log_every))
         if self.config.progress:
             callbacks.append(ProgressBar())
         return callbacks
 
     # ----------------------------------------------------------------------------------- fit
     def fit(self, resume: bool | str | Path = False) -> FitResult:
-        """Train until a budget, early stopping, a non-finite loss or Ctrl-C.
+        """Train until a budget, early stopping, a non-finite loss or a stop signal.
 
         ``resume=True`` continues from ``run_dir/checkpoints/last``; a path resumes from that
         checkpoint directory. A fresh run refuses a ``run_dir`` that already holds checkpoints.
-        Ctrl-C finishes the current step, saves ``last`` and re-raises ``KeyboardInterrupt``.
+        Ctrl-C (SIGINT), SIGTERM or SIGHUP finishes the current step, saves ``last`` and raises
+        :class:`~rnnkit.train.interrupt.TrainingInterrupted` (a ``KeyboardInterrupt`` naming
+        the signal and the checkpoint); a second signal stops at once without saving.
         Raises :class:`NonFiniteLossError` (keeping the last good checkpoint) on NaN/inf.
         """
         if resume:
             self._load_for_resume(resume)
         else:
             self._start_fresh()
-        with deterministic_mode(self.config.deterministic), deferred_sigint() as interrupt:
+        with deterministic_mode(self.config.deterministic), deferred_stop_signals() as interrupt:
             try:
                 self.callbacks.on_fit_start(self)
                 self._run(interrupt)
             except KeyboardInterrupt as interrupt_error:
                 self.state.stop_reason = "interrupted"
+                saved = None
                 if not self._mid_step:  # else the model may be half-updated: keep the old `last`
-                    self._save("last", collective=isinstance(interrupt_error, _AgreedInterrupt))
-                raise
+                    saved = self._save("last",
+                                       collective=isinstance(interrupt_error, _AgreedInterrupt))
+                number = getattr(interrupt_error, "signal_number", signal.SIGINT)
+                step = self.state.global_step
+                raise TrainingInterrupted(number, step, saved) from interrupt_error
             except NonFiniteLossError:
                 self.state.stop_reason = "non_finite"
                 raise
@@ -368,7 +388,8 @@ class Trainer:
             if stopping and stop_reason is None:
                 stop_reason = "max_time"  # the only budget whose clock differs between ranks
         if interrupted:
-            raise _AgreedInterrupt
+            # A rank stopped by its peers' signal, not its own, cannot know which it was.
+            raise _AgreedInterrupt(interrupt.signal_number or signal.SIGINT)
         every = config.eval_every
         eval_point = epoch_ended if every is None else step % every == 0
         evaluate_now = (eval_point or stop_reason) and self.evaluate_fn is not None
@@ -419,22 +440,23 @@ class Trainer:
         return value < best - delta if self.monitor_mode == "min" else value > best + delta
 
     # ---------------------------------------------------------------------------- checkpoints
-    def _save(self, name: str, collective: bool = True) -> None:
-        """Write checkpoint ``name`` (rank 0). Every data-parallel rank calls it at the same
-        point, as gathering the loss state is a collective; ``collective=False`` (a rank
-        interrupted on its own) saves no per-row loss state instead."""
+    def _save(self, name: str, collective: bool = True) -> Path | None:
+        """Write checkpoint ``name`` (rank 0) and return its directory (``None`` where nothing
+        is written). Every data-parallel rank calls it at the same point, as gathering the loss
+        state is a collective; ``collective=False`` (a rank interrupted on its own) saves no
+        per-row loss state instead."""
         if self.checkpoint_dir is None:
-            return
+            return None
         loss_state = self._loss_state(collective)  # before rank > 0 leaves: all ranks gather
         if not is_main_process():
-            return
+            return None
         for parameter in self.parameters:
             if not torch.isfinite(parameter).all():
                 raise NonFiniteLossError(
                     f"model parameters became non-finite after step {self.state.global_step}; "
                     f"not overwriting checkpoint {name!r}"
                 )
-        save_checkpoint(
+        return save_checkpoint(
             self.checkpoint_dir / name,
             unwrap_model(self.model),
             metadata={**self.metadata, TRAINER_KEY: self._metadata_summary()},
