@@ -15,10 +15,12 @@ import rnnkit.nn as rnn
     ({"hidden_size": 0}, ValueError, "hidden_size must be greater than zero, got 0"),
     ({"num_layers": 0}, ValueError, "num_layers must be greater than zero, got 0"),
     ({"num_layers": "2"}, TypeError, "num_layers should be of type int, got: str ('2')"),
-    ({"input_size": -1}, ValueError, "input_size must be at least 0, got -1"),
-    ({"dropout": 1.5}, ValueError, "dropout should be a number in range [0, 1], got 1.5"),
-    ({"dropout": "0.1"}, TypeError, "dropout should be a number in range [0, 1] representing a "
-                                     "probability, got: str ('0.1')"),
+    ({"input_size": -1}, ValueError, "input_size must be greater than zero, got -1"),
+    ({"input_size": 0}, ValueError, "input_size must be greater than zero, got 0"),
+    ({"dropout": 1.5}, ValueError, "dropout should be a number in range [0, 1] representing the "
+                                   "probability of an element being zeroed, got 1.5"),
+    ({"dropout": "0.1"}, TypeError, "dropout should be a number in range [0, 1] representing the "
+                                     "probability of an element being zeroed, got: str ('0.1')"),
     ({"bidirectional": 1}, TypeError, "bidirectional should be of type bool, got: int (1)"),
     ({"batch_first": None}, TypeError, "batch_first should be of type bool, got: NoneType (None)"),
     ({"backend": "cuda"}, ValueError,
@@ -28,7 +30,8 @@ import rnnkit.nn as rnn
     ({"zoneout": -0.1}, ValueError, "zoneout should be a number in range [0, 1), got -0.1"),
     ({"proj_size": 8}, ValueError,
      "proj_size has to be smaller than hidden_size, got proj_size=8 and hidden_size=8"),
-    ({"proj_size": -1}, ValueError, "proj_size must be at least 0, got -1"),
+    ({"proj_size": -1}, ValueError,
+     "proj_size should be a positive integer or zero to disable projections, got -1"),
     ({"zoneout": 0.1, "backend": "native"}, ValueError,
      "backend='native' does not support recurrent_dropout, zoneout or layer_norm"),
 ])
@@ -40,7 +43,7 @@ def test_constructor_errors(kwargs, error, message):
 
 def test_unknown_nonlinearity():
     with pytest.raises(ValueError, match=re.escape(
-            "nonlinearity must be one of 'tanh', 'relu', got 'sigmoid'")):
+            "Unknown nonlinearity 'sigmoid': nonlinearity must be one of 'tanh', 'relu'")):
         rnn.RNN(3, 4, nonlinearity="sigmoid")
 
 
@@ -51,8 +54,8 @@ def test_dropout_with_one_layer_warns_like_torch():
 
 def test_wrong_input_rank():
     with pytest.raises(ValueError, match=re.escape(
-            "GRU: Expected input to be 2D (unbatched) or 3D (batched), got 4D with shape "
-            "(1, 2, 3, 4)")):
+            "GRU: Expected input to be 2D or 3D, got 4D instead (2D is unbatched, 3D batched; "
+            "input shape (1, 2, 3, 4))")):
         rnn.GRU(4, 5)(torch.randn(1, 2, 3, 4))
 
 
@@ -84,14 +87,16 @@ def test_not_a_tensor():
 def test_wrong_h0_shape():
     layer = rnn.GRU(3, 4, num_layers=2)
     with pytest.raises(RuntimeError, match=re.escape(
-            "GRU: Expected h_0 of shape (2, 5, 4), got (1, 5, 4)")):
+            "GRU: Expected hidden size (2, 5, 4), got [1, 5, 4] (h_0 should be "
+            "(num_layers * num_directions, batch, hidden_size))")):
         layer(torch.randn(7, 5, 3), torch.zeros(1, 5, 4))
 
 
 def test_h0_rank_must_follow_batching():
     layer = rnn.RNN(3, 4)
     with pytest.raises(ValueError, match=re.escape(
-            "RNN: For unbatched 2-D input, h_0 should also be 2-D but got 3-D tensor")):
+            "RNN: For unbatched 2-D input, hx should also be 2-D but got 3-D tensor "
+            "(h_0 of shape (1, 1, 4))")):
         layer(torch.randn(7, 3), torch.zeros(1, 1, 4))
 
 
@@ -103,27 +108,31 @@ def test_lstm_state_must_be_a_pair():
 
 def test_wrong_c0_shape():
     with pytest.raises(RuntimeError, match=re.escape(
-            "LSTM: Expected c_0 of shape (1, 1, 4), got (1, 1, 3)")):
+            "LSTM: Expected hidden[1] size (1, 1, 4), got [1, 1, 3] (c_0 should be "
+            "(num_layers * num_directions, batch, hidden_size))")):
         rnn.LSTM(3, 4, proj_size=3)(torch.randn(2, 1, 3),
                                      (torch.zeros(1, 1, 3), torch.zeros(1, 1, 3)))
 
 
 def test_dtype_mismatch():
     with pytest.raises(RuntimeError, match=re.escape(
-            "LSTM: input has dtype torch.float64 but the layer's parameters are torch.float32; "
-            "convert one of them, e.g. input.to(torch.float32)")):
+            "LSTM: RNN input dtype (torch.float64) does not match weight dtype (torch.float32). "
+            "Convert input: input.to(torch.float32), or convert model: model.to(torch.float64)")):
         rnn.LSTM(3, 4)(torch.randn(2, 1, 3, dtype=torch.float64))
 
 
 def test_state_dtype_mismatch():
-    with pytest.raises(RuntimeError, match=re.escape("GRU: h_0 has dtype torch.float64")):
+    with pytest.raises(RuntimeError, match=re.escape(
+            "GRU: h_0 dtype (torch.float64) does not match weight dtype (torch.float32). "
+            "Convert h_0: h_0.to(torch.float32)")):
         rnn.GRU(3, 4)(torch.randn(2, 1, 3), torch.zeros(1, 1, 4, dtype=torch.float64))
 
 
 def test_device_mismatch():
     layer = rnn.GRU(3, 4, device="meta")
     with pytest.raises(RuntimeError, match=re.escape(
-            "GRU: input is on device cpu but the layer's parameters are on meta")):
+            "GRU: Input and parameter tensors are not at the same device: input is on device "
+            "cpu but the layer's parameters are on meta")):
         layer(torch.randn(2, 1, 3, dtype=torch.float32))
 
 
@@ -166,10 +175,12 @@ def test_reset_state_rows_out_of_range():
 
 def test_cell_errors():
     with pytest.raises(ValueError, match=re.escape(
-            "LSTMCell: Expected input to be 1D (unbatched) or 2D (batched), got 3D")):
+            "LSTMCell: Expected input to be 1D or 2D, got 3D instead (1D is unbatched, 2D "
+            "batched; input shape (1, 2, 3))")):
         rnn.LSTMCell(3, 4)(torch.randn(1, 2, 3))
     with pytest.raises(RuntimeError, match=re.escape(
-            "GRUCell: Expected hx of shape (2, 4), got (2, 5)")):
+            "GRUCell: hidden0 has inconsistent hidden_size: got 5, expected 4 (hx of shape "
+            "(2, 5), expected (2, 4))")):
         rnn.GRUCell(3, 4)(torch.randn(2, 3), torch.zeros(2, 5))
     with pytest.raises(TypeError, match=re.escape("LSTMCell: hx should be a tuple (h_0, c_0)")):
         rnn.LSTMCell(3, 4)(torch.randn(2, 3), torch.zeros(2, 4))

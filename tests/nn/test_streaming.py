@@ -88,7 +88,7 @@ def test_general_path_cases_give_the_same_numbers():
     with torch.no_grad():
         unbatched, _ = stream(layer, x[:, 0])
         strided, _ = stream(layer, x.transpose(1, 2).contiguous().transpose(1, 2))
-        with pytest.raises(ValueError, match=r"input has dtype torch\.float32"):
+        with pytest.raises(ValueError, match=r"RNN input dtype \(torch\.float32\)"):
             layer.step(x[0].float(), None)
     torch.testing.assert_close(unbatched, want[:, 0].detach(), rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(strided, want.detach(), rtol=1e-10, atol=1e-12)

@@ -61,13 +61,16 @@ class RecurrentBase(nn.Module):
     ) -> None:
         super().__init__()
         self.mode = mode
-        self.input_size = checks.check_int("input_size", input_size, 0)
+        self.input_size = checks.check_int("input_size", input_size, 1)
         self.hidden_size = checks.check_int("hidden_size", hidden_size, 1)
         self.num_layers = checks.check_int("num_layers", num_layers, 1)
         self.bias = checks.check_bool("bias", bias)
         self.batch_first = checks.check_bool("batch_first", batch_first)
-        self.dropout = checks.check_probability("dropout", dropout)
+        self.dropout = checks.check_dropout(dropout)
         self.bidirectional = checks.check_bool("bidirectional", bidirectional)
+        if isinstance(proj_size, int) and proj_size < 0:  # torch's wording for this one
+            raise ValueError("proj_size should be a positive integer or zero to disable "
+                             f"projections, got {proj_size}")
         self.proj_size = checks.check_int("proj_size", proj_size, 0)
         if self.proj_size >= self.hidden_size:
             raise ValueError(
@@ -220,6 +223,9 @@ class RecurrentBase(nn.Module):
         """Run the network over a sequence; see the class docstring for shapes."""
         x, lengths, packed, batched = self._prepare_input(input, lengths)
         h0, c0 = self._prepare_state(hx, x.shape[1], batched)
+        # After the argument checks, as torch.nn's kernel raises it after its Python checks.
+        checks.check_sequence_length(type(self).__name__, x, self._input_shape(input),
+                                     self.batch_first)
         path = self._choose_path(x)
         if path == "torch":
             output, h_n, c_n = self._run_fused(x, h0, c0, lengths)
@@ -233,6 +239,11 @@ class RecurrentBase(nn.Module):
         elif self.batch_first:
             output = output.transpose(0, 1)
         return output, ((h_n, c_n) if self.mode == "LSTM" else h_n)
+
+    @staticmethod
+    def _input_shape(input: Tensor | PackedSequence) -> tuple[int, ...]:
+        """The shape the caller passed (a PackedSequence's data shape), for messages."""
+        return tuple((input.data if isinstance(input, PackedSequence) else input).shape)
 
     def _prepare_input(self, input, lengths):
         """Return time-major ``x (L, N, input)``, lengths, the packed template, batched flag."""
@@ -270,6 +281,7 @@ class RecurrentBase(nn.Module):
             states = [reference.new_zeros(shape) for shape in expected.values()]
         else:
             states = self._split_state(name, hx)
+            checks.check_state_rank(name, dict(zip(expected, states, strict=True)), batched)
             states = [self._check_state(name, key, state, shape, batched)
                       for (key, shape), state in zip(expected.items(), states, strict=True)]
         return states[0], (states[1] if self.mode == "LSTM" else None)
@@ -286,15 +298,16 @@ class RecurrentBase(nn.Module):
         return list(hx)
 
     def _check_state(self, name: str, key: str, state: Tensor, shape: tuple, batched: bool):
-        wanted_dims = 3 if batched else 2
-        if state.dim() != wanted_dims:
-            kind = "batched 3-D" if batched else "unbatched 2-D"
-            raise checks.RecurrentInputError(
-                f"{name}: For {kind} input, {key} should also be {wanted_dims}-D "
-                f"but got {state.dim()}-D tensor of shape {tuple(state.shape)}")
+        """Shape (after adding the batch axis of unbatched input), dtype and device of a state."""
         state = state if batched else state.unsqueeze(1)
-        checks.check_state_shape(name, key, state, shape)
-        checks.check_same_kind(name, key, state, self.weight_ih_l0)
+        if self.mode != "LSTM":
+            label, size_name = "hidden", "hidden_size"
+        elif key == "h_0":
+            label, size_name = "hidden[0]", "proj_size" if self.proj_size else "hidden_size"
+        else:
+            label, size_name = "hidden[1]", "hidden_size"
+        checks.check_state_shape(name, key, state, shape, label, size_name)
+        checks.check_same_kind(name, key, state, self._first_weight())
         return state
 
     @contextmanager
@@ -316,6 +329,10 @@ class RecurrentBase(nn.Module):
         if self.regularisation.active or self.layer_norm or self._state_observer is not None:
             return "python"
         requested = self.backend or backends.get_backend()
+        if x.shape[1] == 0:
+            # An empty batch never reaches the engine (which rejects it): torch's kernels
+            # return torch.nn's empty outputs, with a graph for backward.
+            return "python" if requested == "python" else "torch"
         if requested in ("torch", "python") or x.device.type != "cpu":
             return "torch" if requested != "python" else "python"
         engine = backends.native_engine()

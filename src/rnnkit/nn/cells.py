@@ -16,15 +16,20 @@ from rnnkit.nn.functional import GATE_COUNT, DirectionWeights, cell_step, input_
 
 
 class CellBase(nn.Module):
-    """Parameters ``weight_ih (G*H, input)``, ``weight_hh (G*H, H)``, ``bias_ih``, ``bias_hh``."""
+    """Parameters ``weight_ih (G*H, input)``, ``weight_hh (G*H, H)``, ``bias_ih``, ``bias_hh``.
+
+    Arguments are accepted as ``torch.nn``'s cells accept them: sizes may be 0 (empty weights,
+    empty outputs) and ``bias`` may be any value, its truth deciding whether the biases exist
+    (``RNNCell(10, 20, 'relu')`` is a cell with biases and tanh, as in torch).
+    """
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, bias: bool, device,
                  dtype) -> None:
         super().__init__()
         self.mode = mode
-        self.input_size = checks.check_int("input_size", input_size, 0)
-        self.hidden_size = checks.check_int("hidden_size", hidden_size, 1)
-        self.bias = checks.check_bool("bias", bias)
+        self.input_size = checks.check_cell_size("input_size", input_size)
+        self.hidden_size = checks.check_cell_size("hidden_size", hidden_size)
+        self.bias = bias  # kept as given, like torch (its repr shows it)
         gate_size = GATE_COUNT[mode] * hidden_size
         factory = {"device": device, "dtype": dtype}
         self.weight_ih = nn.Parameter(torch.empty(gate_size, input_size, **factory))
@@ -38,38 +43,53 @@ class CellBase(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Uniform ``U(-1/sqrt(H), 1/sqrt(H))`` for every parameter, as ``torch.nn``."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
+        """Uniform ``U(-1/sqrt(H), 1/sqrt(H))`` for every parameter, as ``torch.nn``.
+
+        With ``hidden_size=0`` every parameter is empty; torch uses a bound of 0 then.
+        """
+        bound = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0.0
         for parameter in self.parameters():
             nn.init.uniform_(parameter, -bound, bound)
 
     def extra_repr(self) -> str:
         text = f"{self.input_size}, {self.hidden_size}"
-        return text if self.bias else f"{text}, bias=False"
+        return text if self.bias is True else f"{text}, bias={self.bias}"
 
     def _weights(self) -> DirectionWeights:
         return DirectionWeights(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
 
     def _prepare(self, x: Tensor, states: list[Tensor | None]) -> tuple[Tensor, list[Tensor], bool]:
+        """``x (N, I)`` or ``(I,)`` and states -> ``(x (N, I), states [(N, H)], batched)``."""
         name = type(self).__name__
-        checks.check_input(name, x, self.input_size, False, (1, 2))
+        checks.check_cell_input(name, x, self.input_size)
         batched = x.dim() == 2
         x = x if batched else x.unsqueeze(0)
         checks.check_same_kind(name, "input", x, self.weight_ih)
         prepared = []
-        for key, state in zip(("h", "c"), states, strict=False):
+        for index, state in enumerate(states):
             if state is None:
                 prepared.append(x.new_zeros(x.shape[0], self.hidden_size))
                 continue
-            if state.dim() != x.dim() - (0 if batched else 1):
-                raise checks.RecurrentInputError(
-                    f"{name}: {key}x should be {'2' if batched else '1'}-D like the input, "
-                    f"got {state.dim()}-D tensor of shape {tuple(state.shape)}")
+            key = ("hx", "cx")[index]
+            self._check_state_rank(name, key, index, state, batched)
             state = state if batched else state.unsqueeze(0)
-            checks.check_state_shape(name, f"{key}x", state, (x.shape[0], self.hidden_size))
-            checks.check_same_kind(name, f"{key}x", state, self.weight_ih)
+            checks.check_cell_state(name, key, index, state, (x.shape[0], self.hidden_size))
+            checks.check_same_kind(name, key, state, self.weight_ih)
             prepared.append(state)
         return x, prepared, batched
+
+    def _check_state_rank(self, name: str, key: str, index: int, state: Tensor,
+                          batched: bool) -> None:
+        """1-D or 2-D (torch's ``ValueError``), and the same batching as the input."""
+        if state.dim() not in (1, 2):
+            label = f"hx[{index}]" if self.mode == "LSTM" else "hidden"
+            raise ValueError(
+                f"{name}: Expected {label} to be 1D or 2D, got {state.dim()}D instead "
+                f"({key} of shape {tuple(state.shape)})")
+        if state.dim() != (2 if batched else 1):
+            raise checks.RecurrentInputError(
+                f"{name}: {key} should be {'2' if batched else '1'}-D like the input, "
+                f"got {state.dim()}-D tensor of shape {tuple(state.shape)}")
 
     def _step(self, x: Tensor, states: list[Tensor | None]) -> tuple[Tensor, Tensor | None, bool]:
         x, (h, *rest), batched = self._prepare(x, states)
@@ -87,9 +107,14 @@ class RNNCell(CellBase):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
                  nonlinearity: str = "tanh", device=None, dtype=None) -> None:
-        self.nonlinearity = checks.check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
+        # torch.nn.RNNCell only fails at forward (RuntimeError); rnnkit says so at once.
+        self.nonlinearity = checks.check_nonlinearity(nonlinearity, checks.ArgumentValueError)
         mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
         super().__init__(mode, input_size, hidden_size, bias, device, dtype)
+
+    def extra_repr(self) -> str:
+        text = super().extra_repr()
+        return text if self.nonlinearity == "tanh" else f"{text}, nonlinearity={self.nonlinearity}"
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         """``input (N, input_size)``, ``hx (N, H)`` -> ``h' (N, H)``."""

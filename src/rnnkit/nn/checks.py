@@ -1,7 +1,10 @@
 """Argument and input validation for the recurrent layers and cells.
 
-Every message names the argument, what was expected and what was given. Constructor errors
-follow ``torch.nn``: ``TypeError`` for a wrong type, ``ValueError`` for a wrong value. Shape
+Every message names the argument, what was expected and what was given, and contains
+``torch.nn``'s own wording for the same mistake, so code (and tests) matching torch's messages
+keep matching. Constructor errors follow ``torch.nn``: ``TypeError`` for a wrong type,
+``ValueError`` for a wrong value. Where torch raises another type for the same mistake, the
+error class derives from both (:class:`ArgumentTypeError`, :class:`ArgumentValueError`). Shape
 errors raise :class:`RecurrentInputError`, which is both a ``ValueError`` and a
 ``RuntimeError`` so code written against ``torch.nn`` (which raises ``RuntimeError``) still
 catches it.
@@ -20,6 +23,14 @@ class RecurrentInputError(ValueError, RuntimeError):
     """An input, state or ``lengths`` tensor does not fit the layer."""
 
 
+class ArgumentTypeError(TypeError, ValueError):
+    """A constructor argument of the wrong type where ``torch.nn`` raises ``ValueError``."""
+
+
+class ArgumentValueError(ValueError, RuntimeError):
+    """A constructor argument ``torch.nn`` rejects with ``RuntimeError`` (or only at forward)."""
+
+
 def check_int(name: str, value: object, minimum: int) -> int:
     """``value`` must be an ``int`` (not ``bool``) ``>= minimum``."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -28,6 +39,43 @@ def check_int(name: str, value: object, minimum: int) -> int:
         relation = "greater than zero" if minimum == 1 else f"at least {minimum}"
         raise ValueError(f"{name} must be {relation}, got {value}")
     return value
+
+
+def check_cell_size(name: str, value: object) -> int:
+    """A cell's ``input_size`` / ``hidden_size``: an ``int >= 0``, as ``torch.nn``'s cells allow.
+
+    torch's cells accept 0 (empty weights) and fail in ``torch.empty`` with a ``RuntimeError``
+    for a negative size, hence :class:`ArgumentValueError`.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} should be of type int, got: {type(value).__name__} ({value!r})")
+    if value < 0:
+        raise ArgumentValueError(
+            f"{name} must be at least 0, got {value} "
+            f"(Trying to create tensor with negative dimension {value})")
+    return value
+
+
+def check_dropout(value: object) -> float:
+    """``dropout`` of a layer: a number in ``[0, 1]``; ``ValueError`` for anything else, as torch.
+
+    A non-number is also a ``TypeError`` (:class:`ArgumentTypeError`), rnnkit's convention.
+    """
+    torch_phrase = ("dropout should be a number in range [0, 1] representing the probability "
+                    "of an element being zeroed")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ArgumentTypeError(f"{torch_phrase}, got: {type(value).__name__} ({value!r})")
+    if not 0 <= value <= 1:
+        raise ValueError(f"{torch_phrase}, got {value}")
+    return float(value)
+
+
+def check_nonlinearity(value: object, error: type[Exception] = ValueError) -> str:
+    """``'tanh'`` or ``'relu'``; the message starts with torch's ``Unknown nonlinearity``."""
+    if value not in ("tanh", "relu"):
+        raise error(f"Unknown nonlinearity {value!r}: nonlinearity must be one of 'tanh', "
+                    "'relu'")
+    return value  # type: ignore[return-value]
 
 
 def check_probability(name: str, value: object, *, below_one: bool = False) -> float:
@@ -59,10 +107,8 @@ def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
     return value  # type: ignore[return-value]
 
 
-def check_input(
-    layer: str, x: Tensor, input_size: int, batch_first: bool, expected_dims: tuple[int, int]
-) -> None:
-    """Check the rank and feature size of a layer input (before batching is normalised)."""
+def _check_input_tensor(layer: str, x: object, expected_dims: tuple[int, int]) -> None:
+    """``x`` must be a floating tensor of one of the two ranks (unbatched, batched)."""
     if not isinstance(x, Tensor):
         raise TypeError(
             f"{layer}: input should be a Tensor or a PackedSequence, got {type(x).__name__}"
@@ -70,14 +116,21 @@ def check_input(
     low, high = expected_dims
     if x.dim() not in expected_dims:
         raise ValueError(
-            f"{layer}: Expected input to be {low}D (unbatched) or {high}D (batched), "
-            f"got {x.dim()}D with shape {tuple(x.shape)}"
+            f"{layer}: Expected input to be {low}D or {high}D, got {x.dim()}D instead "
+            f"({low}D is unbatched, {high}D batched; input shape {tuple(x.shape)})"
         )
     if not (x.is_floating_point() or x.is_complex()):
         raise TypeError(
             f"{layer}: input should be a floating point tensor, got dtype {x.dtype}; "
             "token ids need an embedding first"
         )
+
+
+def check_input(
+    layer: str, x: Tensor, input_size: int, batch_first: bool, expected_dims: tuple[int, int]
+) -> None:
+    """Check the rank and feature size of a layer input (before batching is normalised)."""
+    _check_input_tensor(layer, x, expected_dims)
     if x.shape[-1] == input_size:
         return
     message = (
@@ -93,26 +146,109 @@ def check_input(
     raise RecurrentInputError(message)
 
 
+def check_cell_input(cell: str, x: Tensor, input_size: int) -> None:
+    """A cell input must be ``(batch, input_size)`` or unbatched ``(input_size,)``."""
+    _check_input_tensor(cell, x, (1, 2))
+    if x.shape[-1] == input_size:
+        return
+    # torch's cell kernels word it "input has inconsistent input_size: got 11 expected 10"
+    message = (
+        f"{cell}: input has inconsistent input_size: got {x.shape[-1]} expected {input_size} "
+        f"(input shape {tuple(x.shape)}; expected (batch, {input_size}) or ({input_size},))"
+    )
+    if x.dim() == 2 and x.shape[0] == input_size:
+        message += "; the shape would fit (input_size, batch): transpose the input"
+    raise RecurrentInputError(message)
+
+
+def check_sequence_length(layer: str, x: Tensor, input_shape: tuple[int, ...],
+                          batch_first: bool) -> None:
+    """A layer needs at least one time step (``x`` time-major ``(seq, batch, feature)``).
+
+    torch.nn's kernels reject an empty sequence with this wording; an empty batch is fine.
+    """
+    if x.shape[0] > 0:
+        return
+    axis = "dimension 1 (batch_first=True)" if batch_first and len(input_shape) == 3 \
+        else "dimension 0"
+    raise RecurrentInputError(
+        f"{layer}: Expected sequence length to be larger than 0 in RNN; the sequence axis is "
+        f"{axis} of input shape {input_shape}"
+    )
+
+
 def check_same_kind(layer: str, name: str, tensor: Tensor, reference: Tensor) -> None:
-    """``tensor`` must share the dtype and device of the layer's parameters."""
+    """``tensor`` must share the dtype and device of the layer's parameters.
+
+    The input's messages are torch.nn's (``RNN input dtype ... does not match weight dtype``,
+    ``Input and parameter tensors are not at the same device``); a state's name the state.
+    """
+    is_input = name == "input"
     if tensor.dtype != reference.dtype:
+        subject = "RNN input" if is_input else name
+        model_fix = f", or convert model: model.to({tensor.dtype})" if is_input else ""
         raise RecurrentInputError(
-            f"{layer}: {name} has dtype {tensor.dtype} but the layer's parameters are "
-            f"{reference.dtype}; convert one of them, e.g. {name}.to({reference.dtype})"
+            f"{layer}: {subject} dtype ({tensor.dtype}) does not match weight dtype "
+            f"({reference.dtype}). Convert {name}: {name}.to({reference.dtype}){model_fix}"
         )
     if tensor.device != reference.device:
+        torch_phrase = ("Input and parameter tensors are not at the same device" if is_input
+                        else "Input and hidden tensors are not at the same device")
         raise RecurrentInputError(
-            f"{layer}: {name} is on device {tensor.device} but the layer's parameters are on "
-            f"{reference.device}; move one of them with .to(device)"
+            f"{layer}: {torch_phrase}: {name} is on device {tensor.device} but the layer's "
+            f"parameters are on {reference.device}; move one of them with .to(device)"
         )
 
 
-def check_state_shape(layer: str, name: str, state: Tensor, expected: tuple[int, ...]) -> None:
-    """An initial state must have exactly the expected shape."""
-    if tuple(state.shape) != expected:
+def check_state_rank(layer: str, states: dict[str, Tensor], batched: bool) -> None:
+    """A layer's states are 3-D for batched input, 2-D for unbatched, as torch.nn demands.
+
+    ``states`` maps rnnkit's names (``h_0``, ``c_0``) to tensors; torch calls them hx, cx.
+    """
+    wanted = 3 if batched else 2
+    if all(state.dim() == wanted for state in states.values()):
+        return
+    kind = "batched 3-D" if batched else "unbatched 2-D"
+    shapes = ", ".join(f"{key} of shape {tuple(state.shape)}" for key, state in states.items())
+    if len(states) == 1:
+        (state,) = states.values()
+        phrase = f"hx should also be {wanted}-D but got {state.dim()}-D tensor"
+    else:
+        dims = ", ".join(f"{state.dim()}-D" for state in states.values())
+        phrase = f"hx and cx should also be {wanted}-D but got ({dims}) tensors"
+    raise RecurrentInputError(f"{layer}: For {kind} input, {phrase} ({shapes})")
+
+
+def check_state_shape(layer: str, name: str, state: Tensor, expected: tuple[int, ...],
+                      torch_label: str = "hidden", size_name: str = "hidden_size") -> None:
+    """A layer's initial state must have exactly the expected (batched) shape.
+
+    ``torch_label`` is torch's name in ``Expected hidden size ..., got ...``: ``hidden`` for
+    RNN/GRU, ``hidden[0]`` / ``hidden[1]`` for an LSTM's ``h_0`` / ``c_0``; ``size_name`` the
+    argument that sets the last axis (``proj_size`` for a projected LSTM's ``h_0``).
+    """
+    shape = tuple(state.shape)
+    if shape == expected:
+        return
+    message = (f"{layer}: Expected {torch_label} size {expected}, got {list(shape)} ({name} "
+               f"should be (num_layers * num_directions, batch, {size_name}))")
+    if len(shape) == 3 and (shape[1], shape[0], shape[2]) == expected:
+        message += "; its first two axes look swapped (states are never batch-first)"
+    raise RecurrentInputError(message)
+
+
+def check_cell_state(cell: str, name: str, index: int, state: Tensor,
+                     expected: tuple[int, int]) -> None:
+    """A cell state ``(batch, hidden_size)``, in torch's words: ``hidden0`` is h, ``hidden1`` c."""
+    batch, hidden = expected
+    if state.shape[0] != batch:
         raise RecurrentInputError(
-            f"{layer}: Expected {name} of shape {expected}, got {tuple(state.shape)}"
-        )
+            f"{cell}: Input batch size {batch} doesn't match hidden{index} batch size "
+            f"{state.shape[0]} ({name} of shape {tuple(state.shape)}, expected {expected})")
+    if state.shape[1] != hidden:
+        raise RecurrentInputError(
+            f"{cell}: hidden{index} has inconsistent hidden_size: got {state.shape[1]}, "
+            f"expected {hidden} ({name} of shape {tuple(state.shape)}, expected {expected})")
 
 
 def normalise_lengths(

@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from rnnkit.nn.base import RecurrentBase
-from rnnkit.nn.checks import check_choice
+from rnnkit.nn.checks import check_nonlinearity
+
+# torch.nn.RNN/GRU raise ValueError for any proj_size keyword (even 0); a sentinel default
+# tells "not given" from every value a caller could pass.
+_NOT_GIVEN = object()
+
+
+def _reject_proj_size(proj_size: object) -> None:
+    if proj_size is not _NOT_GIVEN:
+        raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU "
+                         f"(got proj_size={proj_size!r})")
 
 _SHAPES = """
     Shapes (``L`` sequence length, ``N`` batch, ``D`` = 2 if bidirectional else 1,
@@ -62,8 +72,10 @@ class RNN(RecurrentBase):
         *,
         backend: str | None = None,
         recurrent_dropout: float = 0.0,
+        proj_size: object = _NOT_GIVEN,
     ) -> None:
-        self.nonlinearity = check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
+        _reject_proj_size(proj_size)
+        self.nonlinearity = check_nonlinearity(nonlinearity)
         super().__init__(
             "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size,
             num_layers, bias, batch_first, dropout, bidirectional, 0, device, dtype,
@@ -144,7 +156,9 @@ class GRU(RecurrentBase):
         recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
         layer_norm: bool = False,
+        proj_size: object = _NOT_GIVEN,
     ) -> None:
+        _reject_proj_size(proj_size)
         super().__init__(
             "GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
             bidirectional, 0, device, dtype, backend=backend,

@@ -94,6 +94,8 @@ def native_step(layer, input: Tensor, state):
     if torch.is_grad_enabled() or type(input) is not Tensor or input.dim() != 2:
         return None
     batch = input.shape[0]
+    if batch == 0:
+        return None  # the kernel needs rows; the general path handles an empty batch
     route = (layer.backend or backends.get_backend(), batch)
     cache = layer._stream_cache
     if cache is None or cache.route != route:
