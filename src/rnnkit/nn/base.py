@@ -254,17 +254,17 @@ class RecurrentBase(nn.Module):
                 raise ValueError(f"{name}: pass either a PackedSequence or lengths=, not both")
             packed = input
             x, lengths = unpack(input)
-            checks.check_input(name, x, self.input_size, False, (2, 3))
+            checks.check_input(name, x, self.input_size, False, (2, 3), self._first_weight())
             batched = True
         else:
-            checks.check_input(name, input, self.input_size, self.batch_first, (2, 3))
+            checks.check_input(name, input, self.input_size, self.batch_first, (2, 3),
+                               self._first_weight())
             batched = input.dim() == 3
             x = input if batched else input.unsqueeze(1)
             if batched and self.batch_first:
                 x = x.transpose(0, 1)
             if lengths is not None:
                 lengths = checks.normalise_lengths(name, lengths, x.shape[1], x.shape[0])
-        checks.check_same_kind(name, "input", x, self._first_weight())
         if lengths is not None and bool((lengths == x.shape[0]).all()):
             lengths = None  # every row is full: no masking needed
         return x, lengths, packed, batched
@@ -434,10 +434,9 @@ class RecurrentBase(nn.Module):
         if self.bidirectional:
             raise ValueError(f"{name}.step() needs a unidirectional layer: the reverse direction "
                              "of a bidirectional layer reads the sequence from its end")
-        checks.check_input(name, input, self.input_size, False, (1, 2))
+        checks.check_input(name, input, self.input_size, False, (1, 2), self._first_weight())
         batched = input.dim() == 2
         x = input if batched else input.unsqueeze(0)
-        checks.check_same_kind(name, "input", x, self.weight_ih_l0)
         h0, c0 = self._prepare_state(state, x.shape[0], batched)
         path = self._choose_path(x.unsqueeze(0))
         if path == "torch":  # torch's fused kernel over a one-step sequence: all layers at once

@@ -64,8 +64,7 @@ class CellBase(nn.Module):
         checks.check_cell_input(name, x, self.input_size)
         batched = x.dim() == 2
         x = x if batched else x.unsqueeze(0)
-        checks.check_same_kind(name, "input", x, self.weight_ih)
-        prepared = []
+        prepared, given = [], {"input": x}
         for index, state in enumerate(states):
             if state is None:
                 prepared.append(x.new_zeros(x.shape[0], self.hidden_size))
@@ -74,8 +73,11 @@ class CellBase(nn.Module):
             self._check_state_rank(name, key, index, state, batched)
             state = state if batched else state.unsqueeze(0)
             checks.check_cell_state(name, key, index, state, (x.shape[0], self.hidden_size))
-            checks.check_same_kind(name, key, state, self.weight_ih)
             prepared.append(state)
+            given[key] = state
+        # Shapes first, then dtype and device: torch's cell kernels check in that order.
+        for key, tensor in given.items():
+            checks.check_same_kind(name, key, tensor, self.weight_ih)
         return x, prepared, batched
 
     def _check_state_rank(self, name: str, key: str, index: int, state: Tensor,

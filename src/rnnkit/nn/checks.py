@@ -24,7 +24,7 @@ class RecurrentInputError(ValueError, RuntimeError):
 
 
 class ArgumentTypeError(TypeError, ValueError):
-    """A constructor argument of the wrong type where ``torch.nn`` raises ``ValueError``."""
+    """An argument of the wrong type where ``torch.nn`` raises ``ValueError``."""
 
 
 class ArgumentValueError(ValueError, RuntimeError):
@@ -120,17 +120,25 @@ def _check_input_tensor(layer: str, x: object, expected_dims: tuple[int, int]) -
             f"({low}D is unbatched, {high}D batched; input shape {tuple(x.shape)})"
         )
     if not (x.is_floating_point() or x.is_complex()):
-        raise TypeError(
+        # torch.nn reports a ValueError (its dtype check): this is both
+        raise ArgumentTypeError(
             f"{layer}: input should be a floating point tensor, got dtype {x.dtype}; "
             "token ids need an embedding first"
         )
 
 
 def check_input(
-    layer: str, x: Tensor, input_size: int, batch_first: bool, expected_dims: tuple[int, int]
+    layer: str, x: Tensor, input_size: int, batch_first: bool, expected_dims: tuple[int, int],
+    reference: Tensor | None = None,
 ) -> None:
-    """Check the rank and feature size of a layer input (before batching is normalised)."""
+    """Check the rank, dtype and feature size of a layer input (before batching is normalised).
+
+    With ``reference`` (the first weight) dtype and device are checked before the feature
+    size, in torch.nn's order.
+    """
     _check_input_tensor(layer, x, expected_dims)
+    if reference is not None:
+        check_same_kind(layer, "input", x, reference)
     if x.shape[-1] == input_size:
         return
     message = (
