@@ -110,7 +110,8 @@ def test_existing_run_dir_is_refused_and_nothing_to_resume(cli, tmp_path):
     assert_user_error(cli("train", config, "--out", "fresh", "--resume"), "nothing to resume")
     (tmp_path / "taken").mkdir()
     write(tmp_path / "taken" / "notes.txt", "mine")
-    assert_user_error(cli("train", config, "--out", "taken"), "already exists", "--resume")
+    assert_user_error(cli("train", config, "--out", "taken"), "already exists",
+                      "not an rnnkit run", "notes.txt", "choose another --out")
     assert_user_error(cli("train", config, "--out", "taken", "--overwrite"), "not an rnnkit run")
     assert (tmp_path / "taken" / "notes.txt").read_text() == "mine"
 

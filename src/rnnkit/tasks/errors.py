@@ -15,3 +15,7 @@ class RunDirError(ValueError):
 
 class TaskMismatchError(ValueError):
     """An operation the run's task does not support (e.g. ``generate`` on a classifier)."""
+
+
+class RunLockedError(RunDirError):
+    """A run directory another live process is training into (its lock names PID and host)."""

@@ -7,14 +7,16 @@ Run directory layout::
     DIR/checkpoints/best|last  safetensors + JSON; metadata holds model type/config + artifacts
     DIR/metrics.csv            per-step and per-evaluation metrics
     DIR/summary.json           how training ended, best metric, test metrics
+    DIR/.rnnkit-run            marker: made by rnnkit (what --overwrite may replace, run_dir.py)
+    DIR/.rnnkit-lock           held while a process trains into DIR (run_lock.py)
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import shutil
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,14 +34,20 @@ from rnnkit.tasks.config import (
     save_config,
 )
 from rnnkit.tasks.data_files import dataset_defaults, resolve_paths
-from rnnkit.tasks.errors import RunDirError
+from rnnkit.tasks.errors import RunDirError, RunLockedError
 from rnnkit.tasks.registry import TASKS
+from rnnkit.tasks.run_dir import (
+    CONFIG_FILE,
+    SUMMARY_FILE,
+    TASK_FILE,
+    check_run_dir,
+    clear_run_files,
+    write_marker,
+)
+from rnnkit.tasks.run_lock import RunLock, acquire_run_lock, raise_if_locked
 from rnnkit.train import Callback, FitResult, Trainer, is_main_process, seed_everything
-from rnnkit.train.distributed import barrier, main_process_first
+from rnnkit.train.distributed import barrier, from_main, main_process_first
 
-CONFIG_FILE = "config.yaml"
-TASK_FILE = "task.json"
-SUMMARY_FILE = "summary.json"
 DEFAULT_CONFIG: dict[str, Any] = {"task": "language_model", "data": {"dataset": "shakespeare"}}
 
 
@@ -68,30 +76,31 @@ class TrainOutcome:
     checkpoint: Path | None = None
 
 
-def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse what cannot be done before any work starts; nothing is written here."""
-    if resume and overwrite:
-        raise RunDirError("--resume and --overwrite exclude each other: continue or replace")
-    if resume:
-        if not (run_dir / "checkpoints" / "last").is_dir() or not (run_dir / TASK_FILE).is_file():
-            raise RunDirError(f"{run_dir}: nothing to resume (no checkpoints/last); "
-                              "train without --resume first")
-        return
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunDirError(f"{run_dir} exists and is not a directory")
-    if run_dir.is_dir() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise RunDirError(f"{run_dir} already exists; pass --resume to continue that run "
-                              "or --overwrite to replace it")
-        if not (run_dir / CONFIG_FILE).is_file():
-            raise RunDirError(f"{run_dir} is not an rnnkit run (no {CONFIG_FILE}); "
-                              "refusing to overwrite it")
+def _to_stderr(message: str) -> None:
+    print(f"rnnkit: {message}", file=sys.stderr, flush=True)
 
 
-def _make_run_dir(run_dir: Path, resume: bool) -> None:
-    if not resume and run_dir.is_dir():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+def _lock(run_dir: Path, notice: Callable[[str], None]) -> RunLock | None:
+    """Rank 0 locks ``run_dir`` (the lock lives there); every rank learns whether it could."""
+    lock, refusal = None, None
+    if is_main_process():
+        try:
+            lock = acquire_run_lock(run_dir, notice)
+        except RunLockedError as error:
+            refusal = str(error)
+    refusal = from_main(refusal)
+    if refusal is not None:
+        raise RunLockedError(refusal)
+    return lock
+
+
+def _prepare_run_dir(run_dir: Path, resume: bool, notice: Callable[[str], None]) -> None:
+    """A fresh run replaces rnnkit's files (checked by ``check_run_dir``), never others."""
+    if not resume:
+        left = clear_run_files(run_dir)
+        if left:
+            notice(f"kept {run_dir} and what rnnkit did not write there: {', '.join(left)}")
+    write_marker(run_dir)
 
 
 def _task_for(config: RunConfig, run_dir: Path, resume: bool, train_path: Path) -> Task:
@@ -118,10 +127,30 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     callbacks: Sequence[Callback] = (),
+    notice: Callable[[str], None] = _to_stderr,
 ) -> TrainOutcome:
-    """Train ``config`` into ``run_dir``; evaluate the best checkpoint on the test file if any."""
+    """Train ``config`` into ``run_dir``; evaluate the best checkpoint on the test file if any.
+
+    ``run_dir`` is locked for the call (:class:`RunLockedError` names a live holder's PID and
+    host). ``overwrite`` replaces only a run rnnkit made (see :mod:`rnnkit.tasks.run_dir`); a
+    run with no checkpoint yet is started afresh without it. ``notice`` receives one-line
+    notes (a stale lock taken over, files kept). A stop signal ends training with
+    :class:`~rnnkit.train.interrupt.TrainingInterrupted` after saving ``last``.
+    """
     run_dir = Path(run_dir)
-    _check_run_dir(run_dir, resume, overwrite)
+    raise_if_locked(run_dir)  # a live holder is named first, whatever else is wrong
+    check_run_dir(run_dir, resume, overwrite)  # before locking: refuse without writing
+    lock = _lock(run_dir, notice)
+    try:
+        check_run_dir(run_dir, resume, overwrite)  # again: it may have changed meanwhile
+        return _train_locked(config, run_dir, resume, callbacks, notice)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_locked(config: RunConfig, run_dir: Path, resume: bool,
+                  callbacks: Sequence[Callback], notice: Callable[[str], None]) -> TrainOutcome:
     with main_process_first():  # generated samples are written to the cache once
         paths = resolve_paths(config.data)
     task = _task_for(config, run_dir, resume, paths["train"])
@@ -136,7 +165,7 @@ def train(
     model = task.build_model()
     barrier()  # data-parallel: every rank has checked run_dir before rank 0 changes it
     if is_main_process():
-        _make_run_dir(run_dir, resume)
+        _prepare_run_dir(run_dir, resume, notice)
         save_config(config, run_dir / CONFIG_FILE)
         (run_dir / TASK_FILE).write_text(
             json.dumps({"task": task.name, "artifacts": task.artifacts}), encoding="utf-8")
