@@ -223,9 +223,9 @@ class RecurrentBase(nn.Module):
         """Run the network over a sequence; see the class docstring for shapes."""
         x, lengths, packed, batched = self._prepare_input(input, lengths)
         h0, c0 = self._prepare_state(hx, x.shape[1], batched)
-        # After the argument checks, as torch.nn's kernel raises it after its Python checks.
-        checks.check_sequence_length(type(self).__name__, x, self._input_shape(input),
-                                     self.batch_first)
+        if x.shape[0] == 0:  # after the argument checks, as torch.nn's kernel raises it
+            checks.reject_empty_sequence(type(self).__name__, self._input_shape(input),
+                                         self.batch_first)
         path = self._choose_path(x)
         if path == "torch":
             output, h_n, c_n = self._run_fused(x, h0, c0, lengths)

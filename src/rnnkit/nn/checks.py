@@ -169,14 +169,8 @@ def check_cell_input(cell: str, x: Tensor, input_size: int) -> None:
     raise RecurrentInputError(message)
 
 
-def check_sequence_length(layer: str, x: Tensor, input_shape: tuple[int, ...],
-                          batch_first: bool) -> None:
-    """A layer needs at least one time step (``x`` time-major ``(seq, batch, feature)``).
-
-    torch.nn's kernels reject an empty sequence with this wording; an empty batch is fine.
-    """
-    if x.shape[0] > 0:
-        return
+def reject_empty_sequence(layer: str, input_shape: tuple[int, ...], batch_first: bool) -> None:
+    """Raise torch.nn's error for an input without time steps (an empty batch is fine)."""
     axis = "dimension 1 (batch_first=True)" if batch_first and len(input_shape) == 3 \
         else "dimension 0"
     raise RecurrentInputError(
