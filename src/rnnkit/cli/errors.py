@@ -1,18 +1,22 @@
 """The one place that turns exceptions into exit codes and one-line messages.
 
 User errors (bad config, missing file, malformed data, wrong options) exit with 2; anything
-else exits with 1. ``rnnkit --debug ...`` re-raises so the full traceback is shown.
+else exits with 1; a stop signal (Ctrl-C, SIGTERM, SIGHUP) exits with 128 + its number, the
+shell's convention: 130, 143, 129. ``rnnkit --debug ...`` re-raises so the full traceback is
+shown.
 """
 
 from __future__ import annotations
 
 import functools
+import signal
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
 
 from rnnkit.data import ChecksumMismatchError, RegistryUnavailableError
+from rnnkit.train.interrupt import signal_name
 
 USER_ERROR = 2
 FAILURE = 1
@@ -29,6 +33,12 @@ USER_ERRORS = (
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def signal_exit_code(signal_number: int) -> int:
+    """The exit code of a command stopped by a signal: 128 + its number, as shells report a
+    process the signal ended (SIGINT 130, SIGTERM 143, SIGHUP 129)."""
+    return 128 + signal_number
 
 
 class Settings:
@@ -57,8 +67,13 @@ def handle_errors(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        except (typer.Exit, typer.Abort):
             raise
+        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM/SIGHUP as StopSignal
+            if Settings.debug:
+                raise
+            number = getattr(stop, "signal_number", signal.SIGINT)
+            raise fail(f"stopped by {signal_name(number)}", signal_exit_code(number)) from None
         except USER_ERRORS as error:
             if Settings.debug:
                 raise

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from pathlib import Path
 
 import typer
 
-from rnnkit.cli.errors import handle_errors
+from rnnkit.cli.errors import handle_errors, signal_exit_code
 from rnnkit.tasks import TrainOutcome, load_config
 from rnnkit.tasks import train as train_run
 from rnnkit.train import is_main_process, resolve_device
@@ -18,6 +19,7 @@ from rnnkit.train.distributed import (
     launched_by_torchrun,
     process_group_from_env,
 )
+from rnnkit.train.interrupt import TrainingInterrupted, stop_signals_raise
 from rnnkit.train.precision import check_amp
 
 RUNS_DIR = Path("runs")
@@ -68,7 +70,18 @@ def train(
     device: str = DEVICE_OPTION,
     amp: str = AMP_OPTION,
 ) -> None:
-    """Train a model from a config file and save the run (checkpoints, metrics, config)."""
+    """Train a model from a config file and save the run (checkpoints, metrics, config).
+
+    Ctrl-C, SIGTERM or SIGHUP finish the current step, save checkpoints/last and exit with
+    128 + the signal's number (130, 143, 129), printing the command that resumes the run.
+    """
+    with stop_signals_raise():  # SIGTERM/SIGHUP before training starts: clean up, exit 143/129
+        _train(config, out, overrides, resume, overwrite, progress, nproc, device, amp)
+
+
+def _train(config: Path | None, out: Path | None, overrides: list[str], resume: bool,
+           overwrite: bool, progress: bool, nproc: int, device: str | None,
+           amp: str | None) -> None:
     if config is None and resume and out is not None and (out / "config.yaml").is_file():
         config = out / "config.yaml"
     overrides = [*overrides, *([f"train.device={device}"] if device else []),
@@ -89,9 +102,30 @@ def train(
                        f"{run_config.model.num_layers}x{run_config.model.hidden_size}) on "
                        f"{data.dataset or data.train} → {run_dir}", err=True)
         started = time.monotonic()
-        outcome = train_run(run_config, run_dir, resume=resume, overwrite=overwrite)
+        try:
+            outcome = train_run(run_config, run_dir, resume=resume, overwrite=overwrite)
+        except TrainingInterrupted as stop:
+            if is_main_process():
+                restart = ["rnnkit", "train", *([str(config)] if config is not None else []),
+                           "--out", str(run_dir), *(a for o in overrides for a in ("--set", o))]
+                typer.echo(stopped_message(stop, run_dir, restart), err=True)
+            raise typer.Exit(signal_exit_code(stop.signal_number)) from None
         if is_main_process():
             print_summary(outcome, time.monotonic() - started)
+
+
+def stopped_message(stop: TrainingInterrupted, run_dir: Path, restart: list[str]) -> str:
+    """One line: which signal stopped the run, what was saved, and the command to go on."""
+    resume = shlex.join(["rnnkit", "train", "--out", str(run_dir), "--resume"])
+    stopped = f"stopped by {stop.signal_name}"
+    if stop.checkpoint is not None:
+        return f"{stopped} after step {stop.step}: saved {stop.checkpoint}; resume with: {resume}"
+    last = run_dir / "checkpoints" / "last"
+    if last.is_dir():  # a second signal mid-step: the model may be half-updated, not saved
+        return (f"{stopped} during step {stop.step + 1}: kept {last} of an earlier step; "
+                f"resume with: {resume}")
+    return (f"{stopped} before the first checkpoint, nothing to resume; start again with: "
+            f"{shlex.join(restart)}")
 
 
 def _worker_argv(config: Path | None, run_dir: Path, overrides: list[str], resume: bool,
