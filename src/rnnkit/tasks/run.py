@@ -34,7 +34,7 @@ from rnnkit.tasks.config import (
     save_config,
 )
 from rnnkit.tasks.data_files import dataset_defaults, resolve_paths
-from rnnkit.tasks.errors import RunDirError, RunLockedError
+from rnnkit.tasks.errors import RunDirError
 from rnnkit.tasks.registry import TASKS
 from rnnkit.tasks.run_dir import (
     CONFIG_FILE,
@@ -80,17 +80,24 @@ def _to_stderr(message: str) -> None:
     print(f"rnnkit: {message}", file=sys.stderr, flush=True)
 
 
-def _lock(run_dir: Path, notice: Callable[[str], None]) -> RunLock | None:
-    """Rank 0 locks ``run_dir`` (the lock lives there); every rank learns whether it could."""
+def _lock(run_dir: Path, resume: bool, overwrite: bool,
+          notice: Callable[[str], None]) -> RunLock | None:
+    """Rank 0 checks ``run_dir`` and locks it (the lock lives there); every data-parallel rank
+    then raises what rank 0 raised, so none waits for a rank that gave up."""
     lock, refusal = None, None
     if is_main_process():
         try:
+            raise_if_locked(run_dir)  # a live holder is named first, whatever else is wrong
+            check_run_dir(run_dir, resume, overwrite)  # refuse before writing the lock file
             lock = acquire_run_lock(run_dir, notice)
-        except RunLockedError as error:
-            refusal = str(error)
+            check_run_dir(run_dir, resume, overwrite)  # again: it may have changed meanwhile
+        except Exception as error:
+            if lock is not None:
+                lock.release()
+            refusal = error
     refusal = from_main(refusal)
     if refusal is not None:
-        raise RunLockedError(refusal)
+        raise refusal
     return lock
 
 
@@ -138,11 +145,8 @@ def train(
     :class:`~rnnkit.train.interrupt.TrainingInterrupted` after saving ``last``.
     """
     run_dir = Path(run_dir)
-    raise_if_locked(run_dir)  # a live holder is named first, whatever else is wrong
-    check_run_dir(run_dir, resume, overwrite)  # before locking: refuse without writing
-    lock = _lock(run_dir, notice)
+    lock = _lock(run_dir, resume, overwrite, notice)
     try:
-        check_run_dir(run_dir, resume, overwrite)  # again: it may have changed meanwhile
         return _train_locked(config, run_dir, resume, callbacks, notice)
     finally:
         if lock is not None:
@@ -163,7 +167,7 @@ def _train_locked(config: RunConfig, run_dir: Path, resume: bool,
     valid_part = task.limit(valid_part)
     seed_everything(config.train.seed)  # the initial weights depend on the seed alone
     model = task.build_model()
-    barrier()  # data-parallel: every rank has checked run_dir before rank 0 changes it
+    barrier()  # data-parallel: every rank has read run_dir (task.json) before rank 0 changes it
     if is_main_process():
         _prepare_run_dir(run_dir, resume, notice)
         save_config(config, run_dir / CONFIG_FILE)
