@@ -108,6 +108,28 @@ def test_launch_refuses_a_bad_process_count():
         launch_local(0, ["train"])
 
 
+def test_a_signalled_launch_raises_the_signal_it_got(monkeypatch):
+    """The launcher stopped by SIGTERM ends with a StopSignal naming it (exit 143 in the CLI),
+    not as if it were Ctrl-C."""
+    import signal
+
+    import torch.distributed.launcher.api as launcher
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+
+    from rnnkit.train.interrupt import StopSignal
+
+    def signalled_launch(config, entrypoint):
+        def run(*args):
+            raise SignalException("Process got signal: 15", sigval=signal.SIGTERM)
+
+        return run
+
+    monkeypatch.setattr(launcher, "elastic_launch", signalled_launch)
+    with pytest.raises(StopSignal) as stopped:
+        launch_local(2, ["train"])
+    assert stopped.value.signal_number == signal.SIGTERM
+
+
 def test_exit_process_runs_exit_handlers_and_flushes_before_it_exits(tmp_path):
     marker = tmp_path / "handler-ran"
     script = (

@@ -66,6 +66,7 @@ import torch.distributed as dist
 from torch import nn
 
 from rnnkit.train.contracts import BatchSource
+from rnnkit.train.interrupt import StopSignal
 
 PROCESS_GROUP_TIMEOUT = datetime.timedelta(minutes=60)  # rank 0 may evaluate a long time alone
 
@@ -361,8 +362,8 @@ def launch_local(nproc: int, argv: Sequence[str]) -> int:
             elastic_launch(config, sys.executable)("-m", "rnnkit", *argv)
     except ChildFailedError as failure:
         return failure.get_first_failure()[1].exitcode or 1
-    except SignalException as signal:  # Ctrl-C: the ranks have saved `last` and stopped
-        raise KeyboardInterrupt from signal
+    except SignalException as stop:  # Ctrl-C, SIGTERM, SIGHUP: the ranks saved `last` and said so
+        raise StopSignal(int(stop.sigval)) from stop
     return 0
 
 
