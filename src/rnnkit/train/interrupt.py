@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # SIGHUP does not exist on Windows; the others do.
@@ -63,10 +63,37 @@ class InterruptRequest:
         return self.signal_number is not None
 
 
-def _installable(handler: object) -> bool:
-    # An ignored signal stays ignored (nohup ignores SIGHUP, a background job SIGINT); None is
-    # a handler installed outside Python, which could not be put back afterwards.
-    return handler is not None and handler != signal.SIG_IGN
+@contextlib.contextmanager
+def _handled(numbers: tuple[int, ...], handler: Callable[[int], None],
+             once: bool = False) -> Iterator[None]:
+    """Within the block ``handler(signal_number)`` receives the signals ``numbers``; with
+    ``once``, only the first: the previous handlers are back before it runs.
+
+    An ignored signal stays ignored (nohup ignores SIGHUP, a background job SIGINT), as does
+    one whose handler was installed outside Python (it could not be put back). Signals reach
+    only the main thread, so elsewhere nothing is installed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.getsignal(number) for number in numbers}
+    ours = [n for n, old in previous.items() if old is not None and old != signal.SIG_IGN]
+
+    def restore() -> None:
+        for number in ours:
+            signal.signal(number, previous[number])
+
+    def handle(signum: int, frame: object) -> None:
+        if once:
+            restore()
+        handler(signum)
+
+    for number in ours:
+        signal.signal(number, handle)
+    try:
+        yield
+    finally:
+        restore()
 
 
 @contextlib.contextmanager
@@ -76,52 +103,25 @@ def deferred_stop_signals() -> Iterator[InterruptRequest]:
     (Ctrl-C raises ``KeyboardInterrupt``, SIGTERM's default ends the process).
 
     Deferring lets the loop finish the current parameter update and save a consistent
-    checkpoint instead of being cut off halfway through ``optimizer.step()``. Signals reach only
-    the main thread, so elsewhere nothing is installed.
+    checkpoint instead of being cut off halfway through ``optimizer.step()``.
     """
     request = InterruptRequest()
-    if threading.current_thread() is not threading.main_thread():
+
+    def record(signal_number: int) -> None:
+        request.signal_number = signal_number
+
+    with _handled(STOP_SIGNALS, record, once=True):
         yield request
-        return
-    previous = {number: signal.getsignal(number) for number in STOP_SIGNALS}
-    ours = [number for number, handler in previous.items() if _installable(handler)]
-
-    def restore() -> None:
-        for number in ours:
-            signal.signal(number, previous[number])
-
-    def handle(signum: int, frame: object) -> None:
-        request.signal_number = signum
-        restore()
-
-    for number in ours:
-        signal.signal(number, handle)
-    try:
-        yield request
-    finally:
-        restore()
 
 
 @contextlib.contextmanager
 def stop_signals_raise() -> Iterator[None]:
     """Within the block, SIGTERM and SIGHUP raise :class:`StopSignal` as Ctrl-C raises
     ``KeyboardInterrupt``, so ``finally`` blocks run (a lock file is removed) instead of the
-    process ending on the spot. Ignored signals stay ignored; off the main thread it does
-    nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    numbers = [n for n in STOP_SIGNALS if n != signal.SIGINT]
-    previous = {number: signal.getsignal(number) for number in numbers}
-    ours = [number for number, handler in previous.items() if _installable(handler)]
+    process ending on the spot."""
 
-    def handle(signum: int, frame: object) -> None:
-        raise StopSignal(signum)
+    def raise_stop(signal_number: int) -> None:
+        raise StopSignal(signal_number)
 
-    for number in ours:
-        signal.signal(number, handle)
-    try:
+    with _handled(tuple(n for n in STOP_SIGNALS if n != signal.SIGINT), raise_stop):
         yield
-    finally:
-        for number in ours:
-            signal.signal(number, previous[number])
