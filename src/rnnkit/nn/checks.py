@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
+from typing import NoReturn
 
 import torch
 from torch import Tensor
@@ -169,7 +170,8 @@ def check_cell_input(cell: str, x: Tensor, input_size: int) -> None:
     raise RecurrentInputError(message)
 
 
-def reject_empty_sequence(layer: str, input_shape: tuple[int, ...], batch_first: bool) -> None:
+def reject_empty_sequence(layer: str, input_shape: tuple[int, ...],
+                          batch_first: bool) -> NoReturn:
     """Raise torch.nn's error for an input without time steps (an empty batch is fine)."""
     axis = "dimension 1 (batch_first=True)" if batch_first and len(input_shape) == 3 \
         else "dimension 0"
