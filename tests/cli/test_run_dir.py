@@ -39,10 +39,13 @@ def test_overwrite_replaces_a_run_and_keeps_files_rnnkit_did_not_write(cli, tmp_
     assert cli("train", config, "--out", "r", "--set", "train.max_steps=3", *TINY).exit_code == 0
     marker = json.loads(Path("r", MARKER_FILE).read_text())
     write(tmp_path / "r" / "notes.txt", "keep me")
+    write(tmp_path / "r" / "checkpoints" / "mine.txt", "mine")
     result = cli("train", config, "--out", "r", "--overwrite", "--set", "train.max_steps=2", *TINY)
     assert result.exit_code == 0, result.output
-    assert "rnnkit: kept r and what rnnkit did not write there: notes.txt" in result.stderr
+    assert ("rnnkit: kept r and what rnnkit did not write there: checkpoints/mine.txt, "
+            "notes.txt") in result.stderr
     assert Path("r/notes.txt").read_text() == "keep me"
+    assert Path("r/checkpoints/mine.txt").read_text() == "mine"
     assert steps("r") == 2
     assert len(Path("r/metrics.csv").read_text().splitlines()) == 1 + 2  # the old rows are gone
     assert json.loads(Path("r", MARKER_FILE).read_text())["rnnkit_version"] == marker[

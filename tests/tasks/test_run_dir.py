@@ -51,7 +51,7 @@ def test_a_marked_run_is_cleared_by_name_and_other_files_are_kept(tmp_path):
                      "tensorboard/plot.png", f"{LOCK_FILE}.123.456")
     write_marker(run)
     check_run_dir(run, resume=False, overwrite=True)
-    assert clear_run_files(run) == ["checkpoints", "notes.txt", "tensorboard"]
+    assert clear_run_files(run) == ["checkpoints/mine.txt", "notes.txt", "tensorboard/plot.png"]
     left = sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file())
     assert left == ["checkpoints/mine.txt", "notes.txt", "tensorboard/plot.png"]
 

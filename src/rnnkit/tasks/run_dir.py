@@ -89,9 +89,13 @@ def clear_run_files(run_dir: Path) -> list[str]:
         (run_dir / name).unlink(missing_ok=True)
     for stale in _entries(run_dir, only=LOCK_FILES[1:]):
         (run_dir / stale).unlink(missing_ok=True)
-    _clear_inside(run_dir / CHECKPOINTS_DIR, OWNED_CHECKPOINTS)
-    _clear_inside(run_dir / TENSORBOARD_DIR, (OWNED_EVENT_FILES,))
-    return _entries(run_dir, skip=LOCK_FILES)
+    left = []
+    for subdir, patterns in ((CHECKPOINTS_DIR, OWNED_CHECKPOINTS),
+                             (TENSORBOARD_DIR, (OWNED_EVENT_FILES,))):
+        _clear_inside(run_dir / subdir, patterns)
+        left += [f"{subdir}/{name}" for name in _entries(run_dir / subdir)]
+    ours = (*LOCK_FILES, CHECKPOINTS_DIR, TENSORBOARD_DIR)
+    return sorted([*left, *_entries(run_dir, skip=ours)])
 
 
 def _clear_inside(directory: Path, patterns: tuple[str, ...]) -> None:

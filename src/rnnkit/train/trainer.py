@@ -237,7 +237,11 @@ class Trainer:
         return self._result()
 
     def _start_fresh(self) -> None:
-        if self.checkpoint_dir is not None and self.checkpoint_dir.exists():
+        # Checkpoints, not the directory: files of the user's kept in checkpoints/ (by
+        # `rnnkit train --overwrite`, say) do not make a run.
+        held = [] if self.checkpoint_dir is None else [
+            self.checkpoint_dir / name for name in ("best", "last")]
+        if any(path.exists() for path in held):
             raise FileExistsError(
                 f"run_dir: {str(self.run_dir)!r} already holds checkpoints; "
                 "pass resume=True to continue that run, or choose a new run_dir"
