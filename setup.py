@@ -36,24 +36,48 @@ class OptionalBuildExt(build_ext):
         )
 
 
+def torch_build_flags():
+    """Include/library paths and ABI define of the installed torch: the boundary
+    (csrc/boundary.cpp) reads tensors through torch's C++ API to check them."""
+    import torch
+    from torch.utils import cpp_extension
+
+    abi = int(torch._C._GLIBCXX_USE_CXX11_ABI)
+    return {
+        "include_dirs": cpp_extension.include_paths(),
+        "library_dirs": cpp_extension.library_paths(),
+        "libraries": ["c10", "torch", "torch_cpu", "torch_python"],
+        "define_macros": [("_GLIBCXX_USE_CXX11_ABI", str(abi))],
+        "runtime_library_dirs": [] if sys.platform == "win32" else cpp_extension.library_paths(),
+    }
+
+
 def native_extension():
     if sys.platform == "win32":
-        args = ["/O2", "/std:c++17"]
+        args = ["/O2", "/std:c++20"]
     else:
-        args = ["-O3", "-std=c++17", "-fno-math-errno", "-fvisibility=hidden", "-Wall"]
-    return Extension(
+        args = ["-O3", "-std=c++20", "-fno-math-errno", "-fvisibility=hidden", "-Wall"]
+    try:
+        torch_flags = torch_build_flags()
+    except ImportError as error:  # torch must be installed first (make setup does)
+        OptionalBuildExt._warn(error)
+        return []
+    return [Extension(
         "rnnkit.engine._native",
         sources=[
+            f"{CSRC}/boundary.cpp",
             f"{CSRC}/engine.cpp",
             f"{CSRC}/kernels_generic.cpp",
             f"{CSRC}/kernels_avx2.cpp",
             f"{CSRC}/kernels_avx512.cpp",
         ],
-        depends=[f"{CSRC}/{name}" for name in ("engine.h", "isa_unit.h", "kernels_impl.h")],
+        depends=[f"{CSRC}/{name}"
+                 for name in ("boundary.h", "engine.h", "isa_unit.h", "kernels_impl.h")],
         extra_compile_args=args,
         language="c++",
         optional=True,
-    )
+        **torch_flags,
+    )]
 
 
-setup(ext_modules=[native_extension()], cmdclass={"build_ext": OptionalBuildExt})
+setup(ext_modules=native_extension(), cmdclass={"build_ext": OptionalBuildExt})

@@ -14,7 +14,7 @@ Example::
 
 from __future__ import annotations
 
-from rnnkit.engine import _loader
+from rnnkit.engine import _loader, traced  # noqa: F401  (traced registers torch.ops.rnnkit.*)
 from rnnkit.engine._loader import EngineUnavailableError
 from rnnkit.engine.ops import cell_step, recurrence
 from rnnkit.engine.policy import should_use, streaming_wins

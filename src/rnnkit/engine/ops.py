@@ -33,10 +33,6 @@ class _Plan:
     threads: int
 
 
-def _ptr(t: Tensor | None) -> int:
-    return 0 if t is None else t.data_ptr()
-
-
 def _contiguous(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.contiguous()
 
@@ -59,11 +55,9 @@ def _run_forward(plan: _Plan, xg, bias, h0, c0, w_hh, b_hn, w_hr, save: bool):
     # seq * batch rows); one step of a tiny batch (streaming) uses dot products instead.
     pack = seq_len * batch > DOT_PRODUCT_MAX_ROWS
     require_native().forward(
-        xg.dtype == torch.float64, checks.MODE_IDS[plan.mode], seq_len, batch, hidden, out_size,
-        int(plan.reverse), int(save), plan.threads, int(pack),
-        _ptr(xg), _ptr(bias), _ptr(h0), _ptr(c0), _ptr(w_hh), _ptr(b_hn), _ptr(w_hr),
-        _ptr(plan.lengths),
-        _ptr(y), _ptr(h_n), _ptr(c_n), _ptr(gates), _ptr(aux), _ptr(m), _ptr(work))
+        mode=checks.MODE_IDS[plan.mode], reverse=plan.reverse, save=save, threads=plan.threads,
+        pack=pack, xg=xg, bias=bias, h0=h0, c0=c0, w_hh=w_hh, b_hn=b_hn, w_hr=w_hr,
+        lengths=plan.lengths, y=y, h_n=h_n, c_n=c_n, gates=gates, aux=aux, m=m, work=work)
     return y, h_n, c_n, (gates, aux, m)
 
 
@@ -112,36 +106,56 @@ class _Recurrence(torch.autograd.Function):
         y, h_n, c_n, (gates, aux, m) = _forward_all(plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh,
                                                     w_hr, True)
         ctx.plan = plan
-        ctx.save_for_backward(x, y, h0, c0, w_ih, w_hh, w_hr, gates, aux, m)
+        ctx.save_for_backward(x, y, h0, c0, w_ih, w_hh, w_hr, gates, aux, m)  # gradients()' order
         return (y, h_n, c_n) if c_n is not None else (y, h_n)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, dy, dh_n, dc_n=None):
-        plan: _Plan = ctx.plan
-        x, y, h0, c0, w_ih, w_hh, w_hr, gates, aux, m = ctx.saved_tensors
-        dgx, dgh, dh0, dc0, dhtot = _run_backward(plan, dy, dh_n, dc_n, y, h0, c0, w_hh, w_hr,
-                                                  gates, aux)
         need = ctx.needs_input_grad
-        seq_len, batch, input_size = x.shape
-        rows = seq_len * batch
-        dgx2, dgh2 = dgx.view(rows, -1), dgh.view(rows, -1)
-        dx = dw_ih = dw_hh = db_ih = db_hh = dw_hr = None
-        if need[1]:
-            dx = (dgx2 @ w_ih).view(seq_len, batch, input_size)
-        if need[4]:
-            dw_ih = dgx2.t() @ x.reshape(rows, input_size)
-        if need[5]:
-            previous = _previous_states(plan, y, h0)
-            dw_hh = dgh2.t() @ previous.view(rows, plan.out_size)
-        if need[6] or need[7]:
-            db_ih = dgx2.sum(0)
-            # A separate tensor: the two .grad fields must not alias.
-            db_hh = dgh2.sum(0) if dgh is not dgx else db_ih.clone()
-        if need[8]:
-            dw_hr = dhtot.view(rows, plan.out_size).t() @ m.view(rows, plan.hidden)
+        grads = gradients(ctx.plan, *ctx.saved_tensors, dy, dh_n, dc_n,
+                          Needed(x=need[1], w_ih=need[4], w_hh=need[5], bias=need[6] or need[7],
+                                 w_hr=need[8]))
+        dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr = grads
         return (None, dx, dh0 if need[2] else None, dc0 if need[3] else None, dw_ih, dw_hh,
                 db_ih, db_hh, dw_hr)
+
+
+@dataclass(frozen=True)
+class Needed:
+    """Which gradients the caller wants (the rest are returned as ``None``)."""
+
+    x: bool = True
+    w_ih: bool = True
+    w_hh: bool = True
+    bias: bool = True
+    w_hr: bool = True
+
+
+def gradients(plan: _Plan, x, y, h0, c0, w_ih, w_hh, w_hr, gates, aux, m, dy, dh_n, dc_n,
+              need: Needed = Needed()):
+    """BPTT in C++, then four large GEMMs for the input and weight gradients (sums over all
+    steps at once). Returns ``(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr)``."""
+    dgx, dgh, dh0, dc0, dhtot = _run_backward(plan, dy, dh_n, dc_n, y, h0, c0, w_hh, w_hr,
+                                              gates, aux)
+    seq_len, batch, input_size = x.shape
+    rows = seq_len * batch
+    dgx2, dgh2 = dgx.view(rows, -1), dgh.view(rows, -1)  # (seq * batch, gates * hidden)
+    dx = dw_ih = dw_hh = db_ih = db_hh = dw_hr = None
+    if need.x:
+        dx = (dgx2 @ w_ih).view(seq_len, batch, input_size)
+    if need.w_ih:
+        dw_ih = dgx2.t() @ x.reshape(rows, input_size)
+    if need.w_hh:
+        previous = _previous_states(plan, y, h0)
+        dw_hh = dgh2.t() @ previous.view(rows, plan.out_size)
+    if need.bias:
+        db_ih = dgx2.sum(0)
+        # A separate tensor: the two .grad fields must not alias.
+        db_hh = dgh2.sum(0) if dgh is not dgx else db_ih.clone()
+    if need.w_hr and w_hr is not None:
+        dw_hr = dhtot.view(rows, plan.out_size).t() @ m.view(rows, plan.hidden)
+    return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr
 
 
 def _run_backward(plan: _Plan, dy, dh_n, dc_n, y, h0, c0, w_hh, w_hr, gates, aux):
@@ -157,11 +171,9 @@ def _run_backward(plan: _Plan, dy, dh_n, dc_n, y, h0, c0, w_hh, w_hr, gates, aux
     work = new(3 * batch * out_size + 2 * batch * hidden)
     dy, dh_n, dc_n = dy.contiguous(), dh_n.contiguous(), _contiguous(dc_n)
     require_native().backward(
-        gates.dtype == torch.float64, checks.MODE_IDS[plan.mode], seq_len, batch, hidden,
-        out_size, int(plan.reverse), plan.threads,
-        _ptr(w_hh), _ptr(w_hr), _ptr(dy), _ptr(dh_n), _ptr(dc_n), _ptr(y), _ptr(h0),
-        _ptr(c0), _ptr(gates), _ptr(aux), _ptr(plan.lengths),
-        _ptr(dgx), _ptr(dgh), _ptr(dh0), _ptr(dc0), _ptr(dhtot), _ptr(work))
+        mode=checks.MODE_IDS[plan.mode], reverse=plan.reverse, threads=plan.threads, w_hh=w_hh,
+        w_hr=w_hr, dy=dy, dh_n=dh_n, dc_n=dc_n, y=y, h0=h0, c0=c0, gates=gates, aux=aux,
+        lengths=plan.lengths, dgx=dgx, dgh=dgh, dh0=dh0, dc0=dc0, dhtot=dhtot, work=work)
     return dgx, dgh, dh0, dc0, dhtot
 
 
@@ -185,15 +197,40 @@ def recurrence(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weight_ih: T
     lengths = checks.check_lengths(lengths, batch, seq_len)
     if seq_len == 0 or batch == 0:
         raise ValueError(f"x: expected a non-empty sequence and batch, got shape {tuple(x.shape)}")
-    plan = _Plan(mode, hidden, out_size, lengths, bool(reverse),
-                 choose_threads(mode, batch, hidden, out_size))
     tensors = (x, h0.contiguous(), _contiguous(c0), weight_ih, weight_hh.contiguous(), bias_ih,
                bias_hh, _contiguous(weight_hr))
+    if is_tracing(tensors):  # the op chooses the thread count when the graph runs
+        return _traced_recurrence(_Plan(mode, hidden, out_size, lengths, bool(reverse), 0),
+                                  *tensors)
+    plan = _Plan(mode, hidden, out_size, lengths, bool(reverse),
+                 choose_threads(mode, batch, hidden, out_size))
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         result = _Recurrence.apply(plan, *tensors)
         return result if len(result) == 3 else (*result, None)
     y, h_n, c_n, _ = _forward_all(plan, *tensors, save=False)
     return y, h_n, c_n
+
+
+def is_tracing(tensors) -> bool:
+    """True under ``torch.compile``/``torch.export``, or when a tensor is not a plain one (fake,
+    functional, or another subclass): the kernels then run through the custom op that
+    ``rnnkit.engine.traced`` registers, whose fake implementation tracing can follow."""
+    if torch.compiler.is_compiling():
+        return True
+    return any(t is not None and type(t) not in _PLAIN_TENSORS for t in tensors)
+
+
+_PLAIN_TENSORS = (Tensor, torch.nn.Parameter)
+
+
+def _traced_recurrence(plan: _Plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr):
+    """:func:`recurrence` through ``torch.ops.rnnkit.recurrence``: ``(y, h_n, c_n|None)``."""
+    save = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr))
+    y, h_n, c_n, *_ = torch.ops.rnnkit.recurrence(
+        x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, plan.lengths, plan.mode, plan.reverse,
+        plan.threads, save)
+    return y, h_n, c_n if plan.mode == "LSTM" else None
 
 
 def cell_step(mode: str, x_t: Tensor, h: Tensor, c: Tensor | None, weight_ih: Tensor,
@@ -207,8 +244,9 @@ def cell_step(mode: str, x_t: Tensor, h: Tensor, c: Tensor | None, weight_ih: Te
     """
     checks.check_step_input(x_t)
     tensors = (x_t, h, c, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr)
-    if torch.is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad
-                                       for t in tensors):
+    needs_grad = torch.is_grad_enabled() and any(
+        isinstance(t, Tensor) and t.requires_grad for t in tensors)
+    if needs_grad or is_tracing(tensors):
         _, h_new, c_new = recurrence(mode, x_t.unsqueeze(0), h, c, weight_ih, weight_hh,
                                      bias_ih, bias_hh, weight_hr, None, False)
         return h_new, c_new

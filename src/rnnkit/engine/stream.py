@@ -130,7 +130,7 @@ class StreamStep:
         """:meth:`__call__` without the checks, for callers that already made them."""
         h_n = torch.empty_like(h)
         c_n = None if c is None else torch.empty_like(c)
-        if not self._native_stream(self._plan, x.shape[0], x, h, c, h_n, c_n):
+        if not self._native_stream(self._plan, x, h, c, h_n, c_n):
             raise StaleWeightsError("StreamStep: a weight tensor's storage changed after the "
                                     "plan was built (.data = ... or .to()); build a new plan")
         return h_n, c_n

@@ -23,6 +23,7 @@
 #define RNNKIT_PAUSE() ((void)0)
 #endif
 
+#include "boundary.h"
 #include "engine.h"
 
 namespace rnnkit {
@@ -262,173 +263,36 @@ static PyObject* py_set_isa(PyObject*, PyObject* args) {
     return nullptr;
 }
 
-#define RNNKIT_PTR(field, type) args.field = (type)(uintptr_t)ptr[i++]
-
-static PyObject* py_forward(PyObject*, PyObject* pyargs) {
-    rnnkit::ForwardArgs args = {};
-    int is_double;
-    unsigned long long ptr[16];
-    if (!PyArg_ParseTuple(pyargs, "iiiiiiiiiiKKKKKKKKKKKKKKK", &is_double, &args.mode, &args.T,
-                          &args.B, &args.H, &args.Hout, &args.reverse, &args.save, &args.threads,
-                          &args.pack, &ptr[0], &ptr[1], &ptr[2], &ptr[3], &ptr[4], &ptr[5],
-                          &ptr[6], &ptr[7], &ptr[8], &ptr[9], &ptr[10], &ptr[11], &ptr[12], &ptr[13],
-                          &ptr[14]))
-        return nullptr;
-    int i = 0;
-    RNNKIT_PTR(xg, const void*);
-    RNNKIT_PTR(bx, const void*);
-    RNNKIT_PTR(h0, const void*);
-    RNNKIT_PTR(c0, const void*);
-    RNNKIT_PTR(whh, const void*);
-    RNNKIT_PTR(bhn, const void*);
-    RNNKIT_PTR(whr, const void*);
-    RNNKIT_PTR(lengths, const int64_t*);
-    RNNKIT_PTR(y, void*);
-    RNNKIT_PTR(hn, void*);
-    RNNKIT_PTR(cn, void*);
-    RNNKIT_PTR(gates, void*);
-    RNNKIT_PTR(aux, void*);
-    RNNKIT_PTR(m, void*);
-    RNNKIT_PTR(work, void*);
-    if (args.threads < 1) args.threads = 1;
-    const rnnkit::KernelTable* table = g_table;
+// The kernels of the selected ISA, run without the GIL (the boundary has checked the args).
+namespace rnnkit {
+void run_forward(bool is_double, const ForwardArgs& args) {
+    const KernelTable* table = g_table;
     Py_BEGIN_ALLOW_THREADS
     if (is_double)
         table->forward_f64(args);
     else
         table->forward_f32(args);
     Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
 }
 
-static PyObject* py_backward(PyObject*, PyObject* pyargs) {
-    rnnkit::BackwardArgs args = {};
-    int is_double;
-    unsigned long long ptr[20];
-    if (!PyArg_ParseTuple(pyargs, "iiiiiiiiKKKKKKKKKKKKKKKKK", &is_double, &args.mode, &args.T,
-                          &args.B, &args.H, &args.Hout, &args.reverse, &args.threads, &ptr[0],
-                          &ptr[1], &ptr[2], &ptr[3], &ptr[4], &ptr[5], &ptr[6], &ptr[7], &ptr[8],
-                          &ptr[9], &ptr[10], &ptr[11], &ptr[12], &ptr[13], &ptr[14], &ptr[15],
-                          &ptr[16]))
-        return nullptr;
-    int i = 0;
-    RNNKIT_PTR(whh, const void*);
-    RNNKIT_PTR(whr, const void*);
-    RNNKIT_PTR(dy, const void*);
-    RNNKIT_PTR(dhn, const void*);
-    RNNKIT_PTR(dcn, const void*);
-    RNNKIT_PTR(y, const void*);
-    RNNKIT_PTR(h0, const void*);
-    RNNKIT_PTR(c0, const void*);
-    RNNKIT_PTR(gates, const void*);
-    RNNKIT_PTR(aux, const void*);
-    RNNKIT_PTR(lengths, const int64_t*);
-    RNNKIT_PTR(dgx, void*);
-    RNNKIT_PTR(dgh, void*);
-    RNNKIT_PTR(dh0, void*);
-    RNNKIT_PTR(dc0, void*);
-    RNNKIT_PTR(dhtot, void*);
-    RNNKIT_PTR(work, void*);
-    if (args.threads < 1) args.threads = 1;
-    const rnnkit::KernelTable* table = g_table;
+void run_backward(bool is_double, const BackwardArgs& args) {
+    const KernelTable* table = g_table;
     Py_BEGIN_ALLOW_THREADS
     if (is_double)
         table->backward_f64(args);
     else
         table->backward_f32(args);
     Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
 }
 
-static PyObject* g_data_ptr_name = nullptr;  // interned "data_ptr"
-
-// A tensor's data pointer (0 for None), or -1 with a Python error set.
-static int tensor_pointer(PyObject* tensor, uintptr_t* out) {
-    if (tensor == Py_None) {
-        *out = 0;
-        return 0;
-    }
-    PyObject* ptr = PyObject_CallMethodNoArgs(tensor, g_data_ptr_name);
-    if (!ptr) return -1;
-    *out = (uintptr_t)PyLong_AsUnsignedLongLongMask(ptr);
-    Py_DECREF(ptr);
-    return (*out == (uintptr_t)-1 && PyErr_Occurred()) ? -1 : 0;
-}
-
-// Fill `out` with the current data pointers of the weight tensors in `weights` (None -> 0).
-// Returns 1, or 0 when a pointer differs from `expected` (the tensor's storage was replaced
-// since the plan was built), or -1 with a Python error set.
-static int weight_pointers(PyObject* weights, PyObject* expected, uintptr_t* out) {
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(weights); i++) {
-        if (tensor_pointer(PyTuple_GET_ITEM(weights, i), &out[i]) < 0) return -1;
-        uintptr_t want = (uintptr_t)PyLong_AsUnsignedLongLongMask(PyTuple_GET_ITEM(expected, i));
-        if (want == (uintptr_t)-1 && PyErr_Occurred()) return -1;
-        if (out[i] != want) return 0;
-    }
-    return 1;
-}
-
-// stream(plan, batch, x, h, c, hn, cn) with plan = (is_double, mode, layers, I, H, Hout,
-// threads, weights, expected): `weights` a tuple of 5 * layers tensors or None, `expected`
-// their data pointers when the plan was built; x, h, c, hn, cn tensors (c, cn None unless
-// LSTM) whose shapes, dtypes and layouts the caller has checked. Returns True after computing
-// the step, False (computing nothing) when a weight's storage has changed since. Streaming is
-// latency-bound: no tuple parsing, and scratch is a per-thread buffer that only grows.
-static PyObject* py_stream(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-    if (nargs != 7 || !PyTuple_Check(args[0]) || PyTuple_GET_SIZE(args[0]) != 9) {
-        PyErr_SetString(PyExc_TypeError, "stream: expected (plan, batch, x, h, c, hn, cn)");
-        return nullptr;
-    }
-    PyObject* plan = args[0];
-    unsigned long long v[7];
-    for (int i = 0; i < 7; i++) {
-        v[i] = PyLong_AsUnsignedLongLongMask(PyTuple_GET_ITEM(plan, i));
-        if (v[i] == (unsigned long long)-1 && PyErr_Occurred()) return nullptr;
-    }
-    rnnkit::StreamArgs s;
-    const bool is_double = v[0] != 0;
-    s.mode = (int)v[1];
-    s.layers = (int)v[2];
-    s.I = (int)v[3];
-    s.H = (int)v[4];
-    s.Hout = (int)v[5];
-    s.threads = v[6] < 1 ? 1 : (int)v[6];
-    s.B = (int)PyLong_AsLong(args[1]);
-    if (s.B == -1 && PyErr_Occurred()) return nullptr;
-    uintptr_t p[5];
-    for (int i = 0; i < 5; i++)
-        if (tensor_pointer(args[2 + i], &p[i]) < 0) return nullptr;
-    s.x = (const void*)p[0];
-    s.h = (const void*)p[1];
-    s.c = (const void*)p[2];
-    s.hn = (void*)p[3];
-    s.cn = (void*)p[4];
-    PyObject* weights_obj = PyTuple_GET_ITEM(plan, 7);
-    PyObject* expected = PyTuple_GET_ITEM(plan, 8);
-    const Py_ssize_t count = 5 * (Py_ssize_t)s.layers;
-    if (!PyTuple_Check(weights_obj) || !PyTuple_Check(expected) ||
-        PyTuple_GET_SIZE(weights_obj) != count || PyTuple_GET_SIZE(expected) != count) {
-        PyErr_SetString(PyExc_ValueError, "stream: expected 5 weights and pointers per layer");
-        return nullptr;
-    }
-    static thread_local std::vector<uintptr_t> weights;
-    static thread_local std::vector<double> work;  // double-aligned, sized in elements
-    weights.resize((size_t)count);
-    const int current = weight_pointers(weights_obj, expected, weights.data());
-    if (current < 0) return nullptr;
-    if (current == 0) Py_RETURN_FALSE;
-    const int gates = s.mode == rnnkit::MODE_LSTM ? 4 : s.mode == rnnkit::MODE_GRU ? 3 : 1;
-    size_t need = (size_t)rnnkit::stream_work_elements(gates, s.B, s.H);
-    if (work.size() < need) work.resize(need);  // double-sized elements cover float too
-    s.weights = weights.data();
-    s.work = work.data();
-    const rnnkit::KernelTable* table = g_table;
+// A streaming step is a few microseconds: releasing the GIL would cost more than it frees.
+void run_stream(bool is_double, const StreamArgs& args) {
     if (is_double)
-        table->stream_f64(s);
+        g_table->stream_f64(args);
     else
-        table->stream_f32(s);
-    Py_RETURN_TRUE;
+        g_table->stream_f32(args);
 }
+}  // namespace rnnkit
 
 static PyObject* py_thread_backend(PyObject*, PyObject*) {
     return PyUnicode_FromString(rnnkit::thread_backend());
@@ -451,13 +315,15 @@ static PyMethodDef methods[] = {
      "Where multi-threaded kernels run: 'openmp' (torch's team) or 'pool' (rnnkit's own)."},
     {"set_thread_backend", py_set_thread_backend, METH_VARARGS,
      "Choose 'openmp' or 'pool' (testing and benchmarking)."},
-    {"stream", (PyCFunction)(void (*)(void))py_stream, METH_FASTCALL,
-     "Stacked layers advanced one step over raw pointers (internal)."},
+    {"stream", (PyCFunction)(void (*)(void))rnnkit_py_stream, METH_FASTCALL,
+     "Stacked layers advanced one step; every tensor checked (internal)."},
     {"isa", py_isa, METH_NOARGS, "Name of the instruction set the kernels currently use."},
     {"supported_isas", py_supported_isas, METH_NOARGS, "Instruction sets usable on this CPU."},
     {"set_isa", py_set_isa, METH_VARARGS, "Select the kernels' instruction set (for testing)."},
-    {"forward", py_forward, METH_VARARGS, "Forward recurrence over raw pointers (internal)."},
-    {"backward", py_backward, METH_VARARGS, "Backward recurrence over raw pointers (internal)."},
+    {"forward", (PyCFunction)(void (*)(void))rnnkit_py_forward, METH_VARARGS | METH_KEYWORDS,
+     "Forward recurrence over named, checked tensors (internal)."},
+    {"backward", (PyCFunction)(void (*)(void))rnnkit_py_backward, METH_VARARGS | METH_KEYWORDS,
+     "Backward recurrence over named, checked tensors (internal)."},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -467,8 +333,6 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__native(void) {
     g_table = rnnkit::best_table();
-    g_data_ptr_name = PyUnicode_InternFromString("data_ptr");
-    if (!g_data_ptr_name) return nullptr;
     const char* pool_choice = std::getenv("RNNKIT_ENGINE_THREADS");
     if (!rnnkit::set_thread_backend(pool_choice && *pool_choice ? pool_choice : "openmp"))
         rnnkit::set_thread_backend("pool");

@@ -1,0 +1,442 @@
+// The Python <-> native boundary: every entry point takes named tensors (keywords), derives
+// the sizes from the tensors themselves and checks each tensor's storage, size, dtype, device
+// and layout before a kernel sees a pointer. Nothing from Python is trusted: a fake or meta
+// tensor (tracing), a functorch wrapper, a wrong shape or a view past its storage is refused
+// with a Python exception, so no Python path can make a kernel read or write out of bounds.
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/DispatchKeySet.h>
+#include <torch/csrc/autograd/python_variable.h>
+
+#include <string>
+#include <vector>
+
+#include "boundary.h"
+#include "engine.h"
+
+namespace {
+
+using Shape = std::vector<int64_t>;
+
+std::string shape_text(c10::IntArrayRef shape) {
+    std::string text = "(";
+    for (size_t i = 0; i < shape.size(); i++) text += (i ? ", " : "") + std::to_string(shape[i]);
+    return text + (shape.size() == 1 ? ",)" : ")");
+}
+
+// Tensors whose data pointer is not real CPU memory: tracing (fake, functional) and
+// functorch's wrappers (vmap, grad) carry one of these functionality keys. (Meta is a
+// backend, refused by the device check: a per-backend key here would also match CPU.)
+const c10::DispatchKeySet kNotPlainMemory({
+    c10::DispatchKey::Python, c10::DispatchKey::PythonTLSSnapshot,
+    c10::DispatchKey::Functionalize, c10::DispatchKey::FuncTorchBatched,
+    c10::DispatchKey::FuncTorchGradWrapper,
+});
+
+// Sets a Python error and returns false when `t` is not a plain, contiguous CPU tensor of
+// `dtype` and `shape` whose storage holds every element it addresses.
+bool check_tensor(const at::Tensor& t, const char* name, at::ScalarType dtype, const Shape& shape) {
+    auto fail = [&](PyObject* type, const std::string& what) {
+        PyErr_SetString(type, (std::string("rnnkit.engine: ") + name + ": " + what).c_str());
+        return false;
+    };
+    if (!t.defined()) return fail(PyExc_ValueError, "expected a tensor, got an undefined one");
+    if (!(t.key_set() & kNotPlainMemory).empty() || !t.has_storage())
+        return fail(PyExc_TypeError,
+                    "expected a plain CPU tensor with real storage, got a fake, meta, functional "
+                    "or functorch-wrapped tensor (the native kernels cannot run while tracing)");
+    if (!t.device().is_cpu() || t.layout() != c10::kStrided)
+        return fail(PyExc_ValueError, "expected a strided CPU tensor, got " + t.device().str() +
+                                          " " + c10::toString(t.layout()));
+    if (t.scalar_type() != dtype)
+        return fail(PyExc_TypeError,
+                    std::string("expected dtype ") + c10::toString(dtype) +
+                        (dtype == at::kLong ? "" : " (the dtype of xg/gates)") + ", got " +
+                        c10::toString(t.scalar_type()));
+    if (t.sizes() != c10::IntArrayRef(shape))
+        return fail(PyExc_ValueError,
+                    "expected shape " + shape_text(shape) + ", got " + shape_text(t.sizes()));
+    if (!t.is_contiguous()) return fail(PyExc_ValueError, "expected a contiguous tensor");
+    const c10::Storage& storage = t.storage();
+    const size_t needed = (size_t)(t.storage_offset() + t.numel()) * t.itemsize();
+    if (t.numel() > 0 && (!storage.device().is_cpu() || storage.data() == nullptr ||
+                          storage.nbytes() < needed))
+        return fail(PyExc_ValueError, "the tensor's storage (" + std::to_string(storage.nbytes()) +
+                                          " bytes) does not hold the " + std::to_string(needed) +
+                                          " bytes its shape and offset address");
+    return true;
+}
+
+// The tensor behind `obj` (nullptr for None when `optional`), or nullptr with an error set.
+const at::Tensor* unpack(PyObject* obj, const char* name, bool optional, bool* failed) {
+    *failed = false;
+    if (obj == nullptr || obj == Py_None) {
+        if (optional) return nullptr;
+        PyErr_Format(PyExc_TypeError, "rnnkit.engine: %s: expected a tensor, got None", name);
+        *failed = true;
+        return nullptr;
+    }
+    if (!THPVariable_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "rnnkit.engine: %s: expected a tensor, got %s", name,
+                     Py_TYPE(obj)->tp_name);
+        *failed = true;
+        return nullptr;
+    }
+    return &THPVariable_Unpack(obj);
+}
+
+// One argument: its name, the Python object, whether None is allowed, the shape it must have.
+struct Arg {
+    const char* name;
+    PyObject* obj;
+    bool optional;
+    Shape shape;
+    at::ScalarType dtype;
+    const at::Tensor* tensor = nullptr;
+};
+
+// Unpack and check every argument; returns false with a Python error set on the first bad one.
+bool check_all(std::vector<Arg>& args) {
+    for (Arg& arg : args) {
+        bool failed;
+        arg.tensor = unpack(arg.obj, arg.name, arg.optional, &failed);
+        if (failed) return false;
+        if (arg.tensor && !check_tensor(*arg.tensor, arg.name, arg.dtype, arg.shape)) return false;
+    }
+    return true;
+}
+
+void* pointer(const Arg& arg) { return arg.tensor ? arg.tensor->data_ptr() : nullptr; }
+
+int gates_of(int mode) {
+    return mode == rnnkit::MODE_LSTM ? 4 : mode == rnnkit::MODE_GRU ? 3 : 1;
+}
+
+bool check_mode(int mode) {
+    if (mode >= rnnkit::MODE_RNN_TANH && mode <= rnnkit::MODE_GRU) return true;
+    PyErr_Format(PyExc_ValueError, "rnnkit.engine: mode: expected 0-3, got %d", mode);
+    return false;
+}
+
+// The sizes every other tensor is checked against, read from `xg` (T, B, G*H) and
+// `w_hh` (G*H, Hout); returns false with an error set if they are not 3-D / 2-D float.
+struct Sizes {
+    int64_t T, B, H, Hout, G;
+    at::ScalarType dtype;
+};
+
+bool read_sizes(PyObject* xg_obj, const char* xg_name, PyObject* whh_obj, int mode, Sizes* s) {
+    bool failed;
+    const at::Tensor* xg = unpack(xg_obj, xg_name, false, &failed);
+    if (failed) return false;
+    const at::Tensor* whh = unpack(whh_obj, "w_hh", false, &failed);
+    if (failed) return false;
+    if (xg->dim() != 3 || whh->dim() != 2) {
+        PyErr_Format(PyExc_ValueError,
+                     "rnnkit.engine: expected %s (seq, batch, gates*hidden) and w_hh "
+                     "(gates*hidden, out), got %d-D and %d-D tensors", xg_name, (int)xg->dim(),
+                     (int)whh->dim());
+        return false;
+    }
+    s->dtype = xg->scalar_type();
+    if (s->dtype != at::kFloat && s->dtype != at::kDouble) {
+        PyErr_Format(PyExc_TypeError, "rnnkit.engine: %s: expected float32 or float64, got %s",
+                     xg_name, c10::toString(s->dtype));
+        return false;
+    }
+    s->G = gates_of(mode);
+    s->T = xg->size(0);
+    s->B = xg->size(1);
+    s->H = whh->size(0) / s->G;
+    s->Hout = whh->size(1);
+    if (s->T < 1 || s->B < 1 || s->H < 1 || s->Hout < 1 || whh->size(0) != s->G * s->H ||
+        xg->size(2) != s->G * s->H || s->T * s->B > INT32_MAX / (s->G * s->H)) {
+        PyErr_Format(PyExc_ValueError,
+                     "rnnkit.engine: inconsistent sizes: %s %s, w_hh %s for %d gates", xg_name,
+                     shape_text(xg->sizes()).c_str(), shape_text(whh->sizes()).c_str(),
+                     (int)s->G);
+        return false;
+    }
+    return true;
+}
+
+// Every length must lie in [0, T]: the kernels index steps by them.
+bool check_lengths(const Arg& lengths, int64_t T) {
+    if (!lengths.tensor) return true;
+    const int64_t* values = lengths.tensor->data_ptr<int64_t>();
+    for (int64_t i = 0; i < lengths.tensor->numel(); i++) {
+        if (values[i] < 0 || values[i] > T) {
+            PyErr_Format(PyExc_ValueError,
+                         "rnnkit.engine: lengths: expected values in [0, %lld], got %lld at row "
+                         "%lld", (long long)T, (long long)values[i], (long long)i);
+            return false;
+        }
+    }
+    return true;
+}
+
+int thread_count(int threads) { return threads < 1 ? 1 : threads; }
+
+}  // namespace
+
+PyObject* rnnkit_py_forward(PyObject*, PyObject* args, PyObject* kwargs) {
+    static const char* names[] = {"mode", "reverse", "save", "threads", "pack", "xg", "bias",
+                                  "h0", "c0", "w_hh", "b_hn", "w_hr", "lengths", "y", "h_n",
+                                  "c_n", "gates", "aux", "m", "work", nullptr};
+    int mode, reverse, save, threads, pack;
+    PyObject *xg, *bias, *h0, *c0, *whh, *bhn, *whr, *lengths, *y, *hn, *cn, *gates, *aux, *m,
+        *work;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$ippipOOOOOOOOOOOOOOO", (char**)names, &mode,
+                                     &reverse, &save, &threads, &pack, &xg, &bias, &h0, &c0, &whh,
+                                     &bhn, &whr, &lengths, &y, &hn, &cn, &gates, &aux, &m, &work))
+        return nullptr;
+    Sizes s;
+    if (!check_mode(mode) || !read_sizes(xg, "xg", whh, mode, &s)) return nullptr;
+    const bool lstm = mode == rnnkit::MODE_LSTM, gru = mode == rnnkit::MODE_GRU;
+    const bool projected = whr != Py_None;
+    if (projected && !lstm) {
+        PyErr_SetString(PyExc_ValueError, "rnnkit.engine: w_hr: projections exist only for LSTM");
+        return nullptr;
+    }
+    const int64_t steps = save ? s.T : 1, GH = s.G * s.H;
+    const at::ScalarType f = s.dtype;
+    std::vector<Arg> checked = {
+        {"xg", xg, false, {s.T, s.B, GH}, f},
+        {"bias", bias, false, {GH}, f},
+        {"h0", h0, false, {s.B, s.Hout}, f},
+        {"c0", c0, !lstm, {s.B, s.H}, f},
+        {"w_hh", whh, false, {GH, s.Hout}, f},
+        {"b_hn", bhn, true, {s.H}, f},
+        {"w_hr", whr, true, {s.Hout, s.H}, f},
+        {"lengths", lengths, true, {s.B}, at::kLong},
+        {"y", y, false, {s.T, s.B, s.Hout}, f},
+        {"h_n", hn, false, {s.B, s.Hout}, f},
+        {"c_n", cn, !lstm, {s.B, s.H}, f},
+        {"gates", gates, false, {steps, s.B, GH}, f},
+        {"aux", aux, !(lstm || gru), {steps, s.B, s.H}, f},
+        {"m", m, !projected, {steps, s.B, s.H}, f},
+        {"work", work, false, {2 * s.B * s.Hout + s.B * s.H}, f},
+    };
+    if (!check_all(checked) || !check_lengths(checked[7], s.T)) return nullptr;
+    if (!projected && s.Hout != s.H) {
+        PyErr_SetString(PyExc_ValueError, "rnnkit.engine: w_hh: out size differs from hidden "
+                                          "size without w_hr");
+        return nullptr;
+    }
+    if ((lstm && (c0 == Py_None || cn == Py_None)) || ((lstm || gru) && aux == Py_None) ||
+        (projected && m == Py_None)) {
+        PyErr_SetString(PyExc_ValueError, "rnnkit.engine: c0, c_n, aux or m missing for mode");
+        return nullptr;
+    }
+    rnnkit::ForwardArgs a = {};
+    a.mode = mode;
+    a.T = (int)s.T;
+    a.B = (int)s.B;
+    a.H = (int)s.H;
+    a.Hout = (int)s.Hout;
+    a.reverse = reverse;
+    a.save = save;
+    a.threads = thread_count(threads);
+    a.pack = pack;
+    a.xg = pointer(checked[0]);
+    a.bx = pointer(checked[1]);
+    a.h0 = pointer(checked[2]);
+    a.c0 = pointer(checked[3]);
+    a.whh = pointer(checked[4]);
+    a.bhn = pointer(checked[5]);
+    a.whr = pointer(checked[6]);
+    a.lengths = (const int64_t*)pointer(checked[7]);
+    a.y = pointer(checked[8]);
+    a.hn = pointer(checked[9]);
+    a.cn = pointer(checked[10]);
+    a.gates = pointer(checked[11]);
+    a.aux = pointer(checked[12]);
+    a.m = pointer(checked[13]);
+    a.work = pointer(checked[14]);
+    rnnkit::run_forward(s.dtype == at::kDouble, a);
+    Py_RETURN_NONE;
+}
+
+PyObject* rnnkit_py_backward(PyObject*, PyObject* args, PyObject* kwargs) {
+    static const char* names[] = {"mode", "reverse", "threads", "w_hh", "w_hr", "dy", "dh_n",
+                                  "dc_n", "y", "h0", "c0", "gates", "aux", "lengths", "dgx",
+                                  "dgh", "dh0", "dc0", "dhtot", "work", nullptr};
+    int mode, reverse, threads;
+    PyObject *whh, *whr, *dy, *dhn, *dcn, *y, *h0, *c0, *gates, *aux, *lengths, *dgx, *dgh, *dh0,
+        *dc0, *dhtot, *work;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$ipiOOOOOOOOOOOOOOOOO", (char**)names, &mode,
+                                     &reverse, &threads, &whh, &whr, &dy, &dhn, &dcn, &y, &h0,
+                                     &c0, &gates, &aux, &lengths, &dgx, &dgh, &dh0, &dc0, &dhtot,
+                                     &work))
+        return nullptr;
+    Sizes s;
+    if (!check_mode(mode) || !read_sizes(gates, "gates", whh, mode, &s)) return nullptr;
+    const bool lstm = mode == rnnkit::MODE_LSTM, gru = mode == rnnkit::MODE_GRU;
+    const bool projected = whr != Py_None;
+    const int64_t GH = s.G * s.H;
+    const at::ScalarType f = s.dtype;
+    std::vector<Arg> checked = {
+        {"w_hh", whh, false, {GH, s.Hout}, f},
+        {"w_hr", whr, true, {s.Hout, s.H}, f},
+        {"dy", dy, false, {s.T, s.B, s.Hout}, f},
+        {"dh_n", dhn, false, {s.B, s.Hout}, f},
+        {"dc_n", dcn, !lstm, {s.B, s.H}, f},
+        {"y", y, false, {s.T, s.B, s.Hout}, f},
+        {"h0", h0, false, {s.B, s.Hout}, f},
+        {"c0", c0, !lstm, {s.B, s.H}, f},
+        {"gates", gates, false, {s.T, s.B, GH}, f},
+        {"aux", aux, !(lstm || gru), {s.T, s.B, s.H}, f},
+        {"lengths", lengths, true, {s.B}, at::kLong},
+        {"dgx", dgx, false, {s.T, s.B, GH}, f},
+        {"dgh", dgh, false, {s.T, s.B, GH}, f},
+        {"dh0", dh0, false, {s.B, s.Hout}, f},
+        {"dc0", dc0, !lstm, {s.B, s.H}, f},
+        {"dhtot", dhtot, !projected, {s.T, s.B, s.Hout}, f},
+        {"work", work, false, {3 * s.B * s.Hout + 2 * s.B * s.H}, f},
+    };
+    if (!check_all(checked) || !check_lengths(checked[10], s.T)) return nullptr;
+    if ((projected && (!lstm || dhtot == Py_None)) || (!projected && s.Hout != s.H) ||
+        (lstm && (dcn == Py_None || c0 == Py_None || dc0 == Py_None)) ||
+        ((lstm || gru) && aux == Py_None)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "rnnkit.engine: backward: w_hr, dhtot, dc_n, c0, dc0 or aux missing or "
+                        "unexpected for mode");
+        return nullptr;
+    }
+    rnnkit::BackwardArgs a = {};
+    a.mode = mode;
+    a.T = (int)s.T;
+    a.B = (int)s.B;
+    a.H = (int)s.H;
+    a.Hout = (int)s.Hout;
+    a.reverse = reverse;
+    a.threads = thread_count(threads);
+    a.whh = pointer(checked[0]);
+    a.whr = pointer(checked[1]);
+    a.dy = pointer(checked[2]);
+    a.dhn = pointer(checked[3]);
+    a.dcn = pointer(checked[4]);
+    a.y = pointer(checked[5]);
+    a.h0 = pointer(checked[6]);
+    a.c0 = pointer(checked[7]);
+    a.gates = pointer(checked[8]);
+    a.aux = pointer(checked[9]);
+    a.lengths = (const int64_t*)pointer(checked[10]);
+    a.dgx = pointer(checked[11]);
+    a.dgh = pointer(checked[12]);
+    a.dh0 = pointer(checked[13]);
+    a.dc0 = pointer(checked[14]);
+    a.dhtot = pointer(checked[15]);
+    a.work = pointer(checked[16]);
+    rnnkit::run_backward(s.dtype == at::kDouble, a);
+    Py_RETURN_NONE;
+}
+
+// stream(plan, x, h, c, h_n, c_n) with plan = (is_double, mode, layers, input_size, hidden,
+// out_size, threads, weights, expected): `weights` 5 tensors or None per layer, `expected`
+// their data pointers when the plan was built. Every tensor is checked here on every call
+// (a few nanoseconds each); returns False, computing nothing, when a weight's storage has
+// changed since the plan was built.
+PyObject* rnnkit_py_stream(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+    if (nargs != 6 || !PyTuple_Check(args[0]) || PyTuple_GET_SIZE(args[0]) != 9) {
+        PyErr_SetString(PyExc_TypeError, "stream: expected (plan, x, h, c, h_n, c_n)");
+        return nullptr;
+    }
+    PyObject* plan = args[0];
+    long v[7];
+    for (int i = 0; i < 7; i++) {
+        v[i] = PyLong_AsLong(PyTuple_GET_ITEM(plan, i));
+        if (v[i] == -1 && PyErr_Occurred()) return nullptr;
+    }
+    const int mode = (int)v[1];
+    const int64_t layers = v[2], I = v[3], H = v[4], Hout = v[5];
+    if (!check_mode(mode)) return nullptr;
+    const bool lstm = mode == rnnkit::MODE_LSTM;
+    const at::ScalarType f = v[0] ? at::kDouble : at::kFloat;
+    bool failed;
+    const at::Tensor* x = unpack(args[1], "x", false, &failed);
+    if (failed) return nullptr;
+    if (x->dim() != 2 || layers < 1 || H < 1 || Hout < 1 || I < 1) {
+        PyErr_SetString(PyExc_ValueError, "rnnkit.engine: stream: expected x (batch, input) "
+                                          "and a plan with positive sizes");
+        return nullptr;
+    }
+    const int64_t B = x->size(0), G = gates_of(mode);
+    std::vector<Arg> io = {
+        {"x", args[1], false, {B, I}, f},          {"h", args[2], false, {layers, B, Hout}, f},
+        {"c", args[3], !lstm, {layers, B, H}, f},  {"h_n", args[4], false, {layers, B, Hout}, f},
+        {"c_n", args[5], !lstm, {layers, B, H}, f},
+    };
+    if (!check_all(io)) return nullptr;
+    if (lstm && (args[3] == Py_None || args[5] == Py_None)) {
+        PyErr_SetString(PyExc_ValueError, "rnnkit.engine: stream: c and c_n are needed for LSTM");
+        return nullptr;
+    }
+    PyObject* weights = PyTuple_GET_ITEM(plan, 7);
+    PyObject* expected = PyTuple_GET_ITEM(plan, 8);
+    const Py_ssize_t count = 5 * (Py_ssize_t)layers;
+    if (!PyTuple_Check(weights) || !PyTuple_Check(expected) ||
+        PyTuple_GET_SIZE(weights) != count || PyTuple_GET_SIZE(expected) != count) {
+        PyErr_SetString(PyExc_ValueError, "stream: expected 5 weights and pointers per layer");
+        return nullptr;
+    }
+    static thread_local std::vector<uintptr_t> pointers;
+    static thread_local std::vector<double> work;  // double-aligned, sized in elements
+    pointers.resize((size_t)count);
+    bool stale = false;
+    for (int64_t layer = 0; layer < layers; layer++) {
+        const bool projected = PyTuple_GET_ITEM(weights, 5 * layer + 4) != Py_None;
+        if (projected && !lstm) {
+            PyErr_SetString(PyExc_ValueError, "rnnkit.engine: w_hr: only LSTM has projections");
+            return nullptr;
+        }
+        const int64_t in = layer == 0 ? I : Hout, out = projected ? Hout : H;
+        if (out != Hout) {
+            PyErr_SetString(PyExc_ValueError, "rnnkit.engine: stream: out size != hidden size "
+                                              "without w_hr");
+            return nullptr;
+        }
+        std::vector<Arg> layer_args = {
+            {"w_ih", PyTuple_GET_ITEM(weights, 5 * layer), false, {G * H, in}, f},
+            {"w_hh", PyTuple_GET_ITEM(weights, 5 * layer + 1), false, {G * H, Hout}, f},
+            {"b_ih", PyTuple_GET_ITEM(weights, 5 * layer + 2), true, {G * H}, f},
+            {"b_hh", PyTuple_GET_ITEM(weights, 5 * layer + 3), true, {G * H}, f},
+            {"w_hr", PyTuple_GET_ITEM(weights, 5 * layer + 4), true, {Hout, H}, f},
+        };
+        if (!check_all(layer_args)) return nullptr;
+        if ((layer_args[2].tensor == nullptr) != (layer_args[3].tensor == nullptr)) {
+            PyErr_SetString(PyExc_ValueError, "rnnkit.engine: b_ih, b_hh: both or neither");
+            return nullptr;
+        }
+        for (int i = 0; i < 5; i++) {
+            const size_t k = (size_t)(5 * layer + i);
+            pointers[k] = (uintptr_t)pointer(layer_args[i]);
+            const uintptr_t want =
+                (uintptr_t)PyLong_AsUnsignedLongLongMask(PyTuple_GET_ITEM(expected, k));
+            if (want == (uintptr_t)-1 && PyErr_Occurred()) return nullptr;
+            stale = stale || pointers[k] != want;
+        }
+    }
+    if (stale) Py_RETURN_FALSE;
+    rnnkit::StreamArgs s;
+    s.mode = mode;
+    s.layers = (int)layers;
+    s.B = (int)B;
+    s.I = (int)I;
+    s.H = (int)H;
+    s.Hout = (int)Hout;
+    s.threads = thread_count((int)v[6]);
+    s.x = pointer(io[0]);
+    s.h = pointer(io[1]);
+    s.c = pointer(io[2]);
+    s.hn = pointer(io[3]);
+    s.cn = pointer(io[4]);
+    const size_t need = (size_t)rnnkit::stream_work_elements((int)G, s.B, s.H);
+    if (work.size() < need) work.resize(need);  // double-sized elements cover float too
+    s.weights = pointers.data();
+    s.work = work.data();
+    rnnkit::run_stream(v[0] != 0, s);
+    Py_RETURN_TRUE;
+}

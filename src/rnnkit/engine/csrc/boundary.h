@@ -1,0 +1,19 @@
+// Entry points of the Python module (boundary.cpp, which checks every tensor it is handed)
+// and the kernel runners they call (engine.cpp, which owns the ISA dispatch).
+#ifndef RNNKIT_BOUNDARY_H
+#define RNNKIT_BOUNDARY_H
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "engine.h"
+
+PyObject* rnnkit_py_forward(PyObject* self, PyObject* args, PyObject* kwargs);
+PyObject* rnnkit_py_backward(PyObject* self, PyObject* args, PyObject* kwargs);
+PyObject* rnnkit_py_stream(PyObject* self, PyObject* const* args, Py_ssize_t nargs);
+
+namespace rnnkit {
+void run_forward(bool is_double, const ForwardArgs& args);
+void run_backward(bool is_double, const BackwardArgs& args);
+void run_stream(bool is_double, const StreamArgs& args);
+}  // namespace rnnkit
+#endif
