@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from rnnkit.reproducibility import check_blas_reproducibility
 from rnnkit.train.callbacks import Callback, CallbackList, StepRecord
 from rnnkit.train.checkpoint import TRAINER_KEY, load_checkpoint, save_checkpoint
 from rnnkit.train.config import TrainConfig
@@ -212,6 +213,7 @@ class Trainer:
         the signal and the checkpoint); a second signal stops at once without saving.
         Raises :class:`NonFiniteLossError` (keeping the last good checkpoint) on NaN/inf.
         """
+        check_blas_reproducibility()  # exact resume needs alignment-independent products
         if resume:
             self._load_for_resume(resume)
         else:
