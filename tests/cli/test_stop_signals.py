@@ -1,5 +1,6 @@
-"""A real `rnnkit train` process: it locks its run directory while it trains, and SIGTERM stops
-it like Ctrl-C (last saved, one line naming the signal and the resume command, exit 143)."""
+"""A real `rnnkit train` process (its steps slowed): it locks its run directory while it
+trains, and SIGTERM stops it like Ctrl-C (last saved, one line naming the signal and the
+resume command, exit 143); the resumed run ends exactly where the uninterrupted one does."""
 
 from __future__ import annotations
 
@@ -27,7 +28,20 @@ from rnnkit.train import TrainingInterrupted, read_metadata
 from rnnkit.train.interrupt import StopSignal
 
 ROOT = Path(__file__).resolve().parents[2]
-STEPS = 60  # ~40 ms a step on a loaded 2-core machine: long enough to be caught mid-run
+STEPS = 60
+# `rnnkit train` with every step slowed by 50 ms, so that on any machine the signal finds the
+# run in the middle (the losses are unchanged; only the signalled process is slowed).
+SLOW_RNNKIT = """
+import sys, time
+from rnnkit.train.trainer import Trainer
+step = Trainer._step
+def slow_step(self, batch):
+    time.sleep(0.05)
+    return step(self, batch)
+Trainer._step = slow_step
+from rnnkit.cli.main import main
+main()
+"""
 CONFIG = ("task: language_model\ndata: {dataset: hello, seq_len: 8}\n"
           "model: {hidden_size: 8, embedding_size: 4}\ntrain: {batch_size: 4, eval_every: 20}\n")
 
@@ -36,7 +50,7 @@ def start_training(tmp_path: Path, config: Path, out: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"),
            "RNNKIT_CACHE_DIR": str(tmp_path / "cache")}
     return subprocess.Popen(
-        [sys.executable, "-m", "rnnkit", "train", str(config), "--out", out, "--no-progress",
+        [sys.executable, "-c", SLOW_RNNKIT, "train", str(config), "--out", out, "--no-progress",
          "--set", f"train.max_steps={STEPS}"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
