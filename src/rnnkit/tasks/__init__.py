@@ -28,7 +28,7 @@ from rnnkit.tasks.config import (
     TuneConfig,
     save_config,
 )
-from rnnkit.tasks.errors import ConfigError, RunDirError, TaskMismatchError
+from rnnkit.tasks.errors import ConfigError, RunDirError, RunLockedError, TaskMismatchError
 from rnnkit.tasks.registry import TASKS
 from rnnkit.tasks.run import Run, TrainOutcome, load_config, load_run, train
 
@@ -42,6 +42,7 @@ __all__ = [
     "Run",
     "RunConfig",
     "RunDirError",
+    "RunLockedError",
     "Task",
     "TaskMismatchError",
     "TrainOutcome",
