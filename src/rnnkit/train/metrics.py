@@ -235,3 +235,56 @@ def mase(forecast: Any, actual: Any, train_series: Any, season: int = 1) -> floa
             )
         return float((errors.reshape(-1, series.shape[1]).mean(dim=0) / scale).mean())
     return float(errors.mean() / scale)
+
+
+def _span_key(span: Any) -> tuple[str, int, int]:
+    """``(type, start, end)`` of a span given as a tuple or an object with those attributes."""
+    if isinstance(span, tuple):
+        return (str(span[0]), int(span[1]), int(span[2]))
+    return (str(span.type), int(span.start), int(span.end))
+
+
+def _prf(correct: int, found: int, gold: int) -> dict[str, float]:
+    precision = correct / found if found else 0.0
+    recall = correct / gold if gold else 0.0
+    total = precision + recall
+    return {"precision": precision, "recall": recall,
+            "f1": 2 * precision * recall / total if total else 0.0}
+
+
+def entity_scores(predicted: Sequence[Any], gold: Sequence[Any]) -> dict[str, Any]:
+    """Entity-level precision, recall and F1 as conlleval computes them: a predicted entity is
+    correct when its type, start and end all equal a gold entity's.
+
+    ``predicted`` and ``gold``: one collection of spans per sentence (same number of
+    sentences), each span ``(type, start, end)`` or an object with those attributes (e.g.
+    :class:`rnnkit.data.spans.Span`). Returns fractions in ``[0, 1]``: ``precision``,
+    ``recall``, ``f1`` (micro: over all entities), ``macro_precision``/``macro_recall``/
+    ``macro_f1`` (unweighted means over the types found in either side), counts ``found``,
+    ``gold``, ``correct``, and ``per_type``: ``{type: {precision, recall, f1, found, gold,
+    correct}}``. Nothing found scores precision 0; no gold entity scores recall 0.
+    """
+    if isinstance(predicted, str) or isinstance(gold, str):
+        raise TypeError("predicted/gold: expected one collection of spans per sentence, got a str")
+    if len(predicted) != len(gold):
+        raise ValueError(
+            f"predicted: expected as many sentences as gold ({len(gold)}), got {len(predicted)}"
+        )
+    counts: dict[str, list[int]] = {}  # type -> [correct, found, gold]
+    for sentence_predicted, sentence_gold in zip(predicted, gold, strict=True):
+        found = {_span_key(s) for s in sentence_predicted}
+        truth = {_span_key(s) for s in sentence_gold}
+        for span in found | truth:
+            entry = counts.setdefault(span[0], [0, 0, 0])
+            entry[0] += span in found and span in truth
+            entry[1] += span in found
+            entry[2] += span in truth
+    totals = [sum(entry[i] for entry in counts.values()) for i in range(3)]
+    per_type = {kind: {**_prf(*entry), "correct": entry[0], "found": entry[1], "gold": entry[2]}
+                for kind, entry in sorted(counts.items())}
+    result: dict[str, Any] = _prf(*totals)
+    for name in ("precision", "recall", "f1"):
+        values = [scores[name] for scores in per_type.values()]
+        result[f"macro_{name}"] = sum(values) / len(values) if values else 0.0
+    result.update(correct=totals[0], found=totals[1], gold=totals[2], per_type=per_type)
+    return result
