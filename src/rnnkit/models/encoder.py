@@ -33,18 +33,28 @@ def check_lengths(
 
 class SequenceEncoder(nn.Module):
     """``forward(tokens (batch, seq), lengths (batch,))`` → ``outputs (batch, seq, directions *
-    hidden)`` (zero at padding) and the final state ``(layers * directions, batch, hidden)``."""
+    hidden)`` (zero at padding) and the final state ``(layers * directions, batch, hidden)``.
+
+    With ``extra_input_size`` > 0, ``forward`` also takes ``extra`` ``(batch, seq,
+    extra_input_size)`` features (e.g. character-level word features) concatenated to the
+    token embeddings."""
 
     def __init__(
-        self, options: RecurrentOptions, vocab_size: int, embedding_size: int, bidirectional: bool
+        self, options: RecurrentOptions, vocab_size: int, embedding_size: int, bidirectional: bool,
+        extra_input_size: int = 0,
     ) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embedding_size)
         self.dropout = nn.Dropout(options.dropout)
-        self.rnn = build_rnn(options, embedding_size, bidirectional=bidirectional)
+        self.rnn = build_rnn(options, embedding_size + extra_input_size,
+                             bidirectional=bidirectional)
         self.directions = 2 if bidirectional else 1
         self.output_size = self.directions * options.hidden_size
 
-    def forward(self, tokens: Tensor, lengths: Tensor) -> tuple[Tensor, State]:
-        embedded = self.dropout(embed_tokens(self.embedding, tokens))  # (batch, seq, emb)
-        return self.rnn(embedded, lengths=lengths)
+    def forward(
+        self, tokens: Tensor, lengths: Tensor, extra: Tensor | None = None
+    ) -> tuple[Tensor, State]:
+        embedded = embed_tokens(self.embedding, tokens)  # (batch, seq, emb)
+        if extra is not None:
+            embedded = torch.cat([embedded, extra], dim=-1)
+        return self.rnn(self.dropout(embedded), lengths=lengths)
