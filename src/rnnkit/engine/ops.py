@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from rnnkit.engine import checks
+from rnnkit.engine import checks, differentiable
 from rnnkit.engine._loader import require_native
 from rnnkit.engine.stream import StreamStep
 from rnnkit.engine.threads import choose_threads
@@ -106,19 +106,58 @@ class _Recurrence(torch.autograd.Function):
         y, h_n, c_n, (gates, aux, m) = _forward_all(plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh,
                                                     w_hr, True)
         ctx.plan = plan
-        ctx.save_for_backward(x, y, h0, c0, w_ih, w_hh, w_hr, gates, aux, m)  # gradients()' order
+        # gradients()' order, then the biases (only the recomputation below reads them).
+        ctx.save_for_backward(x, y, h0, c0, w_ih, w_hh, w_hr, gates, aux, m, b_ih, b_hh)
         return (y, h_n, c_n) if c_n is not None else (y, h_n)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, dy, dh_n, dc_n=None):
+        # Grad mode is on inside backward only under create_graph=True. The native BPTT is
+        # not differentiable, so then (and for a vmapped backward, whose batched gradients
+        # the native boundary refuses) the gradients come from differentiating a torch-op
+        # recomputation of the forward: the graph they carry is exact, so second derivatives
+        # are right, at the cost of a slower backward only for those calls. Ordinary training
+        # (create_graph=False) keeps the native kernels untouched.
+        if torch.is_grad_enabled() or differentiable.any_wrapped((dy, dh_n, dc_n)):
+            inputs = _saved_inputs(ctx.saved_tensors)
+            return (None, *recomputed_gradients(ctx.plan, inputs, ctx.needs_input_grad[1:],
+                                                (dy, dh_n, dc_n)))
         need = ctx.needs_input_grad
-        grads = gradients(ctx.plan, *ctx.saved_tensors, dy, dh_n, dc_n,
+        grads = gradients(ctx.plan, *ctx.saved_tensors[:10], dy, dh_n, dc_n,
                           Needed(x=need[1], w_ih=need[4], w_hh=need[5], bias=need[6] or need[7],
                                  w_hr=need[8]))
         dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr = grads
         return (None, dx, dh0 if need[2] else None, dc0 if need[3] else None, dw_ih, dw_hh,
                 db_ih, db_hh, dw_hr)
+
+
+def _saved_inputs(saved) -> tuple:
+    """``(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr)`` from :class:`_Recurrence`'s saved tensors."""
+    x, _, h0, c0, w_ih, w_hh, w_hr, _, _, _, b_ih, b_hh = saved
+    return x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr
+
+
+def recomputed_gradients(plan: _Plan, inputs: tuple, needed, grad_outputs: tuple) -> list:
+    """Gradients of the recurrence by autograd through :mod:`rnnkit.engine.differentiable`.
+
+    - ``inputs``: ``(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr)`` as given to the forward (with
+      their autograd history, so the gradients connect to the outer graph).
+    - ``needed``: one flag per input; ``grad_outputs``: ``(dy, dh_n, dc_n|None)``.
+    - Returns one gradient (or ``None``) per input, differentiable when grad mode is on.
+    """
+    create_graph = torch.is_grad_enabled()
+    with torch.enable_grad():
+        outputs = differentiable.recurrence(plan.mode, *inputs, plan.lengths, plan.reverse)
+    pairs = [(out, grad) for out, grad in zip(outputs, grad_outputs, strict=True)
+             if out is not None and grad is not None]
+    wanted = [t for t, need in zip(inputs, needed, strict=True) if need and t is not None]
+    if not wanted:
+        return [None] * len(inputs)
+    found = iter(torch.autograd.grad([out for out, _ in pairs], wanted,
+                                     [grad for _, grad in pairs], create_graph=create_graph,
+                                     allow_unused=True, materialize_grads=True))
+    return [next(found) if need and t is not None else None
+            for t, need in zip(inputs, needed, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -199,6 +238,8 @@ def recurrence(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weight_ih: T
         raise ValueError(f"x: expected a non-empty sequence and batch, got shape {tuple(x.shape)}")
     tensors = (x, h0.contiguous(), _contiguous(c0), weight_ih, weight_hh.contiguous(), bias_ih,
                bias_hh, _contiguous(weight_hr))
+    if differentiable.functorch_active():  # functorch's wrappers are not plain memory
+        return differentiable.recurrence(mode, *tensors, lengths, bool(reverse))
     if is_tracing(tensors):  # the op chooses the thread count when the graph runs
         return _traced_recurrence(_Plan(mode, hidden, out_size, lengths, bool(reverse), 0),
                                   *tensors)
@@ -212,15 +253,12 @@ def recurrence(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weight_ih: T
 
 
 def is_tracing(tensors) -> bool:
-    """True under ``torch.compile``/``torch.export``, or when a tensor is not a plain one (fake,
-    functional, or another subclass): the kernels then run through the custom op that
-    ``rnnkit.engine.traced`` registers, whose fake implementation tracing can follow."""
-    if torch.compiler.is_compiling():
-        return True
-    return any(t is not None and type(t) not in _PLAIN_TENSORS for t in tensors)
-
-
-_PLAIN_TENSORS = (Tensor, torch.nn.Parameter)
+    """True under ``torch.compile``/``torch.export``, or when the input is not a plain tensor
+    (fake, functional, or another subclass): the kernels then run through the custom op that
+    ``rnnkit.engine.traced`` registers, whose fake implementation tracing can follow. (Only
+    the input's type is read: every tracer wraps it; a foreign weight tensor reaching the
+    kernels is refused by the native boundary's own checks.)"""
+    return type(tensors[0]) is not Tensor or torch.compiler.is_compiling()
 
 
 def _traced_recurrence(plan: _Plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr):

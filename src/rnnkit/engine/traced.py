@@ -20,8 +20,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnkit.engine import checks
-from rnnkit.engine.ops import _forward_all, _Plan, gradients
+from rnnkit.engine import checks, differentiable
+from rnnkit.engine.ops import _forward_all, _Plan, gradients, recomputed_gradients
 from rnnkit.engine.threads import choose_threads
 
 Outputs = tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]
@@ -93,15 +93,24 @@ def _backward_fake(x, y, h0, c0, w_ih, w_hh, w_hr, gates, aux, m, lengths, dy, d
 
 
 def _setup_context(ctx, inputs, output) -> None:
-    x, h0, c0, w_ih, w_hh, b_ih, _, w_hr, lengths, mode, reverse, threads, _ = inputs
+    x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, lengths, mode, reverse, threads, _ = inputs
     y, _, _, gates, aux, m = output
-    ctx.save_for_backward(x, y, h0, c0, w_ih, w_hh, w_hr, gates, aux, m, lengths)
+    ctx.save_for_backward(x, y, h0, c0, w_ih, w_hh, w_hr, gates, aux, m, lengths, b_ih, b_hh)
     ctx.options = (mode, reverse, threads, b_ih is not None)
 
 
 def _backward(ctx, dy, dh_n, dc_n, *unused):
-    x, y, h0, c0, w_ih, w_hh, w_hr, gates, aux, m, lengths = ctx.saved_tensors
+    x, y, h0, c0, w_ih, w_hh, w_hr, gates, aux, m, lengths, b_ih, b_hh = ctx.saved_tensors
     mode, reverse, threads, has_bias = ctx.options
+    if torch.is_grad_enabled() or differentiable.any_wrapped((dy, dh_n, dc_n)):
+        # create_graph=True or a vmapped backward: recurrence_backward_op is not
+        # differentiable (and the kernels refuse batched tensors), so differentiate the
+        # torch-op recomputation, as eager mode does (rnnkit.engine.ops._Recurrence.backward).
+        plan = _Plan(mode, w_hh.shape[0] // checks.GATES[mode], w_hh.shape[1], lengths, reverse,
+                     threads)
+        grads = recomputed_gradients(plan, (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr),
+                                     ctx.needs_input_grad[:8], (dy, dh_n, dc_n))
+        return (*grads, None, None, None, None, None)
     dy = torch.zeros_like(y) if dy is None else dy.contiguous()
     dh_n = torch.zeros_like(h0) if dh_n is None else dh_n.contiguous()
     if mode == "LSTM" and dc_n is None:

@@ -13,6 +13,8 @@ import warnings
 from contextlib import contextmanager
 from types import ModuleType
 
+import torch
+
 from rnnkit.nn.checks import check_choice
 
 BACKENDS = ("auto", "native", "torch", "python")
@@ -74,3 +76,11 @@ def warn_native_unavailable(reason: str) -> None:
         RuntimeWarning,
         stacklevel=4,
     )
+
+
+def functorch_active() -> bool:
+    """True inside a ``torch.func`` transform (``grad``, ``vmap``, ``jvp``, ``jacrev`` ...) or
+    under forward-mode AD (``torch.autograd.forward_ad``), which the native engine's autograd
+    function does not implement: ``auto`` and ``native`` then run the python loop."""
+    return (torch._C._are_functorch_transforms_active()
+            or torch.autograd.forward_ad._current_level >= 0)

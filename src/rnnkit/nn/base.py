@@ -265,8 +265,9 @@ class RecurrentBase(nn.Module):
                 x = x.transpose(0, 1)
             if lengths is not None:
                 lengths = checks.normalise_lengths(name, lengths, x.shape[1], x.shape[0])
-        if lengths is not None and bool((lengths == x.shape[0]).all()):
-            lengths = None  # every row is full: no masking needed
+        if (lengths is not None and not torch._C._functorch.is_functorch_wrapped_tensor(lengths)
+                and bool((lengths == x.shape[0]).all())):
+            lengths = None  # every row is full: no masking needed (unknowable under vmap)
         return x, lengths, packed, batched
 
     def _prepare_state(self, hx: State | None, batch: int, batched: bool):
@@ -335,6 +336,11 @@ class RecurrentBase(nn.Module):
             return "python" if requested == "python" else "torch"
         if requested in ("torch", "python") or x.device.type != "cpu":
             return "torch" if requested != "python" else "python"
+        if backends.functorch_active():
+            # torch.func transforms (grad, vmap, jvp, jacrev ...) wrap tensors that neither
+            # kernel takes as plain memory, and torch's fused GRU cannot be vmapped over
+            # per-sample gradients: the python loop is plain torch ops that functorch batches.
+            return "python"
         engine = backends.native_engine()
         if requested == "native":
             if engine is None:

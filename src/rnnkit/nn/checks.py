@@ -265,6 +265,10 @@ def normalise_lengths(
     if isinstance(lengths, Tensor):
         if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
             raise TypeError(f"{layer}: lengths should be an integer tensor, got {lengths.dtype}")
+        if torch._C._functorch.is_functorch_wrapped_tensor(lengths):
+            # Mapped over by vmap (per-sample lengths): its values cannot be read in Python,
+            # so only the shape is checked here; masking uses it as a tensor.
+            return _check_lengths_shape(layer, lengths.to(torch.int64), batch)
         values = lengths.detach().to("cpu", torch.int64)
     elif isinstance(lengths, Sequence) and not isinstance(lengths, str):
         if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in lengths):
@@ -274,11 +278,7 @@ def normalise_lengths(
         raise TypeError(
             f"{layer}: lengths should be a list or an integer tensor, got {type(lengths).__name__}"
         )
-    if values.dim() != 1 or values.numel() != batch:
-        raise RecurrentInputError(
-            f"{layer}: lengths should hold one length per batch row ({batch}), "
-            f"got shape {tuple(values.shape)}"
-        )
+    _check_lengths_shape(layer, values, batch)
     if batch and int(values.min()) < 0:
         raise RecurrentInputError(
             f"{layer}: lengths must be non-negative, got {values.tolist()}"
@@ -287,5 +287,15 @@ def normalise_lengths(
         raise RecurrentInputError(
             f"{layer}: lengths must not exceed the sequence length {seq_len}, "
             f"got a maximum of {int(values.max())}"
+        )
+    return values
+
+
+def _check_lengths_shape(layer: str, values: Tensor, batch: int) -> Tensor:
+    """``values`` must be 1-D with one length per batch row; returns it."""
+    if values.dim() != 1 or values.numel() != batch:
+        raise RecurrentInputError(
+            f"{layer}: lengths should hold one length per batch row ({batch}), "
+            f"got shape {tuple(values.shape)}"
         )
     return values
