@@ -213,10 +213,15 @@ def test_series_with_time_column_and_many_value_columns(tmp_path):
 def test_series_bad_values_and_missing_columns(tmp_path):
     path = write(tmp_path, "s.csv", "t,value\n1,3\n2,NA\n3,inf\n4,5\n")
     with pytest.raises(DataFormatError, match=located(
-            path, 3, "column 'value' holds 'NA', expected a finite number")):
+            path, 3, "column 'value' holds 'NA', which is not a number; expected a finite number "
+                     "(fill or interpolate missing values; data.on_error: skip drops such rows "
+                     "only at the start or end of a series)")):
         SeriesReader(path, time_column="t").read_series()
-    reader = SeriesReader(path, time_column="t", on_error="skip")
-    assert reader.read_series().values[:, 0].tolist() == [3, 5] and reader.skipped == 2
+    # Skipping rows 3-4 would make steps 1 and 4 adjacent: refused, naming the first dropped row.
+    with pytest.raises(DataFormatError, match=re.escape(
+            f"{path}:5: on_error=skip dropped 2 row(s) inside the series before this line "
+            "(first: line 3: column 'value' holds 'NA'")):
+        SeriesReader(path, time_column="t", on_error="skip").read_series()
     with pytest.raises(DataFormatError, match=r"missing column\(s\) \['price'\]; the header has "
                                               r"\['t', 'value'\]"):
         SeriesReader(path, value_columns=["price"]).read_series()

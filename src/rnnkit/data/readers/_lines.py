@@ -43,10 +43,19 @@ class SkipLog:
             self.errors.append(error)
 
     def report(self, path: str | Path) -> None:
-        """Log a warning with the number of skipped records, if any."""
-        if self.count:
-            first = self.errors[0]
-            logger.warning("%s: skipped %d malformed record(s); first: %s", path, self.count, first)
+        """Log a warning with the number of skipped records, if any, once per process for the
+        same file and skips (a task reads its training file more than once)."""
+        if not self.count:
+            return
+        first = self.errors[0]
+        key = (str(Path(path).resolve()), self.count, str(first))
+        if key in _REPORTED:
+            return
+        _REPORTED.add(key)
+        logger.warning("%s: skipped %d malformed record(s); first: %s", path, self.count, first)
+
+
+_REPORTED: set[tuple[str, int, str]] = set()  # skip notices already shown by this process
 
 
 def iter_decoded_lines(

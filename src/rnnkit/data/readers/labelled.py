@@ -38,12 +38,20 @@ class _NumberedLines:
         self.numbered = numbered
         self.first: int | None = None
         self.line = 0
+        self.record_start = 0  # first line of the record csv.reader is reading
+        self._at_boundary = True
 
     def __iter__(self) -> Iterator[str]:
         for number, text in self.numbered:
             self.first = number if self.first is None else self.first
+            if self._at_boundary:
+                self.record_start, self._at_boundary = number, False
             self.line = number
             yield text
+
+    def end_record(self) -> None:
+        """Called after each record (or error): the next line csv reads starts a new one."""
+        self._at_boundary = True
 
 
 class CsvRows:
@@ -60,25 +68,43 @@ class CsvRows:
     def __iter__(self) -> Iterator[tuple[int, dict[str, str]]]:
         path = self.reader.path
         lines = _NumberedLines(iter_decoded_lines(path, self.reader.skip_log, True))
+        self.lines = lines
         rows = csv.reader(lines, delimiter=self.delimiter)
         header = self._header(rows, lines)
         while True:
+            lines.end_record()
             try:
                 row = next(rows)
             except StopIteration:
                 return
             except csv.Error as error:
-                self.reader.skip_log.handle(DataFormatError(path, lines.line, str(error)))
+                self.reader.skip_log.handle(self._error(lines, str(error)))
                 continue
             if not row:  # a blank line is not a record
                 continue
             if len(row) != len(header):
-                self.reader.skip_log.handle(DataFormatError(
-                    path, lines.line,
-                    f"expected {len(header)} fields ({self.delimiter!r}-separated), got {len(row)}",
+                self.reader.skip_log.handle(self._error(
+                    lines, f"expected {len(header)} fields ({self.delimiter!r}-separated), "
+                    f"got {len(row)}",
                 ))
                 continue
             yield lines.line, dict(zip(header, row, strict=True))
+
+    @property
+    def record_start(self) -> int:
+        """The first physical line of the record last yielded (its end is the yielded line)."""
+        return self.lines.record_start
+
+    def _error(self, lines: _NumberedLines, reason: str) -> DataFormatError:
+        """A malformed record, located where it starts: a record running over several lines
+        most often means a quote opened there is never closed, and csv only notices lines
+        later."""
+        if lines.record_start == lines.line:
+            return DataFormatError(self.reader.path, lines.line, reason)
+        return DataFormatError(
+            self.reader.path, lines.record_start, f"{reason} in the record running from this "
+            f"line to line {lines.line} (is a quote opened on this line not closed?)",
+        )
 
     def _header(self, rows, lines: _NumberedLines) -> list[str]:
         path = self.reader.path
