@@ -107,21 +107,30 @@ def _seq2seq(context: RunContext, section: Section) -> None:
     section.add(table(rows))
 
 
+def forecast_view(context: RunContext) -> dict[str, np.ndarray | None]:
+    """The numbers the forecast figure draws, first target only, each ``(steps,)``: ``history``
+    (lookback), ``truth``, ``mean``, ``lower``, ``upper`` (horizon; bounds ``None`` without an
+    interval). The forecast comes from the task glue, exactly as ``predict`` makes it, so the
+    per-window level and covariates are handled the same way."""
+    task, examples = context.run.task, context.examples
+    series = examples[0] if isinstance(examples, list) else examples  # a panel: its first series
+    window = task.last_window(series)
+    forecast = task.forecast(context.model, window)
+
+    def first(values: torch.Tensor | None) -> np.ndarray | None:
+        return None if values is None else values[0, :, 0].cpu().double().numpy()
+
+    target = task.artifacts["targets"][0]
+    return {"history": window.history[0, :, target], "truth": window.future[0, :, 0],
+            "mean": first(forecast.mean), "lower": first(forecast.lower),
+            "upper": first(forecast.upper)}
+
+
 def _forecasting(context: RunContext, section: Section) -> None:
-    series, config = context.examples, context.run.config.data
-    targets = context.run.task.artifacts["targets"]
-    lookback, horizon = config.lookback, config.horizon
-    values = np.asarray(series.values, dtype=np.float32)
-    if len(values) < lookback + horizon:
-        raise ValueError(f"{context.data_path}: {len(values)} rows, need lookback + horizon = "
-                         f"{lookback + horizon}")
-    history, truth = values[-(lookback + horizon):-horizon], values[-horizon:]
-    forecast = context.model.predict(torch.as_tensor(history), interval=config.interval)
-    lower = None if forecast.lower is None else forecast.lower[0, :, 0].numpy()
-    upper = None if forecast.upper is None else forecast.upper[0, :, 0].numpy()
+    view, interval = forecast_view(context), context.run.config.data.interval
     section.add_figure("forecast", plots.forecast_figure(
-        history[:, targets[0]], truth[:, targets[0]], forecast.mean[0, :, 0].numpy(), lower, upper,
-        "Forecast of the last horizon of the data", f"{config.interval:.0%} interval"),
+        view["history"], view["truth"], view["mean"], view["lower"], view["upper"],
+        "Forecast of the last horizon of the data", f"{interval:.0%} interval"),
         "History, truth and forecast (first target)")
 
 

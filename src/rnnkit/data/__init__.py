@@ -35,6 +35,8 @@ from .readers import (
     ConllReader,
     LabelledText,
     LabelledTextReader,
+    LongSeriesReader,
+    NamedSeries,
     PairReader,
     SeriesReader,
     SeriesRow,
@@ -44,6 +46,7 @@ from .readers import (
     TextPair,
     TextReader,
     TimeSeries,
+    TsfReader,
     read_text,
 )
 from .sources import (
@@ -76,6 +79,8 @@ __all__ = [
     "LabelledText",
     "LabelledTextReader",
     "LanguageModelStream",
+    "LongSeriesReader",
+    "NamedSeries",
     "PairBatch",
     "PairReader",
     "RegistryUnavailableError",
@@ -91,6 +96,7 @@ __all__ = [
     "TimeSeries",
     "TokenBatch",
     "Tokenizer",
+    "TsfReader",
     "Vocab",
     "WindowBatch",
     "WindowSource",

@@ -69,10 +69,14 @@ class WindowBatch(_BatchMixin):
 
     - ``history``: ``(batch, lookback, features)`` float inputs.
     - ``future``: ``(batch, horizon, targets)`` float values to predict.
+    - ``covariates``: ``(batch, lookback + horizon, future_covariates)`` covariates known over
+      history and horizon, or ``None``; ``static``: ``(batch, static_covariates)`` or ``None``.
     """
 
     history: torch.Tensor
     future: torch.Tensor
+    covariates: torch.Tensor | None = None
+    static: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.history.shape[0]

@@ -87,9 +87,13 @@ def collate_conditional(
     return ConditionalBatch(condition, tokens, lengths, targets)
 
 
-def collate_windows(history: np.ndarray, future: np.ndarray) -> WindowBatch:
-    """Stack ``(batch, lookback, features)`` and ``(batch, horizon, targets)`` into float32."""
-    return WindowBatch(
-        torch.as_tensor(np.ascontiguousarray(history), dtype=torch.float32),
-        torch.as_tensor(np.ascontiguousarray(future), dtype=torch.float32),
-    )
+def collate_windows(history: np.ndarray, future: np.ndarray, covariates: np.ndarray | None = None,
+                    static: np.ndarray | None = None) -> WindowBatch:
+    """Stack ``(batch, lookback, features)``, ``(batch, horizon, targets)`` and the optional
+    ``(batch, lookback + horizon, future_covariates)`` and ``(batch, static)`` into float32."""
+    def tensor(array: np.ndarray | None) -> torch.Tensor | None:
+        if array is None:
+            return None
+        return torch.as_tensor(np.ascontiguousarray(array), dtype=torch.float32)
+
+    return WindowBatch(tensor(history), tensor(future), tensor(covariates), tensor(static))

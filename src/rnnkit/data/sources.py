@@ -131,19 +131,29 @@ class WindowSource:
     """Batches of (history, future) windows -> :class:`WindowBatch`.
 
     ``history`` is ``(windows, lookback, features)`` and ``future``
-    ``(windows, horizon, targets)``, e.g. from :func:`rnnkit.data.windows.sliding_windows`.
+    ``(windows, horizon, targets)``, e.g. from :func:`rnnkit.data.windows.sliding_windows`;
+    optional ``covariates`` ``(windows, lookback + horizon, future_covariates)`` and ``static``
+    ``(windows, static_covariates)``.
     """
 
     def __init__(self, history: np.ndarray, future: np.ndarray, batch_size: int, seed: int = 0,
-                 shuffle: bool = True, drop_last: bool = False):
-        if len(history) != len(future):
-            raise ValueError(f"history has {len(history)} windows but future {len(future)}")
+                 shuffle: bool = True, drop_last: bool = False,
+                 covariates: np.ndarray | None = None, static: np.ndarray | None = None):
+        for name, array in (("future", future), ("covariates", covariates), ("static", static)):
+            if array is not None and len(array) != len(history):
+                raise ValueError(f"history has {len(history)} windows but {name} {len(array)}")
         self.history, self.future = np.asarray(history), np.asarray(future)
+        self.covariates = None if covariates is None else np.asarray(covariates)
+        self.static = None if static is None else np.asarray(static)
         self.source = ExampleSource(range(len(history)), self._collate, batch_size, seed,
                                     shuffle, drop_last=drop_last)
 
     def _collate(self, indices: list[int]) -> WindowBatch:
-        return collate_windows(self.history[indices], self.future[indices])
+        def pick(array: np.ndarray | None) -> np.ndarray | None:
+            return None if array is None else array[indices]
+
+        return collate_windows(self.history[indices], self.future[indices],
+                               pick(self.covariates), pick(self.static))
 
     def __len__(self) -> int:
         return len(self.source)

@@ -41,13 +41,24 @@ class DataConfig:
       seeded ``valid_fraction`` of the training examples (the tail, for text and series) is held
       out.
     - ``format``: ``auto`` (from the task and file extension), ``text``, ``csv``, ``word_tag``,
-      ``conll``, ``conllu``, ``pairs``, ``series``.
+      ``conll``, ``conllu``, ``pairs``, ``series``; for many series in one file ``long`` (CSV
+      with an ``id_column``, auto for a header holding it) or ``tsf`` (Monash, auto by
+      extension).
     - ``tokenizer``: ``auto``, ``char`` or ``word`` (auto: word for classification, else char).
     - ``seq_len``: truncated-BPTT chunk for language models; ``lookback``/``horizon``/``season``
       for forecasting; ``max_length`` truncates token sequences (``null``: keep all).
     - ``normalize`` (forecasting): ``global`` scales by the training mean/std; ``last_value``
       also subtracts each window's last observation, so a trending series whose future leaves
-      the training range (e.g. AirPassengers) is forecast relative to its current level.
+      the training range (e.g. AirPassengers) is forecast relative to its current level;
+      ``series`` scales each series by its own training mean/std (a global model over series of
+      different sizes).
+    - ``past_covariates`` / ``future_covariates`` / ``static_covariates`` (forecasting): columns
+      known up to the forecast origin only, known over the horizon too (calendar, holidays,
+      planned prices; the file must reach ``horizon`` steps past the last target to forecast),
+      and constant per series. They are model inputs, never forecast.
+    - ``tag_scheme`` (tagging): ``auto`` detects chunk tags (IOB1, IOB2/BIO, BIOES, BMES) and
+      then reports entity-level scores; ``none`` treats tags as plain labels; ``iob1``,
+      ``iob2``, ``bioes`` or ``bmes`` converts every file's tags to that scheme.
     - ``eval_limit``: score only the first N validation/test examples (tokens for language
       models, windows for series) — quick checks on large held-out sets.
     """
@@ -58,10 +69,10 @@ class DataConfig:
     train: str | None = None
     valid: str | None = None
     test: str | None = None
-    format: Literal["auto", "text", "csv", "word_tag", "conll", "conllu", "pairs", "series"] = (
-        "auto"
-    )
+    format: Literal["auto", "text", "csv", "word_tag", "conll", "conllu", "pairs", "series",
+                    "long", "tsf"] = "auto"
     on_error: Literal["raise", "skip"] = "raise"
+    tag_scheme: Literal["auto", "none", "iob1", "iob2", "bioes", "bmes"] = "auto"
     tokenizer: Literal["auto", "char", "word"] = "auto"
     lowercase: bool = False
     text_column: str = "text"
@@ -70,6 +81,10 @@ class DataConfig:
     time_column: str | None = None
     value_columns: list[str] | None = None
     target_columns: list[str] | None = None
+    id_column: str = "series_id"
+    past_covariates: list[str] | None = None
+    future_covariates: list[str] | None = None
+    static_covariates: list[str] | None = None
     min_freq: int = 1
     max_vocab: int | None = None
     max_length: int | None = None
@@ -80,7 +95,7 @@ class DataConfig:
     horizon: int = 12
     season: int = 1
     interval: float = 0.9
-    normalize: Literal["global", "last_value"] = "global"
+    normalize: Literal["global", "last_value", "series"] = "global"
 
 
 @dataclass
@@ -101,6 +116,10 @@ class ModelConfig:
     proj_size: int | None = None  # language_model
     pooling: Literal["last", "mean", "max"] | None = None  # classification
     head_hidden_size: int | None = None  # classification, tagging
+    crf: bool | None = None  # tagging: a CRF output layer
+    char_features: Literal["none", "cnn", "lstm"] | None = None  # tagging
+    pretrained_vectors: str | None = None  # tagging: word2vec/GloVe/fastText text file
+    freeze_embeddings: bool | None = None  # tagging
     attention: Literal["none", "bahdanau", "luong_dot", "luong_general"] | None = None  # seq2seq
     teacher_forcing_start: float | None = None  # seq2seq
     teacher_forcing_floor: float | None = None  # seq2seq

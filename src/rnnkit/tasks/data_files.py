@@ -8,10 +8,12 @@ from typing import Any
 from rnnkit.data import (
     ConllReader,
     LabelledTextReader,
+    LongSeriesReader,
     PairReader,
     SeriesReader,
     SlashTaggedReader,
     TextReader,
+    TsfReader,
 )
 from rnnkit.data.datasets import DATASETS, get_info, load_sample, prepare
 from rnnkit.tasks.config import DataConfig, closest_hint
@@ -24,7 +26,7 @@ _TASK_FORMATS = {
     "conditional_generation": ("csv",),
     "tagging": ("word_tag", "conll", "conllu"),
     "seq2seq": ("pairs",),
-    "forecasting": ("series",),
+    "forecasting": ("series", "long", "tsf"),
 }
 
 
@@ -80,7 +82,31 @@ def data_format(task: str, data: DataConfig, path: Path) -> str:
     if task == "tagging":
         suffix = path.suffix.lower()
         return {".conllu": "conllu", ".conll": "conll", ".tsv": "conll"}.get(suffix, "word_tag")
+    if task == "forecasting":
+        return _series_format(data, path)
     return allowed[0]
+
+
+def _series_format(data: DataConfig, path: Path) -> str:
+    """``tsf`` by extension, ``long`` when the header names ``data.id_column``, else ``series``."""
+    if path.suffix.lower() == ".tsf":
+        return "tsf"
+    try:
+        with path.open(encoding="utf-8-sig", errors="replace") as handle:
+            header = handle.readline()
+    except OSError:
+        return "series"  # the reader reports the missing file with its own message
+    delimiter = data.delimiter or ("\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
+    return "long" if data.id_column in [c.strip() for c in header.split(delimiter)] else "series"
+
+
+def _series_columns(data: DataConfig) -> list[str] | None:
+    """The columns a forecasting reader reads: values, then every covariate (``None``: all)."""
+    if data.value_columns is None:
+        return None
+    covariates = [*(data.past_covariates or []), *(data.future_covariates or []),
+                  *(data.static_covariates or [])]
+    return list(dict.fromkeys([*data.value_columns, *covariates]))
 
 
 def open_reader(task: str, data: DataConfig, path: str | Path):
@@ -97,7 +123,15 @@ def open_reader(task: str, data: DataConfig, path: str | Path):
     if kind == "conllu":
         return ConllReader.conllu_upos(path, on_error=data.on_error)
     if kind == "conll":
-        return ConllReader(path, delimiter=data.delimiter, on_error=data.on_error)
+        # "# " comments only: a token such as a hashtag (#photography) may start a line
+        return ConllReader(path, delimiter=data.delimiter, comment_prefix="# ",
+                           on_error=data.on_error)
     if kind == "pairs":
         return PairReader(path, delimiter=data.delimiter or "\t", on_error=data.on_error)
-    return SeriesReader(path, data.value_columns, data.time_column, data.delimiter, data.on_error)
+    if kind == "tsf":
+        return TsfReader(path, data.on_error)
+    if kind == "long":
+        return LongSeriesReader(path, data.id_column, _series_columns(data), data.time_column,
+                                data.delimiter, data.on_error)
+    return SeriesReader(path, _series_columns(data), data.time_column, data.delimiter,
+                        data.on_error)

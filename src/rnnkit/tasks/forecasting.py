@@ -1,9 +1,10 @@
-"""Forecasting: a CSV series → the next ``horizon`` steps from a ``lookback`` window, scaled on
-the training part only; MAE, RMSE, sMAPE and MASE, with the seasonal-naive baseline alongside."""
+"""Forecasting: one series (CSV) or many (long-format CSV, Monash ``.tsf``) → the next
+``horizon`` steps from a ``lookback`` window, with past-only, future and static covariates,
+scaled on the training part only; MAE, RMSE, sMAPE, MASE per series and aggregated, interval
+coverage and weighted quantile loss, with the seasonal-naive baseline alongside."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -11,35 +12,46 @@ import numpy as np
 import torch
 from torch import nn
 
-from rnnkit.data import DataFormatError, StandardScaler, WindowSource, sliding_windows
-from rnnkit.data.readers import SeriesReader
+from rnnkit.data import DataFormatError, SeriesReader, StandardScaler, WindowSource
+from rnnkit.data.readers.panel import time_key
+from rnnkit.tasks import forecast_metrics as fm
 from rnnkit.tasks.base import Task, model_device
 from rnnkit.tasks.config import RunConfig
 from rnnkit.tasks.data_files import open_reader
+from rnnkit.tasks.forecast_data import (
+    ColumnRoles,
+    Series,
+    Windows,
+    cut_windows,
+    last_window,
+    split_windows,
+)
 from rnnkit.train import metrics
 
-
-@dataclass
-class Series:
-    """A series as read: ``values`` ``(time, features)``, time labels, and its file."""
-
-    values: np.ndarray
-    times: tuple[str, ...] | None
-    path: str
-    context: np.ndarray | None = None  # raw steps just before ``values``
+Examples = Series | list[Series]
 
 
-def _time_key(label: str) -> tuple[int, float | str]:
-    try:
-        return (0, float(label))
-    except ValueError:
-        return (1, label)
+def as_list(examples: Examples) -> list[Series]:
+    """A single-series file reads as one :class:`Series`, a panel as a list."""
+    return examples if isinstance(examples, list) else [examples]
+
+
+def _read_raw(config: RunConfig, path: str | Path, blank: list[str]) -> list[tuple]:
+    """``[(series_id, values, columns, times), ...]`` from any series format."""
+    reader = open_reader("forecasting", config.data, path)
+    if isinstance(reader, SeriesReader):  # CSV readers: trailing rows may leave values blank
+        reader.blank_columns = frozenset(blank)
+    if hasattr(reader, "read_panel"):
+        return [(s.series_id, s.values, s.columns, s.times) for s in reader.read_panel()]
+    series = reader.read_series()
+    return [("", series.values, series.columns, series.times)]
 
 
 class ForecastingTask(Task):
-    """Columns: ``value_columns`` (default all but ``time_column``); ``target_columns`` are
-    forecast (default all). Valid/test files continue the training series: their first windows
-    take the lookback from the end of the series before them."""
+    """Columns: ``value_columns`` (default all but ``time_column``, ``id_column`` and the
+    covariates); ``target_columns`` are forecast (default the value columns). Valid/test files
+    continue the training series: their first windows take the lookback from the end of the
+    series before them."""
 
     name = "forecasting"
     model_type = "forecaster"
@@ -51,174 +63,317 @@ class ForecastingTask(Task):
                   "weight_decay": 0.0},
     }
 
+    @property
+    def roles(self) -> ColumnRoles:
+        return ColumnRoles.from_artifacts(self.artifacts)
+
     # ------------------------------------------------------------------------- reading
-    def read(self, path: str | Path) -> Series:
-        reader = open_reader(self.name, self.config.data, path)
-        assert isinstance(reader, SeriesReader)
-        series = reader.read_series()
-        columns = self.artifacts.get("columns")
-        if columns is not None and list(series.columns) != columns:
-            raise DataFormatError(path, 1, f"expected value columns {columns}, "
-                                           f"got {list(series.columns)}")
-        result = Series(series.values, series.times, str(path))
-        result.context = self._context_for(result)
-        return result
+    def read(self, path: str | Path) -> Examples:
+        """The series of ``path`` in the run's column order; a single-series file gives one
+        :class:`Series`, a panel a list. Rows at the end whose values are blank (only the
+        future covariates filled in) are kept apart as ``known_future`` for :meth:`predict`."""
+        roles = self.roles
+        blank = list(roles.columns[:roles.inputs]) if roles.future else []
+        result = []
+        for series_id, values, columns, times in _read_raw(self.config, path, blank):
+            values = roles.arrange(values, columns, str(path))
+            values, known = _split_blank_tail(values, roles, str(path), series_id)
+            series = Series(values, times[:len(values)] if times else None, str(path),
+                            series_id=series_id, known_future=known)
+            series.context = self._context_for(series)
+            result.append(series)
+        return result if len(result) > 1 or result[0].series_id else result[0]
 
     @classmethod
     def fit(cls, config: RunConfig, train_path: Path) -> ForecastingTask:
-        task = cls(config, {})
-        reader = open_reader(cls.name, config.data, train_path)
-        series = reader.read_series()
-        columns = list(series.columns)
-        targets = config.data.target_columns or columns
-        missing = [c for c in targets if c not in columns]
-        if missing:
-            raise DataFormatError(train_path, 1, f"target column(s) {missing} not among {columns}")
-        task.artifacts = {"columns": columns, "targets": [columns.index(c) for c in targets]}
-        return task
+        raw = _read_raw(config, train_path, [])
+        roles = ColumnRoles.from_config(config.data, list(raw[0][2]), str(train_path))
+        return cls(config, roles.artifacts())
 
-    def fit_on_split(self, train: Series, valid: Series) -> None:
-        """Scaling statistics from the training part only; ``valid`` gets the end of ``train``
-        as context, and the end of ``valid`` is kept as context for files that follow it."""
-        scaler = StandardScaler().fit(train.values)
-        lookback = self.config.data.lookback
-        valid.context = train.values[-lookback:]
-        seen = np.concatenate([train.values, valid.values])
-        last = valid.times or train.times
-        relative = self.config.data.normalize == "last_value"
-        mean = np.zeros_like(scaler.mean) if relative else scaler.mean  # levels come per window
+    def fit_on_split(self, train: Examples, valid: Examples) -> None:
+        """Scaling from the training part only; each validation series gets the end of its
+        training series as context, and the end of each series is kept as context for files
+        that follow it."""
+        train_list, valid_list = as_list(train), as_list(valid)
+        roles, lookback = self.roles, self.config.data.lookback
+        stacked = np.concatenate([s.values for s in train_list])
+        inputs = StandardScaler().fit(stacked[:, :roles.inputs])
+        covariates = StandardScaler().fit(stacked[:, roles.inputs:]) if len(roles.columns) > \
+            roles.inputs else None
+        by_id = {s.series_id: s for s in train_list}
+        contexts, series_scale, mase_scale = {}, {}, {}
+        for series in valid_list:
+            head = by_id.get(series.series_id)
+            if head is not None:
+                series.context = head.values[-lookback:]
+        for series in train_list:
+            tail = next((v for v in valid_list if v.series_id == series.series_id), None)
+            seen = series.values if tail is None else np.concatenate([series.values, tail.values])
+            times = (tail.times if tail is not None else None) or series.times
+            contexts[series.series_id] = {"rows": seen[-lookback:].tolist(),
+                                          "last_time": times[-1] if times else None}
+            fitted = StandardScaler().fit(series.values[:, :roles.inputs])
+            series_scale[series.series_id] = [fitted.mean.tolist(), fitted.std.tolist()]
+            targets = series.values[:, list(roles.targets)]
+            mase_scale[series.series_id] = fm.seasonal_scale(targets, self.config.data.season
+                                                             ).tolist()
+        mode = self.config.data.normalize
         self.artifacts.update(
-            mean=mean.tolist(), std=scaler.std.tolist(),
-            train_targets=train.values[:, self.artifacts["targets"]].tolist(),
-            context=seen[-lookback:].tolist(), last_time=last[-1] if last else None,
-        )
+            mean=(inputs.mean if mode == "global" else np.zeros_like(inputs.mean)).tolist(),
+            std=(inputs.std if mode != "series" else np.ones_like(inputs.std)).tolist(),
+            covariate_mean=None if covariates is None else covariates.mean.tolist(),
+            covariate_std=None if covariates is None else covariates.std.tolist(),
+            contexts=contexts, series_scale=series_scale, mase_scale=mase_scale)
 
-    def hold_out(self, examples: Series) -> tuple[Series, Series]:
-        """The last ``valid_fraction`` of the series (at least one horizon) is validation."""
-        n = len(examples.values)
-        size = max(self.config.data.horizon, int(n * self.config.data.valid_fraction))
-        times = examples.times
-        head = Series(examples.values[:-size], times[:-size] if times else None, examples.path)
-        tail = Series(examples.values[-size:], times[-size:] if times else None, examples.path)
-        return head, tail
+    def hold_out(self, examples: Examples) -> tuple[Examples, Examples]:
+        """The last ``valid_fraction`` of each series (at least one horizon) is validation."""
+        heads, tails = [], []
+        for series in as_list(examples):
+            n = len(series.values)
+            size = max(self.config.data.horizon, int(n * self.config.data.valid_fraction))
+            times = series.times
+            heads.append(Series(series.values[:-size], times[:-size] if times else None,
+                                series.path, series_id=series.series_id))
+            tails.append(Series(series.values[-size:], times[-size:] if times else None,
+                                series.path, series_id=series.series_id))
+        return (heads, tails) if isinstance(examples, list) else (heads[0], tails[0])
 
-    def limit(self, examples: Series) -> Series:
-        """The first ``eval_limit`` windows' worth of steps (stride = horizon)."""
+    def limit(self, examples: Examples) -> Examples:
+        """The first ``eval_limit`` windows' worth of steps of each series (stride = horizon)."""
         limit = self.config.data.eval_limit
         if limit is None:
             return examples
         steps = limit * self.config.data.horizon
-        times = examples.times[:steps] if examples.times else None
-        return Series(examples.values[:steps], times, examples.path, examples.context)
+        limited = [Series(s.values[:steps], s.times[:steps] if s.times else None, s.path,
+                          s.context, s.series_id) for s in as_list(examples)]
+        return limited if isinstance(examples, list) else limited[0]
+
+    def _context_for(self, series: Series) -> np.ndarray | None:
+        """The stored context when ``series`` continues a series the run has seen."""
+        contexts = self.artifacts.get("contexts")
+        if contexts is None and "context" in self.artifacts:  # runs made before panels
+            contexts = {"": {"rows": self.artifacts["context"],
+                             "last_time": self.artifacts.get("last_time")}}
+        stored = (contexts or {}).get(series.series_id)
+        if stored is None:
+            return None
+        last = stored["last_time"]
+        if series.times and last is not None and time_key(series.times[0]) <= time_key(last):
+            return None
+        return np.asarray(stored["rows"])
 
     # -------------------------------------------------------------------------- model
     def model_config(self) -> dict[str, Any]:
+        roles = self.roles
         return self.model_options(
-            input_size=len(self.artifacts["columns"]), horizon=self.config.data.horizon,
-            target_indices=self.artifacts["targets"], mean=self.artifacts.get("mean"),
-            std=self.artifacts.get("std"),
+            input_size=roles.inputs, horizon=self.config.data.horizon,
+            target_indices=list(roles.targets), mean=self.artifacts.get("mean"),
+            std=self.artifacts.get("std"), future_size=roles.future, static_size=roles.static,
+            covariate_mean=self.artifacts.get("covariate_mean"),
+            covariate_std=self.artifacts.get("covariate_std"),
         )
 
-    def _scaled(self, values: np.ndarray) -> np.ndarray:
+    def _levels(self, windows: Windows) -> tuple[np.ndarray, np.ndarray]:
+        """Per window, the shift and the divisor applied to the inputs before the model (which
+        then applies the global scaling): each ``(windows, 1, inputs)``."""
+        history, mode = windows.history, self.config.data.normalize
+        if mode == "last_value":
+            return history[:, -1:, :], np.ones_like(history[:, -1:, :])
+        if mode != "series":
+            return np.zeros_like(history[:, -1:, :]), np.ones_like(history[:, -1:, :])
+        stored = self.artifacts.get("series_scale", {})
+        shift, spread = np.empty_like(history[:, -1:, :]), np.empty_like(history[:, -1:, :])
+        for row, index in enumerate(windows.series):
+            known = stored.get(windows.ids[index])
+            if known is None:  # a series not seen in training: scale by its own history
+                fitted = StandardScaler().fit(history[row])
+                known = [fitted.mean, fitted.std]
+            shift[row, 0], spread[row, 0] = known
+        return shift, spread
+
+    def _scaled(self, values: np.ndarray, columns: list[int] | None = None) -> np.ndarray:
+        index = slice(None) if columns is None else columns
         mean, std = np.asarray(self.artifacts["mean"]), np.asarray(self.artifacts["std"])
-        return (values - mean) / std
+        return (values - mean[index]) / std[index]
 
-    def _levels(self, history: np.ndarray) -> np.ndarray:
-        """Per window, the value subtracted before the model: ``(windows, 1, features)``."""
-        if self.config.data.normalize != "last_value":
-            return np.zeros_like(history[:, -1:, :])
-        return history[:, -1:, :]
+    def _scaled_covariates(self, windows: Windows) -> tuple[np.ndarray | None, ...]:
+        roles = self.roles
+        if roles.future + roles.static == 0:
+            return None, None
+        mean = np.asarray(self.artifacts["covariate_mean"])
+        std = np.asarray(self.artifacts["covariate_std"])
+        future = None if windows.covariates is None else (
+            (windows.covariates - mean[:roles.future]) / std[:roles.future])
+        static = None if windows.static is None else (
+            (windows.static - mean[roles.future:]) / std[roles.future:])
+        return future, static
 
-    def train_source(self, examples: Series, seed: int) -> WindowSource:
-        data, targets = self.config.data, self.artifacts["targets"]
-        history, future = sliding_windows(examples.values, data.lookback, data.horizon,
-                                          target_columns=targets)
-        level = self._levels(history)
-        history = self._scaled(history - level)
-        future = self._scaled_targets(future - level[..., targets])
-        return WindowSource(history, future, self.config.train.batch_size, seed=seed)
+    def train_source(self, examples: Examples, seed: int) -> WindowSource:
+        data, targets = self.config.data, list(self.roles.targets)
+        windows = cut_windows(as_list(examples), self.roles, data.lookback, data.horizon)
+        shift, spread = self._levels(windows)
+        history = self._scaled((windows.history - shift) / spread)
+        future = self._scaled((windows.future - shift[..., targets]) / spread[..., targets],
+                              targets)
+        covariates, static = self._scaled_covariates(windows)
+        return WindowSource(history, future, self.config.train.batch_size, seed=seed,
+                            covariates=covariates, static=static)
 
-    def forecast(self, model: nn.Module, history: np.ndarray):
-        """:class:`~rnnkit.models.Forecast` in original units for raw ``history``
-        ``(windows, lookback, features)``, undoing the per-window level if configured."""
-        level = self._levels(history)
-        inputs = torch.as_tensor(history - level, dtype=torch.float32, device=model_device(model))
-        forecast = model.predict(inputs, interval=self.config.data.interval)
-        shift = torch.as_tensor(level[..., self.artifacts["targets"]], dtype=forecast.mean.dtype,
-                                device=forecast.mean.device)
+    def forecast(self, model: nn.Module, windows: Windows):
+        """:class:`~rnnkit.models.Forecast` in original units for raw ``windows`` (one
+        forecast per window), undoing the per-window level and scale."""
+        shift, spread = self._levels(windows)
+        targets = list(self.roles.targets)
+        device = model_device(model)
+
+        def tensor(array: np.ndarray | None) -> torch.Tensor | None:
+            return None if array is None else torch.as_tensor(array, dtype=torch.float32,
+                                                              device=device)
+
+        forecast = model.predict(tensor((windows.history - shift) / spread),
+                                 interval=self.config.data.interval,
+                                 covariates=tensor(windows.covariates),
+                                 static=tensor(windows.static))
+        level, factor = tensor(shift[..., targets]), tensor(spread[..., targets])
         for name in ("mean", "lower", "upper"):
             if getattr(forecast, name) is not None:
-                setattr(forecast, name, getattr(forecast, name) + shift)
+                setattr(forecast, name, getattr(forecast, name) * factor + level)
+        if forecast.std is not None:
+            forecast.std = forecast.std * factor
         return forecast
 
-    def _context_for(self, series: Series) -> np.ndarray | None:
-        """The stored context when ``series`` starts after the series the run has seen."""
-        context, last = self.artifacts.get("context"), self.artifacts.get("last_time")
-        if context is None:
-            return None
-        if series.times and last is not None and _time_key(series.times[0]) <= _time_key(last):
-            return None
-        return np.asarray(context)
-
-    def windows(self, series: Series) -> tuple[np.ndarray, np.ndarray]:
-        """Raw (history, future) windows over ``series``, stride ``horizon``, preceded by the
-        stored context when the file continues the training series."""
+    def last_window(self, series: Series) -> Windows:
+        """The final ``lookback + horizon`` steps of ``series`` (with its context) as one
+        window: what the report plots against the truth."""
         data = self.config.data
-        try:
-            return sliding_windows(series.values, data.lookback, data.horizon,
-                                   stride=data.horizon, target_columns=self.artifacts["targets"],
-                                   context=series.context)
-        except ValueError as error:
-            raise DataFormatError(series.path, None, str(error)) from None
+        return last_window(series, self.roles, data.lookback, data.horizon)
 
-    def evaluate(self, model: nn.Module, examples: Series, progress: bool = False):
-        history, future = self.windows(examples)
-        forecast = self.forecast(model, history)
+    # --------------------------------------------------------------------- evaluation
+    def windows(self, examples: Examples) -> Windows:
+        """Raw windows over every series, stride ``horizon``, each preceded by its context."""
+        data = self.config.data
+        return cut_windows(as_list(examples), self.roles, data.lookback, data.horizon,
+                           stride=data.horizon)
+
+    def _mase_scales(self, series: list[Series]) -> np.ndarray:
+        """``(series, targets)``: the training in-sample seasonal-naive MAE of each series (a
+        series not seen in training: its own values')."""
+        stored, targets = self.artifacts.get("mase_scale", {}), list(self.roles.targets)
+        if not stored and "train_targets" in self.artifacts:  # runs made before panels
+            stored = {"": fm.seasonal_scale(np.asarray(self.artifacts["train_targets"]),
+                                            self.config.data.season).tolist()}
+        return np.asarray([stored.get(s.series_id) or fm.seasonal_scale(
+            s.values[:, targets], self.config.data.season) for s in series])
+
+    def scores(self, model: nn.Module, examples: Examples) -> tuple[dict[str, float],
+                                                                     list[dict[str, Any]]]:
+        """Aggregated metrics and one row of metrics per series."""
+        series = as_list(examples)
+        windows = self.windows(series)
+        forecast = self.forecast(model, windows)
         predicted = forecast.mean.cpu().double().numpy()
-        season = self.config.data.season
-        train = np.asarray(self.artifacts["train_targets"])
-        naive = np.stack([metrics.seasonal_naive_forecast(
-            h[:, self.artifacts["targets"]], self.config.data.horizon, min(season, len(h) - 1)
-        ).numpy() for h in history])
+        future, targets = windows.future, list(self.roles.targets)
+        naive = self._seasonal_naive(windows)
+        scales = self._mase_scales(series)
+        spread = self._levels(windows)[1]
+        std = np.asarray(self.artifacts["std"])[targets] * spread[..., targets]
+        mase = fm.mase_per_series(predicted, future, windows.series, scales)
+        naive_mase = fm.mase_per_series(naive, future, windows.series, scales)
         result = {
-            "loss": float(np.mean((self._scaled_targets(predicted) -
-                                   self._scaled_targets(future)) ** 2)),
-            "mae": metrics.mae(predicted, future),
-            "rmse": metrics.rmse(predicted, future),
-            "smape": metrics.smape(predicted, future),
-            "mase": metrics.mase(predicted, future, train, season),
-            "naive_mase": metrics.mase(naive, future, train, season),
+            "loss": float(np.mean(((predicted - future) / std) ** 2)),
+            "mae": metrics.mae(predicted, future), "rmse": metrics.rmse(predicted, future),
+            "smape": fm.smape(predicted, future), "mase": float(mase.mean()),
+            "naive_smape": fm.smape(naive, future), "naive_mase": float(naive_mase.mean()),
         }
-        if forecast.lower is not None:
-            lower, upper = forecast.lower.cpu().numpy(), forecast.upper.cpu().numpy()
-            result["coverage"] = float(np.mean((future >= lower) & (future <= upper)))
-        return result
+        if forecast.std is not None:
+            result.update(self._probabilistic(forecast, future))
+        rows = self._per_series(windows, predicted, naive, mase, naive_mase)
+        return result, rows
 
-    def _scaled_targets(self, values: np.ndarray) -> np.ndarray:
-        index = self.artifacts["targets"]
-        return (values - np.asarray(self.artifacts["mean"])[index]) / np.asarray(
-            self.artifacts["std"])[index]
+    def _probabilistic(self, forecast, future: np.ndarray) -> dict[str, float]:
+        mean, std = forecast.mean.cpu().double().numpy(), forecast.std.cpu().double().numpy()
+        return {"coverage": fm.coverage(forecast.lower.cpu().numpy(),
+                                        forecast.upper.cpu().numpy(), future),
+                "wql": fm.weighted_quantile_loss(fm.gaussian_quantiles(mean, std), future),
+                "crps": fm.gaussian_crps(mean, std, future)}
 
-    def predict(self, model: nn.Module, inputs: list[Series]) -> list[dict[str, Any]]:
-        """The ``horizon`` steps after the end of each series, with the central
-        ``data.interval`` when the model is Gaussian."""
+    def _seasonal_naive(self, windows: Windows) -> np.ndarray:
+        """The seasonal-naive forecast from each window's history: ``(windows, horizon,
+        targets)``."""
+        season, horizon = self.config.data.season, self.config.data.horizon
+        targets = list(self.roles.targets)
+        return np.stack([metrics.seasonal_naive_forecast(
+            h[:, targets], horizon, min(season, len(h) - 1)).numpy() for h in windows.history])
+
+    def _per_series(self, windows: Windows, predicted: np.ndarray, naive: np.ndarray,
+                    mase: np.ndarray, naive_mase: np.ndarray) -> list[dict[str, Any]]:
         rows = []
-        lookback = self.config.data.lookback
-        names = [self.artifacts["columns"][i] for i in self.artifacts["targets"]]
-        for series in inputs:
-            if len(series.values) < lookback:
-                raise DataFormatError(series.path, None, f"expected at least lookback={lookback} "
-                                                         f"rows to forecast from, got "
-                                                         f"{len(series.values)}")
-            forecast = self.forecast(model, series.values[None, -lookback:])
-            rows.extend(_forecast_rows(forecast, names))
+        for position, index in enumerate(dict.fromkeys(windows.series.tolist())):
+            mask = windows.series == index
+            rows.append({"series": windows.ids[index], "windows": int(mask.sum()),
+                         "smape": fm.smape(predicted[mask], windows.future[mask]),
+                         "mase": float(mase[position]),
+                         "naive_smape": fm.smape(naive[mask], windows.future[mask]),
+                         "naive_mase": float(naive_mase[position])})
         return rows
 
+    def evaluate(self, model: nn.Module, examples: Examples, progress: bool = False):
+        return self.scores(model, examples)[0]
 
-def _forecast_rows(forecast, names: list[str]) -> list[dict[str, Any]]:
+    # ---------------------------------------------------------------------- prediction
+    def predict(self, model: nn.Module, inputs: list[Examples]) -> list[dict[str, Any]]:
+        """The ``horizon`` steps after the last observed row of each series, with the central
+        ``data.interval`` when the model is Gaussian. With future covariates, the file must
+        end with ``horizon`` rows whose values are blank and whose future covariates are set."""
+        rows = []
+        names = [self.roles.columns[i] for i in self.roles.targets]
+        for series in (s for item in inputs for s in as_list(item)):
+            forecast = self.forecast(model, self._origin_window(series))
+            rows.extend(_forecast_rows(forecast, names, series.series_id))
+        return rows
+
+    def _origin_window(self, series: Series) -> Windows:
+        """One window whose history ends at the last observed row of ``series``."""
+        data, roles = self.config.data, self.roles
+        lookback, horizon = data.lookback, data.horizon
+        if len(series.values) < lookback:
+            raise DataFormatError(series.path, None, f"expected at least lookback={lookback} "
+                                  f"rows to forecast from, got {len(series.values)}")
+        known = series.known_future
+        if roles.future and (known is None or len(known) < horizon):
+            names = list(roles.columns[roles.future_columns])
+            raise DataFormatError(series.path, None, f"expected {horizon} rows after the last "
+                                  f"observed value holding the future covariates {names} (values "
+                                  f"blank), got {0 if known is None else len(known)}")
+        tail = known[:horizon] if roles.future else np.full(
+            (horizon, len(roles.columns)), np.nan)
+        full = np.concatenate([series.values[-lookback:], tail])[None]
+        return split_windows(full, lookback, roles, np.zeros(1, dtype=int), (series.series_id,))
+
+
+def _split_blank_tail(values: np.ndarray, roles: ColumnRoles, path: str,
+                      series_id: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(complete rows, trailing rows with blank values)``; blanks elsewhere are an error."""
+    blank = np.isnan(values[:, :roles.inputs]).any(axis=1)
+    if not blank.any():
+        return values, None
+    first = int(np.argmax(blank))
+    where = f"series {series_id!r}: " if series_id else ""
+    if not blank[first:].all() or not np.isnan(values[first:, :roles.inputs]).all():
+        raise DataFormatError(path, None, f"{where}blank values from data row {first + 1} on "
+                              "are not all blank: only the final rows (the horizon to "
+                              "forecast, future covariates filled in) may leave values blank")
+    if np.isnan(values[first:, roles.inputs:]).any():
+        raise DataFormatError(path, None, f"{where}a covariate is blank in the rows after the "
+                              "last value; future covariates must be known over the horizon")
+    return values[:first], values[first:]
+
+
+def _forecast_rows(forecast, names: list[str], series_id: str) -> list[dict[str, Any]]:
     rows = []
     for step in range(forecast.mean.shape[1]):
-        row: dict[str, Any] = {"step": step + 1}
+        row: dict[str, Any] = {"series": series_id} if series_id else {}
+        row["step"] = step + 1
         for index, name in enumerate(names):
             row[name] = float(forecast.mean[0, step, index])
             if forecast.lower is not None:

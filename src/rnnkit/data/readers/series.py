@@ -45,7 +45,9 @@ class SeriesReader(Reader[SeriesRow]):
 
     ``value_columns`` names the value columns (default: every column but ``time_column``).
     A value that is not a finite number is malformed (in skip mode the row is dropped, which
-    leaves a gap in the series: fill missing values before reading if gaps matter).
+    leaves a gap in the series: fill missing values before reading if gaps matter). Blank cells
+    of ``blank_columns`` read as NaN instead: a file to forecast from may end with rows that
+    hold only the future covariates.
     """
 
     def __init__(
@@ -55,8 +57,10 @@ class SeriesReader(Reader[SeriesRow]):
         time_column: str | None = None,
         delimiter: str | None = None,
         on_error: OnError = "raise",
+        blank_columns: Sequence[str] = (),
     ):
         super().__init__(path, on_error)
+        self.blank_columns = frozenset(blank_columns)
         if isinstance(value_columns, str):
             value_columns = [value_columns]
         self.value_columns = list(value_columns) if value_columns else None
@@ -99,6 +103,8 @@ class SeriesReader(Reader[SeriesRow]):
 
     def _number(self, row: dict[str, str], name: str, line: int) -> float:
         text = row[name].strip()
+        if not text and name in self.blank_columns:
+            return math.nan
         try:
             value = float(text)
         except ValueError:

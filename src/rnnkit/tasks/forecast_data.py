@@ -1,0 +1,173 @@
+"""Forecasting data as the task sees it: series in the run's column order, what each column is
+for (:class:`ColumnRoles`), and forecast windows cut across one or many series (:class:`Windows`).
+
+Every series is one ``(time, columns)`` matrix whose columns are, in order: the model inputs
+(targets and past-only covariates), the future covariates, the static covariates. Windows are
+cut from the whole matrix and split by role, so every kind of column stays aligned in time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rnnkit.data import DataFormatError, sliding_windows
+from rnnkit.tasks.config import DataConfig
+from rnnkit.tasks.errors import ConfigError
+
+
+@dataclass
+class Series:
+    """One series as read: ``values`` ``(time, columns)`` in :attr:`ColumnRoles.columns`
+    order, its time labels, its file, the raw steps just before it (``context``), its id
+    (``""`` for a single-series file) and ``known_future``: trailing rows whose values are
+    blank but whose future covariates are known (what a forecast from the end needs)."""
+
+    values: np.ndarray
+    times: tuple[str, ...] | None
+    path: str
+    context: np.ndarray | None = None
+    series_id: str = ""
+    known_future: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class ColumnRoles:
+    """``columns``: inputs, then future covariates, then statics; ``targets``: indices of the
+    forecast columns among the inputs."""
+
+    columns: tuple[str, ...]
+    inputs: int
+    future: int
+    static: int
+    targets: tuple[int, ...]
+
+    @property
+    def future_columns(self) -> slice:
+        return slice(self.inputs, self.inputs + self.future)
+
+    @property
+    def static_columns(self) -> slice:
+        return slice(self.inputs + self.future, len(self.columns))
+
+    @classmethod
+    def from_config(cls, data: DataConfig, available: Sequence[str], path: str) -> ColumnRoles:
+        """Roles from the ``data`` section; ``available`` are the columns the file holds."""
+        past, future = list(data.past_covariates or []), list(data.future_covariates or [])
+        static = list(data.static_covariates or [])
+        _check_disjoint({"past_covariates": past, "future_covariates": future,
+                         "static_covariates": static})
+        covariates = {*past, *future, *static}
+        values = [c for c in (data.value_columns or available) if c not in covariates]
+        inputs = list(dict.fromkeys([*values, *past]))
+        targets = list(data.target_columns or values)
+        foreign = [c for c in targets if c in covariates]
+        if foreign:
+            raise ConfigError(f"data.target_columns: {foreign} are covariates (inputs only); "
+                              "a column is either forecast or a covariate")
+        missing = [c for c in [*inputs, *future, *static, *targets] if c not in available]
+        if missing:
+            raise DataFormatError(path, 1, f"column(s) {missing} not among {list(available)}")
+        if not targets:
+            raise ConfigError(f"data.target_columns: nothing left to forecast in {path}: every "
+                              "column is a covariate")
+        return cls((*inputs, *future, *static), len(inputs), len(future), len(static),
+                   tuple(inputs.index(c) for c in targets))
+
+    @classmethod
+    def from_artifacts(cls, artifacts: dict) -> ColumnRoles:
+        """Roles stored with a run (runs made before covariates: every column an input)."""
+        columns = tuple(artifacts["columns"])
+        future, static = artifacts.get("future", 0), artifacts.get("static", 0)
+        return cls(columns, len(columns) - future - static, future, static,
+                   tuple(artifacts["targets"]))
+
+    def artifacts(self) -> dict:
+        """The JSON-able form :meth:`from_artifacts` reads."""
+        return {"columns": list(self.columns), "targets": list(self.targets),
+                "future": self.future, "static": self.static}
+
+    def arrange(self, values: np.ndarray, columns: Sequence[str], path: str) -> np.ndarray:
+        """``values`` ``(time, len(columns))`` reordered to :attr:`columns`."""
+        missing = [c for c in self.columns if c not in columns]
+        if missing:
+            raise DataFormatError(path, 1, f"expected columns {list(self.columns)}, missing "
+                                           f"{missing} (the file has {list(columns)})")
+        return values[:, [list(columns).index(c) for c in self.columns]]
+
+
+def _check_disjoint(lists: dict[str, list[str]]) -> None:
+    seen: dict[str, str] = {}
+    for key, names in lists.items():
+        for name in names:
+            if name in seen:
+                raise ConfigError(f"data.{key}: column {name!r} is also in data.{seen[name]}; "
+                                  "each covariate has one kind")
+            seen[name] = key
+
+
+@dataclass
+class Windows:
+    """Raw forecast windows from one or many series.
+
+    - ``history`` ``(windows, lookback, inputs)``; ``future`` ``(windows, horizon, targets)``.
+    - ``covariates`` ``(windows, lookback + horizon, future_covariates)`` or ``None``;
+      ``static`` ``(windows, static_covariates)`` or ``None``.
+    - ``series`` ``(windows,)``: index into ``ids``, the series each window comes from.
+    """
+
+    history: np.ndarray
+    future: np.ndarray
+    covariates: np.ndarray | None
+    static: np.ndarray | None
+    series: np.ndarray
+    ids: tuple[str, ...]
+
+
+def split_windows(full: np.ndarray, lookback: int, roles: ColumnRoles, series: np.ndarray,
+                  ids: tuple[str, ...]) -> Windows:
+    """:class:`Windows` from whole windows ``(windows, lookback + horizon, columns)``."""
+    history, horizon = full[:, :lookback], full[:, lookback:]
+    covariates = full[:, :, roles.future_columns] if roles.future else None
+    static = full[:, lookback - 1, roles.static_columns] if roles.static else None
+    return Windows(history[..., :roles.inputs], horizon[..., list(roles.targets)], covariates,
+                   static, series, ids)
+
+
+def cut_windows(series: Sequence[Series], roles: ColumnRoles, lookback: int, horizon: int,
+                stride: int = 1) -> Windows:
+    """Windows over every series long enough for one (each preceded by its ``context``)."""
+    parts, owners, reasons = [], [], []
+    for index, item in enumerate(series):
+        try:
+            history, future = sliding_windows(item.values, lookback, horizon, stride=stride,
+                                              context=item.context)
+        except ValueError as error:
+            reasons.append(f"{item.series_id or item.path}: {error}")
+            continue
+        parts.append(np.concatenate([history, future], axis=1))
+        owners.append(np.full(len(history), index))
+    if not parts:
+        raise DataFormatError(series[0].path if series else "?", None,
+                              "no series is long enough for one window: " + "; ".join(reasons[:3]))
+    return split_windows(np.concatenate(parts), lookback, roles, np.concatenate(owners),
+                         tuple(s.series_id for s in series))
+
+
+def with_context(series: Series) -> np.ndarray:
+    """The series' values preceded by its context: ``(context + time, columns)``."""
+    if series.context is None:
+        return series.values
+    return np.concatenate([series.context, series.values])
+
+
+def last_window(series: Series, roles: ColumnRoles, lookback: int, horizon: int) -> Windows:
+    """The final ``lookback + horizon`` steps as one window (history, then the known future)."""
+    values = with_context(series)
+    if len(values) < lookback + horizon:
+        raise DataFormatError(series.path, None, f"{len(values)} rows, need lookback + horizon "
+                                                 f"= {lookback + horizon}")
+    full = values[None, len(values) - lookback - horizon:]
+    return split_windows(full, lookback, roles, np.zeros(1, dtype=int), (series.series_id,))
