@@ -12,7 +12,7 @@ from tests.tasks.small_data import small_copy, small_text
 
 QUICK = ["--set", "train.max_steps=3", "--set", "train.eval_every=3", "--no-progress"]
 EVALUATE_KEYS = {
-    "language_model": {"loss", "perplexity", "bpc"},
+    "language_model": {"loss", "perplexity", "bpc", "oov_tokens", "oov_rate"},
     "classification": {"accuracy", "macro_f1"},
     "tagging": {"accuracy"},
     "seq2seq": {"exact_match", "bleu", "chrf"},
@@ -33,7 +33,8 @@ def evaluate_json(cli, run: str, data: Path, task: str) -> dict:
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.stdout)
     assert EVALUATE_KEYS[task] <= set(metrics)
-    assert all(isinstance(v, float) for v in metrics.values())
+    assert all(isinstance(v, float) or (k == "oov_tokens" and isinstance(v, int))
+               for k, v in metrics.items())
     return metrics
 
 

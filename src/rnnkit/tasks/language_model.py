@@ -3,6 +3,7 @@ carried across consecutive chunks; held-out loss, perplexity and bits per charac
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any, ClassVar
@@ -12,6 +13,7 @@ from torch import nn
 
 from rnnkit.data import LanguageModelStream, read_text
 from rnnkit.data.errors import DataFormatError
+from rnnkit.data.oov import ScoredIds, count_unknown, prepare_for_scoring
 from rnnkit.models import TruncatedBPTTLoss
 from rnnkit.models._recurrent import detach_state
 from rnnkit.tasks.base import (
@@ -25,6 +27,7 @@ from rnnkit.tasks.base import (
 from rnnkit.tasks.config import RunConfig
 
 EVAL_STREAMS = 64  # parallel streams when scoring held-out text (each starts from zeros)
+logger = logging.getLogger("rnnkit.tasks")
 
 
 class LanguageModelTask(Task):
@@ -49,9 +52,25 @@ class LanguageModelTask(Task):
     @classmethod
     def fit(cls, config: RunConfig, train_path: Path) -> LanguageModelTask:
         task = cls(config, {})
-        vocab = build_vocab(config, [task.tokens_of(read_text(train_path))])
-        task.artifacts = {"vocab": vocab_json(vocab), "tokenizer": task.tokenizer.name}
+        tokens = task.tokens_of(read_text(train_path))
+        vocab = build_vocab(config, [tokens])
+        # Whether the model will see (and so learn) <unk>: decides how unseen tokens are scored.
+        task.artifacts = {"vocab": vocab_json(vocab), "tokenizer": task.tokenizer.name,
+                          "train_unk_tokens": count_unknown(tokens, vocab.stoi)}
         return task
+
+    @property
+    def unk_learned(self) -> bool:
+        """Whether ``<unk>`` occurred in the training text, so the model learned its
+        probability (see :mod:`rnnkit.data.oov`)."""
+        count = self.artifacts.get("train_unk_tokens")
+        if count is None:  # a run of an older rnnkit: only a capped vocabulary makes <unk>
+            return self.config.data.min_freq > 1 or self.config.data.max_vocab is not None
+        return count > 0
+
+    def scoreable(self, ids) -> ScoredIds:
+        """``ids`` as the model scores them: OOV tokens counted, dropped unless learned."""
+        return prepare_for_scoring(ids, self.vocab.unk_id, self.unk_learned)
 
     def read(self, path: str | Path) -> list[int]:
         ids = self.vocab.encode(self.tokens_of(read_text(path)))
@@ -77,9 +96,16 @@ class LanguageModelTask(Task):
         return TruncatedBPTTLoss()
 
     def evaluate(self, model: nn.Module, examples: list[int], progress: bool = False):
-        """Mean next-token loss over the whole text, state carried across chunks."""
-        streams = max(1, min(EVAL_STREAMS, (len(examples) - 1) // self.config.data.seq_len))
-        source = LanguageModelStream(examples, streams, self.config.data.seq_len)
+        """Mean next-token loss over the whole text, state carried across chunks.
+
+        ``loss``/``perplexity``/``bpc`` cover in-vocabulary tokens (and ``<unk>`` when the model
+        learned it); ``oov_tokens``/``oov_rate`` count the tokens never seen in training."""
+        scored = self.scoreable(examples)
+        if len(scored.ids) < 2:
+            raise ValueError(f"evaluate: {scored.oov} of {scored.total} tokens are out of "
+                             "vocabulary, fewer than 2 tokens are left to score")
+        streams = max(1, min(EVAL_STREAMS, (len(scored.ids) - 1) // self.config.data.seq_len))
+        source = LanguageModelStream(scored.ids, streams, self.config.data.seq_len)
         device, state, total, count = model_device(model), None, 0.0, 0
         model.eval()
         with torch.no_grad():
@@ -90,24 +116,27 @@ class LanguageModelTask(Task):
                 loss, n = summed_cross_entropy(logits, batch.targets)
                 total, count = total + loss, count + n
         nats = total / count
-        return {"loss": nats, "perplexity": math.exp(min(nats, 50.0)), "bpc": nats / math.log(2)}
+        return {"loss": nats, "perplexity": math.exp(min(nats, 50.0)), "bpc": nats / math.log(2),
+                "oov_tokens": scored.oov, "oov_rate": scored.oov_rate}
 
     def predict(self, model: nn.Module, inputs: list[str]) -> list[dict[str, Any]]:
-        """Per line: mean next-token loss (nats) and perplexity under the model."""
+        """Per line: mean next-token loss (nats) and perplexity under the model, and ``oov``,
+        the number of tokens never seen in training (scored as :meth:`evaluate` does)."""
         rows, vocab = [], self.vocab
         device = model_device(model)
         model.eval()
         for text in inputs:
-            ids = vocab.encode(self.tokens_of(text))
+            scored = self.scoreable(vocab.encode(self.tokens_of(text)))
+            ids = scored.ids.tolist()
             if len(ids) < 2:
-                rows.append({"text": text, "loss": None, "perplexity": None})
+                rows.append({"text": text, "loss": None, "perplexity": None, "oov": scored.oov})
                 continue
             tokens = torch.tensor([ids[:-1]], device=device)
             with torch.no_grad():
                 logits, _ = model(tokens)
             total, count = summed_cross_entropy(logits, torch.tensor([ids[1:]], device=device))
             rows.append({"text": text, "loss": total / count,
-                         "perplexity": math.exp(min(total / count, 50.0))})
+                         "perplexity": math.exp(min(total / count, 50.0)), "oov": scored.oov})
         return rows
 
     def generate(self, model: nn.Module, prime: str | None = None, length: int = 500,
@@ -122,7 +151,14 @@ class LanguageModelTask(Task):
         banned = [vocab.pad_id, vocab.unk_id, vocab.bos_id]
         if self.tokenizer.name == "char":
             banned.append(vocab.eos_id)
-        ids = model.generate(vocab.encode(self.tokens_of(prime)) or [vocab.unk_id], length,
+        scored = self.scoreable(vocab.encode(self.tokens_of(prime)))
+        if scored.oov:
+            unseen = sorted({t for t in self.tokens_of(prime) if t not in vocab.stoi})
+            logger.warning("--prime: %d token(s) never seen in training (%s) %s", scored.oov,
+                           ", ".join(repr(t) for t in unseen[:10]),
+                           "are read as <unk>" if scored.unk_scored else "are left out of the "
+                           "model's input")
+        ids = model.generate(scored.ids.tolist() or [vocab.unk_id], length,
                              banned_ids=tuple(banned), **sampling)
         tokens = vocab.decode(ids)
         if self.tokenizer.name == "char":
