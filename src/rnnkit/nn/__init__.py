@@ -10,6 +10,7 @@ from rnnkit.nn.backend import BACKENDS, get_backend, set_backend, use_backend
 from rnnkit.nn.base import RecurrentBase
 from rnnkit.nn.cells import GRUCell, LSTMCell, RNNCell
 from rnnkit.nn.checks import RecurrentInputError
+from rnnkit.nn.interop import quantize_dynamic, to_torch
 from rnnkit.nn.layers import GRU, LSTM, RNN
 
 __all__ = [
@@ -23,6 +24,8 @@ __all__ = [
     "RecurrentBase",
     "RecurrentInputError",
     "get_backend",
+    "quantize_dynamic",
     "set_backend",
+    "to_torch",
     "use_backend",
 ]

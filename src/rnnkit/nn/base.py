@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from rnnkit.nn import backend as backends
-from rnnkit.nn import checks
+from rnnkit.nn import checks, interop
 from rnnkit.nn.functional import GATE_COUNT, DirectionWeights, GateNorm, cell_step, input_gates
 from rnnkit.nn.recurrence import Regularisation, run_direction, zoneout_update
 from rnnkit.nn.sequence import pack_nonempty, repack_like, unpack
@@ -37,8 +37,16 @@ def _stack(tensors: list[Tensor]) -> Tensor:
     return tensors[0].unsqueeze(0) if len(tensors) == 1 else torch.stack(tensors)
 
 
-class RecurrentBase(nn.Module):
-    """A multi-layer recurrent network over a sequence: the base of ``RNN``, ``LSTM``, ``GRU``."""
+class RecurrentBase(nn.RNNBase):
+    """A multi-layer recurrent network over a sequence: the base of ``RNN``, ``LSTM``, ``GRU``.
+
+    A subclass of ``torch.nn.RNNBase`` so that code recognising recurrent layers by type
+    (``isinstance(m, nn.RNNBase)``) treats rnnkit's as torch's. Only the type is inherited:
+    the constructor, forward, parameters and state dict are rnnkit's own, and torch's flat
+    weight cache (``RNNBase.__setattr__``, ``_apply``, ``__getstate__``/``__setstate__``,
+    which keep ``_flat_weights`` as a list) is bypassed: here ``_flat_weights`` is read from
+    the parameters at every call, so it can never go stale.
+    """
 
     def __init__(
         self,
@@ -59,7 +67,7 @@ class RecurrentBase(nn.Module):
         zoneout: float = 0.0,
         layer_norm: bool = False,
     ) -> None:
-        super().__init__()
+        nn.Module.__init__(self)  # not RNNBase.__init__: the parameters are created below
         self.mode = mode
         self.input_size = checks.check_int("input_size", input_size, 1)
         self.hidden_size = checks.check_int("hidden_size", hidden_size, 1)
@@ -170,8 +178,32 @@ class RecurrentBase(nn.Module):
         per_group = len(weights) // (self.num_layers * self.num_directions)
         return [weights[i:i + per_group] for i in range(0, len(weights), per_group)]
 
+    @property
+    def _all_weights(self) -> list[list[str]]:
+        """Parameter names per layer-direction, as ``torch.nn.RNNBase._all_weights``."""
+        per_group = len(self._flat_weights_names) // (self.num_layers * self.num_directions)
+        names = self._flat_weights_names
+        return [names[i:i + per_group] for i in range(0, len(names), per_group)]
+
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: the ``torch.nn`` twin sharing the parameters.
+
+        rnnkit's forward (keyword-only ``lengths``, several backends, Python-side checks) is
+        not TorchScript; the twin computes the same function with torch's kernels.
+        """
+        return interop.to_torch(self)
+
     def flatten_parameters(self) -> None:
         """Kept for ``torch.nn`` compatibility; rnnkit needs no flat weight buffer."""
+
+    def _init_flat_weights(self) -> None:
+        """``torch.nn.RNNBase``'s cache refresh: nothing to refresh here."""
+
+    def _update_flat_weights(self) -> None:
+        """``torch.nn.RNNBase``'s cache refresh: nothing to refresh here."""
+
+    def _weights_have_changed(self) -> bool:
+        return False
 
     def _weight(self, name: str) -> Tensor | None:
         """The parameter ``name``, or ``None`` if the layer has none by that name.
@@ -468,8 +500,9 @@ class RecurrentBase(nn.Module):
                                  torch.stack(new_c) if c0 is not None else None, batched)
 
     # Any change to the layer's attributes or parameters drops step()'s cached fast path.
+    # nn.Module's, not RNNBase's: there is no flat weight list to keep in step.
     def __setattr__(self, name: str, value) -> None:
-        super().__setattr__(name, value)
+        nn.Module.__setattr__(self, name, value)
         if name != "_stream_cache":
             self.__dict__["_stream_cache"] = None
 
@@ -482,15 +515,21 @@ class RecurrentBase(nn.Module):
         self.__dict__["_stream_cache"] = None
 
     def _apply(self, fn, recurse: bool = True):
-        result = super()._apply(fn, recurse)
+        result = nn.Module._apply(self, fn, recurse)
         self.__dict__["_stream_cache"] = None
         return result
 
     def __getstate__(self):
         # The streaming cache holds raw pointers; copies rebuild their own.
-        state = dict(super().__getstate__())
+        state = dict(self.__dict__)
         state["_stream_cache"] = None
         return state
+
+    def __setstate__(self, state) -> None:
+        nn.Module.__setstate__(self, state)
+
+    def _replicate_for_data_parallel(self):
+        return nn.Module._replicate_for_data_parallel(self)
 
     def _finish_step(self, y: Tensor, h_n: Tensor, c_n: Tensor | None, batched: bool):
         if not batched:

@@ -11,12 +11,15 @@ import math
 import torch
 from torch import Tensor, nn
 
-from rnnkit.nn import checks
+from rnnkit.nn import checks, interop
 from rnnkit.nn.functional import GATE_COUNT, DirectionWeights, cell_step, input_gates
 
 
-class CellBase(nn.Module):
+class CellBase(nn.RNNCellBase):
     """Parameters ``weight_ih (G*H, input)``, ``weight_hh (G*H, H)``, ``bias_ih``, ``bias_hh``.
+
+    A subclass of ``torch.nn.RNNCellBase`` for code that recognises cells by type; the
+    constructor and forward are rnnkit's own.
 
     Arguments are accepted as ``torch.nn``'s cells accept them: sizes may be 0 (empty weights,
     empty outputs) and ``bias`` may be any value, its truth deciding whether the biases exist
@@ -25,7 +28,7 @@ class CellBase(nn.Module):
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, bias: bool, device,
                  dtype) -> None:
-        super().__init__()
+        nn.Module.__init__(self)  # not RNNCellBase.__init__: it would not check the sizes
         self.mode = mode
         self.input_size = checks.check_cell_size("input_size", input_size)
         self.hidden_size = checks.check_cell_size("hidden_size", hidden_size)
@@ -54,6 +57,14 @@ class CellBase(nn.Module):
     def extra_repr(self) -> str:
         text = f"{self.input_size}, {self.hidden_size}"
         return text if self.bias is True else f"{text}, bias={self.bias}"
+
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles: the ``torch.nn`` twin sharing the parameters.
+
+        rnnkit's forward (keyword-only ``lengths``, several backends, Python-side checks) is
+        not TorchScript; the twin computes the same function with torch's kernels.
+        """
+        return interop.to_torch(self)
 
     def _weights(self) -> DirectionWeights:
         return DirectionWeights(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
