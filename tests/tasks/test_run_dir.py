@@ -100,8 +100,8 @@ def test_a_run_stopped_before_its_first_checkpoint_restarts_without_overwrite(tm
     run = make_files(tmp_path / "run", "config.yaml", "task.json", "metrics.csv")
     write_marker(run)
     check_run_dir(run, resume=False, overwrite=False)  # nothing to lose: no refusal
-    with pytest.raises(RunDirError, match=r"nothing to resume \(no checkpoints/last\); train "
-                                          "without --resume to start it"):
+    with pytest.raises(RunDirError, match=r"nothing to resume \(no checkpoints/last or best\); "
+                                          "train without --resume to start it"):
         check_run_dir(run, resume=True, overwrite=False)
 
 

@@ -124,7 +124,7 @@ def test_checkpoint_contents_and_metadata(tmp_path):
     ).fit()
     for name in ("best", "last"):
         directory = tmp_path / "checkpoints" / name
-        files = {"model.safetensors", "metadata.json", "trainer_state.json"}
+        files = {"model.safetensors", "metadata.json", "trainer_state.json", "checksums.json"}
         assert files | {"trainer_state.safetensors"} == {p.name for p in directory.iterdir()}
     metadata = read_metadata(tmp_path / "checkpoints/last")
     assert metadata["model_type"] == "regressor" and metadata["config"] == {"hidden": 16}
@@ -146,7 +146,7 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
         load_checkpoint(tmp_path / "empty")
     save_checkpoint(tmp_path / "corrupt", Regressor(), {"a": 1})
     (tmp_path / "corrupt" / "metadata.json").write_text("{not json")
-    with pytest.raises(ValueError, match=r"metadata\.json: not valid JSON"):
+    with pytest.raises(ValueError, match=r"corrupt is damaged: metadata\.json is truncated"):
         read_metadata(tmp_path / "corrupt")
 
 

@@ -46,7 +46,11 @@ from rnnkit.tasks.run_dir import (
 )
 from rnnkit.tasks.run_lock import RunLock, acquire_run_lock, raise_if_locked
 from rnnkit.train import Callback, FitResult, Trainer, is_main_process, seed_everything
+from rnnkit.train.checkpoint import read_metadata
 from rnnkit.train.distributed import barrier, from_main, main_process_first
+from rnnkit.train.durable import replace_file
+from rnnkit.train.integrity import check_finite_weights
+from rnnkit.train.state_io import finite_json, read_json
 
 DEFAULT_CONFIG: dict[str, Any] = {"task": "language_model", "data": {"dataset": "shakespeare"}}
 
@@ -114,7 +118,7 @@ def _task_for(config: RunConfig, run_dir: Path, resume: bool, train_path: Path) 
     task_class = TASKS[config.task]
     if not resume:
         return task_class.fit(config, train_path)
-    saved = json.loads((run_dir / TASK_FILE).read_text(encoding="utf-8"))
+    saved = read_json(run_dir / TASK_FILE)
     if saved["task"] != config.task:
         raise RunDirError(f"{run_dir} holds a {saved['task']} run; the config says {config.task}")
     return task_class(config, saved["artifacts"])
@@ -171,8 +175,8 @@ def _train_locked(config: RunConfig, run_dir: Path, resume: bool,
     if is_main_process():
         _prepare_run_dir(run_dir, resume, notice)
         save_config(config, run_dir / CONFIG_FILE)
-        (run_dir / TASK_FILE).write_text(
-            json.dumps({"task": task.name, "artifacts": task.artifacts}), encoding="utf-8")
+        replace_file(run_dir / TASK_FILE,
+                     json.dumps({"task": task.name, "artifacts": task.artifacts}), "task file")
     barrier()
 
     def evaluate(m: nn.Module) -> dict[str, float]:
@@ -182,7 +186,7 @@ def _train_locked(config: RunConfig, run_dir: Path, resume: bool,
         model, task.train_source(train_part, config.train.seed), config.train.trainer_config(),
         loss_fn=task.loss_fn(), evaluate=evaluate, monitor=task.monitor,
         monitor_mode=task.monitor_mode, run_dir=run_dir, metadata=_metadata(task, model),
-        callbacks=callbacks,
+        callbacks=callbacks, notice=notice,
     )
     fit = trainer.fit(resume=resume)
     outcome = TrainOutcome(run_dir, fit, task.monitor, dict(fit.metrics),
@@ -205,8 +209,9 @@ def _write_summary(outcome: TrainOutcome) -> None:
         "valid_metrics": outcome.valid_metrics, "test_metrics": outcome.test_metrics,
         "checkpoint": str(outcome.checkpoint) if outcome.checkpoint else None,
     }
-    (outcome.run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n",
-                                                encoding="utf-8")
+    # Strict JSON: a NaN metric is written as null (json.dumps would write the literal NaN).
+    text = json.dumps(finite_json(summary), indent=2, allow_nan=False) + "\n"
+    replace_file(outcome.run_dir / SUMMARY_FILE, text, "run summary")
 
 
 @dataclass
@@ -248,9 +253,10 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu")
     if not chosen.is_dir():
         raise RunDirError(f"{run_dir}: no {checkpoint} checkpoint yet")
     config = config_from_dict(read_config_file(run_dir / CONFIG_FILE))
-    metadata = json.loads((chosen / "metadata.json").read_text(encoding="utf-8"))
+    metadata = read_metadata(chosen)  # checks every file against the checkpoint's checksums
     if metadata.get("task") not in TASKS:
         raise RunDirError(f"{chosen}: metadata names no known task ({metadata.get('task')!r})")
     model = load_model(chosen, device=device)
+    check_finite_weights(chosen, model.state_dict())
     task = TASKS[metadata["task"]](config, metadata["artifacts"])
     return Run(run_dir, config, task, model, metadata)

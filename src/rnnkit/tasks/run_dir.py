@@ -24,6 +24,8 @@ from pathlib import Path
 import rnnkit
 from rnnkit.tasks.errors import RunDirError
 from rnnkit.tasks.run_lock import LOCK_FILE
+from rnnkit.train.durable import replace_file
+from rnnkit.train.resume import RESUME_CANDIDATES
 from rnnkit.train.trainer import CHECKPOINTS_DIR, METRICS_FILE, TENSORBOARD_DIR
 
 MARKER_FILE = ".rnnkit-run"
@@ -32,10 +34,14 @@ TASK_FILE = "task.json"
 SUMMARY_FILE = "summary.json"
 OWNED_FILES = (MARKER_FILE, CONFIG_FILE, TASK_FILE, SUMMARY_FILE, METRICS_FILE,
                f"{METRICS_FILE}.tmp")  # the CSV logger's rewrite goes through the .tmp
-# Inside checkpoints/: each checkpoint, the copy moved aside while one is replaced, the
-# temporary one being written (see rnnkit.train.checkpoint).
+# What a write killed midway leaves (rnnkit.train.durable.replace_file's temporary names).
+TEMP_FILES = tuple(f".{name}.tmp-*" for name in (MARKER_FILE, CONFIG_FILE, TASK_FILE,
+                                                  SUMMARY_FILE, METRICS_FILE))
+# Inside checkpoints/: each checkpoint, the copy moved aside while one is replaced (kept for
+# `last`), the temporary one being written (rnnkit.train.checkpoint), one found damaged by a
+# resume (rnnkit.train.resume).
 OWNED_CHECKPOINTS = ("best", "last", ".best.previous", ".last.previous", ".best.tmp-*",
-                     ".last.tmp-*")
+                     ".last.tmp-*", "best.damaged", "last.damaged", ".last.previous.damaged")
 OWNED_EVENT_FILES = "events.out.tfevents.*"  # what TensorBoard's writer names its files
 # The lock file is the live process's own (never cleared); a private name of it can remain
 # from a process killed while taking the lock.
@@ -47,7 +53,7 @@ def write_marker(run_dir: Path) -> None:
     if not is_marked(run_dir):
         record = {"rnnkit_version": rnnkit.__version__,
                   "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        (run_dir / MARKER_FILE).write_text(json.dumps(record) + "\n", encoding="utf-8")
+        replace_file(run_dir / MARKER_FILE, json.dumps(record) + "\n", "run marker")
 
 
 def is_marked(run_dir: Path) -> bool:
@@ -66,9 +72,11 @@ def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"{run_dir} exists and is not a directory")
     if resume:
-        if not (run_dir / CHECKPOINTS_DIR / "last").is_dir() or not (run_dir / TASK_FILE).is_file():
-            raise RunDirError(f"{run_dir}: nothing to resume (no checkpoints/last); train "
-                              "without --resume to start it (no --overwrite needed)")
+        checkpoints = run_dir / CHECKPOINTS_DIR
+        resumable = any((checkpoints / name).is_dir() for name in RESUME_CANDIDATES)
+        if not resumable or not (run_dir / TASK_FILE).is_file():
+            raise RunDirError(f"{run_dir}: nothing to resume (no checkpoints/last or best); "
+                              "train without --resume to start it (no --overwrite needed)")
         return
     if not _entries(run_dir, skip=LOCK_FILES):
         return  # new, or empty
@@ -87,7 +95,7 @@ def clear_run_files(run_dir: Path) -> list[str]:
     by name; return the names of the entries left, which rnnkit did not write."""
     for name in OWNED_FILES:
         (run_dir / name).unlink(missing_ok=True)
-    for stale in _entries(run_dir, only=LOCK_FILES[1:]):
+    for stale in _entries(run_dir, only=(*LOCK_FILES[1:], *TEMP_FILES)):
         (run_dir / stale).unlink(missing_ok=True)
     left = []
     for subdir, patterns in ((CHECKPOINTS_DIR, OWNED_CHECKPOINTS),
@@ -118,7 +126,7 @@ def _not_a_run(run_dir: Path) -> str | None:
     if is_marked(run_dir):
         return None
     required = [name for name in (CONFIG_FILE, TASK_FILE) if not (run_dir / name).is_file()]
-    foreign = _entries(run_dir, skip=(*OWNED_FILES, *LOCK_FILES, CHECKPOINTS_DIR,
+    foreign = _entries(run_dir, skip=(*OWNED_FILES, *TEMP_FILES, *LOCK_FILES, CHECKPOINTS_DIR,
                                       TENSORBOARD_DIR))
     for name, patterns in ((CHECKPOINTS_DIR, OWNED_CHECKPOINTS),
                            (TENSORBOARD_DIR, (OWNED_EVENT_FILES,))):

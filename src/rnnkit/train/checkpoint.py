@@ -9,8 +9,15 @@ A checkpoint is a directory holding
 - ``trainer_state.safetensors`` + ``trainer_state.json`` (optional): optimizer, schedule, RNG,
   data position, early stopping and loss-function state, to resume a run exactly.
 
+- ``checksums.json``: size and sha256 of each file above, written last
+  (:mod:`rnnkit.train.integrity`); every load checks them first.
+
 Writing goes to a temporary sibling directory that is flushed to disk and then renamed into
-place, so a crash mid-write leaves the previous checkpoint untouched.
+place, so a crash mid-write leaves the previous checkpoint untouched. ``keep_previous=True``
+(the trainer's ``last``) keeps the replaced checkpoint as ``.last.previous``, a second good copy
+that :func:`find_resumable` falls back to when ``last`` is damaged. A write that fails (full
+disk, read-only directory) raises :class:`~rnnkit.train.durable.WriteError` naming the
+checkpoint and leaves no temporary files.
 """
 
 from __future__ import annotations
@@ -25,9 +32,17 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_model
+from safetensors.torch import _remove_duplicate_names, load_file, save
 
-from rnnkit.train.state_io import fsync_path, load_state, read_json, save_state, write_json
+from rnnkit.train.durable import WriteError, fsync_directory, write_new_file
+from rnnkit.train.integrity import (
+    CHECKSUMS_FILE,
+    CorruptCheckpointError,
+    check_finite_weights,
+    checksums_json,
+    verify_checkpoint_files,
+)
+from rnnkit.train.state_io import decode_state, json_bytes, read_json, save_state
 
 MODEL_FILE = "model.safetensors"
 METADATA_FILE = "metadata.json"
@@ -58,26 +73,46 @@ def save_checkpoint(
     model: torch.nn.Module,
     metadata: Mapping[str, Any] | None = None,
     trainer_state: Any = None,
+    keep_previous: bool = False,
 ) -> Path:
     """Atomically write ``model`` (+ ``metadata`` and optional ``trainer_state``) to ``directory``.
 
-    An existing checkpoint at ``directory`` is replaced only once the new one is complete on disk.
-    Returns the directory.
+    An existing checkpoint at ``directory`` is replaced only once the new one is complete on disk;
+    with ``keep_previous`` it stays as ``.NAME.previous`` beside it. Returns the directory.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
     metadata = _check_metadata(metadata)
 
     def write(tmp: Path) -> None:
-        save_model(model, str(tmp / MODEL_FILE), metadata={"format": "pt"})
-        fsync_path(tmp / MODEL_FILE)
-        write_json(tmp / METADATA_FILE, metadata)
+        write_new_file(tmp / MODEL_FILE, _model_bytes(model))
+        write_new_file(tmp / METADATA_FILE, json_bytes(metadata))
         if trainer_state is not None:
             save_state(trainer_state, tmp / TRAINER_STATE_JSON, tmp / TRAINER_STATE_TENSORS)
+        names = [entry.name for entry in tmp.iterdir()]
+        write_new_file(tmp / CHECKSUMS_FILE, checksums_json(tmp, names).encode("utf-8"))
 
     target = Path(directory)
-    _replace_directory_atomically(target, write)
+    try:
+        _replace_directory_atomically(target, write, keep_previous)
+    except OSError as error:
+        if isinstance(error, WriteError):
+            raise
+        raise WriteError(target, error, "checkpoint") from error
     return target
+
+
+def _model_bytes(model: torch.nn.Module) -> bytes:
+    """The ``state_dict`` as safetensors bytes, tensors shared by several names stored once
+    (as ``safetensors.torch.save_model`` does; bytes, so one write helper handles failures)."""
+    state = model.state_dict()
+    dropped_to_kept: dict[str, str] = {}
+    for kept, dropped in _remove_duplicate_names(state).items():
+        for name in dropped:
+            dropped_to_kept[name] = kept
+            del state[name]
+    tensors = {name: tensor.detach().to("cpu").contiguous() for name, tensor in state.items()}
+    return save(tensors, metadata={"format": "pt", **dropped_to_kept})
 
 
 def _check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -92,33 +127,45 @@ def _backup_of(target: Path) -> Path:
     return target.with_name(f".{target.name}.previous")
 
 
-def _replace_directory_atomically(target: Path, write: Callable[[Path], None]) -> None:
+def damaged_name(path: Path) -> Path:
+    """Where a damaged checkpoint is moved aside (kept for inspection, never read)."""
+    return path.with_name(f"{path.name}.damaged")
+
+
+def _replace_directory_atomically(target: Path, write: Callable[[Path], None],
+                                  keep_previous: bool) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    _recover(target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    _recover(target, keep_previous)
     backup = _backup_of(target)
+    if target.exists():
+        # The older copy goes first, so the disk never holds more than the current checkpoint
+        # and the one being written; `target` stays intact until the new one is complete.
+        shutil.rmtree(backup, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         write(tmp)
-        fsync_path(tmp)
+        fsync_directory(tmp)
         # POSIX cannot atomically swap two directories, so the old one is moved aside first;
         # _recover() puts it back if we die between the two renames.
         if target.exists():
             os.replace(target, backup)
         os.replace(tmp, target)
-        fsync_path(target.parent)
+        fsync_directory(target.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        _recover(target)
+        _recover(target, keep_previous)
         raise
-    shutil.rmtree(backup, ignore_errors=True)
+    if not keep_previous:
+        shutil.rmtree(backup, ignore_errors=True)
 
 
-def _recover(target: Path) -> None:
-    """Undo an interrupted replacement: restore the moved-aside checkpoint, drop stale temps."""
+def _recover(target: Path, keep_previous: bool) -> None:
+    """Undo an interrupted replacement: restore the moved-aside checkpoint, drop stale temps
+    (and the moved-aside copy, unless it is kept as the previous checkpoint)."""
     backup = _backup_of(target)
     if not target.exists() and backup.is_dir():
         os.replace(backup, target)
-    elif backup.is_dir():
+    elif backup.is_dir() and not keep_previous:
         shutil.rmtree(backup, ignore_errors=True)
     for stale in target.parent.glob(f".{target.name}.tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
@@ -138,16 +185,37 @@ def _existing_checkpoint(directory: str | Path) -> Path:
     return path
 
 
+def _read_checkpoint_json(directory: Path, name: str) -> Any:
+    try:
+        return read_json(directory / name)
+    except ValueError as error:  # checkpoints older than checksums.json reach this
+        raise CorruptCheckpointError(directory, str(error)) from None
+
+
 def read_metadata(directory: str | Path) -> dict[str, Any]:
-    """The parsed ``metadata.json`` of the checkpoint at ``directory``."""
-    return read_json(_existing_checkpoint(directory) / METADATA_FILE)
+    """The parsed ``metadata.json`` of the checkpoint at ``directory`` (checksum-checked)."""
+    path = _existing_checkpoint(directory)
+    verify_checkpoint_files(path)
+    return _read_checkpoint_json(path, METADATA_FILE)
 
 
 def load_model_state(path: str | Path, device: str | torch.device = "cpu") -> dict:
-    """Read a ``model.safetensors`` into a full ``state_dict``, re-creating tied names."""
-    with safe_open(str(path), framework="pt", device=str(device)) as handle:
-        dropped_to_kept = handle.metadata() or {}
-        state = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+    """Read a ``model.safetensors`` into a full ``state_dict``, re-creating tied names.
+
+    A file safetensors cannot parse (truncated, garbled header) raises
+    :class:`~rnnkit.train.integrity.CorruptCheckpointError` naming it.
+    """
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as handle:
+            dropped_to_kept = handle.metadata() or {}
+            state = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+    except Exception as error:  # safetensors raises its own SafetensorError, or OSError
+        if isinstance(error, FileNotFoundError):
+            raise
+        raise CorruptCheckpointError(
+            path.parent, f"{path.name} cannot be read as safetensors "
+            f"({type(error).__name__}: {error})") from None
     for dropped, kept in dropped_to_kept.items():
         if kept in state and dropped not in state:
             state[dropped] = state[kept]
@@ -162,10 +230,19 @@ def load_checkpoint(
 ) -> Checkpoint:
     """Read the checkpoint at ``directory``; if ``model`` is given, load the weights into it.
 
-    Uses only JSON and safetensors, never pickle. Trainer-state tensors stay on CPU.
+    Uses only JSON and safetensors, never pickle. Trainer-state tensors stay on CPU. Every file
+    is checked against ``checksums.json`` first, and the weights must be finite: a damaged
+    checkpoint raises :class:`~rnnkit.train.integrity.CorruptCheckpointError` (a
+    ``ValueError``) naming the directory, the file or tensor, and what is wrong.
     """
     path = _existing_checkpoint(directory)
+    verify_checkpoint_files(path)
     model_state = load_model_state(path / MODEL_FILE, device)
+    check_finite_weights(path, model_state)
+    metadata = _read_checkpoint_json(path, METADATA_FILE)
+    trainer_state = None
+    if with_trainer_state and (path / TRAINER_STATE_JSON).is_file():
+        trainer_state = _load_trainer_state(path)
     if model is not None:
         try:
             model.load_state_dict(model_state)
@@ -173,7 +250,15 @@ def load_checkpoint(
             raise ValueError(
                 f"checkpoint {str(path)!r} does not fit the model {type(model).__name__}: {error}"
             ) from error
-    trainer_state = None
-    if with_trainer_state and (path / TRAINER_STATE_JSON).is_file():
-        trainer_state = load_state(path / TRAINER_STATE_JSON, path / TRAINER_STATE_TENSORS)
-    return Checkpoint(model_state, read_json(path / METADATA_FILE), trainer_state)
+    return Checkpoint(model_state, metadata, trainer_state)
+
+
+def _load_trainer_state(path: Path) -> Any:
+    tree = _read_checkpoint_json(path, TRAINER_STATE_JSON)
+    try:
+        tensors = load_file(str(path / TRAINER_STATE_TENSORS))
+        return decode_state(tree, tensors)
+    except Exception as error:  # a missing or unparseable file, or a pair out of step
+        raise CorruptCheckpointError(
+            path, f"{TRAINER_STATE_TENSORS} cannot be read with {TRAINER_STATE_JSON} "
+            f"({type(error).__name__}: {error})") from None

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
+
+from rnnkit.train.durable import write_new_file
 
 _TENSOR = "__tensor__"
 _TUPLE = "__tuple__"
@@ -93,28 +94,21 @@ def decode_state(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return {k: decode_state(v, tensors) for k, v in tree.items()}
 
 
-def fsync_path(path: Path) -> None:
-    """Flush a file or directory to disk (directories: so a rename inside it is durable)."""
-    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) if path.is_dir() else os.O_RDONLY
-    try:
-        fd = os.open(path, flags)
-    except OSError:  # some platforms cannot open directories; the rename is still atomic
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+def finite_json(value: Any) -> Any:
+    """``value`` with every NaN/inf float (in nested dicts, lists, tuples) replaced by ``None``,
+    the convention of rnnkit's JSON outputs (strict JSON has no literal for them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(item) for item in value]
+    return value
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write strict JSON (no NaN/Infinity literals) and flush it to disk."""
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, allow_nan=False)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+def json_bytes(data: Any) -> bytes:
+    """Strict JSON (no NaN/Infinity literals), indented, as UTF-8 bytes."""
+    return (json.dumps(data, indent=2, allow_nan=False) + "\n").encode("utf-8")
 
 
 def read_json(path: Path) -> Any:
@@ -128,11 +122,10 @@ def read_json(path: Path) -> Any:
 
 
 def save_state(state: Any, json_path: Path, tensor_path: Path) -> None:
-    """Write ``state`` as a JSON file plus a safetensors file, both flushed to disk."""
+    """Write ``state`` as a new JSON file plus a new safetensors file, both flushed to disk."""
     tree, tensors = encode_state(state)
-    save_file(tensors, str(tensor_path))
-    fsync_path(tensor_path)
-    write_json(json_path, tree)
+    write_new_file(tensor_path, save(tensors))
+    write_new_file(json_path, json_bytes(tree))
 
 
 def load_state(json_path: Path, tensor_path: Path) -> Any:

@@ -32,6 +32,7 @@ from rnnkit.train.distributed import (
     ShardedSource,
     batch_rows,
     data_parallel,
+    from_main,
     rank_seed,
 )
 from rnnkit.train.interrupt import (
@@ -42,6 +43,7 @@ from rnnkit.train.interrupt import (
 from rnnkit.train.loggers import CSVLogger, ProgressBar, TensorBoardLogger
 from rnnkit.train.optim import build_optimizer, clip_gradients
 from rnnkit.train.precision import Precision
+from rnnkit.train.resume import fallback_notice, find_resumable, set_damaged_aside
 from rnnkit.train.row_state import RowState, gather_rows, rows_of_rank, state_row_dim
 from rnnkit.train.runtime import is_main_process, resolve_device, unwrap_model
 from rnnkit.train.schedules import LRSchedule
@@ -138,6 +140,8 @@ class Trainer:
       reduce-on-plateau; ``monitor_mode`` is ``"min"`` or ``"max"``.
     - ``run_dir`` receives ``checkpoints/{best,last}/``, ``metrics.csv`` and ``tensorboard/``;
       without it nothing is written and a run cannot be resumed.
+    - ``notice`` receives one-line notes, e.g. that ``resume=True`` found ``last`` damaged and
+      continues from an older checkpoint (default: a ``RuntimeWarning``).
     - ``metadata`` is stored as-is in each checkpoint's ``metadata.json`` (the key ``"trainer"``
       is reserved for the trainer's own summary).
     """
@@ -155,6 +159,7 @@ class Trainer:
         run_dir: str | Path | None = None,
         metadata: Mapping[str, Any] | None = None,
         callbacks: Sequence[Callback] = (),
+        notice: Callable[[str], None] | None = None,
     ) -> None:
         check_arguments(model, train_data, config, loss_fn, evaluate, monitor_mode)
         self.config = config
@@ -181,6 +186,7 @@ class Trainer:
         self._row_dim = state_row_dim(self.loss_fn)
         self._replicated = bool(getattr(self.loss_fn, "state_replicated", False))
         self._restored_rows: RowState | None = None  # all rows, applied at the first batch
+        self._notice = notice if notice is not None else _warn
 
     @property
     def checkpoint_dir(self) -> Path | None:
@@ -206,8 +212,10 @@ class Trainer:
     def fit(self, resume: bool | str | Path = False) -> FitResult:
         """Train until a budget, early stopping, a non-finite loss or a stop signal.
 
-        ``resume=True`` continues from ``run_dir/checkpoints/last``; a path resumes from that
-        checkpoint directory. A fresh run refuses a ``run_dir`` that already holds checkpoints.
+        ``resume=True`` continues from ``run_dir/checkpoints/last``, or, when that is damaged,
+        from the newest undamaged one of ``.last.previous`` and ``best`` (saying so through
+        ``notice``); a path resumes from that checkpoint directory. A fresh run refuses a
+        ``run_dir`` that already holds checkpoints.
         Ctrl-C (SIGINT), SIGTERM or SIGHUP finishes the current step, saves ``last`` and raises
         :class:`~rnnkit.train.interrupt.TrainingInterrupted` (a ``KeyboardInterrupt`` naming
         the signal and the checkpoint); a second signal stops at once without saving.
@@ -456,17 +464,18 @@ class Trainer:
         loss_state = self._loss_state(collective)  # before rank > 0 leaves: all ranks gather
         if not is_main_process():
             return None
-        for parameter in self.parameters:
+        for parameter_name, parameter in unwrap_model(self.model).named_parameters():
             if not torch.isfinite(parameter).all():
                 raise NonFiniteLossError(
-                    f"model parameters became non-finite after step {self.state.global_step}; "
-                    f"not overwriting checkpoint {name!r}"
+                    f"model parameter {parameter_name!r} became non-finite after step "
+                    f"{self.state.global_step}; not overwriting checkpoint {name!r}"
                 )
         return save_checkpoint(
             self.checkpoint_dir / name,
             unwrap_model(self.model),
             metadata={**self.metadata, TRAINER_KEY: self._metadata_summary()},
             trainer_state=self._trainer_state(loss_state),
+            keep_previous=name == "last",  # a second copy to resume from if `last` is damaged
         )
 
     def _metadata_summary(self) -> dict[str, Any]:
@@ -516,13 +525,29 @@ class Trainer:
             "config": self.config.to_dict(),
         }
 
+    def _resume_directory(self) -> Path:
+        """The newest undamaged checkpoint of ``run_dir`` (rank 0 chooses, and sets damaged
+        ones aside with a notice; every rank then loads the same one)."""
+        if self.checkpoint_dir is None:
+            raise ValueError("resume: True needs a run_dir to resume from, got run_dir=None")
+        chosen, refusal = None, None
+        if is_main_process():
+            try:
+                point = find_resumable(self.checkpoint_dir)
+                if point.damaged:
+                    self._notice(fallback_notice(point, set_damaged_aside(point)))
+                chosen = str(point.path)
+            except (OSError, ValueError) as error:
+                refusal = error
+        chosen, message = from_main((chosen, None if refusal is None else str(refusal)))
+        if refusal is not None:
+            raise refusal
+        if chosen is None:
+            raise ValueError(message)
+        return Path(chosen)
+
     def _load_for_resume(self, resume: bool | str | Path) -> None:
-        if resume is True:
-            if self.checkpoint_dir is None:
-                raise ValueError("resume: True needs a run_dir to resume from, got run_dir=None")
-            directory = self.checkpoint_dir / "last"
-        else:
-            directory = Path(resume)  # type: ignore[arg-type]
+        directory = self._resume_directory() if resume is True else Path(resume)  # type: ignore[arg-type]
         checkpoint = load_checkpoint(directory, unwrap_model(self.model), device=self.device)
         saved = checkpoint.trainer_state
         if saved is None or saved.get("version") != TRAINER_STATE_VERSION:
@@ -563,6 +588,10 @@ class Trainer:
         elif is_main_process():
             warnings.warn(_rows_mismatch(saved, self._row_dim, total), RuntimeWarning,
                           stacklevel=2)
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
 def _rows_mismatch(saved: RowState, row_dim: int, total_rows: int) -> str:
