@@ -26,6 +26,14 @@ def seasonal_scale(train: np.ndarray, season: int) -> np.ndarray:
     return np.where(scale > 0, scale, 1.0)
 
 
+def seasonal_naive(history: np.ndarray, horizon: int, season: int) -> np.ndarray:
+    """Repeat each window's last ``season`` values (at most its lookback): ``history``
+    ``(windows, lookback, targets)`` → ``(windows, horizon, targets)``."""
+    season = max(1, min(season, history.shape[1]))
+    steps = history.shape[1] - season + np.arange(horizon) % season
+    return history[:, steps]
+
+
 def mase_per_series(predicted: np.ndarray, actual: np.ndarray, series: np.ndarray,
                     scales: np.ndarray) -> np.ndarray:
     """MASE of each series: ``predicted``/``actual`` ``(windows, horizon, targets)``,

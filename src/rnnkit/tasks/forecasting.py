@@ -300,10 +300,8 @@ class ForecastingTask(Task):
     def _seasonal_naive(self, windows: Windows) -> np.ndarray:
         """The seasonal-naive forecast from each window's history: ``(windows, horizon,
         targets)``."""
-        season, horizon = self.config.data.season, self.config.data.horizon
-        targets = list(self.roles.targets)
-        return np.stack([metrics.seasonal_naive_forecast(
-            h[:, targets], horizon, min(season, len(h) - 1)).numpy() for h in windows.history])
+        return fm.seasonal_naive(windows.history[..., list(self.roles.targets)],
+                                 self.config.data.horizon, self.config.data.season)
 
     def _per_series(self, windows: Windows, predicted: np.ndarray, naive: np.ndarray,
                     mase: np.ndarray, naive_mase: np.ndarray) -> list[dict[str, Any]]:

@@ -1,0 +1,45 @@
+"""Synthetic forecasting files whose future depends on a covariate only (seeded)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def write_rows(path: Path, header: list[str], rows: list[list]) -> Path:
+    lines = [",".join(header)] + [",".join(str(v) for v in row) for row in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def promotion_series(tmp: Path, steps: int = 400, seed: int = 0) -> tuple[Path, Path]:
+    """``value = 2 · promo + noise`` with ``promo`` a coin flip per step: only a model that
+    knows the promotions over the horizon can forecast it. Returns (train, test) files."""
+    rng = np.random.default_rng(seed)
+    promo = rng.integers(0, 2, steps)
+    value = 2.0 * promo + 0.05 * rng.standard_normal(steps)
+    rows = [[t, f"{v:.4f}", p] for t, (v, p) in enumerate(zip(value, promo, strict=True))]
+    cut = int(steps * 0.8)
+    header = ["time", "value", "promo"]
+    return (write_rows(tmp / "train.csv", header, rows[:cut]),
+            write_rows(tmp / "test.csv", header, rows[cut:]))
+
+
+def signed_panel(tmp: Path, series: int = 6, steps: int = 160, seed: int = 0) -> tuple[Path, Path]:
+    """A long-format panel: ``value = sign · x + noise`` with ``x`` a known future covariate
+    and ``sign`` (±1) a static covariate per series. With a lookback of 1 the history cannot
+    reveal the sign, so only a model given ``sign`` forecasts well."""
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    cut = int(steps * 0.75)
+    for index in range(series):
+        sign = 1 if index % 2 == 0 else -1
+        x = rng.standard_normal(steps)
+        value = sign * x + 0.05 * rng.standard_normal(steps)
+        for t in range(steps):
+            row = [f"s{index}", t, f"{value[t]:.4f}", f"{x[t]:.4f}", sign]
+            (train if t < cut else test).append(row)
+    header = ["series_id", "time", "value", "x", "sign"]
+    return (write_rows(tmp / "panel_train.csv", header, train),
+            write_rows(tmp / "panel_test.csv", header, test))
