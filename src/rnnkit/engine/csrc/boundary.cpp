@@ -179,19 +179,70 @@ bool check_lengths(const Arg& lengths, int64_t T) {
 
 int thread_count(int threads) { return threads < 1 ? 1 : threads; }
 
+// Binds a vectorcall's arguments to `names`, every one required and passed by keyword, into
+// `values` (borrowed). Keyword names in the caller's code are interned, as are `interned`'s,
+// so the usual call costs one pointer comparison per argument; any order still works.
+bool bind_keywords(const char* function, PyObject* const* args, Py_ssize_t nargs,
+                   PyObject* kwnames, const char* const* names, PyObject** interned, int count,
+                   PyObject** values) {
+    const Py_ssize_t given = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs != 0 || given != count) {
+        PyErr_Format(PyExc_TypeError, "%s: expected %d keyword arguments and no positional "
+                     "ones, got %zd positional and %zd keyword", function, count, nargs, given);
+        return false;
+    }
+    for (int i = 0; i < count; i++) {
+        if (!interned[i] && !(interned[i] = PyUnicode_InternFromString(names[i]))) return false;
+        values[i] = nullptr;
+    }
+    for (Py_ssize_t k = 0; k < given; k++) {
+        PyObject* key = PyTuple_GET_ITEM(kwnames, k);
+        int slot = (k < count && key == interned[k]) ? (int)k : -1;
+        for (int i = 0; slot < 0 && i < count; i++)
+            if (PyUnicode_Compare(key, interned[i]) == 0) slot = i;
+        if (slot < 0 || values[slot]) {
+            PyErr_Format(PyExc_TypeError, "%s: unexpected or repeated keyword argument '%U'",
+                         function, key);
+            return false;
+        }
+        values[slot] = args[k];
+    }
+    return true;
+}
+
+// An int argument (0/1 for flags), or -1 with a TypeError naming it.
+bool int_arg(PyObject* value, const char* name, int* out) {
+    if (PyBool_Check(value) || PyLong_Check(value)) {
+        long v = PyLong_AsLong(value);
+        if (v == -1 && PyErr_Occurred()) return false;
+        *out = (int)v;
+        return true;
+    }
+    PyErr_Format(PyExc_TypeError, "rnnkit.engine: %s: expected an int or bool, got %s", name,
+                 Py_TYPE(value)->tp_name);
+    return false;
+}
+
 }  // namespace
 
-PyObject* rnnkit_py_forward(PyObject*, PyObject* args, PyObject* kwargs) {
+PyObject* rnnkit_py_forward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
+                            PyObject* kwnames) {
     static const char* names[] = {"mode", "reverse", "save", "threads", "pack", "xg", "bias",
                                   "h0", "c0", "w_hh", "b_hn", "w_hr", "lengths", "y", "h_n",
-                                  "c_n", "gates", "aux", "m", "work", nullptr};
-    int mode, reverse, save, threads, pack;
-    PyObject *xg, *bias, *h0, *c0, *whh, *bhn, *whr, *lengths, *y, *hn, *cn, *gates, *aux, *m,
-        *work;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$ippipOOOOOOOOOOOOOOO", (char**)names, &mode,
-                                     &reverse, &save, &threads, &pack, &xg, &bias, &h0, &c0, &whh,
-                                     &bhn, &whr, &lengths, &y, &hn, &cn, &gates, &aux, &m, &work))
+                                  "c_n", "gates", "aux", "m", "work"};
+    constexpr int kCount = sizeof(names) / sizeof(names[0]);
+    static PyObject* interned[kCount];
+    PyObject* v[kCount];
+    if (!bind_keywords("forward", args, nargs, kwnames, names, interned, kCount, v))
         return nullptr;
+    int mode, reverse, save, threads, pack;
+    if (!int_arg(v[0], "mode", &mode) || !int_arg(v[1], "reverse", &reverse) ||
+        !int_arg(v[2], "save", &save) || !int_arg(v[3], "threads", &threads) ||
+        !int_arg(v[4], "pack", &pack))
+        return nullptr;
+    PyObject *xg = v[5], *bias = v[6], *h0 = v[7], *c0 = v[8], *whh = v[9], *bhn = v[10],
+             *whr = v[11], *lengths = v[12], *y = v[13], *hn = v[14], *cn = v[15],
+             *gates = v[16], *aux = v[17], *m = v[18], *work = v[19];
     Sizes s;
     if (!check_mode(mode) || !read_sizes(xg, "xg", whh, mode, &s)) return nullptr;
     const bool lstm = mode == rnnkit::MODE_LSTM, gru = mode == rnnkit::MODE_GRU;
@@ -259,18 +310,24 @@ PyObject* rnnkit_py_forward(PyObject*, PyObject* args, PyObject* kwargs) {
     Py_RETURN_NONE;
 }
 
-PyObject* rnnkit_py_backward(PyObject*, PyObject* args, PyObject* kwargs) {
+PyObject* rnnkit_py_backward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
+                             PyObject* kwnames) {
     static const char* names[] = {"mode", "reverse", "threads", "w_hh", "w_hr", "dy", "dh_n",
                                   "dc_n", "y", "h0", "c0", "gates", "aux", "lengths", "dgx",
-                                  "dgh", "dh0", "dc0", "dhtot", "work", nullptr};
-    int mode, reverse, threads;
-    PyObject *whh, *whr, *dy, *dhn, *dcn, *y, *h0, *c0, *gates, *aux, *lengths, *dgx, *dgh, *dh0,
-        *dc0, *dhtot, *work;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$ipiOOOOOOOOOOOOOOOOO", (char**)names, &mode,
-                                     &reverse, &threads, &whh, &whr, &dy, &dhn, &dcn, &y, &h0,
-                                     &c0, &gates, &aux, &lengths, &dgx, &dgh, &dh0, &dc0, &dhtot,
-                                     &work))
+                                  "dgh", "dh0", "dc0", "dhtot", "work"};
+    constexpr int kCount = sizeof(names) / sizeof(names[0]);
+    static PyObject* interned[kCount];
+    PyObject* v[kCount];
+    if (!bind_keywords("backward", args, nargs, kwnames, names, interned, kCount, v))
         return nullptr;
+    int mode, reverse, threads;
+    if (!int_arg(v[0], "mode", &mode) || !int_arg(v[1], "reverse", &reverse) ||
+        !int_arg(v[2], "threads", &threads))
+        return nullptr;
+    PyObject *whh = v[3], *whr = v[4], *dy = v[5], *dhn = v[6], *dcn = v[7], *y = v[8],
+             *h0 = v[9], *c0 = v[10], *gates = v[11], *aux = v[12], *lengths = v[13],
+             *dgx = v[14], *dgh = v[15], *dh0 = v[16], *dc0 = v[17], *dhtot = v[18],
+             *work = v[19];
     Sizes s;
     if (!check_mode(mode) || !read_sizes(gates, "gates", whh, mode, &s)) return nullptr;
     const bool lstm = mode == rnnkit::MODE_LSTM, gru = mode == rnnkit::MODE_GRU;

@@ -7,8 +7,10 @@
 
 #include "engine.h"
 
-PyObject* rnnkit_py_forward(PyObject* self, PyObject* args, PyObject* kwargs);
-PyObject* rnnkit_py_backward(PyObject* self, PyObject* args, PyObject* kwargs);
+PyObject* rnnkit_py_forward(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+                            PyObject* kwnames);
+PyObject* rnnkit_py_backward(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+                             PyObject* kwnames);
 PyObject* rnnkit_py_stream(PyObject* self, PyObject* const* args, Py_ssize_t nargs);
 
 namespace rnnkit {

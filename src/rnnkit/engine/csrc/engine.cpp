@@ -320,9 +320,9 @@ static PyMethodDef methods[] = {
     {"isa", py_isa, METH_NOARGS, "Name of the instruction set the kernels currently use."},
     {"supported_isas", py_supported_isas, METH_NOARGS, "Instruction sets usable on this CPU."},
     {"set_isa", py_set_isa, METH_VARARGS, "Select the kernels' instruction set (for testing)."},
-    {"forward", (PyCFunction)(void (*)(void))rnnkit_py_forward, METH_VARARGS | METH_KEYWORDS,
+    {"forward", (PyCFunction)(void (*)(void))rnnkit_py_forward, METH_FASTCALL | METH_KEYWORDS,
      "Forward recurrence over named, checked tensors (internal)."},
-    {"backward", (PyCFunction)(void (*)(void))rnnkit_py_backward, METH_VARARGS | METH_KEYWORDS,
+    {"backward", (PyCFunction)(void (*)(void))rnnkit_py_backward, METH_FASTCALL | METH_KEYWORDS,
      "Backward recurrence over named, checked tensors (internal)."},
     {nullptr, nullptr, 0, nullptr},
 };
