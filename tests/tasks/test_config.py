@@ -89,3 +89,25 @@ def test_overrides_never_modify_their_input(section):
 
 def test_override_of_a_list_value():
     assert apply_overrides({}, ["data.value_columns=[a, b]"])["data"]["value_columns"] == ["a", "b"]
+
+
+def test_a_duplicate_yaml_key_is_refused_naming_file_and_lines(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("task: language_model\ntrain:\n  lr: 0.01\n  batch_size: 4\n  lr: 0.1\n")
+    with pytest.raises(ConfigError, match=rf"^{path}:5: duplicate key 'lr' \(first set on line "
+                                          r"3\); remove one of them$"):
+        read_config_file(path)
+    path.write_text("task: language_model\ntrain: {lr: 0.01}\ntask: tagging\n")
+    with pytest.raises(ConfigError, match=rf"^{path}:3: duplicate key 'task' \(first set on "
+                                          "line 1"):
+        read_config_file(path)
+    path.write_text("task: language_model\ntrain: {lr: 0.01}\nmodel: {lr: 0.01}\n")
+    assert read_config_file(path)["model"] == {"lr": 0.01}  # the same key in two sections
+
+
+def test_yaml_configs_never_build_python_objects(tmp_path):
+    path = tmp_path / "evil.yaml"
+    path.write_text("task: !!python/object/apply:os.system ['touch pwned']\n")
+    with pytest.raises(ConfigError, match=r"evil\.yaml:1: not valid YAML"):
+        read_config_file(path)
+    assert not (tmp_path / "pwned").exists()

@@ -1,6 +1,7 @@
 """The one place that turns exceptions into exit codes and one-line messages.
 
-User errors (bad config, missing file, malformed data, wrong options) exit with 2; anything
+User errors (bad config, missing file, malformed data, wrong options, a full disk or a
+read-only directory: one line naming the path) exit with 2; anything
 else exits with 1; a stop signal (Ctrl-C, SIGTERM, SIGHUP) exits with 128 + its number, the
 shell's convention: 130, 143, 129. ``rnnkit --debug ...`` re-raises so the full traceback is
 shown.
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 import typer
 
 from rnnkit.data import ChecksumMismatchError, RegistryUnavailableError
+from rnnkit.train.durable import WriteError, describe_os_error, is_storage_error
 from rnnkit.train.interrupt import signal_name
 
 USER_ERROR = 2
@@ -54,6 +56,13 @@ def _message(error: BaseException) -> str:
     return " ".join(text.split())  # one line, whatever the exception held
 
 
+def storage_message(error: OSError) -> str:
+    """One line naming the path that could not be written or read, and why."""
+    if isinstance(error, WriteError) or not error.filename:
+        return _message(error)
+    return f"{error.filename}: {describe_os_error(error)}"
+
+
 def fail(message: str, code: int = USER_ERROR) -> typer.Exit:
     """Print ``error: message`` on stderr and return the exit to raise."""
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
@@ -78,6 +87,13 @@ def handle_errors(command: F) -> F:
             if Settings.debug:
                 raise
             raise fail(_message(error)) from None
+        except OSError as error:  # a full disk or read-only directory is the user's to fix
+            if Settings.debug:
+                raise
+            if is_storage_error(error):
+                raise fail(storage_message(error)) from None
+            raise fail(f"{type(error).__name__}: {_message(error)} "
+                       "(run `rnnkit --debug ...` for the traceback)", FAILURE) from None
         except Exception as error:
             if Settings.debug:
                 raise

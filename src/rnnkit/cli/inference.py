@@ -16,6 +16,7 @@ import typer
 from rnnkit.cli.errors import handle_errors
 from rnnkit.tasks import load_run
 from rnnkit.tasks.run import Run
+from rnnkit.train.state_io import finite_json
 
 DIR_ARGUMENT = typer.Argument(..., help="A run directory made by `rnnkit train`.",
                               show_default=False)
@@ -33,8 +34,8 @@ def evaluate(
         raise FileNotFoundError(f"--data: file not found: {data}")
     run = load_run(run_dir, checkpoint)
     metrics = run.evaluate(data, progress=not as_json)
-    if as_json:
-        typer.echo(json.dumps(metrics))
+    if as_json:  # strict JSON: a NaN or infinite metric is null (documented in the README)
+        typer.echo(json.dumps(finite_json(metrics), allow_nan=False))
         return
     width = max(len(name) for name in metrics)
     for name, value in metrics.items():
@@ -114,7 +115,8 @@ def write_rows(rows: list[dict[str, Any]], handle, output_format: str) -> None:
     """Rows as JSON lines or CSV (lists joined by spaces, probabilities as ``p_<label>``)."""
     if output_format == "jsonl":
         for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            handle.write(json.dumps(finite_json(row), ensure_ascii=False, allow_nan=False)
+                         + "\n")
         return
     flat = [_flatten(row) for row in rows]
     fields = list(dict.fromkeys(key for row in flat for key in row))

@@ -18,7 +18,9 @@ import yaml
 
 from rnnkit.annotations import closest, is_int, matches
 from rnnkit.tasks.errors import ConfigError
+from rnnkit.tasks.yaml_strict import load_yaml
 from rnnkit.train import TrainConfig
+from rnnkit.train.durable import replace_file
 
 TASK_NAMES = (
     "language_model",
@@ -325,11 +327,13 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             except ModuleNotFoundError:  # Python 3.10
                 import tomli as tomllib  # type: ignore[no-redef]
             return tomllib.loads(text)
-        data = yaml.safe_load(text)
+        data = load_yaml(text, path)  # safe, and a duplicate key is an error naming its line
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         raise ConfigError(f"{where}: not valid YAML ({getattr(error, 'problem', error)})") from None
+    except ConfigError:  # a duplicate key, already naming file and line
+        raise
     except ValueError as error:  # tomllib.TOMLDecodeError
         raise ConfigError(f"{path}: not valid TOML ({error})") from None
     if data is None:
@@ -371,5 +375,4 @@ def save_config(config: RunConfig, path: str | Path) -> Path:
     """Write the resolved configuration as YAML (every key, defaults included)."""
     path = Path(path)
     text = yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True)
-    path.write_text(text, encoding="utf-8")
-    return path
+    return replace_file(path, text, "config")  # atomic; a full disk names the path

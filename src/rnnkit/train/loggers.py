@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import math
-import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
 from rnnkit.train.callbacks import Callback, StepRecord
+from rnnkit.train.durable import WriteError, replace_file
 
 if TYPE_CHECKING:
     from rnnkit.train.trainer import Trainer
@@ -50,6 +53,7 @@ class CSVLogger(Callback):
         self._last_record: StepRecord | None = None
         self._handle: Any = None  # kept open: reopening per row cost ~0.1 ms a step
         self._writer: csv.DictWriter | None = None
+        self._failed = False
 
     def on_fit_start(self, trainer: Trainer) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,19 +68,35 @@ class CSVLogger(Callback):
 
     def _rewrite(self, rows: list[dict[str, Any]]) -> None:
         self._close()
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=self.columns)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, self.path)
-        self._handle = open(self.path, "a", newline="", encoding="utf-8")  # noqa: SIM115
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=self.columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        replace_file(self.path, buffer.getvalue(), "metrics log")  # atomic; names the path
+        with self._failures_named():
+            self._handle = open(self.path, "a", newline="", encoding="utf-8")  # noqa: SIM115
         self._writer = csv.DictWriter(self._handle, fieldnames=self.columns)
+
+    @contextlib.contextmanager
+    def _failures_named(self) -> Iterator[None]:
+        """A full disk or lost permission while appending is a WriteError naming the file."""
+        try:
+            yield
+        except OSError as error:
+            self._failed = True
+            if isinstance(error, WriteError):
+                raise
+            raise WriteError(self.path, error, "metrics log") from error
 
     def _close(self) -> None:
         if self._handle is not None:
-            self._handle.close()
-            self._handle = self._writer = None
+            handle, self._handle, self._writer = self._handle, None, None
+            if self._failed:  # closing flushes again, which would fail the same way
+                with contextlib.suppress(OSError):
+                    handle.close()
+            else:
+                with self._failures_named():
+                    handle.close()
 
     def _read_rows(self) -> list[dict[str, str]]:
         with open(self.path, newline="", encoding="utf-8") as handle:
@@ -84,13 +104,14 @@ class CSVLogger(Callback):
 
     def _write(self, row: dict[str, Any]) -> None:
         new_columns = [name for name in row if name not in self.columns]
-        if new_columns:
-            self._handle.flush()
-            rows = self._read_rows()
-            self.columns.extend(new_columns)
-            self._rewrite(rows)
-        self._writer.writerow(row)  # type: ignore[union-attr]
-        self._handle.flush()  # readable while training runs (no fsync: a log, not a checkpoint)
+        with self._failures_named():
+            if new_columns:
+                self._handle.flush()
+                rows = self._read_rows()
+                self.columns.extend(new_columns)
+                self._rewrite(rows)
+            self._writer.writerow(row)  # type: ignore[union-attr]
+            self._handle.flush()  # readable while training runs (no fsync: a log)
 
     def _flush_pending(self) -> None:
         if self._pending is not None:
@@ -114,7 +135,8 @@ class CSVLogger(Callback):
 
     def on_fit_end(self, trainer: Trainer) -> None:
         try:
-            self._flush_pending()
+            if not self._failed:  # after a failed write, the error already on its way says it
+                self._flush_pending()
         finally:
             self._close()
 
