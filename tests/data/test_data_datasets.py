@@ -243,25 +243,32 @@ def _ar_member(name: str, data: bytes) -> bytes:
 def test_debian_package_reading_and_safe_extraction(tmp_path):
     from rnnkit.data.datasets._archives import deb_data_tar, extract_tar
 
-    payload = io.BytesIO()
-    with tarfile.open(fileobj=payload, mode="w:xz") as tar:
-        for name, data in (("./usr/share/sword/mods.d/x.conf", b"[x]"),
-                           ("./usr/share/doc/x/copyright", b"doc"),
-                           ("./usr/share/sword/../../../evil", b"no")):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    deb = tmp_path / "x_1_all.deb"
-    deb.write_bytes(b"!<arch>\n" + _ar_member("debian-binary", b"2.0\n")
-                    + _ar_member("control.tar.xz", b"c") + _ar_member("data.tar.xz",
-                                                                      payload.getvalue()))
-    with deb_data_tar(deb) as tar:
+    def deb_with(*members):
+        payload = io.BytesIO()
+        with tarfile.open(fileobj=payload, mode="w:xz") as tar:
+            for name, data in members:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        deb = tmp_path / "x_1_all.deb"
+        deb.write_bytes(b"!<arch>\n" + _ar_member("debian-binary", b"2.0\n")
+                        + _ar_member("control.tar.xz", b"c") + _ar_member("data.tar.xz",
+                                                                          payload.getvalue()))
+        return deb, fetch_module.sha256_of(deb)
+
+    deb, sha256 = deb_with(("./usr/share/sword/mods.d/x.conf", b"[x]"),
+                           ("./usr/share/doc/x/copyright", b"doc"))
+    with deb_data_tar(deb, sha256) as tar:
         assert extract_tar(tar, tmp_path / "root", prefix="usr/share/sword") == 1
     assert (tmp_path / "root" / "mods.d" / "x.conf").read_bytes() == b"[x]"
-    assert not (tmp_path / "evil").exists()
+    deb, sha256 = deb_with(("./usr/share/sword/a.conf", b"a"),
+                           ("./usr/share/sword/../../../evil", b"no"))
+    with deb_data_tar(deb, sha256) as tar, pytest.raises(ValueError, match=r"'\.\.' component"):
+        extract_tar(tar, tmp_path / "root2", prefix="usr/share/sword")
+    assert not (tmp_path / "evil").exists() and not (tmp_path / "root2").exists()
     (tmp_path / "not.deb").write_bytes(b"PK")
     with pytest.raises(ValueError, match=r"not\.deb is not a Debian package"):
-        deb_data_tar(tmp_path / "not.deb")
+        deb_data_tar(tmp_path / "not.deb", fetch_module.sha256_of(tmp_path / "not.deb"))
 
 
 def test_import_from_a_pinned_sdist_without_installing(tmp_path, monkeypatch):
@@ -274,11 +281,12 @@ def test_import_from_a_pinned_sdist_without_installing(tmp_path, monkeypatch):
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
     monkeypatch.delitem(sys.modules, "rnnkit_fakepkg", raising=False)
-    module = import_from_archive(sdist, "rnnkit_fakepkg", "0.1")
+    sha256 = fetch_module.sha256_of(sdist)
+    module = import_from_archive(sdist, "rnnkit_fakepkg", "0.1", sha256)
     assert module.VALUE == 42 and str(tmp_path) not in " ".join(sys.path)
     with pytest.raises(RuntimeError, match=r"rnnkit_fakepkg 0\.1 is already imported; this "
                                            r"rebuild needs the pinned rnnkit_fakepkg 0\.2"):
-        import_from_archive(sdist, "rnnkit_fakepkg", "0.2")
+        import_from_archive(sdist, "rnnkit_fakepkg", "0.2", sha256)
     monkeypatch.delitem(sys.modules, "rnnkit_fakepkg")
 
 

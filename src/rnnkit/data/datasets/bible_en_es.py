@@ -52,10 +52,10 @@ def read_pairs(archives: tuple[Path, ...]) -> list[Pair]:
     """Every verse present in both Bibles, in canonical order."""
     kjv, sparv, pysword_sdist = archives
     root = kjv.parent / "sword-root"
-    for deb in (kjv, sparv):
-        with deb_data_tar(deb) as tar:
+    for deb, package in zip((kjv, sparv), PACKAGES[:2], strict=True):
+        with deb_data_tar(deb, package.sha256) as tar:
             extract_tar(tar, root, prefix="usr/share/sword")
-    import_from_archive(pysword_sdist, "pysword", PACKAGES[2].version)
+    import_from_archive(pysword_sdist, "pysword", PACKAGES[2].version, PACKAGES[2].sha256)
     modules = importlib.import_module("pysword.modules").SwordModules(str(root))
     modules.parse_modules()
     english, spanish = (modules.get_bible_from_module(name) for name in MODULES)

@@ -42,7 +42,7 @@ _SPACES = str.maketrans({"\u00a0": " ", "\u202f": " ", "\u2009": " "})
 
 def load_format_date(archive: Path) -> Callable[..., str]:
     """``babel.dates.format_date`` from the pinned wheel (extracted next to it on first use)."""
-    import_from_archive(archive, "babel", PACKAGE.version)
+    import_from_archive(archive, "babel", PACKAGE.version, PACKAGE.sha256)
     return importlib.import_module("babel.dates").format_date
 
 
