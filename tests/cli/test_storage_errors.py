@@ -117,3 +117,24 @@ def test_evaluate_json_prints_valid_json_when_a_metric_is_nan(cli, tmp_path, mon
 
     assert json.loads(result.stdout, parse_constant=refuse) == {
         "loss": None, "perplexity": None, "bpc": 1.5}
+
+
+def test_a_huge_hidden_size_fails_in_the_config_check(cli, tmp_path):
+    result = cli("train", hello_config(tmp_path), "--out", "r", "--set",
+                 "model.hidden_size=1000000000", *TINY)
+    assert_user_error(result, "error: model.hidden_size=1000000000 (cell lstm, num_layers 2): "
+                              "training needs at least 111 EB for the recurrent weights alone "
+                              "(8e+18 parameters in float32", "more than the ",
+                      "of memory available; choose a smaller model.hidden_size")
+    assert not Path("r").exists()
+
+
+def test_the_memory_check_is_a_lower_bound_that_passes_real_models():
+    from rnnkit.tasks.config import ModelConfig
+    from rnnkit.tasks.memory_check import check_model_fits_memory, recurrent_parameters
+
+    model = ModelConfig(cell="gru", hidden_size=512, num_layers=2, bidirectional=True)
+    assert recurrent_parameters(model) == 3 * 512 * 514 * 2 * 2
+    check_model_fits_memory(model, available=10**8)  # 48 MB of training state
+    with pytest.raises(ValueError, match=r"needs at least 48.2 MB .* more than the 9.54 MB"):
+        check_model_fits_memory(model, available=10**7)

@@ -35,6 +35,7 @@ from rnnkit.tasks.config import (
 )
 from rnnkit.tasks.data_files import dataset_defaults, resolve_paths
 from rnnkit.tasks.errors import RunDirError
+from rnnkit.tasks.memory_check import check_model_fits_memory
 from rnnkit.tasks.registry import TASKS
 from rnnkit.tasks.run_dir import (
     CONFIG_FILE,
@@ -149,6 +150,7 @@ def train(
     :class:`~rnnkit.train.interrupt.TrainingInterrupted` after saving ``last``.
     """
     run_dir = Path(run_dir)
+    check_model_fits_memory(config.model)  # before anything is read, locked or written
     lock = _lock(run_dir, resume, overwrite, notice)
     try:
         return _train_locked(config, run_dir, resume, callbacks, notice)
