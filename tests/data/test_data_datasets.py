@@ -23,7 +23,7 @@ from rnnkit.data.datasets.brown_universal import BROWN_TO_UNIVERSAL, UNIVERSAL_T
 from rnnkit.data.datasets.fetch import PinnedPackage, fetch_package, sha256_of
 
 REAL = ["shakespeare", "rotten_tomatoes", "brown_pos", "dates", "bible_en_es", "names",
-        "air_passengers", "sunspots"]
+        "air_passengers", "sunspots", "wnut16"]
 
 
 def provenance_counts(sample) -> dict[str, int]:
@@ -300,3 +300,14 @@ def test_debian_fetch_uses_apt_get_download_and_hints_at_update(tmp_path, monkey
     monkeypatch.setattr(fetch_module, "_client_command", lambda package, destination: failing)
     with pytest.raises(RegistryUnavailableError, match="Run `apt-get update` first"):
         fetch_package(package, tmp_path)
+
+
+def test_wnut16_sample_is_bio_ner_with_hashtags_kept():
+    sample = load_sample("wnut16")
+    sentences = sample.reader("train").read()
+    tags = Counter(t for s in sentences for t in s.tags)
+    assert len(sentences) == 479 and tags.most_common(1)[0][0] == "O"
+    assert {t.split("-", 1)[1] for t in tags if t != "O"} <= {
+        "person", "geo-loc", "company", "facility", "product", "musicartist", "sportsteam",
+        "tvshow", "movie", "other"}
+    assert any(w.startswith("#") for s in sentences for w in s.words)  # not read as comments

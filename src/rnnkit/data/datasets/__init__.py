@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..readers import (
+    ConllReader,
     LabelledTextReader,
     OnError,
     PairReader,
@@ -58,6 +59,8 @@ def open_reader(info: DatasetInfo, path: Path, on_error: OnError = "raise") -> R
                                   info.group_column, on_error=on_error)
     if info.format == "word_tag":
         return SlashTaggedReader(path, on_error=on_error)
+    if info.format == "conll":
+        return ConllReader(path, delimiter="\t", comment_prefix=None, on_error=on_error)
     if info.format == "pairs":
         return PairReader(path, on_error=on_error)
     return SeriesReader(path, info.value_columns, info.time_column, on_error=on_error)

@@ -23,8 +23,8 @@ def provenance_text(info: DatasetInfo, counts: dict[str, int], full: bool) -> st
     lines += ["- Rebuild: `python scripts/build_samples.py` (sample) or "
               f"`rnnkit datasets prepare {info.name}` (full)", "", "| file | count |", "|---|---|"]
     lines += [f"| {file} | {count:,} |" for file, count in counts.items()]
-    unit = {"text": "characters", "csv": "rows", "word_tag": "sentences", "pairs": "pairs",
-            "series": "rows"}[info.format]
+    unit = {"text": "characters", "csv": "rows", "word_tag": "sentences", "conll": "sentences",
+            "pairs": "pairs", "series": "rows"}[info.format]
     lines += ["", f"Counts are {unit}.", ""]
     return "\n".join(lines)
 

@@ -7,12 +7,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from . import bible_en_es, brown_pos, dates, names, rotten_tomatoes, shakespeare, timeseries, toys
+from . import (
+    bible_en_es,
+    brown_pos,
+    dates,
+    names,
+    rotten_tomatoes,
+    shakespeare,
+    timeseries,
+    toys,
+    wnut16,
+)
 from .fetch import PinnedPackage
 
 Task = Literal["language_model", "classification", "tagging", "seq2seq", "forecasting",
                "conditional_generation"]
-Format = Literal["text", "csv", "word_tag", "pairs", "series"]
+Format = Literal["text", "csv", "word_tag", "conll", "pairs", "series"]
 # (fetched package files, output directory, full?) -> {file name: count}
 Builder = Callable[[tuple[Path, ...], Path, bool], dict[str, int]]
 
@@ -85,6 +95,11 @@ DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
         brown_pos.LICENCE, "3,080 sentences", "57,340 sentences, 1.16 M tokens",
         {s: f"{s}.txt" for s in _SPLITS3}, _packaged(brown_pos), (brown_pos.PACKAGE,),
         brown_pos.CUT),
+    DatasetInfo(
+        "wnut16", ("tagging",), "conll",
+        "English tweets with named entities (WNUT-16 training set, BIO tags, 10 types), "
+        "split at random", wnut16.LICENCE, "599 tweets", "2,394 tweets, 46,469 tokens",
+        {s: f"{s}.conll" for s in _SPLITS3}, _packaged(wnut16), (wnut16.PACKAGE,), wnut16.CUT),
     DatasetInfo(
         "dates", ("seq2seq",), "pairs",
         "Dates written out in 8 locales (CLDR via babel) -> ISO 8601",
