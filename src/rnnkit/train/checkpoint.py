@@ -140,7 +140,7 @@ def _replace_directory_atomically(target: Path, write: Callable[[Path], None],
     if target.exists():
         # The older copy goes first, so the disk never holds more than the current checkpoint
         # and the one being written; `target` stays intact until the new one is complete.
-        shutil.rmtree(backup, ignore_errors=True)
+        _delete_directory(backup)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         write(tmp)
@@ -156,7 +156,18 @@ def _replace_directory_atomically(target: Path, write: Callable[[Path], None],
         _recover(target, keep_previous)
         raise
     if not keep_previous:
-        shutil.rmtree(backup, ignore_errors=True)
+        _delete_directory(backup)
+
+
+def _delete_directory(path: Path) -> None:
+    """Delete a checkpoint directory so that no half-deleted copy is ever seen under its name:
+    renamed to a temporary name first (one a later ``_recover`` clears if we die midway)."""
+    if not path.is_dir():
+        return
+    doomed = Path(tempfile.mkdtemp(prefix=f".{path.name.split('.')[1]}.tmp-old-",
+                                   dir=path.parent))
+    os.replace(path, doomed)  # onto the empty directory mkdtemp made
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def _recover(target: Path, keep_previous: bool) -> None:
@@ -166,7 +177,7 @@ def _recover(target: Path, keep_previous: bool) -> None:
     if not target.exists() and backup.is_dir():
         os.replace(backup, target)
     elif backup.is_dir() and not keep_previous:
-        shutil.rmtree(backup, ignore_errors=True)
+        _delete_directory(backup)
     for stale in target.parent.glob(f".{target.name}.tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
 
