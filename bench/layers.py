@@ -31,6 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from rnnkit import engine
 from rnnkit import nn as rnn
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import onnx_peer
+
 RESULTS = Path(__file__).resolve().parent / "results"
 GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
 ENGINE_MODES = {"RNN": "RNN_TANH", "GRU": "GRU", "LSTM": "LSTM"}
@@ -57,6 +60,10 @@ class Row:
     rnnkit_gflops: float
     ceiling_pct: float
     auto_uses_native: bool  # what backend='auto' picks for this shape
+    ort_ms: float | None = None  # ONNX Runtime, inference rows only
+    vs_ort: float | None = None  # median of paired ratios ORT / rnnkit (> 1: rnnkit faster)
+    vs_ort_min: float | None = None
+    vs_ort_max: float | None = None
 
 
 def make_pair(mode: str, hidden: int, backend: str):
@@ -107,18 +114,27 @@ def sample(fn, calls: int) -> float:
     return (clock() - start) / calls
 
 
+def interleaved(functions, reps: int) -> list[list[float]]:
+    """Seconds per call of each callable, sampled in turn (rotating which goes first)."""
+    calls = max(calibrate(fn) for fn in functions)
+    times: list[list[float]] = [[] for _ in functions]
+    order = list(range(len(functions)))
+    for _ in range(reps):
+        for index in order:
+            times[index].append(sample(functions[index], calls))
+        order = order[1:] + order[:1]
+    return times
+
+
 def paired(baseline, candidate, reps: int) -> tuple[list[float], list[float]]:
     """Interleaved timings (seconds per call) of two callables, alternating which goes first."""
-    calls = max(calibrate(baseline), calibrate(candidate))
-    base, cand = [], []
-    for rep in range(reps):
-        if rep % 2 == 0:
-            base.append(sample(baseline, calls))
-            cand.append(sample(candidate, calls))
-        else:
-            cand.append(sample(candidate, calls))
-            base.append(sample(baseline, calls))
+    base, cand = interleaved([baseline, candidate], reps)
     return base, cand
+
+
+def ratio_stats(numerator: list[float], denominator: list[float]) -> tuple[float, float, float]:
+    ratios = [a / b for a, b in zip(numerator, denominator, strict=True)]
+    return statistics.median(ratios), min(ratios), max(ratios)
 
 
 def gemm_ceiling(reps: int) -> float:
@@ -128,23 +144,30 @@ def gemm_ceiling(reps: int) -> float:
     return 2 * 2048**3 / statistics.median(times) / 1e9
 
 
-def bench_layer(mode, task, hidden, batch, seq_len, reps, ceiling, backend) -> Row:
+def bench_layer(mode, task, hidden, batch, seq_len, reps, ceiling, backend, ort) -> Row:
     reference, ours = make_pair(mode, hidden, backend)
     x = torch.randn(seq_len, batch, hidden)
     training = task == "training"
-    base, cand = paired(runner(reference, x, training), runner(ours, x, training), reps)
-    ratios = [b / c for b, c in zip(base, cand, strict=True)]
+    functions = [runner(reference, x, training), runner(ours, x, training)]
+    if ort and not training:
+        functions.append(onnx_peer.ort_sequence(reference, x))
+    times = interleaved(functions, reps)
+    base, cand = times[0], times[1]
+    speedup = ratio_stats(base, cand)
     flops = step_flops(mode, hidden, batch) * seq_len * (3 if training else 1)
     gflops = flops / statistics.median(cand) / 1e9
     auto = engine.should_use(ENGINE_MODES[mode], input_size=hidden, hidden_size=hidden,
                              batch=batch, seq_len=seq_len, dtype=x.dtype, device=x.device,
                              training=training)
-    return Row(mode, task, hidden, batch, seq_len, 1e3 * statistics.median(base),
-               1e3 * statistics.median(cand), statistics.median(ratios), min(ratios), max(ratios),
-               gflops, 100 * gflops / ceiling, auto)
+    row = Row(mode, task, hidden, batch, seq_len, 1e3 * statistics.median(base),
+              1e3 * statistics.median(cand), *speedup, gflops, 100 * gflops / ceiling, auto)
+    if len(times) == 3:
+        row.ort_ms = 1e3 * statistics.median(times[2])
+        row.vs_ort, row.vs_ort_min, row.vs_ort_max = ratio_stats(times[2], cand)
+    return row
 
 
-def bench_streaming(mode, hidden, reps, backend) -> dict:
+def bench_streaming(mode, hidden, reps, backend, ort) -> dict:
     """Per-step latency at batch 1: rnnkit ``step()`` vs torch.nn on a length-1 sequence.
 
     Both run under one ``torch.no_grad()`` (as a streaming loop would), each fed its own
@@ -161,12 +184,19 @@ def bench_streaming(mode, hidden, reps, backend) -> dict:
     def rnnkit_step():
         _, state["ours"] = ours.step(x_step, state["ours"])
 
+    functions = [torch_step, rnnkit_step] + ([onnx_peer.ort_step(reference)] if ort else [])
     with torch.no_grad():
-        base, cand = paired(torch_step, rnnkit_step, reps)
-    ratios = [b / c for b, c in zip(base, cand, strict=True)]
-    return {"mode": mode, "hidden": hidden, "torch_us": 1e6 * statistics.median(base),
-            "rnnkit_us": 1e6 * statistics.median(cand), "speedup": statistics.median(ratios),
-            "speedup_min": min(ratios), "speedup_max": max(ratios)}
+        times = interleaved(functions, reps)
+    base, cand = times[0], times[1]
+    speedup, low, high = ratio_stats(base, cand)
+    result = {"mode": mode, "hidden": hidden, "torch_us": 1e6 * statistics.median(base),
+              "rnnkit_us": 1e6 * statistics.median(cand), "speedup": speedup,
+              "speedup_min": low, "speedup_max": high}
+    if ort:
+        result["ort_us"] = 1e6 * statistics.median(times[2])
+        result["vs_ort"], result["vs_ort_min"], result["vs_ort_max"] = ratio_stats(times[2],
+                                                                                   cand)
+    return result
 
 
 def markdown(meta: dict, rows: list[Row], streaming: list[dict]) -> str:
@@ -184,21 +214,27 @@ def markdown(meta: dict, rows: list[Row], streaming: list[dict]) -> str:
         "torch.nn, i.e. ~1.0x).",
         "",
         "| cell | task | H | B | torch ms | rnnkit ms | speedup | min-max | GFLOP/s | % ceiling "
-        "| auto |",
-        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---|",
+        "| auto | ORT ms | vs ORT | min-max |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---|---:|---:|---|",
     ]
     for r in rows:
+        ort = (f"{r.ort_ms:.2f} | **{r.vs_ort:.2f}x** | {r.vs_ort_min:.2f}-{r.vs_ort_max:.2f}"
+               if r.vs_ort is not None else " | | ")
         lines.append(
             f"| {r.mode} | {r.task} | {r.hidden} | {r.batch} | {r.torch_ms:.2f} | "
             f"{r.rnnkit_ms:.2f} | **{r.speedup:.2f}x** | {r.speedup_min:.2f}-{r.speedup_max:.2f} "
             f"| {r.rnnkit_gflops:.1f} | {r.ceiling_pct:.0f}% "
-            f"| {'native' if r.auto_uses_native else 'torch'} |")
-    lines += ["", "## Streaming `step()` at batch 1 (no_grad), per step", "",
-              "| cell | H | torch.nn µs | rnnkit µs | speedup | min-max |",
-              "|---|---:|---:|---:|---:|---|"]
+            f"| {'native' if r.auto_uses_native else 'torch'} | {ort} |")
+    lines += ["", "vs ORT = ONNX Runtime time / rnnkit time (> 1: rnnkit faster), the same "
+              "torch.nn weights exported with torch.onnx, outputs checked equal first.",
+              "", "## Streaming `step()` at batch 1 (no_grad), per step", "",
+              "| cell | H | torch.nn µs | rnnkit µs | speedup | min-max | ORT µs | vs ORT |",
+              "|---|---:|---:|---:|---:|---|---:|---:|"]
     for s in streaming:
+        ort = f"{s['ort_us']:.1f} | **{s['vs_ort']:.2f}x**" if "ort_us" in s else " | "
         lines.append(f"| {s['mode']} | {s['hidden']} | {s['torch_us']:.1f} | {s['rnnkit_us']:.1f} "
-                     f"| **{s['speedup']:.2f}x** | {s['speedup_min']:.2f}-{s['speedup_max']:.2f} |")
+                     f"| **{s['speedup']:.2f}x** | {s['speedup_min']:.2f}-{s['speedup_max']:.2f} "
+                     f"| {ort} |")
     return "\n".join(lines) + "\n"
 
 
@@ -239,6 +275,11 @@ def main(argv=None) -> None:
     parser.add_argument("--streaming-only", action="store_true",
                         help="re-measure only streaming step() and update that part of the "
                              "results file")
+    parser.add_argument("--no-ort", action="store_true",
+                        help="skip the ONNX Runtime column (inference rows and streaming)")
+    parser.add_argument("--hiddens", default=None, help="comma-separated hidden sizes")
+    parser.add_argument("--batches", default=None, help="comma-separated batch sizes")
+    parser.add_argument("--tasks", default="inference,training")
     parser.add_argument("--clock", default="wall", choices=["wall", "cpu"],
                         help="wall: elapsed time on torch's threads; cpu: one thread, CPU time")
     args = parser.parse_args(argv)
@@ -253,6 +294,11 @@ def main(argv=None) -> None:
         raise SystemExit(f"native engine not available: {engine.import_error}")
     hiddens = (64, 256) if args.quick else (64, 128, 256, 512)
     batches = (1, 32) if args.quick else (1, 32, 128)
+    if args.hiddens:
+        hiddens = tuple(int(h) for h in args.hiddens.split(","))
+    if args.batches:
+        batches = tuple(int(b) for b in args.batches.split(","))
+    ort = not args.no_ort
     seq_len = 100
     ceiling = gemm_ceiling(args.reps)
     meta = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
@@ -269,20 +315,22 @@ def main(argv=None) -> None:
         meta = {**previous["meta"], "streaming_load_average":
                 os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
     for mode in ([] if args.streaming_only else args.modes.split(",")):
-        for task in ("inference", "training"):
+        for task in args.tasks.split(","):
             for hidden in hiddens:
                 for batch in batches:
                     row = bench_layer(mode, task, hidden, batch, seq_len, args.reps, ceiling,
-                                      args.backend)
+                                      args.backend, ort)
                     rows.append(row)
                     print(f"{mode:4} {task:9} H={hidden:3} B={batch:3}  torch {row.torch_ms:8.2f} "
                           f"ms  rnnkit {row.rnnkit_ms:8.2f} ms  {row.speedup:5.2f}x "
                           f"({row.speedup_min:.2f}-{row.speedup_max:.2f})  "
-                          f"{row.rnnkit_gflops:6.1f} GFLOP/s", flush=True)
+                          f"{row.rnnkit_gflops:6.1f} GFLOP/s"
+                          + (f"  ORT {row.ort_ms:8.2f} ms, rnnkit {row.vs_ort:5.2f}x"
+                             if row.vs_ort is not None else ""), flush=True)
     streaming = []
     for mode in args.modes.split(","):
         for hidden in hiddens:
-            s = bench_streaming(mode, hidden, args.reps, args.backend)
+            s = bench_streaming(mode, hidden, args.reps, args.backend, ort)
             streaming.append(s)
             print(f"step {mode:4} H={hidden:3}  torch {s['torch_us']:7.1f} us  rnnkit "
                   f"{s['rnnkit_us']:7.1f} us  {s['speedup']:5.2f}x", flush=True)
