@@ -9,8 +9,11 @@ machines); workers started on the same storage and study name share its trials.
 failed): a worker starts a trial only while the study holds fewer. With SQLite storage, "count,
 then create" is one step under a lock file beside the database (``DB.trials.lock``), so the
 workers never take the study past ``trials`` trials; it ends with exactly ``trials`` unless
-every worker stopped early (``--timeout``, a failing trial, Ctrl-C). A trial left ``RUNNING``
-by a killed worker still counts. With a server database (PostgreSQL) there is no lock across
+every worker stopped early (``--timeout``, a failing trial, Ctrl-C). A worker records a
+heartbeat every 30 s while its trial runs; a trial silent for 120 s (its worker was killed) is
+marked failed, with one line, by the next worker that looks for a trial to start, and still
+counts, so the other workers and a restarted one go on to ``trials`` in total. With a
+server database (PostgreSQL) there is no lock across
 machines: workers whose counts fall in the same few milliseconds (before the first of them has
 created its trial) may each start one, so the total there is at most ``trials + workers - 1``,
 and exceeds ``trials`` only in such a race.
@@ -20,7 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +67,49 @@ def with_values(config: RunConfig, values: dict[str, Any]) -> RunConfig:
     return config_from_dict(raw)
 
 
-def _open_study(optuna: Any, storage: str, name: str, mode: str) -> Any:
+HEARTBEAT_SECONDS = 30
+GRACE_SECONDS = 120
+
+
+def _storage(optuna: Any, url: str, report: Callable[[str], None],
+             heartbeat: int = HEARTBEAT_SECONDS, grace: int = GRACE_SECONDS) -> Any:
+    """The RDB storage with heartbeats: a running trial's worker records one every
+    ``heartbeat`` s, and a trial silent for ``grace`` s (its worker was killed) is marked
+    failed by the next worker that looks for a trial to start."""
+
+    def lost(study: Any, trial: Any) -> None:
+        report(f"trial {trial.number}: failed (its worker stopped sending heartbeats for "
+               f"{grace} s: killed or lost)")
+
+    return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat, grace_period=grace,
+                                      heartbeat_stale_trial_callback=lost)
+
+
+class _Heartbeat:
+    """Records ``trial``'s heartbeat every ``interval`` s in a thread while the block runs
+    (``study.optimize`` does this itself; ask/tell workers must)."""
+
+    def __init__(self, storage: Any, trial: Any, interval: float) -> None:
+        self.storage, self.trial_id, self.interval = storage, trial._trial_id, interval
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True, name="tune-heartbeat")
+
+    def _beat(self) -> None:
+        while True:
+            self.storage.record_heartbeat(self.trial_id)
+            if self.stop.wait(self.interval):
+                return
+
+    def __enter__(self) -> _Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def _open_study(optuna: Any, storage: Any, name: str, mode: str) -> Any:
     """Create or join the study. Workers started together on a new database race to create
     its schema; the loser gets a database integrity error and simply joins on a retry."""
     for attempt in range(5):
@@ -100,7 +147,11 @@ def _claim_trial(study: Any, trials: int, slot_lock: contextlib.AbstractContextM
     ``trials`` trials (any state, any worker)."""
     if deadline is not None and time.monotonic() >= deadline:
         return None
-    with slot_lock:
+    with slot_lock, warnings.catch_warnings():
+        # optuna flags heartbeats outside Study.optimize and fail_stale_trials as experimental;
+        # both are what an ask/tell worker needs, so the notes are silenced here
+        warnings.simplefilter("ignore", UserWarning)
+        _optuna().storages.fail_stale_trials(study)  # a killed worker's trial: failed, counted
         if len(study.get_trials(deepcopy=False)) >= trials:
             return None
         return study.ask()
@@ -110,8 +161,12 @@ def _run_trial(study: Any, trial: Any, objective: Callable[[Any], float]) -> Any
     """Run ``objective`` on ``trial`` and record how it ended (complete, pruned or failed, as
     ``study.optimize`` does); returns the finished trial. A failure is re-raised."""
     optuna = _optuna()
+    storage = study._storage
+    interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
+    beating = _Heartbeat(storage, trial, interval) if interval else contextlib.nullcontext()
     try:
-        value = objective(trial)
+        with beating:
+            value = objective(trial)
     except optuna.TrialPruned:
         return study.tell(trial, state=optuna.trial.TrialState.PRUNED)
     except BaseException:
@@ -150,9 +205,12 @@ def tune(
     study_name: str = "rnnkit",
     timeout_minutes: float | None = None,
     report: Callable[[str], None] = print,
+    heartbeat: int = HEARTBEAT_SECONDS,
+    grace: int = GRACE_SECONDS,
 ) -> TuneOutcome:
     """Run trials until the study (shared with other workers) holds ``trials`` of them, or
-    ``timeout_minutes`` have passed; see the module docstring for the exact guarantee."""
+    ``timeout_minutes`` have passed; see the module docstring for the exact guarantee.
+    A trial whose worker sent no ``heartbeat`` for ``grace`` seconds is marked failed."""
     optuna = _optuna()
     if config.tune is None or not config.tune.params:
         raise ConfigError("tune: the config has no tune: section with parameters to search")
@@ -163,7 +221,8 @@ def tune(
     storage = storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
     task = TASKS[config.task]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = _open_study(optuna, storage, study_name, task.monitor_mode)
+    study = _open_study(optuna, _storage(optuna, storage, report, heartbeat, grace),
+                        study_name, task.monitor_mode)
     params = config.tune.params
 
     def objective(trial) -> float:
