@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # Anything that changes what `pip install -e .` builds re-runs the install.
 INSTALL_INPUTS := requirements.txt pyproject.toml $(wildcard setup.py) $(wildcard src/rnnkit/engine/csrc/*)
 
-.PHONY: setup browser demo test test-all lint format bench clean
+.PHONY: setup browser demo test test-all lint format bench fuzz clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,19 @@ lint: setup
 
 bench: setup
 	$(PY) bench/layers.py
+
+# Coverage-guided fuzzing (atheris) of every reader, the config loader, vocabulary and model
+# JSON, FUZZ_SECONDS each; crashes land in fuzz/crashes/. The test suite replays fuzz/corpus/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= text csv word_tag conll conllu pairs series config overrides vocab metadata
+fuzz: setup
+	@mkdir -p fuzz/work
+	@for target in $(FUZZ_TARGETS); do \
+	  echo "fuzzing $$target for $(FUZZ_SECONDS) s (log: fuzz/work/$$target.log)"; \
+	  $(PY) fuzz/run.py $$target --seconds $(FUZZ_SECONDS) > fuzz/work/$$target.log 2>&1 \
+	    || { tail -n 40 fuzz/work/$$target.log; exit 1; }; \
+	  grep -E "DONE|number_of_executed_units" fuzz/work/$$target.log; \
+	done
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

@@ -139,6 +139,11 @@ class Vocab:
         data = json.loads(document)
         if not isinstance(data, dict) or not {"specials", "tokens"} <= data.keys():
             raise ValueError("vocabulary JSON must be an object with 'specials' and 'tokens'")
+        for key in ("specials", "tokens"):
+            value = data[key]
+            if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+                raise ValueError(f"vocabulary JSON: {key!r} must be a list of strings, got "
+                                 f"{json.dumps(value)[:80]}")
         specials = data["specials"]
         if data["tokens"][: len(specials)] != specials:
             raise ValueError("vocabulary JSON: 'tokens' must start with the 'specials'")

@@ -73,11 +73,17 @@ def read_description(directory: str | os.PathLike) -> dict[str, Any]:
             description = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ValueError(f"{path}: not valid JSON ({error})") from error
+        if not isinstance(description, dict):
+            raise ValueError(f"{path}: expected a JSON object with 'model_type' and "
+                             f"'model_config', got {type(description).__name__}")
         missing = [key for key in ("model_type", "model_config") if key not in description]
         if missing:
             raise ValueError(
                 f"{path}: expected keys 'model_type' and 'model_config', missing {missing}"
             )
+        if not isinstance(description["model_config"], dict):
+            raise ValueError(f"{path}: 'model_config' must be an object, got "
+                             f"{type(description['model_config']).__name__}")
         return description
     raise FileNotFoundError(
         f"{directory}: expected a model directory with {' or '.join(DESCRIPTION_FILES)}"

@@ -51,11 +51,14 @@ class SkipLog:
         key = (str(Path(path).resolve()), self.count, str(first))
         if key in _REPORTED:
             return
+        if len(_REPORTED) >= _REPORTED_LIMIT:  # a long-lived process reading many files
+            _REPORTED.clear()
         _REPORTED.add(key)
         logger.warning("%s: skipped %d malformed record(s); first: %s", path, self.count, first)
 
 
 _REPORTED: set[tuple[str, int, str]] = set()  # skip notices already shown by this process
+_REPORTED_LIMIT = 1024
 
 
 def iter_decoded_lines(
