@@ -354,7 +354,29 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with sections {', '.join(SECTIONS)}")
+    check_size(data, str(path))
     return data
+
+
+MAX_CONFIG_VALUES = 100_000
+
+
+def check_size(value: Any, where: str) -> None:
+    """Refuse a config whose values, with YAML aliases expanded, number more than
+    ``MAX_CONFIG_VALUES``: nested aliases ("billion laughs") parse in a few bytes but make every
+    later walk (type checks, error messages, saving) take exponential time and memory."""
+    budget, stack = MAX_CONFIG_VALUES, [value]
+    while stack:
+        item = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise ConfigError(f"{where}: the config expands to more than {MAX_CONFIG_VALUES} "
+                              "values (nested YAML aliases?); write the values out")
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -370,6 +392,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             value = yaml.safe_load(text) if text.strip() else None
         except yaml.YAMLError:
             value = text
+        check_size(value, f"--set {key}")
         if key == "task":
             result["task"] = value
             continue
