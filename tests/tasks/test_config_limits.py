@@ -28,5 +28,5 @@ def test_a_config_that_is_not_utf8_names_file_and_line(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_bytes(b"task: language_model\ndata: {train: caf\xe9.txt}\n")
     with pytest.raises(ConfigError, match=f"^{path}:2: not valid UTF-8 \\(byte 0xe9 at offset "
-                                          "35\\); save the config as UTF-8$"):
+                                          "38\\); save the config as UTF-8$"):
         read_config_file(path)
