@@ -64,6 +64,14 @@ CASES = [
         "train": {"batch_size": 64, "lr": 3e-3, "max_epochs": 10, "patience": 2,
                   "eval_every": 400},
     }, "accuracy", "token accuracy >= 0.94", lambda m: m["accuracy"] >= 0.94),
+    Case("wnut16_ner", "wnut16", {
+        "task": "tagging",
+        "data": {"lowercase": True},
+        "model": {"cell": "lstm", "hidden_size": 100, "embedding_size": 50,
+                  "bidirectional": True, "dropout": 0.5, "crf": True, "char_features": "cnn"},
+        "train": {"batch_size": 16, "lr": 3e-3, "max_epochs": 40, "patience": 4},
+    }, "f1", "entity F1 >= 0.25 (conlleval, held-out split of WNUT-16 train)",
+        lambda m: m["f1"] >= 0.25),
     Case("air_passengers", "air_passengers", {
         "task": "forecasting",
         "data": {"lookback": 24, "horizon": 12, "season": 12, "normalize": "last_value"},
