@@ -136,6 +136,9 @@ def predict(
                                       help="csv or jsonl (default: from --output, else jsonl)."),
 ) -> None:
     """Batch inference: labels with probabilities, tags, translations or forecasts."""
+    samples: int = typer.Option(0, "--samples", min=0,
+                                help="Forecasting: also write N sample paths per series "
+                                     "(<target>_samples, one value per path at each step)."),
     if output_format is None:
         output_format = "csv" if output is not None and output.suffix == ".csv" else "jsonl"
     if output_format not in ("csv", "jsonl"):
@@ -144,7 +147,11 @@ def predict(
     inputs = read_inputs(run, source)
     if not inputs:
         raise ValueError(f"--input: no examples in {source}")
-    rows = run.predict(inputs)
+    if samples and run.task.name != "forecasting":
+        raise ValueError(f"--samples: only forecasting runs sample paths; this run's task is "
+                         f"{run.task.name}")
+    rows = run.task.predict(run.model, inputs, samples=samples) if samples else \
+        run.predict(inputs)
     if output is None:
         write_rows(rows, sys.stdout, output_format)
         return

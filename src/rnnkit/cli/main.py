@@ -1,4 +1,5 @@
-"""The ``rnnkit`` command: train, evaluate, generate, predict, tune, export, datasets.
+"""The ``rnnkit`` command: train, evaluate, generate, predict, tune, export, backtest,
+datasets.
 
 Commands live in small modules; this one assembles the typer app. Commands of
 :mod:`rnnkit.cli.analyze` (``analyze``, ``report``, ``demo``) are added when that module exists.
@@ -13,7 +14,7 @@ import sys
 import typer
 
 import rnnkit
-from rnnkit.cli import datasets, inference, tools
+from rnnkit.cli import backtest, datasets, inference, tools
 from rnnkit.cli import train as train_module
 from rnnkit.cli.errors import Settings
 from rnnkit.train.distributed import exit_process, launched_by_torchrun
@@ -51,6 +52,7 @@ app.command()(inference.generate)
 app.command()(inference.predict)
 app.command()(tools.tune)
 app.command()(tools.export)
+app.command()(backtest.backtest)
 app.add_typer(datasets.app, name="datasets")
 
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.data.batch import WindowBatch
@@ -24,8 +23,14 @@ from rnnkit.models._recurrent import (
     final_hidden,
     top_layer_summary,
 )
+from rnnkit.models.forecast_likelihood import (
+    Likelihood,
+    Predictive,
+    parameter_count,
+    predictive,
+)
 
-_MIN_STD = 1e-4  # keeps the Gaussian NLL finite when a series is locally flat
+DEFAULT_SAMPLES = 500  # sample paths behind intervals/quantiles that have no closed form
 
 
 @dataclass(kw_only=True)
@@ -39,8 +44,11 @@ class ForecasterConfig(RecurrentOptions):
       ``'autoregressive'`` predicts one step and feeds it back (needs every feature to be a
       target, since future values of other features are unknown; trained free-running).
     - ``bidirectional``: bidirectional encoder (``'direct'`` only).
-    - ``gaussian``: predict a mean and a standard deviation per value, trained by Gaussian
-      negative log-likelihood, for prediction intervals.
+    - ``likelihood``: the output distribution (see :mod:`rnnkit.models.forecast_likelihood`):
+      ``'none'`` (point forecasts, MSE), ``'gaussian'``, ``'student_t'``,
+      ``'negative_binomial'`` (counts) or ``'quantile'`` (pinball loss at ``quantiles``, at
+      least two ascending levels in (0, 1)). ``gaussian=True`` is ``likelihood='gaussian'``
+      (kept for older configs); after construction ``gaussian`` says whether it is Gaussian.
     - ``mean`` / ``std``: per-feature scaling fitted on the training data (``None``: identity).
     - ``future_size``: covariates known over the horizon as well as the history (calendar,
       holidays, a planned price); ``static_size``: per-series constants. Both are fed to the
@@ -55,6 +63,8 @@ class ForecasterConfig(RecurrentOptions):
     strategy: Literal["direct", "autoregressive"] = "direct"
     bidirectional: bool = False
     gaussian: bool = False
+    likelihood: Likelihood = "none"
+    quantiles: list[float] | None = None
     mean: list[float] | None = None
     std: list[float] | None = None
     future_size: int = 0
@@ -65,6 +75,16 @@ class ForecasterConfig(RecurrentOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         require_at_least(self, 1, "input_size", "horizon")
+        if self.gaussian and self.likelihood == "none":
+            self.likelihood = "gaussian"
+        self.gaussian = self.likelihood == "gaussian"
+        levels = self.quantiles
+        if self.likelihood == "quantile":
+            require(levels is not None and len(levels) >= 2 and all(0 < q < 1 for q in levels)
+                    and list(levels) == sorted(set(levels)), self, "quantiles",
+                    "at least two distinct ascending levels in (0, 1) for likelihood='quantile'")
+        else:
+            require(levels is None, self, "quantiles", "None unless likelihood='quantile'")
         require_at_least(self, 0, "future_size", "static_size")
         covariates = self.future_size + self.static_size
         for name in ("covariate_mean", "covariate_std"):
@@ -104,14 +124,28 @@ class ForecasterConfig(RecurrentOptions):
 
 @dataclass
 class Forecast:
-    """Forecasts in original units, each ``(batch, horizon, targets)``. ``std``, ``lower``,
-    ``upper`` and ``quantiles`` (``{q: values}``) are set for Gaussian models only."""
+    """Forecasts in original units, each ``(batch, horizon, targets)``: the point forecast
+    ``mean`` (the median for quantile models), and for probabilistic models the ``median``, the
+    central interval ``lower``/``upper``, ``quantiles`` (``{q: values}``) and, when drawn,
+    ``samples`` ``(samples, batch, horizon, targets)``. ``std`` is set for Gaussian models."""
 
     mean: Tensor
     std: Tensor | None = None
     lower: Tensor | None = None
     upper: Tensor | None = None
     quantiles: dict[float, Tensor] | None = None
+    median: Tensor | None = None
+    samples: Tensor | None = None
+
+    def map(self, function) -> Forecast:
+        """Apply ``function`` to every value tensor (an affine unscaling, say), in place;
+        ``std`` is left to the caller."""
+        for name in ("mean", "lower", "upper", "median", "samples"):
+            if getattr(self, name) is not None:
+                setattr(self, name, function(getattr(self, name)))
+        if self.quantiles is not None:
+            self.quantiles = {q: function(v) for q, v in self.quantiles.items()}
+        return self
 
 
 class Forecaster(nn.Module):
@@ -135,7 +169,8 @@ class Forecaster(nn.Module):
                              bidirectional=config.bidirectional)
         self.dropout = nn.Dropout(config.dropout)
         self.directions = 2 if config.bidirectional else 1
-        values_per_step = config.target_size * (2 if config.gaussian else 1)
+        values_per_step = config.target_size * parameter_count(config.likelihood,
+                                                               config.quantiles)
         steps = config.horizon if config.strategy == "direct" else 1
         summary_size = self.directions * config.hidden_size
         self.head = nn.Linear(summary_size, steps * values_per_step)
@@ -157,12 +192,11 @@ class Forecaster(nn.Module):
         self.register_buffer("covariate_std", torch.tensor(
             config.covariate_std or [1.0] * covariates), persistent=False)
 
-    def _split(self, raw: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Split ``raw`` ``(batch, steps, values)`` into mean, std ``(batch, steps, targets)``."""
-        if not self.config.gaussian:
-            return raw, None
-        mean, spread = raw.chunk(2, dim=-1)
-        return mean, F.softplus(spread) + _MIN_STD
+    def predictive(self, raw: Tensor) -> Predictive:
+        """The predictive distribution of raw head outputs ``(batch, steps, values)``."""
+        targets = self.config.targets
+        return predictive(self.config.likelihood, raw, self.feature_mean[targets],
+                          self.feature_std[targets], self.config.quantiles)
 
     def _check(self, history: Tensor, covariates: Tensor | None, static: Tensor | None) -> None:
         config = self.config
@@ -195,10 +229,24 @@ class Forecaster(nn.Module):
 
     def forward(self, history: Tensor, covariates: Tensor | None = None,
                 static: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        distribution = self.predictive(self.raw_outputs(history, covariates, static))
+        return distribution.point, distribution.std
+
+    def raw_outputs(self, history: Tensor, covariates: Tensor | None = None,
+                    static: Tensor | None = None, draw: bool = False) -> Tensor:
+        """Head outputs ``(batch, horizon, values)``; autoregressive models feed back each
+        step's point forecast, or with ``draw`` a sample of it (one sample path per row)."""
+        return self._outputs(history, covariates, static, draw)[0]
+
+    def _outputs(self, history: Tensor, covariates: Tensor | None, static: Tensor | None,
+                 draw: bool) -> tuple[Tensor, Tensor | None]:
+        """Raw outputs and, for autoregressive models, the values fed back ``(batch, horizon,
+        targets)`` (the last step's too): a sample path when ``draw``."""
         self._check(history, covariates, static)
         outputs, state = self.rnn(self._encoder_inputs(history, covariates, static))
         if self.config.strategy == "autoregressive":
-            return self._autoregress(outputs[:, -1], state, history.shape[1], covariates, static)
+            return self._autoregress(outputs[:, -1], state, history.shape[1], covariates, static,
+                                     draw)
         summary = top_layer_summary(final_hidden(state), self.directions)
         raw = self.head(self.dropout(summary))  # (batch, horizon * values)
         if self.covariate_head is not None:
@@ -208,38 +256,36 @@ class Forecaster(nn.Module):
             if static is not None:
                 parts.append(static)
             raw = raw + self.covariate_head(torch.cat(parts, dim=-1))
-        return self._split(raw.reshape(history.shape[0], self.config.horizon, -1))
+        return raw.reshape(history.shape[0], self.config.horizon, -1), None
 
     def _autoregress(self, output: Tensor, state: State, lookback: int,
-                     covariates: Tensor | None, static: Tensor | None
-                     ) -> tuple[Tensor, Tensor | None]:
-        """Predict a step from ``output`` ``(batch, hidden)``, feed its mean back (with the
-        next step's covariates), repeat."""
-        means, stds = [], []
+                     covariates: Tensor | None, static: Tensor | None, draw: bool
+                     ) -> tuple[Tensor, Tensor]:
+        """Predict a step from ``output`` ``(batch, hidden)``, feed its point forecast (or a
+        sample) back with the next step's covariates, repeat."""
+        raws, fed = [], []
         for step in range(self.config.horizon):
             if step > 0:
-                parts = [means[-1]]
+                parts = [fed[-1]]
                 if covariates is not None:
                     parts.append(covariates[:, lookback + step])
                 if static is not None:
                     parts.append(static)
                 output, state = self.rnn.step(torch.cat(parts, dim=-1), state)
-            mean, std = self._split(self.head(self.dropout(output)).unsqueeze(1))  # (b, 1, t)
-            means.append(mean.squeeze(1))
-            stds.append(None if std is None else std.squeeze(1))
-        stacked_std = None if stds[0] is None else torch.stack(stds, dim=1)
-        return torch.stack(means, dim=1), stacked_std
+            raw = self.head(self.dropout(output)).unsqueeze(1)  # (batch, 1, values)
+            distribution = self.predictive(raw)
+            fed.append((distribution.sample(1)[0] if draw else distribution.point).squeeze(1))
+            raws.append(raw)
+        return torch.cat(raws, dim=1), torch.stack(fed, dim=1)
 
     def loss(self, batch: WindowBatch) -> Tensor:
-        """Mean squared error, or Gaussian negative log-likelihood when ``gaussian``."""
-        mean, std = self(batch.history, batch.covariates, batch.static)
-        if batch.future.shape != mean.shape:
-            raise ValueError(
-                f"batch.future: expected shape {tuple(mean.shape)}, got {tuple(batch.future.shape)}"
-            )
-        if std is None:
-            return F.mse_loss(mean, batch.future)
-        return F.gaussian_nll_loss(mean, batch.future, std.square(), full=True)
+        """The likelihood's loss: MSE, negative log-likelihood or the mean pinball loss."""
+        distribution = self.predictive(self.raw_outputs(batch.history, batch.covariates,
+                                                        batch.static))
+        if batch.future.shape != distribution.point.shape:
+            raise ValueError(f"batch.future: expected shape {tuple(distribution.point.shape)}, "
+                             f"got {tuple(batch.future.shape)}")
+        return distribution.loss(batch.future)
 
     def scale(self, values: Tensor) -> Tensor:
         """Raw features ``(..., input_size)`` → scaled."""
@@ -270,15 +316,20 @@ class Forecaster(nn.Module):
 
     def predict(
         self, history: Tensor, interval: float = 0.9, quantiles: list[float] | None = None,
-        covariates: Tensor | None = None, static: Tensor | None = None,
+        covariates: Tensor | None = None, static: Tensor | None = None, samples: int = 0,
+        seed: int = 0,
     ) -> Forecast:
         """Forecast from raw ``history`` ``(batch, lookback, input_size)``, ``(lookback,
         input_size)`` or, univariate, ``(batch, lookback)`` / ``(lookback,)``; results keep a
         batch dimension. Models with covariates also take raw ``covariates`` ``(batch,
         lookback + horizon, future_size)`` and ``static`` ``(batch, static_size)``.
 
-        Gaussian models also give the central ``interval`` (e.g. 0.9 → 5% and 95% quantiles)
-        and any requested ``quantiles``, all in original units.
+        Probabilistic models also give the central ``interval`` (e.g. 0.9 → the 5% and 95%
+        quantiles), the median and any requested ``quantiles``, all in original units. They
+        come from the closed form where there is one (direct Gaussian and quantile models),
+        else from ``samples`` (0: :data:`DEFAULT_SAMPLES`) paths drawn with ``seed``;
+        autoregressive models feed each path's own draws back. ``samples > 0`` also returns
+        the paths as :attr:`Forecast.samples`.
         """
         history = torch.as_tensor(
             history, dtype=self.feature_mean.dtype, device=self.feature_mean.device
@@ -289,19 +340,51 @@ class Forecaster(nn.Module):
             history = history.unsqueeze(0)  # (1, lookback, input_size)
         if not 0.0 < interval < 1.0:
             raise ValueError(f"interval: expected a probability in (0, 1), got {interval!r}")
+        if not all(0.0 < q < 1.0 for q in quantiles or ()):
+            raise ValueError(f"quantiles: expected probabilities in (0, 1), got {quantiles!r}")
         covariates, static = self._raw_covariates(covariates, static, history.shape[0])
-        with eval_mode(self):
-            mean, std = self(self.scale(history), covariates, static)
-        forecast = Forecast(self.unscale_targets(mean))
-        if std is None:
-            return forecast
-        forecast.std = std * self.feature_std[self.config.targets]
-        normal = torch.distributions.Normal(forecast.mean, forecast.std)
-        tail = (1.0 - interval) / 2.0
-        forecast.lower = normal.icdf(torch.tensor(tail))
-        forecast.upper = normal.icdf(torch.tensor(1.0 - tail))
-        if quantiles is not None:
-            if not all(0.0 < q < 1.0 for q in quantiles):
-                raise ValueError(f"quantiles: expected probabilities in (0, 1), got {quantiles!r}")
-            forecast.quantiles = {q: normal.icdf(torch.tensor(q)) for q in quantiles}
+        with eval_mode(self), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)  # sample paths are reproducible and leave torch's RNG alone
+            scaled = self.scale(history)
+            distribution = self.predictive(self.raw_outputs(scaled, covariates, static))
+            forecast = Forecast(distribution.point)
+            if self.config.likelihood != "none":
+                self._describe(forecast, distribution, (scaled, covariates, static), interval,
+                               quantiles, samples)
+        forecast.map(self.unscale_targets)
+        if distribution.std is not None and self.config.strategy == "direct":
+            forecast.std = distribution.std * self.feature_std[self.config.targets]
         return forecast
+
+    def _describe(self, forecast: Forecast, distribution: Predictive, inputs: tuple,
+                  interval: float, quantiles: list[float] | None, samples: int) -> None:
+        """Fill the median, interval, quantiles and samples of ``forecast`` (scaled units)."""
+        analytic = distribution.analytic and self.config.strategy == "direct"
+        count = samples if analytic else (samples or DEFAULT_SAMPLES)
+        paths = self._sample_paths(distribution, inputs, count) if count else None
+
+        def quantile(level: float) -> Tensor:
+            if analytic:
+                return distribution.icdf(level)
+            return torch.quantile(paths, level, dim=0)
+
+        tail = (1.0 - interval) / 2.0
+        forecast.median, forecast.lower, forecast.upper = (
+            quantile(0.5), quantile(tail), quantile(1.0 - tail))
+        if quantiles is not None:
+            forecast.quantiles = {q: quantile(q) for q in quantiles}
+        forecast.samples = paths if samples else None
+
+    def _sample_paths(self, distribution: Predictive, inputs: tuple, count: int) -> Tensor:
+        """``(count, batch, horizon, targets)`` scaled draws: from the marginals of a direct
+        model, or whole paths of an autoregressive one (each row its own draws fed back)."""
+        if self.config.strategy == "direct":
+            return distribution.sample(count)
+        history, covariates, static = inputs
+        batch = history.shape[0]
+
+        def repeat(value: Tensor | None) -> Tensor | None:
+            return None if value is None else value.repeat(count, *[1] * (value.dim() - 1))
+
+        drawn = self._outputs(repeat(history), repeat(covariates), repeat(static), draw=True)[1]
+        return drawn.reshape(count, batch, *drawn.shape[1:])

@@ -58,6 +58,10 @@ class DataConfig:
       known up to the forecast origin only, known over the horizon too (calendar, holidays,
       planned prices; the file must reach ``horizon`` steps past the last target to forecast),
       and constant per series. They are model inputs, never forecast.
+    - ``calibration`` (forecasting): ``conformal`` widens or narrows every interval and
+      quantile around the median by one factor, fitted on the validation split so that
+      ``interval`` of its values fall inside (split-conformal); ``none`` keeps the model's.
+      ``samples``: paths drawn for intervals, quantiles and CRPS without a closed form.
     - ``tag_scheme`` (tagging): ``auto`` detects chunk tags (IOB1, IOB2/BIO, BIOES, BMES) and
       then reports entity-level scores; ``none`` treats tags as plain labels; ``iob1``,
       ``iob2``, ``bioes`` or ``bmes`` converts every file's tags to that scheme.
@@ -101,6 +105,8 @@ class DataConfig:
     horizon: int = 12
     season: int = 1
     interval: float = 0.9
+    calibration: Literal["none", "conformal"] = "none"  # forecasting: interval width
+    samples: int = 500  # forecasting: sample paths where intervals have no closed form
     normalize: Literal["global", "last_value", "series"] = "global"
 
 
@@ -137,7 +143,10 @@ class ModelConfig:
     beam_size: int = 1  # seq2seq decoding (1: greedy)
     length_penalty: float = 0.0  # seq2seq beam search
     strategy: Literal["direct", "autoregressive"] | None = None  # forecasting
-    gaussian: bool | None = None  # forecasting
+    gaussian: bool | None = None  # forecasting (same as likelihood: gaussian)
+    likelihood: Literal["none", "gaussian", "student_t", "negative_binomial",
+                        "quantile"] | None = None  # forecasting
+    quantiles: list[float] | None = None  # forecasting, likelihood: quantile
     condition_mode: Literal["init", "input", "both"] | None = None  # conditional_generation
     condition_embedding_size: int | None = None  # conditional_generation
 

@@ -85,3 +85,17 @@ def gaussian_crps(mean: np.ndarray, std: np.ndarray, actual: np.ndarray) -> floa
 def coverage(lower: np.ndarray, upper: np.ndarray, actual: np.ndarray) -> float:
     """Share of ``actual`` values within ``[lower, upper]``."""
     return float(np.mean((actual >= lower) & (actual <= upper)))
+
+
+def sample_crps(samples: np.ndarray, actual: np.ndarray) -> float:
+    """Σ CRPS(samples, y) / Σ |y| with the ensemble estimator ``E|X - y| - ½ E|X - X'|``
+    (Gneiting & Raftery 2007, eq. 21; ``n²`` in the second term's denominator, as
+    ``properscoring.crps_ensemble``): ``samples`` ``(n, *actual.shape)``."""
+    n = samples.shape[0]
+    spread_to_truth = np.abs(samples - actual).mean(axis=0)
+    ordered = np.sort(samples, axis=0)
+    # Σ_{i,j} |x_i - x_j| = 2 Σ_i (2i - n + 1) x_(i) over the sorted draws (i from 0).
+    weights = (2 * np.arange(n) - n + 1).reshape((n,) + (1,) * actual.ndim)
+    pairwise = 2.0 * (weights * ordered).sum(axis=0) / n**2
+    crps = spread_to_truth - 0.5 * pairwise
+    return float(crps.sum() / max(float(np.abs(actual).sum()), 1e-12))

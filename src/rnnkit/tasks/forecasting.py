@@ -15,9 +15,11 @@ from torch import nn
 from rnnkit.data import DataFormatError, SeriesReader, StandardScaler, WindowSource
 from rnnkit.data.readers.panel import time_key
 from rnnkit.tasks import forecast_metrics as fm
+from rnnkit.tasks import forecast_probability as fp
 from rnnkit.tasks.base import Task, model_device
 from rnnkit.tasks.config import RunConfig
 from rnnkit.tasks.data_files import open_reader
+from rnnkit.tasks.errors import ConfigError
 from rnnkit.tasks.forecast_data import (
     ColumnRoles,
     Series,
@@ -55,17 +57,25 @@ class ForecastingTask(Task):
 
     name = "forecasting"
     model_type = "forecaster"
-    model_fields = ("bidirectional", "strategy", "gaussian")
+    model_fields = ("bidirectional", "strategy", "gaussian", "likelihood", "quantiles")
     defaults: ClassVar[dict[str, dict[str, Any]]] = {
-        "data": {"lookback": 24, "horizon": 12, "normalize": "last_value"},
+        "data": {"lookback": 24, "horizon": 12, "normalize": "last_value",
+                 "calibration": "conformal"},
         "model": {"hidden_size": 64, "gaussian": True},
         "train": {"lr": 3e-3, "batch_size": 16, "max_epochs": 200, "patience": 10,
                   "weight_decay": 0.0},
     }
 
+    _calibration_part: Examples | None = None  # the validation split, once fit_on_split saw it
+
     @property
     def roles(self) -> ColumnRoles:
         return ColumnRoles.from_artifacts(self.artifacts)
+
+    @property
+    def likelihood(self) -> str:
+        model = self.config.model
+        return model.likelihood or ("gaussian" if model.gaussian else "none")
 
     # ------------------------------------------------------------------------- reading
     def read(self, path: str | Path) -> Examples:
@@ -118,6 +128,9 @@ class ForecastingTask(Task):
             mase_scale[series.series_id] = fm.seasonal_scale(targets, self.config.data.season
                                                              ).tolist()
         mode = self.config.data.normalize
+        fp.check_likelihood(self.likelihood, mode, [s.values[:, list(roles.targets)]
+                                                    for s in train_list], train_list[0].path)
+        self._calibration_part = valid
         self.artifacts.update(
             mean=(inputs.mean if mode == "global" else np.zeros_like(inputs.mean)).tolist(),
             std=(inputs.std if mode != "series" else np.ones_like(inputs.std)).tolist(),
@@ -146,7 +159,10 @@ class ForecastingTask(Task):
         steps = limit * self.config.data.horizon
         limited = [Series(s.values[:steps], s.times[:steps] if s.times else None, s.path,
                           s.context, s.series_id) for s in as_list(examples)]
-        return limited if isinstance(examples, list) else limited[0]
+        result = limited if isinstance(examples, list) else limited[0]
+        if examples is self._calibration_part:  # still the validation split, only shorter
+            self._calibration_part = result
+        return result
 
     def _context_for(self, series: Series) -> np.ndarray | None:
         """The stored context when ``series`` continues a series the run has seen."""
@@ -164,14 +180,17 @@ class ForecastingTask(Task):
 
     # -------------------------------------------------------------------------- model
     def model_config(self) -> dict[str, Any]:
-        roles = self.roles
-        return self.model_options(
-            input_size=roles.inputs, horizon=self.config.data.horizon,
+        roles, data = self.roles, self.config.data
+        options = self.model_options(
+            input_size=roles.inputs, horizon=data.horizon,
             target_indices=list(roles.targets), mean=self.artifacts.get("mean"),
             std=self.artifacts.get("std"), future_size=roles.future, static_size=roles.static,
             covariate_mean=self.artifacts.get("covariate_mean"),
             covariate_std=self.artifacts.get("covariate_std"),
         )
+        options["quantiles"] = fp.quantile_levels(self.likelihood, self.config.model.quantiles,
+                                                  data.interval)
+        return options
 
     def _levels(self, windows: Windows) -> tuple[np.ndarray, np.ndarray]:
         """Per window, the shift and the divisor applied to the inputs before the model (which
@@ -219,9 +238,12 @@ class ForecastingTask(Task):
         return WindowSource(history, future, self.config.train.batch_size, seed=seed,
                             covariates=covariates, static=static)
 
-    def forecast(self, model: nn.Module, windows: Windows):
+    def forecast(self, model: nn.Module, windows: Windows, samples: int = 0,
+                 calibrated: bool = True):
         """:class:`~rnnkit.models.Forecast` in original units for raw ``windows`` (one
-        forecast per window), undoing the per-window level and scale."""
+        forecast per window), undoing the per-window level and scale; intervals, quantiles
+        (:data:`~rnnkit.tasks.forecast_metrics.QUANTILE_LEVELS`) and ``samples`` paths are
+        widened by the run's conformal factor unless ``calibrated`` is false."""
         shift, spread = self._levels(windows)
         targets = list(self.roles.targets)
         device = model_device(model)
@@ -230,17 +252,26 @@ class ForecastingTask(Task):
             return None if array is None else torch.as_tensor(array, dtype=torch.float32,
                                                               device=device)
 
+        data = self.config.data
         forecast = model.predict(tensor((windows.history - shift) / spread),
-                                 interval=self.config.data.interval,
+                                 interval=data.interval, quantiles=list(fm.QUANTILE_LEVELS),
                                  covariates=tensor(windows.covariates),
-                                 static=tensor(windows.static))
+                                 static=tensor(windows.static),
+                                 samples=samples or self._metric_samples(),
+                                 seed=self.config.train.seed)
         level, factor = tensor(shift[..., targets]), tensor(spread[..., targets])
-        for name in ("mean", "lower", "upper"):
-            if getattr(forecast, name) is not None:
-                setattr(forecast, name, getattr(forecast, name) * factor + level)
+        forecast.map(lambda values: values * factor + level)
         if forecast.std is not None:
             forecast.std = forecast.std * factor
+        if calibrated and data.calibration == "conformal":
+            fp.widen(forecast, self.artifacts.get("conformal_factor", 1.0))
         return forecast
+
+    def _metric_samples(self) -> int:
+        """Paths behind CRPS: none where the Gaussian closed form applies."""
+        closed_form = self.likelihood == "gaussian" and self.config.model.strategy in (
+            None, "direct")
+        return 0 if closed_form or self.likelihood == "none" else self.config.data.samples
 
     def last_window(self, series: Series) -> Windows:
         """The final ``lookback + horizon`` steps of ``series`` (with its context) as one
@@ -267,8 +298,11 @@ class ForecastingTask(Task):
 
     def scores(self, model: nn.Module, examples: Examples) -> tuple[dict[str, float],
                                                                      list[dict[str, Any]]]:
-        """Aggregated metrics and one row of metrics per series."""
+        """Aggregated metrics and one row of metrics per series. On the validation split
+        (during training) the conformal factor is fitted first, for the model being scored."""
         series = as_list(examples)
+        if examples is self._calibration_part and self.config.data.calibration == "conformal":
+            self.calibrate(model, series)
         windows = self.windows(series)
         forecast = self.forecast(model, windows)
         predicted = forecast.mean.cpu().double().numpy()
@@ -285,17 +319,22 @@ class ForecastingTask(Task):
             "smape": fm.smape(predicted, future), "mase": float(mase.mean()),
             "naive_smape": fm.smape(naive, future), "naive_mase": float(naive_mase.mean()),
         }
-        if forecast.std is not None:
-            result.update(self._probabilistic(forecast, future))
+        if forecast.lower is not None:
+            result.update(fp.probabilistic_scores(forecast, future))
         rows = self._per_series(windows, predicted, naive, mase, naive_mase)
         return result, rows
 
-    def _probabilistic(self, forecast, future: np.ndarray) -> dict[str, float]:
-        mean, std = forecast.mean.cpu().double().numpy(), forecast.std.cpu().double().numpy()
-        return {"coverage": fm.coverage(forecast.lower.cpu().numpy(),
-                                        forecast.upper.cpu().numpy(), future),
-                "wql": fm.weighted_quantile_loss(fm.gaussian_quantiles(mean, std), future),
-                "crps": fm.gaussian_crps(mean, std, future)}
+    def calibrate(self, model: nn.Module, series: list[Series]) -> float:
+        """Fit the split-conformal factor on ``series`` (every window, stride 1) and store it
+        in the artifacts, which the checkpoint saved next records."""
+        data = self.config.data
+        if self.likelihood == "none":
+            return 1.0
+        windows = cut_windows(series, self.roles, data.lookback, data.horizon)
+        forecast = self.forecast(model, windows, calibrated=False)
+        factor = fp.conformal_factor(forecast, windows.future, data.interval)
+        self.artifacts["conformal_factor"] = factor
+        return factor
 
     def _seasonal_naive(self, windows: Windows) -> np.ndarray:
         """The seasonal-naive forecast from each window's history: ``(windows, horizon,
@@ -319,15 +358,22 @@ class ForecastingTask(Task):
         return self.scores(model, examples)[0]
 
     # ---------------------------------------------------------------------- prediction
-    def predict(self, model: nn.Module, inputs: list[Examples]) -> list[dict[str, Any]]:
+    def predict(self, model: nn.Module, inputs: list[Examples],
+                samples: int = 0) -> list[dict[str, Any]]:
         """The ``horizon`` steps after the last observed row of each series, with the central
-        ``data.interval`` when the model is Gaussian. With future covariates, the file must
-        end with ``horizon`` rows whose values are blank and whose future covariates are set."""
+        ``data.interval`` when the model is probabilistic, and ``samples`` sample paths per
+        series (``<target>_samples``: one value per path at each step). With future
+        covariates, the file must end with ``horizon`` rows whose values are blank and whose
+        future covariates are set."""
+        if samples and self.likelihood == "none":
+            raise ConfigError("--samples: the run's model gives point forecasts "
+                              "(model.likelihood: none); train it with a likelihood to sample")
         rows = []
         names = [self.roles.columns[i] for i in self.roles.targets]
         for series in (s for item in inputs for s in as_list(item)):
-            forecast = self.forecast(model, self._origin_window(series))
-            rows.extend(_forecast_rows(forecast, names, series.series_id))
+            forecast = self.forecast(model, self._origin_window(series), samples=samples)
+            rows.extend(_forecast_rows(forecast, names, series.series_id,
+                                       samples > 0))
         return rows
 
     def _origin_window(self, series: Series) -> Windows:
@@ -367,7 +413,8 @@ def _split_blank_tail(values: np.ndarray, roles: ColumnRoles, path: str,
     return values[:first], values[first:]
 
 
-def _forecast_rows(forecast, names: list[str], series_id: str) -> list[dict[str, Any]]:
+def _forecast_rows(forecast, names: list[str], series_id: str,
+                   with_samples: bool = False) -> list[dict[str, Any]]:
     rows = []
     for step in range(forecast.mean.shape[1]):
         row: dict[str, Any] = {"series": series_id} if series_id else {}
@@ -377,5 +424,7 @@ def _forecast_rows(forecast, names: list[str], series_id: str) -> list[dict[str,
             if forecast.lower is not None:
                 row[f"{name}_lower"] = float(forecast.lower[0, step, index])
                 row[f"{name}_upper"] = float(forecast.upper[0, step, index])
+            if with_samples:
+                row[f"{name}_samples"] = forecast.samples[:, 0, step, index].tolist()
         rows.append(row)
     return rows

@@ -40,7 +40,7 @@ def _manager(blocks: tuple, axes: list) -> dict[str, Any]:
     return {"blocks": blocks, "axes": axes}
 
 
-def _block(values: np.ndarray, placement: slice, ndim: int) -> tuple[np.ndarray, slice]:
+def _block(values: np.ndarray, placement: Any, ndim: int) -> tuple[np.ndarray, Any]:
     return values, placement
 
 
@@ -81,6 +81,9 @@ def read_frame_columns(compressed: bytes) -> dict[str, np.ndarray]:
     names = [str(name) for name in manager["axes"][0]["data"]]
     columns: dict[str, np.ndarray] = {}
     for values, placement in manager["blocks"]:
-        for row, position in enumerate(range(len(names))[placement]):
+        # A block's placement is a slice, or an index array when its columns are not adjacent.
+        positions = range(len(names))[placement] if isinstance(placement, slice) else \
+            np.asarray(placement).ravel().tolist()
+        for row, position in enumerate(positions):
             columns[names[position]] = np.asarray(values[row])
     return dict(sorted(columns.items(), key=lambda item: names.index(item[0])))

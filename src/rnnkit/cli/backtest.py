@@ -1,0 +1,69 @@
+"""``rnnkit backtest``: forecasts from many origins of a file, scored per origin."""
+# ruff: noqa: B008  (typer declares arguments and options as parameter defaults)
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from rnnkit.cli.errors import handle_errors
+from rnnkit.tasks import load_run
+from rnnkit.tasks.backtest import BacktestSettings, run_backtest, save_backtest
+from rnnkit.tasks.errors import TaskMismatchError
+
+
+@handle_errors
+def backtest(
+    run_dir: Path = typer.Argument(..., help="A forecasting run made by `rnnkit train`.",
+                                   show_default=False),
+    data: Path = typer.Option(..., "--data", "-d",
+                              help="Series file in the training format (the whole series, or "
+                                   "what follows the training data)."),
+    horizon: int = typer.Option(None, "--horizon", min=1,
+                                help="Steps scored per origin (default: the run's horizon)."),
+    stride: int = typer.Option(None, "--stride", min=1,
+                               help="Steps between origins (default: the horizon)."),
+    window: str = typer.Option("expanding", "--window",
+                               help="With --retrain: expanding (all data before the origin) "
+                                    "or rolling (the last --train-size steps)."),
+    retrain: bool = typer.Option(False, "--retrain",
+                                 help="Train a fresh model for each origin on the data "
+                                      "before it (slow)."),
+    train_size: int = typer.Option(None, "--train-size", min=1,
+                                   help="Rolling window length in steps."),
+    train_steps: int = typer.Option(None, "--train-steps", min=1,
+                                    help="With --retrain: cap each training at N steps."),
+) -> None:
+    """Backtest a forecasting run: print per-origin and aggregated metrics and save them
+    (CSV + JSON) in RUN/backtest/."""
+    if not data.is_file():
+        raise FileNotFoundError(f"--data: file not found: {data}")
+    if window not in ("expanding", "rolling"):
+        raise ValueError(f"--window: expected expanding or rolling, got {window!r}")
+    if window == "rolling" and retrain and train_size is None:
+        raise ValueError("--train-size: needed with --window rolling --retrain (steps of "
+                         "history each model trains on)")
+    run = load_run(run_dir)
+    if run.task.name != "forecasting":
+        raise TaskMismatchError(f"backtest: the run's task is {run.task.name}; backtesting is "
+                                "for forecasting runs")
+    settings = BacktestSettings(horizon, stride, window, retrain, train_size, train_steps)  # type: ignore[arg-type]
+    result = run_backtest(run, data, settings)
+    _print(result)
+    directory = save_backtest(result, run_dir)
+    typer.echo(f"Wrote {directory}/origins.csv, forecasts.csv and summary.json", err=True)
+
+
+def _print(result) -> None:
+    names = [n for n in ("mae", "smape", "mase", "naive_mase", "coverage")
+             if n in result.origins[0]]
+    typer.echo("series  origin  time        " + "  ".join(f"{n:>10}" for n in names))
+    for row in result.origins:
+        values = "  ".join(f"{row[n]:>10.4f}" for n in names)
+        typer.echo(f"{row['series'] or '-':<6}  {row['origin']:>6}  {row['time']!s:<10}  "
+                   f"{values}")
+    typer.echo("aggregate over origins:")
+    for name, value in result.aggregate.items():
+        typer.echo(f"  {name:<11} {value:.4f}" if isinstance(value, float) else
+                   f"  {name:<11} {value}")

@@ -1,0 +1,200 @@
+"""Backtesting a forecasting run: forecasts from many origins of a file, scored per origin and
+aggregated, as Darts' ``historical_forecasts`` and GluonTS' rolling evaluation do.
+
+Origins are the steps of each series at which a forecast starts: every ``stride`` steps from
+the first step with ``lookback`` steps behind it (the file's context counts when it continues
+the training series) to the last one with ``horizon`` steps after it. Without ``retrain``
+the run's model forecasts from every origin. With ``retrain`` a fresh model is trained for
+each origin on the data before it, using the run's config: ``expanding`` windows train on
+everything before the origin, ``rolling`` on the last ``train_size`` steps before it.
+
+Results go to ``RUN/backtest/``: ``origins.csv`` (one row per series and origin),
+``forecasts.csv`` (every forecast step against the actual value) and ``summary.json``
+(settings and the metrics averaged over origins).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from rnnkit.tasks import forecast_metrics as fm
+from rnnkit.tasks import forecast_probability as fp
+from rnnkit.tasks.errors import ConfigError
+from rnnkit.tasks.forecast_data import Series, Windows, split_windows, with_context
+from rnnkit.train import metrics
+from rnnkit.train.durable import replace_file
+from rnnkit.train.state_io import finite_json
+
+BACKTEST_DIR = "backtest"
+
+
+@dataclass
+class BacktestSettings:
+    """``horizon``/``stride`` ``None``: the run's horizon (``horizon`` may be shorter, never
+    longer: a direct model forecasts a fixed horizon). ``window`` and ``train_size`` matter
+    with ``retrain`` only; ``train_steps`` caps each retraining (``None``: the config's)."""
+
+    horizon: int | None = None
+    stride: int | None = None
+    window: Literal["expanding", "rolling"] = "expanding"
+    retrain: bool = False
+    train_size: int | None = None
+    train_steps: int | None = None
+
+
+@dataclass
+class Backtest:
+    """``origins``: one metrics row per series and origin; ``forecasts``: one row per forecast
+    step; ``aggregate``: each metric averaged over the origins."""
+
+    settings: BacktestSettings
+    origins: list[dict[str, Any]] = field(default_factory=list)
+    forecasts: list[dict[str, Any]] = field(default_factory=list)
+    aggregate: dict[str, float] = field(default_factory=dict)
+
+
+def origin_windows(series: list[Series], task, horizon: int,
+                   stride: int) -> tuple[Windows, list[tuple[int, int]]]:
+    """One window per series and origin, and ``(series index, origin)`` for each (the origin
+    as a row of the series' own values, the first forecast step)."""
+    lookback, roles = task.config.data.lookback, task.roles
+    full_horizon = task.config.data.horizon
+    parts, where = [], []
+    for index, item in enumerate(series):
+        values = with_context(item)
+        offset = len(values) - len(item.values)
+        # A direct model needs covariates over its whole horizon: pad past the file's end.
+        padded = np.concatenate([values, np.full((full_horizon, values.shape[1]), np.nan)])
+        # Future covariates must be known over the model's whole horizon.
+        last = len(values) - (full_horizon if roles.future else horizon)
+        for origin in range(max(lookback, offset), last + 1, stride):
+            parts.append(padded[origin - lookback:origin + full_horizon])
+            where.append((index, origin - offset))
+    if not parts:
+        raise ConfigError(f"backtest: no origin has lookback={lookback} steps before it and "
+                          f"horizon={horizon} after it in {series[0].path}")
+    owners = np.asarray([index for index, _ in where])
+    windows = split_windows(np.stack(parts), lookback, roles, owners,
+                            tuple(s.series_id for s in series))
+    windows.future = windows.future[:, :horizon]
+    return windows, where
+
+
+def run_backtest(run, path: str | Path, settings: BacktestSettings) -> Backtest:
+    """Backtest ``run`` (a :class:`~rnnkit.tasks.run.Run`) on the file ``path``."""
+    task = run.task
+    horizon = settings.horizon or task.config.data.horizon
+    if not 1 <= horizon <= task.config.data.horizon:
+        raise ConfigError(f"--horizon: expected 1..{task.config.data.horizon} (the run's "
+                          f"horizon), got {horizon}")
+    stride = settings.stride or horizon
+    if stride < 1:
+        raise ConfigError(f"--stride: expected a positive number of steps, got {stride}")
+    settings = replace(settings, horizon=horizon, stride=stride)
+    examples = task.read(path)
+    series = examples if isinstance(examples, list) else [examples]
+    windows, where = origin_windows(series, task, horizon, stride)
+    if settings.retrain:
+        from rnnkit.tasks.backtest_retrain import retrained_forecasts
+
+        forecast = retrained_forecasts(run, series, windows, where, settings)
+    else:
+        forecast = task.forecast(run.model, windows)
+    result = Backtest(settings)
+    _score(task, series, windows, where, forecast, horizon, result)
+    return result
+
+
+def _score(task, series: list[Series], windows: Windows, where: list[tuple[int, int]],
+           forecast, horizon: int, result: Backtest) -> None:
+    targets = list(task.roles.targets)
+    scales = task._mase_scales(series)
+    naive = fm.seasonal_naive(windows.history[..., targets], horizon, task.config.data.season)
+    values = {name: None if getattr(forecast, name) is None
+              else getattr(forecast, name)[:, :horizon].cpu().double().numpy()
+              for name in ("mean", "lower", "upper")}
+    for row, (index, origin) in enumerate(where):
+        item, actual = series[index], windows.future[row:row + 1]
+        predicted = values["mean"][row:row + 1]
+        scale = scales[index]
+        record = {"series": item.series_id, "origin": origin,
+                  "time": item.times[origin] if item.times and origin < len(item.times)
+                  else None,
+                  "mae": metrics.mae(predicted, actual), "rmse": metrics.rmse(predicted, actual),
+                  "smape": fm.smape(predicted, actual),
+                  "mase": float((np.abs(predicted - actual).mean(axis=(0, 1)) / scale).mean()),
+                  "naive_mase": float((np.abs(naive[row:row + 1] - actual).mean(axis=(0, 1))
+                                       / scale).mean())}
+        if values["lower"] is not None:
+            record["coverage"] = fm.coverage(values["lower"][row:row + 1],
+                                             values["upper"][row:row + 1], actual)
+        result.origins.append(record)
+        result.forecasts.extend(_forecast_rows(item, origin, actual, values, row))
+    if values["lower"] is not None:
+        trimmed = _trim(forecast, horizon)
+        result.aggregate.update(fp.probabilistic_scores(trimmed, windows.future))
+    for name in ("mae", "rmse", "smape", "mase", "naive_mase"):
+        result.aggregate[name] = float(np.mean([r[name] for r in result.origins]))
+    result.aggregate["origins"] = len(result.origins)
+
+
+def _trim(forecast, horizon: int):
+    """The first ``horizon`` steps of every field of ``forecast`` (a copy)."""
+    trimmed = replace(forecast)
+    trimmed.map(lambda values: values[..., :horizon, :])
+    if trimmed.std is not None:
+        trimmed.std = trimmed.std[:, :horizon]
+    return trimmed
+
+
+def _forecast_rows(item: Series, origin: int, actual: np.ndarray, values: dict,
+                   row: int) -> list[dict[str, Any]]:
+    rows = []
+    for step in range(actual.shape[1]):
+        position = origin + step
+        record = {"series": item.series_id, "origin": origin, "step": step + 1,
+                  "time": item.times[position] if item.times else position,
+                  "actual": float(actual[0, step, 0]), "mean": float(values["mean"][row, step, 0])}
+        if values["lower"] is not None:
+            record["lower"] = float(values["lower"][row, step, 0])
+            record["upper"] = float(values["upper"][row, step, 0])
+        rows.append(record)
+    return rows
+
+
+def save_backtest(result: Backtest, run_dir: str | Path) -> Path:
+    """Write ``origins.csv``, ``forecasts.csv`` and ``summary.json`` under ``RUN/backtest``."""
+    directory = Path(run_dir) / BACKTEST_DIR
+    directory.mkdir(exist_ok=True)
+    replace_file(directory / "origins.csv", _csv(result.origins), "backtest origins")
+    replace_file(directory / "forecasts.csv", _csv(result.forecasts), "backtest forecasts")
+    summary = {"settings": asdict(result.settings), "aggregate": result.aggregate}
+    replace_file(directory / "summary.json",
+                 json.dumps(finite_json(summary), indent=2, allow_nan=False) + "\n",
+                 "backtest summary")
+    return directory
+
+
+def read_backtest_forecasts(run_dir: str | Path) -> list[dict[str, str]] | None:
+    """The rows of ``RUN/backtest/forecasts.csv``, or ``None`` when no backtest was saved."""
+    path = Path(run_dir) / BACKTEST_DIR / "forecasts.csv"
+    if not path.is_file():
+        return None
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    fields = list(dict.fromkeys(key for row in rows for key in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()

@@ -1,0 +1,109 @@
+"""Probabilistic forecasts at the task level: which likelihood fits the data, the quantile
+levels a quantile model learns, split-conformal calibration of interval widths, and the
+scores of a :class:`~rnnkit.models.Forecast` (coverage, wQL, CRPS).
+
+Calibration (split-conformal, Vovk et al. 2005; the scaled-width variant NeuralForecast and
+Darts offer): on validation windows, each value's score is how many half-widths of its
+interval it lies from the median, ``max((m - y) / (m - lower), (y - m) / (upper - m))``. The
+factor ``c`` is the ``ceil((n + 1) · interval) / n`` empirical quantile of the ``n`` scores,
+and every interval, quantile and sample is moved to ``m + c · (value - m)``: ``c > 1`` widens
+an interval that under-covered, ``c < 1`` narrows one that over-covered. The guarantee holds
+for values exchangeable with the validation ones; a series whose noise changes later is
+covered less.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from rnnkit.data import DataFormatError
+from rnnkit.tasks import forecast_metrics as fm
+from rnnkit.tasks.errors import ConfigError
+
+DEFAULT_QUANTILES = (0.05, *fm.QUANTILE_LEVELS, 0.95)
+
+
+def quantile_levels(likelihood: str, quantiles: list[float] | None,
+                    interval: float) -> list[float] | None:
+    """The levels a quantile model learns: ``model.quantiles`` (default 0.05, 0.1, ..., 0.9,
+    0.95) plus the median and the two ends of ``data.interval``; ``None`` for other models."""
+    if likelihood != "quantile":
+        if quantiles is not None:
+            raise ConfigError(f"model.quantiles: set only with model.likelihood: quantile (the "
+                              f"likelihood is {likelihood}), got {quantiles}")
+        return None
+    levels = list(DEFAULT_QUANTILES if quantiles is None else quantiles)
+    outside = [q for q in levels if not 0.0 < q < 1.0]
+    if outside or not levels:
+        raise ConfigError(f"model.quantiles: expected levels in (0, 1), got {quantiles}")
+    tail = (1.0 - interval) / 2.0
+    return sorted({round(float(q), 6) for q in (*levels, 0.5, tail, 1.0 - tail)})
+
+
+def check_likelihood(likelihood: str, normalize: str, targets: list[np.ndarray],
+                     path: str) -> None:
+    """A count likelihood needs counts, in their own units (``data.normalize: global``, which
+    the model undoes exactly; per-window shifts would leave it modelling differences)."""
+    if likelihood != "negative_binomial":
+        return
+    if normalize != "global":
+        raise ConfigError("model.likelihood: negative_binomial models counts in their own units "
+                          f"and needs data.normalize: global, got {normalize!r}")
+    for values in targets:
+        bad = values[(values < 0) | (values != np.round(values))]
+        if bad.size:
+            raise DataFormatError(path, None, "model.likelihood: negative_binomial expects "
+                                  f"counts (whole numbers >= 0), found {bad[0]:g}")
+
+
+def conformal_factor(forecast, future: np.ndarray, interval: float) -> float:
+    """The split-conformal width factor from uncalibrated ``forecast`` (median, lower, upper
+    ``(windows, horizon, targets)``) and the true ``future`` of the same shape."""
+    median, lower, upper = (_numpy(forecast.median), _numpy(forecast.lower),
+                            _numpy(forecast.upper))
+    tiny = 1e-9 * max(1.0, float(np.abs(future).max(initial=0.0)))
+    below = (median - future) / np.maximum(median - lower, tiny)
+    above = (future - median) / np.maximum(upper - median, tiny)
+    scores = np.sort(np.maximum(below, above).ravel())
+    rank = math.ceil((len(scores) + 1) * interval)
+    return float(scores[min(rank, len(scores)) - 1])
+
+
+def widen(forecast, factor: float):
+    """Move every interval end, quantile and sample of ``forecast`` to ``median + factor ·
+    (value - median)`` (and scale ``std``); the point forecast is unchanged."""
+    if forecast.median is None or factor == 1.0:
+        return forecast
+    median = forecast.median
+
+    def scaled(values):
+        return median + factor * (values - median)
+
+    forecast.lower, forecast.upper = scaled(forecast.lower), scaled(forecast.upper)
+    if forecast.quantiles is not None:
+        forecast.quantiles = {q: scaled(v) for q, v in forecast.quantiles.items()}
+    if forecast.samples is not None:
+        forecast.samples = scaled(forecast.samples)
+    if forecast.std is not None:
+        forecast.std = forecast.std * factor
+    return forecast
+
+
+def probabilistic_scores(forecast, future: np.ndarray) -> dict[str, float]:
+    """``coverage`` of the interval, ``wql`` over :data:`~fm.QUANTILE_LEVELS` and ``crps``
+    (closed form for Gaussian forecasts, else from the sample paths), GluonTS-normalised."""
+    result = {"coverage": fm.coverage(_numpy(forecast.lower), _numpy(forecast.upper), future)}
+    if forecast.quantiles is not None:
+        quantiles = {q: _numpy(forecast.quantiles[q]) for q in fm.QUANTILE_LEVELS}
+        result["wql"] = fm.weighted_quantile_loss(quantiles, future)
+    if forecast.std is not None:
+        result["crps"] = fm.gaussian_crps(_numpy(forecast.median), _numpy(forecast.std), future)
+    elif forecast.samples is not None:
+        result["crps"] = fm.sample_crps(_numpy(forecast.samples), future)
+    return result
+
+
+def _numpy(values) -> np.ndarray:
+    return values.detach().cpu().double().numpy()
