@@ -14,6 +14,8 @@ from typing import Any
 import typer
 
 from rnnkit.cli.errors import handle_errors
+from rnnkit.data.readers import iter_decoded_lines
+from rnnkit.data.readers._lines import iter_decoded_bytes
 from rnnkit.tasks import load_run
 from rnnkit.tasks.run import Run
 from rnnkit.train.state_io import finite_json
@@ -66,14 +68,14 @@ def generate(
 
 
 def _read_lines(source: Path) -> list[str]:
-    text = sys.stdin.read() if str(source) == "-" else _file_text(source)
-    return [line for line in text.splitlines() if line.strip()]
-
-
-def _file_text(path: Path) -> str:
-    if not path.is_file():
-        raise FileNotFoundError(f"--input: file not found: {path}")
-    return path.read_text(encoding="utf-8")
+    """Non-blank lines of ``source`` or stdin, refusing binary input (invalid UTF-8, NUL
+    bytes) with the file's or ``<stdin>``'s line, as ``evaluate`` refuses a data file."""
+    if str(source) == "-":
+        lines = iter_decoded_bytes(sys.stdin.buffer, "<stdin>", refuse_nul=True)
+        return [line for _, line in lines if line.strip()]
+    if not source.is_file():
+        raise FileNotFoundError(f"--input: file not found: {source}")
+    return [line for _, line in iter_decoded_lines(source, refuse_nul=True) if line.strip()]
 
 
 def read_inputs(run: Run, source: Path) -> list[Any]:
@@ -134,11 +136,11 @@ def predict(
     output: Path = typer.Option(None, "--output", "-o", help="Output file (default stdout)."),
     output_format: str = typer.Option(None, "--format", "-f",
                                       help="csv or jsonl (default: from --output, else jsonl)."),
-) -> None:
-    """Batch inference: labels with probabilities, tags, translations or forecasts."""
     samples: int = typer.Option(0, "--samples", min=0,
                                 help="Forecasting: also write N sample paths per series "
                                      "(<target>_samples, one value per path at each step)."),
+) -> None:
+    """Batch inference: labels with probabilities, tags, translations or forecasts."""
     if output_format is None:
         output_format = "csv" if output is not None and output.suffix == ".csv" else "jsonl"
     if output_format not in ("csv", "jsonl"):

@@ -30,7 +30,12 @@ class LanguageModelStream:
     ):
         if batch_size < 1 or seq_len < 1:
             raise ValueError(f"batch_size and seq_len must be >= 1, got {batch_size}, {seq_len}")
-        self.ids = torch.as_tensor(np.asarray(ids), dtype=torch.int64).flatten()
+        # Compact ids (uint8/int16/int32 from rnnkit.data.text_ids) stay compact: a 2 GB text
+        # would take 16 GB as int64. Each batch is widened to int64 when it is cut.
+        array = np.asarray(ids)
+        if array.dtype.kind not in "iu" or array.dtype.itemsize > 4 or array.dtype == np.uint32:
+            array = array.astype(np.int64)
+        self.ids = torch.from_numpy(np.ascontiguousarray(array)).flatten()
         self.batch_size = batch_size
         self.seq_len = seq_len
         self.seed = seed
@@ -65,6 +70,6 @@ class LanguageModelStream:
         targets = self.ids[offset + 1: offset + span + 1].view(self.batch_size, steps)
         for index in range(start, len(self)):
             chunk = slice(index * self.seq_len, min((index + 1) * self.seq_len, steps))
-            tokens = inputs[:, chunk]
+            tokens = inputs[:, chunk].long()
             lengths = torch.full((self.batch_size,), tokens.shape[1], dtype=torch.int64)
-            yield TokenBatch(tokens, lengths, targets[:, chunk])
+            yield TokenBatch(tokens, lengths, targets[:, chunk].long())

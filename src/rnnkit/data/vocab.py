@@ -52,6 +52,22 @@ class Vocab:
         counts: Counter[str] = Counter()
         for sequence in sequences:
             counts.update(sequence)
+        return cls.from_counts(counts, min_freq, max_size, specials, order)
+
+    @classmethod
+    def from_counts(
+        cls,
+        counts: Counter[str],
+        min_freq: int = 1,
+        max_size: int | None = None,
+        specials: Sequence[str] = DEFAULT_SPECIALS,
+        order: Order = "frequency",
+    ) -> Vocab:
+        """:meth:`build` from token counts already made (in first-appearance order)."""
+        if min_freq < 1:
+            raise ValueError(f"min_freq must be >= 1, got {min_freq}")
+        if max_size is not None and max_size < 0:
+            raise ValueError(f"max_size must be >= 0 or None, got {max_size}")
         kept = [(token, n) for token, n in counts.items()
                 if n >= min_freq and token not in specials]
         # Counter keeps first-appearance order and sorted() is stable: ties stay in that order.

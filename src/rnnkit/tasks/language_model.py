@@ -5,20 +5,28 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
-from rnnkit.data import LanguageModelStream, read_text
+from rnnkit.data import LanguageModelStream, Vocab
 from rnnkit.data.errors import DataFormatError
-from rnnkit.data.oov import ScoredIds, count_unknown, prepare_for_scoring
+from rnnkit.data.oov import ScoredIds, prepare_for_scoring
+from rnnkit.data.text_ids import (
+    count_chars,
+    encode_chars,
+    encode_tokens,
+    iter_text_blocks,
+    word_pieces,
+)
 from rnnkit.models import TruncatedBPTTLoss
 from rnnkit.models._recurrent import detach_state
 from rnnkit.tasks.base import (
     Task,
-    build_vocab,
     model_device,
     progress_batches,
     summed_cross_entropy,
@@ -27,6 +35,8 @@ from rnnkit.tasks.base import (
 from rnnkit.tasks.config import RunConfig
 
 EVAL_STREAMS = 64  # parallel streams when scoring held-out text (each starts from zeros)
+PREDICT_CHUNK = 4096  # tokens per forward pass when scoring one long line (state carried)
+WORD_COUNT_LIMIT = 1_000_000  # distinct words kept while counting, at least 20 * max_vocab
 logger = logging.getLogger("rnnkit.tasks")
 
 
@@ -51,13 +61,40 @@ class LanguageModelTask(Task):
 
     @classmethod
     def fit(cls, config: RunConfig, train_path: Path) -> LanguageModelTask:
+        """Count tokens in one streaming pass (bounded memory, see :mod:`rnnkit.data.text_ids`)
+        and keep the vocabulary ``data.min_freq``/``data.max_vocab`` allow."""
         task = cls(config, {})
-        tokens = task.tokens_of(read_text(train_path))
-        vocab = build_vocab(config, [tokens])
+        counts = task.count_tokens(train_path)
+        if not any(token.strip() for token in counts):
+            raise DataFormatError(train_path, None, "file holds only whitespace")
+        vocab = Vocab.from_counts(counts, config.data.min_freq, config.data.max_vocab)
         # Whether the model will see (and so learn) <unk>: decides how unseen tokens are scored.
         task.artifacts = {"vocab": vocab_json(vocab), "tokenizer": task.tokenizer.name,
-                          "train_unk_tokens": count_unknown(tokens, vocab.stoi)}
+                          "train_unk_tokens": sum(n for t, n in counts.items()
+                                                  if t not in vocab.stoi)}
         return task
+
+    def count_tokens(self, path: str | Path) -> Counter[str]:
+        """Token counts of a text file. Words: when more than ``max(WORD_COUNT_LIMIT,
+        20 * max_vocab)`` distinct words are held, the rarer half is dropped, so counting stays
+        bounded (counts of words near the ``max_vocab`` cut are then approximate)."""
+        blocks = iter_text_blocks(path, progress=None)
+        if self.tokenizer.name == "char":
+            return count_chars(blocks)
+        limit = max(WORD_COUNT_LIMIT, 20 * (self.config.data.max_vocab or 0))
+        counts: Counter[str] = Counter()
+        for tokens in word_pieces(blocks, self.tokenizer.encode, "<eos>"):
+            counts.update(tokens)
+            if self.config.data.max_vocab is not None and len(counts) > limit:
+                counts = Counter(dict(counts.most_common(limit // 2)))
+        return counts
+
+    def encode_file(self, path: str | Path) -> np.ndarray:
+        """Token ids of a whole text file, streamed, in the vocabulary's compact dtype."""
+        blocks = iter_text_blocks(path, progress=None)
+        if self.tokenizer.name == "char":
+            return encode_chars(blocks, self.vocab)
+        return encode_tokens(word_pieces(blocks, self.tokenizer.encode, "<eos>"), self.vocab)
 
     @property
     def unk_learned(self) -> bool:
@@ -72,13 +109,13 @@ class LanguageModelTask(Task):
         """``ids`` as the model scores them: OOV tokens counted, dropped unless learned."""
         return prepare_for_scoring(ids, self.vocab.unk_id, self.unk_learned)
 
-    def read(self, path: str | Path) -> list[int]:
-        ids = self.vocab.encode(self.tokens_of(read_text(path)))
+    def read(self, path: str | Path) -> np.ndarray:
+        ids = self.encode_file(path)
         if len(ids) < 2:
             raise DataFormatError(path, None, "expected at least 2 tokens of text")
         return ids
 
-    def hold_out(self, examples: list[int]) -> tuple[list[int], list[int]]:
+    def hold_out(self, examples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The last ``valid_fraction`` of the text (never shuffled: it is one stream)."""
         cut = int(len(examples) * (1 - self.config.data.valid_fraction))
         if cut < 2 or len(examples) - cut < 2:
@@ -126,18 +163,30 @@ class LanguageModelTask(Task):
         device = model_device(model)
         model.eval()
         for text in inputs:
-            scored = self.scoreable(vocab.encode(self.tokens_of(text)))
-            ids = scored.ids.tolist()
-            if len(ids) < 2:
+            ids = (encode_chars(iter([text]), vocab) if self.tokenizer.name == "char" and text
+                   else np.asarray(vocab.encode(self.tokens_of(text)), dtype=np.int64))
+            scored = self.scoreable(ids)
+            if len(scored.ids) < 2:
                 rows.append({"text": text, "loss": None, "perplexity": None, "oov": scored.oov})
                 continue
-            tokens = torch.tensor([ids[:-1]], device=device)
-            with torch.no_grad():
-                logits, _ = model(tokens)
-            total, count = summed_cross_entropy(logits, torch.tensor([ids[1:]], device=device))
+            total, count = self._score_line(model, scored.ids, device)
             rows.append({"text": text, "loss": total / count,
                          "perplexity": math.exp(min(total / count, 50.0)), "oov": scored.oov})
         return rows
+
+    @staticmethod
+    def _score_line(model: nn.Module, ids: np.ndarray, device) -> tuple[float, int]:
+        """Summed next-token loss over ``ids`` in chunks of ``PREDICT_CHUNK`` with the state
+        carried, so memory does not grow with the line's length."""
+        state, total, count = None, 0.0, 0
+        with torch.no_grad():
+            for start in range(0, len(ids) - 1, PREDICT_CHUNK):
+                piece = torch.as_tensor(ids[start:start + PREDICT_CHUNK + 1].astype(np.int64),
+                                        device=device)
+                logits, state = model(piece[None, :-1], None, state)
+                loss, n = summed_cross_entropy(logits, piece[None, 1:])
+                total, count = total + loss, count + n
+        return total, count
 
     def generate(self, model: nn.Module, prime: str | None = None, length: int = 500,
                  condition: str | None = None, **sampling: Any) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -62,7 +62,8 @@ _REPORTED_LIMIT = 1024
 
 
 def iter_decoded_lines(
-    path: str | Path, skips: SkipLog | None = None, keepends: bool = False
+    path: str | Path, skips: SkipLog | None = None, keepends: bool = False,
+    refuse_nul: bool = False,
 ) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, text)`` for each line of a UTF-8 file, reading lazily.
 
@@ -76,21 +77,39 @@ def iter_decoded_lines(
         raise FileNotFoundError(f"data file not found: {path}")
     if path.stat().st_size == 0:
         raise DataFormatError(path, None, "file is empty")
-    offset = 0
     with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            start = 0
-            if number == 1 and raw.startswith(_UTF8_BOM):
-                start = len(_UTF8_BOM)
-            try:
-                text = raw[start:].decode("utf-8")
-            except UnicodeDecodeError as error:
-                byte = offset + start + error.start
-                offset += len(raw)
-                skips.handle(DataFormatError(
-                    path, number, f"invalid UTF-8 byte 0x{raw[start + error.start]:02x} at byte "
-                    f"offset {byte} (convert the file to UTF-8)"
-                ))
-                continue
+        yield from iter_decoded_bytes(handle, path, skips, keepends, refuse_nul)
+
+
+def iter_decoded_bytes(
+    raw_lines: Iterable[bytes], path: str | Path, skips: SkipLog | None = None,
+    keepends: bool = False, refuse_nul: bool = False,
+) -> Iterator[tuple[int, str]]:
+    """:func:`iter_decoded_lines` over lines of bytes already open (a file, ``stdin``);
+    ``path`` names them in errors (e.g. ``<stdin>``). Invalid UTF-8 is an error naming the line
+    and byte offset; so is a NUL byte (binary or UTF-16 data) with ``refuse_nul`` (plain text
+    for language models and ``predict`` input; CSV fields may hold NULs)."""
+    skips = skips if skips is not None else SkipLog()
+    offset = 0
+    for number, raw in enumerate(raw_lines, start=1):
+        start = len(_UTF8_BOM) if number == 1 and raw.startswith(_UTF8_BOM) else 0
+        try:
+            text = raw[start:].decode("utf-8")
+        except UnicodeDecodeError as error:
+            byte = offset + start + error.start
             offset += len(raw)
-            yield number, text if keepends else text.rstrip("\r\n")
+            skips.handle(DataFormatError(
+                path, number, f"invalid UTF-8 byte 0x{raw[start + error.start]:02x} at byte "
+                f"offset {byte} (convert the file to UTF-8)"
+            ))
+            continue
+        nul = raw.find(b"\x00", start) if refuse_nul else -1
+        if nul >= 0:
+            byte = offset + nul
+            offset += len(raw)
+            skips.handle(DataFormatError(
+                path, number, f"NUL byte at byte offset {byte} (binary or UTF-16 data; "
+                "convert it to UTF-8 text)"))
+            continue
+        offset += len(raw)
+        yield number, text if keepends else text.rstrip("\r\n")
