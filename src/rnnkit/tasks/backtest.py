@@ -5,7 +5,8 @@ Origins are the steps of each series at which a forecast starts: every ``stride`
 the first step with ``lookback`` steps behind it (the file's context counts when it continues
 the training series) to the last one with ``horizon`` steps after it. Without ``retrain``
 the run's model forecasts from every origin. With ``retrain`` a fresh model is trained for
-each origin on the data before it, using the run's config: ``expanding`` windows train on
+each origin (from ``2 · (lookback + horizon)`` steps on) on the data before it, using the
+run's config: ``expanding`` windows train on
 everything before the origin, ``rolling`` on the last ``train_size`` steps before it.
 
 Results go to ``RUN/backtest/``: ``origins.csv`` (one row per series and origin),
@@ -27,6 +28,7 @@ import numpy as np
 from rnnkit.tasks import forecast_metrics as fm
 from rnnkit.tasks import forecast_probability as fp
 from rnnkit.tasks.errors import ConfigError
+from rnnkit.tasks.forecast_baselines import theta_forecast
 from rnnkit.tasks.forecast_data import Series, Windows, split_windows, with_context
 from rnnkit.train import metrics
 from rnnkit.train.durable import replace_file
@@ -60,10 +62,11 @@ class Backtest:
     aggregate: dict[str, float] = field(default_factory=dict)
 
 
-def origin_windows(series: list[Series], task, horizon: int,
-                   stride: int) -> tuple[Windows, list[tuple[int, int]]]:
+def origin_windows(series: list[Series], task, horizon: int, stride: int,
+                   first: int = 0) -> tuple[Windows, list[tuple[int, int]]]:
     """One window per series and origin, and ``(series index, origin)`` for each (the origin
-    as a row of the series' own values, the first forecast step)."""
+    as a row of the series' own values, the first forecast step; none before ``first`` rows
+    of the series with its context)."""
     lookback, roles = task.config.data.lookback, task.roles
     full_horizon = task.config.data.horizon
     parts, where = [], []
@@ -74,7 +77,7 @@ def origin_windows(series: list[Series], task, horizon: int,
         padded = np.concatenate([values, np.full((full_horizon, values.shape[1]), np.nan)])
         # Future covariates must be known over the model's whole horizon.
         last = len(values) - (full_horizon if roles.future else horizon)
-        for origin in range(max(lookback, offset), last + 1, stride):
+        for origin in range(max(lookback, offset, first), last + 1, stride):
             parts.append(padded[origin - lookback:origin + full_horizon])
             where.append((index, origin - offset))
     if not parts:
@@ -100,7 +103,8 @@ def run_backtest(run, path: str | Path, settings: BacktestSettings) -> Backtest:
     settings = replace(settings, horizon=horizon, stride=stride)
     examples = task.read(path)
     series = examples if isinstance(examples, list) else [examples]
-    windows, where = origin_windows(series, task, horizon, stride)
+    windows, where = origin_windows(series, task, horizon, stride,
+                                    _first_trainable(task, settings))
     if settings.retrain:
         from rnnkit.tasks.backtest_retrain import retrained_forecasts
 
@@ -112,11 +116,26 @@ def run_backtest(run, path: str | Path, settings: BacktestSettings) -> Backtest:
     return result
 
 
+def _first_trainable(task, settings: BacktestSettings) -> int:
+    """With ``retrain``, the first origin leaves room for training and validation windows
+    before it: ``2 · (lookback + horizon)`` steps."""
+    if not settings.retrain:
+        return 0
+    data = task.config.data
+    needed = 2 * (data.lookback + data.horizon)
+    if settings.window == "rolling" and (settings.train_size or 0) < needed:
+        raise ConfigError(f"--train-size: expected at least 2 · (lookback + horizon) = {needed} "
+                          f"steps to train and validate on, got {settings.train_size}")
+    return needed
+
+
 def _score(task, series: list[Series], windows: Windows, where: list[tuple[int, int]],
            forecast, horizon: int, result: Backtest) -> None:
     targets = list(task.roles.targets)
     scales = task._mase_scales(series)
-    naive = fm.seasonal_naive(windows.history[..., targets], horizon, task.config.data.season)
+    season = task.config.data.season
+    naive = fm.seasonal_naive(windows.history[..., targets], horizon, season)
+    theta = theta_forecast(windows.history[..., targets], horizon, season)
     values = {name: None if getattr(forecast, name) is None
               else getattr(forecast, name)[:, :horizon].cpu().double().numpy()
               for name in ("mean", "lower", "upper")}
@@ -129,9 +148,9 @@ def _score(task, series: list[Series], windows: Windows, where: list[tuple[int, 
                   else None,
                   "mae": metrics.mae(predicted, actual), "rmse": metrics.rmse(predicted, actual),
                   "smape": fm.smape(predicted, actual),
-                  "mase": float((np.abs(predicted - actual).mean(axis=(0, 1)) / scale).mean()),
-                  "naive_mase": float((np.abs(naive[row:row + 1] - actual).mean(axis=(0, 1))
-                                       / scale).mean())}
+                  "mase": _mase(predicted, actual, scale),
+                  "naive_mase": _mase(naive[row:row + 1], actual, scale),
+                  "theta_mase": _mase(theta[row:row + 1], actual, scale)}
         if values["lower"] is not None:
             record["coverage"] = fm.coverage(values["lower"][row:row + 1],
                                              values["upper"][row:row + 1], actual)
@@ -140,9 +159,13 @@ def _score(task, series: list[Series], windows: Windows, where: list[tuple[int, 
     if values["lower"] is not None:
         trimmed = _trim(forecast, horizon)
         result.aggregate.update(fp.probabilistic_scores(trimmed, windows.future))
-    for name in ("mae", "rmse", "smape", "mase", "naive_mase"):
+    for name in ("mae", "rmse", "smape", "mase", "naive_mase", "theta_mase"):
         result.aggregate[name] = float(np.mean([r[name] for r in result.origins]))
     result.aggregate["origins"] = len(result.origins)
+
+
+def _mase(predicted: np.ndarray, actual: np.ndarray, scale: np.ndarray) -> float:
+    return float((np.abs(predicted - actual).mean(axis=(0, 1)) / scale).mean())
 
 
 def _trim(forecast, horizon: int):

@@ -1,6 +1,7 @@
 """``backtest --retrain``: a fresh model per origin, trained with the run's config on the data
 before that origin (all of it, or the last ``train_size`` steps), then forecasting from it.
-Each retrained run lives in ``RUN/backtest/retrain/origin_<N>/``."""
+Each retrained run lives in ``RUN/backtest/retrain/origin_<N>/``, trained on
+``RUN/backtest/retrain/history_<N>.csv``."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def retrained_forecasts(run, series: list[Series], windows: Windows,
     for origin in sorted({origin for _, origin in where}):
         rows = [row for row, (_, o) in enumerate(where) if o == origin]
         directory = root / f"origin_{origin}"
-        data_file = _write_history(run, series, origin, settings, directory)
+        data_file = _write_history(run, series, origin, settings,
+                                   root / f"history_{origin}.csv")
         config = _retrain_config(run.config, data_file, settings)
         train(config, directory, overwrite=directory.joinpath(".rnnkit-run").exists(),
               notice=lambda _: None)
@@ -44,12 +46,9 @@ def _retrain_config(config, data_file: Path, settings):
     return replace(config, data=data, train=train_section)
 
 
-def _write_history(run, series: list[Series], origin: int, settings,
-                   directory: Path) -> Path:
-    """A long-format CSV of every series up to ``origin`` (rolling: its last ``train_size``
-    steps)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "history.csv"
+def _write_history(run, series: list[Series], origin: int, settings, path: Path) -> Path:
+    """``path``: a long-format CSV of every series up to ``origin`` (rolling: its last
+    ``train_size`` steps)."""
     columns = list(run.task.roles.columns)
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")

@@ -14,6 +14,7 @@ from torch import nn
 
 from rnnkit.data import DataFormatError, SeriesReader, StandardScaler, WindowSource
 from rnnkit.data.readers.panel import time_key
+from rnnkit.tasks import forecast_baselines
 from rnnkit.tasks import forecast_metrics as fm
 from rnnkit.tasks import forecast_probability as fp
 from rnnkit.tasks.base import Task, model_device
@@ -59,8 +60,7 @@ class ForecastingTask(Task):
     model_type = "forecaster"
     model_fields = ("bidirectional", "strategy", "gaussian", "likelihood", "quantiles")
     defaults: ClassVar[dict[str, dict[str, Any]]] = {
-        "data": {"lookback": 24, "horizon": 12, "normalize": "last_value",
-                 "calibration": "conformal"},
+        "data": {"lookback": 24, "horizon": 12, "normalize": "last_value"},
         "model": {"hidden_size": 64, "gaussian": True},
         "train": {"lr": 3e-3, "batch_size": 16, "max_epochs": 200, "patience": 10,
                   "weight_decay": 0.0},
@@ -313,11 +313,17 @@ class ForecastingTask(Task):
         std = np.asarray(self.artifacts["std"])[targets] * spread[..., targets]
         mase = fm.mase_per_series(predicted, future, windows.series, scales)
         naive_mase = fm.mase_per_series(naive, future, windows.series, scales)
+        theta = forecast_baselines.theta_forecast(windows.history[..., targets],
+                                                  self.config.data.horizon,
+                                                  self.config.data.season)
         result = {
             "loss": float(np.mean(((predicted - future) / std) ** 2)),
             "mae": metrics.mae(predicted, future), "rmse": metrics.rmse(predicted, future),
             "smape": fm.smape(predicted, future), "mase": float(mase.mean()),
             "naive_smape": fm.smape(naive, future), "naive_mase": float(naive_mase.mean()),
+            "theta_smape": fm.smape(theta, future),
+            "theta_mase": float(fm.mase_per_series(theta, future, windows.series,
+                                                   scales).mean()),
         }
         if forecast.lower is not None:
             result.update(fp.probabilistic_scores(forecast, future))

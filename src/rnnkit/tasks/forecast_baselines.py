@@ -1,0 +1,76 @@
+"""Statistical baselines computed from each window's history, to show whether a network is
+worth its training: seasonal naive (in :mod:`forecast_metrics`) and the Theta method.
+
+Theta (Assimakopoulos & Nikolopoulos 2000) as Hyndman & Billah (2003) showed it to be: simple
+exponential smoothing with drift equal to half the slope of a linear trend. Seasonal series
+(``season > 1`` and two full seasons of history) are deseasonalised first by classical
+decomposition (multiplicative for positive series, else additive) and reseasonalised after,
+as in the M3 competition.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+ALPHAS = np.linspace(0.05, 1.0, 20)  # SES smoothing weights searched by in-sample SSE
+
+
+def theta_forecast(history: np.ndarray, horizon: int, season: int) -> np.ndarray:
+    """``history`` ``(windows, lookback, targets)`` → ``(windows, horizon, targets)``."""
+    result = np.empty((history.shape[0], horizon, history.shape[2]))
+    for window in range(history.shape[0]):
+        for target in range(history.shape[2]):
+            result[window, :, target] = theta_one(history[window, :, target], horizon, season)
+    return result
+
+
+def theta_one(values: np.ndarray, horizon: int, season: int) -> np.ndarray:
+    """The Theta forecast of one series ``(time,)`` → ``(horizon,)``."""
+    values = np.asarray(values, dtype=np.float64)
+    indices, multiplicative = seasonal_indices(values, season)
+    position = np.arange(len(values)) % max(season, 1)
+    adjusted = values / indices[position] if multiplicative else values - indices[position]
+    forecast = _ses_with_drift(adjusted, horizon)
+    future = (len(values) + np.arange(horizon)) % max(season, 1)
+    return forecast * indices[future] if multiplicative else forecast + indices[future]
+
+
+def seasonal_indices(values: np.ndarray, season: int) -> tuple[np.ndarray, bool]:
+    """Classical-decomposition seasonal indices ``(season,)`` by position in the season
+    (position 0 is the first value's), and whether they are multiplicative. Neutral indices
+    when there is no season or less than two seasons of data."""
+    multiplicative = bool((values > 0).all())
+    neutral = np.ones(max(season, 1)) if multiplicative else np.zeros(max(season, 1))
+    if season < 2 or len(values) < 2 * season:
+        return neutral, multiplicative
+    # Centred moving average (2 x m for even m) as the trend.
+    weights = np.ones(season + 1 - season % 2)
+    if season % 2 == 0:
+        weights[[0, -1]] = 0.5
+    trend = np.convolve(values, weights / season, mode="valid")
+    start = len(weights) // 2
+    detrended = values[start:start + len(trend)]
+    detrended = detrended / trend if multiplicative else detrended - trend
+    position = (start + np.arange(len(trend))) % season
+    indices = np.array([detrended[position == p].mean() for p in range(season)])
+    if multiplicative:
+        return indices / indices.mean(), True
+    return indices - indices.mean(), False
+
+
+def _ses_with_drift(values: np.ndarray, horizon: int) -> np.ndarray:
+    """SES (weight by least in-sample squared one-step error) plus half the OLS slope:
+    ``level + b/2 · (h - 1 + 1/α - (1 - α)^n / α)`` (Hyndman & Billah 2003, eq. 3)."""
+    n = len(values)
+    slope = np.polyfit(np.arange(n), values, 1)[0] if n > 1 else 0.0
+    best_level, best_alpha, best_error = values[-1], 1.0, np.inf
+    for alpha in ALPHAS:
+        level, error = values[0], 0.0
+        for value in values[1:]:
+            error += (value - level) ** 2
+            level += alpha * (value - level)
+        if error < best_error:
+            best_level, best_alpha, best_error = level, alpha, error
+    steps = np.arange(1, horizon + 1)
+    drift = steps - 1 + 1 / best_alpha - (1 - best_alpha) ** n / best_alpha
+    return best_level + slope / 2 * drift

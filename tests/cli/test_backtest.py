@@ -1,0 +1,100 @@
+"""`rnnkit backtest`: origins every --stride steps, per-origin and aggregated metrics printed
+and saved in RUN/backtest/, --retrain trains a model per origin, bad options exit 2."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from rnnkit import tasks
+from rnnkit.tasks.backtest import read_backtest_forecasts
+from rnnkit.tasks.config import config_from_dict
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _series(path, steps):
+    t = np.arange(steps)
+    noise = 0.1 * np.random.default_rng(0).standard_normal(steps)
+    values = 10 + 3 * np.sin(2 * np.pi * t / 8) + noise
+    rows = "".join(f"{i},{v:.4f}\n" for i, v in zip(t, values, strict=True))
+    path.write_text("time,value\n" + rows)
+    return path
+
+
+@pytest.fixture
+def trained(tmp_path):
+    data = _series(tmp_path / "series.csv", 120)
+    raw = {"task": "forecasting",
+           "data": {"train": str(data), "lookback": 16, "horizon": 4, "season": 8,
+                    "time_column": "time", "normalize": "global"},
+           "model": {"cell": "gru", "hidden_size": 12, "gaussian": True},
+           "train": {"lr": 0.01, "batch_size": 32, "max_steps": 150, "eval_every": 150,
+                     "seed": 0, "progress": False}}
+    tasks.train(config_from_dict(raw), tmp_path / "run")
+    return tmp_path / "run", data
+
+
+def test_backtest_scores_every_origin_and_saves_them(cli, trained):
+    run_dir, data = trained
+    result = cli("backtest", run_dir, "--data", data, "--stride", "8")
+    assert result.exit_code == 0, result.output
+    # origins 16, 24, ..., 112 (the last with 4 steps after it in 120 rows): 13
+    with (run_dir / "backtest" / "origins.csv").open() as handle:
+        origins = list(csv.DictReader(handle))
+    assert [int(r["origin"]) for r in origins] == list(range(16, 113, 8))
+    summary = json.loads((run_dir / "backtest" / "summary.json").read_text())
+    assert summary["settings"]["stride"] == 8 and summary["settings"]["horizon"] == 4
+    assert summary["aggregate"]["origins"] == 13
+    assert summary["aggregate"]["mase"] == pytest.approx(
+        np.mean([float(r["mase"]) for r in origins]))
+    assert summary["aggregate"]["mase"] < summary["aggregate"]["naive_mase"]
+    assert {"coverage", "crps", "wql", "theta_mase"} <= summary["aggregate"].keys()
+    forecasts = read_backtest_forecasts(run_dir)
+    assert len(forecasts) == 13 * 4
+    assert float(forecasts[0]["lower"]) <= float(forecasts[0]["mean"]) <= float(
+        forecasts[0]["upper"])
+    assert "aggregate over origins" in result.output and "mase" in result.output
+
+
+def test_backtest_with_a_shorter_horizon(cli, trained):
+    run_dir, data = trained
+    result = cli("backtest", run_dir, "--data", data, "--horizon", "2")
+    assert result.exit_code == 0, result.output
+    forecasts = read_backtest_forecasts(run_dir)
+    assert {r["step"] for r in forecasts} == {"1", "2"}
+    assert len(forecasts) == 2 * len(range(16, 119, 2))
+
+
+def test_backtest_retrain_trains_one_model_per_origin(cli, trained):
+    run_dir, data = trained
+    result = cli("backtest", run_dir, "--data", data, "--stride", "40", "--retrain",
+                 "--window", "rolling", "--train-size", "60", "--train-steps", "20")
+    assert result.exit_code == 0, result.output
+    retrained = sorted(p.name for p in (run_dir / "backtest" / "retrain").iterdir()
+                       if p.is_dir())
+    assert retrained == ["origin_40", "origin_80"]  # from 2 · (lookback + horizon) on
+    history = (run_dir / "backtest" / "retrain" / "history_80.csv").read_text()
+    assert len(history.splitlines()) == 1 + 60  # the rolling window before origin 80
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--horizon", "9"], "--horizon: expected 1..4"),
+    (["--window", "sliding"], "--window: expected expanding or rolling"),
+    (["--retrain", "--window", "rolling"], "--train-size: needed"),
+    (["--retrain", "--window", "rolling", "--train-size", "10"], "--train-size: expected at"),
+])
+def test_bad_backtest_options_are_one_line_errors(cli, trained, args, message):
+    run_dir, data = trained
+    result = cli("backtest", run_dir, "--data", data, *args)
+    assert result.exit_code == 2 and message in result.output, result.output
