@@ -25,6 +25,7 @@ def train(cli, config: Path, out: str, *extra: str) -> None:
     result = cli("train", config, "--out", out, *QUICK, *extra)
     assert result.exit_code == 0, result.output
     assert "Checkpoint: " in result.stdout and f"rnnkit evaluate {out}" in result.stdout
+    assert re.search(r"^Peak memory: \d+ MB", result.stdout, re.M)
     assert (Path(out) / "config.yaml").is_file() and (Path(out) / "checkpoints" / "best").is_dir()
 
 

@@ -156,6 +156,7 @@ def print_summary(outcome: TrainOutcome, seconds: float) -> None:
     if outcome.test_metrics:
         typer.echo(f"Test: {_format_metrics(outcome.test_metrics)}")
     typer.echo(f"Checkpoint: {outcome.checkpoint}")
+    typer.echo(f"Peak memory: {peak_rss_mb():.0f} MB (resident, this process)")
     task = outcome_task(run_dir)
     typer.echo("Next:")
     if task == "language_model":
@@ -166,6 +167,16 @@ def print_summary(outcome: TrainOutcome, seconds: float) -> None:
         typer.echo(f"  rnnkit predict {run_dir} --input <file>")
     typer.echo(f"  rnnkit evaluate {run_dir} --data <file in the training format>")
     typer.echo(f"  rnnkit export {run_dir} --format onnx")
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB (``ru_maxrss`` is KB on Linux, bytes on
+    macOS)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
 
 
 def outcome_task(run_dir: Path) -> str:
