@@ -83,7 +83,8 @@ def main() -> None:
         "csv": (f"series CSV, {args.csv_rows:,} rows", lambda p: make_csv(p, args.csv_rows),
                 "s.csv", ["task=forecasting", "model.hidden_size=16", "train.max_steps=1",
                           "train.eval_every=1", "data.eval_limit=1000", "data.lookback=24",
-                          "data.horizon=12", "train.progress=false", "data.time_column=t"]),
+                          "data.horizon=12", "train.progress=false", "data.time_column=t",
+                          "data.format=series"]),
     }
     results = []
     for key, (name, make, filename, overrides) in cases.items():
