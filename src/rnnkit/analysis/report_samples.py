@@ -132,6 +132,35 @@ def _forecasting(context: RunContext, section: Section) -> None:
         view["history"], view["truth"], view["mean"], view["lower"], view["upper"],
         "Forecast of the last horizon of the data", f"{interval:.0%} interval"),
         "History, truth and forecast (first target)")
+    _backtest(context, section)
+
+
+def _backtest(context: RunContext, section: Section) -> None:
+    """Historical forecasts of ``rnnkit backtest`` (first series) against the actuals."""
+    from rnnkit.tasks.backtest import read_backtest_forecasts
+
+    rows = read_backtest_forecasts(context.files.run_dir)
+    if not rows:
+        return
+    rows = [r for r in rows if r["series"] == rows[0]["series"]]
+    figure = plots.new_figure()
+    axes = figure.add_subplot()
+    steps = sorted({int(r["origin"]) + int(r["step"]) - 1 for r in rows})
+    actual = {int(r["origin"]) + int(r["step"]) - 1: float(r["actual"]) for r in rows}
+    axes.plot(steps, [actual[t] for t in steps], color="black", label="actual")
+    for index, origin in enumerate(dict.fromkeys(r["origin"] for r in rows)):
+        part = [r for r in rows if r["origin"] == origin]
+        x = [int(origin) + int(r["step"]) - 1 for r in part]
+        axes.plot(x, [float(r["mean"]) for r in part], color="tab:blue",
+                  label="forecast" if index == 0 else None)
+        if "lower" in part[0]:
+            axes.fill_between(x, [float(r["lower"]) for r in part],
+                              [float(r["upper"]) for r in part], color="tab:blue", alpha=0.15)
+    axes.set_xlabel("step of the backtest file")
+    axes.set_title("Backtest: historical forecasts from each origin")
+    axes.legend(fontsize=8)
+    section.add_figure("backtest", figure, "Backtest forecasts (RUN/backtest/forecasts.csv) "
+                       "against the actual values")
 
 
 def _conditional_generation(context: RunContext, section: Section) -> None:

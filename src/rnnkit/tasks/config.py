@@ -105,7 +105,7 @@ class DataConfig:
     horizon: int = 12
     season: int = 1
     interval: float = 0.9
-    calibration: Literal["none", "conformal"] = "none"  # forecasting: interval width
+    calibration: Literal["none", "conformal"] = "conformal"  # forecasting: interval width
     samples: int = 500  # forecasting: sample paths where intervals have no closed form
     normalize: Literal["global", "last_value", "series"] = "global"
 
