@@ -134,11 +134,38 @@ def stream_call(**replace):
         return native().stream(plan._plan, *args.values())
 
 
+def test_stream_refuses_an_input_that_requires_grad():
+    with pytest.raises(RuntimeError, match="streaming steps record no gradients"):
+        torch.manual_seed(0)
+        layer = torch.nn.GRU(5, HIDDEN)
+        plan = engine.StreamStep("GRU", [(layer.weight_ih_l0, layer.weight_hh_l0,
+                                          layer.bias_ih_l0, layer.bias_hh_l0, None)])
+        native().stream(plan._plan, torch.randn(BATCH, 5, requires_grad=True),
+                        torch.zeros(1, BATCH, HIDDEN), None, torch.zeros(1, BATCH, HIDDEN), None)
+
+
 @pytest.mark.parametrize("name", ["x", "h", "h_n"])
 @pytest.mark.parametrize("bad", ["meta", "wrong size", "storage too small", "non-contiguous"])
 def test_stream_refuses_each_bad_tensor_by_name(name, bad):
-    assert stream_call() is True
+    h_n = torch.zeros(1, BATCH, HIDDEN)
+    y = stream_call(h_n=h_n)  # valid as built: a new tensor holding the last layer's output
+    assert y.shape == (BATCH, HIDDEN) and torch.equal(y, h_n[-1])
+    assert y.data_ptr() != h_n.data_ptr()
     good = {"x": torch.randn(BATCH, 5), "h": torch.zeros(1, BATCH, HIDDEN),
             "h_n": torch.zeros(1, BATCH, HIDDEN)}[name]
+    if (name, bad) == ("x", "non-contiguous"):
+        return  # accepted: copied once (test below)
     with pytest.raises((TypeError, ValueError), match=rf"\b{name}\b"):
         stream_call(**{name: BAD[bad](good)})
+
+
+def test_stream_copies_a_strided_input_after_checking_its_storage():
+    batch_major = torch.randn(BATCH, 6, 5)  # (batch, seq, feature): x_t is a strided view
+    x_t = batch_major[:, 2]
+    assert not x_t.is_contiguous()
+    assert torch.equal(stream_call(x=x_t), stream_call(x=x_t.contiguous()))
+    shrunk = torch.randn(BATCH, 6, 5)
+    view = shrunk[:, 2]
+    shrunk.untyped_storage().resize_(4 * 5)
+    with pytest.raises(ValueError, match="x: the tensor's storage"):
+        stream_call(x=view)

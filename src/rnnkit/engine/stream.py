@@ -130,7 +130,17 @@ class StreamStep:
         """:meth:`__call__` without the checks, for callers that already made them."""
         h_n = torch.empty_like(h)
         c_n = None if c is None else torch.empty_like(c)
-        if not self._native_stream(self._plan, x, h, c, h_n, c_n):
+        self.run_into(x, h, c, h_n, c_n)
+        return h_n, c_n
+
+    def run_into(self, x: Tensor, h: Tensor, c: Tensor | None, h_n: Tensor,
+                 c_n: Tensor | None) -> Tensor:
+        """Write the new states into ``h_n``/``c_n`` (shaped as ``h``/``c``, not aliasing
+        them) and return the last layer's output ``(batch, out)`` as a new tensor. The native
+        side checks every tensor; raises :class:`StaleWeightsError` if a weight's storage
+        changed since the plan was built."""
+        y = self._native_stream(self._plan, x, h, c, h_n, c_n)
+        if y is False:
             raise StaleWeightsError("StreamStep: a weight tensor's storage changed after the "
                                     "plan was built (.data = ... or .to()); build a new plan")
-        return h_n, c_n
+        return y

@@ -24,7 +24,7 @@ from rnnkit.nn import checks, interop
 from rnnkit.nn.functional import GATE_COUNT, DirectionWeights, GateNorm, cell_step, input_gates
 from rnnkit.nn.recurrence import Regularisation, run_direction, zoneout_update
 from rnnkit.nn.sequence import pack_nonempty, repack_like, unpack
-from rnnkit.nn.streaming import native_step, stream_weight_names
+from rnnkit.nn.streaming import Streamer, native_step, stream_weight_names
 
 State = Tensor | tuple[Tensor, Tensor]
 StateObserver = Callable[[int, int, int, Tensor, "Tensor | None"], None]
@@ -548,6 +548,13 @@ class RecurrentBase(nn.RNNBase):
             if c_next is not None:
                 c_next = zoneout_update(c, c_next, regularisation.zoneout, self.training)
         return h_next, c_next
+
+    def streamer(self, batch_size: int = 1) -> Streamer:
+        """A :class:`~rnnkit.nn.streaming.Streamer` for online inference: ``y_t =
+        streamer(x_t)`` with ``x_t (batch_size, input_size)``, the state kept inside (one
+        native call per step, no autograd). Needs the native engine and a unidirectional
+        layer without regularisers; otherwise use :meth:`step`."""
+        return Streamer(self, batch_size)
 
     def reset_state(self, state: State, rows: Sequence[int] | Tensor) -> State:
         """Return ``state`` with the given batch ``rows`` set to zero (streams that restart).

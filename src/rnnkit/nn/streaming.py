@@ -116,9 +116,92 @@ def native_step(layer, input: Tensor, state):
         h, c = state
     else:
         return None
+    h_n = torch.empty_like(h)
+    c_n = None if c is None else torch.empty_like(c)
     try:
-        h_n, c_n = plan.run(input, h, c)
+        y = plan.run_into(input, h, c, h_n, c_n)
     except plan.StaleWeights:
         layer._stream_cache = None  # a weight's storage was replaced: rebuild and retry
         return native_step(layer, input, state)
-    return h_n[-1], (h_n if c_n is None else (h_n, c_n))
+    return y, (h_n if c_n is None else (h_n, c_n))
+
+
+class Streamer:
+    """Online inference: a unidirectional layer advanced one step per call, state kept inside.
+
+    ``layer.streamer(batch_size)`` builds it; ``y_t = streamer(x_t)`` takes ``x_t (batch,
+    input_size)`` and returns a new tensor ``y_t (batch, out)`` (what ``step()`` returns),
+    with no autograd. The whole call is one native function (every tensor checked there) and
+    a buffer swap: the new state is written into a second buffer, so nothing is allocated
+    but ``y_t``. The state is an ordinary tensor: ``streamer.state`` returns a copy (``h``,
+    or ``(h, c)`` for LSTM, shaped as ``step()``'s), assigning it sets it (e.g. to move a
+    stream between streamers), ``reset(rows)`` zeroes chosen rows. Weights are read in
+    place, so updating them (an optimizer step) is seen; replacing one (``.to()``, ``.data =``)
+    rebuilds the plan on the next call.
+    """
+
+    __slots__ = ("_batch", "_c", "_c_next", "_h", "_h_next", "_layer", "_plan", "_run")
+
+    def __init__(self, layer, batch_size: int) -> None:
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+        self._layer, self._batch = layer, batch_size
+        self._build()
+        dtype, plan = self._plan.dtype, self._plan
+        self._h = torch.zeros(plan.layers, batch_size, plan.out_size, dtype=dtype)
+        self._h_next = torch.empty_like(self._h)
+        lstm = plan.mode == "LSTM"
+        self._c = torch.zeros(plan.layers, batch_size, plan.hidden, dtype=dtype) if lstm else None
+        self._c_next = torch.empty_like(self._c) if lstm else None
+
+    def _build(self) -> None:
+        layer = self._layer
+        name = type(layer).__name__
+        if _layer_blocks_fast_path(layer):
+            raise ValueError(f"{name}.streamer() needs a unidirectional layer without "
+                             "regularisers, observers or inter-layer dropout in training; "
+                             "use step() instead")
+        engine = backends.native_engine()
+        if engine is None:
+            raise RuntimeError(f"{name}.streamer() needs rnnkit's native engine, which is not "
+                               "available; use step() instead")
+        plan = _build_plan(layer, "native", self._batch)
+        if plan is None:
+            raise ValueError(f"{name}.streamer() needs contiguous CPU float32/float64 weights "
+                             "held as the layer's parameters; use step() instead")
+        self._plan, self._run = plan, plan.run_into
+
+    def __call__(self, x: Tensor) -> Tensor:
+        try:
+            y = self._run(x, self._h, self._c, self._h_next, self._c_next)
+        except self._plan.StaleWeights:
+            self._build()  # a weight's storage was replaced: read the new one
+            return self(x)
+        self._h, self._h_next = self._h_next, self._h
+        self._c, self._c_next = self._c_next, self._c
+        return y
+
+    @property
+    def state(self):
+        """A copy of the current state: ``h`` ``(layers, batch, out)``, or ``(h, c)``."""
+        return self._h.clone() if self._c is None else (self._h.clone(), self._c.clone())
+
+    @state.setter
+    def state(self, value) -> None:
+        parts = (value,) if self._c is None else value
+        targets = (self._h,) if self._c is None else (self._h, self._c)
+        if not isinstance(parts, tuple) or len(parts) != len(targets):
+            raise TypeError(f"state: expected {'a tensor' if self._c is None else '(h, c)'}, "
+                            f"got {type(value).__name__}")
+        for name, part, target in zip(("h", "c"), parts, targets, strict=False):
+            if not isinstance(part, Tensor) or part.shape != target.shape:
+                got = tuple(part.shape) if isinstance(part, Tensor) else type(part).__name__
+                raise ValueError(f"state.{name}: expected shape {tuple(target.shape)}, got {got}")
+            target.copy_(part)
+
+    def reset(self, rows=None) -> None:
+        """Zero the state of ``rows`` (indices, an integer tensor or a boolean mask ``(batch,)``),
+        or of every row."""
+        for buffer in (self._h, self._c):
+            if buffer is not None:
+                buffer[:, slice(None) if rows is None else rows] = 0

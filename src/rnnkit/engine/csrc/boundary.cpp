@@ -7,9 +7,13 @@
 #include <Python.h>
 
 #include <ATen/core/Tensor.h>
+#include <ATen/core/grad_mode.h>
+#include <ATen/EmptyTensor.h>
 #include <c10/core/DispatchKeySet.h>
 #include <torch/csrc/autograd/python_variable.h>
 
+#include <array>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -18,7 +22,16 @@
 
 namespace {
 
-using Shape = std::vector<int64_t>;
+// An expected shape of up to 3 dimensions, held inline: the streaming entry point checks
+// ten tensors per call, so no heap allocation here.
+struct Shape {
+    int64_t dims[3] = {0, 0, 0};
+    size_t ndim = 0;
+    Shape(std::initializer_list<int64_t> sizes) {
+        for (int64_t size : sizes) dims[ndim++] = size;
+    }
+    operator c10::IntArrayRef() const { return c10::IntArrayRef(dims, ndim); }
+};
 
 std::string shape_text(c10::IntArrayRef shape) {
     std::string text = "(";
@@ -35,38 +48,56 @@ const c10::DispatchKeySet kNotPlainMemory({
     c10::DispatchKey::FuncTorchGradWrapper,
 });
 
-// Sets a Python error and returns false when `t` is not a plain, contiguous CPU tensor of
-// `dtype` and `shape` whose storage holds every element it addresses.
-bool check_tensor(const at::Tensor& t, const char* name, at::ScalarType dtype, const Shape& shape) {
-    auto fail = [&](PyObject* type, const std::string& what) {
-        PyErr_SetString(type, (std::string("rnnkit.engine: ") + name + ": " + what).c_str());
-        return false;
-    };
-    if (!t.defined()) return fail(PyExc_ValueError, "expected a tensor, got an undefined one");
+bool fail(PyObject* type, const char* name, const std::string& what) {
+    PyErr_SetString(type, (std::string("rnnkit.engine: ") + name + ": " + what).c_str());
+    return false;
+}
+
+// Real CPU memory, not a tracer's or functorch's wrapper, and strided.
+bool plain_memory(const at::Tensor& t, const char* name) {
+    if (!t.defined()) return fail(PyExc_ValueError, name, "expected a tensor, got an undefined one");
     if (!(t.key_set() & kNotPlainMemory).empty() || !t.has_storage())
-        return fail(PyExc_TypeError,
+        return fail(PyExc_TypeError, name,
                     "expected a plain CPU tensor with real storage, got a fake, meta, functional "
                     "or functorch-wrapped tensor (the native kernels cannot run while tracing)");
     if (!t.device().is_cpu() || t.layout() != c10::kStrided)
-        return fail(PyExc_ValueError, "expected a strided CPU tensor, got " + t.device().str() +
-                                          " " + c10::toString(t.layout()));
+        return fail(PyExc_ValueError, name, "expected a strided CPU tensor, got " +
+                                                t.device().str() + " " + c10::toString(t.layout()));
+    return true;
+}
+
+// The storage holds every element the sizes, strides and offset address.
+bool storage_holds(const at::Tensor& t, const char* name) {
+    if (t.numel() == 0) return true;
+    int64_t last = t.storage_offset();
+    for (int64_t d = 0; d < t.dim(); d++) {
+        if (t.stride(d) < 0) return fail(PyExc_ValueError, name, "expected non-negative strides");
+        last += (t.size(d) - 1) * t.stride(d);
+    }
+    const c10::Storage& storage = t.storage();
+    const size_t needed = (size_t)(last + 1) * t.itemsize();
+    if (!storage.device().is_cpu() || storage.data() == nullptr || storage.nbytes() < needed)
+        return fail(PyExc_ValueError, name,
+                    "the tensor's storage (" + std::to_string(storage.nbytes()) +
+                        " bytes) does not hold the " + std::to_string(needed) +
+                        " bytes its shape and offset address");
+    return true;
+}
+
+// Sets a Python error and returns false when `t` is not a plain, contiguous CPU tensor of
+// `dtype` and `shape` whose storage holds every element it addresses.
+bool check_tensor(const at::Tensor& t, const char* name, at::ScalarType dtype, const Shape& shape) {
+    if (!plain_memory(t, name)) return false;
     if (t.scalar_type() != dtype)
-        return fail(PyExc_TypeError,
+        return fail(PyExc_TypeError, name,
                     std::string("expected dtype ") + c10::toString(dtype) +
                         (dtype == at::kLong ? "" : " (the dtype of xg/gates)") + ", got " +
                         c10::toString(t.scalar_type()));
-    if (t.sizes() != c10::IntArrayRef(shape))
-        return fail(PyExc_ValueError,
+    if (t.sizes() != static_cast<c10::IntArrayRef>(shape))
+        return fail(PyExc_ValueError, name,
                     "expected shape " + shape_text(shape) + ", got " + shape_text(t.sizes()));
-    if (!t.is_contiguous()) return fail(PyExc_ValueError, "expected a contiguous tensor");
-    const c10::Storage& storage = t.storage();
-    const size_t needed = (size_t)(t.storage_offset() + t.numel()) * t.itemsize();
-    if (t.numel() > 0 && (!storage.device().is_cpu() || storage.data() == nullptr ||
-                          storage.nbytes() < needed))
-        return fail(PyExc_ValueError, "the tensor's storage (" + std::to_string(storage.nbytes()) +
-                                          " bytes) does not hold the " + std::to_string(needed) +
-                                          " bytes its shape and offset address");
-    return true;
+    if (!t.is_contiguous()) return fail(PyExc_ValueError, name, "expected a contiguous tensor");
+    return storage_holds(t, name);
 }
 
 // The tensor behind `obj` (nullptr for None when `optional`), or nullptr with an error set.
@@ -98,7 +129,8 @@ struct Arg {
 };
 
 // Unpack and check every argument; returns false with a Python error set on the first bad one.
-bool check_all(std::vector<Arg>& args) {
+template <size_t N>
+bool check_all(std::array<Arg, N>& args) {
     for (Arg& arg : args) {
         bool failed;
         arg.tensor = unpack(arg.obj, arg.name, arg.optional, &failed);
@@ -253,7 +285,7 @@ PyObject* rnnkit_py_forward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
     }
     const int64_t steps = save ? s.T : 1, GH = s.G * s.H;
     const at::ScalarType f = s.dtype;
-    std::vector<Arg> checked = {
+    std::array<Arg, 15> checked = {{
         {"xg", xg, false, {s.T, s.B, GH}, f},
         {"bias", bias, false, {GH}, f},
         {"h0", h0, false, {s.B, s.Hout}, f},
@@ -269,7 +301,7 @@ PyObject* rnnkit_py_forward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
         {"aux", aux, !(lstm || gru), {steps, s.B, s.H}, f},
         {"m", m, !projected, {steps, s.B, s.H}, f},
         {"work", work, false, {2 * s.B * s.Hout + s.B * s.H}, f},
-    };
+    }};
     if (!check_all(checked) || !check_lengths(checked[7], s.T)) return nullptr;
     if (!projected && s.Hout != s.H) {
         PyErr_SetString(PyExc_ValueError, "rnnkit.engine: w_hh: out size differs from hidden "
@@ -334,7 +366,7 @@ PyObject* rnnkit_py_backward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
     const bool projected = whr != Py_None;
     const int64_t GH = s.G * s.H;
     const at::ScalarType f = s.dtype;
-    std::vector<Arg> checked = {
+    std::array<Arg, 17> checked = {{
         {"w_hh", whh, false, {GH, s.Hout}, f},
         {"w_hr", whr, true, {s.Hout, s.H}, f},
         {"dy", dy, false, {s.T, s.B, s.Hout}, f},
@@ -352,7 +384,7 @@ PyObject* rnnkit_py_backward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
         {"dc0", dc0, !lstm, {s.B, s.H}, f},
         {"dhtot", dhtot, !projected, {s.T, s.B, s.Hout}, f},
         {"work", work, false, {3 * s.B * s.Hout + 2 * s.B * s.H}, f},
-    };
+    }};
     if (!check_all(checked) || !check_lengths(checked[10], s.T)) return nullptr;
     if ((projected && (!lstm || dhtot == Py_None)) || (!projected && s.Hout != s.H) ||
         (lstm && (dcn == Py_None || c0 == Py_None || dc0 == Py_None)) ||
@@ -394,8 +426,10 @@ PyObject* rnnkit_py_backward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
 // stream(plan, x, h, c, h_n, c_n) with plan = (is_double, mode, layers, input_size, hidden,
 // out_size, threads, weights, expected): `weights` 5 tensors or None per layer, `expected`
 // their data pointers when the plan was built. Every tensor is checked here on every call
-// (a few nanoseconds each); returns False, computing nothing, when a weight's storage has
-// changed since the plan was built.
+// (a few nanoseconds each). Writes the new states into h_n, c_n and returns a new tensor
+// (batch, out_size) holding the last layer's output; returns False, computing nothing, when
+// a weight's storage has changed since the plan was built. Never records gradients: an
+// input that requires grad is refused.
 PyObject* rnnkit_py_stream(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     if (nargs != 6 || !PyTuple_Check(args[0]) || PyTuple_GET_SIZE(args[0]) != 9) {
         PyErr_SetString(PyExc_TypeError, "stream: expected (plan, x, h, c, h_n, c_n)");
@@ -413,20 +447,39 @@ PyObject* rnnkit_py_stream(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     const bool lstm = mode == rnnkit::MODE_LSTM;
     const at::ScalarType f = v[0] ? at::kDouble : at::kFloat;
     bool failed;
+    const at::Tensor* h = unpack(args[2], "h", false, &failed);
+    if (failed) return nullptr;
     const at::Tensor* x = unpack(args[1], "x", false, &failed);
     if (failed) return nullptr;
-    if (x->dim() != 2 || layers < 1 || H < 1 || Hout < 1 || I < 1) {
-        PyErr_SetString(PyExc_ValueError, "rnnkit.engine: stream: expected x (batch, input) "
-                                          "and a plan with positive sizes");
+    if (h->dim() != 3 || layers < 1 || H < 1 || Hout < 1 || I < 1) {
+        PyErr_SetString(PyExc_ValueError, "rnnkit.engine: stream: expected h (layers, batch, "
+                                          "out) and a plan with positive sizes");
         return nullptr;
     }
-    const int64_t B = x->size(0), G = gates_of(mode);
-    std::vector<Arg> io = {
-        {"x", args[1], false, {B, I}, f},          {"h", args[2], false, {layers, B, Hout}, f},
-        {"c", args[3], !lstm, {layers, B, H}, f},  {"h_n", args[4], false, {layers, B, Hout}, f},
+    const int64_t B = h->size(1), G = gates_of(mode);
+    // A strided x (a column of a (batch, seq, feature) tensor) is copied once; its storage is
+    // checked first, as the copy reads through its strides.
+    at::Tensor x_contiguous;
+    if (x->dim() == 2 && !x->is_contiguous() && plain_memory(*x, "x") && storage_holds(*x, "x")) {
+        x_contiguous = x->contiguous();
+        x = &x_contiguous;
+    } else if (PyErr_Occurred()) {
+        return nullptr;
+    }
+    if (!check_tensor(*x, "x", f, {B, I})) return nullptr;
+    std::array<Arg, 4> io = {{
+        {"h", args[2], false, {layers, B, Hout}, f},
+        {"c", args[3], !lstm, {layers, B, H}, f},
+        {"h_n", args[4], false, {layers, B, Hout}, f},
         {"c_n", args[5], !lstm, {layers, B, H}, f},
-    };
+    }};
     if (!check_all(io)) return nullptr;
+    if (x->requires_grad() && at::GradMode::is_enabled()) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "rnnkit.engine: stream: x requires grad, but streaming steps record no "
+                        "gradients; call it under torch.no_grad() or use forward() for training");
+        return nullptr;
+    }
     if (lstm && (args[3] == Py_None || args[5] == Py_None)) {
         PyErr_SetString(PyExc_ValueError, "rnnkit.engine: stream: c and c_n are needed for LSTM");
         return nullptr;
@@ -455,13 +508,13 @@ PyObject* rnnkit_py_stream(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
                                               "without w_hr");
             return nullptr;
         }
-        std::vector<Arg> layer_args = {
+        std::array<Arg, 5> layer_args = {{
             {"w_ih", PyTuple_GET_ITEM(weights, 5 * layer), false, {G * H, in}, f},
             {"w_hh", PyTuple_GET_ITEM(weights, 5 * layer + 1), false, {G * H, Hout}, f},
             {"b_ih", PyTuple_GET_ITEM(weights, 5 * layer + 2), true, {G * H}, f},
             {"b_hh", PyTuple_GET_ITEM(weights, 5 * layer + 3), true, {G * H}, f},
             {"w_hr", PyTuple_GET_ITEM(weights, 5 * layer + 4), true, {Hout, H}, f},
-        };
+        }};
         if (!check_all(layer_args)) return nullptr;
         if ((layer_args[2].tensor == nullptr) != (layer_args[3].tensor == nullptr)) {
             PyErr_SetString(PyExc_ValueError, "rnnkit.engine: b_ih, b_hh: both or neither");
@@ -485,15 +538,22 @@ PyObject* rnnkit_py_stream(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     s.H = (int)H;
     s.Hout = (int)Hout;
     s.threads = thread_count((int)v[6]);
-    s.x = pointer(io[0]);
-    s.h = pointer(io[1]);
-    s.c = pointer(io[2]);
-    s.hn = pointer(io[3]);
-    s.cn = pointer(io[4]);
+    s.x = x->data_ptr();
+    s.h = pointer(io[0]);
+    s.c = pointer(io[1]);
+    s.hn = pointer(io[2]);
+    s.cn = pointer(io[3]);
     const size_t need = (size_t)rnnkit::stream_work_elements((int)G, s.B, s.H);
     if (work.size() < need) work.resize(need);  // double-sized elements cover float too
     s.weights = pointers.data();
     s.work = work.data();
+    // The output is a fresh tensor (the last layer's new state), so the caller needs no
+    // Python-side indexing or allocation: this call is most of a streaming step's cost.
+    // empty_cpu skips the dispatcher (~0.3 us): this is a plain CPU buffer by construction.
+    const int64_t y_sizes[2] = {B, Hout};
+    at::Tensor y = at::detail::empty_cpu(c10::IntArrayRef(y_sizes, 2), f);
     rnnkit::run_stream(v[0] != 0, s);
-    Py_RETURN_TRUE;
+    const size_t row_bytes = (size_t)(B * Hout) * y.itemsize();
+    std::memcpy(y.data_ptr(), (const char*)s.hn + (size_t)(layers - 1) * row_bytes, row_bytes);
+    return THPVariable_Wrap(std::move(y));
 }

@@ -1,0 +1,106 @@
+"""layer.streamer(): online inference one native call per step, the state kept inside."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rnnkit import engine
+from rnnkit import nn as rnn
+
+pytestmark = pytest.mark.skipif(not engine.available(), reason="native engine not compiled")
+
+LAYERS = [(rnn.RNN, {}), (rnn.GRU, {}), (rnn.LSTM, {}), (rnn.LSTM, {"proj_size": 3})]
+
+
+def make(cls, options, dtype=torch.float64):
+    torch.manual_seed(0)
+    return cls(5, 7, num_layers=2, dtype=dtype, **options)
+
+
+@pytest.mark.parametrize(("cls", "options"), LAYERS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_streamer_matches_forward_step_by_step(cls, options, dtype):
+    layer = make(cls, options, dtype)
+    x = torch.randn(3, 9, 5, dtype=dtype)  # (batch, seq, feature)
+    streamer = layer.streamer(batch_size=3)
+    with torch.no_grad():
+        expected, state = layer(x.transpose(0, 1))
+        got = torch.stack([streamer(x_t) for x_t in x.unbind(1)])
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(got, expected, rtol=tolerance, atol=tolerance)
+    final = streamer.state
+    for a, b in zip(final if isinstance(final, tuple) else (final,),
+                    state if isinstance(state, tuple) else (state,), strict=True):
+        torch.testing.assert_close(a, b, rtol=tolerance, atol=tolerance)
+
+
+def test_outputs_are_fresh_tensors_and_the_state_a_copy():
+    layer = make(rnn.GRU, {})
+    streamer = layer.streamer()
+    x = torch.randn(1, 5, dtype=torch.float64)
+    with torch.no_grad():
+        first = streamer(x)
+        kept = first.clone()
+        saved = streamer.state
+        for _ in range(3):
+            streamer(x)
+    assert torch.equal(first, kept)  # later steps never write into a returned output
+    assert not torch.equal(saved, streamer.state)  # the copy did not move with the stream
+
+
+def test_state_can_be_saved_restored_and_moved_between_streamers():
+    layer = make(rnn.LSTM, {})
+    one, two = layer.streamer(), layer.streamer()
+    xs = torch.randn(6, 1, 5, dtype=torch.float64)
+    with torch.no_grad():
+        for x in xs[:3]:
+            one(x)
+        two.state = one.state  # move the stream to another streamer
+        rest_one = [one(x) for x in xs[3:]]
+        rest_two = [two(x) for x in xs[3:]]
+    for a, b in zip(rest_one, rest_two, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_reset_zeroes_chosen_rows_only():
+    layer = make(rnn.GRU, {})
+    streamer = layer.streamer(batch_size=3)
+    with torch.no_grad():
+        streamer(torch.randn(3, 5, dtype=torch.float64))
+        before = streamer.state
+        streamer.reset(rows=[1])
+    after = streamer.state
+    assert torch.equal(after[:, 1], torch.zeros_like(after[:, 1]))
+    assert torch.equal(after[:, [0, 2]], before[:, [0, 2]])
+    streamer.reset()
+    assert not streamer.state.any()
+
+
+def test_in_place_weight_updates_are_seen_and_replaced_weights_rebuild_the_plan():
+    layer = make(rnn.RNN, {})
+    streamer = layer.streamer()
+    x = torch.randn(1, 5, dtype=torch.float64)
+    with torch.no_grad():
+        layer.weight_ih_l0.mul_(0)  # in place: read as is
+        expected, _ = layer.step(x)
+        assert torch.equal(streamer(x), expected)
+        streamer.reset()
+        layer.weight_hh_l0.data = torch.zeros_like(layer.weight_hh_l0)  # storage replaced
+        expected, _ = layer.step(x)
+        assert torch.equal(streamer(x), expected)
+
+
+def test_bad_input_and_state_are_refused_by_name():
+    layer = make(rnn.GRU, {})
+    streamer = layer.streamer(batch_size=2)
+    with torch.no_grad(), pytest.raises(ValueError, match=r"x: expected shape \(2, 5\)"):
+        streamer(torch.randn(3, 5, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"state.h: expected shape \(2, 2, 7\), got \(2, 7\)"):
+        streamer.state = torch.zeros(2, 7, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="record no gradients"):
+        streamer(torch.randn(2, 5, dtype=torch.float64, requires_grad=True))
+    with pytest.raises(ValueError, match="unidirectional"):
+        rnn.GRU(5, 7, bidirectional=True).streamer()
+    with pytest.raises(ValueError, match="batch_size: expected a positive integer"):
+        layer.streamer(batch_size=0)
