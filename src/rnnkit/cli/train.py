@@ -152,10 +152,14 @@ def print_summary(outcome: TrainOutcome, seconds: float) -> None:
                f"({fit.epoch} epochs) in {minutes}m{secs:02d}s.")
     if fit.best_metric is not None:
         typer.echo(f"Best {outcome.monitor}: {fit.best_metric:.4f} (step {fit.best_step})")
-    typer.echo(f"Validation: {_format_metrics(outcome.valid_metrics)}")
+    which = checkpoint_label(outcome)
+    typer.echo(f"Validation ({which}): {_format_metrics(outcome.valid_metrics)}")
     if outcome.test_metrics:
-        typer.echo(f"Test: {_format_metrics(outcome.test_metrics)}")
-    typer.echo(f"Checkpoint: {outcome.checkpoint}")
+        typer.echo(f"Test ({which}): {_format_metrics(outcome.test_metrics)}")
+    if outcome.last_metrics and outcome.last_metrics != outcome.valid_metrics:
+        typer.echo(f"Last evaluation (step {fit.global_step}, not kept as best): "
+                   f"{_format_metrics(outcome.last_metrics)}")
+    typer.echo(f"Checkpoint: {outcome.checkpoint} (used by evaluate, predict, generate, export)")
     typer.echo(f"Peak memory: {peak_rss_mb():.0f} MB (resident, this process)")
     task = outcome_task(run_dir)
     typer.echo("Next:")
@@ -167,6 +171,14 @@ def print_summary(outcome: TrainOutcome, seconds: float) -> None:
         typer.echo(f"  rnnkit predict {run_dir} --input <file>")
     typer.echo(f"  rnnkit evaluate {run_dir} --data <file in the training format>")
     typer.echo(f"  rnnkit export {run_dir} --format onnx")
+
+
+def checkpoint_label(outcome: TrainOutcome) -> str:
+    """``best checkpoint, step 623``: which model the summary's metrics describe."""
+    if outcome.checkpoint is None:
+        return "no checkpoint"
+    step = f", step {outcome.checkpoint_step}" if outcome.checkpoint_step is not None else ""
+    return f"{outcome.checkpoint.name} checkpoint{step}"
 
 
 def peak_rss_mb() -> float:

@@ -156,6 +156,11 @@ class TrainSection(TrainConfig):
     """:class:`rnnkit.train.TrainConfig` plus the batch size (which the data layer uses)."""
 
     batch_size: int = 32
+    # The validation metric that picks `best` and drives early stopping and plateau schedules
+    # (`valid_bleu` or `bleu`; null: the task's default), and whether lower or higher is better
+    # (null: from the name, `min` for losses and errors). See rnnkit.tasks.monitor.
+    monitor: str | None = None
+    monitor_mode: Literal["min", "max"] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()

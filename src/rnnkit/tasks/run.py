@@ -36,6 +36,7 @@ from rnnkit.tasks.config import (
 from rnnkit.tasks.data_files import dataset_defaults, resolve_paths
 from rnnkit.tasks.errors import RunDirError
 from rnnkit.tasks.memory_check import check_model_fits_memory
+from rnnkit.tasks.monitor import resolve_monitor
 from rnnkit.tasks.registry import TASKS
 from rnnkit.tasks.run_dir import (
     CONFIG_FILE,
@@ -71,7 +72,13 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
 
 @dataclass
 class TrainOutcome:
-    """What :func:`train` produced: the run directory, the trainer's result, metrics."""
+    """What :func:`train` produced: the run directory, the trainer's result, metrics.
+
+    ``valid_metrics`` and ``test_metrics`` describe ``checkpoint`` (``best`` when an evaluation
+    made one, else ``last``), the model that ``load_run`` and every command use;
+    ``checkpoint_step`` is the step it was saved at. ``last_metrics`` are the final
+    evaluation's, which differ when the run went on past its best step.
+    """
 
     run_dir: Path
     fit: FitResult
@@ -79,6 +86,8 @@ class TrainOutcome:
     valid_metrics: dict[str, float]
     test_metrics: dict[str, float] | None = None
     checkpoint: Path | None = None
+    checkpoint_step: int | None = None
+    last_metrics: dict[str, float] = field(default_factory=dict)
 
 
 def _to_stderr(message: str) -> None:
@@ -164,6 +173,7 @@ def _train_locked(config: RunConfig, run_dir: Path, resume: bool,
     with main_process_first():  # generated samples are written to the cache once
         paths = resolve_paths(config.data)
     task = _task_for(config, run_dir, resume, paths["train"])
+    monitor, monitor_mode = resolve_monitor(task, config.train.monitor, config.train.monitor_mode)
     train_part = task.read(paths["train"])
     if paths["valid"] is not None:
         valid_part = task.read(paths["valid"])
@@ -186,21 +196,35 @@ def _train_locked(config: RunConfig, run_dir: Path, resume: bool,
 
     trainer = Trainer(
         model, task.train_source(train_part, config.train.seed), config.train.trainer_config(),
-        loss_fn=task.loss_fn(), evaluate=evaluate, monitor=task.monitor,
-        monitor_mode=task.monitor_mode, run_dir=run_dir, metadata=_metadata(task, model),
-        callbacks=callbacks, notice=notice,
+        loss_fn=task.loss_fn(), evaluate=evaluate, monitor=monitor, monitor_mode=monitor_mode,
+        run_dir=run_dir, metadata=_metadata(task, model), callbacks=callbacks, notice=notice,
     )
     fit = trainer.fit(resume=resume)
-    outcome = TrainOutcome(run_dir, fit, task.monitor, dict(fit.metrics),
-                           checkpoint=fit.best_checkpoint or fit.last_checkpoint)
+    outcome = TrainOutcome(run_dir, fit, monitor, dict(fit.metrics),
+                           checkpoint=fit.best_checkpoint or fit.last_checkpoint,
+                           last_metrics=dict(fit.metrics))
     if not is_main_process():  # rank 0 alone tests and writes the summary
         return outcome
-    if paths["test"] is not None and outcome.checkpoint is not None:
-        run = load_run(run_dir)
-        test_part = run.task.limit(run.task.read(paths["test"]))
-        outcome.test_metrics = run.task.evaluate(run.model, test_part)
+    _score_checkpoint(outcome, paths["test"])
     _write_summary(outcome)
     return outcome
+
+
+def _score_checkpoint(outcome: TrainOutcome, test_path: Path | None) -> None:
+    """Fill the outcome's validation and test metrics from the checkpoint commands will use.
+
+    The validation metrics are those the trainer recorded when it saved that checkpoint (its
+    metadata), so nothing is evaluated twice; the test file is scored with its model."""
+    if outcome.checkpoint is None:
+        return
+    trainer_record = read_metadata(outcome.checkpoint).get("trainer", {})
+    outcome.checkpoint_step = trainer_record.get("step")
+    if trainer_record.get("metrics"):
+        outcome.valid_metrics = dict(trainer_record["metrics"])
+    if test_path is not None:
+        run = load_run(outcome.run_dir, outcome.checkpoint.name)
+        test_part = run.task.limit(run.task.read(test_path))
+        outcome.test_metrics = run.task.evaluate(run.model, test_part)
 
 
 def _write_summary(outcome: TrainOutcome) -> None:
@@ -210,6 +234,7 @@ def _write_summary(outcome: TrainOutcome) -> None:
         "monitor": outcome.monitor, "best_metric": fit.best_metric, "best_step": fit.best_step,
         "valid_metrics": outcome.valid_metrics, "test_metrics": outcome.test_metrics,
         "checkpoint": str(outcome.checkpoint) if outcome.checkpoint else None,
+        "checkpoint_step": outcome.checkpoint_step, "last_valid_metrics": outcome.last_metrics,
     }
     # Strict JSON: a NaN metric is written as null (json.dumps would write the literal NaN).
     text = json.dumps(finite_json(summary), indent=2, allow_nan=False) + "\n"
