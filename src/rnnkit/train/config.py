@@ -12,6 +12,8 @@ from rnnkit.train.precision import AMP_MODES
 
 Schedule = Literal["constant", "cosine", "plateau"]
 SCHEDULES: tuple[str, ...] = ("constant", "cosine", "plateau")
+Optimizer = Literal["adamw", "adam", "rmsprop", "sgd"]
+OPTIMIZERS: tuple[str, ...] = ("adamw", "adam", "rmsprop", "sgd")
 
 
 @dataclass
@@ -27,12 +29,23 @@ class TrainConfig:
     keeping the gradient's direction. With Adam the step size is set by the moment ratio, so a
     threshold of 1.0 (minGPT, Hugging Face) only bites on spikes. Set ``clip_norm=None`` to turn
     it off, or ``clip_value`` to clip each element instead (the two are exclusive).
+
+    ``optimizer`` picks AdamW (decoupled weight decay), Adam, RMSprop or SGD; each reads the
+    settings PyTorch gives it (``betas``/``eps`` for the Adams, ``alpha``/``eps``/``momentum``/
+    ``centered`` for RMSprop, ``momentum``/``nesterov`` for SGD) and ignores the others, so a
+    search over ``optimizer`` can keep one set of values. ``weight_decay`` is decoupled for
+    AdamW and an L2 term added to the gradient for the others.
     """
 
     lr: float = 1e-3
+    optimizer: Optimizer = "adamw"
     weight_decay: float = 0.01  # applied to matrices only, never to biases or gains
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
+    betas: tuple[float, float] = (0.9, 0.999)  # adamw, adam
+    eps: float = 1e-8  # adamw, adam, rmsprop
+    momentum: float = 0.0  # sgd, rmsprop
+    nesterov: bool = False  # sgd, with momentum > 0
+    alpha: float = 0.99  # rmsprop: smoothing of the squared-gradient average
+    centered: bool = False  # rmsprop: normalise by the gradient's estimated variance
     schedule: Schedule = "constant"
     warmup_steps: int = 0  # linear warm-up from 0 to lr; for every schedule
     min_lr: float = 0.0  # floor of the cosine decay and of plateau reductions
@@ -81,11 +94,12 @@ class TrainConfig:
         return data
 
 
-_FLOAT_FIELDS = ("lr", "weight_decay", "eps", "min_lr", "plateau_factor", "min_delta")
+_FLOAT_FIELDS = ("lr", "weight_decay", "eps", "momentum", "alpha", "min_lr", "plateau_factor",
+                 "min_delta")
 _OPTIONAL_FLOAT_FIELDS = ("max_time", "clip_norm", "clip_value")
 _INT_FIELDS = ("warmup_steps", "plateau_patience", "seed", "log_every")
 _OPTIONAL_INT_FIELDS = ("max_steps", "max_epochs", "eval_every", "checkpoint_every", "patience")
-_BOOL_FIELDS = ("deterministic", "progress", "tensorboard")
+_BOOL_FIELDS = ("nesterov", "centered", "deterministic", "progress", "tensorboard")
 
 
 def _is_int(value: object) -> bool:
@@ -121,7 +135,7 @@ def _check_types(config: TrainConfig) -> None:
                 raise _type_error(name, expected, value)
     if len(config.betas) != 2 or not all(_is_number(b) for b in config.betas):
         raise _type_error("betas", "two numbers", config.betas)
-    for name in ("schedule", "device", "amp"):
+    for name in ("optimizer", "schedule", "device", "amp"):
         if not isinstance(getattr(config, name), str):
             raise _type_error(name, "a string", getattr(config, name))
 
@@ -143,6 +157,7 @@ def _check_values(config: TrainConfig) -> None:
         raise _value_error("betas", "two numbers in [0, 1)", config.betas)
     if not config.eps > 0:
         raise _value_error("eps", "a number > 0", config.eps)
+    _check_optimizer(config)
     if not 0 < config.plateau_factor < 1:
         raise _value_error("plateau_factor", "a number in (0, 1)", config.plateau_factor)
     if config.schedule not in SCHEDULES:
@@ -163,6 +178,17 @@ def _check_values(config: TrainConfig) -> None:
         if value is not None and not (math.isfinite(value) and value > 0):
             raise _value_error(name, "a finite number > 0 (or None)", value)
     _check_combinations(config)
+
+
+def _check_optimizer(config: TrainConfig) -> None:
+    if config.optimizer not in OPTIMIZERS:
+        raise _value_error("optimizer", f"one of {', '.join(OPTIMIZERS)}", config.optimizer)
+    for name in ("momentum", "alpha"):
+        if not 0 <= getattr(config, name) < 1:
+            raise _value_error(name, "a number in [0, 1)", getattr(config, name))
+    if config.nesterov and config.optimizer == "sgd" and config.momentum == 0:
+        raise ValueError("TrainConfig.nesterov: expected momentum > 0 with nesterov=True for "
+                         "sgd, got momentum=0.0")
 
 
 def _check_combinations(config: TrainConfig) -> None:

@@ -3,26 +3,59 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from rnnkit.train.config import TrainConfig
 
 
-def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only: decaying biases and gains has no regularising
-    effect worth having and hurts small recurrent models."""
+def optimizer_settings(config: TrainConfig) -> dict[str, Any]:
+    """The keyword settings ``config.optimizer`` takes from ``config`` (lr and weight decay,
+    which differ per parameter group or step, excluded)."""
+    if config.optimizer in ("adamw", "adam"):
+        return {"betas": tuple(config.betas), "eps": config.eps}
+    if config.optimizer == "rmsprop":
+        return {"alpha": config.alpha, "eps": config.eps, "momentum": config.momentum,
+                "centered": config.centered}
+    return {"momentum": config.momentum, "nesterov": config.nesterov}
+
+
+_CLASSES: dict[str, type[torch.optim.Optimizer]] = {
+    "adamw": torch.optim.AdamW, "adam": torch.optim.Adam,
+    "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD,
+}
+
+
+def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """``config.optimizer`` with weight decay on matrices only: decaying biases and gains has no
+    regularising effect worth having and hurts small recurrent models."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
         raise ValueError("model: expected trainable parameters, got none with requires_grad")
     decayed = [p for p in trainable if p.ndim >= 2]
     not_decayed = [p for p in trainable if p.ndim < 2]
+    # "decayed" travels with the group through state_dict, so a resume knows which is which
     groups = [
-        {"params": params, "weight_decay": decay}
-        for params, decay in ((decayed, config.weight_decay), (not_decayed, 0.0))
+        {"params": params, "weight_decay": config.weight_decay if decay else 0.0,
+         "decayed": decay}
+        for params, decay in ((decayed, True), (not_decayed, False))
         if params
     ]
-    return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, eps=config.eps)
+    return _CLASSES[config.optimizer](groups, lr=config.lr, **optimizer_settings(config))
+
+
+def apply_settings(optimizer: torch.optim.Optimizer, config: TrainConfig) -> None:
+    """Set ``config``'s settings on every group of a restored ``optimizer``.
+
+    ``load_state_dict`` brings back the saved groups' settings; a run resumed with the same
+    config gets the same values (exact resume), one resumed with changed settings (population
+    based training's explore step) gets the new ones. lr is the schedule's to set."""
+    settings = optimizer_settings(config)
+    for group in optimizer.param_groups:
+        group.update(settings)
+        if group.get("decayed", group["weight_decay"] > 0):
+            group["weight_decay"] = config.weight_decay
 
 
 def total_grad_norm(parameters: Sequence[torch.nn.Parameter]) -> float:

@@ -41,7 +41,7 @@ from rnnkit.train.interrupt import (
     deferred_stop_signals,
 )
 from rnnkit.train.loggers import CSVLogger, ProgressBar, TensorBoardLogger
-from rnnkit.train.optim import build_optimizer, clip_gradients
+from rnnkit.train.optim import apply_settings, build_optimizer, clip_gradients
 from rnnkit.train.precision import Precision
 from rnnkit.train.resume import fallback_notice, find_resumable, set_damaged_aside
 from rnnkit.train.row_state import RowState, gather_rows, rows_of_rank, state_row_dim
@@ -556,6 +556,7 @@ class Trainer:
                 f"{TRAINER_STATE_VERSION}; it cannot be resumed (load its weights instead)"
             )
         self.optimizer.load_state_dict(saved["optimizer"])
+        apply_settings(self.optimizer, self.config)  # the config's, should they have changed
         self.schedule.load_state_dict(saved["schedule"])
         self.precision.load_state_dict(saved.get("loss_scaler"))
         self._restore_loss_state(saved["loss_fn"])
