@@ -41,7 +41,7 @@ def test_a_project_folder_with_a_config_yaml_is_refused_untouched(tmp_path):
         assert str(refused.value) == (
             f"{project} already exists and is not an rnnkit run (no {MARKER_FILE} marker, no "
             f"task.json, and it holds src, which rnnkit does not write); refusing to {verb}: "
-            "choose another --out")
+            "choose another run_dir")
     assert (project / "src/thesis.tex").read_text() == "src/thesis.tex"
     assert sorted(p.name for p in project.iterdir()) == ["config.yaml", "src"]
 
@@ -89,10 +89,13 @@ def test_an_unmarked_folder_without_task_json_is_not_a_run(tmp_path):
 def test_a_run_with_a_checkpoint_needs_resume_or_overwrite(tmp_path):
     run = make_files(tmp_path / "run", *RUN_FILES)
     write_marker(run)
-    with pytest.raises(RunDirError, match=r"already exists; pass --resume .* or --overwrite"):
+    with pytest.raises(RunDirError, match=r"already exists and holds a trained run \(made "
+                                          r".*\); pass resume=True to continue that run, "
+                                          "overwrite=True to replace it, or choose another "
+                                          "run_dir for a new one"):
         check_run_dir(run, resume=False, overwrite=False)
     check_run_dir(run, resume=True, overwrite=False)
-    with pytest.raises(RunDirError, match="--resume and --overwrite exclude each other"):
+    with pytest.raises(RunDirError, match="resume=True and overwrite=True exclude each other"):
         check_run_dir(run, resume=True, overwrite=True)
 
 
@@ -101,7 +104,7 @@ def test_a_run_stopped_before_its_first_checkpoint_restarts_without_overwrite(tm
     write_marker(run)
     check_run_dir(run, resume=False, overwrite=False)  # nothing to lose: no refusal
     with pytest.raises(RunDirError, match=r"nothing to resume \(no checkpoints/last or best\); "
-                                          "train without --resume to start it"):
+                                          "train without resume=True to start it"):
         check_run_dir(run, resume=True, overwrite=False)
 
 

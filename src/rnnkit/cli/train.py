@@ -12,6 +12,7 @@ import typer
 from rnnkit.cli.errors import handle_errors, signal_exit_code
 from rnnkit.tasks import TrainOutcome, load_config
 from rnnkit.tasks import train as train_run
+from rnnkit.tasks.errors import RunDirError
 from rnnkit.train import is_main_process, resolve_device
 from rnnkit.train.distributed import (
     from_main,
@@ -48,13 +49,24 @@ AMP_OPTION = typer.Option(
 )
 
 
-def default_run_dir(config_path: Path | None, reuse: bool) -> Path:
-    """``runs/<config name>``; when it exists and is not being reused, ``runs/<name>-2``, ..."""
+def default_run_dir(config_path: Path | None) -> Path:
+    """``runs/<config name>``, always the same: training the same config again is refused
+    there unless --resume or --overwrite says what to do (a silent ``runs/<name>-2`` left the
+    README's next command on the old model)."""
     stem = config_path.stem if config_path is not None else "shakespeare"
-    candidate, number = RUNS_DIR / stem, 2
-    while not reuse and candidate.exists():
-        candidate, number = RUNS_DIR / f"{stem}-{number}", number + 1
-    return candidate
+    return RUNS_DIR / stem
+
+
+CLI_TERMS = (("resume=True", "--resume"), ("overwrite=True", "--overwrite"),
+             ("another run_dir", "another --out DIR"))
+
+
+def in_cli_terms(error: RunDirError) -> RunDirError:
+    """The run-directory refusal of the Python API, worded with this command's flags."""
+    text = str(error)
+    for api, flag in CLI_TERMS:
+        text = text.replace(api, flag)
+    return RunDirError(text)
 
 
 @handle_errors
@@ -89,12 +101,12 @@ def _train(config: Path | None, out: Path | None, overrides: list[str], resume: 
     run_config = load_config(config, [*overrides, f"train.progress={str(progress).lower()}"])
     check_amp(run_config.train.amp, resolve_device(run_config.train.device))
     if nproc > 1 and not launched_by_torchrun():
-        run_dir = out if out is not None else default_run_dir(config, resume or overwrite)
+        run_dir = out if out is not None else default_run_dir(config)
         argv = _worker_argv(config, run_dir, overrides, resume, overwrite, progress)
         raise typer.Exit(launch_local(nproc, argv))
     with process_group_from_env(resolve_device(run_config.train.device)):
         # one rank picks the default directory, so that all ranks agree on it
-        chosen = out if out is not None else default_run_dir(config, resume or overwrite)
+        chosen = out if out is not None else default_run_dir(config)
         run_dir = from_main(chosen)
         data = run_config.data
         if is_main_process():
@@ -104,6 +116,8 @@ def _train(config: Path | None, out: Path | None, overrides: list[str], resume: 
         started = time.monotonic()
         try:
             outcome = train_run(run_config, run_dir, resume=resume, overwrite=overwrite)
+        except RunDirError as refusal:
+            raise in_cli_terms(refusal) from None
         except TrainingInterrupted as stop:
             if is_main_process():
                 restart = ["rnnkit", "train", *([str(config)] if config is not None else []),

@@ -11,6 +11,9 @@ the checkpoints in ``checkpoints/``, the event files in ``tensorboard/``), and o
 
 A run directory holding no checkpoint yet (stopped or killed before its first) has nothing to
 lose: training into it again starts afresh without ``--overwrite``.
+
+Refusals speak the Python API's terms (``resume=True``, ``overwrite=True``, ``run_dir``);
+``rnnkit train`` rewords them as its flags (``--resume``, ``--overwrite``, ``--out``).
 """
 
 from __future__ import annotations
@@ -68,7 +71,8 @@ def is_marked(run_dir: Path) -> bool:
 def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
     """Refuse what cannot be done before any work starts; nothing is written here."""
     if resume and overwrite:
-        raise RunDirError("--resume and --overwrite exclude each other: continue or replace")
+        raise RunDirError("resume=True and overwrite=True exclude each other: continue or "
+                          "replace")
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"{run_dir} exists and is not a directory")
     if resume:
@@ -76,7 +80,8 @@ def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
         resumable = any((checkpoints / name).is_dir() for name in RESUME_CANDIDATES)
         if not resumable or not (run_dir / TASK_FILE).is_file():
             raise RunDirError(f"{run_dir}: nothing to resume (no checkpoints/last or best); "
-                              "train without --resume to start it (no --overwrite needed)")
+                              "train without resume=True to start it (no overwrite=True "
+                              "needed)")
         return
     if not _entries(run_dir, skip=LOCK_FILES):
         return  # new, or empty
@@ -84,10 +89,20 @@ def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
     if refusal is not None:
         verb = "overwrite it" if overwrite else "train into it"
         raise RunDirError(f"{run_dir} already exists and is not an rnnkit run ({refusal}); "
-                          f"refusing to {verb}: choose another --out")
+                          f"refusing to {verb}: choose another run_dir")
     if _has_checkpoint(run_dir) and not overwrite:
-        raise RunDirError(f"{run_dir} already exists; pass --resume to continue that run "
-                          "or --overwrite to replace it")
+        raise RunDirError(f"{run_dir} already exists and holds a trained run{_made(run_dir)}; "
+                          "pass resume=True to continue that run, overwrite=True to replace "
+                          "it, or choose another run_dir for a new one")
+
+
+def _made(run_dir: Path) -> str:
+    """`` (made 2025-01-31T09:12:00+0000)`` from the marker, or ``""``."""
+    try:
+        created = json.loads((run_dir / MARKER_FILE).read_text(encoding="utf-8"))["created"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    return f" (made {created})"
 
 
 def clear_run_files(run_dir: Path) -> list[str]:
