@@ -217,3 +217,77 @@ class ProgressBar(Callback):
     def on_fit_end(self, trainer: Trainer) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def model_summary(model: Any) -> str:
+    """One line: the model's class and its (trainable) parameter count."""
+    from rnnkit.train.runtime import unwrap_model
+
+    inner = unwrap_model(model)
+    total = sum(p.numel() for p in inner.parameters())
+    trainable = sum(p.numel() for p in inner.parameters() if p.requires_grad)
+    kept = "all trainable" if trainable == total else f"{trainable:,} trainable"
+    return f"model: {type(inner).__name__}, {total:,} parameters ({kept})"
+
+
+def clock(seconds: float) -> str:
+    """``1:02:03`` or ``2:03``."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class EvalLines(Callback):
+    """The model summary at the start, then one line per evaluation (step, epoch, training
+    loss, metrics, elapsed time and ETA), like Keras' epoch lines.
+
+    The lines are for logs: CI, ``nohup``, notebooks, a pipe, where the progress bar is hidden.
+    By default they are printed only when ``file`` (stderr) is not a terminal, where the bar
+    shows the same; the model summary is printed either way.
+    """
+
+    def __init__(self, file: Any = None, always: bool = False) -> None:
+        self.file = file
+        self.always = always
+        self._loss: float | None = None
+
+    def _stream(self) -> Any:
+        return self.file if self.file is not None else sys.stderr  # looked up late: tests swap it
+
+    def _wanted(self) -> bool:
+        stream = self._stream()
+        return self.always or not (hasattr(stream, "isatty") and stream.isatty())
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        print(model_summary(trainer.model), file=self._stream(), flush=True)
+
+    def on_batch_end(self, trainer: Trainer, record: StepRecord) -> None:
+        self._loss = record.loss
+
+    def on_eval_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+        if not self._wanted():
+            return
+        state, total = trainer.state, trainer.total_steps
+        parts = [f"step {state.global_step}" + (f"/{total}" if total else ""),
+                 f"epoch {state.epoch}"]
+        if self._loss is not None:
+            parts.append(f"loss {self._loss:.4f}")
+        parts += [f"{name} {value:.4g}" for name, value in metrics.items()]
+        parts.append(f"elapsed {clock(state.elapsed_seconds)}")
+        eta = _eta(trainer)
+        if eta is not None:
+            parts.append(f"eta {clock(eta)}")
+        print("  ".join(parts), file=self._stream(), flush=True)
+
+
+def _eta(trainer: Trainer) -> float | None:
+    """Seconds left at the current pace, by steps or by the time budget, whichever is first."""
+    state, config = trainer.state, trainer.config
+    estimates = []
+    if trainer.total_steps and state.global_step:
+        per_step = state.elapsed_seconds / state.global_step
+        estimates.append(per_step * max(0, trainer.total_steps - state.global_step))
+    if config.max_time is not None:
+        estimates.append(max(0.0, config.max_time * 60 - state.elapsed_seconds))
+    return min(estimates) if estimates else None
+

@@ -40,7 +40,7 @@ from rnnkit.train.interrupt import (
     TrainingInterrupted,
     deferred_stop_signals,
 )
-from rnnkit.train.loggers import CSVLogger, ProgressBar, TensorBoardLogger
+from rnnkit.train.loggers import CSVLogger, EvalLines, ProgressBar, TensorBoardLogger
 from rnnkit.train.optim import apply_settings, build_optimizer, clip_gradients
 from rnnkit.train.precision import Precision
 from rnnkit.train.resume import fallback_notice, find_resumable, set_damaged_aside
@@ -204,8 +204,8 @@ class Trainer:
                 raise ValueError("config.tensorboard: True needs a run_dir to write to, got None")
             log_dir = self.run_dir / TENSORBOARD_DIR
             callbacks.append(TensorBoardLogger(log_dir, self.config.log_every))
-        if self.config.progress:
-            callbacks.append(ProgressBar())
+        if self.config.progress:  # the bar on a terminal, a line per evaluation elsewhere
+            callbacks += [ProgressBar(), EvalLines()]
         return callbacks
 
     # ----------------------------------------------------------------------------------- fit
