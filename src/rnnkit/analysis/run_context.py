@@ -69,8 +69,8 @@ class RunContext:
         if context is not None:
             examples = replace(examples, values=np.concatenate([context, examples.values]),
                                times=None, context=None)
-        if isinstance(examples, np.ndarray):  # a language model's token ids
-            return examples[:TOKEN_LIMIT]
+        if isinstance(examples, np.ndarray):  # a language model's token ids, stored narrow
+            return examples[:TOKEN_LIMIT].astype(np.int64)
         if isinstance(examples, list):
             limit = TOKEN_LIMIT if examples and isinstance(examples[0], int) else EXAMPLE_LIMIT
             return examples[:limit]
