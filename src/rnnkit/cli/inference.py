@@ -4,20 +4,18 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
+import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from rnnkit.cli.errors import handle_errors
-from rnnkit.data.readers import iter_decoded_lines
-from rnnkit.data.readers._lines import iter_decoded_bytes
+from rnnkit.cli.predict_inputs import read_inputs
+from rnnkit.data.datasets.refs import resolve_data_path
 from rnnkit.tasks import load_run
-from rnnkit.tasks.run import Run
 from rnnkit.train.state_io import finite_json
 
 DIR_ARGUMENT = typer.Argument(..., help="A run directory made by `rnnkit train`.",
@@ -27,11 +25,16 @@ DIR_ARGUMENT = typer.Argument(..., help="A run directory made by `rnnkit train`.
 @handle_errors
 def evaluate(
     run_dir: Path = DIR_ARGUMENT,
-    data: Path = typer.Option(..., "--data", "-d", help="File in the same format as training."),
+    data_text: str = typer.Option(..., "--data", "-d", metavar="FILE|dataset:NAME:SPLIT",
+                                  help="File in the same format as training, or a bundled "
+                                       "sample's split, e.g. dataset:dates:test (see `rnnkit "
+                                       "datasets path NAME`)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    checkpoint: str = typer.Option("best", help="Checkpoint to use: best or last."),
+    checkpoint: str = typer.Option("best", metavar="best|last",
+                                   help="Checkpoint to use: best or last."),
 ) -> None:
     """Score the run's model on a data file with the task's metrics."""
+    data = resolve_data_path(data_text)
     if not data.is_file():
         raise FileNotFoundError(f"--data: file not found: {data}")
     run = load_run(run_dir, checkpoint)
@@ -67,40 +70,6 @@ def generate(
         typer.echo(text)
 
 
-def _read_lines(source: Path) -> list[str]:
-    """Non-blank lines of ``source`` or stdin, refusing binary input (invalid UTF-8, NUL
-    bytes) with the file's or ``<stdin>``'s line, as ``evaluate`` refuses a data file."""
-    if str(source) == "-":
-        lines = iter_decoded_bytes(sys.stdin.buffer, "<stdin>", refuse_nul=True)
-        return [line for _, line in lines if line.strip()]
-    if not source.is_file():
-        raise FileNotFoundError(f"--input: file not found: {source}")
-    return [line for _, line in iter_decoded_lines(source, refuse_nul=True) if line.strip()]
-
-
-def read_inputs(run: Run, source: Path) -> list[Any]:
-    """What the task predicts from: a series for forecasting, else one text per line (the
-    text column of a CSV/TSV with a header, the source column of a pairs TSV)."""
-    name, data = run.task.name, run.config.data
-    if name == "forecasting":
-        if str(source) == "-":
-            with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as handle:
-                handle.write(sys.stdin.read())
-            source = Path(handle.name)
-        elif not source.is_file():
-            raise FileNotFoundError(f"--input: file not found: {source}")
-        return [run.task.read(source)]
-    lines = _read_lines(source)
-    if name in ("classification",) and source.suffix.lower() in (".csv", ".tsv"):
-        delimiter = "\t" if source.suffix.lower() == ".tsv" else ","
-        rows = list(csv.DictReader(io.StringIO("\n".join(lines)), delimiter=delimiter))
-        if rows and data.text_column in rows[0]:
-            return [row[data.text_column] for row in rows]
-    if name == "seq2seq":
-        return [line.split("\t")[0] for line in lines]
-    return lines
-
-
 def _flatten(row: dict[str, Any]) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in row.items():
@@ -127,14 +96,30 @@ def write_rows(rows: list[dict[str, Any]], handle, output_format: str) -> None:
     writer.writerows(flat)
 
 
+def write_to_stdout(rows: list[dict[str, Any]], output_format: str) -> None:
+    """Write ``rows`` to stdout; a reader that went away (``| head``) ends the command
+    quietly with success, as ``cat`` and ``grep`` do, rather than with a traceback."""
+    try:
+        write_rows(rows, sys.stdout, output_format)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout again at exit, which would fail the same way: point it at
+        # /dev/null first (the recipe of Python's signal documentation).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise typer.Exit(0) from None
+
+
 @handle_errors
 def predict(
     run_dir: Path = DIR_ARGUMENT,
-    source: Path = typer.Option(Path("-"), "--input", "-i",
-                                help="Input file, or - for stdin (one example per line; a "
-                                     "CSV series for forecasting)."),
+    source: str = typer.Option("-", "--input", "-i", metavar="FILE|-|dataset:NAME:SPLIT",
+                               help="Input in the run's format (a CSV/TSV gives its text "
+                                    "column, a CoNLL file its tokens, a pairs TSV its sources, "
+                                    "else one example per line; a series file for "
+                                    "forecasting), - for stdin, or a bundled sample's split."),
     output: Path = typer.Option(None, "--output", "-o", help="Output file (default stdout)."),
-    output_format: str = typer.Option(None, "--format", "-f",
+    output_format: str = typer.Option(None, "--format", "-f", metavar="csv|jsonl",
                                       help="csv or jsonl (default: from --output, else jsonl)."),
     samples: int = typer.Option(0, "--samples", min=0,
                                 help="Forecasting: also write N sample paths per series "
@@ -148,14 +133,14 @@ def predict(
     run = load_run(run_dir)
     inputs = read_inputs(run, source)
     if not inputs:
-        raise ValueError(f"--input: no examples in {source}")
+        raise ValueError(f"--input: no examples in {'<stdin>' if source == '-' else source}")
     if samples and run.task.name != "forecasting":
         raise ValueError(f"--samples: only forecasting runs sample paths; this run's task is "
                          f"{run.task.name}")
     rows = run.task.predict(run.model, inputs, samples=samples) if samples else \
         run.predict(inputs)
     if output is None:
-        write_rows(rows, sys.stdout, output_format)
+        write_to_stdout(rows, output_format)
         return
     with output.open("w", encoding="utf-8", newline="") as handle:
         write_rows(rows, handle, output_format)

@@ -388,7 +388,12 @@ class ForecastingTask(Task):
         lookback, horizon = data.lookback, data.horizon
         if len(series.values) < lookback:
             raise DataFormatError(series.path, None, f"expected at least lookback={lookback} "
-                                  f"rows to forecast from, got {len(series.values)}")
+                                  f"rows to forecast from, got {len(series.values)}; predict "
+                                  "forecasts what follows the file's last row from that file "
+                                  "alone, so pass the history up to the forecast origin (e.g. "
+                                  "the training file, or train+valid+test joined), not only a "
+                                  "held-out tail (evaluate scores a tail against the run's own "
+                                  "history)")
         known = series.known_future
         if roles.future and (known is None or len(known) < horizon):
             names = list(roles.columns[roles.future_columns])

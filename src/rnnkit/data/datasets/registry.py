@@ -78,7 +78,8 @@ _SPLITS3 = ("train", "valid", "test")
 DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
     DatasetInfo(
         "shakespeare", ("language_model",), "text",
-        "Shakespeare's plays, modern spelling; held-out plays for validation and test",
+        "Shakespeare's plays, modern spelling; a held-out play for validation (the full "
+        "set also holds one out for test)",
         shakespeare.LICENCE, "8 plays train (1.04 M chars), 1 play valid",
         "40 works train (4.82 M chars), 1 play valid, 1 play test",
         {"train": "train.txt", "valid": "valid.txt", "test": "test.txt"},
