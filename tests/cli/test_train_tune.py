@@ -65,7 +65,9 @@ def test_tune_runs_trials_and_writes_the_best_config(cli, tmp_path):
     result = cli("tune", config, "--trials", "3", "--out", "study")
     assert result.exit_code == 0, result.output
     assert Path("study/study.db").is_file()
-    assert result.stderr.count("trial ") == 3
+    rows = result.stderr.splitlines()
+    assert rows[0].split()[:3] == ["trial", "state", "valid_loss"]
+    assert [row.split()[0] for row in rows[1:]] == ["0", "1", "2"]  # one row per trial
     best = Path("study/best_config.yaml")
     assert best.is_file() and "tune: null" in best.read_text()
     import yaml
@@ -181,14 +183,13 @@ def test_a_study_of_only_pruned_trials_has_no_best(tmp_path):
     import optuna
 
     from rnnkit.tasks import tune
-    from rnnkit.tasks.config import config_from_dict
+    from rnnkit.tasks.tune_results import best_trial
 
     study = optuna.create_study(direction="minimize")
     trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
     trial.report(0.5, step=0)
     study.tell(trial, state=optuna.trial.TrialState.PRUNED)
     assert study.trials[0].value == 0.5  # optuna keeps the intermediate value
-    config = config_from_dict({"task": "classification", "data": {"dataset": "names"}})
-    outcome = tune._best(study, config, tmp_path)
-    assert outcome.best_value is None and outcome.best_config is None
-    assert not (tmp_path / "best_config.yaml").exists()
+    records = [tune._record(t, "min") for t in study.trials]
+    assert (records[0].state, records[0].value) == ("pruned", 0.5)
+    assert best_trial(records, "min") is None

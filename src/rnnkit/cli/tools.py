@@ -1,8 +1,9 @@
-"""``rnnkit tune`` (Optuna search) and ``rnnkit export`` (ONNX / TorchScript)."""
+"""``rnnkit tune`` (Optuna or Ray Tune search) and ``rnnkit export`` (ONNX / TorchScript)."""
 # ruff: noqa: B008  (typer declares arguments and options as parameter defaults)
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import typer
@@ -16,8 +17,15 @@ from rnnkit.tasks import load_config, load_run
 @handle_errors
 def tune(
     config: Path = typer.Argument(..., help="Run config with a tune: section.", show_default=False),
-    trials: int = typer.Option(..., "--trials", "-n", min=1,
-                               help="Trials in total (shared by every worker of the study)."),
+    trials: int = typer.Option(None, "--trials", "-n", min=1,
+                               help="Trials in total (shared by every worker of the study); "
+                                    "a grid search defaults to its number of combinations."),
+    engine: str = typer.Option("optuna", "--engine", metavar="optuna|ray",
+                               help="Optuna (trials in this process, shared storage) or Ray "
+                                    "Tune (trials as Ray tasks, ASHA or PBT; rnnkit[ray])."),
+    address: str = typer.Option(None, "--address", metavar="HOST:PORT",
+                                help="Ray: an existing cluster (default: a local Ray runtime "
+                                     "started for this search)."),
     storage: str = typer.Option(None, "--storage",
                                 help="Optuna storage URL (default sqlite:///OUT/study.db; e.g. "
                                      "postgresql://user:pw@host/db for several machines)."),
@@ -27,19 +35,52 @@ def tune(
                              help="Output directory (default runs/tune-NAME)."),
     overrides: list[str] = SET_OPTION,
 ) -> None:
-    """Search hyper-parameters with Optuna (median pruning on the validation metric)."""
-    from rnnkit.tasks.tune import tune as run_tune
-
+    """Search hyper-parameters (tune.strategy: tpe, random or grid; tune.pruner: median, asha,
+    hyperband, pbt or none); print the trials as they finish, the best config and the command
+    that trains it."""
     run_config = load_config(config, [*overrides, "train.progress=false"])
     out = out if out is not None else Path("runs") / f"tune-{config.stem}"
-    outcome = run_tune(run_config, out, trials, storage, study or config.stem, timeout,
-                       report=lambda line: typer.echo(line, err=True))
+    if engine == "optuna":
+        if address is not None:
+            raise ValueError(f"--address: used by --engine ray only, got --engine {engine}")
+        from rnnkit.tasks.tune import tune as run_tune
+
+        outcome = run_tune(run_config, out, trials, storage, study or config.stem, timeout,
+                           report=_to_stderr)
+    elif engine == "ray":
+        if storage is not None:
+            raise ValueError("--storage: used by --engine optuna only (Ray keeps its results "
+                             "in OUT/ray), got --engine ray")
+        from rnnkit.tasks.tune_ray import tune_ray
+
+        outcome = tune_ray(run_config, out, trials, address, study or config.stem, timeout,
+                           report=_to_stderr)
+    else:
+        raise ValueError(f"--engine: expected optuna or ray, got {engine!r}")
+    _print_tune_outcome(outcome, out)
+
+
+def _to_stderr(line: str) -> None:
+    typer.echo(line, err=True)
+
+
+def _print_tune_outcome(outcome, out: Path) -> None:
+    """How many trials ran, the best one and the command that trains its config."""
+    held = len(outcome.trials)
+    note = "" if held == outcome.new_trials else f" (the study holds {held} in all)"
+    typer.echo(f"Ran {outcome.new_trials} new trial{'s' * (outcome.new_trials != 1)}{note}.")
+    if outcome.new_trials == 0:
+        typer.echo("--trials counts the study's total; raise it to run more.")
     if outcome.best_config is None:
         typer.echo("No trial finished with a validation metric.")
         return
-    typer.echo(f"Best value: {outcome.best_value:.4f} with {outcome.best_params}")
+    best = outcome.best
+    typer.echo(f"Best: trial {best.number}, {outcome.monitor}={best.value:.4f} with "
+               f"{best.params}")
     typer.echo(f"Best config: {outcome.best_config}")
-    typer.echo(f"Train it: rnnkit train {outcome.best_config}")
+    train_out = out.parent / f"{out.name}-best"
+    typer.echo(f"Train it: rnnkit train {shlex.quote(str(outcome.best_config))} --out "
+               f"{shlex.quote(str(train_out))}")
 
 
 @handle_errors

@@ -190,9 +190,24 @@ class ParamSpec:
 
 @dataclass
 class TuneConfig:
-    """Search space for ``rnnkit tune``: ``params`` maps ``section.key`` to a :class:`ParamSpec`."""
+    """Search space and method for ``rnnkit tune``: ``params`` maps ``section.key`` to a
+    :class:`ParamSpec`; the keys without a dot choose how to search.
+
+    - ``strategy``: ``tpe`` (Bayesian, Optuna's default), ``random``, or ``grid`` (every
+      combination of the declared values, as scikit-learn's GridSearchCV: categorical choices,
+      ints and floats with a ``step``).
+    - ``pruner``: what stops poor trials early from their per-evaluation validation metric:
+      ``median``, ``asha`` (asynchronous successive halving), ``hyperband``, ``pbt``
+      (population-based training; Ray engine only, tunes ``train.*`` keys) or ``none``.
+    - ``seed``: the sampler's seed (``null``: a fresh one each time).
+    - ``perturbation_interval``: PBT, evaluations between exploit/explore steps.
+    """
 
     params: dict[str, ParamSpec] = field(default_factory=dict)
+    strategy: Literal["tpe", "random", "grid"] = "tpe"
+    pruner: Literal["median", "asha", "hyperband", "pbt", "none"] = "median"
+    seed: int | None = None
+    perturbation_interval: int = 2
 
 
 @dataclass
@@ -212,7 +227,9 @@ class RunConfig:
         """Plain dict (YAML/JSON-able) that :func:`config_from_dict` turns back into this."""
         data = asdict(self)
         data["train"]["betas"] = list(self.train.betas)
-        data["tune"] = None if self.tune is None else dict(data["tune"]["params"])
+        if self.tune is not None:
+            data["tune"] = {**{k: v for k, v in data["tune"].items() if k != "params"},
+                            **data["tune"]["params"]}
         return data
 
 
@@ -271,6 +288,9 @@ def build_section(cls: type, values: Any, section: str) -> Any:
         raise type(error)(message) from error
 
 
+TUNE_SETTINGS = ("strategy", "pruner", "seed", "perturbation_interval")
+
+
 def _tune_section(values: Any) -> TuneConfig | None:
     if values is None:
         return None
@@ -278,16 +298,27 @@ def _tune_section(values: Any) -> TuneConfig | None:
         raise ConfigError(
             f"tune: expected a mapping of section.key -> search space, got {values!r}"
         )
-    params = {}
+    params, settings = {}, {}
     for key, spec in values.items():
         section, _, name = str(key).partition(".")
+        if key in TUNE_SETTINGS:
+            settings[key] = spec
+            continue
         if section not in ("data", "model", "train") or not name:
             raise ConfigError(
-                f"tune.{key}: expected a key like model.hidden_size or train.lr, got {key!r}"
+                f"tune.{key}: expected a key like model.hidden_size or train.lr, or one of "
+                f"{', '.join(TUNE_SETTINGS)}, got {key!r}" + closest_hint(str(key), TUNE_SETTINGS)
             )
+        if isinstance(spec, list):  # model.hidden_size: [64, 128, 256] is a categorical
+            spec = {"type": "categorical", "choices": spec}
         params[key] = build_section(ParamSpec, spec, f"tune.{key}")
         _check_param(key, params[key])
-    return TuneConfig(params)
+    tune = build_section(TuneConfig, settings, "tune")
+    if tune.perturbation_interval < 1:
+        raise ConfigError("tune.perturbation_interval: expected an integer >= 1, got "
+                          f"{tune.perturbation_interval}")
+    tune.params = params
+    return tune
 
 
 def _check_param(key: str, spec: ParamSpec) -> None:

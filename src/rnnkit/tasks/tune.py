@@ -1,9 +1,11 @@
 """Hyper-parameter search with Optuna over the config's ``tune:`` section.
 
-Each trial trains a full run (``OUT/trial-<number>``) with the sampled values; the validation
-metric the task monitors is reported after every evaluation and a median pruner stops poor
-trials early. Any Optuna storage URL works (SQLite file by default, PostgreSQL for several
-machines); workers started on the same storage and study name share its trials.
+Each trial trains a full run (``OUT/trial-<number>``) with the values ``tune.strategy`` draws
+(TPE, random, or every combination of a grid); the validation metric the run monitors is
+reported after every evaluation and ``tune.pruner`` (median, asha, hyperband, none) stops poor
+trials early. Results go to the files :mod:`rnnkit.tasks.tune_results` describes. Any Optuna
+storage URL works (SQLite file by default, PostgreSQL for several machines); workers started
+on the same storage and study name share its trials.
 
 ``trials`` is the study's total over every worker and every state (running, complete, pruned,
 failed): a worker starts a trial only while the study holds fewer. With SQLite storage, "count,
@@ -27,14 +29,21 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rnnkit.tasks.config import ParamSpec, RunConfig, config_from_dict, save_config
+from rnnkit.tasks.config import ParamSpec, RunConfig, TuneConfig
 from rnnkit.tasks.errors import ConfigError
 from rnnkit.tasks.registry import TASKS
 from rnnkit.tasks.run import train
+from rnnkit.tasks.tune_results import (
+    TrialRecord,
+    TrialTable,
+    TuneOutcome,
+    best_trial,
+    write_results,
+)
+from rnnkit.tasks.tune_space import check_engine, describe_grid, grid, grid_size, with_values
 from rnnkit.train import Callback
 
 
@@ -56,15 +65,34 @@ def suggest(trial: Any, key: str, spec: ParamSpec) -> Any:
     return trial.suggest_float(key, spec.low, spec.high, step=spec.step, log=spec.log)
 
 
-def with_values(config: RunConfig, values: dict[str, Any]) -> RunConfig:
-    """``config`` with ``section.key`` values replaced (types checked again)."""
-    raw = config.to_dict()
-    for key, value in values.items():
-        section, _, name = key.partition(".")
-        if name not in raw[section]:
-            raise ConfigError(f"tune.{key}: {section} has no key {name!r}")
-        raw[section][name] = value
-    return config_from_dict(raw)
+def _sampler(optuna: Any, tune: TuneConfig, grid_points: dict[str, list[Any]] | None) -> Any:
+    if grid_points is not None:
+        return _grid_sampler(optuna)(grid_points, seed=tune.seed)
+    if tune.strategy == "random":
+        return optuna.samplers.RandomSampler(seed=tune.seed)
+    return optuna.samplers.TPESampler(seed=tune.seed)
+
+
+def _grid_sampler(optuna: Any) -> type:
+    """Optuna's GridSampler without its end-of-grid ``study.stop()``, which only works inside
+    ``study.optimize``: these ask/tell workers stop by the trial count (the grid's size)."""
+
+    class AskTellGridSampler(optuna.samplers.GridSampler):
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            pass
+
+    return AskTellGridSampler
+
+
+def _pruner(optuna: Any, name: str) -> Any:
+    """Optuna's pruner for ``tune.pruner`` (its SuccessiveHalvingPruner is asynchronous: ASHA)."""
+    if name == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner()
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner()
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
 
 
 HEARTBEAT_SECONDS = 30
@@ -81,8 +109,10 @@ def _storage(optuna: Any, url: str, report: Callable[[str], None],
         report(f"trial {trial.number}: failed (its worker stopped sending heartbeats for "
                f"{grace} s: killed or lost)")
 
-    return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat, grace_period=grace,
-                                      heartbeat_stale_trial_callback=lost)
+    with warnings.catch_warnings():  # heartbeats are "experimental" in optuna; we rely on them
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat, grace_period=grace,
+                                          heartbeat_stale_trial_callback=lost)
 
 
 class _Heartbeat:
@@ -109,7 +139,8 @@ class _Heartbeat:
         self.thread.join()
 
 
-def _open_study(optuna: Any, storage: Any, name: str, mode: str) -> Any:
+def _open_study(optuna: Any, storage: Any, name: str, mode: str, sampler: Any = None,
+                pruner: Any = None) -> Any:
     """Create or join the study. Workers started together on a new database race to create
     its schema; the loser gets a database integrity error and simply joins on a retry."""
     for attempt in range(5):
@@ -117,7 +148,7 @@ def _open_study(optuna: Any, storage: Any, name: str, mode: str) -> Any:
             return optuna.create_study(
                 study_name=name, storage=storage, load_if_exists=True,
                 direction="minimize" if mode == "min" else "maximize",
-                pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
+                sampler=sampler, pruner=pruner or _pruner(optuna, "median"),
             )
         except Exception as error:
             if not type(error).__module__.startswith("sqlalchemy") or attempt == 4:
@@ -151,6 +182,7 @@ def _claim_trial(study: Any, trials: int, slot_lock: contextlib.AbstractContextM
         # optuna flags heartbeats outside Study.optimize and fail_stale_trials as experimental;
         # both are what an ask/tell worker needs, so the notes are silenced here
         warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", _optuna().exceptions.ExperimentalWarning)
         _optuna().storages.fail_stale_trials(study)  # a killed worker's trial: failed, counted
         if len(study.get_trials(deepcopy=False)) >= trials:
             return None
@@ -178,29 +210,20 @@ def _run_trial(study: Any, trial: Any, objective: Callable[[Any], float]) -> Any
 class _PruningReporter(Callback):
     """Reports the monitored metric to the trial after each evaluation; prunes when told."""
 
-    def __init__(self, trial: Any, monitor: str) -> None:
-        self.trial, self.monitor = trial, monitor
+    def __init__(self, trial: Any) -> None:
+        self.trial = trial
 
     def on_eval_end(self, trainer, metrics: dict[str, float]) -> None:
-        self.trial.report(metrics[self.monitor], step=trainer.state.global_step)
+        # the trainer's monitor: the task's default or train.monitor, as the run resolved it
+        self.trial.report(metrics[trainer.monitor], step=trainer.state.global_step)
         if self.trial.should_prune():
             raise _optuna().TrialPruned(f"pruned at step {trainer.state.global_step}")
-
-
-@dataclass
-class TuneOutcome:
-    """The study, its best value and parameters, and the written best config."""
-
-    study: Any
-    best_value: float | None
-    best_params: dict[str, Any]
-    best_config: Path | None
 
 
 def tune(
     config: RunConfig,
     out_dir: str | Path,
-    trials: int,
+    trials: int | None = None,
     storage: str | None = None,
     study_name: str = "rnnkit",
     timeout_minutes: float | None = None,
@@ -210,50 +233,92 @@ def tune(
 ) -> TuneOutcome:
     """Run trials until the study (shared with other workers) holds ``trials`` of them, or
     ``timeout_minutes`` have passed; see the module docstring for the exact guarantee.
+    A grid search defaults to (and never exceeds) one trial per combination. ``report``
+    receives the grid size, then one table row per finished trial.
     A trial whose worker sent no ``heartbeat`` for ``grace`` seconds is marked failed."""
     optuna = _optuna()
-    if config.tune is None or not config.tune.params:
-        raise ConfigError("tune: the config has no tune: section with parameters to search")
-    if trials < 1:
-        raise ValueError(f"--trials: expected an integer >= 1, got {trials}")
+    search = check_search(config, "optuna")
+    grid_points = grid(search) if search.strategy == "grid" else None
+    trials = trial_count(trials, grid_points, report)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
-    task = TASKS[config.task]
+    monitor, mode = monitor_of(config)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = _open_study(optuna, _storage(optuna, storage, report, heartbeat, grace),
-                        study_name, task.monitor_mode)
-    params = config.tune.params
+                        study_name, mode, _sampler(optuna, search, grid_points),
+                        _pruner(optuna, search.pruner))
 
     def objective(trial) -> float:
-        values = {key: suggest(trial, key, spec) for key, spec in params.items()}
+        values = {key: trial.suggest_categorical(key, grid_points[key]) if grid_points
+                  else suggest(trial, key, spec) for key, spec in search.params.items()}
         trial_config = with_values(config, values)
-        outcome = train(trial_config, out_dir / f"trial-{trial.number}", overwrite=True,
-                        callbacks=[_PruningReporter(trial, task.monitor)])
+        run_dir = out_dir / f"trial-{trial.number}"
+        # what the trial trains, kept in the study: best_config.yaml is written from it
+        trial.set_user_attr("config", trial_config.to_dict())
+        trial.set_user_attr("run_dir", str(run_dir.resolve()))
+        outcome = train(trial_config, run_dir, overwrite=True,
+                        callbacks=[_PruningReporter(trial)])
         if outcome.fit.best_metric is None:
             raise optuna.TrialPruned("no finite validation metric")
         return outcome.fit.best_metric
 
-    def log_trial(trial) -> None:
-        value = "pruned" if trial.value is None else f"{task.monitor}={trial.value:.4f}"
-        report(f"trial {trial.number}: {trial.state.name.lower()} {value} {trial.params}")
-
+    table = TrialTable(monitor, list(search.params), report)
     slot_lock = _trial_slot_lock(storage)
     deadline = None if timeout_minutes is None else time.monotonic() + timeout_minutes * 60
+    new_trials = 0
     while (trial := _claim_trial(study, trials, slot_lock, deadline)) is not None:
-        log_trial(_run_trial(study, trial, objective))
-    return _best(study, config, out_dir)
+        table.row(_record(_run_trial(study, trial, objective), mode))
+        new_trials += 1
+    records = [_record(t, mode) for t in study.get_trials(deepcopy=False)]
+    outcome = TuneOutcome(records, best_trial(records, mode), None, new_trials, monitor, mode,
+                          study)
+    settings = {"strategy": search.strategy, "pruner": search.pruner, "study": study_name}
+    return write_results(out_dir, outcome, "optuna", settings)
 
 
-def _best(study: Any, config: RunConfig, out_dir: Path) -> TuneOutcome:
-    # Only finished trials count: a pruned trial can carry its last reported value, but
-    # study.best_trial considers COMPLETE trials alone (and raises when there are none).
-    finished = _optuna().trial.TrialState.COMPLETE
-    complete = [t for t in study.trials if t.state == finished and t.value is not None]
-    if not complete:
-        return TuneOutcome(study, None, {}, None)
-    best = study.best_trial
-    best_config = with_values(config, best.params)
-    best_config.tune = None
-    path = save_config(best_config, out_dir / "best_config.yaml")
-    return TuneOutcome(study, best.value, dict(best.params), path)
+def check_search(config: RunConfig, engine: str) -> TuneConfig:
+    """The config's ``tune:`` section, refused when it has no parameters or asks ``engine``
+    for something it lacks."""
+    if config.tune is None or not config.tune.params:
+        raise ConfigError("tune: the config has no tune: section with parameters to search")
+    check_engine(config.tune, engine)
+    return config.tune
+
+
+def trial_count(trials: int | None, grid_points: dict[str, list[Any]] | None,
+                report: Callable[[str], None]) -> int:
+    """How many trials to run: ``trials``, capped by (and defaulting to) the grid's size."""
+    if trials is not None and (not isinstance(trials, int) or trials < 1):
+        raise ValueError(f"--trials: expected an integer >= 1, got {trials!r}")
+    if grid_points is None:
+        if trials is None:
+            raise ValueError("--trials: expected an integer >= 1 (only a grid search, "
+                             "tune.strategy: grid, has a count of its own), got none")
+        return trials
+    size = grid_size(grid_points)
+    report(f"grid: {describe_grid(grid_points)}"
+           + (f"; running {trials} of them" if trials is not None and trials < size else ""))
+    return size if trials is None else min(trials, size)
+
+
+def monitor_of(config: RunConfig) -> tuple[str, str]:
+    """The metric the runs monitor and its mode (``min``/``max``), as training resolves it."""
+    from rnnkit.tasks.monitor import resolve_monitor
+
+    return resolve_monitor(TASKS[config.task], config.train.monitor, config.train.monitor_mode)
+
+
+def _record(trial: Any, mode: str) -> TrialRecord:
+    """An Optuna trial as a :class:`TrialRecord`."""
+    state = trial.state.name.lower().replace("fail", "failed")
+    reported = [v for v in trial.intermediate_values.values() if v == v]  # drop NaN
+    value = trial.value
+    if value is None and reported:
+        value = min(reported) if mode == "min" else max(reported)
+    seconds = None
+    if trial.datetime_start is not None and trial.datetime_complete is not None:
+        seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
+    return TrialRecord(trial.number, state, value, dict(trial.params),
+                       trial.user_attrs.get("run_dir"), len(trial.intermediate_values),
+                       seconds, trial.user_attrs.get("config"))
