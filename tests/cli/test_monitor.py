@@ -78,3 +78,11 @@ def test_monitor_picks_best_and_summary_names_the_checkpoint(cli, tmp_path):
     assert f"Validation {label}: valid_loss=" in result.output
     if summary["best_step"] != summary["steps"]:
         assert f"Last evaluation (step {summary['steps']}, not kept as best)" in result.output
+
+
+def test_a_budget_of_ones_own_replaces_the_task_defaults():
+    lm = load_config(None, ["train.max_steps=50"]).train
+    assert (lm.max_steps, lm.max_time, lm.max_epochs) == (50, None, None)
+    assert load_config(None).train.max_time == 3.0  # no budget given: the task's default
+    classifier = load_config(None, ["task=classification", "train.max_steps=7"]).train
+    assert (classifier.max_steps, classifier.max_epochs) == (7, None)

@@ -67,7 +67,20 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     data = raw.get("data") or {}
     if isinstance(data, dict) and data.get("dataset") is not None:
         defaults["data"] = {**defaults.get("data", {}), **dataset_defaults(data["dataset"])}
-    return config_from_dict(raw, defaults)
+    return config_from_dict(raw, _own_budget_only(raw, defaults))
+
+
+BUDGETS = ("max_steps", "max_epochs", "max_time")
+
+
+def _own_budget_only(raw: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """Drop the task's default budgets when the config sets one of its own: `max_steps: 200`
+    means 200 steps, not "200 steps or the language model's 3 minutes, whichever is first"."""
+    train = raw.get("train")
+    if isinstance(train, dict) and any(train.get(name) is not None for name in BUDGETS):
+        defaults = {**defaults, "train": {k: v for k, v in defaults.get("train", {}).items()
+                                          if k not in BUDGETS}}
+    return defaults
 
 
 @dataclass
