@@ -86,7 +86,8 @@ def _print_tune_outcome(outcome, out: Path) -> None:
 @handle_errors
 def export(
     run_dir: Path = DIR_ARGUMENT,
-    fmt: str = typer.Option(..., "--format", "-f", help="onnx or torchscript."),
+    fmt: str = typer.Option(..., "--format", "-f", metavar="onnx|torchscript",
+                            help="onnx or torchscript."),
     out: Path = typer.Option(None, "--out", "-o", help="Output file (default DIR/model.onnx or "
                                                        "DIR/model.pt)."),
 ) -> None:

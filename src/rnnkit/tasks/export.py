@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnkit import nn as rnn_layers
+from rnnkit.tasks.native_stderr import native_stderr_captured
 
 _TORCH_LAYERS = {"LSTM": nn.LSTM, "GRU": nn.GRU, "RNN_TANH": nn.RNN, "RNN_RELU": nn.RNN}
 
@@ -300,11 +301,12 @@ def _export_part(part: _Part, model: nn.Module, target: Path, fmt: str):
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         if fmt == "onnx":
-            torch.onnx.export(part.exported, example, str(target),
-                              input_names=list(signature.inputs),
-                              output_names=list(signature.outputs),
-                              dynamic_axes=signature.dynamic_axes, opset_version=17,
-                              dynamo=False)
+            with native_stderr_captured():  # torch's C++ prim::PackPadded shape warnings
+                torch.onnx.export(part.exported, example, str(target),
+                                  input_names=list(signature.inputs),
+                                  output_names=list(signature.outputs),
+                                  dynamic_axes=signature.dynamic_axes, opset_version=17,
+                                  dynamo=False)
             return _onnx_runner(target, signature)
         traced = torch.jit.trace(part.exported, example, check_trace=False)
         traced.save(str(target))
