@@ -77,7 +77,10 @@ def check_engine(tune: TuneConfig, engine: str) -> None:
         if tune.strategy == "grid":
             raise ConfigError("tune.strategy: expected tpe or random with pruner: pbt (PBT "
                               "mutates values a grid fixes), got grid")
-        fixed = [key for key in tune.params if not key.startswith("train.")]
+        # the optimizer's state (moments, momentum buffers) only fits its own kind
+        fixed = [key for key in tune.params
+                 if not key.startswith("train.") or key == "train.optimizer"]
         if fixed:
-            raise ConfigError("tune: pbt copies weights between trials, so it can only "
-                              "change train.* keys; got " + ", ".join(fixed))
+            raise ConfigError("tune: pbt copies weights and optimizer state between trials, so "
+                              "it can only change train.* keys other than train.optimizer; "
+                              "got " + ", ".join(fixed))

@@ -1,0 +1,74 @@
+"""`rnnkit tune --engine ray` on a local 2-CPU Ray runtime: ASHA stops poor trials early, PBT
+copies weights between trials through rnnkit checkpoints; both record the best config, and the
+best ASHA trial's config trains again to the same metric. Skipped without Ray."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from tests.cli.conftest import write
+from tests.tasks.small_data import small_copy
+
+pytest.importorskip("ray.tune")
+
+from rnnkit.tasks import load_config, train
+
+
+def ray_config(tmp_path: Path, tune: str) -> Path:
+    paths = small_copy("names", tmp_path, {"train": 120, "valid": 30}, header=True)
+    return write(tmp_path / "ray.yaml", f"""task: classification
+data: {{dataset: names, train: {paths['train']}, valid: {paths['valid']}, tokenizer: char}}
+model: {{embedding_size: 8, hidden_size: 8}}
+train: {{max_steps: 8, eval_every: 2, batch_size: 16, seed: 0}}
+tune:
+{tune}""")
+
+
+def trials(study: str) -> list[dict[str, str]]:
+    with open(Path(study) / "trials.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_asha_stops_poor_trials_and_its_best_config_trains_to_the_same_metric(cli, tmp_path):
+    config = ray_config(tmp_path, """  strategy: random
+  pruner: asha
+  seed: 0
+  train.lr: {type: float, low: 0.00001, high: 0.03, log: true}
+""")
+    result = cli("tune", config, "--engine", "ray", "--trials", "4", "--out", "asha")
+    assert result.exit_code == 0, result.output
+    rows = trials("asha")
+    assert len(rows) == 4 and "Ran 4 new trials." in result.stdout
+    states = sorted(row["state"] for row in rows)
+    assert "pruned" in states and "complete" in states
+    assert all(int(row["evaluations"]) < 4 for row in rows if row["state"] == "pruned")
+    assert all(int(row["evaluations"]) == 4 for row in rows if row["state"] == "complete")
+    best = json.loads(Path("asha/study.json").read_text())["best"]
+    assert best["value"] == min(float(r["valid_loss"]) for r in rows if r["state"] == "complete")
+    ran = Path(best["run_dir"]) / "config.yaml"
+    assert Path("asha/best_config.yaml").read_text() == ran.read_text()
+    again = train(load_config("asha/best_config.yaml"), tmp_path / "again")
+    assert again.fit.best_metric == best["value"]  # exact on CPU, whichever engine found it
+
+
+def test_pbt_copies_weights_between_trials_and_records_the_best(cli, tmp_path):
+    config = ray_config(tmp_path, """  strategy: random
+  pruner: pbt
+  seed: 1
+  perturbation_interval: 1
+  train.lr: {type: float, low: 0.00001, high: 0.03, log: true}
+""")
+    result = cli("tune", config, "--engine", "ray", "--trials", "2", "--out", "pbt")
+    assert result.exit_code == 0, result.output
+    rows = trials("pbt")
+    assert [row["state"] for row in rows] == ["complete", "complete"]
+    policies = list(Path("pbt/ray").glob("*/pbt_policy_*.txt"))
+    assert policies, "PBT never exploited a trial"
+    best = json.loads(Path("pbt/study.json").read_text())["best"]
+    chosen = yaml.safe_load(Path("pbt/best_config.yaml").read_text())
+    assert chosen["train"]["lr"] == pytest.approx(best["params"]["train.lr"])
+    assert 0.00001 <= chosen["train"]["lr"] <= 0.03  # PBT's scaling kept inside the range
