@@ -23,7 +23,7 @@ from rnnkit.data.datasets.brown_universal import BROWN_TO_UNIVERSAL, UNIVERSAL_T
 from rnnkit.data.datasets.fetch import PinnedPackage, fetch_package, sha256_of
 
 REAL = ["shakespeare", "rotten_tomatoes", "brown_pos", "dates", "bible_en_es", "names",
-        "air_passengers", "sunspots", "wnut16"]
+        "air_passengers", "sunspots", "elecdaily", "wnut16"]
 
 
 def provenance_counts(sample) -> dict[str, int]:

@@ -11,6 +11,7 @@ from . import (
     bible_en_es,
     brown_pos,
     dates,
+    elecdaily,
     names,
     rotten_tomatoes,
     shakespeare,
@@ -132,6 +133,14 @@ DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
         {s: f"{s}.csv" for s in _SPLITS3}, _series("sunspots"), (timeseries.PACKAGE,),
         {k: timeseries.cut_description("sunspots") for k in ("sample", "full")},
         time_column="time", value_columns=("value",)),
+    DatasetInfo(
+        "elecdaily", ("forecasting",), "series",
+        "Daily electricity demand in Victoria, Australia, 2014, with a working-day flag and "
+        "the day's maximum temperature (covariates known in advance)",
+        elecdaily.LICENCE, "365 days (full series)", "365 days",
+        {s: f"{s}.csv" for s in _SPLITS3}, _packaged(elecdaily), (elecdaily.PACKAGE,),
+        {k: elecdaily.cut_description() for k in ("sample", "full")},
+        time_column="time", value_columns=("demand",)),
     DatasetInfo(
         "hello", ("language_model",), "text",
         "The next-character toy: 'hello' repeated", "generated (no licence needed)",
