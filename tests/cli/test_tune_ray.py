@@ -13,9 +13,10 @@ import yaml
 from tests.cli.conftest import write
 from tests.tasks.small_data import small_copy
 
-pytest.importorskip("ray.tune")
-
 from rnnkit.tasks import load_config, train
+
+pytest.importorskip("ray.tune")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def ray_config(tmp_path: Path, tune: str) -> Path:
@@ -28,17 +29,23 @@ tune:
 {tune}""")
 
 
+def example_search(name: str) -> str:
+    """The ``tune:`` section of ``examples/<name>`` (so the example's settings are exercised)."""
+    text = (ROOT / "examples" / name).read_text()
+    return text[text.index("tune:\n") + len("tune:\n"):]
+
+
 def trials(study: str) -> list[dict[str, str]]:
     with open(Path(study) / "trials.csv", newline="") as handle:
         return list(csv.DictReader(handle))
 
 
 def test_asha_stops_poor_trials_and_its_best_config_trains_to_the_same_metric(cli, tmp_path):
-    config = ray_config(tmp_path, """  strategy: random
-  pruner: asha
-  seed: 0
-  train.lr: {type: float, low: 0.00001, high: 0.03, log: true}
-""")
+    # the example's strategy and pruner, over a range whose low end (1e-5) barely learns, so
+    # ASHA has clearly poor trials to stop whatever order the two CPUs finish them in
+    search = example_search("tune_ray_asha.yaml")
+    config = ray_config(tmp_path, search[:search.index("  model.cell")]
+                        + "  train.lr: {type: float, low: 0.00001, high: 0.03, log: true}\n")
     result = cli("tune", config, "--engine", "ray", "--trials", "4", "--out", "asha")
     assert result.exit_code == 0, result.output
     rows = trials("asha")
@@ -56,12 +63,8 @@ def test_asha_stops_poor_trials_and_its_best_config_trains_to_the_same_metric(cl
 
 
 def test_pbt_copies_weights_between_trials_and_records_the_best(cli, tmp_path):
-    config = ray_config(tmp_path, """  strategy: random
-  pruner: pbt
-  seed: 1
-  perturbation_interval: 1
-  train.lr: {type: float, low: 0.00001, high: 0.03, log: true}
-""")
+    config = ray_config(tmp_path, example_search("tune_ray_pbt.yaml")
+                        .replace("perturbation_interval: 2", "perturbation_interval: 1"))
     result = cli("tune", config, "--engine", "ray", "--trials", "2", "--out", "pbt")
     assert result.exit_code == 0, result.output
     rows = trials("pbt")
@@ -71,4 +74,4 @@ def test_pbt_copies_weights_between_trials_and_records_the_best(cli, tmp_path):
     best = json.loads(Path("pbt/study.json").read_text())["best"]
     chosen = yaml.safe_load(Path("pbt/best_config.yaml").read_text())
     assert chosen["train"]["lr"] == pytest.approx(best["params"]["train.lr"])
-    assert 0.00001 <= chosen["train"]["lr"] <= 0.03  # PBT's scaling kept inside the range
+    assert 0.0001 <= chosen["train"]["lr"] <= 0.01  # PBT's scaling kept inside the range

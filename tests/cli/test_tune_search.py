@@ -89,3 +89,21 @@ def test_pbt_needs_the_ray_engine(cli, tmp_path):
     result = cli("tune", path, "--trials", "2")
     assert result.exit_code == 2
     assert "tune.pruner: pbt (population-based training) needs --engine ray" in result.stderr
+
+
+def test_the_grid_example_counts_its_combinations(cli, tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    paths = small_copy("names", tmp_path, {"train": 60, "valid": 20}, header=True)
+    result = cli("tune", root / "examples/tune_grid.yaml", "--trials", "2", "--out", "study",
+                 "--set", f"data.train={paths['train']}", "--set", f"data.valid={paths['valid']}",
+                 "--set", "train.max_epochs=1")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == ("grid: 2 x 2 x 2 = 8 combinations (model.cell: 2, "
+                                             "model.hidden_size: 2, train.lr: 2); running 2 of "
+                                             "them")
+    assert len(trials_of("study")) == 2
+
+
+def trials_of(study: str) -> list[dict[str, str]]:
+    with open(Path(study) / "trials.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
