@@ -47,9 +47,12 @@ def _run_forward(plan: _Plan, xg, bias, h0, c0, w_hh, b_hn, w_hr, save: bool):
     y = new(seq_len, batch, out_size)
     h_n = new(batch, out_size)
     c_n = new(batch, hidden) if is_lstm else None
-    gates = new(steps, batch, xg.shape[2])
-    aux = new(steps, batch, hidden) if plan.mode in ("LSTM", "GRU") else None
-    m = new(steps, batch, hidden) if w_hr is not None else None
+    # Saved for backward. With lengths the kernel skips finished rows, leaving their entries
+    # unwritten: zero them so no uninitialised memory is ever handed out (custom-op outputs).
+    saved = xg.new_zeros if plan.lengths is not None else new
+    gates = saved(steps, batch, xg.shape[2])
+    aux = saved(steps, batch, hidden) if plan.mode in ("LSTM", "GRU") else None
+    m = saved(steps, batch, hidden) if w_hr is not None else None
     work = new(2 * batch * out_size + batch * hidden)
     # The kernel packs the weights into column panels once per call (amortised over
     # seq * batch rows); one step of a tiny batch (streaming) uses dot products instead.
@@ -236,6 +239,14 @@ def recurrence(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weight_ih: T
     lengths = checks.check_lengths(lengths, batch, seq_len)
     if seq_len == 0 or batch == 0:
         raise ValueError(f"x: expected a non-empty sequence and batch, got shape {tuple(x.shape)}")
+    order = _longest_first(lengths)
+    if order is not None:  # the kernels skip finished rows when they come last
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(batch)
+        y, h_n, c_n = recurrence(mode, x[:, order], h0[order], None if c0 is None else c0[order],
+                                 weight_ih, weight_hh, bias_ih, bias_hh, weight_hr,
+                                 lengths[order], reverse)
+        return y[:, inverse], h_n[inverse], None if c_n is None else c_n[inverse]
     tensors = (x, h0.contiguous(), _contiguous(c0), weight_ih, weight_hh.contiguous(), bias_ih,
                bias_hh, _contiguous(weight_hr))
     if differentiable.functorch_active():  # functorch's wrappers are not plain memory
@@ -250,6 +261,17 @@ def recurrence(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weight_ih: T
         return result if len(result) == 3 else (*result, None)
     y, h_n, c_n, _ = _forward_all(plan, *tensors, save=False)
     return y, h_n, c_n
+
+
+def _longest_first(lengths: Tensor | None) -> Tensor | None:
+    """The row order that sorts ``lengths`` longest first, or ``None`` if already sorted.
+
+    The kernels compute each step's products over the rows up to the last active one, so
+    with rows longest first a finished row costs nothing, as in a packed sequence.
+    """
+    if lengths is None or lengths.numel() < 2 or bool((lengths[:-1] >= lengths[1:]).all()):
+        return None
+    return torch.argsort(lengths, descending=True, stable=True)
 
 
 def is_tracing(tensors) -> bool:

@@ -358,6 +358,17 @@ static inline bool row_active(const int64_t* lengths, int b, int t) {
     return lengths == nullptr || t < lengths[b];
 }
 
+// Rows [0, n) hold every row still active at step t: the products skip the rows after the
+// last active one. Callers sort rows by length (longest first), so at step t the active rows
+// are exactly a prefix (in either direction) and finished rows cost no arithmetic, as in a
+// packed sequence.
+static inline int active_prefix(const int64_t* lengths, int B, int t) {
+    if (lengths == nullptr) return B;
+    int n = B;
+    while (n > 0 && t >= lengths[n - 1]) n--;
+    return n;
+}
+
 // ---------------------------------------------------------------- forward
 template <typename T>
 struct Forward {
@@ -394,6 +405,8 @@ struct Forward {
     // b_hn + h_prev W_hn^T, the input part is added after the reset gate).
     void gate_products(int t, const T* hprev, T* g, int k0, int k1) const {
         constexpr int L = lanes<T>();
+        const int rows = active_prefix(a.lengths, a.B, t);
+        if (rows == 0) return;
         const T* xg = (const T*)a.xg + (long)t * a.B * GH;
         for (int gi = 0; gi < G; gi++) {
             int off = gi * a.H;
@@ -404,11 +417,11 @@ struct Forward {
                 ldi = 0;
             }
             if (a.pack)
-                gemm_packed<T>(a.B, a.Hout, hprev, a.Hout, gate_panels(gi), a.H, k0 / L,
+                gemm_packed<T>(rows, a.Hout, hprev, a.Hout, gate_panels(gi), a.H, k0 / L,
                                (k1 + L - 1) / L, g + off, GH, init, ldi,
                                init == xg + off ? next_inputs(t) : 0);
             else
-                gemm_nt<T>(a.B, a.Hout, hprev, a.Hout, (const T*)a.whh + (long)off * a.Hout,
+                gemm_nt<T>(rows, a.Hout, hprev, a.Hout, (const T*)a.whh + (long)off * a.Hout,
                            a.Hout, k0, k1, g + off, GH, init, ldi);
         }
     }
@@ -478,11 +491,12 @@ struct Forward {
     // LSTM projection h_new[:, p0:p1] = m W_hr^T for active rows.
     void project(int t, const T* hprev, T* hnew, int p0, int p1) const {
         constexpr int L = lanes<T>();
-        if (a.pack)
-            gemm_packed<T>(a.B, a.H, m_at(t), a.H, proj_panels(), a.Hout, p0 / L,
+        const int rows = active_prefix(a.lengths, a.B, t);
+        if (rows > 0 && a.pack)
+            gemm_packed<T>(rows, a.H, m_at(t), a.H, proj_panels(), a.Hout, p0 / L,
                            (p1 + L - 1) / L, hnew, a.Hout, nullptr, 0);
-        else
-            gemm_nt<T>(a.B, a.H, m_at(t), a.H, (const T*)a.whr, a.H, p0, p1, hnew, a.Hout,
+        else if (rows > 0)
+            gemm_nt<T>(rows, a.H, m_at(t), a.H, (const T*)a.whr, a.H, p0, p1, hnew, a.Hout,
                        nullptr, 0);
         for (int b = 0; b < a.B; b++)
             if (!row_active(a.lengths, b, t))
@@ -640,10 +654,12 @@ struct Backward {
                     if (a.dhtot) ((T*)a.dhtot)[(long)t * B * Hout + i] = active ? v : T(0);
                 }
             }
+            const int rows = active_prefix(a.lengths, B, t);
             if (a.whr) {
                 parallel_barrier();
-                gemm_packed<T>(B, Hout, dtot, Hout, proj_panels(), H, k0 / L, (k1 + L - 1) / L,
-                               dm, H, nullptr, 0);
+                if (rows > 0)
+                    gemm_packed<T>(rows, Hout, dtot, Hout, proj_panels(), H, k0 / L,
+                                   (k1 + L - 1) / L, dm, H, nullptr, 0);
             }
             pointwise(t, dtot, dm, dc, k0, k1);
             parallel_barrier();
@@ -656,8 +672,9 @@ struct Backward {
                     rec_next[i] = !active ? dtot[i] : a.mode == MODE_GRU ? dtot[i] * z[p] : T(0);
                 }
             }
-            gemm_packed<T>(B, GH, dgh, GH, (const T*)a.panels, Hout, p0 / L, (p1 + L - 1) / L,
-                           rec_next, Hout, rec_next, Hout);
+            if (rows > 0)  // rows after the last active one carry their gradient unchanged
+                gemm_packed<T>(rows, GH, dgh, GH, (const T*)a.panels, Hout, p0 / L,
+                               (p1 + L - 1) / L, rec_next, Hout, rec_next, Hout);
             T* tmp = rec;
             rec = rec_next;
             rec_next = tmp;
