@@ -1,0 +1,257 @@
+"""rnnkit against Darts' LSTMs on the same data, the same held-out values and the same
+wall-clock training budget. Writes bench/results/forecast_peers.md.
+
+The peer runs in its own environment, so rnnkit's dependencies stay lean. Build it once
+(torch pinned as in requirements.txt first, so pip keeps the CPU wheel this machine has)::
+
+    python3 -m venv /tmp/peers
+    /tmp/peers/bin/pip install torch==2.13.0
+    /tmp/peers/bin/pip install "darts[torch]==0.48.1"
+
+then, from the repository root::
+
+    .venv/bin/python bench/forecast_peers.py [--budgets 20 60] [--peer-python /tmp/peers/bin/python]
+
+Datasets: the store panel (examples/data/stores.csv: six series, a future `holiday`
+covariate; the last 56 steps of each store are test, the 56 before them validation) and
+elecdaily (bundled; 253/56/56 days; future covariates `workday`, `temperature`). Models, all
+LSTMs with 32 units, batch 32, the config's learning rate and patience, a Gaussian likelihood,
+one thread each:
+
+- rnnkit: the example config (examples/forecast_stores.yaml, examples/electricity_covariates.yaml)
+  with ``model.cell=lstm``, once with ``model.strategy=direct`` (a multi-step head that sees the
+  horizon's covariates) and once ``autoregressive`` (one step at a time, fed back, each step's
+  covariates: Darts' RNNModel's design); the 90% interval is conformally calibrated on
+  validation (the default).
+- Darts ``RNNModel`` (LSTM): one step at a time, fed back, future covariates at each step.
+- Darts ``BlockRNNModel`` (LSTM): a direct multi-step head; it takes past covariates only, so
+  the covariates are given as past covariates (it cannot see the horizon's holidays or
+  temperatures).
+
+Every model trains until early stopping on validation loss or the budget, whichever is first,
+and keeps its best validation weights. Each then forecasts the horizon from every origin of the
+test part (rolling origin, stride 1, no refitting); all are scored here by the same code: MASE
+against each series' in-sample seasonal-naive error on the training part (m = 7), averaged over
+series; sMAPE; the share of held-out values inside the 90% interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rnnkit import tasks
+from rnnkit.tasks import forecast_metrics as fm
+from rnnkit.tasks.backtest import BacktestSettings, run_backtest
+
+ROOT = Path(__file__).resolve().parents[1]
+ELECDAILY = ROOT / "src" / "rnnkit" / "data" / "samples" / "elecdaily"
+SEASON, HORIZON, LOOKBACK, HIDDEN, BATCH = 7, 7, 28, 32, 32
+
+
+class Problem:
+    """One dataset cut into train/valid/test, as rnnkit files and as arrays for the peer."""
+
+    def __init__(self, name: str, config: str, ids: list[str], targets: list[np.ndarray],
+                 covariates: list[np.ndarray], files: dict[str, Path], steps: tuple[int, int]):
+        self.name, self.config, self.ids = name, config, ids
+        self.targets, self.covariates, self.files = targets, covariates, files
+        self.train_steps, self.valid_steps = steps
+
+    def test(self, index: int) -> np.ndarray:
+        return self.targets[index][self.train_steps + self.valid_steps:]
+
+    def write_npz(self, path: Path, settings: dict) -> None:
+        arrays = {f"target_{i}": t for i, t in enumerate(self.targets)}
+        arrays.update({f"covariates_{i}": c for i, c in enumerate(self.covariates)})
+        settings = {**settings, "series": len(self.targets), "train_steps": self.train_steps,
+                    "valid_steps": self.valid_steps}
+        np.savez(path, settings=json.dumps(settings), **arrays)
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    return rows[0], rows[1:]
+
+
+def elecdaily_problem() -> Problem:
+    parts = [_read_csv(ELECDAILY / f"{split}.csv") for split in ("train", "valid", "test")]
+    header = parts[0][0]
+    rows = [row for _, body in parts for row in body]
+    column = {name: header.index(name) for name in header}
+    values = np.asarray([[float(r[column[c]]) for c in ("demand", "workday", "temperature")]
+                         for r in rows])
+    files = {split: ELECDAILY / f"{split}.csv" for split in ("train", "valid", "test")}
+    return Problem("elecdaily", "electricity_covariates", [""], [values[:, 0]],
+                   [values[:, 1:]], files, (len(parts[0][1]), len(parts[1][1])))
+
+
+def stores_problem(scratch: Path, valid: int = 56, test: int = 56) -> Problem:
+    header, body = _read_csv(ROOT / "examples" / "data" / "stores.csv")
+    by_store: dict[str, list[list[str]]] = defaultdict(list)
+    for row in body:
+        by_store[row[0]].append(row)
+    ids = list(by_store)
+    length = len(by_store[ids[0]])
+    train = length - valid - test
+    cuts = {"train": slice(0, train), "valid": slice(train, train + valid),
+            "test": slice(train + valid, length)}
+    files = {}
+    for split, cut in cuts.items():
+        files[split] = scratch / f"stores_{split}.csv"
+        with files[split].open("w", encoding="utf-8", newline="") as handle:
+            csv.writer(handle, lineterminator="\n").writerows(
+                [header, *(row for store in ids for row in by_store[store][cut])])
+    sales, holiday = header.index("sales"), header.index("holiday")
+    targets = [np.asarray([float(r[sales]) for r in by_store[s]]) for s in ids]
+    covariates = [np.asarray([[float(r[holiday])] for r in by_store[s]]) for s in ids]
+    return Problem("stores (6 series)", "forecast_stores", ids, targets, covariates, files,
+                   (train, valid))
+
+
+def rnnkit_forecasts(problem: Problem, budget: float, scratch: Path, strategy: str) -> dict:
+    # No data.test: the test split is scored by the backtest below, not inside training.
+    overrides = [f"data.train={problem.files['train']}", f"data.valid={problem.files['valid']}",
+                 "data.test=null", "model.cell=lstm", f"model.strategy={strategy}",
+                 f"model.hidden_size={HIDDEN}", "model.likelihood=gaussian",
+                 "model.gaussian=null", f"train.batch_size={BATCH}",
+                 f"train.max_time={budget / 60}", "train.max_epochs=10000",
+                 "train.progress=false", "train.seed=0"]
+    config = tasks.load_config(ROOT / "examples" / f"{problem.config}.yaml", overrides)
+    run_dir = scratch / f"rnnkit_{problem.config}_{strategy}"
+    start = time.perf_counter()
+    tasks.train(config, run_dir, overwrite=run_dir.exists())
+    seconds = time.perf_counter() - start
+    run = tasks.load_run(run_dir)
+    result = {"seconds": seconds,
+              "epochs": json.loads((run_dir / "summary.json").read_text())["epochs"]}
+    for calibrated in (True, False):
+        run.task.config.data.calibration = "conformal" if calibrated else "none"
+        rows = run_backtest(run, problem.files["test"], BacktestSettings(stride=1)).forecasts
+        arrays = _rows_to_arrays(rows, problem.ids)
+        if calibrated:
+            result.update(arrays)
+        else:
+            result["raw"] = arrays
+    return result
+
+
+def _rows_to_arrays(rows: list[dict], ids: list[str]) -> dict:
+    """Backtest forecast rows -> per series ``origin_i`` and ``mean_i/lower_i/upper_i``
+    ``(origins, horizon)``, as the peer script writes them."""
+    out = {}
+    for index, series_id in enumerate(ids):
+        mine = [r for r in rows if r["series"] == series_id]
+        origins = sorted({r["origin"] for r in mine})
+        position = {origin: i for i, origin in enumerate(origins)}
+        for name in ("mean", "lower", "upper"):
+            grid = np.full((len(origins), HORIZON), np.nan)
+            for r in mine:
+                grid[position[r["origin"]], r["step"] - 1] = r[name]
+            out[f"{name}_{index}"] = grid
+        out[f"origin_{index}"] = np.asarray(origins)
+    return out
+
+
+def darts_forecasts(problem: Problem, kind: str, budget: float, scratch: Path,
+                    peer_python: str) -> dict:
+    config = tasks.load_config(ROOT / "examples" / f"{problem.config}.yaml")
+    settings = {"lookback": LOOKBACK, "horizon": HORIZON, "hidden_size": HIDDEN,
+                "batch_size": BATCH, "lr": config.train.lr, "patience": config.train.patience,
+                "seed": 0}
+    source, target = scratch / f"{problem.config}.npz", scratch / f"darts_{kind}.npz"
+    problem.write_npz(source, settings)
+    done = subprocess.run([peer_python, str(ROOT / "bench" / "peers_darts.py"), str(source),
+                           str(target), "--model", kind, "--budget", str(budget)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"the Darts run failed ({peer_python}, exit {done.returncode}):\n"
+                         + done.stderr[-3000:])
+    with np.load(target) as data:
+        result = {key: data[key] for key in data.files}
+    result["seconds"], result["epochs"] = float(result["seconds"]), int(result["epochs"])
+    return result
+
+
+def score(problem: Problem, forecasts: dict) -> dict[str, float]:
+    """MASE (mean over series), sMAPE and 90% coverage over every origin and step."""
+    mase, actual_all, mean_all, lower_all, upper_all = [], [], [], [], []
+    for index in range(len(problem.ids)):
+        test, origins = problem.test(index), forecasts[f"origin_{index}"]
+        if len(origins) != len(test) - HORIZON + 1 or origins[0] != 0:
+            raise SystemExit(f"{problem.name}: series {index} has origins {origins[:3]}..., "
+                             f"expected 0..{len(test) - HORIZON}")
+        actual = np.stack([test[o:o + HORIZON] for o in origins])
+        scale = fm.seasonal_scale(problem.targets[index][:problem.train_steps, None], SEASON)[0]
+        mase.append(float(np.abs(forecasts[f"mean_{index}"] - actual).mean() / scale))
+        actual_all.append(actual)
+        for bucket, name in ((mean_all, "mean"), (lower_all, "lower"), (upper_all, "upper")):
+            bucket.append(forecasts[f"{name}_{index}"])
+    actual, mean = np.concatenate(actual_all), np.concatenate(mean_all)
+    return {"mase": float(np.mean(mase)), "smape": fm.smape(mean, actual),
+            "coverage": fm.coverage(np.concatenate(lower_all), np.concatenate(upper_all),
+                                    actual), "values": int(actual.size)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budgets", nargs="+", type=float, default=[20.0, 60.0],
+                        help="wall-clock training seconds per model")
+    parser.add_argument("--peer-python", default="/tmp/peers/bin/python")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" /
+                        "forecast_peers.md")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    lines = []
+    with tempfile.TemporaryDirectory() as scratch_name:
+        scratch = Path(scratch_name)
+        problems = [stores_problem(scratch), elecdaily_problem()]
+        for problem in problems:
+            for budget in args.budgets:
+                runs = {"rnnkit (LSTM, direct)": rnnkit_forecasts(problem, budget, scratch,
+                                                                  "direct"),
+                        "rnnkit (LSTM, autoregressive)": rnnkit_forecasts(
+                            problem, budget, scratch, "autoregressive"),
+                        "Darts RNNModel (LSTM)": darts_forecasts(problem, "rnn", budget,
+                                                                 scratch, args.peer_python),
+                        "Darts BlockRNNModel (LSTM)": darts_forecasts(
+                            problem, "block", budget, scratch, args.peer_python)}
+                for library, forecasts in runs.items():
+                    scores = score(problem, forecasts)
+                    raw = (f"{score(problem, forecasts['raw'])['coverage']:.3f}"
+                           if "raw" in forecasts else "-")
+                    lines.append(f"| {problem.name} | {budget:.0f} | {library} | "
+                                 f"{scores['mase']:.3f} | {scores['smape']:.2f} | "
+                                 f"{scores['coverage']:.3f} | {raw} | {forecasts['epochs']} | "
+                                 f"{forecasts['seconds']:.1f} |")
+                    print(lines[-1], flush=True)
+    head = ("| dataset | budget s | library | MASE | sMAPE % | 90% coverage | coverage before "
+            "conformal | epochs | train s |\n|---|---|---|---|---|---|---|---|---|\n")
+    text = ("# rnnkit and Darts side by side (forecasting)\n\n"
+            + __doc__.split("\n\n", 1)[1].split("Datasets:", 1)[0].strip().replace("\n", " ")
+            .replace("::", ":") + "\n\n"
+            "Datasets, models and scoring: see the docstring of bench/forecast_peers.py. "
+            f"Held-out values per row: {', '.join(p.name for p in problems)} as in `values` "
+            "below. CPU, one thread per model, on a 2-core machine shared with other jobs "
+            "(times are indicative). `train s`: the fit call (rnnkit: `tasks.train`, "
+            "including its data reading and validation passes; Darts: `model.fit`).\n\n"
+            f"Reproduce: `.venv/bin/python bench/forecast_peers.py --budgets "
+            f"{' '.join(f'{b:g}' for b in args.budgets)}`\n\n" + head + "\n".join(lines) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
