@@ -155,7 +155,8 @@ def test_csv_log_has_train_and_eval_columns(tmp_path):
         callbacks=[recorder],
     ).fit()
     rows = _read_csv(tmp_path / "metrics.csv")
-    columns = ["step", "epoch", "lr", "loss", "grad_norm", "valid_loss", "accuracy", "eval_loss"]
+    columns = ["step", "epoch", "lr", "loss", "grad_norm", "elapsed_s", "epoch_time_s",
+               "valid_loss", "accuracy", "eval_loss"]
     assert list(rows[0]) == columns
     assert [int(r["step"]) for r in rows] == [2, 3, 4, 6, 7]
     assert [r["valid_loss"] for r in rows] == ["", "0.25", "", "0.25", "0.25"]
@@ -166,6 +167,48 @@ def test_csv_log_has_train_and_eval_columns(tmp_path):
         assert float(row["grad_norm"]) == record.grad_norm
         assert float(row["lr"]) == record.lr
         assert int(row["epoch"]) == record.epoch
+
+
+class _StepClock:
+    """Stands in for the trainer's ``time``: each ``monotonic()`` call is one second later."""
+
+    def __init__(self) -> None:
+        self.now = -1.0
+
+    def monotonic(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def test_csv_log_has_wall_clock_per_row_and_per_epoch(tmp_path, monkeypatch):
+    import rnnkit.train.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "time", _StepClock())
+    seed_everything(0)
+    Trainer(Regressor(), RegressionSource(batches=3), quiet_config(max_epochs=2, log_every=2),
+            run_dir=tmp_path).fit()
+    rows = _read_csv(tmp_path / "metrics.csv")
+    # log_every=2 gives steps 2, 4, 6; an epoch's last step (3, 6) always has a row.
+    assert [int(r["step"]) for r in rows] == [2, 3, 4, 6]
+    assert [float(r["elapsed_s"]) for r in rows] == [2.0, 3.0, 4.0, 6.0]
+    assert [r["epoch_time_s"] for r in rows] == ["", "3.0", "", "3.0"]
+
+
+def test_csv_log_epoch_time_of_a_run_resumed_mid_epoch(tmp_path, monkeypatch):
+    import rnnkit.train.trainer as trainer_module
+
+    def trainer(max_steps):
+        seed_everything(0)
+        config = quiet_config(max_steps=max_steps, checkpoint_every=1)
+        return Trainer(Regressor(), RegressionSource(batches=3), config, run_dir=tmp_path)
+
+    monkeypatch.setattr(trainer_module, "time", _StepClock())
+    trainer(4).fit()  # epoch 0 ends at step 3 (3 s); step 4 is epoch 1's first
+    monkeypatch.setattr(trainer_module, "time", _StepClock())
+    trainer(6).fit(resume=True)  # clock restarts: elapsed 4 s restored, +1 s per step
+    rows = _read_csv(tmp_path / "metrics.csv")
+    assert [float(r["elapsed_s"]) for r in rows] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert [r["epoch_time_s"] for r in rows] == ["", "", "3.0", "", "", "3.0"]
 
 
 def test_csv_log_of_a_resumed_run_has_each_step_once(tmp_path):

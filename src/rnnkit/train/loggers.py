@@ -19,16 +19,17 @@ from rnnkit.train.durable import WriteError, replace_file
 if TYPE_CHECKING:
     from rnnkit.train.trainer import Trainer
 
-TRAIN_COLUMNS = ("step", "epoch", "lr", "loss", "grad_norm")
+TRAIN_COLUMNS = ("step", "epoch", "lr", "loss", "grad_norm", "elapsed_s", "epoch_time_s")
 
 
-def _record_row(record: StepRecord) -> dict[str, Any]:
+def _record_row(record: StepRecord, elapsed: float) -> dict[str, Any]:
     return {
         "step": record.step,
         "epoch": record.epoch,
         "lr": record.lr,
         "loss": record.loss,
         "grad_norm": record.grad_norm,
+        "elapsed_s": round(elapsed, 3),
     }
 
 
@@ -37,9 +38,12 @@ def _eval_column(name: str) -> str:
 
 
 class CSVLogger(Callback):
-    """Writes one row per ``log_every`` steps: step, epoch, lr, loss, grad_norm, then one column per
-    evaluation metric (filled on rows where an evaluation ran, empty elsewhere; a metric named
-    like a training column gets an ``eval_`` prefix).
+    """Writes one row per ``log_every`` steps: step, epoch, lr, loss, grad_norm, ``elapsed_s``
+    (wall-clock seconds of training so far, resumed parts included), ``epoch_time_s`` (on the
+    row of an epoch's last step: that epoch's wall-clock seconds; empty elsewhere), then one
+    column per evaluation metric (filled on rows where an evaluation ran, empty elsewhere; a
+    metric named like a training column gets an ``eval_`` prefix). An epoch's last step always
+    gets a row, whatever ``log_every``.
 
     When a new metric name appears, the file is rewritten with the wider header. On a resumed run,
     rows past the resumed step (from the interrupted part) are dropped so each step appears once.
@@ -51,9 +55,11 @@ class CSVLogger(Callback):
         self.columns: list[str] = list(TRAIN_COLUMNS)
         self._pending: dict[str, Any] | None = None
         self._last_record: StepRecord | None = None
+        self._last_elapsed = 0.0
         self._handle: Any = None  # kept open: reopening per row cost ~0.1 ms a step
         self._writer: csv.DictWriter | None = None
         self._failed = False
+        self._epoch_started: float | None = 0.0  # elapsed seconds when this epoch began
 
     def on_fit_start(self, trainer: Trainer) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,6 +70,7 @@ class CSVLogger(Callback):
                 reader = csv.DictReader(handle)
                 self.columns = list(reader.fieldnames or TRAIN_COLUMNS)
                 kept = [row for row in reader if int(row["step"]) <= resumed_step]
+        self._epoch_started = _epoch_start(trainer, kept)
         self._rewrite(kept)
 
     def _rewrite(self, rows: list[dict[str, Any]]) -> None:
@@ -121,13 +128,19 @@ class CSVLogger(Callback):
     def on_batch_end(self, trainer: Trainer, record: StepRecord) -> None:
         self._flush_pending()
         self._last_record = record
-        if record.step % self.log_every == 0:
+        self._last_elapsed = elapsed = trainer.state.elapsed_seconds
+        epoch_ended = trainer.state.epoch > record.epoch
+        if record.step % self.log_every == 0 or epoch_ended:
             # Held back one step so an evaluation at this step lands on the same row.
-            self._pending = _record_row(record)
+            self._pending = row = _record_row(record, elapsed)
+            if epoch_ended and self._epoch_started is not None:
+                row["epoch_time_s"] = round(elapsed - self._epoch_started, 3)
+        if epoch_ended:
+            self._epoch_started = elapsed
 
     def on_eval_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         if self._pending is None and self._last_record is not None:
-            self._pending = _record_row(self._last_record)
+            self._pending = _record_row(self._last_record, self._last_elapsed)
         if self._pending is None:  # an evaluation before any step: a resumed, finished run
             self._pending = {"step": trainer.state.global_step, "epoch": trainer.state.epoch}
         # An evaluation metric called e.g. "loss" must not overwrite the training loss.
@@ -139,6 +152,20 @@ class CSVLogger(Callback):
                 self._flush_pending()
         finally:
             self._close()
+
+
+def _epoch_start(trainer: Trainer, kept_rows: list[dict[str, str]]) -> float | None:
+    """Elapsed seconds at which the current epoch began: now for a fresh or epoch-aligned run;
+    for a run resumed mid-epoch, the kept row that ended the previous epoch (``None`` when the
+    log cannot tell, so that epoch's time is left empty rather than guessed)."""
+    state = trainer.state
+    if state.batch_in_epoch == 0:
+        return state.elapsed_seconds
+    if state.epoch == 0:
+        return 0.0
+    ends = [row for row in kept_rows
+            if row.get("epoch_time_s") and int(row["epoch"]) == state.epoch - 1]
+    return float(ends[-1]["elapsed_s"]) if ends else None
 
 
 class TensorBoardLogger(Callback):
