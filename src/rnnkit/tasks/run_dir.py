@@ -44,7 +44,8 @@ TEMP_FILES = tuple(f".{name}.tmp-*" for name in (MARKER_FILE, CONFIG_FILE, TASK_
 # `last`), the temporary one being written (rnnkit.train.checkpoint), one found damaged by a
 # resume (rnnkit.train.resume).
 OWNED_CHECKPOINTS = ("best", "last", ".best.previous", ".last.previous", ".best.tmp-*",
-                     ".last.tmp-*", "best.damaged", "last.damaged", ".last.previous.damaged")
+                     ".last.tmp-*", "best.damaged", "last.damaged", ".last.previous.damaged",
+                     "top-step-[0-9]*", ".top-step-[0-9]*")  # train.save_top_k's (train.top_k)
 OWNED_EVENT_FILES = "events.out.tfevents.*"  # what TensorBoard's writer names its files
 # The lock file is the live process's own (never cleared); a private name of it can remain
 # from a process killed while taking the lock.

@@ -159,12 +159,20 @@ def _replace_directory_atomically(target: Path, write: Callable[[Path], None],
         _delete_directory(backup)
 
 
+def delete_checkpoint(directory: str | Path) -> None:
+    """Delete the checkpoint at ``directory`` and its moved-aside copy, never leaving a half
+    checkpoint under either name (a missing one is skipped)."""
+    target = Path(directory)
+    _delete_directory(_backup_of(target))
+    _delete_directory(target)
+
+
 def _delete_directory(path: Path) -> None:
     """Delete a checkpoint directory so that no half-deleted copy is ever seen under its name:
     renamed to a temporary name first (one a later ``_recover`` clears if we die midway)."""
     if not path.is_dir():
         return
-    doomed = Path(tempfile.mkdtemp(prefix=f".{path.name.split('.')[1]}.tmp-old-",
+    doomed = Path(tempfile.mkdtemp(prefix=f".{path.name.lstrip('.').split('.')[0]}.tmp-old-",
                                    dir=path.parent))
     os.replace(path, doomed)  # onto the empty directory mkdtemp made
     shutil.rmtree(doomed, ignore_errors=True)

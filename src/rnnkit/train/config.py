@@ -58,6 +58,7 @@ class TrainConfig:
     clip_value: float | None = None
     eval_every: int | None = None  # steps; None evaluates at the end of each epoch
     checkpoint_every: int | None = None  # steps; None saves `last` at each evaluation
+    save_top_k: int | None = None  # also keep the N best checkpoints (rnnkit.train.top_k)
     patience: int | None = None  # evaluations without improvement before stopping; None: never
     min_delta: float = 0.0  # smallest change of the monitored metric that counts as improvement
     seed: int = 0
@@ -98,7 +99,8 @@ _FLOAT_FIELDS = ("lr", "weight_decay", "eps", "momentum", "alpha", "min_lr", "pl
                  "min_delta")
 _OPTIONAL_FLOAT_FIELDS = ("max_time", "clip_norm", "clip_value")
 _INT_FIELDS = ("warmup_steps", "plateau_patience", "seed", "log_every")
-_OPTIONAL_INT_FIELDS = ("max_steps", "max_epochs", "eval_every", "checkpoint_every", "patience")
+_OPTIONAL_INT_FIELDS = ("max_steps", "max_epochs", "eval_every", "checkpoint_every", "patience",
+                        "save_top_k")
 _BOOL_FIELDS = ("nesterov", "centered", "deterministic", "progress", "tensorboard")
 
 
@@ -167,7 +169,8 @@ def _check_values(config: TrainConfig) -> None:
     for name in ("warmup_steps", "plateau_patience", "seed"):
         if getattr(config, name) < 0:
             raise _value_error(name, "an integer >= 0", getattr(config, name))
-    for name in ("max_steps", "max_epochs", "eval_every", "checkpoint_every", "log_every"):
+    for name in ("max_steps", "max_epochs", "eval_every", "checkpoint_every", "log_every",
+                 "save_top_k"):
         value = getattr(config, name)
         if value is not None and value < 1:
             raise _value_error(name, "an integer >= 1 (or None)", value)

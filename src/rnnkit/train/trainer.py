@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from rnnkit.reproducibility import check_blas_reproducibility
+from rnnkit.train import top_k
 from rnnkit.train.callbacks import Callback, CallbackList, StepRecord
 from rnnkit.train.checkpoint import TRAINER_KEY, load_checkpoint, save_checkpoint
 from rnnkit.train.config import TrainConfig
@@ -96,6 +97,7 @@ class TrainerState:
     evals_without_improvement: int = 0
     last_metrics: dict[str, float] = field(default_factory=dict)
     stop_reason: str | None = None
+    top_checkpoints: list[list[float]] = field(default_factory=list)  # [metric, step], best first
 
 
 @dataclass(frozen=True)
@@ -431,6 +433,7 @@ class Trainer:
         self.schedule.observe(improved)
         if improved:
             self._save("best")
+        self._keep_top_k(value)
         self.callbacks.on_eval_end(self, metrics)
         patience = self.config.patience
         return patience is not None and state.evals_without_improvement >= patience
@@ -454,14 +457,28 @@ class Trainer:
         return value < best - delta if self.monitor_mode == "min" else value > best + delta
 
     # ---------------------------------------------------------------------------- checkpoints
-    def _save(self, name: str, collective: bool = True) -> Path | None:
+    def _keep_top_k(self, value: float) -> None:
+        """With ``save_top_k``: save this evaluation's checkpoint if it ranks among the best,
+        and delete the one it pushes out (see :mod:`rnnkit.train.top_k`)."""
+        k, state = self.config.save_top_k, self.state
+        if k is None or self.checkpoint_dir is None:
+            return
+        entered, state.top_checkpoints, leaving = top_k.rank(
+            state.top_checkpoints, value, state.global_step, k, self.monitor_mode)
+        if entered:
+            self._save(top_k.top_name(state.global_step), resumable=False)
+        if is_main_process():
+            top_k.remove(self.checkpoint_dir, leaving)
+
+    def _save(self, name: str, collective: bool = True, resumable: bool = True) -> Path | None:
         """Write checkpoint ``name`` (rank 0) and return its directory (``None`` where nothing
         is written). Every data-parallel rank calls it at the same point, as gathering the loss
         state is a collective; ``collective=False`` (a rank interrupted on its own) saves no
-        per-row loss state instead."""
+        per-row loss state instead. ``resumable=False`` writes weights and metadata only."""
         if self.checkpoint_dir is None:
             return None
-        loss_state = self._loss_state(collective)  # before rank > 0 leaves: all ranks gather
+        # Before rank > 0 leaves: all ranks gather.
+        loss_state = self._loss_state(collective) if resumable else None
         if not is_main_process():
             return None
         for parameter_name, parameter in unwrap_model(self.model).named_parameters():
@@ -474,7 +491,7 @@ class Trainer:
             self.checkpoint_dir / name,
             unwrap_model(self.model),
             metadata={**self.metadata, TRAINER_KEY: self._metadata_summary()},
-            trainer_state=self._trainer_state(loss_state),
+            trainer_state=self._trainer_state(loss_state) if resumable else None,
             keep_previous=name == "last",  # a second copy to resume from if `last` is damaged
         )
 
