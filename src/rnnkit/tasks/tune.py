@@ -186,7 +186,12 @@ def _claim_trial(study: Any, trials: int, slot_lock: contextlib.AbstractContextM
         _optuna().storages.fail_stale_trials(study)  # a killed worker's trial: failed, counted
         if len(study.get_trials(deepcopy=False)) >= trials:
             return None
-        return study.ask()
+        trial = study.ask()
+        # Optuna fails only trials that have a heartbeat: record one before the trial can be
+        # seen running, or a worker killed right after asking leaves it RUNNING for ever.
+        if getattr(study._storage, "get_heartbeat_interval", lambda: None)():
+            study._storage.record_heartbeat(trial._trial_id)
+        return trial
 
 
 def _run_trial(study: Any, trial: Any, objective: Callable[[Any], float]) -> Any:
