@@ -4,6 +4,7 @@ rnnkit's files in it), a run without a checkpoint restarts, a locked run is refu
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 from pathlib import Path
 
@@ -56,10 +57,8 @@ def test_overwrite_replaces_a_run_and_keeps_files_rnnkit_did_not_write(cli, tmp_
 def test_a_run_stopped_before_its_first_checkpoint_restarts_without_overwrite(cli, tmp_path):
     config = hello_config(tmp_path)
     assert cli("train", config, "--out", "r", "--set", "train.max_steps=2", *TINY).exit_code == 0
-    for stale in ("checkpoints/last", "checkpoints/best"):  # as if killed before saving
-        for file in Path("r", stale).iterdir():
-            file.unlink()
-        Path("r", stale).rmdir()
+    # As if killed before its first checkpoint: no best, no last, no earlier copy of last.
+    shutil.rmtree(Path("r/checkpoints"))
     Path("r/summary.json").unlink()
     assert_user_error(cli("train", "--out", "r", "--resume", *TINY), "nothing to resume",
                       "without --resume")
