@@ -32,3 +32,26 @@ schedule) is declared by ``state_replicated = True`` and checkpointed and restor
 
 Evaluate = Callable[[torch.nn.Module], Mapping[str, float]]
 """``evaluate(model) -> {"valid_loss": ..., ...}``, called under ``torch.no_grad()``."""
+
+
+# A loss may offer any subset of these three, so each is its own protocol (a loss that saves
+# its state but cannot load it still has it checkpointed, as before).
+@runtime_checkable
+class SavesState(Protocol):
+    """A loss whose state is checkpointed: ``state_dict() -> {name: tensor or value}``."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class LoadsState(Protocol):
+    """A loss that takes its checkpointed state back on resume."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> Any: ...
+
+
+@runtime_checkable
+class Resettable(Protocol):
+    """A loss whose state starts afresh at every epoch (and when none was restored)."""
+
+    def reset(self) -> Any: ...

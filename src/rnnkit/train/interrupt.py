@@ -52,6 +52,20 @@ class TrainingInterrupted(StopSignal):
         self.checkpoint = checkpoint
 
 
+class AgreedInterrupt(KeyboardInterrupt):
+    """A stop signal acted on at a step boundary: every data-parallel rank raises it at the
+    same step, so saving ``last`` may still use collectives (a second, immediate one may not)."""
+
+    def __init__(self, signal_number: int) -> None:
+        super().__init__(signal_number)
+        self.signal_number = signal_number
+
+
+def interrupting_signal(error: KeyboardInterrupt) -> int:
+    """The signal behind ``error``: the one it names, else Ctrl-C's SIGINT."""
+    return getattr(error, "signal_number", signal.SIGINT)
+
+
 class InterruptRequest:
     """Set by the signal handler; the training loop polls ``requested`` after each step."""
 

@@ -5,19 +5,22 @@ A run keeps up to three checkpoints it can resume from: ``last``, the ``last`` b
 files, finite weights, trainer state present) and returns the one of the highest step, with
 the damaged ones it passed over; :func:`set_damaged_aside` moves those to ``NAME.damaged`` so
 no later save or load trips over them, and :func:`fallback_notice` says what happened in one
-line. Training is deterministic, so resuming from an older checkpoint ends with the same
-weights, only later.
+line; :func:`choose_resume_directory` does all three for the trainer. Training is
+deterministic, so resuming from an older checkpoint ends with the same weights, only later.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from rnnkit.train.checkpoint import TRAINER_KEY, damaged_name, load_checkpoint
+from rnnkit.train.distributed import from_main
 from rnnkit.train.integrity import CorruptCheckpointError
+from rnnkit.train.runtime import is_main_process
 
 RESUME_CANDIDATES = ("last", ".last.previous", "best")
 """Checkpoints a run may resume from, in order of preference at equal steps."""
@@ -88,3 +91,25 @@ def fallback_notice(point: ResumePoint, moved: list[Path]) -> str:
              for error, target in zip(point.damaged, moved, strict=True)]
     return (f"resume: {'; '.join(parts)}; resuming from {point.path} (step {point.step}) "
             "instead")
+
+
+def choose_resume_directory(checkpoint_dir: Path | None, notice: Callable[[str], None]) -> Path:
+    """The newest undamaged checkpoint of ``checkpoint_dir``: rank 0 chooses, sets damaged ones
+    aside and says so through ``notice``; every data-parallel rank then loads the same one."""
+    if checkpoint_dir is None:
+        raise ValueError("resume: True needs a run_dir to resume from, got run_dir=None")
+    chosen, refusal = None, None
+    if is_main_process():
+        try:
+            point = find_resumable(checkpoint_dir)
+            if point.damaged:
+                notice(fallback_notice(point, set_damaged_aside(point)))
+            chosen = str(point.path)
+        except (OSError, ValueError) as error:
+            refusal = error
+    chosen, message = from_main((chosen, None if refusal is None else str(refusal)))
+    if refusal is not None:
+        raise refusal
+    if chosen is None:  # another rank: rank 0's refusal, retold
+        raise ValueError(message)
+    return Path(chosen)

@@ -16,7 +16,7 @@ import signal
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,24 +28,26 @@ from rnnkit.train.callbacks import Callback, CallbackList, StepRecord
 from rnnkit.train.checkpoint import TRAINER_KEY, load_checkpoint, save_checkpoint
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.contracts import BatchSource, Evaluate, LossFn
-from rnnkit.train.distributed import (
-    RankBatch,
-    ShardedSource,
-    batch_rows,
-    data_parallel,
-    from_main,
-    rank_seed,
-)
+from rnnkit.train.distributed import ShardedSource, data_parallel, rank_seed
 from rnnkit.train.interrupt import (
+    AgreedInterrupt,
     InterruptRequest,
     TrainingInterrupted,
     deferred_stop_signals,
+    interrupting_signal,
 )
 from rnnkit.train.loggers import CSVLogger, EvalLines, ProgressBar, TensorBoardLogger
+from rnnkit.train.loss_state import CarriedLossState, to_device
 from rnnkit.train.optim import apply_settings, build_optimizer, clip_gradients
 from rnnkit.train.precision import Precision
-from rnnkit.train.resume import fallback_notice, find_resumable, set_damaged_aside
-from rnnkit.train.row_state import RowState, gather_rows, rows_of_rank, state_row_dim
+from rnnkit.train.resume import choose_resume_directory
+from rnnkit.train.run_state import (
+    budget_reached,
+    is_improvement,
+    metadata_summary,
+    progress_of,
+    total_steps,
+)
 from rnnkit.train.runtime import is_main_process, resolve_device, unwrap_model
 from rnnkit.train.schedules import LRSchedule
 from rnnkit.train.seeding import (
@@ -70,15 +72,6 @@ TENSORBOARD_DIR = "tensorboard"
 
 class NonFiniteLossError(FloatingPointError):
     """The loss or the gradient became NaN or infinite; the run stopped before using it."""
-
-
-class _AgreedInterrupt(KeyboardInterrupt):
-    """A stop signal acted on at a step boundary: every data-parallel rank raises it at the
-    same step, so saving ``last`` may still use collectives (a second, immediate one may not)."""
-
-    def __init__(self, signal_number: int) -> None:
-        super().__init__(signal_number)
-        self.signal_number = signal_number
 
 
 @dataclass
@@ -117,14 +110,6 @@ class FitResult:
 
 def _call_model_loss(model: torch.nn.Module, batch: Any) -> torch.Tensor:
     return model.loss(batch)  # type: ignore[operator]
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    return value
 
 
 class Trainer:
@@ -178,16 +163,14 @@ class Trainer:
         self.monitor_mode = monitor_mode
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.metadata = check_metadata(metadata)
-        self.total_steps = _total_steps(config, len(train_data))
+        self.total_steps = total_steps(config, len(train_data))
         self.optimizer = build_optimizer(self.model, config)
         self.schedule = LRSchedule(self.optimizer, config, self.total_steps)
         self.parameters = [p for p in self.model.parameters() if p.requires_grad]
         self.state = TrainerState()
         self.callbacks = CallbackList([*self._builtin_callbacks(), *callbacks])
         self._mid_step = False
-        self._row_dim = state_row_dim(self.loss_fn)
-        self._replicated = bool(getattr(self.loss_fn, "state_replicated", False))
-        self._restored_rows: RowState | None = None  # all rows, applied at the first batch
+        self.loss_state = CarriedLossState(self.loss_fn, self.device, self.parallel)
         self._notice = notice if notice is not None else _warn
 
     @property
@@ -237,10 +220,9 @@ class Trainer:
                 saved = None
                 if not self._mid_step:  # else the model may be half-updated: keep the old `last`
                     saved = self._save("last",
-                                       collective=isinstance(interrupt_error, _AgreedInterrupt))
-                number = getattr(interrupt_error, "signal_number", signal.SIGINT)
-                step = self.state.global_step
-                raise TrainingInterrupted(number, step, saved) from interrupt_error
+                                       collective=isinstance(interrupt_error, AgreedInterrupt))
+                raise TrainingInterrupted(interrupting_signal(interrupt_error),
+                                          self.state.global_step, saved) from interrupt_error
             except NonFiniteLossError:
                 self.state.stop_reason = "non_finite"
                 raise
@@ -286,7 +268,7 @@ class Trainer:
         )
 
     def _run(self, interrupt: InterruptRequest) -> None:
-        self.state.stop_reason = self._budget_reached()
+        self.state.stop_reason = budget_reached(self.config, self.state)
         started = time.monotonic() - self.state.elapsed_seconds
         while self.state.stop_reason is None:
             batches = self._epoch_batches()
@@ -316,9 +298,7 @@ class Trainer:
         """
         epoch, skip = self.state.epoch, self.state.batch_in_epoch
         if skip == 0:
-            self._restored_rows = None  # an epoch starts its carried state afresh
-        if skip == 0 and hasattr(self.loss_fn, "reset"):
-            self.loss_fn.reset()  # type: ignore[attr-defined]
+            self.loss_state.start_epoch()
         if skip and _accepts_start(self.train_data.iter_epoch):
             return iter(self.train_data.iter_epoch(epoch, start=skip))  # type: ignore[call-arg]
         batches = iter(self.train_data.iter_epoch(epoch))
@@ -333,13 +313,12 @@ class Trainer:
     # ---------------------------------------------------------------------------------- step
     def _step(self, batch: Any) -> StepRecord:
         self._mid_step = True
-        if self._restored_rows is not None:
-            self._apply_restored_rows(batch)
+        self.loss_state.before_step(batch)
         state = self.state
         self.model.train()
         lr = self.schedule.apply(state.global_step)
         with self.precision.autocast():
-            loss, loss_value = self._loss(_to_device(batch, self.device))
+            loss, loss_value = self._loss(to_device(batch, self.device))
         if not math.isfinite(loss_value):
             raise NonFiniteLossError(self._non_finite_message("loss", loss_value))
         self.optimizer.zero_grad(set_to_none=True)
@@ -385,27 +364,17 @@ class Trainer:
         )
 
     # ---------------------------------------------------------------------------- decisions
-    def _budget_reached(self) -> str | None:
-        config, state = self.config, self.state
-        if config.max_steps is not None and state.global_step >= config.max_steps:
-            return "max_steps"
-        if config.max_epochs is not None and state.epoch >= config.max_epochs:
-            return "max_epochs"
-        if config.max_time is not None and state.elapsed_seconds >= config.max_time * 60:
-            return "max_time"
-        return None
-
     def _after_step(self, epoch_ended: bool, interrupt: InterruptRequest) -> bool:
         """Evaluate and checkpoint when due; return True when the run should stop."""
         config, step = self.config, self.state.global_step
-        stop_reason, interrupted = self._budget_reached(), interrupt.requested
+        stop_reason, interrupted = budget_reached(config, self.state), interrupt.requested
         if self.parallel is not None:  # every rank must stop at the same step
             interrupted, stopping = self.parallel.any(interrupted, stop_reason is not None)
             if stopping and stop_reason is None:
                 stop_reason = "max_time"  # the only budget whose clock differs between ranks
         if interrupted:
             # A rank stopped by its peers' signal, not its own, cannot know which it was.
-            raise _AgreedInterrupt(interrupt.signal_number or signal.SIGINT)
+            raise AgreedInterrupt(interrupt.signal_number or signal.SIGINT)
         every = config.eval_every
         eval_point = epoch_ended if every is None else step % every == 0
         evaluate_now = (eval_point or stop_reason) and self.evaluate_fn is not None
@@ -423,7 +392,8 @@ class Trainer:
         metrics = self._metrics()
         state = self.state
         value = metrics[self.monitor]
-        improved = self._is_improvement(value)
+        improved = is_improvement(value, state.best_metric, self.monitor_mode,
+                                  self.config.min_delta)
         if improved:
             state.best_metric, state.best_step = value, state.global_step
             state.evals_without_improvement = 0
@@ -447,15 +417,6 @@ class Trainer:
                 metrics = check_metrics(self.evaluate_fn(self.model), self.monitor)  # type: ignore[misc]
         return metrics if self.parallel is None else self.parallel.from_main(metrics)
 
-    def _is_improvement(self, value: float) -> bool:
-        best = self.state.best_metric
-        if not math.isfinite(value):
-            return False
-        if best is None:
-            return True
-        delta = self.config.min_delta
-        return value < best - delta if self.monitor_mode == "min" else value > best + delta
-
     # ---------------------------------------------------------------------------- checkpoints
     def _keep_top_k(self, value: float) -> None:
         """With ``save_top_k``: save this evaluation's checkpoint if it ranks among the best,
@@ -478,7 +439,7 @@ class Trainer:
         if self.checkpoint_dir is None:
             return None
         # Before rank > 0 leaves: all ranks gather.
-        loss_state = self._loss_state(collective) if resumable else None
+        loss_state = self.loss_state.for_checkpoint(collective) if resumable else None
         if not is_main_process():
             return None
         for parameter_name, parameter in unwrap_model(self.model).named_parameters():
@@ -490,50 +451,16 @@ class Trainer:
         return save_checkpoint(
             self.checkpoint_dir / name,
             unwrap_model(self.model),
-            metadata={**self.metadata, TRAINER_KEY: self._metadata_summary()},
+            metadata={**self.metadata, TRAINER_KEY: metadata_summary(
+                self.state, self.monitor, self.monitor_mode, self.config)},
             trainer_state=self._trainer_state(loss_state) if resumable else None,
             keep_previous=name == "last",  # a second copy to resume from if `last` is damaged
         )
 
-    def _metadata_summary(self) -> dict[str, Any]:
-        state = self.state
-        return _json_safe(
-            {
-                "step": state.global_step,
-                "epoch": state.epoch,
-                "batch_in_epoch": state.batch_in_epoch,
-                "monitor": self.monitor,
-                "monitor_mode": self.monitor_mode,
-                "best_metric": state.best_metric,
-                "best_step": state.best_step,
-                "stop_reason": state.stop_reason,
-                "metrics": dict(state.last_metrics),
-                "config": self.config.to_dict(),
-            }
-        )
-
-    def _loss_state(self, collective: bool) -> dict[str, Any] | None:
-        """The loss state to checkpoint. A data-parallel run gathers a per-row state (all ranks
-        take part) into the tensors a single process would hold and saves a replicated state
-        (the same on every rank) as is; other per-rank states of a data-parallel run are not
-        saved (a resumed run starts them afresh)."""
-        if not hasattr(self.loss_fn, "state_dict"):
-            return None
-        if self._restored_rows is not None:  # restored but not used yet (no step since resume)
-            return dict(self._restored_rows)
-        if self.parallel is None or self._replicated:
-            return self.loss_fn.state_dict()
-        if self._row_dim is None or not collective:
-            return None
-        rows = self.loss_fn.state_dict()
-        return gather_rows(rows, self._row_dim, self.parallel.rows)
-
     def _trainer_state(self, loss_state: dict[str, Any] | None) -> dict[str, Any]:
-        progress = asdict(self.state)
-        progress.pop("stop_reason")
         return {
             "version": TRAINER_STATE_VERSION,
-            "progress": progress,
+            "progress": progress_of(self.state),
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             "rng": capture_rng_state(),
@@ -542,29 +469,9 @@ class Trainer:
             "config": self.config.to_dict(),
         }
 
-    def _resume_directory(self) -> Path:
-        """The newest undamaged checkpoint of ``run_dir`` (rank 0 chooses, and sets damaged
-        ones aside with a notice; every rank then loads the same one)."""
-        if self.checkpoint_dir is None:
-            raise ValueError("resume: True needs a run_dir to resume from, got run_dir=None")
-        chosen, refusal = None, None
-        if is_main_process():
-            try:
-                point = find_resumable(self.checkpoint_dir)
-                if point.damaged:
-                    self._notice(fallback_notice(point, set_damaged_aside(point)))
-                chosen = str(point.path)
-            except (OSError, ValueError) as error:
-                refusal = error
-        chosen, message = from_main((chosen, None if refusal is None else str(refusal)))
-        if refusal is not None:
-            raise refusal
-        if chosen is None:
-            raise ValueError(message)
-        return Path(chosen)
-
     def _load_for_resume(self, resume: bool | str | Path) -> None:
-        directory = self._resume_directory() if resume is True else Path(resume)  # type: ignore[arg-type]
+        directory = (choose_resume_directory(self.checkpoint_dir, self._notice)
+                     if resume is True else Path(resume))
         checkpoint = load_checkpoint(directory, unwrap_model(self.model), device=self.device)
         saved = checkpoint.trainer_state
         if saved is None or saved.get("version") != TRAINER_STATE_VERSION:
@@ -576,49 +483,14 @@ class Trainer:
         apply_settings(self.optimizer, self.config)  # the config's, should they have changed
         self.schedule.load_state_dict(saved["schedule"])
         self.precision.load_state_dict(saved.get("loss_scaler"))
-        self._restore_loss_state(saved["loss_fn"])
+        self.loss_state.restore(saved["loss_fn"])
         self.state = TrainerState(**saved["progress"])
         restore_rng_state(saved["rng"])
         self._seed_this_rank()
 
-    def _restore_loss_state(self, saved: dict[str, Any] | None) -> None:
-        """Load the checkpoint's loss state. A per-row state waits for the first batch, whose
-        rows tell whether it fits and which of them are this rank's."""
-        restorable = saved is not None and hasattr(self.loss_fn, "load_state_dict")
-        if restorable and self._row_dim is None and (self.parallel is None or self._replicated):
-            self.loss_fn.load_state_dict(_to_device(saved, self.device))  # type: ignore[attr-defined]
-            return
-        if restorable and self._row_dim is not None and saved:
-            self._restored_rows = dict(saved)  # type: ignore[arg-type]
-        if hasattr(self.loss_fn, "reset"):
-            self.loss_fn.reset()  # nothing restored yet: start clean rather than stale
-
-    def _apply_restored_rows(self, batch: Any) -> None:
-        """Give the loss this rank's rows of the restored state if they fit ``batch`` (a
-        :class:`RankBatch` in a data-parallel run); else warn and keep the fresh state."""
-        saved, self._restored_rows = self._restored_rows, None
-        assert saved is not None and self._row_dim is not None
-        total = batch.total_rows if isinstance(batch, RankBatch) else batch_rows(batch)
-        rank, world = (self.parallel.rank, self.parallel.world) if self.parallel else (0, 1)
-        rows = rows_of_rank(saved, self._row_dim, total, rank, world)
-        if rows is not None:
-            self.loss_fn.load_state_dict(_to_device(rows, self.device))  # type: ignore[attr-defined]
-        elif is_main_process():
-            warnings.warn(_rows_mismatch(saved, self._row_dim, total), RuntimeWarning,
-                          stacklevel=2)
-
 
 def _warn(message: str) -> None:
     warnings.warn(message, RuntimeWarning, stacklevel=3)
-
-
-def _rows_mismatch(saved: RowState, row_dim: int, total_rows: int) -> str:
-    shapes = {name: tuple(tensor.shape) for name, tensor in saved.items()}
-    return (
-        f"resume: the checkpoint's carried loss state has shapes {shapes} (rows along dimension "
-        f"{row_dim}) but the batches now have {total_rows} rows (a different batch size?); "
-        "starting the carried state afresh from zeros"
-    )
 
 
 _END = object()
@@ -629,19 +501,3 @@ def _accepts_start(iter_epoch: Callable[..., Any]) -> bool:
         return "start" in inspect.signature(iter_epoch).parameters
     except (TypeError, ValueError):  # builtins without a signature
         return False
-
-
-def _to_device(value: Any, device: torch.device) -> Any:
-    """Move a batch (anything with ``.to``) or nested tensors to ``device``."""
-    if isinstance(value, dict):
-        return {k: _to_device(v, device) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to_device(v, device) for v in value)
-    return value.to(device) if hasattr(value, "to") else value
-
-
-def _total_steps(config: TrainConfig, batches_per_epoch: int) -> int | None:
-    horizons = [config.max_steps] if config.max_steps is not None else []
-    if config.max_epochs is not None:
-        horizons.append(config.max_epochs * batches_per_epoch)
-    return min(horizons) if horizons else None
