@@ -38,7 +38,8 @@ def evaluate(
     if not data.is_file():
         raise FileNotFoundError(f"--data: file not found: {data}")
     run = load_run(run_dir, checkpoint)
-    metrics = run.evaluate(data, progress=not as_json)
+    # A bar only on a terminal: piped or captured stderr (CI logs) would keep its redraws.
+    metrics = run.evaluate(data, progress=not as_json and sys.stderr.isatty())
     if as_json:  # strict JSON: a NaN or infinite metric is null (documented in the README)
         typer.echo(json.dumps(finite_json(metrics), allow_nan=False))
         return
@@ -110,6 +111,26 @@ def write_to_stdout(rows: list[dict[str, Any]], output_format: str) -> None:
         raise typer.Exit(0) from None
 
 
+def _predict_rows(run: Any, inputs: list[Any], samples: int, beam_size: int | None,
+                  n_best: int) -> list[dict[str, Any]]:
+    """``run``'s predictions with the task-specific options, refused for other tasks."""
+    task = run.task.name
+    for flag, given in (("--samples", samples), ("--beam-size", beam_size is not None),
+                        ("--n-best", n_best != 1)):
+        wanted = "forecasting" if flag == "--samples" else "seq2seq"
+        if given and task != wanted:
+            raise ValueError(f"{flag}: only {wanted} runs take it; this run's task is {task}")
+    if samples:
+        return run.task.predict(run.model, inputs, samples=samples)
+    if task == "seq2seq":
+        beam = beam_size if beam_size is not None else run.config.model.beam_size
+        if n_best > beam:
+            raise ValueError(f"--n-best: expected at most the beam width (--beam-size {beam}), "
+                             f"got {n_best}")
+        return run.task.predict(run.model, inputs, beam_size=beam, n_best=n_best)
+    return run.predict(inputs)
+
+
 @handle_errors
 def predict(
     run_dir: Path = DIR_ARGUMENT,
@@ -124,6 +145,12 @@ def predict(
     samples: int = typer.Option(0, "--samples", min=0,
                                 help="Forecasting: also write N sample paths per series "
                                      "(<target>_samples, one value per path at each step)."),
+    beam_size: int = typer.Option(None, "--beam-size", min=1, show_default=False,
+                                  help="Seq2seq: beam width K (default: the run's "
+                                       "model.beam_size; 1 is greedy)."),
+    n_best: int = typer.Option(1, "--n-best", min=1,
+                               help="Seq2seq: the N best outputs per source, one row each with "
+                                    "rank and score (N <= --beam-size)."),
 ) -> None:
     """Batch inference: labels with probabilities, tags, translations or forecasts."""
     if output_format is None:
@@ -134,11 +161,7 @@ def predict(
     inputs = read_inputs(run, source)
     if not inputs:
         raise ValueError(f"--input: no examples in {'<stdin>' if source == '-' else source}")
-    if samples and run.task.name != "forecasting":
-        raise ValueError(f"--samples: only forecasting runs sample paths; this run's task is "
-                         f"{run.task.name}")
-    rows = run.task.predict(run.model, inputs, samples=samples) if samples else \
-        run.predict(inputs)
+    rows = _predict_rows(run, inputs, samples, beam_size, n_best)
     if output is None:
         write_to_stdout(rows, output_format)
         return

@@ -62,6 +62,17 @@ def _mask_finished(log_probs: Tensor, finished: Tensor, eos_id: int) -> Tensor:
     return torch.where(finished.unsqueeze(1), frozen, log_probs)
 
 
+@dataclass
+class _Beams:
+    """The final beams: ``history`` ``(rows, steps)``, ``scores``/``lengths`` ``(batch, beam)``,
+    ``attention`` ``(rows, steps, src)`` or ``None``; beams of one example adjacent."""
+
+    history: Tensor
+    scores: Tensor
+    lengths: Tensor
+    attention: Tensor | None
+
+
 def beam_search(
     step: BeamStep,
     state: Any,
@@ -77,6 +88,49 @@ def beam_search(
 ) -> Decoded:
     """Best hypothesis per example. ``state`` covers ``batch_size * beam_size`` rows, beams of
     one example adjacent; ``reorder_state(state, rows)`` selects rows ``(batch * beam,)``."""
+    return beam_search_n_best(
+        step, state, reorder_state, batch_size=batch_size, beam_size=beam_size, bos_id=bos_id,
+        eos_id=eos_id, pad_id=pad_id, max_length=max_length, alpha=alpha, n_best=1)[0]
+
+
+def beam_search_n_best(
+    step: BeamStep,
+    state: Any,
+    reorder_state: Callable[[Any, Tensor], Any],
+    *,
+    batch_size: int,
+    beam_size: int,
+    bos_id: int,
+    eos_id: int,
+    pad_id: int,
+    max_length: int,
+    alpha: float = 0.0,
+    n_best: int = 1,
+) -> list[Decoded]:
+    """The ``n_best`` (<= ``beam_size``) highest-ranked hypotheses per example, best first:
+    element ``i`` holds every example's ``i``-th. Arguments as :func:`beam_search`."""
+    if not isinstance(n_best, int) or not 1 <= n_best <= beam_size:
+        raise ValueError(f"n_best: expected an integer in [1, beam_size={beam_size}], "
+                         f"got {n_best!r}")
+    beams = _search(step, state, reorder_state, batch_size, beam_size, bos_id, eos_id,
+                    max_length, alpha)
+    ranked_final = beams.scores / length_penalty(beams.lengths, alpha)  # (batch, beam)
+    order = ranked_final.argsort(dim=1, descending=True, stable=True)[:, :n_best]
+    offsets = torch.arange(batch_size, device=order.device) * beam_size
+    flat_scores = beams.scores.reshape(-1)
+    results = []
+    for rank in range(n_best):
+        rows = offsets + order[:, rank]  # (batch,)
+        attention = None if beams.attention is None else beams.attention[rows]
+        results.append(finalise(beams.history[rows], flat_scores[rows], attention, eos_id,
+                                pad_id))
+    return results
+
+
+def _search(step: BeamStep, state: Any, reorder_state: Callable[[Any, Tensor], Any],
+            batch_size: int, beam_size: int, bos_id: int, eos_id: int, max_length: int,
+            alpha: float) -> _Beams:
+    """Run the beams until every one has produced EOS or ``max_length`` steps."""
     rows = batch_size * beam_size
     device = _device_of(state)
     tokens = torch.full((rows,), bos_id, dtype=torch.int64, device=device)
@@ -111,10 +165,7 @@ def beam_search(
         state = reorder_state(state, source_rows)
         if bool(finished.all()):
             break
-    ranked_final = scores / length_penalty(lengths.reshape(batch_size, beam_size), alpha)
-    winner = offsets.squeeze(1) + ranked_final.argmax(dim=1)  # (batch,)
-    chosen_attention = None if attention_history is None else attention_history[winner]
-    return finalise(history[winner], scores.reshape(rows)[winner], chosen_attention, eos_id, pad_id)
+    return _Beams(history, scores, lengths.reshape(batch_size, beam_size), attention_history)
 
 
 def _device_of(state: Any) -> torch.device:

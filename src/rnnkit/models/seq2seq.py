@@ -19,7 +19,7 @@ from rnnkit.models._recurrent import (
     map_state,
 )
 from rnnkit.models.attention import Attention, AttentionKind
-from rnnkit.models.beam_search import Decoded, beam_search, finalise
+from rnnkit.models.beam_search import Decoded, beam_search_n_best, finalise
 from rnnkit.models.encoder import SequenceEncoder, check_lengths
 from rnnkit.models.losses import token_cross_entropy
 from rnnkit.models.pooling import valid_mask
@@ -285,22 +285,38 @@ class Seq2Seq(nn.Module):
         length_penalty: float = 0.0,
     ) -> Decoded:
         """Beam search; ``length_penalty`` is the GNMT ``alpha`` (see :mod:`.beam_search`)."""
+        return self.beam_decode_n_best(source, source_lengths, beam_size, 1, max_length,
+                                       length_penalty)[0]
+
+    def beam_decode_n_best(
+        self,
+        source: Tensor,
+        source_lengths: Tensor | None = None,
+        beam_size: int = 4,
+        n_best: int = 1,
+        max_length: int | None = None,
+        length_penalty: float = 0.0,
+    ) -> list[Decoded]:
+        """The ``n_best`` (<= ``beam_size``) best hypotheses of a beam search, best first;
+        element ``i`` holds each example's ``i``-th (``scores``: summed log-probabilities)."""
         if not isinstance(beam_size, int) or beam_size < 1:
             raise ValueError(f"beam_size: expected an integer >= 1, got {beam_size!r}")
         if length_penalty < 0:
             raise ValueError(f"length_penalty: expected a number >= 0, got {length_penalty!r}")
         max_length = self._default_max_length(source, max_length)
         with eval_mode(self):
-            return self._beam(source, source_lengths, beam_size, max_length, length_penalty)
+            return self._beam(source, source_lengths, beam_size, n_best, max_length,
+                              length_penalty)
 
     def _beam(
         self,
         source: Tensor,
         source_lengths: Tensor | None,
         beam_size: int,
+        n_best: int,
         max_length: int,
         length_penalty: float,
-    ) -> Decoded:
+    ) -> list[Decoded]:
         memory, state = self.encode(source, source_lengths)
         # Beams of one example are adjacent rows; their memory rows are identical, so
         # reordering beams never needs to move the memory.
@@ -312,7 +328,7 @@ class Seq2Seq(nn.Module):
             logits, state, weights = self.decode_step(tokens, state, memory)
             return logits.log_softmax(dim=-1), state, weights
 
-        return beam_search(
+        return beam_search_n_best(
             step,
             state,
             lambda state, order: map_state(state, lambda part: part.index_select(1, order)),
@@ -323,4 +339,5 @@ class Seq2Seq(nn.Module):
             pad_id=self.config.pad_id,
             max_length=max_length,
             alpha=length_penalty,
+            n_best=n_best,
         )

@@ -105,22 +105,41 @@ class Seq2SeqTask(Task):
 
     def decode(self, model: nn.Module, sources: list[list[int]], progress: bool = False):
         """Decoded target strings for source id lists (greedy, or beam with beam_size > 1)."""
-        device, pad, texts = model_device(model), self.source_vocab.pad_id, []
-        target, options = self.target_vocab, self.config.model
+        beam_size = self.config.model.beam_size
+        return [hypotheses[0][0] for hypotheses in
+                self.decode_n_best(model, sources, beam_size, 1, progress)]
+
+    def decode_n_best(self, model: nn.Module, sources: list[list[int]], beam_size: int,
+                      n_best: int, progress: bool = False) -> list[list[tuple[str, float]]]:
+        """Per source id list, the ``n_best`` best ``(text, log-probability)`` of a beam
+        search of ``beam_size`` (greedy when it is 1), best first."""
+        if not isinstance(n_best, int) or not 1 <= n_best <= beam_size:
+            raise ValueError(f"n_best: expected an integer in [1, beam_size={beam_size}], "
+                             f"got {n_best!r}")
+        device, pad, results = model_device(model), self.source_vocab.pad_id, []
         starts = range(0, len(sources), EVAL_BATCH)
         for start in progress_batches(iter(starts), len(starts), progress, "decode"):
             tokens, lengths = pad_sequences(sources[start:start + EVAL_BATCH], pad)
             tokens = tokens.to(device)
-            if options.beam_size > 1:
-                decoded = model.beam_decode(tokens, lengths, options.beam_size,
-                                            length_penalty=options.length_penalty)
+            if beam_size > 1:
+                ranked = model.beam_decode_n_best(
+                    tokens, lengths, beam_size, n_best,
+                    length_penalty=self.config.model.length_penalty)
             else:
-                decoded = model.greedy_decode(tokens, lengths)
-            for row, length in zip(decoded.tokens.tolist(), decoded.lengths.tolist(),
-                                   strict=True):
-                texts.append(self.tokenizer.decode(target.decode(row[:length],
-                                                                 skip_specials=True)))
-        return texts
+                ranked = [model.greedy_decode(tokens, lengths)]
+            texts = [self._texts(decoded) for decoded in ranked]  # (n_best, rows)
+            scores = [decoded.scores.tolist() for decoded in ranked]
+            for row in range(len(texts[0])):
+                results.append([(texts[rank][row], scores[rank][row])
+                                for rank in range(len(ranked))])
+        return results
+
+    def _texts(self, decoded) -> list[str]:
+        """The target strings of a :class:`~rnnkit.models.Decoded` batch."""
+        target = self.target_vocab
+        return [self.tokenizer.decode(target.decode(row[:length], skip_specials=True))
+                for row, length in zip(decoded.tokens.tolist(), decoded.lengths.tolist(),
+                                       strict=True)]
 
     def evaluate(self, model: nn.Module, examples, progress: bool = False) -> dict[str, float]:
         target = self.target_vocab
@@ -135,11 +154,24 @@ class Seq2SeqTask(Task):
             "chrf": metrics.chrf(hypotheses, references),
         }
 
-    def predict(self, model: nn.Module, inputs: list[str]) -> list[dict[str, Any]]:
+    def predict(self, model: nn.Module, inputs: list[str], beam_size: int | None = None,
+                n_best: int = 1) -> list[dict[str, Any]]:
+        """Each source line → ``{"source", "output"}``, decoded with ``beam_size`` (default
+        ``model.beam_size``). With ``n_best`` > 1, one row per hypothesis, best first:
+        ``{"source", "rank", "output", "score"}`` (score: summed log-probability)."""
+        if beam_size is None:
+            beam_size = self.config.model.beam_size
+        if not isinstance(beam_size, int) or isinstance(beam_size, bool) or beam_size < 1:
+            raise ValueError(f"beam_size: expected an integer >= 1, got {beam_size!r}")
         vocab = self.source_vocab
-        outputs = self.decode(model, [vocab.encode(self.tokens_of(t)) or [vocab.unk_id]
-                                      for t in inputs])
-        return [{"source": s, "output": o} for s, o in zip(inputs, outputs, strict=True)]
+        ranked = self.decode_n_best(model, [vocab.encode(self.tokens_of(t)) or [vocab.unk_id]
+                                            for t in inputs], beam_size, n_best)
+        if n_best == 1:
+            return [{"source": s, "output": hypotheses[0][0]}
+                    for s, hypotheses in zip(inputs, ranked, strict=True)]
+        return [{"source": s, "rank": rank, "output": text, "score": score}
+                for s, hypotheses in zip(inputs, ranked, strict=True)
+                for rank, (text, score) in enumerate(hypotheses, start=1)]
 
 
 def _teacher_forced_loss(model: nn.Module, examples, target: Vocab) -> float:
