@@ -17,8 +17,10 @@ import rnnkit
 from rnnkit.cli import backtest, datasets, inference, tools
 from rnnkit.cli import train as train_module
 from rnnkit.cli.errors import Settings
+from rnnkit.cli.help_format import hide_flag_types
 from rnnkit.train.distributed import exit_process, launched_by_torchrun
 
+hide_flag_types()  # no `<bool>` beside on/off flags in --help
 app = typer.Typer(
     name="rnnkit",
     help="Recurrent neural networks on PyTorch: train, evaluate, generate, predict, tune and "
