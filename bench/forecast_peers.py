@@ -213,7 +213,7 @@ def main() -> None:
                         "forecast_peers.md")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    lines = []
+    lines, score_values = [], {}
     with tempfile.TemporaryDirectory() as scratch_name:
         scratch = Path(scratch_name)
         problems = [stores_problem(scratch), elecdaily_problem()]
@@ -229,6 +229,7 @@ def main() -> None:
                             problem, "block", budget, scratch, args.peer_python)}
                 for library, forecasts in runs.items():
                     scores = score(problem, forecasts)
+                    score_values[problem.name] = scores["values"]
                     raw = (f"{score(problem, forecasts['raw'])['coverage']:.3f}"
                            if "raw" in forecasts else "-")
                     lines.append(f"| {problem.name} | {budget:.0f} | {library} | "
@@ -238,13 +239,13 @@ def main() -> None:
                     print(lines[-1], flush=True)
     head = ("| dataset | budget s | library | MASE | sMAPE % | 90% coverage | coverage before "
             "conformal | epochs | train s |\n|---|---|---|---|---|---|---|---|---|\n")
+    values = ", ".join(f"{p.name}: {score_values[p.name]}" for p in problems)
     text = ("# rnnkit and Darts side by side (forecasting)\n\n"
-            + __doc__.split("\n\n", 1)[1].split("Datasets:", 1)[0].strip().replace("\n", " ")
-            .replace("::", ":") + "\n\n"
-            "Datasets, models and scoring: see the docstring of bench/forecast_peers.py. "
-            f"Held-out values per row: {', '.join(p.name for p in problems)} as in `values` "
-            "below. CPU, one thread per model, on a 2-core machine shared with other jobs "
-            "(times are indicative). `train s`: the fit call (rnnkit: `tasks.train`, "
+            "Same data, same held-out values (rolling origin over the test part, stride 1; "
+            f"forecast values scored: {values}), same wall-clock budget per model. Datasets, "
+            "models, scoring and how to build the Darts environment: the docstring of "
+            "bench/forecast_peers.py. CPU, one thread per model, on a 2-core machine shared with "
+            "other jobs (times are indicative). `train s`: the fit call (rnnkit: `tasks.train`, "
             "including its data reading and validation passes; Darts: `model.fit`).\n\n"
             f"Reproduce: `.venv/bin/python bench/forecast_peers.py --budgets "
             f"{' '.join(f'{b:g}' for b in args.budgets)}`\n\n" + head + "\n".join(lines) + "\n")
