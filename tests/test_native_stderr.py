@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from rnnkit.tasks.native_stderr import native_stderr_captured
+from rnnkit.native_stderr import native_stderr_captured
 
 SCRIPT = """
 import os
-from rnnkit.tasks.native_stderr import native_stderr_captured
+from rnnkit.native_stderr import native_stderr_captured
 with native_stderr_captured():
     os.write(2, b"[W] prim::PackPadded\\n")
 os.write(2, b"after\\n")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rnnkit.models import build_model
-from rnnkit.tasks.export import export_model
+from rnnkit.models.export import export_model
 
 TOKENS = {"vocab_size": 20, "embedding_size": 4, "hidden_size": 8}
 MODELS = {
@@ -50,3 +50,28 @@ def test_layer_norm_is_named_as_the_blocker(tmp_path):
     model = build_model("sequence_classifier", {**TOKENS, "num_classes": 3, "layer_norm": True})
     with pytest.raises(ValueError, match="layer_norm"):
         export_model(model, tmp_path / "m.onnx")
+
+
+@pytest.mark.parametrize("options, option", [
+    ({"future_size": 1}, "model.future_size=1"),
+    ({"static_size": 2}, "model.static_size=2"),
+])
+def test_forecaster_covariates_are_refused_naming_the_option(tmp_path, options, option):
+    model = build_model("forecaster", {"input_size": 2, "horizon": 3, "hidden_size": 8, **options})
+    with pytest.raises(ValueError, match=f"export: {option} \\(covariates\\)"):
+        export_model(model, tmp_path / "m.onnx")
+
+
+@pytest.mark.parametrize("char_features", ["cnn", "lstm"])
+def test_tagger_char_features_are_refused_naming_the_option(tmp_path, char_features):
+    model = build_model("sequence_tagger", {**TOKENS, "num_tags": 5, "num_chars": 10,
+                                            "char_features": char_features})
+    with pytest.raises(ValueError, match=f"export: model.char_features='{char_features}'"):
+        export_model(model, tmp_path / "m.onnx")
+
+
+def test_a_crf_tagger_exports_its_emission_scores(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("sequence_tagger", {**TOKENS, "num_tags": 5, "crf": True})
+    report = export_model(model, tmp_path / "m.onnx")
+    assert report.files == [tmp_path / "m.onnx"] and max(report.max_abs_diff.values()) < 1e-5

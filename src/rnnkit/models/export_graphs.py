@@ -1,0 +1,268 @@
+"""What each model class exports: its graphs, their input/output names and dynamic axes, and
+random valid inputs to check them with.
+
+One builder per model class, looked up by the class itself (:func:`graphs_for`), each typed
+by the class it reads; :mod:`rnnkit.models.export` does the writing and checking. A model
+exports its plain forward pass; options whose inputs the graph does not take (a forecaster's
+covariates, a tagger's character features) are refused naming the option.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from rnnkit.models._recurrent import State
+from rnnkit.models.classifier import SequenceClassifier
+from rnnkit.models.conditional_generator import ConditionalGenerator
+from rnnkit.models.forecaster import Forecaster
+from rnnkit.models.language_model import LanguageModel
+from rnnkit.models.seq2seq import Memory, Seq2Seq
+from rnnkit.models.tagger import SequenceTagger
+
+Inputs = Callable[[int, int, int], tuple[Tensor, ...]]
+"""``inputs(batch, seq, seed)`` → random valid inputs of that size."""
+
+BATCH = {0: "batch"}
+SEQUENCE = {0: "batch", 1: "sequence"}
+
+
+@dataclass(frozen=True)
+class Signature:
+    """Input/output names and dynamic axes of one exported graph."""
+
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    dynamic_axes: dict[str, dict[int, str]]
+
+
+@dataclass(frozen=True)
+class ExportGraph:
+    """One exported graph: the file-name ``suffix``, ``wrap`` (a model → the module to trace,
+    applied to the model and to its ``torch.nn`` twin), its signature and its inputs."""
+
+    suffix: str
+    wrap: Callable[[nn.Module], nn.Module]
+    signature: Signature
+    inputs: Inputs
+
+
+def graphs_for(model: nn.Module, relative_forecast: bool = False) -> list[ExportGraph]:
+    """The graphs ``model`` exports (``relative_forecast``: see
+    :func:`rnnkit.models.export.export_model`)."""
+    for model_class, build in _BUILDERS.items():
+        if isinstance(model, model_class):
+            return build(model, relative_forecast)
+    raise TypeError(f"model: expected an rnnkit.models model, got {type(model).__name__}")
+
+
+class _Wrapper(nn.Module):
+    """A model behind the call signature of its exported graph."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+
+# ------------------------------------------------------------------- token models
+class _TokensGraph(_Wrapper):
+    """``(tokens (batch, seq), lengths (batch,))`` → logits, for LM/classifier/tagger."""
+
+    def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        output = self.model(tokens, lengths)
+        return output[0] if isinstance(output, tuple) else output
+
+
+def _random_lengths(batch: int, seq: int, generator: torch.Generator) -> Tensor:
+    """Per-row lengths ``(batch,)`` in ``[1, seq]``, row 0 full (drawn first by every model,
+    so the checked inputs stay those of earlier releases)."""
+    lengths = torch.randint(1, seq + 1, (batch,), generator=generator)
+    lengths[0] = seq
+    return lengths
+
+
+def _random_tokens(vocab_size: int, batch: int, seq: int,
+                   generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Token ids ``(batch, seq)`` below ``vocab_size`` and their lengths ``(batch,)``."""
+    lengths = _random_lengths(batch, seq, generator)
+    return torch.randint(0, vocab_size, (batch, seq), generator=generator), lengths
+
+
+def _token_graph(vocab_size: int, logits_axes: dict[int, str]) -> list[ExportGraph]:
+    def inputs(batch: int, seq: int, seed: int) -> tuple[Tensor, ...]:
+        return _random_tokens(vocab_size, batch, seq, torch.Generator().manual_seed(seed))
+
+    axes = {"tokens": SEQUENCE, "lengths": BATCH, "logits": logits_axes}
+    return [ExportGraph("", _TokensGraph, Signature(("tokens", "lengths"), ("logits",), axes),
+                        inputs)]
+
+
+def _language_model(model: LanguageModel, _: bool) -> list[ExportGraph]:
+    return _token_graph(model.config.vocab_size, SEQUENCE)
+
+
+def _classifier(model: SequenceClassifier, _: bool) -> list[ExportGraph]:
+    return _token_graph(model.config.vocab_size, BATCH)
+
+
+def _tagger(model: SequenceTagger, _: bool) -> list[ExportGraph]:
+    """Emission scores per token (with a CRF, Viterbi decoding is left to the runtime)."""
+    if model.config.char_features != "none":
+        raise ValueError(
+            f"export: model.char_features={model.config.char_features!r} needs each word's "
+            "characters as an input the exported graph does not take; train with "
+            "char_features: none to export"
+        )
+    return _token_graph(model.config.vocab_size, SEQUENCE)
+
+
+# ------------------------------------------------------------ conditional generator
+class _ConditionalGraph(_Wrapper):
+    """``(condition (batch,), tokens (batch, seq), lengths (batch,))`` → logits."""
+
+    def forward(self, condition: Tensor, tokens: Tensor, lengths: Tensor) -> Tensor:
+        return self.model(condition, tokens, lengths)[0]
+
+
+def _conditional_generator(model: ConditionalGenerator, _: bool) -> list[ExportGraph]:
+    config = model.config
+
+    def inputs(batch: int, seq: int, seed: int) -> tuple[Tensor, ...]:
+        generator = torch.Generator().manual_seed(seed)
+        lengths = _random_lengths(batch, seq, generator)
+        condition = torch.randint(0, config.num_conditions, (batch,), generator=generator)
+        tokens = torch.randint(0, config.vocab_size, (batch, seq), generator=generator)
+        return condition, tokens, lengths
+
+    axes = {"condition": BATCH, "tokens": SEQUENCE, "lengths": BATCH, "logits": SEQUENCE}
+    signature = Signature(("condition", "tokens", "lengths"), ("logits",), axes)
+    return [ExportGraph("", _ConditionalGraph, signature, inputs)]
+
+
+# ---------------------------------------------------------------------------- forecaster
+class _ForecastGraph(nn.Module):
+    """Raw history ``(batch, lookback, features)`` → mean (and std) in original units; with
+    ``relative`` each window's last value is subtracted first and added back to the mean."""
+
+    def __init__(self, model: Forecaster, relative: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.relative = relative
+
+    def forward(self, history: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        model, targets = self.model, self.model.config.targets
+        level = history[:, -1:, :] * float(self.relative)  # (batch, 1, features)
+        mean, std = model(model.scale(history - level))
+        mean = model.unscale_targets(mean) + level[..., targets]
+        if std is None:
+            return mean
+        return mean, std * model.feature_std[targets]
+
+
+def _forecaster(model: Forecaster, relative_forecast: bool) -> list[ExportGraph]:
+    config = model.config
+    for option in ("future_size", "static_size"):
+        if getattr(config, option):
+            raise ValueError(
+                f"export: model.{option}={getattr(config, option)} (covariates) is not "
+                "supported; the exported graph takes the history only"
+            )
+
+    def inputs(batch: int, seq: int, seed: int) -> tuple[Tensor, ...]:
+        generator = torch.Generator().manual_seed(seed)
+        _random_lengths(batch, seq, generator)  # unused, drawn to keep the inputs as they were
+        mean = torch.tensor(config.mean or [0.0] * config.input_size)
+        std = torch.tensor(config.std or [1.0] * config.input_size)
+        return (mean + std * torch.randn(batch, seq, config.input_size, generator=generator),)
+
+    def wrap(forecaster: nn.Module) -> nn.Module:
+        assert isinstance(forecaster, Forecaster)
+        return _ForecastGraph(forecaster, relative_forecast)
+
+    outputs = ("mean", "std") if config.gaussian else ("mean",)
+    axes = {"history": {0: "batch", 1: "lookback"}, **{name: BATCH for name in outputs}}
+    return [ExportGraph("", wrap, Signature(("history",), outputs, axes), inputs)]
+
+
+# ------------------------------------------------------------------------------- seq2seq
+def _state_parts(state: State) -> tuple[Tensor, ...]:
+    return tuple(state) if isinstance(state, tuple) else (state,)
+
+
+class _Seq2SeqGraph(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        assert isinstance(model, Seq2Seq)
+        self.model = model
+
+
+class _Seq2SeqEncoder(_Seq2SeqGraph):
+    """``(source, source_lengths)`` → attention memory (outputs, projected keys, mask) and the
+    decoder's first state (``h`` and, for LSTM, ``c``)."""
+
+    def forward(self, source: Tensor, source_lengths: Tensor) -> tuple[Tensor, ...]:
+        memory, state = self.model.encode(source, source_lengths)
+        return (*memory, *_state_parts(state))
+
+
+class _Seq2SeqStep(_Seq2SeqGraph):
+    """One decoder step: previous tokens, state and memory → logits, new state, attention."""
+
+    def forward(self, tokens: Tensor, *rest: Tensor) -> tuple[Tensor, ...]:
+        lstm = self.model.config.cell == "lstm"
+        state: State = (rest[0], rest[1]) if lstm else rest[0]
+        memory = Memory(*rest[2 if lstm else 1:])
+        logits, state, weights = self.model.decode_step(tokens, state, memory)
+        outputs = (logits, *_state_parts(state))
+        return outputs if weights is None else (*outputs, weights)
+
+
+def _seq2seq(model: Seq2Seq, _: bool) -> list[ExportGraph]:
+    """The encoder, and one decoder step that the runtime calls in its own loop (greedy or
+    beam search)."""
+    config = model.config
+
+    def source_inputs(batch: int, seq: int, seed: int) -> tuple[Tensor, ...]:
+        return _random_tokens(config.source_vocab_size, batch, seq,
+                              torch.Generator().manual_seed(seed))
+
+    def step_inputs(batch: int, seq: int, seed: int) -> tuple[Tensor, ...]:
+        """Previous tokens, and the encoder's state and memory for a random source."""
+        with torch.no_grad():
+            memory, state = model.encode(*source_inputs(batch, seq, seed))
+        previous = torch.randint(0, config.target_vocab_size, (batch,),
+                                 generator=torch.Generator().manual_seed(seed + 1))
+        return (previous, *_state_parts(state), *memory)
+
+    state = ("h", "c") if config.cell == "lstm" else ("h",)
+    source = {0: "batch", 1: "source"}
+    memory = ("memory", "keys", "mask")
+    state_axes = {name: {1: "batch"} for name in state}
+    encoder = Signature(("source", "source_lengths"), (*memory, *state),
+                        {"source": source, "source_lengths": BATCH,
+                         **dict.fromkeys(memory, source), **state_axes})
+    attends = config.attention != "none"
+    step_outputs = ("logits", *(f"next_{n}" for n in state), *(("attention",) if attends else ()))
+    step = Signature(
+        ("previous", *state, *memory), step_outputs,
+        {"previous": BATCH, "logits": BATCH, **state_axes,
+         **{f"next_{n}": {1: "batch"} for n in state}, **dict.fromkeys(memory, source),
+         **({"attention": source} if attends else {})},
+    )
+    return [ExportGraph("", _Seq2SeqEncoder, encoder, source_inputs),
+            ExportGraph(".step", _Seq2SeqStep, step, step_inputs)]
+
+
+_BUILDERS: dict[type[nn.Module], Callable[[Any, bool], list[ExportGraph]]] = {
+    LanguageModel: _language_model,
+    SequenceClassifier: _classifier,
+    SequenceTagger: _tagger,
+    ConditionalGenerator: _conditional_generator,
+    Forecaster: _forecaster,
+    Seq2Seq: _seq2seq,
+}
+"""Model class → the builder of its graphs."""
