@@ -6,10 +6,12 @@ metrics log yet, data file moved, a task without samples) shows the reason in th
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from rnnkit.analysis import plots
 from rnnkit.analysis.gradient_flow import gradient_flow
@@ -166,20 +168,32 @@ def hidden_states(context: RunContext):
     return build
 
 
-def build_report(run_dir: str | Path, data: str | Path | None = None) -> Path:
-    """Write ``DIR/report.html`` and ``DIR/report_images/*.png``; returns the HTML path."""
+SECTIONS = (
+    ("Overview", overview),
+    ("Configuration", configuration),
+    ("Training and validation curves", training_curves),
+    ("Gradient-norm history", gradient_norm_history),
+    ("Gradient flow through time at the end of training", end_of_training_flow),
+    ("Recurrent spectrum", spectrum),
+    ("Hidden states", hidden_states),
+)
+
+
+def build_report(run_dir: str | Path, data: str | Path | None = None,
+                 progress: bool = False) -> Path:
+    """Write ``DIR/report.html`` and ``DIR/report_images/*.png``; returns the HTML path.
+
+    ``progress`` shows a bar on stderr naming the section (and its figures) being built: the
+    gradient flow and spectra take seconds each on a large model.
+    """
     context = RunContext(run_dir, data)
-    sections = [
-        build_section("Overview", overview(context)),
-        build_section("Configuration", configuration(context)),
-        build_section("Training and validation curves", training_curves(context)),
-        build_section("Gradient-norm history", gradient_norm_history(context)),
-        build_section("Gradient flow through time at the end of training",
-                      end_of_training_flow(context)),
-        build_section("Recurrent spectrum", spectrum(context)),
-        build_section("Hidden states", hidden_states(context)),
-    ]
-    sections += [build_section(title, builder(context)) for title, builder in SAMPLE_SECTIONS]
+    builders = [*SECTIONS, *SAMPLE_SECTIONS]
+    sections = []
+    with tqdm(builders, desc="report", unit="section", file=sys.stderr, leave=False,
+              disable=not progress) as bar:
+        for title, builder in bar:
+            bar.set_postfix_str(title)
+            sections.append(build_section(title, builder(context)))
     run_dir = context.files.run_dir
     return write_report(run_dir / REPORT_FILE, f"rnnkit run report: {run_dir.name}", sections,
                         subtitle=str(run_dir.resolve()), image_dir=run_dir / IMAGE_DIR)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import sys
 from enum import Enum
 from pathlib import Path
 
@@ -67,7 +68,8 @@ def report(
     """Write DIR/report.html: one self-contained page (plots embedded), plus PNGs."""
     from rnnkit.analysis.report import build_report
 
-    path = build_report(run_dir, data)
+    # A bar per section only on a terminal; piped or logged stderr stays clean.
+    path = build_report(run_dir, data, progress=sys.stderr.isatty())
     typer.echo(f"wrote {path}")
 
 
