@@ -7,14 +7,12 @@ Commands live in small modules; this one assembles the typer app. Commands of
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import sys
 
 import typer
 
 import rnnkit
-from rnnkit.cli import backtest, datasets, inference, tools
+from rnnkit.cli import analyze, backtest, datasets, inference, tools
 from rnnkit.cli import train as train_module
 from rnnkit.cli.errors import Settings
 from rnnkit.cli.help_format import hide_flag_types
@@ -58,25 +56,9 @@ app.command()(backtest.backtest)
 app.add_typer(datasets.app, name="datasets")
 
 
-def _register_analysis_commands() -> None:
-    """Add ``analyze``/``report``/``demo`` from :mod:`rnnkit.cli.analyze` when present."""
-    if importlib.util.find_spec("rnnkit.cli.analyze") is None:
-        return
-    module = importlib.import_module("rnnkit.cli.analyze")
-    sub_app = getattr(module, "app", None)
-    if isinstance(sub_app, typer.Typer):
-        for info in sub_app.registered_commands:
-            app.registered_commands.append(info)
-        for group in sub_app.registered_groups:
-            app.registered_groups.append(group)
-        return
-    for name in ("analyze", "report", "demo"):
-        command = getattr(module, name, None)
-        if callable(command):
-            app.command(name)(command)
-
-
-_register_analysis_commands()
+# ``analyze``, ``report`` and ``demo`` are a Typer app of their own; they join the top level.
+app.registered_commands += analyze.app.registered_commands
+app.registered_groups += analyze.app.registered_groups
 
 
 def main() -> None:
