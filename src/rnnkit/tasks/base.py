@@ -9,20 +9,30 @@ checkpoint's metadata, so a run directory is all that inference needs.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from rnnkit.data import DataFormatError, Vocab, get_tokenizer, pad_sequences, split_indices
+from rnnkit.data import (
+    DataFormatError,
+    Vocab,
+    WordTokenizer,
+    get_tokenizer,
+    pad_sequences,
+    split_indices,
+)
 from rnnkit.models import build_model
 from rnnkit.tasks.config import ModelConfig, RunConfig
 from rnnkit.tasks.data_files import open_reader
 from rnnkit.tasks.errors import ConfigError, TaskMismatchError
+
+EVAL_BATCH = 256
+"""Examples per forward pass when a task scores or predicts (memory, not results, depends on it)."""
 
 COMMON_MODEL_FIELDS = (
     "cell", "hidden_size", "num_layers", "dropout", "recurrent_dropout", "zoneout", "layer_norm",
@@ -169,8 +179,6 @@ def tokenizer_for(config: RunConfig, default: str):
     """The configured tokenizer (``auto`` → ``default``), honouring ``data.lowercase``."""
     name = config.data.tokenizer if config.data.tokenizer != "auto" else default
     if name == "word":
-        from rnnkit.data import WordTokenizer
-
         return WordTokenizer(lowercase=config.data.lowercase)
     return get_tokenizer(name)
 
@@ -187,8 +195,6 @@ def build_vocab(config: RunConfig, sequences: Iterable[Iterable[str]]) -> Vocab:
 
 def vocab_from(artifacts: dict[str, Any], key: str) -> Vocab:
     """A vocabulary stored in ``artifacts`` (``{"specials", "tokens"}``)."""
-    import json
-
     return Vocab.from_json(json.dumps(artifacts[key]))
 
 
@@ -234,11 +240,6 @@ def batched_outputs(model: nn.Module, token_lists: list[list[int]], pad_id: int,
 def model_device(model: nn.Module) -> torch.device:
     """Where ``model``'s parameters live."""
     return next(model.parameters()).device
-
-
-def mean_of(values: list[float], weights: list[int]) -> float:
-    """Weighted mean (e.g. per-batch mean losses weighted by token counts)."""
-    return float(np.average(values, weights=weights))
 
 
 def summed_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> tuple[float, int]:

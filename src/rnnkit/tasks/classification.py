@@ -22,8 +22,6 @@ from rnnkit.tasks.base import (
 from rnnkit.tasks.config import RunConfig
 from rnnkit.train import metrics
 
-EVAL_BATCH = 256
-
 
 class ClassificationTask(Task):
     """``data.train``: CSV/TSV with a header holding ``text_column`` and ``label_column``."""

@@ -12,6 +12,7 @@ from torch import nn
 
 from rnnkit.data import collate_conditional, conditional_source
 from rnnkit.tasks.base import (
+    EVAL_BATCH,
     Task,
     build_vocab,
     label_id,
@@ -21,8 +22,6 @@ from rnnkit.tasks.base import (
     vocab_json,
 )
 from rnnkit.tasks.config import RunConfig, closest_hint
-
-EVAL_BATCH = 256
 
 
 class ConditionalGenerationTask(Task):

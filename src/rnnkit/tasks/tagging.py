@@ -26,6 +26,7 @@ from rnnkit.data.spans import (
 )
 from rnnkit.data.vectors import read_vectors
 from rnnkit.tasks.base import (
+    EVAL_BATCH,
     Task,
     build_vocab,
     label_id,
@@ -40,7 +41,6 @@ from rnnkit.tasks.config import RunConfig
 from rnnkit.tasks.errors import ConfigError
 from rnnkit.train import metrics
 
-EVAL_BATCH = 256
 _SCHEME_PREFIXES = {"iob1": "BI", "iob2": "BI", "bioes": "BIES", "bmes": "BMES"}
 
 
