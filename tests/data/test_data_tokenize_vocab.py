@@ -35,8 +35,9 @@ def test_word_round_trip_on_normalised_text(tokens):
 
 def test_get_tokenizer_rejects_unknown_names():
     assert get_tokenizer("char") == CharTokenizer()
-    with pytest.raises(ValueError, match=r"tokenizer must be one of \['char', 'word'\], got 'bpe'"):
-        get_tokenizer("bpe")
+    with pytest.raises(ValueError,
+                       match=r"tokenizer must be one of \['char', 'word'\], got 'sentencepiece'"):
+        get_tokenizer("sentencepiece")
 
 
 def test_vocab_specials_come_first_and_order_is_frequency_then_first_appearance():

@@ -59,6 +59,7 @@ from .sources import (
     tagging_source,
 )
 from .splits import Split, split_by_group, split_indices
+from .subword import SubwordTokenizer
 from .tokenize import CharTokenizer, Tokenizer, WordTokenizer, get_tokenizer
 from .vocab import BOS, EOS, PAD, UNK, Vocab
 from .windows import StandardScaler, chronological_split, sliding_windows
@@ -89,6 +90,7 @@ __all__ = [
     "SlashTaggedReader",
     "Split",
     "StandardScaler",
+    "SubwordTokenizer",
     "TaggedSentence",
     "TextLine",
     "TextPair",

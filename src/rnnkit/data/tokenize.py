@@ -63,6 +63,10 @@ class WordTokenizer:
 def get_tokenizer(name: str) -> CharTokenizer | WordTokenizer:
     """The tokenizer called ``name``: ``'char'`` or ``'word'``."""
     tokenizers = {"char": CharTokenizer(), "word": WordTokenizer()}
+    if name in ("bpe", "unigram"):  # learnt from data, so not available by name alone
+        raise ValueError(f"tokenizer {name!r} is a subword model learnt from training text "
+                         "(rnnkit.data.SubwordTokenizer.train); data.tokenizer: "
+                         f"{name} applies to seq2seq runs, others take char or word")
     if name not in tokenizers:
         raise ValueError(f"tokenizer must be one of {sorted(tokenizers)}, got {name!r}")
     return tokenizers[name]

@@ -46,7 +46,10 @@ class DataConfig:
       ``conll``, ``conllu``, ``pairs``, ``series``; for many series in one file ``long`` (CSV
       with an ``id_column``, auto for a header holding it) or ``tsf`` (Monash, auto by
       extension).
-    - ``tokenizer``: ``auto``, ``char`` or ``word`` (auto: word for classification, else char).
+    - ``tokenizer``: ``auto``, ``char`` or ``word`` (auto: word for classification, else char);
+      for seq2seq also ``bpe`` or ``unigram``: a subword model of ``vocab_size`` pieces learnt
+      from the training file's sources and targets (Hugging Face ``tokenizers``), stored with
+      the run as JSON.
     - ``seq_len``: truncated-BPTT chunk for language models; ``lookback``/``horizon``/``season``
       for forecasting; ``max_length`` truncates token sequences (``null``: keep all).
     - ``normalize`` (forecasting): ``global`` scales by the training mean/std; ``last_value``
@@ -83,7 +86,8 @@ class DataConfig:
     on_error: Literal["raise", "skip"] = "raise"
     tag_scheme: Literal["auto", "none", "iob1", "iob2", "bioes", "bmes"] = "auto"
     tag_scheme: Literal["auto", "none", "iob1", "iob2", "bioes", "bmes"] = "auto"
-    tokenizer: Literal["auto", "char", "word"] = "auto"
+    tokenizer: Literal["auto", "char", "word", "bpe", "unigram"] = "auto"
+    vocab_size: int = 1000  # bpe/unigram: subword pieces to learn
     lowercase: bool = False
     text_column: str = "text"
     label_column: str = "label"

@@ -3,6 +3,7 @@ exact match, BLEU and chrF of the decoded outputs."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -10,6 +11,7 @@ import torch
 from torch import nn
 
 from rnnkit.data import PairBatch, Vocab, pad_sequences, pair_source
+from rnnkit.data.subword import SUBWORD_KINDS, SubwordTokenizer
 from rnnkit.tasks.base import (
     Task,
     build_vocab,
@@ -20,9 +22,11 @@ from rnnkit.tasks.base import (
     vocab_json,
 )
 from rnnkit.tasks.config import RunConfig
+from rnnkit.tasks.errors import ConfigError
 from rnnkit.train import metrics
 
 EVAL_BATCH = 128
+SUBWORD_KEY = "subword_tokenizer"  # artifact: the trained bpe/unigram model's JSON
 
 
 class Seq2SeqLoss:
@@ -69,11 +73,30 @@ class Seq2SeqTask(Task):
     def fit(cls, config: RunConfig, train_path: Path) -> Seq2SeqTask:
         task = cls(config, {})
         pairs = read_records(config, cls.name, train_path)
+        if config.data.tokenizer in SUBWORD_KINDS:
+            task.artifacts[SUBWORD_KEY] = _train_subword(config, pairs)
         source = build_vocab(config, (task.tokens_of(p.source) for p in pairs))
         target = build_vocab(config, (task.tokens_of(p.target) for p in pairs))
-        task.artifacts = {"source_vocab": vocab_json(source), "target_vocab": vocab_json(target),
-                          "tokenizer": task.tokenizer.name}
+        task.artifacts.update({"source_vocab": vocab_json(source),
+                               "target_vocab": vocab_json(target),
+                               "tokenizer": task.tokenizer.name})
         return task
+
+    @property
+    def tokenizer(self):
+        """``data.tokenizer``; a bpe/unigram model comes from the run's artifacts (built once
+        per task object: parsing its JSON for every line would dominate decoding)."""
+        if self.config.data.tokenizer not in SUBWORD_KINDS:
+            return super().tokenizer
+        stored = self.artifacts.get(SUBWORD_KEY)
+        if stored is None:
+            raise ValueError(f"data.tokenizer: {self.config.data.tokenizer} needs the subword "
+                             f"model trained with the run, but artifacts hold no {SUBWORD_KEY}")
+        cached = self.__dict__.get("_subword")
+        if cached is None or cached[0] is not stored:
+            model = SubwordTokenizer.from_json(json.dumps(stored), self.config.data.tokenizer)
+            self.__dict__["_subword"] = cached = (stored, model)
+        return cached[1]
 
     @property
     def source_vocab(self) -> Vocab:
@@ -172,6 +195,17 @@ class Seq2SeqTask(Task):
         return [{"source": s, "rank": rank, "output": text, "score": score}
                 for s, hypotheses in zip(inputs, ranked, strict=True)
                 for rank, (text, score) in enumerate(hypotheses, start=1)]
+
+
+def _train_subword(config: RunConfig, pairs) -> dict[str, Any]:
+    """A bpe/unigram model learnt from the training pairs (sources and targets together, so
+    shared words segment alike), as the JSON object stored in the run's artifacts."""
+    size = config.data.vocab_size
+    if size < 2:
+        raise ConfigError(f"data.vocab_size: expected an integer >= 2, got {size}")
+    texts = (text for pair in pairs for text in (pair.source, pair.target))
+    model = SubwordTokenizer.train(texts, config.data.tokenizer, size)
+    return json.loads(model.to_json())
 
 
 def _teacher_forced_loss(model: nn.Module, examples, target: Vocab) -> float:
