@@ -78,7 +78,7 @@ def test_sine_forecaster_beats_seasonal_naive(tmp_path, monkeypatch):
         "data": {"dataset": "sine", "lookback": 50, "horizon": 10, "season": 50,
                  "normalize": "global"},
         "model": {"cell": "gru", "hidden_size": 24, "gaussian": False},
-        "train": {"batch_size": 32, "lr": 0.01, "max_steps": 150, "eval_every": 50,
+        "train": {"batch_size": 32, "lr": 0.01, "max_steps": 300, "eval_every": 50,
                   "weight_decay": 0.0, "seed": 0},
     })
     test = outcome.test_metrics
