@@ -68,9 +68,6 @@ class DataConfig:
     - ``tag_scheme`` (tagging): ``auto`` detects chunk tags (IOB1, IOB2/BIO, BIOES, BMES) and
       then reports entity-level scores; ``none`` treats tags as plain labels; ``iob1``,
       ``iob2``, ``bioes`` or ``bmes`` converts every file's tags to that scheme.
-    - ``tag_scheme`` (tagging): ``auto`` detects chunk tags (IOB1, IOB2/BIO, BIOES, BMES) and
-      then reports entity-level scores; ``none`` treats tags as plain labels; ``iob1``,
-      ``iob2``, ``bioes`` or ``bmes`` converts every file's tags to that scheme.
     - ``eval_limit``: score only the first N validation/test examples (tokens for language
       models, windows for series) — quick checks on large held-out sets.
     """
@@ -84,7 +81,6 @@ class DataConfig:
     format: Literal["auto", "text", "csv", "word_tag", "conll", "conllu", "pairs", "series",
                     "long", "tsf"] = "auto"
     on_error: Literal["raise", "skip"] = "raise"
-    tag_scheme: Literal["auto", "none", "iob1", "iob2", "bioes", "bmes"] = "auto"
     tag_scheme: Literal["auto", "none", "iob1", "iob2", "bioes", "bmes"] = "auto"
     tokenizer: Literal["auto", "char", "word", "bpe", "unigram"] = "auto"
     vocab_size: int = 1000  # bpe/unigram: subword pieces to learn
@@ -132,10 +128,6 @@ class ModelConfig:
     proj_size: int | None = None  # language_model
     pooling: Literal["last", "mean", "max"] | None = None  # classification
     head_hidden_size: int | None = None  # classification, tagging
-    crf: bool | None = None  # tagging: a CRF output layer
-    char_features: Literal["none", "cnn", "lstm"] | None = None  # tagging
-    pretrained_vectors: str | None = None  # tagging: word2vec/GloVe/fastText text file
-    freeze_embeddings: bool | None = None  # tagging
     crf: bool | None = None  # tagging: a CRF output layer
     char_features: Literal["none", "cnn", "lstm"] | None = None  # tagging
     pretrained_vectors: str | None = None  # tagging: word2vec/GloVe/fastText text file
