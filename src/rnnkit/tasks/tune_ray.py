@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import signal
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -109,7 +110,10 @@ def scheduler(search: TuneConfig, config: RunConfig) -> Any:
         return schedulers.PopulationBasedTraining(
             **common, perturbation_interval=search.perturbation_interval,
             hyperparam_mutations={key: _mutation(key, spec) for key, spec in search.params.items()},
-            quantile_fraction=0.5)  # small populations: the worse half copies the better
+            quantile_fraction=0.5,  # small populations: the worse half copies the better
+            # every trial reaches each interval before anyone exploits: the same exploit
+            # decisions on every run, however the 2 cores schedule the trials
+            synch=True)
     return schedulers.FIFOScheduler()
 
 
@@ -277,6 +281,10 @@ def _settle(record: TrialRecord, failed: bool) -> None:
     record.config = read_trial_config(record.run_dir) if record.run_dir else None
 
 
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
+
+
 def _start_ray(ray: Any, address: str | None) -> bool:
     """Connect to ``address`` or start a local runtime; True when this call did (and so must
     shut it down)."""
@@ -316,6 +324,9 @@ def tune_ray(
     keys = list(search.params)
     table = TrialTable(monitor, keys, report)
     rows = _table_callback(monitor, mode, keys, out_dir, table)
+    # ray.init installs its own SIGINT/SIGTERM handlers in this process and leaves them after
+    # shutdown; the caller's (rnnkit's stop-signal handling, a notebook's) come back after.
+    handlers = {number: signal.getsignal(number) for number in STOP_SIGNALS}
     started = _start_ray(ray, address)
     try:
         with warnings.catch_warnings():
@@ -327,6 +338,9 @@ def tune_ray(
     finally:
         if started:
             ray.shutdown()
+        for number, handler in handlers.items():
+            if handler is not None:  # None: set outside Python, cannot be restored from here
+                signal.signal(number, handler)
     records = sorted(rows.records.values(), key=lambda record: record.number)
     outcome = TuneOutcome(records, best_trial(records, mode), None, len(records), monitor, mode,
                           results)
