@@ -38,3 +38,13 @@ def test_an_ignored_signal_stays_ignored():
             assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+def test_handlers_a_library_installs_are_replaced_by_the_process_s_own_after_the_block():
+    from rnnkit.train.interrupt import signal_handlers_restored
+
+    before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    with signal_handlers_restored():  # as torch's elastic launcher and ray.init do
+        signal.signal(signal.SIGINT, lambda *args: None)
+        signal.signal(signal.SIGTERM, lambda *args: None)
+    assert {number: signal.getsignal(number) for number in before} == before

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import signal
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -40,6 +39,7 @@ from rnnkit.tasks.tune_results import (
 )
 from rnnkit.tasks.tune_space import grid, with_values
 from rnnkit.train import Callback
+from rnnkit.train.interrupt import signal_handlers_restored
 
 RAY_DIR = "ray"
 CHECKPOINT_PARTS = ("last", "best")  # rnnkit checkpoints a Ray checkpoint carries
@@ -281,10 +281,6 @@ def _settle(record: TrialRecord, failed: bool) -> None:
     record.config = read_trial_config(record.run_dir) if record.run_dir else None
 
 
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
-                     if hasattr(signal, name))
-
-
 def _start_ray(ray: Any, address: str | None) -> bool:
     """Connect to ``address`` or start a local runtime; True when this call did (and so must
     shut it down)."""
@@ -294,8 +290,8 @@ def _start_ray(ray: Any, address: str | None) -> bool:
              "configure_logging": True}
     if address is not None:
         ray.init(address=address, **quiet)
-    else:
-        ray.init(num_cpus=os.cpu_count() or 1, **quiet)
+    else:  # a local runtime talks to itself over loopback only
+        ray.init(num_cpus=os.cpu_count() or 1, _node_ip_address="127.0.0.1", **quiet)
     return True
 
 
@@ -324,23 +320,19 @@ def tune_ray(
     keys = list(search.params)
     table = TrialTable(monitor, keys, report)
     rows = _table_callback(monitor, mode, keys, out_dir, table)
-    # ray.init installs its own SIGINT/SIGTERM handlers in this process and leaves them after
-    # shutdown; the caller's (rnnkit's stop-signal handling, a notebook's) come back after.
-    handlers = {number: signal.getsignal(number) for number in STOP_SIGNALS}
-    started = _start_ray(ray, address)
-    try:
-        with warnings.catch_warnings():
-            # Ray suggests actor reuse for PBT; rnnkit trials restart from checkpoints instead
-            warnings.filterwarnings("ignore", message=".*reuse_actors", category=UserWarning)
-            results = _tuner(config, search, out_dir, study_name, trials,
-                             grid_points is not None, monitor, mode, timeout_minutes,
-                             rows).fit()
-    finally:
-        if started:
-            ray.shutdown()
-        for number, handler in handlers.items():
-            if handler is not None:  # None: set outside Python, cannot be restored from here
-                signal.signal(number, handler)
+    # ray.init installs its own stop-signal handlers in this process and leaves them behind
+    with signal_handlers_restored():
+        started = _start_ray(ray, address)
+        try:
+            with warnings.catch_warnings():
+                # Ray suggests actor reuse for PBT; rnnkit trials restart from checkpoints
+                warnings.filterwarnings("ignore", message=".*reuse_actors", category=UserWarning)
+                results = _tuner(config, search, out_dir, study_name, trials,
+                                 grid_points is not None, monitor, mode, timeout_minutes,
+                                 rows).fit()
+        finally:
+            if started:
+                ray.shutdown()
     records = sorted(rows.records.values(), key=lambda record: record.number)
     outcome = TuneOutcome(records, best_trial(records, mode), None, len(records), monitor, mode,
                           results)

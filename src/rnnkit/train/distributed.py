@@ -66,7 +66,7 @@ import torch.distributed as dist
 from torch import nn
 
 from rnnkit.train.contracts import BatchSource
-from rnnkit.train.interrupt import StopSignal
+from rnnkit.train.interrupt import StopSignal, signal_handlers_restored
 
 PROCESS_GROUP_TIMEOUT = datetime.timedelta(minutes=60)  # rank 0 may evaluate a long time alone
 
@@ -358,7 +358,7 @@ def launch_local(nproc: int, argv: Sequence[str]) -> int:
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
     threads = str(max(1, (os.cpu_count() or 1) // nproc))
     try:
-        with _environment_default("OMP_NUM_THREADS", threads):
+        with _environment_default("OMP_NUM_THREADS", threads), signal_handlers_restored():
             elastic_launch(config, sys.executable)("-m", "rnnkit", *argv)
     except ChildFailedError as failure:
         return failure.get_first_failure()[1].exitcode or 1

@@ -139,3 +139,19 @@ def stop_signals_raise() -> Iterator[None]:
 
     with _handled(tuple(n for n in STOP_SIGNALS if n != signal.SIGINT), raise_stop):
         yield
+
+
+@contextlib.contextmanager
+def signal_handlers_restored() -> Iterator[None]:
+    """Put the process's stop-signal handlers back after the block: libraries run inside it
+    (torch's elastic launcher, ``ray.init``) install their own and leave them behind, which
+    would break rnnkit's stop signals, or a notebook's Ctrl-C, later in the process."""
+    saved = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            for number, handler in saved.items():
+                if handler is not None:  # None: installed outside Python, not restorable
+                    signal.signal(number, handler)
+
