@@ -5,18 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from rnnkit import tasks
 
 
 @pytest.fixture(autouse=True)
-def _single_thread():
-    """Tiny models run fastest (and deterministically) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _single_thread(single_thread):
+    """Every test here runs on one thread (the root conftest's ``single_thread``)."""
 
 
 def _train(config_path: str, out: Path, overrides: list[str]) -> Path:

@@ -8,19 +8,12 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from rnnkit import tasks
 from rnnkit.tasks.backtest import read_backtest_forecasts
 from rnnkit.tasks.config import config_from_dict
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _series(path, steps):

@@ -5,19 +5,12 @@ cannot show."""
 from __future__ import annotations
 
 import pytest
-import torch
 from tests.tasks.forecast_files import promotion_series, signed_panel
 
 from rnnkit import tasks
 from rnnkit.tasks.config import config_from_dict
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _train(tmp_path, name: str, data: dict, steps: int = 300) -> tasks.Run:

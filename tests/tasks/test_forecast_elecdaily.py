@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from rnnkit import tasks
 from rnnkit.data.datasets import load_sample
@@ -18,12 +17,7 @@ SHORT = ["train.max_steps=120", "train.eval_every=40", "train.max_epochs=1000",
          "train.progress=false", "train.seed=0"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _backtest(tmp_path, name: str, overrides: list[str]) -> dict[str, float]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from rnnkit import tasks
 from rnnkit.tasks import forecast_metrics as fm
@@ -51,12 +50,7 @@ def _write_panel(path, scales, steps, seed=0):
     return path
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def test_global_model_over_a_tsf_panel_scores_every_series(tmp_path):

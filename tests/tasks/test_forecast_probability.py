@@ -17,13 +17,7 @@ from rnnkit.tasks.config import config_from_dict
 from rnnkit.tasks.errors import ConfigError
 from rnnkit.tasks.forecast_baselines import seasonal_indices, theta_one
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def test_quantile_predictive_interpolates_between_levels_and_clamps_outside():
