@@ -120,8 +120,10 @@ def test_forecasting(cli, tmp_path):
     assert "naive_mase" in metrics and 0 <= metrics["coverage"] <= 1
     result = cli("predict", "sine", "--input", test_file, "--format", "csv")
     header, *rows = result.stdout.splitlines()
-    assert header == "step,value,value_lower,value_upper" and len(rows) == 5
-    assert all(float(r.split(",")[2]) <= float(r.split(",")[3]) for r in rows)
+    assert header == "step,time,value,value_lower,value_upper" and len(rows) == 5
+    # the file's own time column (t = 900..999) continues past its last row
+    assert [r.split(",")[1] for r in rows] == ["1000", "1001", "1002", "1003", "1004"]
+    assert all(float(r.split(",")[3]) <= float(r.split(",")[4]) for r in rows)
     export_checks(cli, "sine")
 
 

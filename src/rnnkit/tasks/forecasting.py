@@ -14,6 +14,7 @@ from torch import nn
 
 from rnnkit.data import DataFormatError, SeriesReader, StandardScaler, WindowSource
 from rnnkit.data.readers.panel import time_key
+from rnnkit.data.time_index import continue_times
 from rnnkit.tasks import forecast_baselines
 from rnnkit.tasks import forecast_metrics as fm
 from rnnkit.tasks import forecast_probability as fp
@@ -378,8 +379,8 @@ class ForecastingTask(Task):
         names = [self.roles.columns[i] for i in self.roles.targets]
         for series in (s for item in inputs for s in as_list(item)):
             forecast = self.forecast(model, self._origin_window(series), samples=samples)
-            rows.extend(_forecast_rows(forecast, names, series.series_id,
-                                       samples > 0))
+            times = continue_times(series.times, self.config.data.horizon)
+            rows.extend(_forecast_rows(forecast, names, series.series_id, samples > 0, times))
         return rows
 
     def _origin_window(self, series: Series) -> Windows:
@@ -424,12 +425,16 @@ def _split_blank_tail(values: np.ndarray, roles: ColumnRoles, path: str,
     return values[:first], values[first:]
 
 
-def _forecast_rows(forecast, names: list[str], series_id: str,
-                   with_samples: bool = False) -> list[dict[str, Any]]:
+def _forecast_rows(forecast, names: list[str], series_id: str, with_samples: bool = False,
+                   times: list[str] | None = None) -> list[dict[str, Any]]:
+    """One row per forecast step: ``step`` (1..horizon), ``time`` (the series' own time
+    column continued, when it has a constant step) and each target's value and interval."""
     rows = []
     for step in range(forecast.mean.shape[1]):
         row: dict[str, Any] = {"series": series_id} if series_id else {}
         row["step"] = step + 1
+        if times is not None:
+            row["time"] = times[step]
         for index, name in enumerate(names):
             row[name] = float(forecast.mean[0, step, index])
             if forecast.lower is not None:
