@@ -201,3 +201,44 @@ def grouped_bars_figure(groups: Sequence[str], values: Mapping[str, Sequence[flo
     axes.legend(fontsize=8)
     axes.grid(True, axis="y", alpha=0.3)
     return figure
+
+
+def hyperparameter_figure(params: Mapping[str, Sequence[str]], values: Sequence[float],
+                          states: Sequence[str], best: Sequence[bool], metric: str) -> Figure:
+    """One panel per hyperparameter: each trial's ``metric`` against the value it tried.
+
+    Numbers go on a numeric axis (log-scaled when they span more than two decades), anything
+    else on categories; pruned trials are crosses, the best trial a star."""
+    figure = new_figure(width=max(4.0, 3.2 * len(params)), height=3.2)
+    for index, (name, raw) in enumerate(params.items()):
+        axes = figure.add_subplot(1, len(params), index + 1)
+        numbers = _as_numbers(raw)
+        if numbers is None:
+            labels = sorted(set(raw))
+            x = [labels.index(v) for v in raw]
+            axes.set_xticks(range(len(labels)), labels, rotation=30, fontsize=8)
+        else:
+            x = numbers
+            positive = [v for v in numbers if v > 0]
+            if len(positive) == len(numbers) and max(positive) / min(positive) > 100:
+                axes.set_xscale("log")
+        for marker, keep in (("o", lambda s, b: s != "pruned" and not b),
+                             ("x", lambda s, b: s == "pruned" and not b),
+                             ("*", lambda s, b: b)):
+            chosen = [i for i, (s, b) in enumerate(zip(states, best, strict=True)) if keep(s, b)]
+            if chosen:
+                axes.scatter([x[i] for i in chosen], [values[i] for i in chosen], marker=marker,
+                             s=80 if marker == "*" else 30)
+        axes.set_xlabel(name, fontsize=8)
+        if index == 0:
+            axes.set_ylabel(metric)
+        axes.grid(True, alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def _as_numbers(raw: Sequence[str]) -> list[float] | None:
+    try:
+        return [float(v) for v in raw]
+    except (TypeError, ValueError):
+        return None

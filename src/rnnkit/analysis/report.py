@@ -29,6 +29,7 @@ from rnnkit.analysis.report_samples import SAMPLE_SECTIONS, hidden_state_section
 from rnnkit.analysis.run_context import RunContext, last_position_only
 from rnnkit.analysis.run_files import metric_series
 from rnnkit.analysis.spectrum import recurrent_weight_spectrum, step_jacobian_spectrum
+from rnnkit.analysis.study_report import build_study_report, is_study
 
 REPORT_FILE = "report.html"
 IMAGE_DIR = "report_images"
@@ -184,8 +185,11 @@ def build_report(run_dir: str | Path, data: str | Path | None = None,
     """Write ``DIR/report.html`` and ``DIR/report_images/*.png``; returns the HTML path.
 
     ``progress`` shows a bar on stderr naming the section (and its figures) being built: the
-    gradient flow and spectra take seconds each on a large model.
+    gradient flow and spectra take seconds each on a large model. A study directory written
+    by ``rnnkit tune`` gets the tuning report instead (:mod:`rnnkit.analysis.study_report`).
     """
+    if is_study(run_dir):  # a directory `rnnkit tune` wrote: the tuning report
+        return build_study_report(run_dir)
     context = RunContext(run_dir, data)
     builders = [*SECTIONS, *SAMPLE_SECTIONS]
     sections = []

@@ -58,23 +58,28 @@ class RunFiles:
 
     def metrics(self) -> list[dict[str, float]]:
         """Rows of ``metrics.csv`` with numbers parsed; empty cells are left out of each row."""
-        path = self.run_dir / METRICS_FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no metrics log")
-        rows = []
-        with open(path, newline="", encoding="utf-8") as handle:
-            for line, raw in enumerate(csv.DictReader(handle), start=2):
-                row = {}
-                for key, value in raw.items():
-                    if value in ("", None):
-                        continue
-                    try:
-                        row[key] = float(value)
-                    except ValueError as error:
-                        raise ValueError(f"{path}:{line}: column {key!r} is not a number: "
-                                         f"{value!r}") from error
-                rows.append(row)
-        return rows
+        return read_metrics(self.run_dir)
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, float]]:
+    """Rows of ``run_dir/metrics.csv`` with numbers parsed; empty cells are left out."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no metrics log")
+    rows = []
+    with open(path, newline="", encoding="utf-8") as handle:
+        for line, raw in enumerate(csv.DictReader(handle), start=2):
+            row = {}
+            for key, value in raw.items():
+                if value in ("", None):
+                    continue
+                try:
+                    row[key] = float(value)
+                except ValueError as error:
+                    raise ValueError(f"{path}:{line}: column {key!r} is not a number: "
+                                     f"{value!r}") from error
+            rows.append(row)
+    return rows
 
 
 def metric_series(rows: list[dict[str, float]], name: str) -> tuple[list[float], list[float]]:

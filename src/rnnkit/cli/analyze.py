@@ -42,7 +42,8 @@ def _print_rows(rows: list[dict]) -> None:
 @app.command()
 @handle_errors
 def analyze(
-    run_dir: Path = typer.Argument(..., help="A run directory made by `rnnkit train`."),
+    run_dir: Path = typer.Argument(..., help="A run directory made by `rnnkit train`, or a "
+                                   "study directory made by `rnnkit tune` (tuning report)."),
     data: Path | None = typer.Option(None, "--data", help="Data file in the run's format "
                                      "(default: the run's validation, test or training file)."),
     what: What = typer.Option(What.gradient_flow, "--what", help="What to analyse."),
@@ -62,10 +63,12 @@ def analyze(
 @app.command()
 @handle_errors
 def report(
-    run_dir: Path = typer.Argument(..., help="A run directory made by `rnnkit train`."),
+    run_dir: Path = typer.Argument(..., help="A run directory made by `rnnkit train`, or a "
+                                   "study directory made by `rnnkit tune` (tuning report)."),
     data: Path | None = typer.Option(None, "--data", help="Data file for the sample sections."),
 ) -> None:
-    """Write DIR/report.html: one self-contained page (plots embedded), plus PNGs."""
+    """Write DIR/report.html: one self-contained page (plots embedded), plus PNGs; for a tuning
+    study, the trials, the metric against each hyperparameter and the best trial's curves."""
     from rnnkit.analysis.report import build_report
 
     # A bar per section only on a terminal; piped or logged stderr stays clean.
