@@ -211,6 +211,20 @@ bool check_lengths(const Arg& lengths, int64_t T) {
 
 int thread_count(int threads) { return threads < 1 ? 1 : threads; }
 
+// A kernel's argument struct with the sizes and options both directions share.
+template <typename Args>
+Args with_sizes(int mode, const Sizes& s, int reverse, int threads) {
+    Args a = {};
+    a.mode = mode;
+    a.T = (int)s.T;
+    a.B = (int)s.B;
+    a.H = (int)s.H;
+    a.Hout = (int)s.Hout;
+    a.reverse = reverse;
+    a.threads = thread_count(threads);
+    return a;
+}
+
 // Binds a vectorcall's arguments to `names`, every one required and passed by keyword, into
 // `values` (borrowed). Keyword names in the caller's code are interned, as are `interned`'s,
 // so the usual call costs one pointer comparison per argument; any order still works.
@@ -313,15 +327,8 @@ PyObject* rnnkit_py_forward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
         PyErr_SetString(PyExc_ValueError, "rnnkit.engine: c0, c_n, aux or m missing for mode");
         return nullptr;
     }
-    rnnkit::ForwardArgs a = {};
-    a.mode = mode;
-    a.T = (int)s.T;
-    a.B = (int)s.B;
-    a.H = (int)s.H;
-    a.Hout = (int)s.Hout;
-    a.reverse = reverse;
+    auto a = with_sizes<rnnkit::ForwardArgs>(mode, s, reverse, threads);
     a.save = save;
-    a.threads = thread_count(threads);
     a.pack = pack;
     a.xg = pointer(checked[0]);
     a.bx = pointer(checked[1]);
@@ -394,14 +401,7 @@ PyObject* rnnkit_py_backward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
                         "unexpected for mode");
         return nullptr;
     }
-    rnnkit::BackwardArgs a = {};
-    a.mode = mode;
-    a.T = (int)s.T;
-    a.B = (int)s.B;
-    a.H = (int)s.H;
-    a.Hout = (int)s.Hout;
-    a.reverse = reverse;
-    a.threads = thread_count(threads);
+    auto a = with_sizes<rnnkit::BackwardArgs>(mode, s, reverse, threads);
     a.whh = pointer(checked[0]);
     a.whr = pointer(checked[1]);
     a.dy = pointer(checked[2]);
