@@ -90,3 +90,48 @@ def test_bad_interval_and_future_shape():
         model.predict(torch.randn(4, 2), interval=1.5)
     with pytest.raises(ValueError, match=r"batch.future: expected shape \(2, 3, 2\)"):
         model.loss(WindowBatch(torch.randn(2, 4, 2), torch.randn(2, 1, 2)))
+
+
+def test_teacher_forced_loss_scores_every_one_step_prediction_of_the_window():
+    torch.manual_seed(0)
+    model = forecaster(input_size=1, horizon=3, strategy="autoregressive", gaussian=True,
+                       future_size=1)
+    history, future = torch.randn(2, 5, 1), torch.randn(2, 3, 1)
+    covariates = torch.randn(2, 8, 1)
+    window = torch.cat([history, future], dim=1)
+    expected = []
+    for end in range(1, 8):  # a one-step model on every prefix, fed the true values
+        one_step = forecaster(input_size=1, horizon=1, strategy="autoregressive",
+                              gaussian=True, future_size=1)
+        one_step.load_state_dict(model.state_dict())
+        mean, std = one_step(window[:, :end], covariates[:, :end + 1])
+        expected.append(-torch.distributions.Normal(mean, std).log_prob(window[:, end:end + 1]))
+    loss = model.loss(WindowBatch(history, future, covariates))
+    torch.testing.assert_close(loss, torch.cat(expected, dim=1).mean())
+    free = forecaster(input_size=1, horizon=3, strategy="autoregressive", gaussian=True,
+                      future_size=1, teacher_forcing=False)
+    free.load_state_dict(model.state_dict())
+    mean, std = free(history, covariates)  # free-running: the horizon alone, own forecasts
+    free_loss = -torch.distributions.Normal(mean, std).log_prob(future).mean()
+    torch.testing.assert_close(free.loss(WindowBatch(history, future, covariates)), free_loss)
+
+
+def test_autoregressive_sample_paths_feed_each_paths_own_draws_back():
+    torch.manual_seed(0)
+    model = forecaster(input_size=1, horizon=4, strategy="autoregressive", gaussian=True).eval()
+    history = torch.randn(3, 6, 1)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        raw, paths = model._outputs(history, None, None, draw=True, paths=5)
+        torch.manual_seed(1)  # encoding the history once equals encoding every copy of it
+        torch.testing.assert_close(
+            model._outputs(history.repeat(5, 1, 1), None, None, draw=True)[1], paths)
+    one_step = forecaster(input_size=1, horizon=1, strategy="autoregressive",
+                          gaussian=True).eval()
+    one_step.load_state_dict(model.state_dict())
+    mean = model.predictive(raw).point  # (paths * batch, horizon, 1), path k of row b at k*3+b
+    for row in range(15):
+        extended = torch.cat([history[row % 3], paths[row, :-1]])  # the path's own draws
+        expected, _ = one_step(extended[None])
+        torch.testing.assert_close(mean[row, -1], expected[0, 0])
+    assert model.predict(history[:1, :, 0], samples=5, seed=1).samples.shape == (5, 1, 4, 1)

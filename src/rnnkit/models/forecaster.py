@@ -21,6 +21,7 @@ from rnnkit.models._recurrent import (
     build_rnn,
     eval_mode,
     final_hidden,
+    map_state,
     top_layer_summary,
 )
 from rnnkit.models.forecast_likelihood import (
@@ -42,7 +43,11 @@ class ForecasterConfig(RecurrentOptions):
     - ``horizon``: steps to forecast.
     - ``strategy``: ``'direct'`` maps the final state to all ``horizon`` steps at once;
       ``'autoregressive'`` predicts one step and feeds it back (needs every feature to be a
-      target, since future values of other features are unknown; trained free-running).
+      target, since future values of other features are unknown).
+    - ``teacher_forcing`` (``'autoregressive'`` only): train one step ahead at every step of
+      the ``lookback + horizon`` window, fed the true previous values (as Darts' ``RNNModel``
+      and DeepAR train); ``False``: free-running, the loss on the horizon only, each step fed
+      the model's own previous point forecast.
     - ``bidirectional``: bidirectional encoder (``'direct'`` only).
     - ``likelihood``: the output distribution (see :mod:`rnnkit.models.forecast_likelihood`):
       ``'none'`` (point forecasts, MSE), ``'gaussian'``, ``'student_t'``,
@@ -61,6 +66,7 @@ class ForecasterConfig(RecurrentOptions):
     horizon: int = 1
     target_indices: list[int] | None = None
     strategy: Literal["direct", "autoregressive"] = "direct"
+    teacher_forcing: bool = True
     bidirectional: bool = False
     gaussian: bool = False
     likelihood: Likelihood = "none"
@@ -239,14 +245,20 @@ class Forecaster(nn.Module):
         return self._outputs(history, covariates, static, draw)[0]
 
     def _outputs(self, history: Tensor, covariates: Tensor | None, static: Tensor | None,
-                 draw: bool) -> tuple[Tensor, Tensor | None]:
-        """Raw outputs and, for autoregressive models, the values fed back ``(batch, horizon,
-        targets)`` (the last step's too): a sample path when ``draw``."""
+                 draw: bool, paths: int = 1) -> tuple[Tensor, Tensor | None]:
+        """Raw outputs and, for autoregressive models, the values fed back ``(paths * batch,
+        horizon, targets)`` (the last step's too): sample paths when ``draw``, path ``k`` of
+        row ``b`` at ``k * batch + b``. The history is encoded once for all ``paths``."""
         self._check(history, covariates, static)
         outputs, state = self.rnn(self._encoder_inputs(history, covariates, static))
         if self.config.strategy == "autoregressive":
-            return self._autoregress(outputs[:, -1], state, history.shape[1], covariates, static,
-                                     draw)
+            def repeat(value):
+                return None if value is None else value.repeat(paths, *[1] * (value.dim() - 1))
+
+            if paths > 1:
+                state = map_state(state, lambda part: part.repeat(1, paths, 1))
+            return self._autoregress(repeat(outputs[:, -1]), state, history.shape[1],
+                                     repeat(covariates), repeat(static), draw)
         summary = top_layer_summary(final_hidden(state), self.directions)
         raw = self.head(self.dropout(summary))  # (batch, horizon * values)
         if self.covariate_head is not None:
@@ -279,13 +291,35 @@ class Forecaster(nn.Module):
         return torch.cat(raws, dim=1), torch.stack(fed, dim=1)
 
     def loss(self, batch: WindowBatch) -> Tensor:
-        """The likelihood's loss: MSE, negative log-likelihood or the mean pinball loss."""
+        """The likelihood's loss: MSE, negative log-likelihood or the mean pinball loss; for a
+        teacher-forced autoregressive model, of every one-step-ahead prediction in the window."""
+        if self.config.strategy == "autoregressive" and self.config.teacher_forcing:
+            return self._teacher_forced_loss(batch)
         distribution = self.predictive(self.raw_outputs(batch.history, batch.covariates,
                                                         batch.static))
         if batch.future.shape != distribution.point.shape:
             raise ValueError(f"batch.future: expected shape {tuple(distribution.point.shape)}, "
                              f"got {tuple(batch.future.shape)}")
         return distribution.loss(batch.future)
+
+    def _teacher_forced_loss(self, batch: WindowBatch) -> Tensor:
+        """Step ``t`` of ``history ++ future`` (with the covariates of ``t + 1``) predicts step
+        ``t + 1``, for every ``t`` but the last: the whole window trains the one-step model,
+        not only the horizon (with ~30 times as many loss terms per window)."""
+        history, future = batch.history, batch.future
+        horizon = self.config.horizon
+        expected = (history.shape[0], horizon, self.config.target_size)
+        if tuple(future.shape) != expected:
+            raise ValueError(f"batch.future: expected shape {expected}, got "
+                             f"{tuple(future.shape)}")
+        self._check(history, batch.covariates, batch.static)
+        ahead = history.new_empty(history.shape[0], horizon, history.shape[2])
+        ahead[..., self.config.targets] = future  # every feature is a target here
+        window = torch.cat([history, ahead], dim=1)
+        inputs = self._encoder_inputs(window[:, :-1], batch.covariates, batch.static)
+        outputs, _ = self.rnn(inputs)
+        distribution = self.predictive(self.head(self.dropout(outputs)))
+        return distribution.loss(window[:, 1:, self.config.targets])
 
     def scale(self, values: Tensor) -> Tensor:
         """Raw features ``(..., input_size)`` → scaled."""
@@ -381,10 +415,5 @@ class Forecaster(nn.Module):
         if self.config.strategy == "direct":
             return distribution.sample(count)
         history, covariates, static = inputs
-        batch = history.shape[0]
-
-        def repeat(value: Tensor | None) -> Tensor | None:
-            return None if value is None else value.repeat(count, *[1] * (value.dim() - 1))
-
-        drawn = self._outputs(repeat(history), repeat(covariates), repeat(static), draw=True)[1]
-        return drawn.reshape(count, batch, *drawn.shape[1:])
+        drawn = self._outputs(history, covariates, static, draw=True, paths=count)[1]
+        return drawn.reshape(count, history.shape[0], *drawn.shape[1:])
