@@ -396,11 +396,12 @@ class Forecaster(nn.Module):
         analytic = distribution.analytic and self.config.strategy == "direct"
         count = samples if analytic else (samples or DEFAULT_SAMPLES)
         paths = self._sample_paths(distribution, inputs, count) if count else None
+        ordered = None if analytic else paths.sort(dim=0).values  # sorted once for all levels
 
         def quantile(level: float) -> Tensor:
             if analytic:
                 return distribution.icdf(level)
-            return torch.quantile(paths, level, dim=0)
+            return _sorted_quantile(ordered, level)
 
         tail = (1.0 - interval) / 2.0
         forecast.median, forecast.lower, forecast.upper = (
@@ -417,3 +418,12 @@ class Forecaster(nn.Module):
         history, covariates, static = inputs
         drawn = self._outputs(history, covariates, static, draw=True, paths=count)[1]
         return drawn.reshape(count, history.shape[0], *drawn.shape[1:])
+
+
+def _sorted_quantile(ordered: Tensor, level: float) -> Tensor:
+    """The ``level`` quantile along dim 0 of already sorted draws, interpolated linearly as
+    :func:`torch.quantile` does (which sorts on every call and refuses >16M elements)."""
+    position = level * (ordered.shape[0] - 1)
+    low = int(position)
+    high = min(low + 1, ordered.shape[0] - 1)
+    return torch.lerp(ordered[low], ordered[high], position - low)
