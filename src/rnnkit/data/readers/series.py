@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataFormatError
-from ._lines import OnError
+from ._lines import OnError, SkipLog
 from .base import Reader
 from .labelled import CsvRows
 
@@ -24,17 +25,93 @@ class SeriesRow:
     line: int
 
 
+class TimeLabels(Sequence[str]):
+    """Time labels held compactly: one string with all of them and an offset per label.
+
+    A tuple of strings costs about 64 bytes per label (object header, pointer), which for
+    millions of rows dwarfs the float64 values themselves; here a label costs its characters
+    plus 8 bytes. Behaves as a read-only sequence of ``str``: indexing, slicing (a view),
+    iteration, and equality with tuples and lists of labels.
+    """
+
+    __slots__ = ("_offsets", "_start", "_stop", "_text")
+
+    def __init__(self, text: str, offsets: array, start: int = 0, stop: int | None = None):
+        self._text, self._offsets = text, offsets
+        self._start = start
+        self._stop = len(offsets) - 1 if stop is None else stop
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step == 1:
+                return TimeLabels(self._text, self._offsets, self._start + start,
+                                  self._start + max(start, stop))
+            return tuple(self[i] for i in range(start, stop, step))
+        position = index + len(self) if index < 0 else index
+        if not 0 <= position < len(self):
+            raise IndexError(f"time label index {index} out of range for {len(self)} labels")
+        position += self._start
+        return self._text[self._offsets[position]:self._offsets[position + 1]]
+
+    def __iter__(self) -> Iterator[str]:
+        text, offsets = self._text, self._offsets
+        for position in range(self._start, self._stop):
+            yield text[offsets[position]:offsets[position + 1]]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TimeLabels | tuple | list):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]  # equal to tuples, which hash differently
+
+    def __repr__(self) -> str:
+        shown = ", ".join(repr(label) for label in self[:3])
+        return f"TimeLabels([{shown}{', ...' if len(self) > 3 else ''}], {len(self)} labels)"
+
+
+class _LabelCollector:
+    """Builds :class:`TimeLabels` row by row, joining labels into blocks as it goes."""
+
+    _BLOCK = 4096  # labels waiting as str objects (~60 bytes each) before a join
+
+    def __init__(self) -> None:
+        self.blocks: list[str] = []
+        self.pending: list[str] = []
+        self.offsets = array("q", [0])
+        self.end = 0
+
+    def append(self, label: str) -> None:
+        self.pending.append(label)
+        self.end += len(label)
+        self.offsets.append(self.end)
+        if len(self.pending) == self._BLOCK:
+            self.blocks.append("".join(self.pending))
+            self.pending = []
+
+    def labels(self) -> TimeLabels:
+        self.blocks.append("".join(self.pending))
+        text = "".join(self.blocks)
+        self.blocks, self.pending = [], []
+        return TimeLabels(text, self.offsets)
+
+
 @dataclass(frozen=True)
 class TimeSeries:
     """A whole series in memory.
 
     - ``values``: ``(time, features)`` float64, one column per name in ``columns``.
-    - ``times``: the time labels, or ``None`` when no time column was read.
+    - ``times``: the time labels (a tuple, or :class:`TimeLabels` from :meth:`SeriesReader.\
+      read_series`), or ``None`` when no time column was read.
     """
 
     values: np.ndarray
     columns: tuple[str, ...]
-    times: tuple[str, ...] | None = None
+    times: Sequence[str] | None = None
 
     def __len__(self) -> int:
         return self.values.shape[0]
@@ -69,6 +146,11 @@ class SeriesReader(Reader[SeriesRow]):
         self.rows = CsvRows(self, delimiter, required)
 
     def _records(self) -> Iterator[SeriesRow]:
+        for line, time, values in self._rows():
+            yield SeriesRow(time, values, line)
+
+    def _rows(self) -> Iterator[tuple[int, str | None, tuple[float, ...]]]:
+        """``(line, time label, values)`` of each kept row, checked as documented above."""
         skipped_at_last_row: int | None = None  # skip count when the last row was kept
         for line, row in self.rows:
             if self.rows.record_start != line:  # no value spans lines: a quote is not closed
@@ -87,7 +169,7 @@ class SeriesReader(Reader[SeriesRow]):
                 raise self._gap_error(line, skipped_at_last_row)
             skipped_at_last_row = self.skip_log.count
             time = row[self.time_column].strip() if self.time_column else None
-            yield SeriesRow(time, values, line)
+            yield line, time, values
 
     def _gap_error(self, line: int, skipped_before: int) -> DataFormatError:
         """Skipped rows inside the series: joining the rows around them would put time steps
@@ -114,13 +196,29 @@ class SeriesReader(Reader[SeriesRow]):
         return value
 
     def read_series(self) -> TimeSeries:
-        """Read the whole file into a :class:`TimeSeries`."""
-        rows = self.read()
+        """Read the whole file into a :class:`TimeSeries` (``values`` ``(time, columns)``).
+
+        Rows go straight into a flat float64 buffer and the time labels into one string, so
+        memory is about the values' own size (8 bytes per cell) plus the labels' characters
+        and 8 bytes per row, not a Python object per row.
+        """
+        self.skip_log = SkipLog(self.on_error)
+        values = array("d")
+        times = _LabelCollector() if self.time_column else None
+        rows = 0
+        for _line, time, row_values in self._rows():
+            values.extend(row_values)
+            if times is not None:
+                times.append(time)  # type: ignore[arg-type]
+            rows += 1
+        self.skip_log.report(self.path)
         if not rows:
             raise DataFormatError(self.path, None, "no data rows after the header")
-        values = np.array([row.values for row in rows], dtype=np.float64)
-        times = tuple(row.time for row in rows) if self.time_column else None
-        return TimeSeries(values, tuple(self.value_columns or ()), times)
+        columns = tuple(self.value_columns or ())
+        # frombuffer shares the array's memory: no second copy of the values
+        matrix = np.frombuffer(values, dtype=np.float64).reshape(rows, len(columns))
+        return TimeSeries(matrix, columns,
+                          times.labels() if times is not None else None)
 
 
 def _not_finite_reason(column: str, text: str) -> str:
