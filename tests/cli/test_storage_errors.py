@@ -4,18 +4,20 @@ checkpoint intact and loadable, no temporary file left, and the run resumable.""
 
 from __future__ import annotations
 
+import builtins
 import errno
 import json
+import os
 from pathlib import Path
 
 import pytest
 import torch
 from tests.cli.test_errors import assert_user_error, hello_config
 from tests.faults import OPERATIONS, inject_write_faults
-from tests.train.train_toys import Regressor
+from tests.train.train_toys import RegressionSource, Regressor, quiet_config
 
 from rnnkit.models import load_model
-from rnnkit.train import load_checkpoint, save_checkpoint
+from rnnkit.train import Trainer, load_checkpoint, save_checkpoint
 from rnnkit.train.durable import WriteError, replace_file
 
 TINY = ("--no-progress", "--set", "train.eval_every=1")
@@ -91,6 +93,46 @@ def test_a_full_disk_at_a_log_write_is_one_line_naming_it(cli, tmp_path, monkeyp
         assert {p.name: p.read_bytes() for p in Path("r/checkpoints/last").iterdir()} == last
     assert load_checkpoint("r/checkpoints/last").trainer_state is not None
     assert _leftovers(tmp_path / "r") == []
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES])
+def test_a_full_disk_at_a_tensorboard_write_is_one_line_naming_the_event_file(
+        cli, tmp_path, monkeypatch, code):
+    config = hello_config(tmp_path)
+    assert cli("train", config, "--out", "r", "--set", "train.max_steps=2", *TINY).exit_code == 0
+    last = {p.name: p.read_bytes() for p in Path("r/checkpoints/last").iterdir()}
+    faults = inject_write_faults(monkeypatch, f"{tmp_path}/r/tensorboard/*", code, ("write",))
+    result = cli("train", "--out", "r", "--resume", "--set", "train.max_steps=3",
+                 "--set", "train.tensorboard=true", *TINY)
+    reason = {errno.ENOSPC: "no space left on the device (ENOSPC)",
+              errno.EACCES: "permission denied (EACCES)"}[code]
+    assert_user_error(result, "error: cannot write TensorBoard log r/tensorboard/events.out."
+                              "tfevents.", reason)
+    assert faults.hits == 1  # the first event: nothing after it was tried, nothing printed
+    assert {p.name: p.read_bytes() for p in Path("r/checkpoints/last").iterdir()} == last
+    assert load_checkpoint("r/checkpoints/last").trainer_state is not None
+    assert _leftovers(tmp_path / "r") == []
+    faults.armed = False  # space freed: the same resume runs and logs
+    result = cli("train", "--out", "r", "--resume", "--set", "train.max_steps=3",
+                 "--set", "train.tensorboard=true", *TINY)
+    assert result.exit_code == 0, result.output
+
+
+def test_a_tensorboard_file_that_cannot_be_created_is_a_write_error(tmp_path, monkeypatch):
+    real_open = builtins.open
+
+    def refusing_open(file, mode="r", *args, **kwargs):
+        if "tfevents" in str(file) and "x" in mode:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", refusing_open)
+    expected = (r"cannot write TensorBoard log .*/tensorboard/events\.out\.tfevents\.\S+: "
+                r"the file system is read-only \(EROFS\)")
+    with pytest.raises(WriteError, match=expected):
+        Trainer(Regressor(), RegressionSource(), quiet_config(max_steps=2, tensorboard=True),
+                run_dir=tmp_path).fit()
+    assert [p.name for p in (tmp_path / "tensorboard").iterdir()] == []
 
 
 def test_a_read_only_output_directory_is_one_line_exit_2(cli, tmp_path, monkeypatch):

@@ -1,11 +1,13 @@
 """Durable file writes, and the one error every failed write of a run's files becomes.
 
-Every file rnnkit writes into a run directory (checkpoints, ``metrics.csv``, ``summary.json``,
-``config.yaml``, ``task.json``) goes through here: the bytes are written with ``os.write``,
-flushed with ``os.fsync``, and a file that replaces another is written to a temporary sibling
-first and renamed over it, so a reader never sees half a file. When the disk is full or the
-directory is read-only, the temporary file is removed and :class:`WriteError` names the path
-that could not be written; the file it was to replace is untouched.
+Every file rnnkit writes into a run directory goes through here. Files that replace others
+(checkpoints, ``summary.json``, ``config.yaml``, ``task.json``) are written with ``os.write``,
+flushed with ``os.fsync``, written to a temporary sibling first and renamed over the old one,
+so a reader never sees half a file. When the disk is full or the directory is read-only, the
+temporary file is removed and :class:`WriteError` names the path that could not be written;
+the file it was to replace is untouched. Logs appended to an open file (``metrics.csv`` rows,
+TensorBoard events) turn their failures into the same :class:`WriteError` with
+:func:`write_errors_named`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import contextlib
 import errno
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 # Errors a user fixes by freeing space or choosing another directory (not bugs of rnnkit).
@@ -47,6 +50,19 @@ class WriteError(OSError):
 
     def __str__(self) -> str:
         return f"cannot write {self.what} {self.path}: {self.reason}"
+
+
+@contextlib.contextmanager
+def write_errors_named(path: str | Path, what: str = "file") -> Iterator[None]:
+    """Turn an ``OSError`` raised inside into :class:`WriteError` naming ``path`` (for writes
+    that append to an open file, which :func:`replace_file` cannot serve); a ``WriteError``
+    passes unchanged."""
+    try:
+        yield
+    except WriteError:
+        raise
+    except OSError as error:
+        raise WriteError(path, error, what) from error
 
 
 def describe_os_error(error: OSError) -> str:

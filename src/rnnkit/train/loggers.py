@@ -5,8 +5,12 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import itertools
 import math
+import os
+import socket
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm.auto import tqdm
 
 from rnnkit.train.callbacks import Callback, StepRecord
-from rnnkit.train.durable import WriteError, replace_file
+from rnnkit.train.durable import replace_file, write_errors_named
 
 if TYPE_CHECKING:
     from rnnkit.train.trainer import Trainer
@@ -88,12 +92,11 @@ class CSVLogger(Callback):
     def _failures_named(self) -> Iterator[None]:
         """A full disk or lost permission while appending is a WriteError naming the file."""
         try:
-            yield
-        except OSError as error:
+            with write_errors_named(self.path, "metrics log"):
+                yield
+        except OSError:
             self._failed = True
-            if isinstance(error, WriteError):
-                raise
-            raise WriteError(self.path, error, "metrics log") from error
+            raise
 
     def _close(self) -> None:
         if self._handle is not None:
@@ -168,38 +171,91 @@ def _epoch_start(trainer: Trainer, kept_rows: list[dict[str, str]]) -> float | N
     return float(ends[-1]["elapsed_s"]) if ends else None
 
 
+_EVENT_FILES = itertools.count()  # tells apart event files one process opens in a second
+
+
 class TensorBoardLogger(Callback):
     """Writes ``train/loss``, ``train/lr``, ``train/grad_norm`` every ``log_every`` steps and
-    ``eval/<metric>`` after each evaluation, to TensorBoard event files in ``log_dir``."""
+    ``eval/<metric>`` after each evaluation, to a TensorBoard event file in ``log_dir``.
+
+    Events are written and flushed in the training thread through one open file, as
+    ``metrics.csv`` rows are (torch's ``SummaryWriter`` writes from a background thread, whose
+    failure prints a traceback and surfaces steps later): a full disk or lost permission is a
+    :class:`~rnnkit.train.durable.WriteError` naming the event file at the step it happens.
+    """
 
     def __init__(self, log_dir: str | Path, log_every: int = 1) -> None:
         self.log_dir = Path(log_dir)
         self.log_every = log_every
-        self.writer: Any = None
+        self.path: Path | None = None  # the event file, once opened
+        self._handle: Any = None
+        self._records: Any = None
+        self._failed = False
 
     def on_fit_start(self, trainer: Trainer) -> None:
         try:
-            from torch.utils.tensorboard import SummaryWriter
+            from tensorboard.compat.proto.event_pb2 import Event, SessionLog
+            from tensorboard.summary.writer.record_writer import RecordWriter
+            from torch.utils.tensorboard.summary import scalar
         except ImportError as error:
             raise ImportError(
                 "tensorboard=True needs the tensorboard package: pip install tensorboard"
             ) from error
-        # purge_step hides events a resumed run is about to write again.
-        purge = trainer.state.global_step + 1 if trainer.state.global_step else None
-        self.writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=purge)
+        self._event, self._scalar = Event, scalar
+        with self._failures_named(self.log_dir):
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+        # The name TensorBoard's own writer gives its files (the run directory clears them).
+        self.path = self.log_dir / (f"events.out.tfevents.{int(time.time()):010d}."
+                                    f"{socket.gethostname()}.{os.getpid()}.{next(_EVENT_FILES)}")
+        with self._failures_named(self.path):
+            self._handle = open(self.path, "xb")  # noqa: SIM115 (kept open for the run)
+        self._records = RecordWriter(self._handle)
+        step = trainer.state.global_step
+        events = [Event(wall_time=time.time(), step=step, file_version="brain.Event:2")]
+        if step:  # a resumed run: TensorBoard hides the interrupted part's later events
+            events.append(Event(wall_time=time.time(), step=step + 1,
+                                session_log=SessionLog(status=SessionLog.START)))
+        self._write(events)
+
+    @contextlib.contextmanager
+    def _failures_named(self, path: Path) -> Iterator[None]:
+        try:
+            with write_errors_named(path, "TensorBoard log"):
+                yield
+        except OSError:
+            self._failed = True
+            raise
+
+    def _write(self, events: list[Any]) -> None:
+        with self._failures_named(self.path):  # type: ignore[arg-type]
+            for event in events:
+                self._records.write(event.SerializeToString())
+            self._handle.flush()  # readable by TensorBoard while training runs
+
+    def _scalars(self, values: dict[str, float], step: int) -> None:
+        now = time.time()
+        self._write([self._event(wall_time=now, step=step, summary=self._scalar(name, value))
+                     for name, value in values.items()])
 
     def on_batch_end(self, trainer: Trainer, record: StepRecord) -> None:
         if record.step % self.log_every == 0:
-            for name in ("loss", "lr", "grad_norm"):
-                self.writer.add_scalar(f"train/{name}", getattr(record, name), record.step)
+            self._scalars({f"train/{name}": getattr(record, name)
+                           for name in ("loss", "lr", "grad_norm")}, record.step)
 
     def on_eval_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
-        for name, value in metrics.items():
-            self.writer.add_scalar(f"eval/{name}", value, trainer.state.global_step)
+        self._scalars({f"eval/{name}": value for name, value in metrics.items()},
+                      trainer.state.global_step)
 
     def on_fit_end(self, trainer: Trainer) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        if self._handle is None:
+            return
+        handle, self._handle = self._handle, None
+        if self._failed:  # closing flushes again, which would fail the same way
+            with contextlib.suppress(OSError):
+                handle.close()
+        else:
+            with self._failures_named(self.path):  # type: ignore[arg-type]
+                handle.close()
 
 
 class ProgressBar(Callback):
