@@ -44,7 +44,7 @@ bench: setup
 # Coverage-guided fuzzing (atheris) of every reader, the config loader, vocabulary and model
 # JSON, FUZZ_SECONDS each; crashes land in fuzz/crashes/. The test suite replays fuzz/corpus/.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= text csv word_tag conll conllu pairs series config overrides vocab metadata
+FUZZ_TARGETS ?= text csv word_tag conll conllu pairs series long_series tsf config overrides vocab tokenizer metadata
 fuzz: setup
 	@mkdir -p fuzz/work
 	@for target in $(FUZZ_TARGETS); do \

@@ -17,14 +17,17 @@ from rnnkit.data import (
     ConllReader,
     DataFormatError,
     LabelledTextReader,
+    LongSeriesReader,
     PairReader,
     SeriesReader,
     SlashTaggedReader,
     TextReader,
+    TsfReader,
     Vocab,
     read_text,
 )
 from rnnkit.data.readers.base import Reader
+from rnnkit.data.subword import SubwordTokenizer
 from rnnkit.models.registry import build_config
 from rnnkit.models.serialization import read_description
 from rnnkit.tasks.config import apply_overrides, config_from_dict, read_config_file
@@ -54,7 +57,9 @@ def _read_all(make_reader: Callable[[Path, str], Reader], data: bytes, name: str
         try:
             reader = make_reader(path, on_error)
             reader.read()
-            if isinstance(reader, SeriesReader):
+            if isinstance(reader, LongSeriesReader | TsfReader):
+                reader.read_panel()
+            elif isinstance(reader, SeriesReader):
                 reader.read_series()
         except DataFormatError as error:
             _check_located(error, path, data)
@@ -102,6 +107,18 @@ def series(data: bytes) -> None:
     _read_all(lambda p, e: SeriesReader(p, time_column="t", on_error=e), data, "s2.csv")
 
 
+def long_series(data: bytes) -> None:
+    """Long-format CSV (one row per series and time step), with and without a time column."""
+    _read_all(lambda p, e: LongSeriesReader(p, "id", on_error=e), data, "l.csv")
+    _read_all(lambda p, e: LongSeriesReader(p, "id", time_column="t", on_error=e), data,
+              "l2.csv")
+
+
+def tsf(data: bytes) -> None:
+    """Monash ``.tsf`` (``@`` header lines, then one series per line)."""
+    _read_all(lambda p, e: TsfReader(p, e), data, "s.tsf")
+
+
 def _config_errors(call: Callable[[], object], path: Path | None = None) -> None:
     """Config problems are ConfigError (a ValueError) or TypeError; file errors name the file."""
     try:
@@ -118,14 +135,19 @@ def config(data: bytes) -> None:
         _config_errors(lambda p=path: _parse_config(p), path)
 
 
+class _ResolvingError(ValueError):
+    """A config error found after the file parsed (it need not name the file)."""
+
+
 def _parse_config(path: Path) -> dict:
-    """The parsed file; errors resolving it (no file name needed) are re-raised as TypeError
-    or ValueError with a marker so ``_config_errors`` does not demand the file name."""
+    """The parsed file; errors resolving it are re-raised prefixed with the file name, so
+    ``_config_errors`` does not demand it (the error classes' own constructors take other
+    arguments, so the original type is not rebuilt)."""
     raw = read_config_file(path)
     try:
         config_from_dict(raw)
     except (ValueError, TypeError) as error:
-        raise type(error)(f"{path}: (resolving) {error}") from error
+        raise _ResolvingError(f"{path}: (resolving) {error}") from error
     return raw
 
 
@@ -143,6 +165,16 @@ def vocab(data: bytes) -> None:
         return
     if Vocab.from_json(loaded.to_json()) != loaded:
         raise AssertionError("vocabulary does not survive a JSON round trip")
+
+
+def tokenizer(data: bytes) -> None:
+    """A stored subword tokenizer (the tokenizers library's JSON), then encoding and decoding
+    with it: ``ValueError`` when it cannot be read; a loaded one must encode and decode."""
+    try:
+        loaded = SubwordTokenizer.from_json(data.decode("utf-8"), "bpe")
+    except ValueError:
+        return
+    loaded.decode(loaded.encode("a fuzzed tokenizer, ünïcode 字 and <unk>"))
 
 
 def metadata(data: bytes) -> None:
@@ -171,9 +203,12 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "conllu": conllu,
     "pairs": pairs,
     "series": series,
+    "long_series": long_series,
+    "tsf": tsf,
     "config": config,
     "overrides": overrides,
     "vocab": vocab,
+    "tokenizer": tokenizer,
     "metadata": metadata,
 }
 

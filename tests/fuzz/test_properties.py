@@ -19,9 +19,12 @@ SYNTAX = {
     "conllu": "1-2.\t_aB\n#",
     "pairs": "ab\t\n ",
     "series": 't,value0.1e-+naif"\n',
+    "long_series": 'id,t,vA1.0e-+nai"\n',
+    "tsf": "@attribute data relation string numeric date horizon\n:,?1.5-T 0",
     "config": "task:data{}[],=.\n\"' -#lr0.1",
     "overrides": "train.lr=data.model[],{}:0.1\n nul",
     "vocab": '{"specials":[]"tokens",<unk>}',
+    "tokenizer": '{"model":"type":"BPE","vocab":{"merges":[]},"a b":0,null}',
     "metadata": '{"model_type":language_"model_config",{}[]vocab_size:10}',
 }
 FAST = settings(max_examples=60, deadline=None, derandomize=True,
