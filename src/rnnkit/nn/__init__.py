@@ -12,6 +12,7 @@ from rnnkit.nn.cells import GRUCell, LSTMCell, RNNCell
 from rnnkit.nn.checks import RecurrentInputError
 from rnnkit.nn.interop import quantize_dynamic, to_torch
 from rnnkit.nn.layers import GRU, LSTM, RNN
+from rnnkit.nn.quantized import QuantizedRecurrent, quantize_int8
 
 __all__ = [
     "BACKENDS",
@@ -20,11 +21,13 @@ __all__ = [
     "RNN",
     "GRUCell",
     "LSTMCell",
+    "QuantizedRecurrent",
     "RNNCell",
     "RecurrentBase",
     "RecurrentInputError",
     "get_backend",
     "quantize_dynamic",
+    "quantize_int8",
     "set_backend",
     "to_torch",
     "use_backend",

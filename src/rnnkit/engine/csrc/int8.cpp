@@ -1,0 +1,361 @@
+// Python boundary of the int8 kernels (see int8.h). The module object is built on request by
+// rnnkit_int8_module(), which rnnkit/engine/quantized.py calls once through ctypes: it lives
+// in the same shared object as the rest of the engine (and shares its thread pool) without
+// an entry in engine.cpp's method table. As in boundary.cpp, nothing from Python is trusted:
+// every tensor's type, storage, device, layout, dtype, shape and contiguity is checked here,
+// and the packed weights' row sums are bounded, before a kernel sees a pointer.
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <ATen/core/Tensor.h>
+#include <ATen/core/grad_mode.h>
+#include <c10/core/DispatchKeySet.h>
+#include <torch/csrc/autograd/python_variable.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "engine.h"
+#include "int8.h"
+
+namespace rnnkit {
+
+Int8Buffer::Int8Buffer(size_t bytes) {
+    data = std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
+    if (!data) std::abort();  // as operator new would, without throwing through C code
+}
+Int8Buffer::~Int8Buffer() { std::free(data); }
+
+}  // namespace rnnkit
+
+namespace {
+
+// Inputs of at most this many features: |accumulator - zero * rowsum| < 2 * 255 * 128 * K
+// stays inside int32.
+constexpr int64_t kMaxInputs = 32768;
+
+bool error(PyObject* type, const std::string& message) {
+    PyErr_SetString(type, ("rnnkit.engine.int8: " + message).c_str());
+    return false;
+}
+
+std::string dims(c10::IntArrayRef sizes) {
+    std::string text = "(";
+    for (size_t i = 0; i < sizes.size(); i++) text += (i ? ", " : "") + std::to_string(sizes[i]);
+    return text + (sizes.size() == 1 ? ",)" : ")");
+}
+
+// The tensor behind `obj` after every check, nullptr for an allowed None; on failure a Python
+// error is set and *ok is false.
+const at::Tensor* tensor_arg(PyObject* obj, const char* name, at::ScalarType dtype,
+                             c10::IntArrayRef want, bool optional, bool* ok) {
+    *ok = false;
+    if (obj == nullptr || obj == Py_None) {
+        if (optional) {
+            *ok = true;
+            return nullptr;
+        }
+        error(PyExc_TypeError, std::string(name) + ": expected a tensor, got None");
+        return nullptr;
+    }
+    if (!THPVariable_Check(obj)) {
+        error(PyExc_TypeError, std::string(name) + ": expected a tensor, got " +
+                                   Py_TYPE(obj)->tp_name);
+        return nullptr;
+    }
+    const at::Tensor& t = THPVariable_Unpack(obj);
+    static const c10::DispatchKeySet wrapped({
+        c10::DispatchKey::Python, c10::DispatchKey::PythonTLSSnapshot,
+        c10::DispatchKey::Functionalize, c10::DispatchKey::FuncTorchBatched,
+        c10::DispatchKey::FuncTorchGradWrapper,
+    });
+    if (!t.defined() || !(t.key_set() & wrapped).empty() || !t.has_storage()) {
+        error(PyExc_TypeError, std::string(name) + ": expected a plain CPU tensor with its own "
+                               "storage, got a fake, meta, functional or functorch tensor");
+        return nullptr;
+    }
+    if (!t.device().is_cpu() || t.layout() != c10::kStrided) {
+        error(PyExc_ValueError, std::string(name) + ": expected a strided CPU tensor, got " +
+                                    t.device().str() + " " + c10::toString(t.layout()));
+        return nullptr;
+    }
+    if (t.scalar_type() != dtype) {
+        error(PyExc_TypeError, std::string(name) + ": expected dtype " + c10::toString(dtype) +
+                                   ", got " + c10::toString(t.scalar_type()));
+        return nullptr;
+    }
+    if (t.sizes() != want) {
+        error(PyExc_ValueError, std::string(name) + ": expected shape " + dims(want) + ", got " +
+                                    dims(t.sizes()));
+        return nullptr;
+    }
+    if (!t.is_contiguous()) {
+        error(PyExc_ValueError, std::string(name) + ": expected a contiguous tensor");
+        return nullptr;
+    }
+    // Contiguous: the elements are [offset, offset + numel) of the storage.
+    const size_t needed = (size_t)(t.storage_offset() + t.numel()) * t.itemsize();
+    const c10::Storage& storage = t.storage();
+    if (t.numel() > 0 && (!storage.device().is_cpu() || storage.data() == nullptr ||
+                          storage.nbytes() < needed)) {
+        error(PyExc_ValueError, std::string(name) + ": its storage (" +
+                                    std::to_string(storage.nbytes()) + " bytes) does not hold the " +
+                                    std::to_string(needed) + " bytes it addresses");
+        return nullptr;
+    }
+    *ok = true;
+    return &t;
+}
+
+int64_t round_up(int64_t n, int64_t to) { return (n + to - 1) / to * to; }
+
+// One packed matrix (weight, scale, rowsum) of `rows` rows in `segments` padded segments and
+// `inputs` inputs; fills `m` or sets an error.
+bool matrix_arg(PyObject* w, PyObject* scale, PyObject* rowsum, const char* name, int64_t segments,
+                int64_t rows, int64_t inputs, rnnkit::Int8Matrix* m) {
+    const int64_t Rp = segments * round_up(rows / segments, 16), Kp = round_up(inputs, 4);
+    std::string wn = std::string("w_") + name, sn = std::string("s_") + name,
+                rn = std::string("r_") + name;
+    bool ok;
+    const at::Tensor* wt = tensor_arg(w, wn.c_str(), at::kChar, {Rp / 16, Kp / 4, 16, 4}, false, &ok);
+    if (!ok) return false;
+    const at::Tensor* st = tensor_arg(scale, sn.c_str(), at::kFloat, {Rp}, false, &ok);
+    if (!ok) return false;
+    const at::Tensor* rt = tensor_arg(rowsum, rn.c_str(), at::kInt, {Rp}, false, &ok);
+    if (!ok) return false;
+    const int32_t* sums = rt->data_ptr<int32_t>();
+    for (int64_t r = 0; r < Rp; r++)
+        if (sums[r] > 128 * Kp || sums[r] < -128 * Kp)
+            return error(PyExc_ValueError, rn + ": expected row sums of int8 rows of " +
+                                               std::to_string(Kp) + " values, got " +
+                                               std::to_string(sums[r]) + " at row " +
+                                               std::to_string(r));
+    *m = {(int)rows, (int)inputs, (int)Rp, (int)Kp, wt->data_ptr<int8_t>(), st->data_ptr<float>(),
+          sums};
+    return true;
+}
+
+bool cpu_has(const char* feature) {
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    if (std::strcmp(feature, "vnni") == 0)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+    if (std::strcmp(feature, "avx2") == 0) return __builtin_cpu_supports("avx2");
+#endif
+    (void)feature;
+    return false;
+}
+
+// The int8 kernels for the engine's ISA name: 'avx512' runs VNNI where the CPU has it (else
+// the AVX2 kernels), 'avx2' the AVX2 ones, 'generic' the portable ones.
+const rnnkit::Int8Table* table_for(const char* isa) {
+    const bool avx512 = std::strcmp(isa, "avx512") == 0, avx2 = std::strcmp(isa, "avx2") == 0;
+    if (avx512 && rnnkit::int8_vnni() && cpu_has("vnni")) return rnnkit::int8_vnni();
+    if ((avx512 || avx2) && rnnkit::int8_avx2() && cpu_has("avx2")) return rnnkit::int8_avx2();
+    if (avx512 || avx2 || std::strcmp(isa, "generic") == 0) return rnnkit::int8_generic();
+    PyErr_Format(PyExc_ValueError,
+                 "rnnkit.engine.int8: isa: expected 'avx512', 'avx2' or 'generic', got '%s'", isa);
+    return nullptr;
+}
+
+bool threads_arg(int threads) {
+    if (threads >= 1 && threads <= 1024) return true;
+    return error(PyExc_ValueError, "threads: expected 1-1024, got " + std::to_string(threads));
+}
+
+bool no_grad(const at::Tensor* x) {
+    if (!x->requires_grad() || !at::GradMode::is_enabled()) return true;
+    return error(PyExc_RuntimeError, "x requires grad, but int8 inference records no gradients; "
+                                     "run it under torch.no_grad() or use the float layer");
+}
+
+PyObject* py_kernel(PyObject*, PyObject* args) {
+    const char* isa;
+    if (!PyArg_ParseTuple(args, "s", &isa)) return nullptr;
+    const rnnkit::Int8Table* table = table_for(isa);
+    return table ? PyUnicode_FromString(table->name) : nullptr;
+}
+
+PyObject* py_linear(PyObject*, PyObject* args, PyObject* kwargs) {
+    static const char* names[] = {"isa", "threads", "x", "w", "scale", "rowsum", "bias", "y",
+                                  nullptr};
+    const char* isa;
+    int threads;
+    PyObject *x, *w, *scale, *rowsum, *bias, *y;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$siOOOOOO", (char**)names, &isa, &threads, &x,
+                                     &w, &scale, &rowsum, &bias, &y))
+        return nullptr;
+    const rnnkit::Int8Table* table = table_for(isa);
+    if (!table || !threads_arg(threads)) return nullptr;
+    if (!THPVariable_Check(x) || THPVariable_Unpack(x).dim() != 2 || !THPVariable_Check(y) ||
+        THPVariable_Unpack(y).dim() != 2) {
+        error(PyExc_ValueError, "expected x (rows, inputs) and y (rows, outputs) tensors");
+        return nullptr;
+    }
+    const int64_t M = THPVariable_Unpack(x).size(0), K = THPVariable_Unpack(x).size(1),
+                  R = THPVariable_Unpack(y).size(1);
+    if (M < 1 || K < 1 || R < 1 || K > kMaxInputs || M > INT32_MAX / round_up(R, 16)) {
+        error(PyExc_ValueError, "x " + dims(THPVariable_Unpack(x).sizes()) + ", y " +
+                                    dims(THPVariable_Unpack(y).sizes()) + ": expected 1-" +
+                                    std::to_string(kMaxInputs) + " inputs and non-empty sizes");
+        return nullptr;
+    }
+    rnnkit::Int8LinearArgs a = {};
+    bool ok;
+    const at::Tensor* xt = tensor_arg(x, "x", at::kFloat, {M, K}, false, &ok);
+    if (!ok || !no_grad(xt)) return nullptr;
+    const at::Tensor* bt = tensor_arg(bias, "bias", at::kFloat, {R}, true, &ok);
+    if (!ok) return nullptr;
+    const at::Tensor* yt = tensor_arg(y, "y", at::kFloat, {M, R}, false, &ok);
+    if (!ok || !matrix_arg(w, scale, rowsum, "", 1, R, K, &a.w)) return nullptr;
+    a.M = (int)M;
+    a.threads = threads;
+    a.x = xt->data_ptr<float>();
+    a.bias = bt ? bt->data_ptr<float>() : nullptr;
+    a.y = yt->data_ptr<float>();
+    Py_BEGIN_ALLOW_THREADS
+    table->linear(a);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+PyObject* py_layer(PyObject*, PyObject* args, PyObject* kwargs) {
+    static const char* names[] = {"mode", "reverse", "threads", "isa", "hidden", "x", "h0", "c0",
+                                  "w_ih", "s_ih", "r_ih", "w_hh", "s_hh", "r_hh", "w_hr", "s_hr",
+                                  "r_hr", "bias", "b_hn", "lengths", "y", "h_n", "c_n", nullptr};
+    int mode, reverse, threads, hidden;
+    const char* isa;
+    PyObject *x, *h0, *c0, *wih, *sih, *rih, *whh, *shh, *rhh, *whr, *shr, *rhr, *bias, *bhn,
+        *lengths, *y, *hn, *cn;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$ipisiOOOOOOOOOOOOOOOOOO", (char**)names,
+                                     &mode, &reverse, &threads, &isa, &hidden, &x, &h0, &c0, &wih,
+                                     &sih, &rih, &whh, &shh, &rhh, &whr, &shr, &rhr, &bias, &bhn,
+                                     &lengths, &y, &hn, &cn))
+        return nullptr;
+    const rnnkit::Int8Table* table = table_for(isa);
+    if (!table || !threads_arg(threads)) return nullptr;
+    if (mode < rnnkit::MODE_RNN_TANH || mode > rnnkit::MODE_GRU) {
+        error(PyExc_ValueError, "mode: expected 0-3, got " + std::to_string(mode));
+        return nullptr;
+    }
+    const bool lstm = mode == rnnkit::MODE_LSTM, gru = mode == rnnkit::MODE_GRU;
+    const bool proj = whr != Py_None;
+    if (proj && !lstm) {
+        error(PyExc_ValueError, "w_hr: only LSTM layers have a projection");
+        return nullptr;
+    }
+    if (!THPVariable_Check(x) || THPVariable_Unpack(x).dim() != 3 || !THPVariable_Check(h0) ||
+        THPVariable_Unpack(h0).dim() != 2) {
+        error(PyExc_ValueError, "expected x (seq, batch, input) and h0 (batch, out) tensors");
+        return nullptr;
+    }
+    const at::Tensor& xr = THPVariable_Unpack(x);
+    const int64_t T = xr.size(0), B = xr.size(1), I = xr.size(2), H = hidden,
+                  Hout = THPVariable_Unpack(h0).size(1), G = lstm ? 4 : gru ? 3 : 1;
+    if (T < 1 || B < 1 || I < 1 || H < 1 || Hout < 1 || I > kMaxInputs || H > kMaxInputs ||
+        Hout > kMaxInputs || T * B > INT32_MAX / (G * round_up(H, 16)) ||
+        (!proj && Hout != H) || (proj && Hout >= H)) {
+        error(PyExc_ValueError, "inconsistent sizes: x " + dims(xr.sizes()) + ", h0 " +
+                                    dims(THPVariable_Unpack(h0).sizes()) + ", hidden " +
+                                    std::to_string(H) + (proj ? " with" : " without") +
+                                    " projection (expected non-empty sizes up to " +
+                                    std::to_string(kMaxInputs) + ")");
+        return nullptr;
+    }
+    rnnkit::Int8LayerArgs a = {};
+    bool ok;
+    const at::Tensor* xt = tensor_arg(x, "x", at::kFloat, {T, B, I}, false, &ok);
+    if (!ok || !no_grad(xt)) return nullptr;
+    struct Spec {
+        PyObject* obj;
+        const char* name;
+        at::ScalarType dtype;
+        int64_t shape[3];
+        size_t ndim;
+        bool optional;
+        const void** out;
+    };
+    const void *ph0, *pc0, *pbias, *pbhn, *plen, *py, *phn, *pcn;
+    const Spec specs[] = {
+        {h0, "h0", at::kFloat, {B, Hout}, 2, false, &ph0},
+        {c0, "c0", at::kFloat, {B, H}, 2, !lstm, &pc0},
+        {bias, "bias", at::kFloat, {G * H}, 1, false, &pbias},
+        {bhn, "b_hn", at::kFloat, {H}, 1, !gru, &pbhn},
+        {lengths, "lengths", at::kLong, {B}, 1, true, &plen},
+        {y, "y", at::kFloat, {T, B, Hout}, 3, false, &py},
+        {hn, "h_n", at::kFloat, {B, Hout}, 2, false, &phn},
+        {cn, "c_n", at::kFloat, {B, H}, 2, !lstm, &pcn},
+    };
+    for (const Spec& s : specs) {
+        const at::Tensor* t = tensor_arg(s.obj, s.name, s.dtype, c10::IntArrayRef(s.shape, s.ndim), s.optional, &ok);
+        if (!ok) return nullptr;
+        *s.out = t ? t->data_ptr() : nullptr;
+    }
+    if ((lstm && (!pc0 || !pcn)) || (!lstm && (c0 != Py_None || cn != Py_None)) ||
+        (gru && !pbhn) || (!gru && bhn != Py_None)) {
+        error(PyExc_ValueError, "c0 and c_n are for LSTM only and needed there; b_hn is for GRU "
+                                "only and needed there");
+        return nullptr;
+    }
+    if (!matrix_arg(wih, sih, rih, "ih", G, G * H, I, &a.ih) ||
+        !matrix_arg(whh, shh, rhh, "hh", G, G * H, Hout, &a.hh))
+        return nullptr;
+    if (proj && !matrix_arg(whr, shr, rhr, "hr", 1, Hout, H, &a.hr)) return nullptr;
+    if (!proj && (shr != Py_None || rhr != Py_None)) {
+        error(PyExc_ValueError, "s_hr, r_hr: expected None without w_hr");
+        return nullptr;
+    }
+    const int64_t* lens = (const int64_t*)plen;
+    for (int64_t b = 0; lens && b < B; b++)
+        if (lens[b] < 0 || lens[b] > T) {
+            error(PyExc_ValueError, "lengths: expected values in [0, " + std::to_string(T) +
+                                        "], got " + std::to_string(lens[b]) + " at row " +
+                                        std::to_string(b));
+            return nullptr;
+        }
+    a.mode = mode;
+    a.T = (int)T;
+    a.B = (int)B;
+    a.I = (int)I;
+    a.H = (int)H;
+    a.Hout = (int)Hout;
+    a.reverse = reverse;
+    a.threads = threads;
+    a.x = xt->data_ptr<float>();
+    a.h0 = (const float*)ph0;
+    a.c0 = (const float*)pc0;
+    a.bias = (const float*)pbias;
+    a.bhn = (const float*)pbhn;
+    a.lengths = lens;
+    a.y = (float*)py;
+    a.hn = (float*)phn;
+    a.cn = (float*)pcn;
+    Py_BEGIN_ALLOW_THREADS
+    table->layer(a);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+PyMethodDef int8_methods[] = {
+    {"kernel", py_kernel, METH_VARARGS,
+     "Name of the int8 kernels ('vnni', 'avx2', 'generic') run for an engine ISA name."},
+    {"linear", (PyCFunction)(void (*)(void))py_linear, METH_VARARGS | METH_KEYWORDS,
+     "y = dequantised(packed w . quantised x) + bias over checked tensors (internal)."},
+    {"layer", (PyCFunction)(void (*)(void))py_layer, METH_VARARGS | METH_KEYWORDS,
+     "One int8 recurrent layer-direction over a sequence, checked tensors (internal)."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyModuleDef int8_module = {
+    PyModuleDef_HEAD_INIT, "rnnkit.engine._native.int8",
+    "int8 dynamically quantised recurrent kernels.", -1, int8_methods,
+};
+
+}  // namespace
+
+// Called once (through ctypes, holding the GIL) by rnnkit/engine/quantized.py.
+extern "C" __attribute__((visibility("default"))) PyObject* rnnkit_int8_module() {
+    return PyModule_Create(&int8_module);
+}

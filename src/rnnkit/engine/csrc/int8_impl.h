@@ -1,0 +1,370 @@
+// Body of one int8 ISA translation unit, included inside namespace rnnkit::<isa> by
+// int8_generic.cpp / int8_avx2.cpp / int8_vnni.cpp, which define RNNKIT_INT8_KIND:
+// 0 portable C++, 1 AVX2 (vpmaddwd on sign-extended weights: exact, unlike vpmaddubsw, whose
+// 16-bit pair sums saturate), 2 AVX-512 VNNI (vpdpbusd). Only the integer dot products differ
+// between units; the quantisation and gate arithmetic are the same plain C++ (no FMA
+// contraction under -std=c++20), so every unit returns the same bits.
+
+constexpr int kRows = 16;   // output rows per packed block
+constexpr int kChunk = 32;  // activation rows per pass of the input projection
+
+static inline int32_t load4(const uint8_t* p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+// out[a * out_stride + 16 * blk + r] = sum_k act[a * act_stride + k] * W[16 * blk + r][k] for
+// blocks blk in [b0, b1) and activation rows a in [0, nact); kg groups of 4 inputs per row.
+static void dot_blocks(const int8_t* w, int kg, int b0, int b1, const uint8_t* act,
+                       long act_stride, int nact, int32_t* out, long out_stride) {
+    for (int blk = b0; blk < b1; blk++) {
+        const int8_t* wb = w + (long)blk * kg * 64;
+        int32_t* ob = out + (long)blk * kRows;
+#if RNNKIT_INT8_KIND == 2
+        int a = 0;
+        for (; a + 4 <= nact; a += 4) {  // four rows share each weight load
+            const uint8_t* p = act + a * act_stride;
+            __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0;
+            for (int k = 0; k < kg; k++) {
+                const __m512i wv = _mm512_loadu_si512(wb + 64 * k);
+                c0 = _mm512_dpbusd_epi32(c0, _mm512_set1_epi32(load4(p + 4 * k)), wv);
+                c1 = _mm512_dpbusd_epi32(c1, _mm512_set1_epi32(load4(p + act_stride + 4 * k)), wv);
+                c2 = _mm512_dpbusd_epi32(c2, _mm512_set1_epi32(load4(p + 2 * act_stride + 4 * k)), wv);
+                c3 = _mm512_dpbusd_epi32(c3, _mm512_set1_epi32(load4(p + 3 * act_stride + 4 * k)), wv);
+            }
+            _mm512_storeu_si512(ob + a * out_stride, c0);
+            _mm512_storeu_si512(ob + (a + 1) * out_stride, c1);
+            _mm512_storeu_si512(ob + (a + 2) * out_stride, c2);
+            _mm512_storeu_si512(ob + (a + 3) * out_stride, c3);
+        }
+        for (; a < nact; a++) {  // one row (batch 1): four chains over k hide the latency
+            const uint8_t* p = act + a * act_stride;
+            __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0;
+            int k = 0;
+            for (; k + 4 <= kg; k += 4) {
+                c0 = _mm512_dpbusd_epi32(c0, _mm512_set1_epi32(load4(p + 4 * k)),
+                                         _mm512_loadu_si512(wb + 64 * k));
+                c1 = _mm512_dpbusd_epi32(c1, _mm512_set1_epi32(load4(p + 4 * k + 4)),
+                                         _mm512_loadu_si512(wb + 64 * k + 64));
+                c2 = _mm512_dpbusd_epi32(c2, _mm512_set1_epi32(load4(p + 4 * k + 8)),
+                                         _mm512_loadu_si512(wb + 64 * k + 128));
+                c3 = _mm512_dpbusd_epi32(c3, _mm512_set1_epi32(load4(p + 4 * k + 12)),
+                                         _mm512_loadu_si512(wb + 64 * k + 192));
+            }
+            for (; k < kg; k++)
+                c0 = _mm512_dpbusd_epi32(c0, _mm512_set1_epi32(load4(p + 4 * k)),
+                                         _mm512_loadu_si512(wb + 64 * k));
+            const __m512i sum = _mm512_add_epi32(_mm512_add_epi32(c0, c1), _mm512_add_epi32(c2, c3));
+            _mm512_storeu_si512(ob + a * out_stride, sum);
+        }
+#elif RNNKIT_INT8_KIND == 1
+        for (int a = 0; a < nact; a++) {
+            const uint8_t* p = act + a * act_stride;
+            // Lane pairs (2i, 2i+1) of c_j hold two partial sums of row 4j + i.
+            __m256i c0 = _mm256_setzero_si256(), c1 = c0, c2 = c0, c3 = c0;
+            for (int k = 0; k < kg; k++) {
+                const __m256i av = _mm256_broadcastq_epi64(
+                    _mm_cvtepu8_epi16(_mm_cvtsi32_si128(load4(p + 4 * k))));
+                const int8_t* wk = wb + 64 * k;
+                c0 = _mm256_add_epi32(c0, _mm256_madd_epi16(av, _mm256_cvtepi8_epi16(
+                                                                   _mm_loadu_si128((const __m128i*)wk))));
+                c1 = _mm256_add_epi32(c1, _mm256_madd_epi16(av, _mm256_cvtepi8_epi16(
+                                                                   _mm_loadu_si128((const __m128i*)(wk + 16)))));
+                c2 = _mm256_add_epi32(c2, _mm256_madd_epi16(av, _mm256_cvtepi8_epi16(
+                                                                   _mm_loadu_si128((const __m128i*)(wk + 32)))));
+                c3 = _mm256_add_epi32(c3, _mm256_madd_epi16(av, _mm256_cvtepi8_epi16(
+                                                                   _mm_loadu_si128((const __m128i*)(wk + 48)))));
+            }
+            // hadd gives rows (0 1 4 5 | 2 3 6 7); the 64-bit permute restores 0..7.
+            const __m256i lo = _mm256_permute4x64_epi64(_mm256_hadd_epi32(c0, c1), 0xD8);
+            const __m256i hi = _mm256_permute4x64_epi64(_mm256_hadd_epi32(c2, c3), 0xD8);
+            _mm256_storeu_si256((__m256i*)(ob + a * out_stride), lo);
+            _mm256_storeu_si256((__m256i*)(ob + a * out_stride + 8), hi);
+        }
+#else
+        for (int a = 0; a < nact; a++) {
+            const uint8_t* p = act + a * act_stride;
+            int32_t acc[kRows] = {0};
+            for (int k = 0; k < kg; k++) {
+                const int8_t* wk = wb + 64 * k;
+                for (int r = 0; r < kRows; r++)
+                    for (int i = 0; i < 4; i++) acc[r] += (int32_t)p[4 * k + i] * wk[4 * r + i];
+            }
+            memcpy(ob + a * out_stride, acc, sizeof(acc));
+        }
+#endif
+    }
+}
+
+// Scale and zero point of one quantised activation row.
+struct QRow {
+    float scale;
+    int32_t zero;
+};
+
+// q[0, Kp) = uint8 quantisation of x[0, K) (asymmetric, range widened to hold 0 exactly),
+// zero padding. Every float operation is spelt out so tests can repeat it in NumPy.
+static QRow quantize_row(const float* x, int K, int Kp, uint8_t* q) {
+    float lo = 0.0f, hi = 0.0f;
+    for (int k = 0; k < K; k++) {  // NaN compares false and is skipped
+        lo = x[k] < lo ? x[k] : lo;
+        hi = x[k] > hi ? x[k] : hi;
+    }
+    float scale = (hi - lo) / 255.0f;
+    if (!(scale > 0.0f) || !isfinite(scale)) scale = 1.0f;  // all zero, or not finite
+    const float inv = 1.0f / scale;
+    float zf = nearbyintf(-lo * inv);
+    zf = zf > 255.0f ? 255.0f : zf;
+    const int32_t zero = isfinite(lo) ? (int32_t)zf : 0;
+    for (int k = 0; k < K; k++) {
+        float v = x[k] * inv;
+        v = v > 255.0f ? 255.0f : v;
+        v = v >= -255.0f ? v : -255.0f;  // also maps NaN, so the conversion is defined
+        int32_t u = (int32_t)nearbyintf(v) + zero;
+        q[k] = (uint8_t)(u < 0 ? 0 : u > 255 ? 255 : u);
+    }
+    for (int k = K; k < Kp; k++) q[k] = 0;
+    return {scale, zero};
+}
+
+// tanh as a rational function (the minimax fit Eigen uses for float): a few ulp from tanhf,
+// plain arithmetic the compiler vectorises, identical bits in every unit.
+static inline float tanh_r(float x) {
+    const float c = 7.90531110763549805f;
+    const float ax = x < 0.0f ? -x : x;
+    float v = x > c ? c : x;
+    v = v < -c ? -c : v;
+    const float v2 = v * v;
+    float p = v2 * -2.76076847742355e-16f + 2.00018790482477e-13f;
+    p = p * v2 + -8.60467152213735e-11f;
+    p = p * v2 + 5.12229709037114e-08f;
+    p = p * v2 + 1.48572235717979e-05f;
+    p = p * v2 + 6.37261928875436e-04f;
+    p = p * v2 + 4.89352455891786e-03f;
+    p = p * v;
+    float q = v2 * 1.19825839466702e-06f + 1.18534705686654e-04f;
+    q = q * v2 + 2.26843463243900e-03f;
+    q = q * v2 + 4.89352518554385e-03f;
+    return ax < 0.0004f ? x : p / q;
+}
+
+static inline float sigmoid_r(float x) { return 0.5f * tanh_r(0.5f * x) + 0.5f; }
+
+static int gate_count(int mode) { return mode == MODE_LSTM ? 4 : mode == MODE_GRU ? 3 : 1; }
+
+static void split(int n, int tid, int nt, int* begin, int* end) {
+    *begin = (int)((long)n * tid / nt);
+    *end = (int)((long)n * (tid + 1) / nt);
+}
+
+// ------------------------------------------------------------------ projection of many rows
+// y (M, R) = deq(W q(x)) + bias with W's rows in G gate segments of Rp/G padded rows, R/G
+// real ones each; y's column g*(R/G) + j comes from packed row g*(Rp/G) + j.
+struct Projection {
+    const Int8Matrix* m;
+    int M, G;
+    const float* x;
+    const float* bias;
+    float* y;
+    uint8_t* q;       // (M, Kp) quantised rows
+    QRow* rows;       // (M)
+    int32_t* acc;     // threads x (kChunk, Rp)
+};
+
+static void projection_share(void* ctx, int tid, int nt) {
+    const Projection& p = *(const Projection*)ctx;
+    const Int8Matrix& m = *p.m;
+    int r0, r1;
+    split(p.M, tid, nt, &r0, &r1);
+    for (int r = r0; r < r1; r++)
+        p.rows[r] = quantize_row(p.x + (long)r * m.K, m.K, m.Kp, p.q + (long)r * m.Kp);
+    parallel_barrier();
+    const int Rg = m.R / p.G, Rpg = m.Rp / p.G, nb = Rpg / kRows, kg = m.Kp / 4;
+    int u0, u1;
+    split(nb, tid, nt, &u0, &u1);
+    if (u0 == u1) return;
+    int32_t* acc = p.acc + (long)tid * kChunk * m.Rp;
+    const int j1 = u1 * kRows < Rg ? u1 * kRows : Rg;
+    for (int a0 = 0; a0 < p.M; a0 += kChunk) {
+        const int n = p.M - a0 < kChunk ? p.M - a0 : kChunk;
+        for (int g = 0; g < p.G; g++)
+            dot_blocks(m.w, kg, g * nb + u0, g * nb + u1, p.q + (long)a0 * m.Kp, m.Kp, n, acc,
+                       m.Rp);
+        for (int a = 0; a < n; a++) {
+            const QRow qr = p.rows[a0 + a];
+            const int32_t* ar = acc + (long)a * m.Rp;
+            float* yr = p.y + (long)(a0 + a) * m.R;
+            for (int g = 0; g < p.G; g++) {
+                for (int j = u0 * kRows; j < j1; j++) {
+                    const int row = g * Rpg + j;
+                    const float v = (float)(ar[row] - qr.zero * m.rowsum[row]) *
+                                    (qr.scale * m.scale[row]);
+                    yr[g * Rg + j] = p.bias ? v + p.bias[g * Rg + j] : v;
+                }
+            }
+        }
+    }
+}
+
+static void project(const Int8Matrix& m, int M, int G, const float* x, const float* bias,
+                    float* y, int threads) {
+    Int8Buffer q((size_t)M * m.Kp), rows(sizeof(QRow) * M),
+        acc(sizeof(int32_t) * threads * kChunk * m.Rp);
+    Projection p = {&m, M, G, x, bias, y, (uint8_t*)q.data, (QRow*)rows.data,
+                    (int32_t*)acc.data};
+    parallel_run(threads, &projection_share, &p);
+}
+
+static void linear(const Int8LinearArgs& a) {
+    project(a.w, a.M, 1, a.x, a.bias, a.y, a.threads);
+}
+
+// ------------------------------------------------------------------ recurrence
+struct Recurrence {
+    const Int8LayerArgs* a;
+    const float* xg;   // (T, B, G*H) input projection with biases
+    float* h[2];       // (B, Hout) state: read one, write the other each step
+    float* c;          // (B, H)
+    float* m;          // (B, H) LSTM-with-projection o * tanh(c)
+    int32_t* acc;      // (B, G*Hp) shared; each thread owns its columns
+    int32_t* racc;     // (B, Houtp)
+    uint8_t* q;        // threads x (B, Kp of hh) private quantised state
+    uint8_t* qm;       // threads x (B, Kp of hr)
+    QRow* rows;        // threads x 2B
+};
+
+static inline bool active(const int64_t* lengths, int b, int t) {
+    return lengths == nullptr || t < lengths[b];
+}
+
+static void recurrence_share(void* ctx, int tid, int nt) {
+    const Recurrence& r = *(const Recurrence*)ctx;
+    const Int8LayerArgs& a = *r.a;
+    const int G = gate_count(a.mode), H = a.H, B = a.B, Hout = a.Hout;
+    const int Hp = a.hh.Rp / G, GH = G * H, GHp = G * Hp, nb = Hp / kRows;
+    const bool proj = a.hr.w != nullptr;
+    int u0, u1, v0 = 0, v1 = 0;
+    split(nb, tid, nt, &u0, &u1);
+    const int j0 = u0 * kRows, j1 = u1 * kRows < H ? u1 * kRows : H;
+    if (proj) split(a.hr.Rp / kRows, tid, nt, &v0, &v1);
+    const int i0 = v0 * kRows, i1 = v1 * kRows < Hout ? v1 * kRows : Hout;
+    uint8_t* q = r.q + (long)tid * B * a.hh.Kp;
+    uint8_t* qm = proj ? r.qm + (long)tid * B * a.hr.Kp : nullptr;
+    QRow* rows = r.rows + (long)tid * 2 * B;
+    QRow* mrows = rows + B;
+    for (int s = 0; s < a.T; s++) {
+        const int t = a.reverse ? a.T - 1 - s : s;
+        const float* cur = r.h[s & 1];
+        float* next = r.h[(s + 1) & 1];
+        float* yt = a.y + (long)t * B * Hout;
+        const float* xt = r.xg + (long)t * B * GH;
+        for (int b = 0; b < B; b++)
+            rows[b] = quantize_row(cur + (long)b * Hout, Hout, a.hh.Kp, q + (long)b * a.hh.Kp);
+        if (u0 < u1)
+            for (int g = 0; g < G; g++)
+                dot_blocks(a.hh.w, a.hh.Kp / 4, g * nb + u0, g * nb + u1, q, a.hh.Kp, B, r.acc, GHp);
+        for (int b = 0; b < B; b++) {
+            const int32_t* ab = r.acc + (long)b * GHp;
+            const float* xb = xt + (long)b * GH;
+            const float* hb = cur + (long)b * Hout;
+            float* nb_out = (proj ? r.m : next) + (long)b * (proj ? H : Hout);
+            float* yb = yt + (long)b * Hout;
+            const float sa = rows[b].scale;
+            const int32_t z = rows[b].zero;
+            if (!active(a.lengths, b, t)) {
+                if (!proj)
+                    for (int j = j0; j < j1; j++) {
+                        next[(long)b * Hout + j] = hb[j];
+                        yb[j] = 0.0f;
+                    }
+                continue;
+            }
+#define RNNKIT_DEQ(g, j) \
+    ((float)(ab[(g) * Hp + (j)] - z * a.hh.rowsum[(g) * Hp + (j)]) * (sa * a.hh.scale[(g) * Hp + (j)]))
+            if (a.mode == MODE_LSTM) {
+                float* cb = r.c + (long)b * H;
+                for (int j = j0; j < j1; j++) {
+                    const float ig = sigmoid_r(xb[j] + RNNKIT_DEQ(0, j));
+                    const float fg = sigmoid_r(xb[H + j] + RNNKIT_DEQ(1, j));
+                    const float gg = tanh_r(xb[2 * H + j] + RNNKIT_DEQ(2, j));
+                    const float og = sigmoid_r(xb[3 * H + j] + RNNKIT_DEQ(3, j));
+                    const float cv = fg * cb[j] + ig * gg;
+                    cb[j] = cv;
+                    nb_out[j] = og * tanh_r(cv);
+                }
+                if (!proj)
+                    for (int j = j0; j < j1; j++) yb[j] = nb_out[j];
+            } else if (a.mode == MODE_GRU) {
+                for (int j = j0; j < j1; j++) {
+                    const float rg = sigmoid_r(xb[j] + RNNKIT_DEQ(0, j));
+                    const float zg = sigmoid_r(xb[H + j] + RNNKIT_DEQ(1, j));
+                    const float ng = tanh_r(xb[2 * H + j] + rg * (RNNKIT_DEQ(2, j) + a.bhn[j]));
+                    const float hv = (1.0f - zg) * ng + zg * hb[j];
+                    nb_out[j] = hv;
+                    yb[j] = hv;
+                }
+            } else {
+                const bool relu = a.mode == MODE_RNN_RELU;
+                for (int j = j0; j < j1; j++) {
+                    const float pre = xb[j] + RNNKIT_DEQ(0, j);
+                    const float hv = relu ? (pre < 0.0f ? 0.0f : pre) : tanh_r(pre);
+                    nb_out[j] = hv;
+                    yb[j] = hv;
+                }
+            }
+#undef RNNKIT_DEQ
+        }
+        if (proj) {
+            parallel_barrier();  // every unit of m is written
+            for (int b = 0; b < B; b++)
+                mrows[b] = quantize_row(r.m + (long)b * H, H, a.hr.Kp, qm + (long)b * a.hr.Kp);
+            if (v0 < v1)
+                dot_blocks(a.hr.w, a.hr.Kp / 4, v0, v1, qm, a.hr.Kp, B, r.racc, a.hr.Rp);
+            for (int b = 0; b < B; b++) {
+                float* yb = yt + (long)b * Hout;
+                float* hb = next + (long)b * Hout;
+                if (!active(a.lengths, b, t)) {
+                    for (int i = i0; i < i1; i++) {
+                        hb[i] = cur[(long)b * Hout + i];
+                        yb[i] = 0.0f;
+                    }
+                    continue;
+                }
+                const int32_t* ab = r.racc + (long)b * a.hr.Rp;
+                const float sa = mrows[b].scale;
+                const int32_t z = mrows[b].zero;
+                for (int i = i0; i < i1; i++) {
+                    const float v = (float)(ab[i] - z * a.hr.rowsum[i]) * (sa * a.hr.scale[i]);
+                    hb[i] = v;
+                    yb[i] = v;
+                }
+            }
+        }
+        parallel_barrier();  // the new state is complete before anyone quantises it
+    }
+}
+
+static void layer(const Int8LayerArgs& a) {
+    const int G = gate_count(a.mode), B = a.B, T = a.T;
+    const int Hp = a.hh.Rp / G;
+    const size_t f = sizeof(float);
+    Int8Buffer xg(f * T * B * G * a.H);
+    project(a.ih, T * B, G, a.x, a.bias, (float*)xg.data, a.threads);
+    Int8Buffer h(f * 2 * B * a.Hout), c(f * B * a.H), m(f * B * a.H);
+    memcpy(h.data, a.h0, f * B * a.Hout);
+    if (a.c0) memcpy(c.data, a.c0, f * B * a.H);
+    Int8Buffer acc(sizeof(int32_t) * B * G * Hp),
+        racc(sizeof(int32_t) * B * (a.hr.w ? a.hr.Rp : 0)),
+        q((size_t)a.threads * B * a.hh.Kp), qm((size_t)a.threads * B * (a.hr.w ? a.hr.Kp : 0)),
+        rows(sizeof(QRow) * a.threads * 2 * B);
+    float* hp = (float*)h.data;
+    Recurrence r = {&a, (const float*)xg.data, {hp, hp + (size_t)B * a.Hout}, (float*)c.data,
+                    (float*)m.data, (int32_t*)acc.data, (int32_t*)racc.data, (uint8_t*)q.data,
+                    (uint8_t*)qm.data, (QRow*)rows.data};
+    parallel_run(a.threads, &recurrence_share, &r);
+    memcpy(a.hn, r.h[T & 1], f * B * a.Hout);
+    if (a.cn) memcpy(a.cn, c.data, f * B * a.H);
+}
+
+static const Int8Table table = {RNNKIT_INT8_NAME, &layer, &linear};

@@ -1,0 +1,161 @@
+"""int8 dynamically quantised recurrences (inference only) over the native int8 kernels.
+
+Weights are quantised once, symmetric int8 per output row (``scale = max|w_row| / 127``),
+and packed for the CPU's int8 dot products (AVX-512 VNNI ``vpdpbusd`` where the CPU has it,
+AVX2 otherwise, portable C++ elsewhere; see ``csrc/int8.h``). Activations (the layer input
+for the input projection, the state for the recurrent product, ``o * tanh(c)`` for an LSTM
+projection) are quantised per row and step to uint8 with a zero point, dynamically. Gate
+arithmetic stays float32. Integer sums are exact, so the result does not depend on the ISA
+or on the thread count.
+
+Example::
+
+    from rnnkit.engine import quantized
+    ih, hh = quantized.pack(w_ih, gates=4), quantized.pack(w_hh, gates=4)
+    y, h_n, c_n = quantized.recurrence("LSTM", x, h0, c0, ih, hh, None, bias, None)
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from types import ModuleType
+
+import torch
+from torch import Tensor
+
+from rnnkit.engine import checks
+from rnnkit.engine._loader import require_native
+from rnnkit.engine.threads import choose_threads
+
+ROWS = 16  # output rows per packed block
+GROUP = 4  # inputs per 4-byte group of one row
+
+_module: ModuleType | None = None
+
+
+def native() -> ModuleType:
+    """The int8 entry points of the compiled extension.
+
+    They live in ``_native`` itself (sharing its thread pool) and are reached through one
+    exported function that builds their module object, called here once through ctypes.
+    """
+    global _module
+    if _module is None:
+        library = ctypes.PyDLL(require_native().__file__)
+        build = library.rnnkit_int8_module
+        build.restype = ctypes.py_object
+        build.argtypes = []
+        _module = build()
+    return _module
+
+
+def kernel() -> str:
+    """The int8 kernels the engine's current ISA runs: ``'vnni'``, ``'avx2'`` or ``'generic'``."""
+    return native().kernel(require_native().isa())
+
+
+@dataclass(frozen=True)
+class PackedMatrix:
+    """A weight ``(rows, inputs)`` quantised per row and packed for the int8 kernels.
+
+    ``weight (Rp/16, Kp/4, 16, 4)`` int8, ``scale (Rp,)`` float32, ``rowsum (Rp,)`` int32, where
+    each of the ``gates`` row segments is padded to a multiple of 16 rows (``Rp``) and the inputs
+    to a multiple of 4 (``Kp``); padding is zero.
+    """
+
+    weight: Tensor
+    scale: Tensor
+    rowsum: Tensor
+    rows: int
+    inputs: int
+    gates: int
+
+
+def _round_up(n: int, to: int) -> int:
+    return (n + to - 1) // to * to
+
+
+def quantize_rows(weight: Tensor) -> tuple[Tensor, Tensor]:
+    """``(q (R, K) int8, scale (R,) float32)`` with ``weight ~= scale[:, None] * q``.
+
+    Symmetric per row: ``scale = max|row| / 127`` (1 for an all-zero row), ``q`` in [-127, 127].
+    """
+    w = weight.detach().to(torch.float32)
+    scale = w.abs().amax(dim=1) / 127.0
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    q = torch.round(w / scale[:, None]).clamp_(-127, 127).to(torch.int8)
+    return q, scale
+
+
+def pack(weight: Tensor, gates: int = 1) -> PackedMatrix:
+    """Quantise ``weight (gates * H, K)`` (torch's layout) and pack it (:class:`PackedMatrix`)."""
+    if not isinstance(weight, Tensor) or weight.dim() != 2 or weight.shape[0] % gates:
+        shape = tuple(weight.shape) if isinstance(weight, Tensor) else type(weight).__name__
+        raise ValueError(f"weight: expected a 2-D tensor with a multiple of {gates} rows, "
+                         f"got {shape}")
+    if not torch.isfinite(weight).all():
+        raise ValueError("weight: expected finite values, got NaN or infinity")
+    rows, inputs = weight.shape
+    q, scale = quantize_rows(weight)
+    per_gate, kp = rows // gates, _round_up(inputs, GROUP)
+    padded = _round_up(per_gate, ROWS)
+    q_full = torch.zeros(gates, padded, kp, dtype=torch.int8)
+    q_full[:, :per_gate, :inputs] = q.view(gates, per_gate, inputs)
+    s_full = torch.ones(gates, padded)
+    s_full[:, :per_gate] = scale.view(gates, per_gate)
+    rp = gates * padded
+    blocks = q_full.view(rp // ROWS, ROWS, kp // GROUP, GROUP).permute(0, 2, 1, 3).contiguous()
+    rowsum = q_full.view(rp, kp).sum(dim=1, dtype=torch.int32)
+    return PackedMatrix(blocks, s_full.view(rp).contiguous(), rowsum, rows, inputs, gates)
+
+
+def _threads(mode: str, batch: int, hidden: int, out_size: int) -> int:
+    # An int8 multiply-add costs about a quarter of a float one, so a thread needs ~4x the
+    # multiply-adds of the float kernels to pay for its barriers.
+    return choose_threads(mode, max(1, batch // 4), hidden, out_size)
+
+
+def linear(x: Tensor, weight: PackedMatrix, bias: Tensor | None = None) -> Tensor:
+    """``x (M, K) -> (M, R)``: ``x W^T + bias`` with ``x`` quantised per row (uint8)."""
+    module = native()
+    x = x.contiguous()
+    y = x.new_empty(x.shape[0], weight.rows)
+    module.linear(isa=require_native().isa(), threads=1, x=x, w=weight.weight,
+                  scale=weight.scale, rowsum=weight.rowsum,
+                  bias=None if bias is None else bias.contiguous(), y=y)
+    return y
+
+
+def recurrence(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, ih: PackedMatrix,
+               hh: PackedMatrix, hr: PackedMatrix | None, bias: Tensor, b_hn: Tensor | None,
+               lengths: Tensor | None = None, reverse: bool = False,
+               threads: int | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+    """One layer in one direction over a sequence, int8 products and float32 gates.
+
+    - ``mode``: ``'RNN_TANH' | 'RNN_RELU' | 'LSTM' | 'GRU'``; ``x (seq, batch, input)`` float32;
+      ``h0 (batch, out)``; ``c0 (batch, hidden)`` for LSTM else ``None``.
+    - ``ih``/``hh``/``hr``: :func:`pack` of ``weight_ih``, ``weight_hh`` (``gates=G``) and
+      ``weight_hr`` (or ``None``); ``bias (G*H,)`` the summed gate biases (GRU's n gate: ``b_in``
+      only) and ``b_hn (H,)`` for GRU, as ``rnnkit.engine.ops._gate_bias`` builds them.
+    - ``lengths``: ``None`` or int64 ``(batch,)``; padded steps output zero and keep the state.
+    - Returns ``(output (seq, batch, out), h_n (batch, out), c_n (batch, hidden) or None)``.
+    """
+    seq_len, batch, _ = x.shape
+    hidden = hh.rows // hh.gates
+    out_size = h0.shape[-1]
+    if threads is None:
+        threads = _threads(mode, batch, hidden, out_size)
+    y = x.new_empty(seq_len, batch, out_size)
+    h_n = x.new_empty(batch, out_size)
+    c_n = x.new_empty(batch, hidden) if mode == "LSTM" else None
+    native().layer(
+        mode=checks.MODE_IDS[mode], reverse=bool(reverse), threads=int(threads),
+        isa=require_native().isa(), hidden=hidden, x=x.contiguous(), h0=h0.contiguous(),
+        c0=None if c0 is None else c0.contiguous(), w_ih=ih.weight, s_ih=ih.scale,
+        r_ih=ih.rowsum, w_hh=hh.weight, s_hh=hh.scale, r_hh=hh.rowsum,
+        w_hr=None if hr is None else hr.weight, s_hr=None if hr is None else hr.scale,
+        r_hr=None if hr is None else hr.rowsum, bias=bias.contiguous(),
+        b_hn=None if b_hn is None else b_hn.contiguous(), lengths=lengths, y=y, h_n=h_n,
+        c_n=c_n)
+    return y, h_n, c_n
