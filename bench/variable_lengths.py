@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -83,49 +84,69 @@ def _train(function, layer):
     return run
 
 
+def measure(mode: str, task: str, hidden: int, batch: int, reps: int) -> dict:
+    """One grid point: medians (ms) and torch-packed / rnnkit ratios."""
+    functions, lengths = runners(mode, hidden, batch, task == "training")
+    times = interleaved(functions, reps)
+    row = {"mode": mode, "task": task, "hidden": hidden, "batch": batch,
+           "max_len": int(lengths.max()), "mean_len": float(lengths.float().mean()),
+           "torch_packed_ms": 1e3 * statistics.median(times[0]),
+           "rnnkit_packed_ms": 1e3 * statistics.median(times[1]),
+           "rnnkit_lengths_ms": 1e3 * statistics.median(times[2])}
+    row["packed_speedup"], _, _ = ratio_stats(times[0], times[1])
+    row["lengths_speedup"], row["lengths_min"], row["lengths_max"] = ratio_stats(times[0],
+                                                                                 times[2])
+    return row
+
+
+def render(meta: dict, rows: list[dict]) -> str:
+    lines = ["# Variable-length batches: rnnkit vs torch.nn's packed path", "",
+             f"{meta['cpu']}, {meta['threads']} threads, torch {meta['torch']}, log-normal "
+             f"lengths 10-400; {meta['reps']} interleaved repetitions, medians; speedup = "
+             "torch.nn packed time / rnnkit time (rnnkit backend "
+             f"`{meta['backend']}`). Load average at the start: "
+             f"{meta['load']:.1f}.", "",
+             f"Reproduce: `python bench/variable_lengths.py {meta['argv']}`", "",
+             "| cell | task | H | B | max/mean len | torch packed ms | rnnkit packed ms | speedup "
+             "| rnnkit lengths= ms | speedup | min-max |",
+             "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r['mode']} | {r['task']} | {r['hidden']} | {r['batch']} | "
+                     f"{r['max_len']}/{r['mean_len']:.0f} | {r['torch_packed_ms']:.1f} | "
+                     f"{r['rnnkit_packed_ms']:.1f} | **{r['packed_speedup']:.2f}x** | "
+                     f"{r['rnnkit_lengths_ms']:.1f} | **{r['lengths_speedup']:.2f}x** | "
+                     f"{r['lengths_min']:.2f}-{r['lengths_max']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--modes", default="LSTM,GRU")
     parser.add_argument("--hiddens", default="128,256")
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--batches", default="32,128", help="comma-separated batch sizes")
+    parser.add_argument("--tasks", default="inference,training")
+    parser.add_argument("--out", default="variable_lengths", help="results file stem")
+    parser.add_argument("--backend", default="auto", choices=("auto", "native", "torch"),
+                        help="rnnkit's backend for its two columns")
     args = parser.parse_args(argv)
+    rnn.set_backend(args.backend)
+    meta = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "reps": args.reps, "backend": args.backend, "load": os.getloadavg()[0],
+            "argv": " ".join(sys.argv[1:] if argv is None else argv)}
     rows = []
     for mode in args.modes.split(","):
-        for task in ("inference", "training"):
+        for task in args.tasks.split(","):
             for hidden in (int(h) for h in args.hiddens.split(",")):
-                functions, lengths = runners(mode, hidden, args.batch, task == "training")
-                times = interleaved(functions, args.reps)
-                row = {"mode": mode, "task": task, "hidden": hidden, "batch": args.batch,
-                       "max_len": int(lengths.max()), "mean_len": float(lengths.float().mean()),
-                       "torch_packed_ms": 1e3 * statistics.median(times[0]),
-                       "rnnkit_packed_ms": 1e3 * statistics.median(times[1]),
-                       "rnnkit_lengths_ms": 1e3 * statistics.median(times[2])}
-                row["packed_speedup"], _, _ = ratio_stats(times[0], times[1])
-                row["lengths_speedup"], row["lengths_min"], row["lengths_max"] = ratio_stats(
-                    times[0], times[2])
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-    meta = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "reps": args.reps}
+                for batch in (int(b) for b in args.batches.split(",")):
+                    rows.append(measure(mode, task, hidden, batch, args.reps))
+                    print(json.dumps(rows[-1]), flush=True)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "variable_lengths.json").write_text(json.dumps({"meta": meta, "rows": rows},
-                                                              indent=2) + "\n")
-    lines = ["# Variable-length batches: rnnkit vs torch.nn's packed path", "",
-             f"{meta['cpu']}, {meta['threads']} threads, torch {meta['torch']}, batch "
-             f"{args.batch}, log-normal lengths 10-400; {args.reps} interleaved repetitions, "
-             "medians; speedup = torch.nn packed time / rnnkit time.", "",
-             "| cell | task | H | max/mean len | torch packed ms | rnnkit packed ms | speedup "
-             "| rnnkit lengths= ms | speedup | min-max |",
-             "|---|---|---:|---|---:|---:|---:|---:|---:|---|"]
-    for r in rows:
-        lines.append(f"| {r['mode']} | {r['task']} | {r['hidden']} | {r['max_len']}/"
-                     f"{r['mean_len']:.0f} | {r['torch_packed_ms']:.1f} | "
-                     f"{r['rnnkit_packed_ms']:.1f} | **{r['packed_speedup']:.2f}x** | "
-                     f"{r['rnnkit_lengths_ms']:.1f} | **{r['lengths_speedup']:.2f}x** | "
-                     f"{r['lengths_min']:.2f}-{r['lengths_max']:.2f} |")
-    (RESULTS / "variable_lengths.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    (RESULTS / f"{args.out}.json").write_text(json.dumps({"meta": meta, "rows": rows},
+                                                         indent=2) + "\n")
+    text = render(meta, rows)
+    (RESULTS / f"{args.out}.md").write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":

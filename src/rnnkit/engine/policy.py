@@ -11,6 +11,10 @@ kernel measured slower than torch's.
   except at batch 128 with the largest hidden sizes, where both are bound by the same GEMMs.
 - nn.LSTM uses oneDNN's fused kernel: the native engine wins at batch 1 and in training at
   several larger shapes; oneDNN keeps inference at batch >= 32.
+- Per-row ``lengths=`` (or packed input) with rows of different lengths
+  (:data:`VARIABLE_LENGTH_WINS`, from ``bench/results/variable_lengths.md``): torch.nn's
+  alternative is then its packed path, which runs no oneDNN kernel but one small product per
+  time step on a shrinking batch; the engine skips finished rows as well and wins there.
 - Streaming ``step()`` (one step, batch 1; :data:`STREAMING_WINS`, from the streaming table):
   the one-call native step wins for every cell and size measured.
 """
@@ -45,6 +49,14 @@ NATIVE_WINS: dict[tuple[str, bool], frozenset[tuple[int, int]]] = {
     ("LSTM", False): frozenset({(64, 1), (128, 1), (256, 1), (512, 1)}),
     ("LSTM", True): frozenset({(64, 1), (128, 1), (128, 128), (256, 1), (512, 1), (512, 32)}),
 }
+# Rows of different lengths: (cell, training) -> {(hidden, batch)} where the native
+# lengths= path measured >= margin(cell) x torch.nn's packed path (bench/variable_lengths.py
+# --backend native). Batch 1 never has rows of different lengths.
+_VARIABLE_GRID = frozenset((hidden, batch) for hidden in HIDDEN_GRID for batch in (32, 128))
+VARIABLE_LENGTH_WINS: dict[tuple[str, bool], frozenset[tuple[int, int]]] = {
+    (cell, training): _VARIABLE_GRID
+    for cell in ("RNN", "GRU", "LSTM") for training in (False, True)
+}
 # Streaming step() at batch 1: cell -> hidden sizes (grid points) where the one-call native
 # step measured >= MARGIN x a one-step torch.nn call.
 STREAMING_WINS: dict[str, frozenset[int]] = {
@@ -64,8 +76,13 @@ def _nearest(value: int, grid: tuple[int, ...]) -> int:
 
 
 def should_use(mode: str, *, input_size: int, hidden_size: int, batch: int, seq_len: int,
-               dtype: torch.dtype, device: torch.device | str, training: bool) -> bool:
-    """True when the native kernel was measured faster than torch.nn for this shape on CPU."""
+               dtype: torch.dtype, device: torch.device | str, training: bool,
+               variable_lengths: bool = False) -> bool:
+    """True when the native kernel was measured faster than torch.nn for this shape on CPU.
+
+    ``variable_lengths``: the rows have different lengths, so torch.nn would run its packed
+    path (the comparison in :data:`VARIABLE_LENGTH_WINS`).
+    """
     if _loader.native is None or torch.device(device).type != "cpu":
         return False
     if dtype not in (torch.float32, torch.float64):
@@ -74,6 +91,8 @@ def should_use(mode: str, *, input_size: int, hidden_size: int, batch: int, seq_
     if seq_len == 1 and batch == 1:
         return streaming_wins(mode, hidden_size, batch)
     point = (_nearest(hidden_size, HIDDEN_GRID), _nearest(batch, BATCH_GRID))
+    if variable_lengths:
+        return point in VARIABLE_LENGTH_WINS[(cell, bool(training))]
     return point in NATIVE_WINS[(cell, bool(training))]
 
 

@@ -258,7 +258,7 @@ class RecurrentBase(nn.RNNBase):
         if x.shape[0] == 0:  # after the argument checks, as torch.nn's kernel raises it
             checks.reject_empty_sequence(type(self).__name__, self._input_shape(input),
                                          self.batch_first)
-        path = self._choose_path(x)
+        path = self._choose_path(x, variable_lengths=lengths is not None)
         if path == "torch":
             output, h_n, c_n = self._run_fused(x, h0, c0, lengths)
         else:
@@ -357,8 +357,11 @@ class RecurrentBase(nn.RNNBase):
         finally:
             self._state_observer = previous
 
-    def _choose_path(self, x: Tensor) -> str:
-        """Pick ``'torch'``, ``'native'`` or ``'python'`` for this call."""
+    def _choose_path(self, x: Tensor, variable_lengths: bool = False) -> str:
+        """Pick ``'torch'``, ``'native'`` or ``'python'`` for this call.
+
+        ``variable_lengths``: rows end at different steps (torch would run its packed path).
+        """
         if self.regularisation.active or self.layer_norm or self._state_observer is not None:
             return "python"
         requested = self.backend or backends.get_backend()
@@ -384,7 +387,7 @@ class RecurrentBase(nn.RNNBase):
         if engine is not None and engine.should_use(
                 self.mode, input_size=self.input_size, hidden_size=self.hidden_size,
                 batch=x.shape[1], seq_len=x.shape[0], dtype=x.dtype, device=x.device,
-                training=training):
+                training=training, variable_lengths=variable_lengths):
             return "native"
         return "torch"
 
