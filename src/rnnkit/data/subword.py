@@ -15,6 +15,7 @@ from typing import Any
 
 SUBWORD_KINDS = ("bpe", "unigram")
 UNKNOWN = "<unk>"
+_PROBE = "a \ufffd\U0010fffd \u5b57 <unk>"  # characters no trained model has seen
 
 
 def _library() -> Any:
@@ -65,6 +66,10 @@ class SubwordTokenizer:
             model = _library().Tokenizer.from_str(text)
         except Exception as error:  # the library raises its own exception type
             raise ValueError(f"subword tokenizer JSON: cannot be read ({error})") from None
+        try:  # JSON that parses can still fail on the first unknown character (no unk id)
+            model.decoder.decode(model.encode(_PROBE, add_special_tokens=False).tokens)
+        except Exception as error:
+            raise ValueError(f"subword tokenizer JSON: cannot encode text ({error})") from None
         return cls(model, kind)
 
     def to_json(self) -> str:
