@@ -132,3 +132,26 @@ def test_debug_shows_the_traceback(cli, tmp_path):
 
 def test_unknown_dataset(cli):
     assert_user_error(cli("datasets", "prepare", "imdb"), "unknown dataset 'imdb'")
+
+
+@pytest.mark.parametrize("bug", [TypeError("unsupported operand"), KeyError("artifacts")])
+def test_a_type_or_key_error_is_a_failure_not_a_user_error(cli, tmp_path, monkeypatch, bug):
+    def broken(*args, **kwargs):
+        raise bug
+
+    monkeypatch.setattr("rnnkit.cli.inference.load_run", broken)
+    result = cli("generate", tmp_path)
+    assert result.exit_code == 1, result.output
+    assert f"error: {type(bug).__name__}: " in result.stderr
+    assert "rnnkit --debug" in result.stderr  # where to see the traceback of the bug
+
+
+def test_config_type_errors_are_user_errors_and_still_type_errors(cli, tmp_path):
+    from rnnkit.errors import RnnkitError
+    from rnnkit.tasks import load_config
+
+    result = cli("train", hello_config(tmp_path), "--set", "train.seed=1.5")
+    assert_user_error(result, "train.seed: expected an integer, got 1.5")
+    with pytest.raises(TypeError) as caught:  # what Python callers have always caught
+        load_config(hello_config(tmp_path), ["train.seed=1.5"])
+    assert isinstance(caught.value, RnnkitError)

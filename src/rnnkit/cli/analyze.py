@@ -1,23 +1,24 @@
-# ruff: noqa: B008  (typer declares arguments and options as parameter defaults)
 """``rnnkit analyze``, ``rnnkit report`` and ``rnnkit demo vanishing-gradients``.
 
-:mod:`rnnkit.cli.main` copies the commands and groups of :data:`app` into the main app.
+:mod:`rnnkit.cli.main` registers :func:`analyze` and :func:`report` as commands and
+:data:`demo_app` as the ``demo`` group. The analysis modules are imported inside the commands:
+they bring matplotlib, which every other command would otherwise pay for at start-up.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from rnnkit.cli.errors import handle_errors
 
-app = typer.Typer(add_completion=False)
 demo_app = typer.Typer(help="Demonstrations that run on synthetic data and write a report.",
                        no_args_is_help=True)
-app.add_typer(demo_app, name="demo")
 
 
 class What(str, Enum):
@@ -39,16 +40,18 @@ def _print_rows(rows: list[dict]) -> None:
         typer.echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)))
 
 
-@app.command()
 @handle_errors
 def analyze(
-    run_dir: Path = typer.Argument(..., help="A run directory made by `rnnkit train`, or a "
-                                   "study directory made by `rnnkit tune` (tuning report)."),
-    data: Path | None = typer.Option(None, "--data", help="Data file in the run's format "
-                                     "(default: the run's validation, test or training file)."),
-    what: What = typer.Option(What.gradient_flow, "--what", help="What to analyse."),
-    out: Path | None = typer.Option(None, "--out", help="Where to write plots "
-                                    "(default: DIR/analysis)."),
+    run_dir: Annotated[Path, typer.Argument(
+        help="A run directory made by `rnnkit train`, or a study directory made by "
+        "`rnnkit tune` (tuning report).")],
+    data: Annotated[Path | None, typer.Option(
+        "--data",
+        help="Data file in the run's format (default: the run's validation, test or training "
+        "file).")] = None,
+    what: Annotated[What, typer.Option("--what", help="What to analyse.")] = What.gradient_flow,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Where to write plots (default: DIR/analysis).")] = None,
 ) -> None:
     """Print gradient flow through time, hidden-state statistics or attention, and write plots."""
     from rnnkit.analysis.cli_views import VIEWS
@@ -60,12 +63,13 @@ def analyze(
         typer.echo(f"wrote {path}")
 
 
-@app.command()
 @handle_errors
 def report(
-    run_dir: Path = typer.Argument(..., help="A run directory made by `rnnkit train`, or a "
-                                   "study directory made by `rnnkit tune` (tuning report)."),
-    data: Path | None = typer.Option(None, "--data", help="Data file for the sample sections."),
+    run_dir: Annotated[Path, typer.Argument(
+        help="A run directory made by `rnnkit train`, or a study directory made by "
+        "`rnnkit tune` (tuning report).")],
+    data: Annotated[Path | None, typer.Option(
+        "--data", help="Data file for the sample sections.")] = None,
 ) -> None:
     """Write DIR/report.html: one self-contained page (plots embedded), plus PNGs; for a tuning
     study, the trials, the metric against each hyperparameter and the best trial's curves."""
@@ -79,14 +83,14 @@ def report(
 @demo_app.command("vanishing-gradients")
 @handle_errors
 def vanishing_gradients(
-    quick: bool = typer.Option(False, "--quick", help="A < 30 s version (two delays, few steps)."),
-    out: Path = typer.Option(Path("runs/vanishing-gradients"), "--out",
-                             help="Directory for results.json, PNGs and report.html."),
-    seed: int = typer.Option(0, "--seed", help="Seed of every run."),
+    quick: Annotated[bool, typer.Option(
+        "--quick", help="A < 30 s version (two delays, few steps).")] = False,
+    out: Annotated[Path, typer.Option(
+        "--out", help="Directory for results.json, PNGs and report.html.")] = Path(
+        "runs/vanishing-gradients"),
+    seed: Annotated[int, typer.Option("--seed", help="Seed of every run.")] = 0,
 ) -> None:
     """Train RNN, LSTM and GRU on recall-after-delay tasks; show why the RNN forgets."""
-    from dataclasses import replace
-
     from rnnkit.analysis.demo import DemoConfig, run_demo, save_results
     from rnnkit.analysis.demo_report import COMMAND, write_demo_report
 

@@ -1,9 +1,9 @@
 """``rnnkit backtest``: forecasts from many origins of a file, scored per origin."""
-# ruff: noqa: B008  (typer declares arguments and options as parameter defaults)
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -15,25 +15,27 @@ from rnnkit.tasks.errors import TaskMismatchError
 
 @handle_errors
 def backtest(
-    run_dir: Path = typer.Argument(..., help="A forecasting run made by `rnnkit train`.",
-                                   show_default=False),
-    data: Path = typer.Option(..., "--data", "-d",
-                              help="Series file in the training format (the whole series, or "
-                                   "what follows the training data)."),
-    horizon: int = typer.Option(None, "--horizon", min=1,
-                                help="Steps scored per origin (default: the run's horizon)."),
-    stride: int = typer.Option(None, "--stride", min=1,
-                               help="Steps between origins (default: the horizon)."),
-    window: str = typer.Option("expanding", "--window",
-                               help="With --retrain: expanding (all data before the origin) "
-                                    "or rolling (the last --train-size steps)."),
-    retrain: bool = typer.Option(False, "--retrain",
-                                 help="Train a fresh model for each origin on the data "
-                                      "before it (slow)."),
-    train_size: int = typer.Option(None, "--train-size", min=1,
-                                   help="Rolling window length in steps."),
-    train_steps: int = typer.Option(None, "--train-steps", min=1,
-                                    help="With --retrain: cap each training at N steps."),
+    run_dir: Annotated[Path, typer.Argument(
+        help="A forecasting run made by `rnnkit train`.", show_default=False)],
+    data: Annotated[Path, typer.Option(
+        "--data", "-d",
+        help="Series file in the training format (the whole series, or what follows the "
+        "training data).")],
+    horizon: Annotated[int | None, typer.Option(
+        "--horizon", min=1, help="Steps scored per origin (default: the run's horizon).")] = None,
+    stride: Annotated[int | None, typer.Option(
+        "--stride", min=1, help="Steps between origins (default: the horizon).")] = None,
+    window: Annotated[str, typer.Option(
+        "--window",
+        help="With --retrain: expanding (all data before the origin) or rolling (the last "
+        "--train-size steps).")] = "expanding",
+    retrain: Annotated[bool, typer.Option(
+        "--retrain",
+        help="Train a fresh model for each origin on the data before it (slow).")] = False,
+    train_size: Annotated[int | None, typer.Option(
+        "--train-size", min=1, help="Rolling window length in steps.")] = None,
+    train_steps: Annotated[int | None, typer.Option(
+        "--train-steps", min=1, help="With --retrain: cap each training at N steps.")] = None,
 ) -> None:
     """Backtest a forecasting run: print per-origin and aggregated metrics and save them
     (CSV + JSON) in RUN/backtest/."""

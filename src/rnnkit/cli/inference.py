@@ -1,5 +1,4 @@
 """``rnnkit evaluate``, ``generate`` and ``predict``: use a trained run directory."""
-# ruff: noqa: B008  (typer declares arguments and options as parameter defaults)
 
 from __future__ import annotations
 
@@ -8,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -18,20 +17,20 @@ from rnnkit.data.datasets.refs import resolve_data_path
 from rnnkit.tasks import load_run
 from rnnkit.train.state_io import finite_json
 
-DIR_ARGUMENT = typer.Argument(..., help="A run directory made by `rnnkit train`.",
-                              show_default=False)
+RunDirArgument = Annotated[Path, typer.Argument(help="A run directory made by `rnnkit train`.",
+                                               show_default=False)]
 
 
 @handle_errors
 def evaluate(
-    run_dir: Path = DIR_ARGUMENT,
-    data_text: str = typer.Option(..., "--data", "-d", metavar="FILE|dataset:NAME:SPLIT",
-                                  help="File in the same format as training, or a bundled "
-                                       "sample's split, e.g. dataset:dates:test (see `rnnkit "
-                                       "datasets path NAME`)."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    checkpoint: str = typer.Option("best", metavar="best|last",
-                                   help="Checkpoint to use: best or last."),
+    run_dir: RunDirArgument,
+    data_text: Annotated[str, typer.Option(
+        "--data", "-d", metavar="FILE|dataset:NAME:SPLIT",
+        help="File in the same format as training, or a bundled sample's split, e.g. "
+        "dataset:dates:test (see `rnnkit datasets path NAME`).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    checkpoint: Annotated[str, typer.Option(
+        metavar="best|last", help="Checkpoint to use: best or last.")] = "best",
 ) -> None:
     """Score the run's model on a data file with the task's metrics."""
     data = resolve_data_path(data_text)
@@ -50,17 +49,22 @@ def evaluate(
 
 @handle_errors
 def generate(
-    run_dir: Path = DIR_ARGUMENT,
-    prime: str = typer.Option(None, "--prime", "-p", help="Text to start from."),
-    length: int = typer.Option(500, "--length", "-n", min=0, help="Tokens to generate."),
-    temperature: float = typer.Option(0.8, "--temperature", "-t", min=0.0,
-                                      help="0 is greedy; higher is more varied."),
-    top_k: int = typer.Option(None, "--top-k", min=1, help="Sample among the k most likely."),
-    top_p: float = typer.Option(None, "--top-p", min=0.0, max=1.0, help="Nucleus sampling."),
-    seed: int = typer.Option(None, "--seed", help="Make sampling reproducible."),
-    condition: str = typer.Option(None, "--condition", "-c",
-                                  help="Class to condition on (conditional_generation runs)."),
-    count: int = typer.Option(1, "--count", min=1, help="Number of samples."),
+    run_dir: RunDirArgument,
+    prime: Annotated[str | None, typer.Option(
+        "--prime", "-p", help="Text to start from.")] = None,
+    length: Annotated[int, typer.Option(
+        "--length", "-n", min=0, help="Tokens to generate.")] = 500,
+    temperature: Annotated[float, typer.Option(
+        "--temperature", "-t", min=0.0, help="0 is greedy; higher is more varied.")] = 0.8,
+    top_k: Annotated[int | None, typer.Option(
+        "--top-k", min=1, help="Sample among the k most likely.")] = None,
+    top_p: Annotated[float | None, typer.Option(
+        "--top-p", min=0.0, max=1.0, help="Nucleus sampling.")] = None,
+    seed: Annotated[int | None, typer.Option(
+        "--seed", help="Make sampling reproducible.")] = None,
+    condition: Annotated[str | None, typer.Option(
+        "--condition", "-c", help="Class to condition on (conditional_generation runs).")] = None,
+    count: Annotated[int, typer.Option("--count", min=1, help="Number of samples.")] = 1,
 ) -> None:
     """Sample text from a language model or a conditional generator."""
     run = load_run(run_dir)
@@ -133,24 +137,28 @@ def _predict_rows(run: Any, inputs: list[Any], samples: int, beam_size: int | No
 
 @handle_errors
 def predict(
-    run_dir: Path = DIR_ARGUMENT,
-    source: str = typer.Option("-", "--input", "-i", metavar="FILE|-|dataset:NAME:SPLIT",
-                               help="Input in the run's format (a CSV/TSV gives its text "
-                                    "column, a CoNLL file its tokens, a pairs TSV its sources, "
-                                    "else one example per line; a series file for "
-                                    "forecasting), - for stdin, or a bundled sample's split."),
-    output: Path = typer.Option(None, "--output", "-o", help="Output file (default stdout)."),
-    output_format: str = typer.Option(None, "--format", "-f", metavar="csv|jsonl",
-                                      help="csv or jsonl (default: from --output, else jsonl)."),
-    samples: int = typer.Option(0, "--samples", min=0,
-                                help="Forecasting: also write N sample paths per series "
-                                     "(<target>_samples, one value per path at each step)."),
-    beam_size: int = typer.Option(None, "--beam-size", min=1, show_default=False,
-                                  help="Seq2seq: beam width K (default: the run's "
-                                       "model.beam_size; 1 is greedy)."),
-    n_best: int = typer.Option(1, "--n-best", min=1,
-                               help="Seq2seq: the N best outputs per source, one row each with "
-                                    "rank and score (N <= --beam-size)."),
+    run_dir: RunDirArgument,
+    source: Annotated[str, typer.Option(
+        "--input", "-i", metavar="FILE|-|dataset:NAME:SPLIT",
+        help="Input in the run's format (a CSV/TSV gives its text column, a CoNLL file its "
+        "tokens, a pairs TSV its sources, else one example per line; a series file for "
+        "forecasting), - for stdin, or a bundled sample's split.")] = "-",
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Output file (default stdout).")] = None,
+    output_format: Annotated[str | None, typer.Option(
+        "--format", "-f", metavar="csv|jsonl",
+        help="csv or jsonl (default: from --output, else jsonl).")] = None,
+    samples: Annotated[int, typer.Option(
+        "--samples", min=0,
+        help="Forecasting: also write N sample paths per series (<target>_samples, one value "
+        "per path at each step).")] = 0,
+    beam_size: Annotated[int | None, typer.Option(
+        "--beam-size", min=1, show_default=False,
+        help="Seq2seq: beam width K (default: the run's model.beam_size; 1 is greedy).")] = None,
+    n_best: Annotated[int, typer.Option(
+        "--n-best", min=1,
+        help="Seq2seq: the N best outputs per source, one row each with rank and score "
+        "(N <= --beam-size).")] = 1,
 ) -> None:
     """Batch inference: labels with probabilities, tags, translations or forecasts."""
     if output_format is None:

@@ -1,13 +1,13 @@
 """The ``rnnkit`` command: train, evaluate, generate, predict, tune, export, backtest,
 datasets.
 
-Commands live in small modules; this one assembles the typer app. Commands of
-:mod:`rnnkit.cli.analyze` (``analyze``, ``report``, ``demo``) are added when that module exists.
+Commands live in small modules as plain functions; this one assembles the typer app.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
@@ -38,9 +38,10 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="Show full tracebacks on errors.")] = False,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
     """Global options."""
     Settings.debug = debug
@@ -53,12 +54,10 @@ app.command()(inference.predict)
 app.command()(tools.tune)
 app.command()(tools.export)
 app.command()(backtest.backtest)
+app.command()(analyze.analyze)
+app.command()(analyze.report)
 app.add_typer(datasets.app, name="datasets")
-
-
-# ``analyze``, ``report`` and ``demo`` are a Typer app of their own; they join the top level.
-app.registered_commands += analyze.app.registered_commands
-app.registered_groups += analyze.app.registered_groups
+app.add_typer(analyze.demo_app, name="demo")
 
 
 def main() -> None:

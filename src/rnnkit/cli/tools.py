@@ -1,58 +1,64 @@
 """``rnnkit tune`` (Optuna or Ray Tune search) and ``rnnkit export`` (ONNX / TorchScript)."""
-# ruff: noqa: B008  (typer declares arguments and options as parameter defaults)
 
 from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from rnnkit.cli.errors import handle_errors
-from rnnkit.cli.inference import DIR_ARGUMENT
-from rnnkit.cli.train import SET_OPTION
+from rnnkit.cli.inference import RunDirArgument
+from rnnkit.cli.train import SetOption
 from rnnkit.tasks import load_config, load_run
+from rnnkit.tasks.export import export_model
+from rnnkit.tasks.tune import tune as run_tune
+from rnnkit.tasks.tune_ray import tune_ray
 
 
 @handle_errors
 def tune(
-    config: Path = typer.Argument(..., help="Run config with a tune: section.", show_default=False),
-    trials: int = typer.Option(None, "--trials", "-n", min=1,
-                               help="Trials in total (shared by every worker of the study); "
-                                    "a grid search defaults to its number of combinations."),
-    engine: str = typer.Option("optuna", "--engine", metavar="optuna|ray",
-                               help="Optuna (trials in this process, shared storage) or Ray "
-                                    "Tune (trials as Ray tasks, ASHA or PBT; rnnkit[ray])."),
-    address: str = typer.Option(None, "--address", metavar="HOST:PORT",
-                                help="Ray: an existing cluster (default: a local Ray runtime "
-                                     "started for this search)."),
-    storage: str = typer.Option(None, "--storage",
-                                help="Optuna storage URL (default sqlite:///OUT/study.db; e.g. "
-                                     "postgresql://user:pw@host/db for several machines)."),
-    study: str = typer.Option(None, "--study", help="Study name (default: the config's name)."),
-    timeout: float = typer.Option(None, "--timeout", min=0.0, help="Stop after MIN minutes."),
-    out: Path = typer.Option(None, "--out", "-o",
-                             help="Output directory (default runs/tune-NAME)."),
-    overrides: list[str] = SET_OPTION,
+    config: Annotated[Path, typer.Argument(
+        help="Run config with a tune: section.", show_default=False)],
+    trials: Annotated[int | None, typer.Option(
+        "--trials", "-n", min=1,
+        help="Trials in total (shared by every worker of the study); a grid search defaults "
+        "to its number of combinations.")] = None,
+    engine: Annotated[str, typer.Option(
+        "--engine", metavar="optuna|ray",
+        help="Optuna (trials in this process, shared storage) or Ray Tune (trials as Ray "
+        "tasks, ASHA or PBT; rnnkit[ray]).")] = "optuna",
+    address: Annotated[str | None, typer.Option(
+        "--address", metavar="HOST:PORT",
+        help="Ray: an existing cluster (default: a local Ray runtime started for this "
+        "search).")] = None,
+    storage: Annotated[str | None, typer.Option(
+        "--storage",
+        help="Optuna storage URL (default sqlite:///OUT/study.db; e.g. "
+        "postgresql://user:pw@host/db for several machines).")] = None,
+    study: Annotated[str | None, typer.Option(
+        "--study", help="Study name (default: the config's name).")] = None,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", min=0.0, help="Stop after MIN minutes.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Output directory (default runs/tune-NAME).")] = None,
+    overrides: SetOption = None,
 ) -> None:
     """Search hyper-parameters (tune.strategy: tpe, random or grid; tune.pruner: median, asha,
     hyperband, pbt or none); print the trials as they finish, the best config and the command
     that trains it."""
-    run_config = load_config(config, [*overrides, "train.progress=false"])
+    run_config = load_config(config, [*(overrides or []), "train.progress=false"])
     out = out if out is not None else Path("runs") / f"tune-{config.stem}"
     if engine == "optuna":
         if address is not None:
             raise ValueError(f"--address: used by --engine ray only, got --engine {engine}")
-        from rnnkit.tasks.tune import tune as run_tune
-
         outcome = run_tune(run_config, out, trials, storage, study or config.stem, timeout,
                            report=_to_stderr)
     elif engine == "ray":
         if storage is not None:
             raise ValueError("--storage: used by --engine optuna only (Ray keeps its results "
                              "in OUT/ray), got --engine ray")
-        from rnnkit.tasks.tune_ray import tune_ray
-
         outcome = tune_ray(run_config, out, trials, address, study or config.stem, timeout,
                            report=_to_stderr)
     else:
@@ -85,15 +91,13 @@ def _print_tune_outcome(outcome, out: Path) -> None:
 
 @handle_errors
 def export(
-    run_dir: Path = DIR_ARGUMENT,
-    fmt: str = typer.Option(..., "--format", "-f", metavar="onnx|torchscript",
-                            help="onnx or torchscript."),
-    out: Path = typer.Option(None, "--out", "-o", help="Output file (default DIR/model.onnx or "
-                                                       "DIR/model.pt)."),
+    run_dir: RunDirArgument,
+    fmt: Annotated[str, typer.Option(
+        "--format", "-f", metavar="onnx|torchscript", help="onnx or torchscript.")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Output file (default DIR/model.onnx or DIR/model.pt).")] = None,
 ) -> None:
     """Export the model and check it against PyTorch on random inputs of two sizes."""
-    from rnnkit.tasks.export import export_model
-
     if fmt not in ("onnx", "torchscript"):
         raise ValueError(f"--format: expected onnx or torchscript, got {fmt!r}")
     run = load_run(run_dir)

@@ -1,16 +1,17 @@
 """``rnnkit train``: one config file (or none) → a trained run directory."""
-# ruff: noqa: B008  (typer declares arguments and options as parameter defaults)
 
 from __future__ import annotations
 
 import shlex
+import sys
 import time
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from rnnkit.cli.errors import handle_errors, signal_exit_code
-from rnnkit.tasks import TrainOutcome, load_config
+from rnnkit.cli.errors import Settings, handle_errors, signal_exit_code
+from rnnkit.tasks import TASKS, TrainOutcome, load_config
 from rnnkit.tasks import train as train_run
 from rnnkit.tasks.errors import RunDirError
 from rnnkit.train import is_main_process, resolve_device
@@ -25,28 +26,16 @@ from rnnkit.train.precision import check_amp
 
 RUNS_DIR = Path("runs")
 
-CONFIG_ARGUMENT = typer.Argument(
-    None, help="YAML or TOML run config (sections task, data, model, train, tune). "
+ConfigArgument = Annotated[Path | None, typer.Argument(
+    help="YAML or TOML run config (sections task, data, model, train, tune). "
     "Omit it to train the default char-level LSTM on the bundled Shakespeare sample.",
     show_default=False,
-)
-SET_OPTION = typer.Option(
-    [], "--set", "-s", metavar="SECTION.KEY=VALUE",
+)]
+SetOption = Annotated[list[str] | None, typer.Option(
+    "--set", "-s", metavar="SECTION.KEY=VALUE",
     help="Override a config key, e.g. --set train.lr=0.001 (repeatable; type-checked).",
-)
-NPROC_OPTION = typer.Option(
-    1, "--nproc", min=1, metavar="N",
-    help="Train data-parallel in N processes on this machine (torchrun; gloo on CPU, NCCL on "
-    "CUDA). The global batch stays train.batch_size; each process gets its rows.",
-)
-DEVICE_OPTION = typer.Option(
-    None, "--device", metavar="auto|cpu|cuda",
-    help="Where to train (sets train.device; auto picks CUDA when present).",
-)
-AMP_OPTION = typer.Option(
-    None, "--amp", metavar="bf16|fp16|none",
-    help="Mixed precision on CUDA (sets train.amp; fp16 uses loss scaling).",
-)
+    show_default=False,
+)]
 
 
 def default_run_dir(config_path: Path | None) -> Path:
@@ -71,16 +60,26 @@ def in_cli_terms(error: RunDirError) -> RunDirError:
 
 @handle_errors
 def train(
-    config: Path = CONFIG_ARGUMENT,
-    out: Path = typer.Option(None, "--out", "-o",
-                             help="Run directory (default runs/<config name>)."),
-    overrides: list[str] = SET_OPTION,
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run in --out."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
-    nproc: int = NPROC_OPTION,
-    device: str = DEVICE_OPTION,
-    amp: str = AMP_OPTION,
+    config: ConfigArgument = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Run directory (default runs/<config name>).")] = None,
+    overrides: SetOption = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue the run in --out exactly.")] = False,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace an existing run in --out.")] = False,
+    progress: Annotated[bool, typer.Option(
+        "--progress/--no-progress", help="Show a progress bar.")] = True,
+    nproc: Annotated[int, typer.Option(
+        "--nproc", min=1, metavar="N",
+        help="Train data-parallel in N processes on this machine (torchrun; gloo on CPU, NCCL "
+        "on CUDA). The global batch stays train.batch_size; each process gets its rows.")] = 1,
+    device: Annotated[str | None, typer.Option(
+        "--device", metavar="auto|cpu|cuda",
+        help="Where to train (sets train.device; auto picks CUDA when present).")] = None,
+    amp: Annotated[str | None, typer.Option(
+        "--amp", metavar="bf16|fp16|none",
+        help="Mixed precision on CUDA (sets train.amp; fp16 uses loss scaling).")] = None,
 ) -> None:
     """Train a model from a config file and save the run (checkpoints, metrics, config).
 
@@ -88,7 +87,7 @@ def train(
     128 + the signal's number (130, 143, 129), printing the command that resumes the run.
     """
     with stop_signals_raise():  # SIGTERM/SIGHUP before training starts: clean up, exit 143/129
-        _train(config, out, overrides, resume, overwrite, progress, nproc, device, amp)
+        _train(config, out, overrides or [], resume, overwrite, progress, nproc, device, amp)
 
 
 def _train(config: Path | None, out: Path | None, overrides: list[str], resume: bool,
@@ -125,7 +124,7 @@ def _train(config: Path | None, out: Path | None, overrides: list[str], resume: 
                 typer.echo(stopped_message(stop, run_dir, restart), err=True)
             raise typer.Exit(signal_exit_code(stop.signal_number)) from None
         if is_main_process():
-            print_summary(outcome, time.monotonic() - started)
+            print_summary(outcome, time.monotonic() - started, run_config.task)
 
 
 def stopped_message(stop: TrainingInterrupted, run_dir: Path, restart: list[str]) -> str:
@@ -145,8 +144,6 @@ def stopped_message(stop: TrainingInterrupted, run_dir: Path, restart: list[str]
 def _worker_argv(config: Path | None, run_dir: Path, overrides: list[str], resume: bool,
                  overwrite: bool, progress: bool) -> list[str]:
     """``rnnkit train`` arguments for each data-parallel process (run directory fixed now)."""
-    from rnnkit.cli.errors import Settings
-
     argv = [*(["--debug"] if Settings.debug else []), "train"]
     argv += [str(config)] if config is not None else []
     argv += ["--out", str(run_dir), *(arg for o in overrides for arg in ("--set", o))]
@@ -158,7 +155,7 @@ def _format_metrics(metrics: dict[str, float]) -> str:
     return "  ".join(f"{k}={v:.4g}" for k, v in metrics.items())
 
 
-def print_summary(outcome: TrainOutcome, seconds: float) -> None:
+def print_summary(outcome: TrainOutcome, seconds: float, task: str) -> None:
     """Where the run ended, its best metric, the checkpoint and what to run next."""
     fit, run_dir = outcome.fit, outcome.run_dir
     minutes, secs = divmod(int(seconds), 60)
@@ -175,16 +172,9 @@ def print_summary(outcome: TrainOutcome, seconds: float) -> None:
                    f"{_format_metrics(outcome.last_metrics)}")
     typer.echo(f"Checkpoint: {outcome.checkpoint} (used by evaluate, predict, generate, export)")
     typer.echo(f"Peak memory: {peak_rss_mb():.0f} MB (resident, this process)")
-    task = outcome_task(run_dir)
     typer.echo("Next:")
-    if task == "language_model":
-        typer.echo(f"  rnnkit generate {run_dir} --length 300")
-    elif task == "conditional_generation":
-        typer.echo(f"  rnnkit generate {run_dir} --condition <label>")
-    else:
-        typer.echo(f"  rnnkit predict {run_dir} --input <file>")
-    typer.echo(f"  rnnkit evaluate {run_dir} --data <file in the training format>")
-    typer.echo(f"  rnnkit export {run_dir} --format onnx")
+    for command in TASKS[task].next_commands(run_dir):
+        typer.echo(f"  {command}")
 
 
 def checkpoint_label(outcome: TrainOutcome) -> str:
@@ -198,15 +188,7 @@ def checkpoint_label(outcome: TrainOutcome) -> str:
 def peak_rss_mb() -> float:
     """This process's peak resident memory in MB (``ru_maxrss`` is KB on Linux, bytes on
     macOS)."""
-    import resource
-    import sys
+    import resource  # Unix only: importing it at the top would break the CLI on Windows
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
-
-
-def outcome_task(run_dir: Path) -> str:
-    """The task name stored in ``run_dir/task.json``."""
-    import json
-
-    return json.loads((run_dir / "task.json").read_text(encoding="utf-8"))["task"]

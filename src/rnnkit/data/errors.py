@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rnnkit.errors import RnnkitError
 
-class DataFormatError(ValueError):
+
+class DataFormatError(RnnkitError, ValueError):
     """A data file that cannot be read as the expected format.
 
     ``path`` is the file and ``line`` the 1-based line number of the problem, or ``None`` when the
@@ -21,9 +23,9 @@ class DataFormatError(ValueError):
         super().__init__(f"{location}: {reason}")
 
 
-class RegistryUnavailableError(RuntimeError):
+class RegistryUnavailableError(RnnkitError, RuntimeError):
     """A pinned package could not be fetched from its registry (offline, or the client failed)."""
 
 
-class ChecksumMismatchError(RuntimeError):
+class ChecksumMismatchError(RnnkitError, RuntimeError):
     """A fetched package's sha256 differs from the pinned one."""

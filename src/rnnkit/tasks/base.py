@@ -10,7 +10,7 @@ checkpoint's metadata, so a run directory is all that inference needs.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,8 +26,9 @@ from rnnkit.data import (
     pad_sequences,
     split_indices,
 )
+from rnnkit.errors import RnnkitError
 from rnnkit.models import build_model
-from rnnkit.tasks.config import ModelConfig, RunConfig
+from rnnkit.tasks.config import RunConfig
 from rnnkit.tasks.data_files import open_reader
 from rnnkit.tasks.errors import ConfigError, TaskMismatchError
 
@@ -49,6 +50,8 @@ class Task:
     defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     model_fields: ClassVar[tuple[str, ...]] = ()  # task-specific ModelConfig fields it accepts
     default_tokenizer: ClassVar[str] = "char"
+    # how a trained run of this task is used, for the commands suggested after training
+    use_command: ClassVar[str] = "rnnkit predict {run_dir} --input <file>"
 
     def __init__(self, config: RunConfig, artifacts: dict[str, Any]) -> None:
         self.config = config
@@ -72,6 +75,13 @@ class Task:
     def labels(self) -> Vocab:
         """Class labels (no specials; sorted, so ids are stable)."""
         return Vocab(self.artifacts["labels"], specials=())
+
+    @classmethod
+    def next_commands(cls, run_dir: Path) -> list[str]:
+        """Commands to run next on ``run_dir``, a trained run of this task."""
+        return [cls.use_command.format(run_dir=run_dir),
+                f"rnnkit evaluate {run_dir} --data <file in the training format>",
+                f"rnnkit export {run_dir} --format onnx"]
 
     # ----------------------------------------------------------------- fitting and data
     @classmethod
@@ -113,7 +123,7 @@ class Task:
         """A fresh model from the ``model`` section and the artifacts."""
         try:
             return build_model(self.model_type, self.model_config())
-        except ConfigError:
+        except RnnkitError:  # already names what to fix (and may not take a bare message)
             raise
         except (TypeError, ValueError) as error:
             raise type(error)(f"model: {error}") from error
@@ -121,7 +131,6 @@ class Task:
     def model_options(self, **task_values: Any) -> dict[str, Any]:
         """Common ``model`` fields, the task's own fields that are set, and ``task_values``."""
         model = self.config.model
-        reject_foreign_fields(self.name, model, self.model_fields)
         options = {name: getattr(model, name) for name in COMMON_MODEL_FIELDS}
         for name in self.model_fields:
             value = getattr(model, name)
@@ -153,25 +162,6 @@ class Task:
             f"generate: the run's task is {self.name}, which does not generate text; "
             "use `rnnkit predict` (generate works for language_model and conditional_generation)"
         )
-
-
-def reject_foreign_fields(task: str, model: ModelConfig, accepted: Sequence[str]) -> None:
-    """Refuse task-specific ``model`` fields that another task owns (e.g. attention for a
-    classifier): silently ignoring them would hide a misconfiguration."""
-    from rnnkit.tasks.registry import TASKS
-
-    for name, task_class in TASKS.items():
-        if name == task:
-            continue
-        for field_name in task_class.model_fields:
-            if field_name in accepted or field_name in ("beam_size", "length_penalty"):
-                continue
-            if getattr(model, field_name) is not None:
-                owners = [n for n, c in TASKS.items() if field_name in c.model_fields]
-                raise ConfigError(
-                    f"model.{field_name} does not apply to task {task} "
-                    f"(it applies to {', '.join(owners)}); remove it"
-                )
 
 
 # ------------------------------------------------------------------------ token helpers

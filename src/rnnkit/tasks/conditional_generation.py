@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from rnnkit.annotations import closest
 from rnnkit.data import collate_conditional, conditional_source
 from rnnkit.tasks.base import (
     EVAL_BATCH,
@@ -21,7 +22,7 @@ from rnnkit.tasks.base import (
     summed_cross_entropy,
     vocab_json,
 )
-from rnnkit.tasks.config import RunConfig, closest_hint
+from rnnkit.tasks.config import RunConfig
 
 
 class ConditionalGenerationTask(Task):
@@ -30,6 +31,7 @@ class ConditionalGenerationTask(Task):
     name = "conditional_generation"
     model_type = "conditional_generator"
     model_fields = ("condition_mode", "condition_embedding_size")
+    use_command = "rnnkit generate {run_dir} --condition <label>"
     defaults: ClassVar[dict[str, dict[str, Any]]] = {
         "model": {"hidden_size": 128, "embedding_size": 32, "dropout": 0.1},
         "train": {"lr": 3e-3, "batch_size": 64, "max_epochs": 20, "patience": 3},
@@ -79,7 +81,7 @@ class ConditionalGenerationTask(Task):
         if condition is None or condition not in labels:
             raise ValueError(
                 f"--condition: expected one of {', '.join(labels.itos)}, got {condition!r}"
-                + closest_hint(str(condition), labels.itos)
+                + closest(str(condition), labels.itos)
             )
         return labels.stoi[condition]
 

@@ -8,28 +8,23 @@ a wrong type names the field, what it expects and what it got.
 from __future__ import annotations
 
 import copy
-import types
-import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any, Literal, get_args, get_type_hints
 
 import yaml
 
-from rnnkit.annotations import closest, is_int, matches
-from rnnkit.tasks.errors import ConfigError
+from rnnkit.annotations import closest, describe, is_int, literal_choices, matches
+from rnnkit.errors import ConfigError, FieldError, FieldTypeError
 from rnnkit.tasks.yaml_strict import load_yaml
 from rnnkit.train import TrainConfig
 from rnnkit.train.durable import replace_file
 
-TASK_NAMES = (
-    "language_model",
-    "classification",
-    "tagging",
-    "seq2seq",
-    "forecasting",
+TaskName = Literal[
+    "language_model", "classification", "tagging", "seq2seq", "forecasting",
     "conditional_generation",
-)
+]
+TASK_NAMES: tuple[str, ...] = get_args(TaskName)
 SECTIONS = ("task", "data", "model", "train", "tune")
 
 
@@ -210,10 +205,7 @@ class TuneConfig:
 class RunConfig:
     """A whole run: the task, its data, model and training settings, optional search space."""
 
-    task: Literal[
-        "language_model", "classification", "tagging", "seq2seq", "forecasting",
-        "conditional_generation",
-    ] = "language_model"
+    task: TaskName = "language_model"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainSection = field(default_factory=lambda: TrainSection(max_time=5.0))
@@ -230,30 +222,6 @@ class RunConfig:
 
 
 # ------------------------------------------------------------------------------- type checks
-def _describe(annotation: Any) -> str:
-    origin = get_origin(annotation)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(c) for c in get_args(annotation))
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe(a) for a in get_args(annotation))
-    if annotation is type(None):
-        return "null"
-    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
-        annotation, str(annotation).replace("typing.", "")
-    )
-
-
-closest_hint = closest  # the name the task modules import
-
-
-def _literal_choices(annotation: Any) -> list[str]:
-    if get_origin(annotation) is Literal:
-        return [str(c) for c in get_args(annotation)]
-    if get_origin(annotation) in (typing.Union, types.UnionType):
-        return [c for a in get_args(annotation) for c in _literal_choices(a)]
-    return []
-
-
 def build_section(cls: type, values: Any, section: str) -> Any:
     """Instantiate dataclass ``cls`` from ``values``, checking keys and types by annotation."""
     if values is None:
@@ -265,23 +233,21 @@ def build_section(cls: type, values: Any, section: str) -> Any:
     for key, value in values.items():
         if key not in known:
             raise ConfigError(
-                f"unknown config key {section}.{key}" + closest_hint(key, known)
+                f"unknown config key {section}.{key}" + closest(key, known)
                 + f"; valid keys of {section}: {', '.join(known)}"
             )
         if not matches(value, hints[key]):
-            choices = _literal_choices(hints[key])
-            hint = closest_hint(value, choices) if isinstance(value, str) and choices else ""
-            kind = ConfigError if choices and isinstance(value, str) else TypeError
-            raise kind(
-                f"{section}.{key}: expected {_describe(hints[key])}, got {value!r} "
-                f"({type(value).__name__})" + hint
-            )
+            choices = literal_choices(hints[key])
+            hint = closest(value, choices) if isinstance(value, str) and choices else ""
+            # a misspelt choice is a bad value; anything else is the wrong type
+            kind = FieldError if choices and isinstance(value, str) else FieldTypeError
+            raise kind(section, key, f"expected {describe(hints[key])}, got {value!r} "
+                                     f"({type(value).__name__})" + hint)
     converted = {k: float(v) if hints[k] is float and is_int(v) else v for k, v in values.items()}
     try:
         return cls(**converted)
-    except (TypeError, ValueError) as error:
-        message = str(error).replace("TrainConfig.", "train.")
-        raise type(error)(message) from error
+    except FieldError as error:  # TrainConfig.lr is train.lr here
+        raise error.in_section(section) from error
 
 
 TUNE_SETTINGS = ("strategy", "pruner", "seed", "perturbation_interval")
@@ -303,7 +269,7 @@ def _tune_section(values: Any) -> TuneConfig | None:
         if section not in ("data", "model", "train") or not name:
             raise ConfigError(
                 f"tune.{key}: expected a key like model.hidden_size or train.lr, or one of "
-                f"{', '.join(TUNE_SETTINGS)}, got {key!r}" + closest_hint(str(key), TUNE_SETTINGS)
+                f"{', '.join(TUNE_SETTINGS)}, got {key!r}" + closest(str(key), TUNE_SETTINGS)
             )
         if isinstance(spec, list):  # model.hidden_size: [64, 128, 256] is a categorical
             spec = {"type": "categorical", "choices": spec}
@@ -340,14 +306,14 @@ def config_from_dict(raw: dict[str, Any], defaults: dict[str, Any] | None = None
     for key in raw:
         if key not in SECTIONS:
             raise ConfigError(
-                f"unknown config section {key!r}" + closest_hint(key, SECTIONS)
+                f"unknown config section {key!r}" + closest(key, SECTIONS)
                 + f"; valid sections: {', '.join(SECTIONS)}"
             )
     task = raw.get("task", "language_model")
     if task not in TASK_NAMES:
         raise ConfigError(
             f"task: expected one of {', '.join(TASK_NAMES)}, got {task!r}"
-            + closest_hint(str(task), TASK_NAMES)
+            + closest(str(task), TASK_NAMES)
         )
     merged = {s: {**(defaults or {}).get(s, {}), **(raw.get(s) or {})}
               for s in ("data", "model", "train")}
@@ -441,7 +407,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         if section not in SECTIONS or not dot or not name:
             raise ConfigError(
                 f"--set {item!r}: expected section.key=value with section one of "
-                f"{', '.join(SECTIONS)}" + closest_hint(section, SECTIONS)
+                f"{', '.join(SECTIONS)}" + closest(section, SECTIONS)
             )
         if not isinstance(result.get(section) or {}, dict):
             raise ConfigError(f"--set {item!r}: section {section!r} is not a mapping")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rnnkit.annotations import closest
 from rnnkit.data import (
     ConllReader,
     LabelledTextReader,
@@ -16,7 +17,7 @@ from rnnkit.data import (
     TsfReader,
 )
 from rnnkit.data.datasets import DATASETS, get_info, load_sample, prepare
-from rnnkit.tasks.config import DataConfig, closest_hint
+from rnnkit.tasks.config import DataConfig
 from rnnkit.tasks.errors import ConfigError
 
 SPLITS = ("train", "valid", "test")
@@ -35,7 +36,7 @@ def dataset_defaults(name: Any) -> dict[str, Any]:
     if not isinstance(name, str) or name not in DATASETS:
         raise ConfigError(
             f"data.dataset: expected one of {', '.join(DATASETS)}, got {name!r}"
-            + closest_hint(str(name), DATASETS)
+            + closest(str(name), DATASETS)
         )
     info = get_info(name)
     defaults: dict[str, Any] = {"format": info.format}

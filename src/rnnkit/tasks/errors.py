@@ -1,19 +1,19 @@
-"""Errors of the task layer. The CLI turns these (and ``ValueError``/``TypeError``) into exit
-code 2 with a one-line message; Python users catch them like any other exception."""
+"""Errors of the task layer. All are :class:`rnnkit.errors.RnnkitError` (the CLI prints them as
+one line and exits with 2) and ``ValueError`` (as they have always been for Python users)."""
 
 from __future__ import annotations
 
+from rnnkit.errors import ConfigError, RnnkitError
 
-class ConfigError(ValueError):
-    """A run configuration that cannot be used: unknown key, wrong type, bad value."""
+__all__ = ["ConfigError", "RunDirError", "RunLockedError", "TaskMismatchError"]
 
 
-class RunDirError(ValueError):
+class RunDirError(RnnkitError, ValueError):
     """A directory that is not an rnnkit run, or a run directory that cannot be used as asked
     (already exists without ``--resume``/``--overwrite``, nothing to resume)."""
 
 
-class TaskMismatchError(ValueError):
+class TaskMismatchError(RnnkitError, ValueError):
     """An operation the run's task does not support (e.g. ``generate`` on a classifier)."""
 
 

@@ -46,6 +46,7 @@ class LanguageModelTask(Task):
     name = "language_model"
     model_type = "language_model"
     model_fields = ("tie_embeddings", "proj_size")
+    use_command = "rnnkit generate {run_dir} --length 300"
     defaults: ClassVar[dict[str, dict[str, Any]]] = {
         "data": {"seq_len": 100},
         "model": {"hidden_size": 256, "num_layers": 2, "embedding_size": 64, "dropout": 0.1},

@@ -24,7 +24,7 @@ from typing import Any
 from torch import nn
 
 import rnnkit
-from rnnkit.models import load_model
+from rnnkit.models import describe, load_model
 from rnnkit.tasks.base import Task
 from rnnkit.tasks.config import (
     RunConfig,
@@ -37,7 +37,7 @@ from rnnkit.tasks.data_files import dataset_defaults, resolve_paths
 from rnnkit.tasks.errors import RunDirError
 from rnnkit.tasks.memory_check import check_model_fits_memory
 from rnnkit.tasks.monitor import resolve_monitor
-from rnnkit.tasks.registry import TASKS
+from rnnkit.tasks.registry import TASKS, reject_foreign_fields
 from rnnkit.tasks.run_dir import (
     CONFIG_FILE,
     SUMMARY_FILE,
@@ -148,8 +148,6 @@ def _task_for(config: RunConfig, run_dir: Path, resume: bool, train_path: Path) 
 
 
 def _metadata(task: Task, model: nn.Module) -> dict[str, Any]:
-    from rnnkit.models import describe
-
     return {**describe(model), "task": task.name, "artifacts": task.artifacts,
             "rnnkit_version": rnnkit.__version__}
 
@@ -173,6 +171,7 @@ def train(
     """
     run_dir = Path(run_dir)
     check_model_fits_memory(config.model)  # before anything is read, locked or written
+    reject_foreign_fields(config)
     lock = _lock(run_dir, resume, overwrite, notice)
     try:
         return _train_locked(config, run_dir, resume, callbacks, notice)

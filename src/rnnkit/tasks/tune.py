@@ -34,6 +34,7 @@ from typing import Any
 
 from rnnkit.tasks.config import ParamSpec, RunConfig, TuneConfig
 from rnnkit.tasks.errors import ConfigError
+from rnnkit.tasks.monitor import resolve_monitor
 from rnnkit.tasks.registry import TASKS
 from rnnkit.tasks.run import train
 from rnnkit.tasks.tune_results import (
@@ -309,8 +310,6 @@ def trial_count(trials: int | None, grid_points: dict[str, list[Any]] | None,
 
 def monitor_of(config: RunConfig) -> tuple[str, str]:
     """The metric the runs monitor and its mode (``min``/``max``), as training resolves it."""
-    from rnnkit.tasks.monitor import resolve_monitor
-
     return resolve_monitor(TASKS[config.task], config.train.monitor, config.train.monitor_mode)
 
 

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import difflib
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
-from rnnkit.train.precision import AMP_MODES
+import torch
+
+from rnnkit.annotations import closest, describe, matches
+from rnnkit.errors import ConfigError, FieldError, FieldTypeError
+from rnnkit.train.precision import AmpMode
 
 Schedule = Literal["constant", "cosine", "plateau"]
-SCHEDULES: tuple[str, ...] = ("constant", "cosine", "plateau")
+SCHEDULES: tuple[str, ...] = get_args(Schedule)
 Optimizer = Literal["adamw", "adam", "rmsprop", "sgd"]
-OPTIMIZERS: tuple[str, ...] = ("adamw", "adam", "rmsprop", "sgd")
+OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
 
 
 @dataclass
@@ -64,28 +68,27 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False
     device: str = "auto"  # "auto" picks CUDA when present, else "cpu"; or "cpu", "cuda:1", ...
-    amp: str = "none"  # CUDA mixed precision: "bf16", "fp16" (with loss scaling) or "none"
+    amp: AmpMode = "none"  # CUDA mixed precision: "bf16", "fp16" (with loss scaling) or "none"
     log_every: int = 1  # steps between CSV/TensorBoard rows; the progress bar updates every step
     progress: bool = True
     tensorboard: bool = False
 
     def __post_init__(self) -> None:
-        self.betas = tuple(self.betas)  # type: ignore[assignment]  # YAML/JSON give lists
+        if isinstance(self.betas, list):  # YAML/JSON give lists
+            self.betas = tuple(self.betas)  # type: ignore[assignment]
         _check_types(self)
         _check_values(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
-        """Build from a parsed config section; an unknown key is a ``ValueError`` that suggests
-        the closest field name."""
+        """Build from a parsed config section; an unknown key is a :class:`ConfigError` (a
+        ``ValueError``) that suggests the closest field name."""
         if not isinstance(data, Mapping):
             raise TypeError(f"TrainConfig: expected a mapping of fields, got {data!r:.100}")
         names = config_field_names()
         for key in data:
             if key not in names:
-                close = difflib.get_close_matches(str(key), names, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ValueError(f"TrainConfig: unknown field {key!r}{hint}")
+                raise ConfigError(f"TrainConfig: unknown field {key!r}" + closest(key, names))
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
@@ -95,55 +98,49 @@ class TrainConfig:
         return data
 
 
-_FLOAT_FIELDS = ("lr", "weight_decay", "eps", "momentum", "alpha", "min_lr", "plateau_factor",
-                 "min_delta")
-_OPTIONAL_FLOAT_FIELDS = ("max_time", "clip_norm", "clip_value")
-_INT_FIELDS = ("warmup_steps", "plateau_patience", "seed", "log_every")
-_OPTIONAL_INT_FIELDS = ("max_steps", "max_epochs", "eval_every", "checkpoint_every", "patience",
-                        "save_top_k")
-_BOOL_FIELDS = ("nesterov", "centered", "deterministic", "progress", "tensorboard")
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return _is_int(value) or isinstance(value, float)
-
-
-def _type_error(name: str, expected: str, value: object) -> TypeError:
-    return TypeError(f"TrainConfig.{name}: expected {expected}, got {value!r}")
-
-
-def _is_bool(value: object) -> bool:
-    return isinstance(value, bool)
-
-
-_TYPE_RULES = (
-    (_FLOAT_FIELDS, _is_number, "a number", False),
-    (_OPTIONAL_FLOAT_FIELDS, _is_number, "a number or None", True),
-    (_INT_FIELDS, _is_int, "an integer", False),
-    (_OPTIONAL_INT_FIELDS, _is_int, "an integer or None", True),
-    (_BOOL_FIELDS, _is_bool, "True or False", False),
-)
+def _type_error(name: str, expected: str, value: object) -> FieldTypeError:
+    return FieldTypeError("TrainConfig", name, f"expected {expected}, got {value!r}")
 
 
 def _check_types(config: TrainConfig) -> None:
-    for names, accepts, expected, optional in _TYPE_RULES:
-        for name in names:
-            value = getattr(config, name)
-            if not (accepts(value) or (optional and value is None)):
-                raise _type_error(name, expected, value)
-    if len(config.betas) != 2 or not all(_is_number(b) for b in config.betas):
-        raise _type_error("betas", "two numbers", config.betas)
-    for name in ("optimizer", "schedule", "device", "amp"):
-        if not isinstance(getattr(config, name), str):
-            raise _type_error(name, "a string", getattr(config, name))
+    """Every field against its annotation, the only place its type is written."""
+    for name, annotation in _field_types().items():
+        value = getattr(config, name)
+        if get_origin(annotation) is Literal:  # the choices are a value check (_check_choices)
+            annotation = str
+        # finite=False: NaN is a number of the right type; _check_values says "a finite number"
+        if not matches(value, annotation, finite=False):
+            raise _type_error(name, describe(annotation, yaml=False), value)
 
 
-def _value_error(name: str, expected: str, value: object) -> ValueError:
-    return ValueError(f"TrainConfig.{name}: expected {expected}, got {value!r}")
+@functools.cache
+def _field_types() -> dict[str, Any]:
+    """TrainConfig's own fields and their resolved annotations (a subclass's extra fields are
+    its own to check)."""
+    hints = get_type_hints(TrainConfig)
+    return {f.name: hints[f.name] for f in fields(TrainConfig)}
+
+
+def _value_error(name: str, expected: str, value: object) -> FieldError:
+    return FieldError("TrainConfig", name, f"expected {expected}, got {value!r}")
+
+
+def _check_choices(config: TrainConfig) -> None:
+    for name, annotation in _field_types().items():
+        choices = get_args(annotation) if get_origin(annotation) is Literal else ()
+        if choices and getattr(config, name) not in choices:
+            raise _value_error(name, f"one of {', '.join(choices)}", getattr(config, name))
+
+
+def _check_device(device: str) -> None:
+    """The spelling only: whether the device exists is for the machine that trains."""
+    if device == "auto":
+        return
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise _value_error("device", "'auto', 'cpu', 'cuda', 'cuda:N' or another torch device",
+                           device) from None
 
 
 def _check_values(config: TrainConfig) -> None:
@@ -159,13 +156,11 @@ def _check_values(config: TrainConfig) -> None:
         raise _value_error("betas", "two numbers in [0, 1)", config.betas)
     if not config.eps > 0:
         raise _value_error("eps", "a number > 0", config.eps)
+    _check_choices(config)
+    _check_device(config.device)
     _check_optimizer(config)
     if not 0 < config.plateau_factor < 1:
         raise _value_error("plateau_factor", "a number in (0, 1)", config.plateau_factor)
-    if config.schedule not in SCHEDULES:
-        raise _value_error("schedule", f"one of {', '.join(SCHEDULES)}", config.schedule)
-    if config.amp not in AMP_MODES:
-        raise _value_error("amp", f"one of {', '.join(AMP_MODES)}", config.amp)
     for name in ("warmup_steps", "plateau_patience", "seed"):
         if getattr(config, name) < 0:
             raise _value_error(name, "an integer >= 0", getattr(config, name))
@@ -184,31 +179,27 @@ def _check_values(config: TrainConfig) -> None:
 
 
 def _check_optimizer(config: TrainConfig) -> None:
-    if config.optimizer not in OPTIMIZERS:
-        raise _value_error("optimizer", f"one of {', '.join(OPTIMIZERS)}", config.optimizer)
     for name in ("momentum", "alpha"):
         if not 0 <= getattr(config, name) < 1:
             raise _value_error(name, "a number in [0, 1)", getattr(config, name))
     if config.nesterov and config.optimizer == "sgd" and config.momentum == 0:
-        raise ValueError("TrainConfig.nesterov: expected momentum > 0 with nesterov=True for "
-                         "sgd, got momentum=0.0")
+        raise FieldError("TrainConfig", "nesterov", "expected momentum > 0 with nesterov=True "
+                         "for sgd, got momentum=0.0")
 
 
 def _check_combinations(config: TrainConfig) -> None:
     if config.max_steps is None and config.max_epochs is None and config.max_time is None:
-        raise ValueError(
-            "TrainConfig.max_steps: expected at least one budget "
-            "(max_steps, max_epochs or max_time), got none"
-        )
+        raise FieldError("TrainConfig", "max_steps", "expected at least one budget "
+                         "(max_steps, max_epochs or max_time), got none")
     if config.clip_norm is not None and config.clip_value is not None:
-        raise ValueError(
-            "TrainConfig.clip_value: expected clip_norm or clip_value, not both; "
+        raise FieldError(
+            "TrainConfig", "clip_value", "expected clip_norm or clip_value, not both; "
             f"got clip_norm={config.clip_norm}, clip_value={config.clip_value} "
             "(set clip_norm=None to clip by value)"
         )
     if config.schedule == "cosine" and config.max_steps is None and config.max_epochs is None:
-        raise ValueError(
-            "TrainConfig.schedule: 'cosine' needs a horizon (max_steps or max_epochs), "
+        raise FieldError(
+            "TrainConfig", "schedule", "'cosine' needs a horizon (max_steps or max_epochs), "
             f"got max_steps=None, max_epochs=None, max_time={config.max_time}"
         )
     if config.max_steps is not None and config.warmup_steps >= config.max_steps:

@@ -20,11 +20,13 @@ from pathlib import Path
 
 import torch
 
+from rnnkit.errors import RnnkitError
+
 CHECKSUMS_FILE = "checksums.json"
 CHECKSUMS_FORMAT = 1
 
 
-class CorruptCheckpointError(ValueError):
+class CorruptCheckpointError(RnnkitError, ValueError):
     """A checkpoint whose files are damaged: truncated, changed after they were written,
     unparseable, or holding non-finite weights. ``path`` is the checkpoint directory."""
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 
-AMP_MODES: tuple[str, ...] = ("none", "bf16", "fp16")
+AmpMode = Literal["none", "bf16", "fp16"]
+AMP_MODES: tuple[str, ...] = get_args(AmpMode)
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 

@@ -21,11 +21,13 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from types import ModuleType
 
+from rnnkit.errors import RnnkitError
+
 from ..errors import ChecksumMismatchError
 from .fetch import sha256_of
 
 
-class UnsafeArchiveError(ValueError):
+class UnsafeArchiveError(RnnkitError, ValueError):
     """An archive member that would be written outside the extraction directory."""
 
 
