@@ -21,6 +21,11 @@ demo_app = typer.Typer(help="Demonstrations that run on synthetic data and write
                        no_args_is_help=True)
 
 
+RunOrStudyArgument = Annotated[Path, typer.Argument(
+    help="A run directory made by `rnnkit train`, or a study directory made by `rnnkit tune` "
+    "(tuning report).")]
+
+
 class What(str, Enum):
     gradient_flow = "gradient-flow"
     hidden = "hidden"
@@ -42,9 +47,7 @@ def _print_rows(rows: list[dict]) -> None:
 
 @handle_errors
 def analyze(
-    run_dir: Annotated[Path, typer.Argument(
-        help="A run directory made by `rnnkit train`, or a study directory made by "
-        "`rnnkit tune` (tuning report).")],
+    run_dir: RunOrStudyArgument,
     data: Annotated[Path | None, typer.Option(
         "--data",
         help="Data file in the run's format (default: the run's validation, test or training "
@@ -65,9 +68,7 @@ def analyze(
 
 @handle_errors
 def report(
-    run_dir: Annotated[Path, typer.Argument(
-        help="A run directory made by `rnnkit train`, or a study directory made by "
-        "`rnnkit tune` (tuning report).")],
+    run_dir: RunOrStudyArgument,
     data: Annotated[Path | None, typer.Option(
         "--data", help="Data file for the sample sections.")] = None,
 ) -> None:
