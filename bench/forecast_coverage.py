@@ -61,10 +61,11 @@ def cut_test(path: Path, steps: int, id_column: str, out: Path) -> tuple[Path, P
 
 
 def prepare_config(config_name: str, likelihood: str, max_time: float, test_steps: int,
-                   scratch: Path):
-    """The example's config with ``likelihood``, and the test file to backtest on."""
+                   scratch: Path, extra: tuple[str, ...] = ()):
+    """The example's config with ``likelihood`` (and ``extra`` overrides), and the test file to
+    backtest on."""
     overrides = [f"model.likelihood={likelihood}", "model.gaussian=null",
-                 f"train.max_time={max_time}", "train.progress=false"]
+                 f"train.max_time={max_time}", "train.progress=false", *extra]
     path = ROOT / "examples" / f"{config_name}.yaml"
     config = tasks.load_config(path, overrides)
     paths = resolve_paths(config.data)
@@ -76,8 +77,8 @@ def prepare_config(config_name: str, likelihood: str, max_time: float, test_step
 
 
 def measure(config_name: str, likelihood: str, max_time: float, test_steps: int,
-            scratch: Path) -> dict:
-    config, test = prepare_config(config_name, likelihood, max_time, test_steps, scratch)
+            scratch: Path, extra: tuple[str, ...] = ()) -> dict:
+    config, test = prepare_config(config_name, likelihood, max_time, test_steps, scratch, extra)
     run_dir = scratch / f"{config_name}_{likelihood}"
     start = time.perf_counter()
     tasks.train(config, run_dir, overwrite=run_dir.exists())
@@ -127,6 +128,8 @@ def main() -> None:
     parser.add_argument("--max-time", type=float, default=1.0, help="minutes per training")
     parser.add_argument("--test-steps", type=int, default=56,
                         help="steps cut off each series as test where a config has no test file")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides for every run, e.g. model.strategy=autoregressive")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" /
                         "forecast_coverage.md")
     args = parser.parse_args()
@@ -136,7 +139,7 @@ def main() -> None:
         for name in args.configs:
             for likelihood in args.likelihoods:
                 rows.append(measure(name, likelihood, args.max_time, args.test_steps,
-                                    Path(scratch)))
+                                    Path(scratch), tuple(args.set)))
                 print(table(rows[-1:]).splitlines()[-1], flush=True)
     noise = "; ".join(f"{r['dataset']}: ±{1.96 * np.sqrt(0.09 / r['distinct']):.3f}"
                       for r in {r["dataset"]: r for r in rows}.values())
@@ -155,7 +158,8 @@ def main() -> None:
             "autocorrelated, so the real noise is larger.\n\n"
             "Reproduce: `.venv/bin/python bench/forecast_coverage.py "
             f"--configs {' '.join(args.configs)} --likelihoods {' '.join(args.likelihoods)} "
-            f"--max-time {args.max_time} --test-steps {args.test_steps}`\n\n" + table(rows))
+            f"--max-time {args.max_time} --test-steps {args.test_steps}"
+            + (f" --set {' '.join(args.set)}" if args.set else "") + "`\n\n" + table(rows))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     print(f"wrote {args.out}")

@@ -16,6 +16,7 @@ from rnnkit.tasks import forecast_probability as fp
 from rnnkit.tasks.config import config_from_dict
 from rnnkit.tasks.errors import ConfigError
 from rnnkit.tasks.forecast_baselines import seasonal_indices, theta_one
+from rnnkit.tasks.forecasting import ForecastingTask
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -137,3 +138,26 @@ def test_every_likelihood_trains_and_covers_held_out_values(tmp_path, likelihood
     rows = run.task.predict(run.model, [run.task.read(test)], samples=7)
     assert len(rows) == 6 and len(rows[0]["value_samples"]) == 7
     assert rows[0]["value_lower"] <= rows[0]["value"] <= rows[0]["value_upper"]
+
+
+def test_validation_scores_every_window_and_calibrates_on_those_forecasts(tmp_path):
+    train = _noisy_series(tmp_path / "train.csv", 200)
+    valid = _noisy_series(tmp_path / "valid.csv", 60, seed=1)
+    config = config_from_dict({"task": "forecasting",
+                               "data": {"train": str(train), "lookback": 24, "horizon": 6,
+                                        "normalize": "global", "season": 12},
+                               "model": {"cell": "gru", "hidden_size": 8,
+                                         "likelihood": "gaussian"}})
+    task = ForecastingTask.fit(config, train)
+    train_part, valid_part = task.read(train), task.read(valid)
+    task.fit_on_split(train_part, valid_part)
+    torch.manual_seed(0)
+    model = task.build_model()
+    metrics, rows = task.scores(model, valid_part)  # the validation split, as in training
+    assert rows[0]["windows"] == 60 - 6 + 1  # stride 1, the first taking train's tail as history
+    factor = task.artifacts["conformal_factor"]
+    assert factor == pytest.approx(task.calibrate(model, [valid_part]))
+    assert metrics["coverage"] >= 0.9  # the conformal quantile covers its own scores
+    elsewhere = task.read(valid)  # any other file: stride horizon, the stored factor
+    assert task.scores(model, elsewhere)[1][0]["windows"] == 60 // 6
+    assert task.artifacts["conformal_factor"] == factor
