@@ -77,7 +77,7 @@ def native_extension():
         ],
         depends=[f"{CSRC}/{name}"
                  for name in ("boundary.h", "engine.h", "isa_unit.h", "kernels_impl.h", "int8.h",
-                             "int8_impl.h")],
+                             "int8_impl.h", "int8_unit.h")],
         extra_compile_args=args,
         language="c++",
         optional=True,

@@ -22,6 +22,57 @@ static void dot_blocks(const int8_t* w, int kg, int b0, int b1, const uint8_t* a
         const int8_t* wb = w + (long)blk * kg * 64;
         int32_t* ob = out + (long)blk * kRows;
 #if RNNKIT_INT8_KIND == 2
+        // Two blocks at a time where there are two: eight independent accumulator chains hide
+        // vpdpbusd's latency, and each activation broadcast feeds two blocks.
+        if (blk + 1 < b1) {
+            const int8_t* wc = wb + (long)kg * 64;
+            int a = 0;
+            for (; a + 4 <= nact; a += 4) {
+                const uint8_t* p = act + a * act_stride;
+                __m512i c[8];
+                for (int i = 0; i < 8; i++) c[i] = _mm512_setzero_si512();
+                for (int k = 0; k < kg; k++) {
+                    const __m512i w0 = _mm512_loadu_si512(wb + 64 * k);
+                    const __m512i w1 = _mm512_loadu_si512(wc + 64 * k);
+                    for (int i = 0; i < 4; i++) {
+                        const __m512i v = _mm512_set1_epi32(load4(p + i * act_stride + 4 * k));
+                        c[i] = _mm512_dpbusd_epi32(c[i], v, w0);
+                        c[4 + i] = _mm512_dpbusd_epi32(c[4 + i], v, w1);
+                    }
+                }
+                for (int i = 0; i < 4; i++) {
+                    _mm512_storeu_si512(ob + (a + i) * out_stride, c[i]);
+                    _mm512_storeu_si512(ob + (a + i) * out_stride + kRows, c[4 + i]);
+                }
+            }
+            for (; a < nact; a++) {
+                const uint8_t* p = act + a * act_stride;
+                __m512i c[8];
+                for (int i = 0; i < 8; i++) c[i] = _mm512_setzero_si512();
+                int k = 0;
+                for (; k + 4 <= kg; k += 4) {
+                    for (int i = 0; i < 4; i++) {
+                        const __m512i v = _mm512_set1_epi32(load4(p + 4 * (k + i)));
+                        c[i] = _mm512_dpbusd_epi32(c[i], v, _mm512_loadu_si512(wb + 64 * (k + i)));
+                        c[4 + i] = _mm512_dpbusd_epi32(c[4 + i], v,
+                                                       _mm512_loadu_si512(wc + 64 * (k + i)));
+                    }
+                }
+                for (; k < kg; k++) {
+                    const __m512i v = _mm512_set1_epi32(load4(p + 4 * k));
+                    c[0] = _mm512_dpbusd_epi32(c[0], v, _mm512_loadu_si512(wb + 64 * k));
+                    c[4] = _mm512_dpbusd_epi32(c[4], v, _mm512_loadu_si512(wc + 64 * k));
+                }
+                _mm512_storeu_si512(ob + a * out_stride,
+                                    _mm512_add_epi32(_mm512_add_epi32(c[0], c[1]),
+                                                     _mm512_add_epi32(c[2], c[3])));
+                _mm512_storeu_si512(ob + a * out_stride + kRows,
+                                    _mm512_add_epi32(_mm512_add_epi32(c[4], c[5]),
+                                                     _mm512_add_epi32(c[6], c[7])));
+            }
+            blk++;
+            continue;
+        }
         int a = 0;
         for (; a + 4 <= nact; a += 4) {  // four rows share each weight load
             const uint8_t* p = act + a * act_stride;
@@ -151,6 +202,50 @@ static inline float tanh_r(float x) {
 
 static inline float sigmoid_r(float x) { return 0.5f * tanh_r(0.5f * x) + 0.5f; }
 
+// out[j] = x[j] + dequantised acc[j] (just the latter without x), j in [0, n).
+static void dequantize(const int32_t* __restrict acc, const int32_t* __restrict rowsum,
+                       const float* __restrict scale, QRow q, const float* __restrict x,
+                       float* __restrict out, int n) {
+    if (x) {
+        for (int j = 0; j < n; j++)
+            out[j] = x[j] + (float)(acc[j] - q.zero * rowsum[j]) * (q.scale * scale[j]);
+    } else {
+        for (int j = 0; j < n; j++)
+            out[j] = (float)(acc[j] - q.zero * rowsum[j]) * (q.scale * scale[j]);
+    }
+}
+
+// Gate arithmetic on n units whose pre-activations sit in consecutive runs of n (torch's gate
+// order); separate restrict-qualified loops so the compiler vectorises them.
+static void lstm_gates(const float* __restrict pre, int n, float* __restrict c,
+                       float* __restrict h) {
+    for (int j = 0; j < n; j++) {
+        const float ig = sigmoid_r(pre[j]), fg = sigmoid_r(pre[n + j]);
+        const float gg = tanh_r(pre[2 * n + j]), og = sigmoid_r(pre[3 * n + j]);
+        const float cv = fg * c[j] + ig * gg;
+        c[j] = cv;
+        h[j] = og * tanh_r(cv);
+    }
+}
+
+static void gru_gates(const float* __restrict pre, const float* __restrict xn,
+                      const float* __restrict bhn, const float* __restrict hprev, int n,
+                      float* __restrict h) {
+    for (int j = 0; j < n; j++) {
+        const float rg = sigmoid_r(pre[j]), zg = sigmoid_r(pre[n + j]);
+        const float ng = tanh_r(xn[j] + rg * (pre[2 * n + j] + bhn[j]));
+        h[j] = (1.0f - zg) * ng + zg * hprev[j];
+    }
+}
+
+static void rnn_gates(const float* __restrict pre, bool relu, int n, float* __restrict h) {
+    if (relu) {
+        for (int j = 0; j < n; j++) h[j] = pre[j] < 0.0f ? 0.0f : pre[j];
+    } else {
+        for (int j = 0; j < n; j++) h[j] = tanh_r(pre[j]);
+    }
+}
+
 static int gate_count(int mode) { return mode == MODE_LSTM ? 4 : mode == MODE_GRU ? 3 : 1; }
 
 static void split(int n, int tid, int nt, int* begin, int* end) {
@@ -232,6 +327,7 @@ struct Recurrence {
     uint8_t* q;        // threads x (B, Kp of hh) private quantised state
     uint8_t* qm;       // threads x (B, Kp of hr)
     QRow* rows;        // threads x 2B
+    float* pre;        // threads x (G*Hp) gate pre-activations of one row
 };
 
 static inline bool active(const int64_t* lengths, int b, int t) {
@@ -253,6 +349,7 @@ static void recurrence_share(void* ctx, int tid, int nt) {
     uint8_t* qm = proj ? r.qm + (long)tid * B * a.hr.Kp : nullptr;
     QRow* rows = r.rows + (long)tid * 2 * B;
     QRow* mrows = rows + B;
+    float* pre = r.pre + (long)tid * G * Hp;
     for (int s = 0; s < a.T; s++) {
         const int t = a.reverse ? a.T - 1 - s : s;
         const float* cur = r.h[s & 1];
@@ -264,56 +361,32 @@ static void recurrence_share(void* ctx, int tid, int nt) {
         if (u0 < u1)
             for (int g = 0; g < G; g++)
                 dot_blocks(a.hh.w, a.hh.Kp / 4, g * nb + u0, g * nb + u1, q, a.hh.Kp, B, r.acc, GHp);
-        for (int b = 0; b < B; b++) {
-            const int32_t* ab = r.acc + (long)b * GHp;
-            const float* xb = xt + (long)b * GH;
-            const float* hb = cur + (long)b * Hout;
-            float* nb_out = (proj ? r.m : next) + (long)b * (proj ? H : Hout);
-            float* yb = yt + (long)b * Hout;
-            const float sa = rows[b].scale;
-            const int32_t z = rows[b].zero;
+        const int n = j1 - j0;
+        for (int b = 0; b < B && n > 0; b++) {
+            const int32_t* ab = r.acc + (long)b * GHp + j0;
+            const float* xb = xt + (long)b * GH + j0;
+            const float* hb = cur + (long)b * Hout + j0;
+            float* out = (proj ? r.m + (long)b * H : next + (long)b * Hout) + j0;
+            float* yb = yt + (long)b * Hout + j0;
             if (!active(a.lengths, b, t)) {
-                if (!proj)
-                    for (int j = j0; j < j1; j++) {
-                        next[(long)b * Hout + j] = hb[j];
-                        yb[j] = 0.0f;
-                    }
+                if (!proj) {
+                    memcpy(out, hb, sizeof(float) * n);
+                    memset(yb, 0, sizeof(float) * n);
+                }
                 continue;
             }
-#define RNNKIT_DEQ(g, j) \
-    ((float)(ab[(g) * Hp + (j)] - z * a.hh.rowsum[(g) * Hp + (j)]) * (sa * a.hh.scale[(g) * Hp + (j)]))
-            if (a.mode == MODE_LSTM) {
-                float* cb = r.c + (long)b * H;
-                for (int j = j0; j < j1; j++) {
-                    const float ig = sigmoid_r(xb[j] + RNNKIT_DEQ(0, j));
-                    const float fg = sigmoid_r(xb[H + j] + RNNKIT_DEQ(1, j));
-                    const float gg = tanh_r(xb[2 * H + j] + RNNKIT_DEQ(2, j));
-                    const float og = sigmoid_r(xb[3 * H + j] + RNNKIT_DEQ(3, j));
-                    const float cv = fg * cb[j] + ig * gg;
-                    cb[j] = cv;
-                    nb_out[j] = og * tanh_r(cv);
-                }
-                if (!proj)
-                    for (int j = j0; j < j1; j++) yb[j] = nb_out[j];
-            } else if (a.mode == MODE_GRU) {
-                for (int j = j0; j < j1; j++) {
-                    const float rg = sigmoid_r(xb[j] + RNNKIT_DEQ(0, j));
-                    const float zg = sigmoid_r(xb[H + j] + RNNKIT_DEQ(1, j));
-                    const float ng = tanh_r(xb[2 * H + j] + rg * (RNNKIT_DEQ(2, j) + a.bhn[j]));
-                    const float hv = (1.0f - zg) * ng + zg * hb[j];
-                    nb_out[j] = hv;
-                    yb[j] = hv;
-                }
-            } else {
-                const bool relu = a.mode == MODE_RNN_RELU;
-                for (int j = j0; j < j1; j++) {
-                    const float pre = xb[j] + RNNKIT_DEQ(0, j);
-                    const float hv = relu ? (pre < 0.0f ? 0.0f : pre) : tanh_r(pre);
-                    nb_out[j] = hv;
-                    yb[j] = hv;
-                }
-            }
-#undef RNNKIT_DEQ
+            // The n gate of a GRU takes W_hn h apart from its input part (reset gate between).
+            for (int g = 0; g < G; g++)
+                dequantize(ab + g * Hp, a.hh.rowsum + g * Hp + j0, a.hh.scale + g * Hp + j0,
+                           rows[b], (a.mode == MODE_GRU && g == 2) ? nullptr : xb + g * H,
+                           pre + g * n, n);
+            if (a.mode == MODE_LSTM)
+                lstm_gates(pre, n, r.c + (long)b * H + j0, out);
+            else if (a.mode == MODE_GRU)
+                gru_gates(pre, xb + 2 * H, a.bhn + j0, hb, n, out);
+            else
+                rnn_gates(pre, a.mode == MODE_RNN_RELU, n, out);
+            if (!proj) memcpy(yb, out, sizeof(float) * n);
         }
         if (proj) {
             parallel_barrier();  // every unit of m is written
@@ -357,11 +430,11 @@ static void layer(const Int8LayerArgs& a) {
     Int8Buffer acc(sizeof(int32_t) * B * G * Hp),
         racc(sizeof(int32_t) * B * (a.hr.w ? a.hr.Rp : 0)),
         q((size_t)a.threads * B * a.hh.Kp), qm((size_t)a.threads * B * (a.hr.w ? a.hr.Kp : 0)),
-        rows(sizeof(QRow) * a.threads * 2 * B);
+        rows(sizeof(QRow) * a.threads * 2 * B), pre(f * a.threads * G * Hp);
     float* hp = (float*)h.data;
     Recurrence r = {&a, (const float*)xg.data, {hp, hp + (size_t)B * a.Hout}, (float*)c.data,
                     (float*)m.data, (int32_t*)acc.data, (int32_t*)racc.data, (uint8_t*)q.data,
-                    (uint8_t*)qm.data, (QRow*)rows.data};
+                    (uint8_t*)qm.data, (QRow*)rows.data, (float*)pre.data};
     parallel_run(a.threads, &recurrence_share, &r);
     memcpy(a.hn, r.h[T & 1], f * B * a.Hout);
     if (a.cn) memcpy(a.cn, c.data, f * B * a.H);

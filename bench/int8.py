@@ -1,0 +1,303 @@
+"""int8 inference (rnnkit.nn.quantize_int8) against float32 and torch's quantize_dynamic.
+
+Speed: ms per sequence (T=100, inference) of rnnkit float32, rnnkit int8, torch.nn float32 and
+torch.ao.quantization.quantize_dynamic (int8 weights, LSTM/GRU only), for LSTM (also with
+proj_size = H/4), GRU and RNN at H 256/512/1024 and batch 1 and 32. Timings are interleaved
+in one process (rotating which goes first), medians over repetitions, ratios paired per
+repetition; by default one torch thread and per-thread CPU time (robust on a shared machine).
+
+Quality: a character LSTM LM trained briefly on the bundled Shakespeare sample (held-out
+loss, nats/char) and a GRU name classifier on the bundled names sample (test accuracy),
+each evaluated float32 and int8.
+
+    python bench/int8.py              # speed and quality, writes bench/results/int8.{json,md}
+    python bench/int8.py --speed-only --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import layers as timing
+
+from rnnkit import engine
+from rnnkit import nn as rnn
+from rnnkit.engine import quantized
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SAMPLES = Path(__file__).resolve().parents[1] / "src/rnnkit/data/samples"  # bundled datasets
+IMPLEMENTATIONS = ("rnnkit_fp32", "rnnkit_int8", "torch_fp32", "torch_qdynamic")
+
+
+def layers_for(mode: str, hidden: int):
+    """The four implementations of one layer (input size == hidden) with equal weights."""
+    proj = hidden // 4 if mode == "LSTM-proj" else 0
+    kind = "LSTM" if mode == "LSTM-proj" else mode
+    torch.manual_seed(0)
+    options = {"proj_size": proj} if proj else {}
+    reference = getattr(torch.nn, kind)(hidden, hidden, **options).eval()
+    ours = getattr(rnn, kind)(hidden, hidden, **options).eval()
+    ours.load_state_dict(reference.state_dict())
+    int8 = rnn.quantize_int8(ours)
+    peer = None
+    if kind in ("LSTM", "GRU"):
+        peer = torch.ao.quantization.quantize_dynamic(reference, {getattr(torch.nn, kind)},
+                                                      dtype=torch.qint8)
+    return {"rnnkit_fp32": ours, "rnnkit_int8": int8, "torch_fp32": reference,
+            "torch_qdynamic": peer}
+
+
+def bench_point(mode, hidden, batch, seq_len, reps) -> dict:
+    modules = layers_for(mode, hidden)
+    x = torch.randn(seq_len, batch, hidden)
+    names = [name for name in IMPLEMENTATIONS if modules[name] is not None]
+
+    def call(module):
+        def run():
+            with torch.no_grad():
+                module(x)
+        return run
+
+    times = dict(zip(names, timing.interleaved([call(modules[n]) for n in names], reps),
+                     strict=True))
+    row = {"mode": mode, "hidden": hidden, "batch": batch, "seq_len": seq_len}
+    for name in IMPLEMENTATIONS:
+        row[f"{name}_ms"] = statistics.median(times[name]) * 1e3 if name in times else None
+    for name in ("rnnkit_fp32", "torch_fp32", "torch_qdynamic"):
+        if name in times:
+            ratios = [a / b for a, b in zip(times[name], times["rnnkit_int8"], strict=True)]
+            row[f"int8_vs_{name}"] = statistics.median(ratios)
+            row[f"int8_vs_{name}_range"] = [min(ratios), max(ratios)]
+        else:
+            row[f"int8_vs_{name}"] = None
+    return row
+
+
+# ------------------------------------------------------------------------------ quality
+class CharLM(nn.Module):
+    def __init__(self, vocab: int, hidden: int) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, 64)
+        self.rnn = rnn.LSTM(64, hidden, num_layers=2)
+        self.head = nn.Linear(hidden, vocab)
+
+    def forward(self, x):
+        out, _ = self.rnn(self.embed(x))
+        return self.head(out)
+
+
+class NameClassifier(nn.Module):
+    def __init__(self, vocab: int, classes: int, hidden: int) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, 32)
+        self.rnn = rnn.GRU(32, hidden, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(2 * hidden, classes)
+
+    def forward(self, x, lengths):
+        _, h = self.rnn(self.embed(x), lengths=lengths)
+        return self.head(torch.cat([h[0], h[1]], dim=1))
+
+
+def char_lm_quality(steps: int, hidden: int, seed: int = 0) -> dict:
+    """Train a 2-layer char LSTM for ``steps`` Adam steps; held-out loss float vs int8."""
+    root = SAMPLES / "shakespeare"
+    train_text = (root / "train.txt").read_text()
+    valid_text = (root / "valid.txt").read_text()
+    chars = sorted(set(train_text) | set(valid_text))
+    index = {c: i for i, c in enumerate(chars)}
+    train = torch.tensor([index[c] for c in train_text])
+    valid = torch.tensor([index[c] for c in valid_text])
+    torch.manual_seed(seed)
+    model = CharLM(len(chars), hidden)
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    seq_len, batch = 100, 32
+    generator = torch.Generator().manual_seed(seed)
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    for _ in range(steps):
+        starts = torch.randint(0, len(train) - seq_len - 1, (batch,), generator=generator)
+        window = torch.stack([train[s:s + seq_len + 1] for s in starts.tolist()], dim=1)
+        logits = model(window[:-1])
+        loss = loss_fn(logits.reshape(-1, len(chars)), window[1:].reshape(-1))
+        optimiser.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimiser.step()
+    model.eval()
+    int8 = rnn.quantize_int8(model)
+    # Held-out loss over non-overlapping 200-char windows of the validation play.
+    width = 200
+    count = (len(valid) - 1) // width
+    inputs = valid[:count * width].view(count, width).t()
+    targets = valid[1:count * width + 1].view(count, width).t()
+    losses = {}
+    with torch.no_grad():
+        for name, m in (("fp32", model), ("int8", int8)):
+            total = 0.0
+            for start in range(0, count, 64):
+                logits = m(inputs[:, start:start + 64])
+                total += nn.functional.cross_entropy(
+                    logits.reshape(-1, len(chars)), targets[:, start:start + 64].reshape(-1),
+                    reduction="sum").item()
+            losses[name] = total / (count * width)
+    return {"task": f"char-LM (Shakespeare sample, 2x{hidden} LSTM, {steps} steps)",
+            "metric": "held-out loss (nats/char)", "fp32": losses["fp32"],
+            "int8": losses["int8"], "change": losses["int8"] - losses["fp32"],
+            "eval_chars": count * width}
+
+
+def read_names(path: Path):
+    with path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    return [r["name"] for r in rows], [r["label"] for r in rows]
+
+
+def names_quality(epochs: int, hidden: int, seed: int = 0) -> dict:
+    """Train a bidirectional GRU name classifier; test accuracy float vs int8."""
+    root = SAMPLES / "names"
+    train_names, train_labels = read_names(root / "train.csv")
+    test_names, test_labels = read_names(root / "test.csv")
+    chars = sorted(set("".join(train_names + test_names)))
+    classes = sorted(set(train_labels))
+    char_index = {c: i + 1 for i, c in enumerate(chars)}  # 0 pads
+
+    def encode(names, labels):
+        longest = max(len(n) for n in names)
+        x = torch.zeros(len(names), longest, dtype=torch.long)
+        for row, name in enumerate(names):
+            x[row, :len(name)] = torch.tensor([char_index[c] for c in name])
+        lengths = torch.tensor([len(n) for n in names])
+        y = torch.tensor([classes.index(label) for label in labels])
+        return x, lengths, y
+
+    x_train, len_train, y_train = encode(train_names, train_labels)
+    x_test, len_test, y_test = encode(test_names, test_labels)
+    torch.manual_seed(seed)
+    model = NameClassifier(len(chars) + 1, len(classes), hidden)
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(y_train), generator=generator)
+        for start in range(0, len(order), 64):
+            rows = order[start:start + 64]
+            loss = nn.functional.cross_entropy(model(x_train[rows], len_train[rows]), y_train[rows])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    model.eval()
+    int8 = rnn.quantize_int8(model)
+    with torch.no_grad():
+        fp32_pred = model(x_test, len_test).argmax(1)
+        int8_pred = int8(x_test, len_test).argmax(1)
+    fp32_acc = (fp32_pred == y_test).float().mean().item() * 100
+    int8_acc = (int8_pred == y_test).float().mean().item() * 100
+    return {"task": f"name classifier (names sample, 15 classes, biGRU {hidden}, {epochs} epochs)",
+            "metric": "test accuracy (%)", "fp32": fp32_acc, "int8": int8_acc,
+            "change": int8_acc - fp32_acc,
+            "predictions_changed": int((fp32_pred != int8_pred).sum()),
+            "test_size": len(y_test)}
+
+
+# ------------------------------------------------------------------------------ report
+def fmt(value, digits=2, suffix=""):
+    return "-" if value is None else f"{value:.{digits}f}{suffix}"
+
+
+def markdown(meta: dict, rows: list[dict], quality: list[dict]) -> str:
+    lines = [
+        "# int8 inference (rnnkit.nn.quantize_int8)",
+        "",
+        f"{meta['cpu']}; int8 kernels: `{meta['int8_kernel']}` (engine ISA {meta['isa']}); "
+        f"{meta['threads']} torch thread(s), {meta['clock']}-clock timing; load average "
+        f"{meta['load_start']:.1f} at the start, {meta['load_end']:.1f} at the end; torch "
+        f"{meta['torch']}. Inference, T={meta['seq_len']}, input size = H; ms per sequence "
+        f"(median of {meta['reps']} interleaved repetitions); speedups are medians of per-"
+        "repetition ratios (other / rnnkit int8; > 1: int8 faster). torch's quantize_dynamic has "
+        "no RNN (tanh) module.",
+        "",
+        "| cell | H | B | rnnkit fp32 | rnnkit int8 | torch fp32 | torch qdynamic | "
+        "int8 vs rnnkit fp32 | int8 vs torch fp32 | int8 vs torch qdynamic |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['mode']} | {r['hidden']} | {r['batch']} | {fmt(r['rnnkit_fp32_ms'])} | "
+            f"{fmt(r['rnnkit_int8_ms'])} | {fmt(r['torch_fp32_ms'])} | "
+            f"{fmt(r['torch_qdynamic_ms'])} | {fmt(r['int8_vs_rnnkit_fp32'], 2, 'x')} | "
+            f"{fmt(r['int8_vs_torch_fp32'], 2, 'x')} | "
+            f"{fmt(r['int8_vs_torch_qdynamic'], 2, 'x')} |")
+    if quality:
+        lines += ["", "## Quality cost", "",
+                  "| task | metric | fp32 | int8 | change |", "|---|---|---:|---:|---:|"]
+        for q in quality:
+            lines.append(f"| {q['task']} | {q['metric']} | {q['fp32']:.4f} | {q['int8']:.4f} | "
+                         f"{q['change']:+.4f} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="H 256/512 only")
+    parser.add_argument("--clock", default="cpu", choices=["wall", "cpu"])
+    parser.add_argument("--speed-only", action="store_true")
+    parser.add_argument("--quality-only", action="store_true")
+    parser.add_argument("--lm-steps", type=int, default=800)
+    parser.add_argument("--names-epochs", type=int, default=12)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1 if args.clock == "cpu" else torch.get_num_threads())
+    if args.clock == "cpu":
+        timing.clock = time.thread_time
+    meta = {"cpu": timing.cpu_name(), "isa": engine.isa(), "int8_kernel": quantized.kernel(),
+            "threads": torch.get_num_threads(), "clock": args.clock, "torch": torch.__version__,
+            "seq_len": 100, "reps": args.reps, "load_start": os.getloadavg()[0]}
+    rows: list[dict] = []
+    if not args.quality_only:
+        hiddens = (256, 512) if args.quick else (256, 512, 1024)
+        for mode in ("LSTM", "LSTM-proj", "GRU", "RNN"):
+            for hidden in hiddens:
+                for batch in (1, 32):
+                    row = bench_point(mode, hidden, batch, 100, args.reps)
+                    rows.append(row)
+                    print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v)
+                                      for k, v in row.items() if "range" not in k}), flush=True)
+    quality: list[dict] = []
+    if not args.speed_only:
+        quality.append(char_lm_quality(args.lm_steps, 256))
+        print(quality[-1], flush=True)
+        quality.append(names_quality(args.names_epochs, 128))
+        print(quality[-1], flush=True)
+    meta["load_end"] = os.getloadavg()[0]
+    stem = "int8_quick" if args.quick else "int8"
+    previous_path = RESULTS / f"{stem}.json"
+    if (args.speed_only or args.quality_only) and previous_path.exists():
+        # A partial run keeps the other part of the previous results (and says when each ran).
+        previous = json.loads(previous_path.read_text())
+        rows = rows or previous.get("speed", [])
+        quality = quality or previous.get("quality", [])
+        if args.quality_only:
+            meta = {**previous["meta"], "quality_load": [meta["load_start"], meta["load_end"]]}
+    payload = {"meta": meta, "speed": rows, "quality": quality}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    (RESULTS / f"{stem}.md").write_text(markdown(meta, rows, quality))
+    print(f"wrote {RESULTS / stem}.{{json,md}}")
+
+
+if __name__ == "__main__":
+    main()
