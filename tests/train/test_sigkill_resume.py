@@ -47,7 +47,10 @@ def _train_in_child(context, run_dir: Path, kill_after: float | None) -> int | N
     return child.exitcode
 
 
-@pytest.mark.slow  # ~35-65 s here: every step fsyncs a checkpoint, on a shared 2-core machine
+# ~35-65 s here: every step fsyncs a checkpoint, on a shared 2-core machine. A 2-kill variant
+# (24 steps, no fsync, reference without checkpoints) still took 30-80 s on the loaded machine
+# (the forkserver's torch import alone 14 s), so no fast variant joins the default suite.
+@pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_ends_with_the_uninterrupted_weights(tmp_path):
     seed_everything(0)
     reference = Regressor()
@@ -59,7 +62,7 @@ def test_sigkill_at_random_moments_then_resume_ends_with_the_uninterrupted_weigh
     warm_up.start()
     warm_up.join(timeout=60)
     rng = random.Random(13)
-    run_dir, steps_seen, started = tmp_path / "killed", [], time.monotonic()
+    run_dir, steps_seen = tmp_path / "killed", []
     for _ in range(KILLS):
         code = _train_in_child(context, run_dir, kill_after=rng.uniform(0.05, 0.8))
         if code != -signal.SIGKILL:  # finished before the kill: nothing left to test
@@ -78,4 +81,3 @@ def test_sigkill_at_random_moments_then_resume_ends_with_the_uninterrupted_weigh
         assert torch.equal(tensor, final.model_state[name]), name
     leftovers = [p.name for p in (run_dir / "checkpoints").iterdir() if ".tmp-" in p.name]
     assert leftovers == []
-    assert time.monotonic() - started < 120
