@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from rnnkit.models import build_model
+from rnnkit.models.crf import FORBIDDEN
 from rnnkit.models.export import export_model
+from rnnkit.models.export_graphs import graphs_for
 
 TOKENS = {"vocab_size": 20, "embedding_size": 4, "hidden_size": 8}
 MODELS = {
@@ -63,15 +65,44 @@ def test_forecaster_covariates_are_refused_naming_the_option(tmp_path, options, 
 
 
 @pytest.mark.parametrize("char_features", ["cnn", "lstm"])
-def test_tagger_char_features_are_refused_naming_the_option(tmp_path, char_features):
-    model = build_model("sequence_tagger", {**TOKENS, "num_tags": 5, "num_chars": 10,
-                                            "char_features": char_features})
-    with pytest.raises(ValueError, match=f"export: model.char_features='{char_features}'"):
-        export_model(model, tmp_path / "m.onnx")
-
-
-def test_a_crf_tagger_exports_its_emission_scores(tmp_path):
+@pytest.mark.parametrize("crf", [False, True])
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_a_tagger_with_char_features_exports_them_as_an_input(tmp_path, char_features, crf, fmt):
     torch.manual_seed(0)
-    model = build_model("sequence_tagger", {**TOKENS, "num_tags": 5, "crf": True})
+    model = build_model("sequence_tagger", {**TOKENS, "num_tags": 5, "num_chars": 10,
+                                            "char_features": char_features, "crf": crf})
+    report = export_model(model, tmp_path / f"m.{fmt}", fmt)
+    assert report.files == [tmp_path / f"m.{fmt}"] and max(report.max_abs_diff.values()) < 1e-5
+
+
+def test_exported_char_inputs_are_padded_as_the_task_pads_them():
+    model = build_model("sequence_tagger", {**TOKENS, "num_tags": 5, "num_chars": 10,
+                                            "char_features": "cnn"})
+    [graph] = graphs_for(model)
+    _, lengths, chars = graph.inputs(5, 13, 5)
+    assert chars.shape == (5, 13, 7) and graph.signature.inputs == ("tokens", "lengths", "chars")
+    real_words = torch.arange(13) < lengths.unsqueeze(1)
+    assert bool((chars[..., 0] > 0).eq(real_words).all())  # a real word has >= 1 character
+    word_lengths = (chars > 0).sum(dim=2)
+    assert bool((chars > 0).eq(torch.arange(7) < word_lengths.unsqueeze(2)).all())  # then pads
+    assert len(set(word_lengths[real_words].tolist())) > 1
+
+
+def test_a_crf_tagger_exports_its_emission_scores_and_crf_scores(tmp_path):
+    import onnxruntime
+
+    torch.manual_seed(0)
+    model = build_model("sequence_tagger", {**TOKENS, "num_tags": 5, "crf": True,
+                                            "forbidden_transitions": [[0, 1], [5, 2], [3, 6]]})
     report = export_model(model, tmp_path / "m.onnx")
     assert report.files == [tmp_path / "m.onnx"] and max(report.max_abs_diff.values()) < 1e-5
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"),
+                                           providers=["CPUExecutionProvider"])
+    tokens = torch.tensor([[1, 2, 3]])
+    logits, transitions, start, end = session.run(
+        None, {"tokens": tokens.numpy(), "lengths": torch.tensor([3]).numpy()})
+    assert logits.shape == (1, 3, 5)
+    expected = [score.detach().numpy() for score in model.crf.scores()]
+    for got, want in zip((transitions, start, end), expected, strict=True):
+        assert got.shape == want.shape and abs(got - want).max() < 1e-6
+    assert transitions[0, 1] == start[2] == end[3] == FORBIDDEN

@@ -157,7 +157,10 @@ def end_of_training_flow(context: RunContext):
 def hidden_states(context: RunContext):
     def build(section: Section) -> None:
         traces = record_states(context.model, lambda m: m.loss(context.batch))
-        trace = traces[0]
+        # The first layer over the batch's sentences: a tagger's char-BiLSTM runs first, over
+        # each word's characters (one row per word), which is not a view over time.
+        rows = len(context.batch)
+        trace = next((t for t in traces if len(t.lengths) == rows), traces[0])
         states = trace.hidden(-1, 0)[0].numpy()  # first row: (seq, units)
         length = int(trace.lengths[0])
         shown = states[:length]

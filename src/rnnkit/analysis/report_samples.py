@@ -66,8 +66,9 @@ def _classification(context: RunContext, section: Section) -> None:
 
 def _tagging(context: RunContext, section: Section) -> None:
     batch, task = context.batch, context.run.task
-    with torch.no_grad():
-        predicted = context.model.predict(batch.tokens, batch.lengths)
+    with torch.no_grad():  # a batch of a tagger with character features carries its chars
+        predicted = context.model.predict(batch.tokens, batch.lengths,
+                                          getattr(batch, "chars", None))
     tags = task.tags.itos
     lines = []
     for row in range(min(SHOWN, len(batch))):

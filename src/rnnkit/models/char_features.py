@@ -54,8 +54,10 @@ class CharLSTM(nn.Module):
         batch, seq, width = chars.shape
         flat = chars.reshape(batch * seq, width)
         lengths = (flat != CHAR_PAD_ID).sum(dim=1).cpu()
-        _, (final, _) = self.lstm(self.embedding(flat), lengths=lengths)  # (2, words, half)
-        features = torch.cat([final[0], final[1]], dim=-1)
+        # A padded word runs over one padding character (zeroed below): packed sequences, which
+        # the exported torch.nn twin uses, refuse zero lengths.
+        _, (final, _) = self.lstm(self.embedding(flat), lengths=lengths.clamp(min=1))
+        features = torch.cat([final[0], final[1]], dim=-1)  # (words, output_size)
         features = features * (lengths > 0).to(features.device).unsqueeze(1)
         return features.reshape(batch, seq, self.output_size)
 

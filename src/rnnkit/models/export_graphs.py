@@ -4,7 +4,7 @@ random valid inputs to check them with.
 One builder per model class, looked up by the class itself (:func:`graphs_for`), each typed
 by the class it reads; :mod:`rnnkit.models.export` does the writing and checking. A model
 exports its plain forward pass; options whose inputs the graph does not take (a forecaster's
-covariates, a tagger's character features) are refused naming the option.
+covariates) are refused naming the option.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class _Wrapper(nn.Module):
 
 # ------------------------------------------------------------------- token models
 class _TokensGraph(_Wrapper):
-    """``(tokens (batch, seq), lengths (batch,))`` → logits, for LM/classifier/tagger."""
+    """``(tokens (batch, seq), lengths (batch,))`` → logits, for LM and classifier."""
 
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         output = self.model(tokens, lengths)
@@ -109,15 +109,61 @@ def _classifier(model: SequenceClassifier, _: bool) -> list[ExportGraph]:
     return _token_graph(model.config.vocab_size, BATCH)
 
 
+class _TaggerGraph(_Wrapper):
+    """``(tokens (batch, seq), lengths (batch,)[, chars (batch, seq, word_len)])`` → emission
+    logits ``(batch, seq, tags)``, and with a CRF its ``transitions (tags, tags)`` (from, to),
+    ``start`` and ``end`` ``(tags,)`` scores, forbidden entries at ``FORBIDDEN``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__(model)
+        assert isinstance(model, SequenceTagger)
+        self.tagger = model
+
+    def forward(self, tokens: Tensor, lengths: Tensor, *chars: Tensor) -> Tensor | tuple:
+        logits = self.tagger(tokens, lengths, *chars)
+        crf = self.tagger.crf
+        if crf is None:
+            return logits
+        # Constant outputs are folded into initializers and lose their names; an exact +0
+        # computed from the logits keeps them graph outputs named as the signature says.
+        zero = logits.reshape(-1)[:1].sum() * 0.0
+        return (logits, *(score + zero for score in crf.scores()))
+
+
+def _random_chars(num_chars: int, lengths: Tensor, seq: int,
+                  generator: torch.Generator) -> Tensor:
+    """Character ids ``(batch, seq, word_len)`` as the task pads them: every real word has 1
+    to ``word_len`` characters (ids >= 1) then padding (0); padded words are all padding. The
+    width grows with ``seq`` so that the two checked sizes differ in it too."""
+    width = seq // 2 + 1
+    word_lengths = torch.randint(1, width + 1, (len(lengths), seq), generator=generator)
+    word_lengths = word_lengths * (torch.arange(seq).unsqueeze(0) < lengths.unsqueeze(1))
+    chars = torch.randint(1, num_chars, (len(lengths), seq, width), generator=generator)
+    return chars * (torch.arange(width) < word_lengths.unsqueeze(2))
+
+
 def _tagger(model: SequenceTagger, _: bool) -> list[ExportGraph]:
-    """Emission scores per token (with a CRF, Viterbi decoding is left to the runtime)."""
-    if model.config.char_features != "none":
-        raise ValueError(
-            f"export: model.char_features={model.config.char_features!r} needs each word's "
-            "characters as an input the exported graph does not take; train with "
-            "char_features: none to export"
-        )
-    return _token_graph(model.config.vocab_size, SEQUENCE)
+    """Emission scores per token; with character features the graph also takes ``chars``.
+
+    With a CRF the graph also returns the CRF's scores and leaves Viterbi decoding to the
+    runtime: the decoding loop runs over the sequence, which a traced graph would unroll to
+    the example's length. ``argmax`` of the logits is the tagging without a CRF only.
+    """
+    config = model.config
+    chars = config.char_features != "none"
+
+    def inputs(batch: int, seq: int, seed: int) -> tuple[Tensor, ...]:
+        generator = torch.Generator().manual_seed(seed)
+        tokens, lengths = _random_tokens(config.vocab_size, batch, seq, generator)
+        if not chars:
+            return tokens, lengths
+        return tokens, lengths, _random_chars(config.num_chars, lengths, seq, generator)
+
+    names = ("tokens", "lengths", *(("chars",) if chars else ()))
+    outputs = ("logits", *(("transitions", "start", "end") if config.crf else ()))
+    axes = {"tokens": SEQUENCE, "lengths": BATCH, "logits": SEQUENCE,
+            **({"chars": {0: "batch", 1: "sequence", 2: "word_length"}} if chars else {})}
+    return [ExportGraph("", _TaggerGraph, Signature(names, outputs, axes), inputs)]
 
 
 # ------------------------------------------------------------ conditional generator
