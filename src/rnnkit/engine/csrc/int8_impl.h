@@ -157,10 +157,23 @@ struct QRow {
 // q[0, Kp) = uint8 quantisation of x[0, K) (asymmetric, range widened to hold 0 exactly),
 // zero padding. Every float operation is spelt out so tests can repeat it in NumPy.
 static QRow quantize_row(const float* x, int K, int Kp, uint8_t* q) {
+    // Sixteen running minima and maxima (a loop the compiler vectorises), then one reduction;
+    // the extremes do not depend on the order. NaN compares false and is skipped.
+    float los[16] = {0.0f}, his[16] = {0.0f};
+    int k16 = K - K % 16;
+    for (int k = 0; k < k16; k += 16)
+        for (int i = 0; i < 16; i++) {
+            los[i] = x[k + i] < los[i] ? x[k + i] : los[i];
+            his[i] = x[k + i] > his[i] ? x[k + i] : his[i];
+        }
     float lo = 0.0f, hi = 0.0f;
-    for (int k = 0; k < K; k++) {  // NaN compares false and is skipped
+    for (int k = k16; k < K; k++) {
         lo = x[k] < lo ? x[k] : lo;
         hi = x[k] > hi ? x[k] : hi;
+    }
+    for (int i = 0; i < 16; i++) {
+        lo = los[i] < lo ? los[i] : lo;
+        hi = his[i] > hi ? his[i] : hi;
     }
     float scale = (hi - lo) / 255.0f;
     if (!(scale > 0.0f) || !isfinite(scale)) scale = 1.0f;  // all zero, or not finite
