@@ -32,7 +32,7 @@ def misaligned(tensor: torch.Tensor, offset: int) -> torch.Tensor:
     return view
 
 
-def run(mode, proj, lengths, offset, threads, monkeypatch):
+def run(mode, proj, lengths, offset, threads, monkeypatch, batch=BATCH):
     """Outputs and every gradient of one direction, operands placed ``offset`` elements off."""
     monkeypatch.setattr(ops, "choose_threads", lambda *args: threads)
     module = make_module(mode, INPUT, HIDDEN, proj=proj, dtype=torch.float32, seed=3)
@@ -40,9 +40,9 @@ def run(mode, proj, lengths, offset, threads, monkeypatch):
                for w in direction_weights(module, reverse=False)]
     generator = torch.Generator().manual_seed(1)
     out_size = proj or HIDDEN
-    x = misaligned(torch.randn(SEQ_LEN, BATCH, INPUT, generator=generator), offset)
-    h0 = misaligned(torch.randn(BATCH, out_size, generator=generator), offset)
-    c0 = misaligned(torch.randn(BATCH, HIDDEN, generator=generator), offset) \
+    x = misaligned(torch.randn(SEQ_LEN, batch, INPUT, generator=generator), offset)
+    h0 = misaligned(torch.randn(batch, out_size, generator=generator), offset)
+    c0 = misaligned(torch.randn(batch, HIDDEN, generator=generator), offset) \
         if mode == "LSTM" else None
     leaves = [t.requires_grad_() for t in (x, h0, c0) if t is not None]
     y, h_n, c_n = ops.recurrence(mode, x, h0, c0, *weights, lengths, False)
@@ -59,6 +59,16 @@ def test_same_bits_for_any_thread_count_and_alignment(mode, proj, lengths, isa, 
     reference = run(mode, proj, lengths, offset=0, threads=1, monkeypatch=monkeypatch)
     for offset, threads in ((0, 2), (0, 3), (1, 1), (3, 2), (5, 3)):
         got = run(mode, proj, lengths, offset, threads, monkeypatch)
+        for index, (a, b) in enumerate(zip(reference, got, strict=True)):
+            assert torch.equal(a, b), f"result {index}: offset {offset}, {threads} threads"
+
+
+@pytest.mark.parametrize(("mode", "proj"), CASES)
+def test_batch_one_same_bits_for_any_thread_count_and_alignment(mode, proj, isa, monkeypatch):
+    # One row takes its own product path (accumulators split over k), tested separately.
+    reference = run(mode, proj, None, offset=0, threads=1, monkeypatch=monkeypatch, batch=1)
+    for offset, threads in ((0, 2), (0, 3), (1, 1), (5, 3)):
+        got = run(mode, proj, None, offset, threads, monkeypatch, batch=1)
         for index, (a, b) in enumerate(zip(reference, got, strict=True)):
             assert torch.equal(a, b), f"result {index}: offset {offset}, {threads} threads"
 

@@ -67,6 +67,33 @@ static inline void tile(int K, const T* A, long lda, const T* P, long ps, T* C, 
         for (int j = 0; j < NV_; j++) store_vec(C + m * ldc + j * L, acc[m][j]);
 }
 
+// One row (batch 1): each column's K products go to KS accumulators in turn (k mod KS), so
+// even a single panel keeps KS independent FMA chains in flight (a thread's share of one gate
+// can be one or two panels); they are summed in a fixed order, then Cinit is added.
+template <typename T, int NV_>
+static inline void tile_row(int K, const T* A, const T* P, long ps, T* C, const T* Cinit,
+                            long pf) {
+    typedef typename VecOf<T>::type V;
+    constexpr int L = lanes<T>(), KS = 4;
+    V acc[KS][NV_];
+    for (int s = 0; s < KS; s++)
+        for (int j = 0; j < NV_; j++) acc[s][j] = V{};
+    if (pf)
+        for (int j = 0; j < NV_; j++) __builtin_prefetch(Cinit + pf + j * L, 0, 2);
+    int k = 0;
+    for (; k + KS <= K; k += KS)
+        for (int s = 0; s < KS; s++) {
+            const T a = A[k + s];
+            for (int j = 0; j < NV_; j++) acc[s][j] += a * load_vec<V>(P + j * ps + (k + s) * L);
+        }
+    for (; k < K; k++)
+        for (int j = 0; j < NV_; j++) acc[0][j] += A[k] * load_vec<V>(P + j * ps + k * L);
+    for (int j = 0; j < NV_; j++) {
+        V sum = (acc[0][j] + acc[1][j]) + (acc[2][j] + acc[3][j]);
+        store_vec(C + j * L, Cinit ? load_vec<V>(Cinit + j * L) + sum : sum);
+    }
+}
+
 template <typename T, int NV_>
 static inline void tile_rows(int rows, int K, const T* A, long lda, const T* P, long ps, T* C,
                              long ldc, const T* Cinit, long ldi, long pf) {
@@ -116,15 +143,27 @@ static void gemm_packed(int M, int K, const T* A, long lda, const T* P, int N, i
     const long ps = (long)K * L;
     const int full = N / L < j1 ? N / L : j1;
     int j = j0;
-    // Every accumulator is a chain of K dependent FMAs: one or two rows need more panels at
-    // once to keep both FMA units busy (8 chains cover their latency).
+    if (M == 1) {
+        for (; j + 4 <= full; j += 4)
+            tile_row<T, 4>(K, A, P + j * ps, ps, C + j * L, Cinit ? Cinit + j * L : nullptr, pf);
+        for (; j < full; j++)
+            tile_row<T, 1>(K, A, P + j * ps, ps, C + j * L, Cinit ? Cinit + j * L : nullptr, pf);
+        if (j < j1 && j * L < N) {
+            const int rem = N - j * L;
+            T row[L];
+            for (int l = 0; l < L; l++) row[l] = l < rem && Cinit ? Cinit[j * L + l] : T(0);
+            tile_row<T, 1>(K, A, P + j * ps, ps, row, row, 0);
+            for (int l = 0; l < rem; l++) C[j * L + l] = row[l];
+        }
+        return;
+    }
+    // Every accumulator is a chain of K dependent FMAs: two rows need more panels at once to
+    // keep both FMA units busy (8 chains cover their latency).
 #define RNNKIT_PANELS(nv)                                                            \
     for (; j + (nv) <= full; j += (nv))                                              \
         panels_full<T, (nv)>(M, K, A, lda, P + j * ps, ps, C + j * L, ldc,         \
                              Cinit ? Cinit + j * L : nullptr, ldi, pf);
-    if (M == 1) {
-        RNNKIT_PANELS(8)
-    } else if (M == 2) {
+    if (M == 2) {
         RNNKIT_PANELS(4)
     }
     RNNKIT_PANELS(RNNKIT_NV)
@@ -201,24 +240,121 @@ static inline T hsum(typename VecOf<T>::type v) {
     return sum;
 }
 
-// C[m, n + j] = Cinit + dot(A row m, Wt row n + j) for j < NB_: NB_ independent
-// accumulators, each reduced by hsum at the end.
-template <typename T, int NB_>
-static inline void dot_rows(int m, int n, int K, const T* a, const T* Wt, long ldw, T* C, long ldc,
-                            const T* Cinit, long ldi) {
+// ---------------------------------------------------------------- dot products
+// For one step of a tiny batch (streaming) the weights are read in torch's (out, in) layout,
+// one dot product per output: packing them would cost more than the step. L rows are
+// computed at once and their L accumulators folded into one vector of L sums by log2(L)
+// shuffle-and-add rounds (not one horizontal sum per row), so the output is one vector store.
+
+// Lane p of the fold of (a, b) at block width W: each W-lane block of a and of b is halved
+// and the halves added, a's and b's halves interleaved block by block.
+template <int L, int W>
+static constexpr int fold_index(int p) {
+    return p % W < W / 2 ? p / W * W + p % W : L + p / W * W + p % W - W / 2;
+}
+
+#ifdef RNNKIT_SHUFFLEVECTOR
+#define RNNKIT_FI(o, p) (fold_index<L, W>(p) + (o))
+#define RNNKIT_FI2(o) RNNKIT_FI(o, 0), RNNKIT_FI(o, 1)
+#define RNNKIT_FI4(o) RNNKIT_FI2(o), RNNKIT_FI(o, 2), RNNKIT_FI(o, 3)
+#define RNNKIT_FI8(o) RNNKIT_FI4(o), RNNKIT_FI(o, 4), RNNKIT_FI(o, 5), RNNKIT_FI(o, 6), RNNKIT_FI(o, 7)
+#define RNNKIT_FI16(o)                                                                  \
+    RNNKIT_FI8(o), RNNKIT_FI(o, 8), RNNKIT_FI(o, 9), RNNKIT_FI(o, 10), RNNKIT_FI(o, 11), \
+        RNNKIT_FI(o, 12), RNNKIT_FI(o, 13), RNNKIT_FI(o, 14), RNNKIT_FI(o, 15)
+template <typename V, int L, int W>
+static inline V fold(V a, V b) {
+    if constexpr (L == 16)
+        return __builtin_shufflevector(a, b, RNNKIT_FI16(0)) +
+               __builtin_shufflevector(a, b, RNNKIT_FI16(W / 2));
+    else if constexpr (L == 8)
+        return __builtin_shufflevector(a, b, RNNKIT_FI8(0)) +
+               __builtin_shufflevector(a, b, RNNKIT_FI8(W / 2));
+    else if constexpr (L == 4)
+        return __builtin_shufflevector(a, b, RNNKIT_FI4(0)) +
+               __builtin_shufflevector(a, b, RNNKIT_FI4(W / 2));
+    else
+        return __builtin_shufflevector(a, b, RNNKIT_FI2(0)) +
+               __builtin_shufflevector(a, b, RNNKIT_FI2(W / 2));
+}
+#undef RNNKIT_FI16
+#undef RNNKIT_FI8
+#undef RNNKIT_FI4
+#undef RNNKIT_FI2
+#undef RNNKIT_FI
+
+// acc[0] = the fold of acc[0..W): lane l holds the sum of acc[bit_reverse(l)]'s lanes.
+template <typename V, int L, int W>
+static inline void fold_all(V* acc) {
+    for (int i = 0; i < W / 2; i++) acc[i] = fold<V, L, W>(acc[2 * i], acc[2 * i + 1]);
+    if constexpr (W > 2) fold_all<V, L, W / 2>(acc);
+}
+#endif
+
+static constexpr int bit_reverse(int a, int lanes) {
+    int r = 0;
+    for (int m = 1; m < lanes; m <<= 1, a >>= 1) r = (r << 1) | (a & 1);
+    return r;
+}
+
+// Partial dot products of rows [n, n + L) of W (ldw apart) with x over the vector part of K:
+// acc[r] for row n + bit_reverse(r), so that the fold puts row n + l in lane l. All L rows
+// advance together: L independent FMA chains, x loaded once per vector.
+template <typename T>
+static inline void dot_block_part(typename VecOf<T>::type* acc, int K, const T* x, const T* W,
+                                  long ldw, int n) {
     typedef typename VecOf<T>::type V;
     constexpr int L = lanes<T>();
     const int kv = K - K % L;
-    V acc[NB_];
-    for (int j = 0; j < NB_; j++) acc[j] = V{};
+    const T* w = W + (long)n * ldw;
     for (int k = 0; k < kv; k += L) {
-        V av = load_vec<V>(a + k);
-        for (int j = 0; j < NB_; j++) acc[j] += av * load_vec<V>(Wt + (n + j) * ldw + k);
+        const V xv = load_vec<V>(x + k);
+#pragma GCC unroll 16
+        for (int r = 0; r < L; r++) acc[r] += xv * load_vec<V>(w + bit_reverse(r, L) * ldw + k);
     }
-    for (int j = 0; j < NB_; j++) {
-        T part = hsum<T>(acc[j]);
-        for (int k = kv; k < K; k++) part += a[k] * Wt[(n + j) * ldw + k];
-        C[m * ldc + n + j] = (Cinit ? Cinit[m * ldi + n + j] : T(0)) + part;
+}
+
+// C[n0:n1] = (dot(x, Wx[n]) + dot(h, Wh[n])) + c1[n] + c2[n]: one or two operands (K2 == 0:
+// none) summed before one reduction per row; c1, c2 (bias vectors) may be null.
+template <typename T>
+static void dots(int n0, int n1, int K1, const T* x, const T* W1, long ld1, int K2, const T* h,
+                 const T* W2, long ld2, T* C, const T* c1, const T* c2) {
+    typedef typename VecOf<T>::type V;
+    constexpr int L = lanes<T>();
+    const int kv1 = K1 - K1 % L, kv2 = K2 - K2 % L;
+    int n = n0;
+#ifdef RNNKIT_SHUFFLEVECTOR
+    for (; n + L <= n1; n += L) {
+        V acc[L];
+        for (int r = 0; r < L; r++) acc[r] = V{};
+        dot_block_part<T>(acc, K1, x, W1, ld1, n);
+        if (K2) dot_block_part<T>(acc, K2, h, W2, ld2, n);
+        fold_all<V, L, L>(acc);
+        V out = acc[0];
+        if (kv1 < K1 || kv2 < K2) {  // sizes that are not a multiple of the vector
+            V tail;
+            for (int l = 0; l < L; l++) {
+                T t = T(0);
+                for (int k = kv1; k < K1; k++) t += x[k] * W1[(long)(n + l) * ld1 + k];
+                for (int k = kv2; k < K2; k++) t += h[k] * W2[(long)(n + l) * ld2 + k];
+                tail[l] = t;
+            }
+            out += tail;
+        }
+        if (c1) out += load_vec<V>(c1 + n);
+        if (c2) out += load_vec<V>(c2 + n);
+        store_vec(C + n, out);
+    }
+#endif
+    for (; n < n1; n++) {  // a gate's last rows when the hidden size is not a multiple of L
+        V acc = V{};
+        for (int k = 0; k < kv1; k += L) acc += load_vec<V>(x + k) * load_vec<V>(W1 + (long)n * ld1 + k);
+        for (int k = 0; k < kv2; k += L) acc += load_vec<V>(h + k) * load_vec<V>(W2 + (long)n * ld2 + k);
+        T out = hsum<T>(acc);
+        for (int k = kv1; k < K1; k++) out += x[k] * W1[(long)n * ld1 + k];
+        for (int k = kv2; k < K2; k++) out += h[k] * W2[(long)n * ld2 + k];
+        if (c1) out += c1[n];
+        if (c2) out += c2[n];
+        C[n] = out;
     }
 }
 
@@ -227,13 +363,9 @@ static inline void dot_rows(int m, int n, int K, const T* a, const T* Wt, long l
 template <typename T>
 static void gemm_nt(int M, int K, const T* A, long lda, const T* Wt, long ldw, int n0, int n1,
                     T* C, long ldc, const T* Cinit, long ldi) {
-    constexpr int NB = 8;  // independent accumulators: enough to hide the FMA latency
-    for (int m = 0; m < M; m++) {
-        const T* a = A + m * lda;
-        int n = n0;
-        for (; n + NB <= n1; n += NB) dot_rows<T, NB>(m, n, K, a, Wt, ldw, C, ldc, Cinit, ldi);
-        for (; n < n1; n++) dot_rows<T, 1>(m, n, K, a, Wt, ldw, C, ldc, Cinit, ldi);
-    }
+    for (int m = 0; m < M; m++)
+        dots<T>(n0, n1, K, A + m * lda, Wt, ldw, 0, nullptr, nullptr, 0, C + m * ldc,
+                Cinit ? Cinit + m * ldi : nullptr, nullptr);
 }
 
 // ---------------------------------------------------------------- activations
@@ -449,14 +581,16 @@ struct Forward {
             }
             Lanes<T>::run(k0, k1, [&](auto lane, int k) {
                 typedef decltype(lane) Ln;
+                // A null bias: the products already hold it (streaming adds it there).
+                auto bias = [&](int i) { return bx ? Ln::ld(bx + i) : typename Ln::P{}; };
                 if (a.mode == MODE_RNN_TANH || a.mode == MODE_RNN_RELU) {
-                    auto v = Ln::ld(gb + k) + Ln::ld(bx + k);
+                    auto v = Ln::ld(gb + k) + bias(k);
                     Ln::st(hn + k, a.mode == MODE_RNN_TANH ? Ln::th(v) : Ln::relu(v));
                 } else if (a.mode == MODE_GRU) {
-                    auto r = Ln::sig(Ln::ld(gb + k) + Ln::ld(bx + k));
-                    auto z = Ln::sig(Ln::ld(gb + H + k) + Ln::ld(bx + H + k));
+                    auto r = Ln::sig(Ln::ld(gb + k) + bias(k));
+                    auto z = Ln::sig(Ln::ld(gb + H + k) + bias(H + k));
                     auto hnp = Ln::ld(gb + 2 * H + k);
-                    auto xn = Ln::ld(xg + (long)b * GH + 2 * H + k) + Ln::ld(bx + 2 * H + k);
+                    auto xn = Ln::ld(xg + (long)b * GH + 2 * H + k) + bias(2 * H + k);
                     auto n = Ln::th(xn + r * hnp);
                     auto h = Ln::ld(hp + k);
                     if (a.save) {
@@ -467,10 +601,10 @@ struct Forward {
                     }
                     Ln::st(hn + k, n + z * (h - n));
                 } else {
-                    auto i = Ln::sig(Ln::ld(gb + k) + Ln::ld(bx + k));
-                    auto f = Ln::sig(Ln::ld(gb + H + k) + Ln::ld(bx + H + k));
-                    auto gg = Ln::th(Ln::ld(gb + 2 * H + k) + Ln::ld(bx + 2 * H + k));
-                    auto o = Ln::sig(Ln::ld(gb + 3 * H + k) + Ln::ld(bx + 3 * H + k));
+                    auto i = Ln::sig(Ln::ld(gb + k) + bias(k));
+                    auto f = Ln::sig(Ln::ld(gb + H + k) + bias(H + k));
+                    auto gg = Ln::th(Ln::ld(gb + 2 * H + k) + bias(2 * H + k));
+                    auto o = Ln::sig(Ln::ld(gb + 3 * H + k) + bias(3 * H + k));
                     T* cb = c + (long)b * H;
                     auto cc = f * Ln::ld(cb + k) + i * gg;
                     Ln::st(cb + k, cc);
@@ -689,24 +823,36 @@ struct Stream {
     const StreamArgs& s;
     explicit Stream(const StreamArgs& args) : s(args) {}
 
-    // Input projection x W_ih^T and the combined bias for this thread's units of each gate.
-    void project_input(const T* x, int in, const T* wih, const T* bih, const T* bhh, T* xg,
-                       T* bx, int k0, int k1) const {
-        const int G = gate_count(s.mode), GH = G * s.H;
-        const bool gru = s.mode == MODE_GRU;
-        for (int gi = 0; gi < G; gi++) {
-            const int n0 = gi * s.H + k0, n1 = gi * s.H + k1;
-            gemm_nt<T>(s.B, in, x, in, wih, in, n0, n1, xg, GH, nullptr, 0);
-            for (int j = n0; j < n1; j++)  // GRU's b_hn is applied inside the reset gate
-                bx[j] = bih ? bih[j] + (gru && gi == 2 ? T(0) : bhh[j]) : T(0);
+    // Gate pre-activations of this thread's units for every row: b_ih + b_hh + x W_ih^T +
+    // h W_hh^T summed per unit before one reduction. GRU's n gate keeps its input part (in
+    // xg, with b_in) apart from its recurrent part (in gates, with b_hn): the reset gate
+    // multiplies only the latter.
+    void products(const T* x, int in, const T* hprev, const uintptr_t* w, T* xg, T* gates,
+                  int k0, int k1) const {
+        const int G = gate_count(s.mode), H = s.H, GH = G * H, Hout = s.Hout;
+        const T *wih = (const T*)w[0], *whh = (const T*)w[1];
+        const T *bih = (const T*)w[2], *bhh = (const T*)w[3];
+        for (int b = 0; b < s.B; b++) {
+            const T* xb = x + (long)b * in;
+            const T* hb = hprev + (long)b * Hout;
+            T* gb = gates + (long)b * GH;
+            for (int gi = 0; gi < G; gi++) {
+                const int n0 = gi * H + k0, n1 = gi * H + k1;
+                if (s.mode == MODE_GRU && gi == 2) {
+                    dots<T>(n0, n1, in, xb, wih, in, 0, nullptr, nullptr, 0, xg + (long)b * GH,
+                            bih, nullptr);
+                    dots<T>(n0, n1, Hout, hb, whh, Hout, 0, nullptr, nullptr, 0, gb, bhh, nullptr);
+                } else {
+                    dots<T>(n0, n1, in, xb, wih, in, Hout, hb, whh, Hout, gb, bih, bhh);
+                }
+            }
         }
     }
 
     void run(int tid, int nt) const {
         const int G = gate_count(s.mode), GH = G * s.H, B = s.B, H = s.H, Hout = s.Hout;
         const bool lstm = s.mode == MODE_LSTM;
-        T* bx = (T*)s.work;
-        T* xg = bx + GH;
+        T* xg = (T*)s.work;
         T* gates = xg + (long)B * GH;
         T* aux = gates + (long)B * GH;
         T* m = aux + (long)B * H;
@@ -717,10 +863,9 @@ struct Stream {
         int in = s.I;
         for (int l = 0; l < s.layers; l++) {
             const uintptr_t* w = s.weights + 5 * l;
-            const T* bhh = (const T*)w[3];
-            project_input(x, in, (const T*)w[0], (const T*)w[2], bhh, xg, bx, k0, k1);
             const T* hprev = (const T*)s.h + (long)l * B * Hout;
             T* hnew = (T*)s.hn + (long)l * B * Hout;
+            products(x, in, hprev, w, xg, gates, k0, k1);
             T* c = lstm ? (T*)s.cn + (long)l * B * H : nullptr;
             if (lstm) {  // pointwise updates the cell in place
                 const T* c_in = (const T*)s.c + (long)l * B * H;
@@ -734,15 +879,12 @@ struct Stream {
             f.H = H;
             f.Hout = Hout;
             f.xg = xg;
-            f.bx = bx;
-            f.whh = (const void*)w[1];  // pack == 0: torch's layout, dot products
-            f.bhn = s.mode == MODE_GRU && bhh ? bhh + 2 * H : nullptr;
+            f.bx = nullptr;  // in the products
             f.whr = (const void*)w[4];
             f.gates = gates;
             f.aux = aux;
             f.m = m;
             const Forward<T> step(f);
-            step.gate_products(0, hprev, gates, k0, k1);
             step.pointwise(0, hprev, hnew, c, k0, k1);
             if (f.whr) {
                 parallel_barrier();
