@@ -3,12 +3,14 @@ string of time labels), and its time labels behave as the tuple they replace."""
 
 from __future__ import annotations
 
+import functools
 import tracemalloc
 
 import numpy as np
 import pytest
 
 from rnnkit.data import SeriesReader
+from rnnkit.data.readers import series as series_module
 from rnnkit.data.readers.series import TimeLabels
 
 
@@ -54,3 +56,15 @@ def test_a_long_series_costs_about_its_values_and_labels(tmp_path):
     assert series.values.shape == (rows, 1) and series.times[-1] == str(10_000 + rows - 1)
     assert series.values[5, 0] == 10_005 % 97 / 4
     assert peak < 60 * rows, f"peak {peak / rows:.0f} bytes per row"
+
+
+def test_progress_counts_the_rows_read_on_request(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(series_module, "tqdm", functools.partial(series_module.tqdm,
+                                                                 mininterval=0, miniters=1))
+    path = tmp_path / "long.csv"
+    path.write_text("t,v\n" + "".join(f"{t},{t}\n" for t in range(40_000)))
+    SeriesReader(path, time_column="t").read_series(progress=True)
+    shown = capsys.readouterr().err
+    assert "reading long.csv: 16.4k rows" in shown and "reading long.csv: 40.0k rows" in shown
+    SeriesReader(path, time_column="t").read_series()  # default: only on a terminal
+    assert capsys.readouterr().err == ""

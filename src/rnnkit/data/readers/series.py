@@ -9,11 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ..errors import DataFormatError
 from ._lines import OnError, SkipLog
 from .base import Reader
 from .labelled import CsvRows
+
+_PROGRESS_ROWS = 1 << 14  # rows between progress updates (an update per row costs ~1 us)
 
 
 @dataclass(frozen=True)
@@ -195,22 +198,29 @@ class SeriesReader(Reader[SeriesRow]):
             raise DataFormatError(self.path, line, _not_finite_reason(name, text))
         return value
 
-    def read_series(self) -> TimeSeries:
+    def read_series(self, progress: bool | None = None) -> TimeSeries:
         """Read the whole file into a :class:`TimeSeries` (``values`` ``(time, columns)``).
 
         Rows go straight into a flat float64 buffer and the time labels into one string, so
         memory is about the values' own size (8 bytes per cell) plus the labels' characters
-        and 8 bytes per row, not a Python object per row.
+        and 8 bytes per row, not a Python object per row. ``progress`` counts the rows read on
+        stderr (``None``: when stderr is a terminal).
         """
         self.skip_log = SkipLog(self.on_error)
         values = array("d")
         times = _LabelCollector() if self.time_column else None
         rows = 0
-        for _line, time, row_values in self._rows():
-            values.extend(row_values)
-            if times is not None:
-                times.append(time)  # type: ignore[arg-type]
-            rows += 1
+        bar = tqdm(unit=" rows", unit_scale=True, desc=f"reading {self.path.name}", leave=False,
+                   disable=None if progress is None else not progress)
+        with bar:
+            for _line, time, row_values in self._rows():
+                values.extend(row_values)
+                if times is not None:
+                    times.append(time)  # type: ignore[arg-type]
+                rows += 1
+                if not rows % _PROGRESS_ROWS:
+                    bar.update(_PROGRESS_ROWS)
+            bar.update(rows % _PROGRESS_ROWS)
         self.skip_log.report(self.path)
         if not rows:
             raise DataFormatError(self.path, None, "no data rows after the header")
