@@ -130,7 +130,7 @@ def char_lm_quality(steps: int, hidden: int, seed: int = 0) -> dict:
     generator = torch.Generator().manual_seed(seed)
     loss_fn = nn.CrossEntropyLoss()
     model.train()
-    for _ in range(steps):
+    for step in range(steps):
         starts = torch.randint(0, len(train) - seq_len - 1, (batch,), generator=generator)
         window = torch.stack([train[s:s + seq_len + 1] for s in starts.tolist()], dim=1)
         logits = model(window[:-1])
@@ -139,6 +139,8 @@ def char_lm_quality(steps: int, hidden: int, seed: int = 0) -> dict:
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimiser.step()
+        if step % 100 == 0:
+            print(f"char-LM step {step}: training loss {loss.item():.3f}", flush=True)
     model.eval()
     int8 = rnn.quantize_int8(model)
     # Held-out loss over non-overlapping 200-char windows of the validation play.
@@ -285,6 +287,8 @@ def main(argv=None) -> None:
     parser.add_argument("--quality-only", action="store_true")
     parser.add_argument("--lm-steps", type=int, default=800)
     parser.add_argument("--names-epochs", type=int, default=12)
+    parser.add_argument("--lm-hidden", type=int, default=256)
+    parser.add_argument("--names-hidden", type=int, default=128)
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 32],
                         help="batch sizes to measure (with --speed-only, rows of other batch "
                              "sizes are kept from the previous results)")
@@ -315,9 +319,9 @@ def main(argv=None) -> None:
                                       for k, v in row.items() if "range" not in k}), flush=True)
     quality: list[dict] = []
     if not args.speed_only:
-        quality.append(char_lm_quality(args.lm_steps, 256))
+        quality.append(char_lm_quality(args.lm_steps, args.lm_hidden))
         print(quality[-1], flush=True)
-        quality.append(names_quality(args.names_epochs, 128))
+        quality.append(names_quality(args.names_epochs, args.names_hidden))
         print(quality[-1], flush=True)
     meta["load_end"] = os.getloadavg()[0]
     stem = "int8_quick" if args.quick else "int8"
