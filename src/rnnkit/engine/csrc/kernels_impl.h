@@ -182,29 +182,6 @@ static void gemm_packed(int M, int K, const T* A, long lda, const T* P, int N, i
     }
 }
 
-// Pack panels [j0, j1) of the K x N matrix W into P (see gemm_packed). W is read as
-// W[k, n] = S[(col0 + n) * lds + k] when nk (torch's (out, in) weights), else
-// S[k * lds + col0 + n].
-template <typename T>
-static void pack_panels(const T* S, bool nk, long lds, int col0, int K, int N, int j0, int j1,
-                        T* P) {
-    constexpr int L = lanes<T>();
-    for (int j = j0; j < j1; j++) {
-        T* p = P + (long)j * K * L;
-        for (int l = 0; l < L; l++) {
-            const int n = j * L + l;
-            if (n >= N) {
-                for (int k = 0; k < K; k++) p[k * L + l] = T(0);
-            } else if (nk) {
-                const T* src = S + (long)(col0 + n) * lds;
-                for (int k = 0; k < K; k++) p[k * L + l] = src[k];
-            } else {
-                for (int k = 0; k < K; k++) p[k * L + l] = S[(long)k * lds + col0 + n];
-            }
-        }
-    }
-}
-
 // Elements of the packed copy of a K x N matrix.
 template <typename T>
 static inline long packed_size(int K, int N) {
@@ -261,20 +238,35 @@ static constexpr int fold_index(int p) {
 #define RNNKIT_FI16(o)                                                                  \
     RNNKIT_FI8(o), RNNKIT_FI(o, 8), RNNKIT_FI(o, 9), RNNKIT_FI(o, 10), RNNKIT_FI(o, 11), \
         RNNKIT_FI(o, 12), RNNKIT_FI(o, 13), RNNKIT_FI(o, 14), RNNKIT_FI(o, 15)
+// The lower (O == 0) or upper (O == W / 2) halves of every W-lane block of a and of b,
+// interleaved block by block.
+template <typename V, int L, int W, int O>
+static inline V halves(V a, V b) {
+    if constexpr (L == 16)
+        return __builtin_shufflevector(a, b, RNNKIT_FI16(O));
+    else if constexpr (L == 8)
+        return __builtin_shufflevector(a, b, RNNKIT_FI8(O));
+    else if constexpr (L == 4)
+        return __builtin_shufflevector(a, b, RNNKIT_FI4(O));
+    else
+        return __builtin_shufflevector(a, b, RNNKIT_FI2(O));
+}
 template <typename V, int L, int W>
 static inline V fold(V a, V b) {
-    if constexpr (L == 16)
-        return __builtin_shufflevector(a, b, RNNKIT_FI16(0)) +
-               __builtin_shufflevector(a, b, RNNKIT_FI16(W / 2));
-    else if constexpr (L == 8)
-        return __builtin_shufflevector(a, b, RNNKIT_FI8(0)) +
-               __builtin_shufflevector(a, b, RNNKIT_FI8(W / 2));
-    else if constexpr (L == 4)
-        return __builtin_shufflevector(a, b, RNNKIT_FI4(0)) +
-               __builtin_shufflevector(a, b, RNNKIT_FI4(W / 2));
-    else
-        return __builtin_shufflevector(a, b, RNNKIT_FI2(0)) +
-               __builtin_shufflevector(a, b, RNNKIT_FI2(W / 2));
+    return halves<V, L, W, 0>(a, b) + halves<V, L, W, W / 2>(a, b);
+}
+
+// Transpose of the L x L block v (row i in v[i]) in place: log2(L) rounds of swapping the
+// off-diagonal half-blocks of every 2w x 2w diagonal block, w = L/2 ... 1.
+template <typename V, int L, int w = L / 2>
+static inline void transpose(V* v) {
+    for (int r = 0; r < L; r++)
+        if (r % (2 * w) < w) {
+            const V a = v[r], b = v[r + w];
+            v[r] = halves<V, L, 2 * w, 0>(a, b);
+            v[r + w] = halves<V, L, 2 * w, w>(a, b);
+        }
+    if constexpr (w > 1) transpose<V, L, w / 2>(v);
 }
 #undef RNNKIT_FI16
 #undef RNNKIT_FI8
@@ -366,6 +358,42 @@ static void gemm_nt(int M, int K, const T* A, long lda, const T* Wt, long ldw, i
     for (int m = 0; m < M; m++)
         dots<T>(n0, n1, K, A + m * lda, Wt, ldw, 0, nullptr, nullptr, 0, C + m * ldc,
                 Cinit ? Cinit + m * ldi : nullptr, nullptr);
+}
+
+// Pack panels [j0, j1) of the K x N matrix W into P (see gemm_packed). W is read as
+// W[k, n] = S[(col0 + n) * lds + k] when nk (torch's (out, in) weights), else
+// S[k * lds + col0 + n].
+template <typename T>
+static void pack_panels(const T* S, bool nk, long lds, int col0, int K, int N, int j0, int j1,
+                        T* P) {
+    typedef typename VecOf<T>::type V;
+    constexpr int L = lanes<T>();
+    for (int j = j0; j < j1; j++) {
+        T* p = P + (long)j * K * L;
+        int kb = 0;  // torch's layout: whole L x L blocks transposed in registers
+#ifdef RNNKIT_SHUFFLEVECTOR
+        if (nk && (j + 1) * L <= N) {
+            const T* src = S + (long)(col0 + j * L) * lds;
+            for (; kb + L <= K; kb += L) {
+                V v[L];
+                for (int l = 0; l < L; l++) v[l] = load_vec<V>(src + l * lds + kb);
+                transpose<V, L>(v);
+                for (int l = 0; l < L; l++) store_vec(p + (long)(kb + l) * L, v[l]);
+            }
+        }
+#endif
+        for (int l = 0; l < L; l++) {
+            const int n = j * L + l;
+            if (n >= N) {
+                for (int k = 0; k < K; k++) p[k * L + l] = T(0);
+            } else if (nk) {
+                const T* src = S + (long)(col0 + n) * lds;
+                for (int k = kb; k < K; k++) p[k * L + l] = src[k];
+            } else {
+                for (int k = 0; k < K; k++) p[k * L + l] = S[(long)k * lds + col0 + n];
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------- activations
