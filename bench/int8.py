@@ -265,7 +265,11 @@ def markdown(meta: dict, rows: list[dict], quality: list[dict]) -> str:
             lines.append(f"| {q['task']} | {q['metric']} | {q['fp32']:.4f} | {q['int8']:.4f} | "
                          f"{q['change']:+.4f} |")
         lines += ["", "Targets (issue 14): held-out loss change <= 0.01 nats/char, accuracy "
-                  "change <= 0.5 points (in absolute value)."]
+                  "change <= 0.5 points (in absolute value). Each model is trained once in float32 "
+                  "(seed 0, one thread) and evaluated as trained and after quantize_int8."]
+        if meta.get("quality_load"):
+            lines[-1] += (" Load average during the quality run: "
+                          f"{meta['quality_load'][0]:.1f}-{meta['quality_load'][1]:.1f}.")
     lines.append("")
     return "\n".join(lines)
 
