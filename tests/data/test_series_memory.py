@@ -1,5 +1,6 @@
-"""``SeriesReader.read_series`` keeps a long series compactly (a flat float64 buffer and one
-string of time labels), and its time labels behave as the tuple they replace."""
+"""``SeriesReader.read_series`` and ``LongSeriesReader.read_panel`` keep long series compactly
+(a flat float64 buffer and one string of time labels per series), and the time labels behave as
+the tuple they replace."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from rnnkit.data import SeriesReader
+from rnnkit.data import LongSeriesReader, SeriesReader
 from rnnkit.data.readers import series as series_module
 from rnnkit.data.readers.series import TimeLabels
 
@@ -68,3 +69,20 @@ def test_progress_counts_the_rows_read_on_request(tmp_path, capsys, monkeypatch)
     assert "reading long.csv: 16.4k rows" in shown and "reading long.csv: 40.0k rows" in shown
     SeriesReader(path, time_column="t").read_series()  # default: only on a terminal
     assert capsys.readouterr().err == ""
+
+
+def test_a_long_format_panel_is_held_as_compactly(tmp_path):
+    rows = 30_000
+    path = tmp_path / "long.csv"
+    path.write_text("id,t,v\n" + "".join(f"s{i % 3},{10_000 + i // 3},{i / 2}\n"
+                                         for i in range(rows)))
+    tracemalloc.start()
+    try:
+        panel = LongSeriesReader(path, "id", time_column="t").read_panel()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [(s.series_id, s.values.shape, s.line) for s in panel] == [
+        ("s0", (10_000, 1), 2), ("s1", (10_000, 1), 3), ("s2", (10_000, 1), 4)]
+    assert panel[1].times[:2] == ("10000", "10001") and panel[1].values[1, 0] == 2.0
+    assert peak < 60 * rows, f"peak {peak / rows:.0f} bytes per row"

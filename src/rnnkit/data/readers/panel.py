@@ -5,6 +5,7 @@ Both give a list of :class:`NamedSeries`, one per series, in the order series fi
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ import numpy as np
 
 from ..errors import DataFormatError
 from ._lines import OnError
-from .series import SeriesReader
+from .series import SeriesReader, TimeLabels, _LabelCollector
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class NamedSeries:
     series_id: str
     values: np.ndarray
     columns: tuple[str, ...]
-    times: tuple[str, ...] | None
+    times: Sequence[str] | None
     line: int
 
 
@@ -76,21 +77,53 @@ class LongSeriesReader(SeriesReader):
             yield LongRow(series_id, time, values, line)
 
     def read_panel(self) -> list[NamedSeries]:
-        """Every series of the file, checked for time order."""
-        groups: dict[str, list[LongRow]] = {}
+        """Every series of the file, checked for time order. Each series' rows go into a flat
+        float64 buffer and one string of time labels, as in :meth:`SeriesReader.read_series`."""
+        groups: dict[str, _Group] = {}
         for row in self:
-            rows = groups.setdefault(row.series_id, [])
-            if rows and row.time is not None and time_key(row.time) <= time_key(rows[-1].time):
+            group = groups.get(row.series_id)
+            if group is None:
+                group = groups[row.series_id] = _Group(row.line, self.time_column is not None)
+            elif row.time is not None and time_key(row.time) <= group.last_key:
                 self.skip_log.handle(DataFormatError(
                     self.path, row.line, f"series {row.series_id!r}: time {row.time!r} is not "
-                    f"after {rows[-1].time!r} (line {rows[-1].line}); each series' rows must be "
-                    "in time order"))
+                    f"after {group.last_time!r} (line {group.last_line}); each series' rows "
+                    "must be in time order"))
                 continue
-            rows.append(row)
+            group.add(row)
         if not groups:
             raise DataFormatError(self.path, None, "no data rows after the header")
         columns = tuple(self.value_columns or ())
-        return [NamedSeries(name, np.array([r.values for r in rows], dtype=np.float64), columns,
-                            tuple(r.time for r in rows) if self.time_column else None,
-                            rows[0].line)
-                for name, rows in groups.items()]
+        return [NamedSeries(name, group.matrix(len(columns)), columns, group.labels(),
+                            group.first_line)
+                for name, group in groups.items()]
+
+
+class _Group:
+    """The rows of one series read so far, held compactly."""
+
+    __slots__ = ("first_line", "last_key", "last_line", "last_time", "rows", "times", "values")
+
+    def __init__(self, first_line: int, timed: bool) -> None:
+        self.first_line = first_line
+        self.values = array("d")
+        self.times = _LabelCollector() if timed else None
+        self.rows = 0
+        self.last_time: str | None = None
+        self.last_key: tuple[int, float | str] | None = None
+        self.last_line = first_line
+
+    def add(self, row: LongRow) -> None:
+        self.values.extend(row.values)
+        if self.times is not None and row.time is not None:
+            self.times.append(row.time)
+            self.last_time, self.last_key = row.time, time_key(row.time)
+        self.last_line = row.line
+        self.rows += 1
+
+    def matrix(self, columns: int) -> np.ndarray:
+        # frombuffer shares the buffer's memory: no second copy of the values
+        return np.frombuffer(self.values, dtype=np.float64).reshape(self.rows, columns)
+
+    def labels(self) -> TimeLabels | None:
+        return self.times.labels() if self.times is not None else None
