@@ -72,7 +72,7 @@ def test_packing_holds_the_quantised_rows():
     assert np.array_equal(packed.rowsum.numpy(), dense.astype(np.int64).sum(1))
 
 
-@pytest.mark.parametrize("shape", [(1, 5, 3), (7, 37, 45), (40, 64, 33)])
+@pytest.mark.parametrize("shape", [(1, 5, 3), (7, 37, 45), (40, 64, 33), (7, 37, 130), (9, 8, 200)])
 def test_linear_matches_the_numpy_scheme_exactly(shape, isa):
     m, k, r = shape
     g = torch.Generator().manual_seed(m + k)
@@ -192,7 +192,8 @@ class TestBoundary:
         q8.native().layer(**self.arguments())
 
     @pytest.mark.parametrize(("changes", "error", "match"), [
-        ({"x": torch.zeros(4, 2, 9, dtype=torch.float64)}, TypeError, "x: expected dtype Float, got Double"),
+        ({"x": torch.zeros(4, 2, 9, dtype=torch.float64)}, TypeError,
+         "x: expected dtype Float, got Double"),
         ({"h0": torch.zeros(3, 20)}, ValueError, "h0: expected shape"),
         ({"c0": None}, TypeError, "c0: expected a tensor, got None"),
         ({"c_n": torch.zeros(20, 2).t()}, ValueError, "c_n: expected a contiguous tensor"),

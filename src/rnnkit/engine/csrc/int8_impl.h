@@ -22,6 +22,51 @@ static void dot_blocks(const int8_t* w, int kg, int b0, int b1, const uint8_t* a
         const int8_t* wb = w + (long)blk * kg * 64;
         int32_t* ob = out + (long)blk * kRows;
 #if RNNKIT_INT8_KIND == 2
+        // Four blocks by four activation rows (the input projection): sixteen accumulators,
+        // each weight load feeding four rows and each broadcast four blocks.
+        if (blk + 3 < b1 && nact >= 4) {
+            const long step = (long)kg * 64;
+            int a = 0;
+            for (; a + 4 <= nact; a += 4) {
+                const uint8_t* p = act + a * act_stride;
+                __m512i c[16];
+                for (int i = 0; i < 16; i++) c[i] = _mm512_setzero_si512();
+                for (int k = 0; k < kg; k++) {
+                    __m512i w4[4];
+                    for (int j = 0; j < 4; j++) w4[j] = _mm512_loadu_si512(wb + j * step + 64 * k);
+                    for (int i = 0; i < 4; i++) {
+                        const __m512i v = _mm512_set1_epi32(load4(p + i * act_stride + 4 * k));
+                        for (int j = 0; j < 4; j++)
+                            c[4 * i + j] = _mm512_dpbusd_epi32(c[4 * i + j], v, w4[j]);
+                    }
+                }
+                for (int i = 0; i < 4; i++)
+                    for (int j = 0; j < 4; j++)
+                        _mm512_storeu_si512(ob + (a + i) * out_stride + j * kRows, c[4 * i + j]);
+            }
+            if (a == nact) {
+                blk += 3;
+                continue;
+            }
+            // Leftover rows (fewer than four) of these four blocks: two blocks at a time below.
+            for (int j = 0; j < 4; j += 2) {
+                const int8_t* w0 = wb + j * step;
+                const int8_t* w1 = w0 + step;
+                for (int r = a; r < nact; r++) {
+                    const uint8_t* p = act + r * act_stride;
+                    __m512i c0 = _mm512_setzero_si512(), c1 = c0;
+                    for (int k = 0; k < kg; k++) {
+                        const __m512i v = _mm512_set1_epi32(load4(p + 4 * k));
+                        c0 = _mm512_dpbusd_epi32(c0, v, _mm512_loadu_si512(w0 + 64 * k));
+                        c1 = _mm512_dpbusd_epi32(c1, v, _mm512_loadu_si512(w1 + 64 * k));
+                    }
+                    _mm512_storeu_si512(ob + r * out_stride + j * kRows, c0);
+                    _mm512_storeu_si512(ob + r * out_stride + (j + 1) * kRows, c1);
+                }
+            }
+            blk += 3;
+            continue;
+        }
         // Two blocks at a time where there are two: eight independent accumulator chains hide
         // vpdpbusd's latency, and each activation broadcast feeds two blocks.
         if (blk + 1 < b1) {
