@@ -17,7 +17,6 @@ Example::
 
 from __future__ import annotations
 
-import ctypes
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -31,23 +30,14 @@ from rnnkit.engine.threads import choose_threads
 ROWS = 16  # output rows per packed block
 GROUP = 4  # inputs per 4-byte group of one row
 
-_module: ModuleType | None = None
 
 
 def native() -> ModuleType:
-    """The int8 entry points of the compiled extension.
+    """The int8 entry points of the compiled extension: ``_native.int8``.
 
-    They live in ``_native`` itself (sharing its thread pool) and are reached through one
-    exported function that builds their module object, called here once through ctypes.
+    They live in ``_native`` itself, so they share its thread pool and ISA choice.
     """
-    global _module
-    if _module is None:
-        library = ctypes.PyDLL(require_native().__file__)
-        build = library.rnnkit_int8_module
-        build.restype = ctypes.py_object
-        build.argtypes = []
-        _module = build()
-    return _module
+    return require_native().int8
 
 
 def kernel() -> str:

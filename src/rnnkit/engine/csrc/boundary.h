@@ -12,6 +12,8 @@ PyObject* rnnkit_py_forward(PyObject* self, PyObject* const* args, Py_ssize_t na
 PyObject* rnnkit_py_backward(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
                              PyObject* kwnames);
 PyObject* rnnkit_py_stream(PyObject* self, PyObject* const* args, Py_ssize_t nargs);
+// The int8 kernels' module (int8.cpp), set as ``_native.int8`` at import.
+PyObject* rnnkit_int8_module();
 
 namespace rnnkit {
 void run_forward(bool is_double, const ForwardArgs& args);

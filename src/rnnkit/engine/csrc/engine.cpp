@@ -341,5 +341,14 @@ PyMODINIT_FUNC PyInit__native(void) {
         for (const rnnkit::KernelTable* t : rnnkit::supported_tables())
             if (std::strcmp(t->name, forced) == 0) g_table = t;
     }
-    return PyModule_Create(&module);
+    PyObject* self = PyModule_Create(&module);
+    if (self == nullptr) return nullptr;
+    // The int8 kernels share this extension's thread pool: their module is an attribute.
+    PyObject* int8 = rnnkit_int8_module();
+    if (int8 == nullptr || PyModule_AddObject(self, "int8", int8) < 0) {
+        Py_XDECREF(int8);
+        Py_DECREF(self);
+        return nullptr;
+    }
+    return self;
 }

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <string>
 
+#include "boundary.h"
 #include "engine.h"
 #include "int8.h"
 
@@ -355,7 +356,7 @@ PyModuleDef int8_module = {
 
 }  // namespace
 
-// Called once (through ctypes, holding the GIL) by rnnkit/engine/quantized.py.
-extern "C" __attribute__((visibility("default"))) PyObject* rnnkit_int8_module() {
+// Called once by PyInit__native, which sets the result as ``_native.int8``.
+PyObject* rnnkit_int8_module() {
     return PyModule_Create(&int8_module);
 }
