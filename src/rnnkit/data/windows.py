@@ -85,6 +85,28 @@ class StandardScaler:
                    np.asarray(state["std"], dtype=np.float64))
 
 
+def prepend_context(values: np.ndarray, context: np.ndarray | None, lookback: int) -> np.ndarray:
+    """``values`` as float64 ``(time, features)``, preceded by the last ``lookback`` steps of
+    ``context`` when given (at most ``lookback``, so every future starts inside ``values``)."""
+    values = as_2d(values)
+    if context is None:
+        return values
+    return np.concatenate([as_2d(context, "context")[-lookback:], values])
+
+
+def window_starts(steps: int, lookback: int, horizon: int, stride: int = 1) -> np.ndarray:
+    """``(windows,)``: where each ``lookback + horizon`` window of a ``steps``-long series
+    starts (``0, stride, ...``); a series too short for one window is a ``ValueError``."""
+    if lookback < 1 or horizon < 1 or stride < 1:
+        raise ValueError(f"lookback, horizon and stride must be >= 1, got {lookback}, "
+                         f"{horizon}, {stride}")
+    starts = np.arange(0, steps - lookback - horizon + 1, stride)
+    if len(starts) == 0:
+        raise ValueError(f"a series of {steps} steps is too short for lookback {lookback} "
+                         f"+ horizon {horizon}")
+    return starts
+
+
 def sliding_windows(
     values: np.ndarray,
     lookback: int,
@@ -101,18 +123,9 @@ def sliding_windows(
     so the first future steps of a valid/test part can be predicted from history before it;
     only futures inside ``values`` are produced.
     """
-    if lookback < 1 or horizon < 1 or stride < 1:
-        raise ValueError(f"lookback, horizon and stride must be >= 1, got {lookback}, "
-                         f"{horizon}, {stride}")
-    values = as_2d(values)
-    if context is not None:
-        # At most ``lookback`` context steps, so every future starts inside ``values``.
-        values = np.concatenate([as_2d(context, "context")[-lookback:], values])
+    values = prepend_context(values, context, lookback)
     columns = list(range(values.shape[1])) if target_columns is None else list(target_columns)
-    starts = np.arange(0, len(values) - lookback - horizon + 1, stride)
-    if len(starts) == 0:
-        raise ValueError(f"a series of {len(values)} steps is too short for lookback {lookback} "
-                         f"+ horizon {horizon}")
+    starts = window_starts(len(values), lookback, horizon, stride)
     steps = np.arange(lookback + horizon)
     windows = values[starts[:, None] + steps]  # (windows, lookback + horizon, features)
     return windows[:, :lookback], windows[:, lookback:, columns]

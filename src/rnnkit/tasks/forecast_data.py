@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnkit.data import DataFormatError, sliding_windows
+from rnnkit.data import DataFormatError
+from rnnkit.data.windows import prepend_context, window_starts
 from rnnkit.tasks.config import DataConfig
 from rnnkit.tasks.errors import ConfigError
 
@@ -136,24 +137,72 @@ def split_windows(full: np.ndarray, lookback: int, roles: ColumnRoles, series: n
                    static, series, ids)
 
 
-def cut_windows(series: Sequence[Series], roles: ColumnRoles, lookback: int, horizon: int,
-                stride: int = 1) -> Windows:
-    """Windows over every series long enough for one (each preceded by its ``context``)."""
-    parts, owners, reasons = [], [], []
+@dataclass
+class LazyWindows:
+    """Forecast windows kept as the series they come from, cut only when asked for: memory is
+    the series' values plus two integers per window, not ``lookback + horizon`` rows each.
+
+    - ``values`` ``(steps, columns)``: every series with a window, each preceded by at most
+      ``lookback`` steps of its context, one after another.
+    - ``starts`` ``(windows,)``: the row of ``values`` each window starts at.
+    - ``series`` ``(windows,)``: index into ``ids``, the series each window comes from.
+    """
+
+    values: np.ndarray
+    starts: np.ndarray
+    series: np.ndarray
+    ids: tuple[str, ...]
+    roles: ColumnRoles
+    lookback: int
+    horizon: int
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> Windows:
+        """:class:`Windows` of the windows ``rows`` (in that order), as dense arrays."""
+        rows = np.asarray(rows, dtype=np.intp)
+        steps = np.arange(self.lookback + self.horizon)
+        full = self.values[self.starts[rows, None] + steps]
+        return split_windows(full, self.lookback, self.roles, self.series[rows], self.ids)
+
+    def dense(self) -> Windows:
+        """Every window at once."""
+        return self.take(np.arange(len(self)))
+
+
+def lazy_windows(series: Sequence[Series], roles: ColumnRoles, lookback: int, horizon: int,
+                 stride: int = 1) -> LazyWindows:
+    """Windows over every series long enough for one (each preceded by its ``context``), in
+    series order, window ``i`` of a series starting at ``i * stride``."""
+    parts, starts, owners, reasons, offset = [], [], [], [], 0
     for index, item in enumerate(series):
+        values = prepend_context(item.values, item.context, lookback)
         try:
-            history, future = sliding_windows(item.values, lookback, horizon, stride=stride,
-                                              context=item.context)
+            begins = window_starts(len(values), lookback, horizon, stride)
         except ValueError as error:
             reasons.append(f"{item.series_id or item.path}: {error}")
             continue
-        parts.append(np.concatenate([history, future], axis=1))
-        owners.append(np.full(len(history), index))
+        parts.append(values)
+        starts.append(begins + offset if offset else begins)
+        owners.append(np.full(len(begins), index))
+        offset += len(values)
     if not parts:
         raise DataFormatError(series[0].path if series else "?", None,
                               "no series is long enough for one window: " + "; ".join(reasons[:3]))
-    return split_windows(np.concatenate(parts), lookback, roles, np.concatenate(owners),
-                         tuple(s.series_id for s in series))
+    return LazyWindows(_joined(parts), _joined(starts), _joined(owners),
+                       tuple(s.series_id for s in series), roles, lookback, horizon)
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    # One series (the long-input case) is kept as it is rather than copied.
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def cut_windows(series: Sequence[Series], roles: ColumnRoles, lookback: int, horizon: int,
+                stride: int = 1) -> Windows:
+    """Every window of :func:`lazy_windows` as dense arrays."""
+    return lazy_windows(series, roles, lookback, horizon, stride).dense()
 
 
 def with_context(series: Series) -> np.ndarray:

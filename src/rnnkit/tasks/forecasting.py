@@ -5,6 +5,7 @@ coverage and weighted quantile loss, with the seasonal-naive baseline alongside.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -12,7 +13,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from rnnkit.data import DataFormatError, SeriesReader, StandardScaler, WindowSource
+from rnnkit.data import (
+    DataFormatError,
+    ExampleSource,
+    SeriesReader,
+    StandardScaler,
+    WindowBatch,
+    collate_windows,
+)
 from rnnkit.data.readers.panel import time_key
 from rnnkit.data.time_index import continue_times
 from rnnkit.tasks import forecast_baselines
@@ -24,10 +32,12 @@ from rnnkit.tasks.data_files import open_reader
 from rnnkit.tasks.errors import ConfigError
 from rnnkit.tasks.forecast_data import (
     ColumnRoles,
+    LazyWindows,
     Series,
     Windows,
     cut_windows,
     last_window,
+    lazy_windows,
     split_windows,
 )
 from rnnkit.train import metrics
@@ -232,16 +242,27 @@ class ForecastingTask(Task):
             (windows.static - mean[roles.future:]) / std[roles.future:])
         return future, static
 
-    def train_source(self, examples: Examples, seed: int) -> WindowSource:
-        data, targets = self.config.data, list(self.roles.targets)
-        windows = cut_windows(as_list(examples), self.roles, data.lookback, data.horizon)
+    def train_source(self, examples: Examples, seed: int) -> ExampleSource:
+        """Shuffled batches of every training window (stride 1), cut and scaled per batch
+        from the series, so memory stays that of the series however many windows there are."""
+        data = self.config.data
+        windows = lazy_windows(as_list(examples), self.roles, data.lookback, data.horizon)
+        return ExampleSource(range(len(windows)), partial(self._train_batch, windows),
+                             self.config.train.batch_size, seed)
+
+    def _train_batch(self, windows: LazyWindows, rows: list[int]) -> WindowBatch:
+        """The model's scaled inputs and targets for the windows ``rows``."""
+        return collate_windows(*self.model_inputs(windows.take(rows)))
+
+    def model_inputs(self, windows: Windows) -> tuple[np.ndarray | None, ...]:
+        """``(history, future, covariates, static)`` of raw ``windows`` as the model trains on
+        them: per-window level and scale, then the run's global scaling."""
+        targets = list(self.roles.targets)
         shift, spread = self._levels(windows)
         history = self._scaled((windows.history - shift) / spread)
         future = self._scaled((windows.future - shift[..., targets]) / spread[..., targets],
                               targets)
-        covariates, static = self._scaled_covariates(windows)
-        return WindowSource(history, future, self.config.train.batch_size, seed=seed,
-                            covariates=covariates, static=static)
+        return (history, future, *self._scaled_covariates(windows))
 
     def forecast(self, model: nn.Module, windows: Windows, samples: int = 0,
                  calibrated: bool = True):
