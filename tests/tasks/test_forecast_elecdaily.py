@@ -34,8 +34,9 @@ def test_future_covariates_beat_the_same_model_without_them(tmp_path):
     with_covariates = _backtest(tmp_path, "covariates", [])
     without = _backtest(tmp_path, "plain", ["data.future_covariates=null"])
     assert with_covariates["origins"] == without["origins"] == 50
-    # Seed 0: 0.69 against 0.90. Over seeds 0-2 the gap was 0.07-0.21, so ask for 0.05.
-    assert with_covariates["mase"] < without["mase"] - 0.05
-    # And only the model with covariates beats the Theta baseline (0.76 on these origins).
-    assert with_covariates["mase"] < with_covariates["theta_mase"] < without["mase"]
+    # Seed 0: 0.45 against 0.74. Over seeds 0-2 the gap was 0.30-0.35, so ask for 0.2.
+    assert with_covariates["mase"] < without["mase"] - 0.2
+    # The Theta baseline (0.76 on these origins) is about as good as the model without
+    # covariates (0.74-0.78 over seeds 0-2); with them the model beats it by 0.32-0.33.
+    assert with_covariates["mase"] < with_covariates["theta_mase"] - 0.2
     assert 0.5 < with_covariates["coverage"] <= 1.0

@@ -134,6 +134,7 @@ class ModelConfig:
     beam_size: int = 1  # seq2seq decoding (1: greedy)
     length_penalty: float = 0.0  # seq2seq beam search
     strategy: Literal["direct", "autoregressive"] | None = None  # forecasting
+    teacher_forcing: bool | None = None  # forecasting, autoregressive (model default: true)
     gaussian: bool | None = None  # forecasting (same as likelihood: gaussian)
     likelihood: Literal["none", "gaussian", "student_t", "negative_binomial",
                         "quantile"] | None = None  # forecasting

@@ -73,7 +73,8 @@ class ForecastingTask(Task):
 
     name = "forecasting"
     model_type = "forecaster"
-    model_fields = ("bidirectional", "strategy", "gaussian", "likelihood", "quantiles")
+    model_fields = ("bidirectional", "strategy", "teacher_forcing", "gaussian", "likelihood",
+                    "quantiles")
     defaults: ClassVar[dict[str, dict[str, Any]]] = {
         "data": {"lookback": 24, "horizon": 12, "normalize": "last_value"},
         "model": {"hidden_size": 64, "gaussian": True},
