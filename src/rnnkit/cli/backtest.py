@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from rnnkit.cli.errors import handle_errors
-from rnnkit.tasks import load_run
+from rnnkit.tasks import TASKS, load_run
 from rnnkit.tasks.backtest import BacktestSettings, run_backtest, save_backtest
 from rnnkit.tasks.errors import TaskMismatchError
 
@@ -47,9 +47,10 @@ def backtest(
         raise ValueError("--train-size: needed with --window rolling --retrain (steps of "
                          "history each model trains on)")
     run = load_run(run_dir)
-    if run.task.name != "forecasting":
+    if not run.task.supports_backtest:
+        wanted = " or ".join(name for name, task in TASKS.items() if task.supports_backtest)
         raise TaskMismatchError(f"backtest: the run's task is {run.task.name}; backtesting is "
-                                "for forecasting runs")
+                                f"for {wanted} runs")
     settings = BacktestSettings(horizon, stride, window, retrain, train_size, train_steps)  # type: ignore[arg-type]
     result = run_backtest(run, data, settings)
     _print(result)

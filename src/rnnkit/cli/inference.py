@@ -14,7 +14,7 @@ import typer
 from rnnkit.cli.errors import handle_errors
 from rnnkit.cli.predict_inputs import read_inputs
 from rnnkit.data.datasets.refs import resolve_data_path
-from rnnkit.tasks import load_run
+from rnnkit.tasks import TASKS, load_run
 from rnnkit.train.state_io import finite_json
 
 RunDirArgument = Annotated[Path, typer.Argument(help="A run directory made by `rnnkit train`.",
@@ -117,16 +117,19 @@ def write_to_stdout(rows: list[dict[str, Any]], output_format: str) -> None:
 
 def _predict_rows(run: Any, inputs: list[Any], samples: int, beam_size: int | None,
                   n_best: int) -> list[dict[str, Any]]:
-    """``run``'s predictions with the task-specific options, refused for other tasks."""
-    task = run.task.name
-    for flag, given in (("--samples", samples), ("--beam-size", beam_size is not None),
-                        ("--n-best", n_best != 1)):
-        wanted = "forecasting" if flag == "--samples" else "seq2seq"
-        if given and task != wanted:
-            raise ValueError(f"{flag}: only {wanted} runs take it; this run's task is {task}")
+    """``run``'s predictions with the task-specific options, refused for tasks whose
+    ``predict_options`` lack them."""
+    for flag, option, given in (("--samples", "samples", samples),
+                                ("--beam-size", "beam_size", beam_size is not None),
+                                ("--n-best", "n_best", n_best != 1)):
+        if given and option not in run.task.predict_options:
+            wanted = " or ".join(name for name, task_class in TASKS.items()
+                                 if option in task_class.predict_options)
+            raise ValueError(f"{flag}: only {wanted} runs take it; this run's task is "
+                             f"{run.task.name}")
     if samples:
         return run.task.predict(run.model, inputs, samples=samples)
-    if task == "seq2seq":
+    if "beam_size" in run.task.predict_options:
         beam = beam_size if beam_size is not None else run.config.model.beam_size
         if n_best > beam:
             raise ValueError(f"--n-best: expected at most the beam width (--beam-size {beam}), "

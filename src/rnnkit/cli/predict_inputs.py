@@ -1,11 +1,14 @@
-"""What ``rnnkit predict`` reads: a file or stdin, in the run's own format.
+"""What ``rnnkit predict`` reads: a file or stdin, in the run's own format. The task declares
+the kind (:attr:`rnnkit.tasks.Task.predict_input`); this module knows files and stdin:
 
-- forecasting: a series file (CSV/TSV, ``.tsf``), read by the run's reader;
-- classification / conditional generation: a CSV/TSV with a header holding
+- ``series`` (forecasting): a series file (CSV/TSV, ``.tsf``), read by the run's reader;
+- ``text_column`` (classification, conditional generation): a CSV/TSV with a header holding
   ``data.text_column`` gives that column (the label column is left out), else one text a line;
-- seq2seq: the source column of ``source<TAB>target`` lines (a lone source is fine);
-- tagging: a CoNLL/CoNLL-U file gives its sentences' tokens, else one sentence a line;
-- language models: one text a line.
+- ``source_column`` (seq2seq): the source column of ``source<TAB>target`` lines (a lone
+  source is fine);
+- ``conll`` (tagging): a CoNLL/CoNLL-U file gives its sentences' tokens, else one sentence a
+  line;
+- ``lines`` (language models): one text a line.
 
 Stdin is named ``<stdin>`` in errors, never a temporary file, and is announced on a terminal.
 """
@@ -29,6 +32,7 @@ from rnnkit.tasks.run import Run
 STDIN = "<stdin>"
 HEADER_SUFFIXES = {".csv": ",", ".tsv": "\t"}
 CONLL_SUFFIXES = (".conll", ".conllu")
+INPUT_KINDS = ("lines", "text_column", "source_column", "conll", "series")
 
 
 def is_stdin(source: str | Path) -> bool:
@@ -52,7 +56,7 @@ def read_inputs(run: Run, source: str | Path) -> list[Any]:
     path = resolve_data_path(source, "--input")
     if not path.is_file():
         raise FileNotFoundError(f"--input: file not found: {path}")
-    if run.task.name == "forecasting":
+    if run.task.predict_input == "series":
         return [run.task.read(path)]
     lines = [line for _, line in iter_decoded_lines(path, refuse_nul=True)]
     return _from_lines(run, lines, path.suffix.lower(), None)
@@ -65,17 +69,20 @@ def _decoded(raw_lines: list[bytes], name: str) -> list[str]:
 
 def _from_lines(run: Run, lines: list[str], suffix: str | None, raw: bytes | None) -> list[Any]:
     """Inputs from decoded lines; ``suffix`` is the file's (``None``: stdin, detect)."""
-    task, data = run.task.name, run.config.data
-    if task == "forecasting":
+    kind, data = run.task.predict_input, run.config.data
+    if kind not in INPUT_KINDS:
+        raise ValueError(f"{run.task.name}.predict_input: expected one of "
+                         f"{', '.join(INPUT_KINDS)}, got {kind!r}")
+    if kind == "series":
         return [_series_from_stdin(run, raw or b"")]
-    if task in ("classification", "conditional_generation"):
+    if kind == "text_column":
         table = _text_column(lines, suffix, data.text_column)
         if table is not None:
             return table
-    if task == "tagging" and _is_conll(lines, suffix, data.format):
+    if kind == "conll" and _is_conll(lines, suffix, data.format):
         return _conll_sentences(lines, conllu=suffix == ".conllu" or data.format == "conllu")
     kept = [line for line in lines if line.strip()]
-    if task == "seq2seq":
+    if kind == "source_column":
         return [line.split("\t")[0] for line in kept]
     return kept
 

@@ -102,8 +102,7 @@ def export(
         raise ValueError(f"--format: expected onnx or torchscript, got {fmt!r}")
     run = load_run(run_dir)
     target = out if out is not None else run_dir / ("model.onnx" if fmt == "onnx" else "model.pt")
-    relative = run.task.name == "forecasting" and run.config.data.normalize == "last_value"
-    report = export_model(run.model, target, fmt, relative_forecast=relative)
+    report = export_model(run.model, target, fmt, **run.task.export_options())
     files = ", ".join(str(f) for f in report.files)
     typer.echo(f"Exported {run.task.model_type} to {files} ({fmt})")
     worst = max(report.max_abs_diff.values())

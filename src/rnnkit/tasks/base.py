@@ -52,6 +52,13 @@ class Task:
     default_tokenizer: ClassVar[str] = "char"
     # how a trained run of this task is used, for the commands suggested after training
     use_command: ClassVar[str] = "rnnkit predict {run_dir} --input <file>"
+    # What `rnnkit predict` reads: "lines" (one example a line), "text_column" (a CSV/TSV's
+    # data.text_column, else lines), "source_column" (the first tab-separated field), "conll"
+    # (a CoNLL file's sentences, else lines) or "series" (a file read by :meth:`read`).
+    predict_input: ClassVar[str] = "lines"
+    # keyword options :meth:`predict` takes beyond the inputs (e.g. "samples", "beam_size")
+    predict_options: ClassVar[frozenset[str]] = frozenset()
+    supports_backtest: ClassVar[bool] = False  # rolling-origin evaluation (`rnnkit backtest`)
 
     def __init__(self, config: RunConfig, artifacts: dict[str, Any]) -> None:
         self.config = config
@@ -82,6 +89,11 @@ class Task:
         return [cls.use_command.format(run_dir=run_dir),
                 f"rnnkit evaluate {run_dir} --data <file in the training format>",
                 f"rnnkit export {run_dir} --format onnx"]
+
+    def export_options(self) -> dict[str, Any]:
+        """Keyword arguments :func:`rnnkit.models.export.export_model` needs for this run's
+        model beyond the model, path and format; default: none."""
+        return {}
 
     # ----------------------------------------------------------------- fitting and data
     @classmethod

@@ -27,6 +27,7 @@ class ClassificationTask(Task):
     """``data.train``: CSV/TSV with a header holding ``text_column`` and ``label_column``."""
 
     name = "classification"
+    predict_input = "text_column"
     model_type = "sequence_classifier"
     model_fields = ("bidirectional", "pooling", "head_hidden_size")
     default_tokenizer = "word"

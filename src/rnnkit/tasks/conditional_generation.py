@@ -29,6 +29,7 @@ class ConditionalGenerationTask(Task):
     """The label column is the condition; the text column is the sequence to generate."""
 
     name = "conditional_generation"
+    predict_input = "text_column"
     model_type = "conditional_generator"
     model_fields = ("condition_mode", "condition_embedding_size")
     use_command = "rnnkit generate {run_dir} --condition <label>"

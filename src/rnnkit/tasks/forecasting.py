@@ -72,6 +72,9 @@ class ForecastingTask(Task):
     series before them."""
 
     name = "forecasting"
+    predict_input = "series"
+    predict_options = frozenset({"samples"})
+    supports_backtest = True
     model_type = "forecaster"
     model_fields = ("bidirectional", "strategy", "teacher_forcing", "gaussian", "likelihood",
                     "quantiles")
@@ -83,6 +86,11 @@ class ForecastingTask(Task):
     }
 
     _calibration_part: Examples | None = None  # the validation split, once fit_on_split saw it
+
+    def export_options(self) -> dict[str, Any]:
+        """With ``data.normalize: last_value`` the exported graph scales by each window's last
+        value itself, so it takes raw history like ``rnnkit predict``."""
+        return {"relative_forecast": self.config.data.normalize == "last_value"}
 
     @property
     def roles(self) -> ColumnRoles:

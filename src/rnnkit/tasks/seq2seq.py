@@ -54,6 +54,8 @@ class Seq2SeqTask(Task):
     """Source and target are tokenized alike (characters by default) with separate vocabularies."""
 
     name = "seq2seq"
+    predict_input = "source_column"
+    predict_options = frozenset({"beam_size", "n_best"})
     model_type = "seq2seq"
     # Loss, not exact match: on real translations exact match stays 0 for long while loss and
     # chrF improve, so early stopping on it ends training far too soon (train.monitor: chrf).

@@ -49,6 +49,7 @@ class TaggingTask(Task):
     see the original case); tags come from training."""
 
     name = "tagging"
+    predict_input = "conll"
     model_type = "sequence_tagger"
     model_fields = ("bidirectional", "head_hidden_size", "crf", "char_features",
                     "pretrained_vectors", "freeze_embeddings")
