@@ -110,3 +110,17 @@ def test_vectors_files_glove_and_bad_lines(tmp_path):
         read_vectors(write_vectors(tmp_path / "bad.vec", bad="oops 1 2 3"))
     with pytest.raises(DataFormatError, match=r"nan\.vec:5: the values of 'oops' are not all"):
         read_vectors(write_vectors(tmp_path / "nan.vec", bad="oops 1 2 x 3"))
+
+
+def test_reading_builds_the_vocabularies_once_not_per_sentence(tmp_path, monkeypatch):
+    # Rebuilding them per sentence made reading the Brown corpus quadratic (hours).
+    from rnnkit.data.vocab import Vocab
+
+    _, run = train(tmp_path, {"char_features": "cnn"}, steps=1)
+    built = []
+    from_json = Vocab.from_json
+    monkeypatch.setattr(Vocab, "from_json",
+                        classmethod(lambda cls, data: built.append(1) or from_json(data)))
+    examples = run.task.read(tmp_path / "train.conll")
+    assert len(examples) == len(TRAIN) == 36 and len(built) <= 4
+    assert run.task.encode(["meet", "Ann"])[0] == [examples[0][0][0], examples[0][0][1]]

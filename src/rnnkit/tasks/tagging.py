@@ -8,6 +8,7 @@ word features, pretrained word vectors.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -114,18 +115,30 @@ class TaggingTask(Task):
         """Character vocabulary of runs with character features."""
         return vocab_from(self.artifacts, "chars") if "chars" in self.artifacts else None
 
-    def encode(self, words: list[str] | tuple[str, ...]) -> tuple[list[int], list[list[int]]]:
-        """Word ids and (with character features) character ids per word."""
-        chars = self.chars
-        return (self.vocab.encode(self.words_of(words)),
-                word_chars(chars, words) if chars is not None else [])
+    def encoder(self) -> Callable[[Sequence[str]], tuple[list[int], list[list[int]]]]:
+        """``words`` → word ids and (with character features) character ids per word.
+
+        The vocabularies are rebuilt from the artifacts once here, not per sentence: per
+        sentence that made reading the Brown corpus quadratic (hours)."""
+        vocab, chars = self.vocab, self.chars
+
+        def encode(words: Sequence[str]) -> tuple[list[int], list[list[int]]]:
+            return (vocab.encode(self.words_of(words)),
+                    word_chars(chars, words) if chars is not None else [])
+
+        return encode
+
+    def encode(self, words: Sequence[str]) -> tuple[list[int], list[list[int]]]:
+        """Word ids and (with character features) character ids per word of one sentence."""
+        return self.encoder()(words)
 
     def read(self, path: str | Path) -> list[tuple]:
-        tags, examples = self.tags, []
+        tags, examples, encode = self.tags, [], self.encoder()
+        with_chars = self.chars is not None
         for s in read_records(self.config, self.name, path):
-            ids, chars = self.encode(s.words)
+            ids, chars = encode(s.words)
             tag_ids = [label_id(tags, t, path, s.line) for t in self.tags_of(s.tags)]
-            examples.append((ids, tag_ids, chars) if self.chars is not None else (ids, tag_ids))
+            examples.append((ids, tag_ids, chars) if with_chars else (ids, tag_ids))
         return examples
 
     # ----------------------------------------------------------------------- the model
@@ -165,12 +178,13 @@ class TaggingTask(Task):
         """Per batch of ``examples`` (eval mode, no grad): logits ``(batch, seq, tags)``,
         decoded tag ids ``(batch, seq)`` and lengths, on CPU."""
         device, starts = model_device(model), range(0, len(examples), EVAL_BATCH)
+        with_chars, pad_id = self.chars is not None, self.vocab.pad_id
         model.eval()
         with torch.no_grad():
             for start in progress_batches(iter(starts), len(starts), progress, "evaluate"):
                 part = examples[start:start + EVAL_BATCH]
-                tokens, lengths = pad_sequences([e[0] for e in part], self.vocab.pad_id)
-                chars = pad_chars([e[2] for e in part]).to(device) if self.chars else None
+                tokens, lengths = pad_sequences([e[0] for e in part], pad_id)
+                chars = pad_chars([e[2] for e in part]).to(device) if with_chars else None
                 logits = model(tokens.to(device), lengths, chars)
                 yield logits.cpu(), model.decode(logits, lengths).cpu(), lengths
 
@@ -216,7 +230,7 @@ class TaggingTask(Task):
         """Each line of whitespace-separated words → its tags (and, with a chunk scheme, its
         entities: ``{"text", "type", "start", "end"}``, token offsets, ``end`` exclusive)."""
         words = [line.split() or [""] for line in inputs]
-        examples = [(ids, [], chars) for ids, chars in map(self.encode, words)]
+        examples = [(ids, [], chars) for ids, chars in map(self.encoder(), words)]
         names, rows = self.tags.itos, []
         predicted = [ids for _, decoded, _ in self._batches(model, examples)
                      for ids in decoded.tolist()]
