@@ -83,3 +83,29 @@ def test_isa_can_be_forced_and_reported():
     assert isas[0] == "generic" and engine.isa() in isas
     with pytest.raises(ValueError, match="isa"):
         engine.set_isa("sse9")
+
+
+VARIABLE = BENCH.with_name("variable_lengths.json")
+
+
+def test_variable_lengths_follow_the_committed_benchmark():
+    """Rows of different lengths: native where bench/variable_lengths.py --backend native
+    measured the engine's lengths= path >= the margin x torch.nn's packed path."""
+    results = json.loads(VARIABLE.read_text())
+    assert results["meta"]["backend"] == "native"
+    for row in results["rows"]:
+        point = (row["hidden"], row["batch"])
+        listed = point in policy.VARIABLE_LENGTH_WINS[(row["mode"], row["task"] == "training")]
+        assert listed == (row["lengths_speedup"] >= policy.margin(row["mode"])), row
+
+
+def test_lengths_only_add_native_points():
+    for training in (False, True):
+        for hidden in policy.HIDDEN_GRID:
+            for batch in policy.BATCH_GRID:
+                dense = decide("LSTM", hidden, batch, training=training)
+                varied = engine.should_use("LSTM", input_size=hidden, hidden_size=hidden,
+                                           batch=batch, seq_len=100, dtype=torch.float32,
+                                           device="cpu", training=training,
+                                           variable_lengths=True)
+                assert varied or not dense
