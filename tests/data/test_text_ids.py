@@ -13,6 +13,7 @@ import pytest
 
 from rnnkit.data import DataFormatError, Vocab, WordTokenizer
 from rnnkit.data.text_ids import (
+    collect,
     count_chars,
     encode_chars,
     encode_tokens,
@@ -84,3 +85,21 @@ def test_a_long_single_line_is_encoded_in_bounded_memory(tmp_path):
                          check=True).stdout.split()
     assert out[:2] == [str(64 << 20), "uint8"]
     assert int(out[2]) < 2 * 64 + 200  # MB: twice the ids plus one block's working arrays
+
+
+@pytest.mark.parametrize("capacity", [None, 11, 40, 5])
+def test_ids_written_into_one_buffer_equal_the_joined_blocks(capacity):
+    """A capacity (the file's size) gives the same ids; a wrong bound falls back to joining."""
+    vocab = Vocab.build([list("hello word")])
+    blocks = ["hel", "lo w", "orld!"]  # "!" is unknown
+    expected = np.concatenate([encode_chars(iter([b]), vocab) for b in blocks])
+    ids = encode_chars(iter(blocks), vocab, capacity=capacity)
+    assert ids.dtype == expected.dtype
+    np.testing.assert_array_equal(ids, expected)
+
+
+def test_collect_writes_in_place_without_joining():
+    parts = [np.arange(3, dtype=np.uint8), np.arange(4, dtype=np.uint8)]
+    ids = collect(iter(parts), np.dtype(np.uint8), capacity=1000)
+    np.testing.assert_array_equal(ids, [0, 1, 2, 0, 1, 2, 3])
+    assert ids.base is not None and ids.base.size == 1000  # a view of the one buffer

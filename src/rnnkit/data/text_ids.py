@@ -102,18 +102,44 @@ def count_chars(blocks: Iterator[str]) -> Counter[str]:
     return counts
 
 
-def encode_chars(blocks: Iterator[str], vocab: Vocab) -> np.ndarray:
-    """Ids of every character of ``blocks`` (unknown ones as ``<unk>``), compact dtype."""
+def encode_chars(blocks: Iterator[str], vocab: Vocab, capacity: int | None = None) -> np.ndarray:
+    """Ids of every character of ``blocks`` (unknown ones as ``<unk>``), compact dtype.
+
+    ``capacity``: an upper bound of the number of characters (a file's size in bytes), so the
+    ids are written into one buffer instead of being joined from blocks at the end.
+    """
     dtype, unk = id_dtype(len(vocab)), vocab.stoi.get(UNK, 0)
-    parts = []
-    for text in blocks:
-        points = _code_points(text)
-        table = np.full(int(points.max()) + 1, unk, dtype=dtype)  # code point -> id
-        for token, index in vocab.stoi.items():
-            if len(token) == 1 and ord(token) < len(table):
-                table[ord(token)] = index
-        parts.append(table[points])
-    return np.concatenate(parts) if parts else np.zeros(0, dtype)
+
+    def ids() -> Iterator[np.ndarray]:
+        for text in blocks:
+            points = _code_points(text)
+            table = np.full(int(points.max()) + 1, unk, dtype=dtype)  # code point -> id
+            for token, index in vocab.stoi.items():
+                if len(token) == 1 and ord(token) < len(table):
+                    table[ord(token)] = index
+            yield table[points]
+    return collect(ids(), dtype, capacity)
+
+
+def collect(parts: Iterator[np.ndarray], dtype: np.dtype, capacity: int | None) -> np.ndarray:
+    """``parts`` joined into one 1-D array of ``dtype``.
+
+    With ``capacity`` (an upper bound of the total length) they are written into one buffer of
+    that size and a view of its filled prefix is returned: the operating system commits only
+    the pages written, so the peak is the ids once, not the blocks plus their concatenation.
+    Without it, or if the bound was wrong, the parts are concatenated.
+    """
+    if capacity is None:
+        chunks = list(parts)
+        return np.concatenate(chunks) if chunks else np.zeros(0, dtype)
+    buffer, filled = np.empty(capacity, dtype), 0
+    for part in parts:
+        if filled + len(part) > capacity:  # the bound was wrong: fall back to joining
+            rest = [buffer[:filled], part, *parts]
+            return collect(iter(rest), dtype, None)
+        buffer[filled:filled + len(part)] = part
+        filled += len(part)
+    return buffer[:filled]
 
 
 def word_pieces(blocks: Iterator[str], encode_line: Callable[[str], list[str]],

@@ -94,7 +94,8 @@ class LanguageModelTask(Task):
         """Token ids of a whole text file, streamed, in the vocabulary's compact dtype."""
         blocks = iter_text_blocks(path, progress=None)
         if self.tokenizer.name == "char":
-            return encode_chars(blocks, self.vocab)
+            # A character takes at least one byte, so the file's size bounds their number.
+            return encode_chars(blocks, self.vocab, capacity=Path(path).stat().st_size)
         return encode_tokens(word_pieces(blocks, self.tokenizer.encode, "<eos>"), self.vocab)
 
     @property
