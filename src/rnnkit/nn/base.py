@@ -263,6 +263,12 @@ class RecurrentBase(nn.RNNBase):
             output, h_n, c_n = self._run_fused(x, h0, c0, lengths)
         else:
             output, h_n, c_n = self._run_stack(x, h0, c0, lengths, self._direction_runner(path))
+        return self._finish_forward(output, h_n, c_n, packed, batched)
+
+    def _finish_forward(self, output: Tensor, h_n: Tensor, c_n: Tensor | None,
+                        packed: PackedSequence | None, batched: bool):
+        """Time-major results back in the caller's layout: packed like the input, unbatched,
+        or ``batch_first``; the state as ``h_n`` or ``(h_n, c_n)``."""
         if packed is not None:
             output = repack_like(output, packed)
         elif not batched:

@@ -18,7 +18,6 @@ from torch.nn.utils.rnn import PackedSequence
 from rnnkit.nn import checks
 from rnnkit.nn.base import RecurrentBase
 from rnnkit.nn.functional import GATE_COUNT
-from rnnkit.nn.sequence import repack_like
 
 _CONFIG = ("mode", "input_size", "hidden_size", "num_layers", "bias", "batch_first",
            "bidirectional", "proj_size", "dropout")
@@ -115,14 +114,7 @@ class QuantizedRecurrent(nn.Module):
                              f"{tuple(layer._input_shape(input))}")
         with torch.no_grad():
             output, h_n, c_n = self._run(x.contiguous(), h0, c0, lengths)
-        if packed is not None:
-            output = repack_like(output, packed)
-        elif not batched:
-            output, h_n = output.squeeze(1), h_n.squeeze(1)
-            c_n = None if c_n is None else c_n.squeeze(1)
-        elif self.batch_first:
-            output = output.transpose(0, 1)
-        return output, ((h_n, c_n) if self.mode == "LSTM" else h_n)
+        return self._float._finish_forward(output, h_n, c_n, packed, batched)
 
     def _run(self, x: Tensor, h0: Tensor, c0: Tensor | None, lengths: Tensor | None):
         """Every layer and direction, time-major: ``(output, h_n, c_n or None)``."""
