@@ -53,3 +53,27 @@ def test_a_killed_worker_s_trial_is_failed_and_a_restarted_worker_finishes(tmp_p
     assert states == ["FAIL", "COMPLETE", "COMPLETE"]
     assert lines == ["trial 0: failed (its worker stopped sending heartbeats for 2 s: killed "
                      "or lost)"]
+
+
+def test_a_worker_killed_between_ask_and_its_first_heartbeat_is_failed_too(tmp_path):
+    """Optuna's stale check sees only trials with a heartbeat; a trial asked for by a worker
+    that died before recording one is failed once the grace period has passed."""
+    import optuna
+
+    from rnnkit.tasks import tune
+
+    url = f"sqlite:///{tmp_path / 'crash.db'}"
+    lines: list[str] = []
+    storage = tune._storage(optuna, url, lines.append, heartbeat=1, grace=1)
+    study = tune._open_study(optuna, storage, "crash", "min")
+    study.ask()  # what a worker killed right after ask() leaves: RUNNING, no heartbeat
+    slot_lock = tune._trial_slot_lock(url)
+    trial = tune._claim_trial(study, 3, slot_lock, None)  # within the grace period: kept
+    assert [t.state.name for t in study.get_trials()] == ["RUNNING", "RUNNING"]
+    tune._run_trial(study, trial, lambda trial: 1.0)
+    time.sleep(1.5)
+    while (trial := tune._claim_trial(study, 3, slot_lock, None)) is not None:
+        tune._run_trial(study, trial, lambda trial: 1.0)
+    assert [t.state.name for t in study.get_trials()] == ["FAIL", "COMPLETE", "COMPLETE"]
+    assert lines == ["trial 0: failed (its worker stopped sending heartbeats for 1 s: killed "
+                     "or lost)"]

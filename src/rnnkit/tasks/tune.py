@@ -29,6 +29,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -185,14 +186,46 @@ def _claim_trial(study: Any, trials: int, slot_lock: contextlib.AbstractContextM
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", _optuna().exceptions.ExperimentalWarning)
         _optuna().storages.fail_stale_trials(study)  # a killed worker's trial: failed, counted
+        _fail_trials_killed_before_their_first_heartbeat(study)
         if len(study.get_trials(deepcopy=False)) >= trials:
             return None
         trial = study.ask()
-        # Optuna fails only trials that have a heartbeat: record one before the trial can be
-        # seen running, or a worker killed right after asking leaves it RUNNING for ever.
+        # Optuna fails only trials that have a heartbeat: record one at once, then mark the
+        # trial as beating; a worker killed between ask() and the mark is caught above.
         if getattr(study._storage, "get_heartbeat_interval", lambda: None)():
             study._storage.record_heartbeat(trial._trial_id)
+            study._storage.set_trial_system_attr(trial._trial_id, BEATING, True)
         return trial
+
+
+BEATING = "rnnkit_heartbeat"  # system attribute of a trial whose heartbeat has been recorded
+
+
+def _fail_trials_killed_before_their_first_heartbeat(study: Any) -> None:
+    """Fail RUNNING trials that never got the :data:`BEATING` mark and started more than the
+    grace period ago: their worker died between ``ask()`` and its first heartbeat, which
+    Optuna's stale-trial check cannot see (it looks only at trials with heartbeats)."""
+    storage = study._storage
+    # Optuna wraps an RDBStorage in a cache that forwards heartbeats but not the grace period.
+    grace = getattr(getattr(storage, "_backend", storage), "grace_period", None)
+    if not getattr(storage, "get_heartbeat_interval", lambda: None)() or grace is None:
+        return
+    optuna = _optuna()
+    now = datetime.now()  # Optuna stores naive local start times
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        started = trial.datetime_start
+        if BEATING in trial.system_attrs or started is None:
+            continue
+        if (now - started).total_seconds() <= grace:
+            continue
+        try:
+            failed = storage.set_trial_state_values(trial._trial_id,
+                                                    state=optuna.trial.TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker failed it first
+        callback = storage.get_heartbeat_stale_trial_callback()
+        if failed and callback is not None:
+            callback(study, storage.get_trial(trial._trial_id))
 
 
 def _run_trial(study: Any, trial: Any, objective: Callable[[Any], float]) -> Any:
