@@ -22,17 +22,18 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from rnnkit.data.datasets.refs import resolve_data_path
 from rnnkit.data.readers import iter_decoded_lines
 from rnnkit.data.readers._lines import iter_decoded_bytes
+from rnnkit.tasks.base import PredictInput
 from rnnkit.tasks.run import Run
 
 STDIN = "<stdin>"
 HEADER_SUFFIXES = {".csv": ",", ".tsv": "\t"}
 CONLL_SUFFIXES = (".conll", ".conllu")
-INPUT_KINDS = ("lines", "text_column", "source_column", "conll", "series")
+INPUT_KINDS: tuple[str, ...] = get_args(PredictInput)
 
 
 def is_stdin(source: str | Path) -> bool:

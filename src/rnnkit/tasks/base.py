@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -40,6 +40,9 @@ COMMON_MODEL_FIELDS = (
 )
 
 
+PredictInput = Literal["lines", "text_column", "source_column", "conll", "series"]
+
+
 class Task:
     """Base class; subclasses set the class attributes and override the methods."""
 
@@ -55,7 +58,7 @@ class Task:
     # What `rnnkit predict` reads: "lines" (one example a line), "text_column" (a CSV/TSV's
     # data.text_column, else lines), "source_column" (the first tab-separated field), "conll"
     # (a CoNLL file's sentences, else lines) or "series" (a file read by :meth:`read`).
-    predict_input: ClassVar[str] = "lines"
+    predict_input: ClassVar[PredictInput] = "lines"
     # keyword options :meth:`predict` takes beyond the inputs (e.g. "samples", "beam_size")
     predict_options: ClassVar[frozenset[str]] = frozenset()
     supports_backtest: ClassVar[bool] = False  # rolling-origin evaluation (`rnnkit backtest`)
