@@ -16,6 +16,7 @@ from rnnkit.tasks import forecast_probability as fp
 from rnnkit.tasks.config import config_from_dict
 from rnnkit.tasks.errors import ConfigError
 from rnnkit.tasks.forecast_baselines import seasonal_indices, theta_one
+from rnnkit.tasks.forecast_data import cut_windows
 from rnnkit.tasks.forecasting import ForecastingTask
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -140,24 +141,65 @@ def test_every_likelihood_trains_and_covers_held_out_values(tmp_path, likelihood
     assert rows[0]["value_lower"] <= rows[0]["value"] <= rows[0]["value_upper"]
 
 
-def test_validation_scores_every_window_and_calibrates_on_those_forecasts(tmp_path):
+def _fitted_task(tmp_path, model: dict, train_section: dict | None = None):
+    """A Gaussian task fitted on a 200-step series with a 60-step validation file, its
+    validation part and the validation file."""
     train = _noisy_series(tmp_path / "train.csv", 200)
     valid = _noisy_series(tmp_path / "valid.csv", 60, seed=1)
     config = config_from_dict({"task": "forecasting",
                                "data": {"train": str(train), "lookback": 24, "horizon": 6,
                                         "normalize": "global", "season": 12},
                                "model": {"cell": "gru", "hidden_size": 8,
-                                         "likelihood": "gaussian"}})
+                                         "likelihood": "gaussian", **model},
+                               "train": train_section or {}})
     task = ForecastingTask.fit(config, train)
     train_part, valid_part = task.read(train), task.read(valid)
     task.fit_on_split(train_part, valid_part)
     torch.manual_seed(0)
+    return task, valid_part, valid
+
+
+def test_validation_scores_every_window_on_point_forecasts(tmp_path):
+    task, valid_part, valid = _fitted_task(tmp_path, {"strategy": "autoregressive"})
     model = task.build_model()
     metrics, rows = task.scores(model, valid_part)  # the validation split, as in training
     assert rows[0]["windows"] == 60 - 6 + 1  # stride 1, the first taking train's tail as history
-    factor = task.artifacts["conformal_factor"]
-    assert factor == pytest.approx(task.calibrate(model, [valid_part]))
-    assert metrics["coverage"] >= 0.9  # the conformal quantile covers its own scores
-    elsewhere = task.read(valid)  # any other file: stride horizon, the stored factor
-    assert task.scores(model, elsewhere)[1][0]["windows"] == 60 // 6
-    assert task.artifacts["conformal_factor"] == factor
+    # No paths drawn, no factor fitted: the point forecast is the one the full forecast has.
+    assert "coverage" not in metrics and "conformal_factor" not in task.artifacts
+    windows = cut_windows([valid_part], task.roles, 24, 6)
+    full = task.forecast(model, windows, calibrated=False)
+    expected = task._scored([valid_part], windows, full)[0]
+    assert metrics["loss"] == pytest.approx(expected["loss"])
+    assert metrics["mase"] == pytest.approx(expected["mase"])
+    elsewhere = task.read(valid)  # any other file: stride horizon, with intervals
+    scored, rows = task.scores(model, elsewhere)
+    assert rows[0]["windows"] == 60 // 6 and "coverage" in scored
+
+
+def test_monitoring_an_interval_score_keeps_intervals_in_validation(tmp_path):
+    task, valid_part, _ = _fitted_task(tmp_path, {}, {"monitor": "crps"})
+    metrics, _ = task.scores(task.build_model(), valid_part)
+    assert metrics["coverage"] >= 0.9  # calibrated on its own scores
+    assert "crps" in metrics
+
+
+def test_conformal_factor_is_fitted_once_after_training_on_the_kept_checkpoint(tmp_path):
+    train = _noisy_series(tmp_path / "train.csv", 300)
+    raw = {"task": "forecasting",
+           "data": {"train": str(train), "lookback": 24, "horizon": 6, "season": 12,
+                    "normalize": "global", "valid_fraction": 0.3, "samples": 200},
+           "model": {"cell": "gru", "hidden_size": 8, "likelihood": "student_t",
+                     "strategy": "autoregressive"},
+           "train": {"lr": 0.01, "batch_size": 32, "max_steps": 60, "eval_every": 20,
+                     "seed": 0, "progress": False}}
+    outcome = tasks.train(config_from_dict(raw), tmp_path / "run")
+    assert "valid_coverage" not in outcome.last_metrics  # per-evaluation: point forecasts only
+    run = tasks.load_run(tmp_path / "run")
+    factor = run.task.artifacts["conformal_factor"]
+    # Refit by hand on the loaded best model, with data.samples paths: the same factor.
+    run.task.fit_on_split(*run.task.hold_out(run.task.read(train)))
+    valid = run.task._calibration_part
+    assert run.task.calibrate(run.model, [valid]) == pytest.approx(factor)
+    assert outcome.valid_metrics["valid_coverage"] >= 0.9  # on its own calibration windows
+    last = tasks.load_run(tmp_path / "run", checkpoint="last")
+    assert last.task.artifacts["conformal_factor"] > 0

@@ -351,7 +351,7 @@ class Forecaster(nn.Module):
     def predict(
         self, history: Tensor, interval: float = 0.9, quantiles: list[float] | None = None,
         covariates: Tensor | None = None, static: Tensor | None = None, samples: int = 0,
-        seed: int = 0,
+        seed: int = 0, intervals: bool = True,
     ) -> Forecast:
         """Forecast from raw ``history`` ``(batch, lookback, input_size)``, ``(lookback,
         input_size)`` or, univariate, ``(batch, lookback)`` / ``(lookback,)``; results keep a
@@ -363,7 +363,8 @@ class Forecaster(nn.Module):
         come from the closed form where there is one (direct Gaussian and quantile models),
         else from ``samples`` (0: :data:`DEFAULT_SAMPLES`) paths drawn with ``seed``;
         autoregressive models feed each path's own draws back. ``samples > 0`` also returns
-        the paths as :attr:`Forecast.samples`.
+        the paths as :attr:`Forecast.samples`. ``intervals=False`` gives the point forecast
+        alone (no paths are drawn): what a validation pass that scores only errors needs.
         """
         history = torch.as_tensor(
             history, dtype=self.feature_mean.dtype, device=self.feature_mean.device
@@ -382,11 +383,11 @@ class Forecaster(nn.Module):
             scaled = self.scale(history)
             distribution = self.predictive(self.raw_outputs(scaled, covariates, static))
             forecast = Forecast(distribution.point)
-            if self.config.likelihood != "none":
+            if self.config.likelihood != "none" and intervals:
                 self._describe(forecast, distribution, (scaled, covariates, static), interval,
                                quantiles, samples)
         forecast.map(self.unscale_targets)
-        if distribution.std is not None and self.config.strategy == "direct":
+        if distribution.std is not None and self.config.strategy == "direct" and intervals:
             forecast.std = distribution.std * self.feature_std[self.config.targets]
         return forecast
 

@@ -41,12 +41,14 @@ from rnnkit.tasks.forecast_data import (
     split_windows,
 )
 from rnnkit.train import metrics
+from rnnkit.train.checkpoint import load_checkpoint, save_checkpoint
 
 Examples = Series | list[Series]
-# Sample paths per window in training-time validation (data.samples elsewhere): 500 paths made
-# validation 60% of an autoregressive model's training time; the interval ends from 100 are
-# within a few percent of those from 500, and the conformal factor absorbs a uniform bias.
+# Sample paths per window in training-time validation when train.monitor is an interval score
+# (data.samples elsewhere): 500 paths made validation 60% of an autoregressive model's
+# training time; the interval ends from 100 are within a few percent of those from 500.
 VALIDATION_SAMPLES = 100
+INTERVAL_METRICS = ("coverage", "wql", "crps")
 
 
 def as_list(examples: Examples) -> list[Series]:
@@ -274,11 +276,12 @@ class ForecastingTask(Task):
         return (history, future, *self._scaled_covariates(windows))
 
     def forecast(self, model: nn.Module, windows: Windows, samples: int = 0,
-                 calibrated: bool = True):
+                 calibrated: bool = True, intervals: bool = True):
         """:class:`~rnnkit.models.Forecast` in original units for raw ``windows`` (one
         forecast per window), undoing the per-window level and scale; intervals, quantiles
         (:data:`~rnnkit.tasks.forecast_metrics.QUANTILE_LEVELS`) and ``samples`` paths are
-        widened by the run's conformal factor unless ``calibrated`` is false."""
+        widened by the run's conformal factor unless ``calibrated`` is false;
+        ``intervals=False``: the point forecast alone."""
         shift, spread = self._levels(windows)
         targets = list(self.roles.targets)
         device = model_device(model)
@@ -293,12 +296,12 @@ class ForecastingTask(Task):
                                  covariates=tensor(windows.covariates),
                                  static=tensor(windows.static),
                                  samples=samples or self._metric_samples(),
-                                 seed=self.config.train.seed)
+                                 seed=self.config.train.seed, intervals=intervals)
         level, factor = tensor(shift[..., targets]), tensor(spread[..., targets])
         forecast.map(lambda values: values * factor + level)
         if forecast.std is not None:
             forecast.std = forecast.std * factor
-        if calibrated and data.calibration == "conformal":
+        if calibrated and intervals and data.calibration == "conformal":
             fp.widen(forecast, self.artifacts.get("conformal_factor", 1.0))
         return forecast
 
@@ -334,23 +337,70 @@ class ForecastingTask(Task):
     def scores(self, model: nn.Module, examples: Examples) -> tuple[dict[str, float],
                                                                      list[dict[str, Any]]]:
         """Aggregated metrics and one row of metrics per series. On the validation split
-        (during training) every window is scored (stride 1, not ``horizon``: 7x as many on a
-        daily series, so the checkpoint choice is less noisy) and, with conformal calibration,
-        the factor is fitted on those same forecasts first, for the model being scored. Where
-        intervals come from sample paths, that validation draws at most
-        :data:`VALIDATION_SAMPLES` of them (it runs after every epoch); the point forecast and
-        the loss never depend on paths."""
+        (during training, after every evaluation) every window is scored (stride 1, not
+        ``horizon``: 7x as many on a daily series, so the checkpoint choice is less noisy) on
+        its point forecast alone, unless ``train.monitor`` is an interval score: drawing
+        sample paths for every window was most of an autoregressive model's validation cost,
+        and the default monitor (``valid_loss``) never depends on them. The conformal factor
+        and the interval scores of the checkpoints kept are fitted once, after training
+        (:meth:`finish_training`)."""
         series = as_list(examples)
         if examples is self._calibration_part:
             data = self.config.data
             windows = cut_windows(series, self.roles, data.lookback, data.horizon)
-            paths = min(self._metric_samples(), VALIDATION_SAMPLES)
-            forecast = self.forecast(model, windows, samples=paths, calibrated=False)
-            if data.calibration == "conformal":
-                fp.widen(forecast, self._fit_conformal(forecast, windows.future))
+            forecast = self._validation_forecast(model, windows)
         else:
             windows = self.windows(series)
             forecast = self.forecast(model, windows)
+        return self._scored(series, windows, forecast)
+
+    def _monitors_intervals(self) -> bool:
+        monitor = (self.config.train.monitor or "").removeprefix("valid_")
+        return monitor in INTERVAL_METRICS and self.likelihood != "none"
+
+    def _validation_forecast(self, model: nn.Module, windows: Windows):
+        """The per-evaluation forecast of the validation windows: the point forecast, or with
+        an interval score monitored, intervals from at most :data:`VALIDATION_SAMPLES` paths
+        calibrated on these same forecasts."""
+        if not self._monitors_intervals():
+            return self.forecast(model, windows, intervals=False)
+        paths = min(self._metric_samples(), VALIDATION_SAMPLES)
+        forecast = self.forecast(model, windows, samples=paths, calibrated=False)
+        if self.config.data.calibration == "conformal":
+            fp.widen(forecast, fp.conformal_factor(forecast, windows.future,
+                                                   self.config.data.interval))
+        return forecast
+
+    def finish_training(self, checkpoints: list[Path]) -> None:
+        """For each checkpoint kept (``last`` first, ``best`` last): fit the conformal factor on
+        its model's forecasts of every validation window, with ``data.samples`` paths as
+        everywhere else, and record it (artifacts) with the validation's interval scores
+        (the trainer's metrics) in that checkpoint."""
+        if self._calibration_part is None or self.likelihood == "none":
+            return
+        data = self.config.data
+        series = as_list(self._calibration_part)
+        windows = cut_windows(series, self.roles, data.lookback, data.horizon)
+        for directory in checkpoints:
+            model = self.build_model()
+            saved = load_checkpoint(directory, model)
+            forecast = self.forecast(model, windows, calibrated=False)
+            metadata = saved.metadata
+            if data.calibration == "conformal":
+                factor = self._fit_conformal(forecast, windows.future)
+                fp.widen(forecast, factor)
+                metadata.setdefault("artifacts", {})["conformal_factor"] = factor
+            scored = self._scored(series, windows, forecast)[0]
+            recorded = metadata.get("trainer", {}).get("metrics")
+            if recorded:
+                recorded.update({f"valid_{name}": scored[name] for name in INTERVAL_METRICS
+                                 if name in scored})
+            save_checkpoint(directory, model, metadata, saved.trainer_state,
+                            keep_previous=directory.name == "last")
+
+    def _scored(self, series: list[Series], windows: Windows, forecast
+                ) -> tuple[dict[str, float], list[dict[str, Any]]]:
+        """Metrics of ``forecast`` against ``windows``: aggregated and per series."""
         predicted = forecast.mean.cpu().double().numpy()
         future, targets = windows.future, list(self.roles.targets)
         naive = self._seasonal_naive(windows)
