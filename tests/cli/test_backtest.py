@@ -81,7 +81,23 @@ def test_backtest_retrain_trains_one_model_per_origin(cli, trained):
     assert len(history.splitlines()) == 1 + 60  # the rolling window before origin 80
 
 
+def test_backtest_calibration_window_refits_the_factor_per_origin(cli, trained):
+    run_dir, data = trained
+    result = cli("backtest", run_dir, "--data", data, "--stride", "1",
+                 "--calibration-window", "10")
+    assert result.exit_code == 0, result.output
+    with (run_dir / "backtest" / "origins.csv").open() as handle:
+        origins = list(csv.DictReader(handle))
+    summary = json.loads((run_dir / "backtest" / "summary.json").read_text())
+    assert summary["settings"]["calibration_window"] == 10
+    factors = [float(r["factor"]) for r in origins]
+    # Origins 16..28 have fewer than 10 forecasts ended before them: the validation factor.
+    assert len(set(factors[:13])) == 1 and len(set(factors[13:])) > 1
+    assert "factor" in result.output
+
+
 @pytest.mark.parametrize("args, message", [
+    (["--retrain", "--calibration-window", "5"], "--calibration-window: rolling"),
     (["--horizon", "9"], "--horizon: expected 1..4"),
     (["--window", "sliding"], "--window: expected expanding or rolling"),
     (["--retrain", "--window", "rolling"], "--train-size: needed"),

@@ -36,6 +36,11 @@ def backtest(
         "--train-size", min=1, help="Rolling window length in steps.")] = None,
     train_steps: Annotated[int | None, typer.Option(
         "--train-steps", min=1, help="With --retrain: cap each training at N steps.")] = None,
+    calibration_window: Annotated[int | None, typer.Option(
+        "--calibration-window", min=0,
+        help="Refit the interval's conformal factor at each origin on the last N forecasts "
+        "whose horizons have elapsed (default: the run's data.calibration_window; 0: the "
+        "validation factor throughout).")] = None,
 ) -> None:
     """Backtest a forecasting run: print per-origin and aggregated metrics and save them
     (CSV + JSON) in RUN/backtest/."""
@@ -51,7 +56,8 @@ def backtest(
         wanted = " or ".join(name for name, task in TASKS.items() if task.supports_backtest)
         raise TaskMismatchError(f"backtest: the run's task is {run.task.name}; backtesting is "
                                 f"for {wanted} runs")
-    settings = BacktestSettings(horizon, stride, window, retrain, train_size, train_steps)  # type: ignore[arg-type]
+    settings = BacktestSettings(horizon, stride, window, retrain, train_size,  # type: ignore[arg-type]
+                                train_steps, calibration_window)
     result = run_backtest(run, data, settings)
     _print(result)
     directory = save_backtest(result, run_dir)
@@ -59,7 +65,8 @@ def backtest(
 
 
 def _print(result) -> None:
-    names = [n for n in ("mae", "smape", "mase", "naive_mase", "theta_mase", "coverage")
+    names = [n for n in ("mae", "smape", "mase", "naive_mase", "theta_mase", "coverage",
+                         "factor")
              if n in result.origins[0]]
     typer.echo("series  origin  time        " + "  ".join(f"{n:>10}" for n in names))
     for row in result.origins:

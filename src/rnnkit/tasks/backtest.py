@@ -9,6 +9,11 @@ each origin (from ``2 · (lookback + horizon)`` steps on) on the data before it,
 run's config: ``expanding`` windows train on
 everything before the origin, ``rolling`` on the last ``train_size`` steps before it.
 
+With ``calibration_window`` N (rolling conformal calibration, as Darts' conformal models do
+with ``cal_length``), the interval factor of each origin is refitted on the last N forecasts
+of the same series whose scored horizon ended before that origin, so only values observed by
+then are used; origins with fewer than N such forecasts keep the run's validation factor.
+
 Results go to ``RUN/backtest/``: ``origins.csv`` (one row per series and origin),
 ``forecasts.csv`` (every forecast step against the actual value) and ``summary.json``
 (settings and the metrics averaged over origins).
@@ -41,7 +46,9 @@ BACKTEST_DIR = "backtest"
 class BacktestSettings:
     """``horizon``/``stride`` ``None``: the run's horizon (``horizon`` may be shorter, never
     longer: a direct model forecasts a fixed horizon). ``window`` and ``train_size`` matter
-    with ``retrain`` only; ``train_steps`` caps each retraining (``None``: the config's)."""
+    with ``retrain`` only; ``train_steps`` caps each retraining (``None``: the config's).
+    ``calibration_window``: forecasts behind each origin's rolling conformal factor (``None``:
+    the config's ``data.calibration_window``; 0: the validation factor throughout)."""
 
     horizon: int | None = None
     stride: int | None = None
@@ -49,6 +56,7 @@ class BacktestSettings:
     retrain: bool = False
     train_size: int | None = None
     train_steps: int | None = None
+    calibration_window: int | None = None
 
 
 @dataclass
@@ -100,20 +108,75 @@ def run_backtest(run, path: str | Path, settings: BacktestSettings) -> Backtest:
     stride = settings.stride or horizon
     if stride < 1:
         raise ConfigError(f"--stride: expected a positive number of steps, got {stride}")
-    settings = replace(settings, horizon=horizon, stride=stride)
+    length = _calibration_window(task, settings)
+    settings = replace(settings, horizon=horizon, stride=stride, calibration_window=length)
     examples = task.read(path)
     series = examples if isinstance(examples, list) else [examples]
     windows, where = origin_windows(series, task, horizon, stride,
                                     _first_trainable(task, settings))
+    factors = None
     if settings.retrain:
         from rnnkit.tasks.backtest_retrain import retrained_forecasts
 
         forecast = retrained_forecasts(run, series, windows, where, settings)
+    elif length:
+        forecast = task.forecast(run.model, windows, calibrated=False)
+        scores = fp.conformal_scores(_trim(forecast, horizon), windows.future)
+        fallback = task.artifacts.get("conformal_factor", 1.0) \
+            if task.config.data.calibration == "conformal" else 1.0
+        factors = rolling_factors(scores, where, horizon, length, task.config.data.interval,
+                                  fallback)
+        fp.widen(forecast, factors)
     else:
         forecast = task.forecast(run.model, windows)
     result = Backtest(settings)
     _score(task, series, windows, where, forecast, horizon, result)
+    if factors is not None:
+        for record, factor in zip(result.origins, factors, strict=True):
+            record["factor"] = float(factor)
     return result
+
+
+def _calibration_window(task, settings: BacktestSettings) -> int:
+    """The rolling calibration window in forecasts (0: none), checked against the run."""
+    length = settings.calibration_window
+    option = "--calibration-window"
+    if length is None:
+        length, option = task.config.data.calibration_window, "data.calibration_window"
+    if not length:
+        return 0
+    if length < 1:
+        raise ConfigError(f"{option}: expected a positive number of forecasts, got {length}")
+    if settings.retrain:
+        raise ConfigError(f"{option}: rolling calibration refits the interval of one model; "
+                          "with --retrain each origin has its own model, got both")
+    if task.likelihood == "none":
+        raise ConfigError(f"{option}: the run's model gives point forecasts "
+                          "(model.likelihood: none), which have no interval to calibrate")
+    return length
+
+
+def rolling_factors(scores: np.ndarray, where: list[tuple[int, int]], horizon: int,
+                    length: int, interval: float, fallback: float) -> np.ndarray:
+    """Per window ``(windows,)``: the conformal factor of the ``length`` most recent forecasts
+    of its series (``scores`` ``(windows, horizon, targets)``, see
+    :func:`~rnnkit.tasks.forecast_probability.conformal_scores`) whose ``horizon`` steps all
+    lie before its origin, or ``fallback`` while fewer than ``length`` exist."""
+    factors = np.full(len(where), float(fallback))
+    by_series: dict[int, list[tuple[int, int]]] = {}
+    for row, (index, origin) in enumerate(where):
+        by_series.setdefault(index, []).append((origin, row))
+    for items in by_series.values():
+        items.sort()
+        origins = np.asarray([origin for origin, _ in items])
+        rows = np.asarray([row for _, row in items])
+        for origin, row in items:
+            # Forecast j has been observed in full before `origin` when origin_j + horizon <= it.
+            elapsed = int(np.searchsorted(origins, origin - horizon, side="right"))
+            if elapsed >= length:
+                recent = rows[elapsed - length:elapsed]
+                factors[row] = fp.conformal_quantile(scores[recent], interval)
+    return factors
 
 
 def _first_trainable(task, settings: BacktestSettings) -> int:

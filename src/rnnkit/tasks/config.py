@@ -60,6 +60,10 @@ class DataConfig:
       quantile around the median by one factor, fitted on the validation split so that
       ``interval`` of its values fall inside (split-conformal); ``none`` keeps the model's.
       ``samples``: paths drawn for intervals, quantiles and CRPS without a closed form.
+      ``calibration_window`` (``rnnkit backtest``): refit the conformal factor at each origin
+      on the last N forecasts of its series whose horizons have fully elapsed before it
+      (rolling conformal, as Darts' ``cal_length``), so intervals follow a change of noise
+      level; until N exist, the validation factor. ``null``: the validation factor throughout.
     - ``tag_scheme`` (tagging): ``auto`` detects chunk tags (IOB1, IOB2/BIO, BIOES, BMES) and
       then reports entity-level scores; ``none`` treats tags as plain labels; ``iob1``,
       ``iob2``, ``bioes`` or ``bmes`` converts every file's tags to that scheme.
@@ -102,6 +106,7 @@ class DataConfig:
     interval: float = 0.9
     calibration: Literal["none", "conformal"] = "conformal"  # forecasting: interval width
     samples: int = 500  # forecasting: sample paths where intervals have no closed form
+    calibration_window: int | None = None  # forecasting backtests: rolling conformal
     normalize: Literal["global", "last_value", "series"] = "global"
 
 

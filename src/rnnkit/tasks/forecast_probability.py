@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 from rnnkit.data import DataFormatError
 from rnnkit.tasks import forecast_metrics as fm
@@ -61,22 +62,38 @@ def check_likelihood(likelihood: str, normalize: str, targets: list[np.ndarray],
 def conformal_factor(forecast, future: np.ndarray, interval: float) -> float:
     """The split-conformal width factor from uncalibrated ``forecast`` (median, lower, upper
     ``(windows, horizon, targets)``) and the true ``future`` of the same shape."""
+    return conformal_quantile(conformal_scores(forecast, future), interval)
+
+
+def conformal_scores(forecast, future: np.ndarray) -> np.ndarray:
+    """Per forecast value, how many half-widths of its uncalibrated interval the truth lies
+    from the median: ``(windows, horizon, targets)``."""
     median, lower, upper = (_numpy(forecast.median), _numpy(forecast.lower),
                             _numpy(forecast.upper))
     tiny = 1e-9 * max(1.0, float(np.abs(future).max(initial=0.0)))
     below = (median - future) / np.maximum(median - lower, tiny)
     above = (future - median) / np.maximum(upper - median, tiny)
-    scores = np.sort(np.maximum(below, above).ravel())
-    rank = math.ceil((len(scores) + 1) * interval)
-    return float(scores[min(rank, len(scores)) - 1])
+    return np.maximum(below, above)
 
 
-def widen(forecast, factor: float):
+def conformal_quantile(scores: np.ndarray, interval: float) -> float:
+    """The ``ceil((n + 1) · interval) / n`` empirical quantile of ``n`` ``scores``: the factor
+    that puts ``interval`` of values exchangeable with them inside their widened interval."""
+    ordered = np.sort(np.asarray(scores).ravel())
+    rank = math.ceil((len(ordered) + 1) * interval)
+    return float(ordered[min(rank, len(ordered)) - 1])
+
+
+def widen(forecast, factor: float | np.ndarray):
     """Move every interval end, quantile and sample of ``forecast`` to ``median + factor ·
-    (value - median)`` (and scale ``std``); the point forecast is unchanged."""
-    if forecast.median is None or factor == 1.0:
+    (value - median)`` (and scale ``std``); the point forecast is unchanged. ``factor``: one
+    number, or one per window ``(windows,)``."""
+    if forecast.median is None or (np.ndim(factor) == 0 and factor == 1.0):
         return forecast
     median = forecast.median
+    if np.ndim(factor):
+        factor = torch.as_tensor(np.asarray(factor), dtype=median.dtype,
+                                 device=median.device).reshape(-1, 1, 1)
 
     def scaled(values):
         return median + factor * (values - median)

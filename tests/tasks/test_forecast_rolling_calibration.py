@@ -1,0 +1,144 @@
+"""Rolling conformal calibration in backtests: each origin's factor comes from the last N
+forecasts of its series whose horizons ended before it, never from values after it, and it
+follows a change of noise level that the validation factor cannot."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rnnkit import tasks
+from rnnkit.models import Forecast
+from rnnkit.tasks import forecast_metrics as fm
+from rnnkit.tasks import forecast_probability as fp
+from rnnkit.tasks.backtest import BacktestSettings, rolling_factors, run_backtest
+from rnnkit.tasks.config import config_from_dict
+from rnnkit.tasks.errors import ConfigError
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+def test_a_forecast_counts_only_once_its_whole_horizon_has_elapsed():
+    horizon, length = 3, 4
+    where = [(0, origin) for origin in range(10, 30)] + [(1, origin) for origin in range(10, 30)]
+    scores = np.random.default_rng(0).uniform(0.5, 1.5, (len(where), horizon, 1))
+    factors = rolling_factors(scores, where, horizon, length, 0.9, fallback=7.0)
+    row = where.index((0, 20))
+    # A forecast from origin j covers steps j..j+2: origins up to 17 have ended by step 20,
+    # and 14..17 are the last four.
+    expected = fp.conformal_quantile(scores[[4, 5, 6, 7]], 0.9)
+    assert factors[row] == pytest.approx(expected)
+    # Anything not yet observed at origin 20 (its own series' later forecasts, and the other
+    # series) may change arbitrarily without moving its factor.
+    changed = scores.copy()
+    later = [i for i, (index, origin) in enumerate(where) if index == 1 or origin + horizon > 20]
+    changed[later] = 100.0
+    assert rolling_factors(changed, where, horizon, length, 0.9, 7.0)[row] == factors[row]
+    changed = scores.copy()
+    changed[where.index((0, 18))] = 100.0  # its last step is step 20 itself: unseen
+    assert rolling_factors(changed, where, horizon, length, 0.9, 7.0)[row] == factors[row]
+    changed[where.index((0, 17))] = 100.0  # its last step is step 19: used
+    assert rolling_factors(changed, where, horizon, length, 0.9, 7.0)[row] == 100.0
+    # Until `length` forecasts have ended (origin 16: those from 10..13): the fallback.
+    assert set(factors[:6]) == {7.0} and 7.0 not in factors[6:20]
+    assert set(factors[20:26]) == {7.0}
+
+
+def test_rolling_factors_recover_coverage_when_the_noise_doubles():
+    rng = np.random.default_rng(1)
+    windows, horizon = 400, 5
+    noise = np.where(np.arange(windows) < windows // 2, 1.0, 2.0)[:, None, None]
+    truth = noise * rng.standard_normal((windows, horizon, 1))
+    half = 1.6449  # the model's 90% interval for unit noise
+    median = torch.zeros(windows, horizon, 1, dtype=torch.float64)
+    forecast = Forecast(median.clone())
+    forecast.median, forecast.lower, forecast.upper = median, median - half, median + half
+    where = [(0, origin) for origin in range(windows)]
+    factors = rolling_factors(fp.conformal_scores(forecast, truth), where, horizon, 50, 0.9,
+                              fallback=1.0)
+    fp.widen(forecast, factors)
+    second = slice(windows // 2 + horizon + 50, None)  # once 50 noisier forecasts have ended
+    fixed = fm.coverage(-half * np.ones_like(truth[second]), half * np.ones_like(truth[second]),
+                        truth[second])
+    rolling = fm.coverage(forecast.lower[second].numpy(), forecast.upper[second].numpy(),
+                          truth[second])
+    assert fixed < 0.7  # ~0.59: the unit-noise interval on doubled noise
+    assert 0.85 <= rolling <= 0.95
+
+
+def _regime_series(path, steps, start=0, change=None):
+    """A period-8 sinusoid with noise 0.3, doubled from step ``change`` (of the whole series)."""
+    t = np.arange(start, start + steps)
+    scale = np.where(change is not None and t >= (change or 0), 0.6, 0.3)
+    noise = scale * np.random.default_rng(start).standard_normal(steps)
+    values = 10 + 3 * np.sin(2 * np.pi * t / 8) + noise
+    path.write_text("time,value\n" + "".join(f"{i},{v:.4f}\n" for i, v in zip(t, values,
+                                                                            strict=True)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def regime_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("regime")
+    train = _regime_series(root / "train.csv", 400)
+    raw = {"task": "forecasting",
+           "data": {"train": str(train), "lookback": 16, "horizon": 4, "season": 8,
+                    "time_column": "time", "normalize": "global", "valid_fraction": 0.25},
+           "model": {"cell": "gru", "hidden_size": 16, "likelihood": "gaussian"},
+           "train": {"lr": 0.01, "batch_size": 32, "max_steps": 400, "eval_every": 100,
+                     "seed": 0, "progress": False}}
+    torch.set_num_threads(1)
+    tasks.train(config_from_dict(raw), root / "run")
+    test = _regime_series(root / "test.csv", 600, start=400, change=700)
+    return tasks.load_run(root / "run"), test
+
+
+def _coverage(result, first: int, end: int) -> float:
+    """Coverage of the forecasts made at origins ``first <= origin < end``."""
+    rows = [r for r in result.origins if first <= r["origin"] < end]
+    return float(np.mean([r["coverage"] for r in rows]))
+
+
+def test_rolling_calibration_restores_coverage_after_the_noise_doubles(regime_run):
+    run, test = regime_run
+    fixed = run_backtest(run, test, BacktestSettings(stride=1))
+    rolling = run_backtest(run, test, BacktestSettings(stride=1, calibration_window=60))
+    # The noise doubles at row 300 of the test file; from 60 forecasts later on, rolling
+    # calibration sees only the noisier errors.
+    before_fixed, before_rolling = _coverage(fixed, 60, 296), _coverage(rolling, 60, 296)
+    after_fixed = _coverage(fixed, 300 + 4 + 60, 600)
+    after_rolling = _coverage(rolling, 300 + 4 + 60, 600)
+    print(f"fixed {before_fixed:.3f} -> {after_fixed:.3f}, rolling {before_rolling:.3f} -> "
+          f"{after_rolling:.3f}")
+    assert after_fixed < 0.75
+    assert 0.85 <= after_rolling <= 0.95
+    assert "factor" in rolling.origins[0] and "factor" not in fixed.origins[0]
+    assert rolling.aggregate["mase"] == pytest.approx(fixed.aggregate["mase"])  # same medians
+
+
+def test_rolling_calibration_never_looks_ahead(regime_run, tmp_path):
+    run, test = regime_run
+    lines = test.read_text().splitlines()
+    cut = 250  # rows of the test file kept as they are
+    changed = lines[:1 + cut] + [f"{line.split(',')[0]},{float(line.split(',')[1]) * 3:.4f}"
+                                 for line in lines[1 + cut:]]
+    other = tmp_path / "changed.csv"
+    other.write_text("\n".join(changed) + "\n")
+    settings = BacktestSettings(stride=1, calibration_window=30)
+    first, second = run_backtest(run, test, settings), run_backtest(run, other, settings)
+
+    def intervals(result):
+        return {(r["origin"], r["step"]): (r["lower"], r["upper"]) for r in result.forecasts}
+
+    a, b = intervals(first), intervals(second)
+    # Every forecast made at an origin up to the cut (its history and the factor's forecasts
+    # all end before it) is the same whatever the values after the cut are.
+    assert all(a[key] == b[key] for key in a if key[0] <= cut)
+    assert any(a[key] != b[key] for key in a if key[0] > cut)
+
+
+def test_rolling_calibration_needs_intervals_and_one_model(regime_run):
+    run, test = regime_run
+    with pytest.raises(ConfigError, match="--calibration-window: rolling calibration"):
+        run_backtest(run, test, BacktestSettings(retrain=True, calibration_window=10))
