@@ -87,6 +87,34 @@ def test_large_batch_uses_full_tiles(mode, isa, threads):
 
 
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_mostly_padded_batch_projects_each_row_alone(mode, reverse, isa):
+    # Most of the padded block is padding, so the input projection runs row by row over each
+    # row's valid steps (ops._input_projection); x is batch-first memory seen time-major.
+    lengths = torch.tensor([3, 40, 17, 0, 9, 1])
+    assert int(lengths.sum()) < ops.ROW_PROJECTION_MAX_FILL * 40 * 6
+
+    def batch_first(generator):
+        return torch.randn(6, 40, 5, generator=generator).transpose(0, 1)
+
+    compare(mode, seq_len=40, batch=6, input_size=5, hidden=12, dtype=torch.float32,
+            proj=7 if mode == "LSTM" else 0, lengths=lengths, reverse=reverse,
+            make_x=batch_first)
+
+
+def test_row_projection_equals_the_padded_block_projection(monkeypatch):
+    torch.manual_seed(0)
+    x = torch.randn(30, 5, 4)
+    w_ih = torch.randn(24, 4)
+    lengths = torch.tensor([30, 2, 11, 0, 7])
+    by_row = ops._input_projection(x, w_ih, lengths)
+    monkeypatch.setattr(ops, "ROW_PROJECTION_MAX_FILL", 0.0)
+    whole = ops._input_projection(x, w_ih, lengths)
+    valid = torch.arange(30).unsqueeze(1) < lengths.unsqueeze(0)
+    torch.testing.assert_close(by_row[valid], whole[valid], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_non_contiguous_input(mode):
     def transposed_batch_first(generator):
         x = torch.randn(3, 6, 10, generator=generator, dtype=torch.float64)

@@ -19,6 +19,9 @@ from rnnkit.engine.stream import StreamStep
 from rnnkit.engine.threads import choose_threads
 
 DOT_PRODUCT_MAX_ROWS = 2
+# Below this share of valid (unpadded) positions the input projection is done row by row
+# over each row's valid steps instead of over the padded block (bench/variable_lengths.py).
+ROW_PROJECTION_MAX_FILL = 0.8
 
 
 @dataclass(frozen=True)
@@ -89,10 +92,31 @@ def _gate_bias(mode, x, bias_ih, bias_hh, gate_width, hidden):
     return torch.cat([bias_ih[:two] + bias_hh[:two], bias_ih[two:]]), bias_hh[two:].contiguous()
 
 
-def _forward_all(plan: _Plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, save: bool):
-    """Input projection (one GEMM over all steps) then the native recurrence."""
+def _input_projection(x: Tensor, w_ih: Tensor, lengths: Tensor | None) -> Tensor:
+    """``(seq, batch, gates * hidden)``: ``x W_ih^T`` at every step the kernels will read.
+
+    Without lengths (or when padding is a small share) one GEMM covers every position. With
+    much padding each row's valid prefix gets its own product, written in place: the kernels
+    never read a row's projections past its length, and torch's packed path, the peer here,
+    projects only real tokens too (at batch 128 with review-like lengths, padding is ~80% of
+    the block). Entries past a row's length are left unwritten.
+    """
     seq_len, batch, input_size = x.shape
-    xg = (x.reshape(seq_len * batch, input_size) @ w_ih.t()).view(seq_len, batch, -1)
+    if lengths is not None and batch > 1:
+        valid_steps = lengths.tolist()
+        if sum(valid_steps) < ROW_PROJECTION_MAX_FILL * seq_len * batch:
+            xg = x.new_empty(seq_len, batch, w_ih.shape[0])
+            w_t = w_ih.t()
+            for row, steps in enumerate(valid_steps):
+                if steps > 0:
+                    torch.mm(x[:steps, row], w_t, out=xg[:steps, row])
+            return xg
+    return (x.reshape(seq_len * batch, input_size) @ w_ih.t()).view(seq_len, batch, -1)
+
+
+def _forward_all(plan: _Plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, save: bool):
+    """Input projection (see :func:`_input_projection`) then the native recurrence."""
+    xg = _input_projection(x, w_ih, plan.lengths)
     bias, b_hn = _gate_bias(plan.mode, x, b_ih, b_hh, xg.shape[2], plan.hidden)
     return _run_forward(plan, xg, bias, h0, c0, w_hh, b_hn, w_hr, save)
 
