@@ -88,6 +88,7 @@ class ForecastingTask(Task):
     }
 
     _calibration_part: Examples | None = None  # the validation split, once fit_on_split saw it
+    _validation: tuple | None = None  # (that split, its stride-1 windows, their baselines)
 
     def export_options(self) -> dict[str, Any]:
         """With ``data.normalize: last_value`` the exported graph scales by each window's last
@@ -346,13 +347,22 @@ class ForecastingTask(Task):
         (:meth:`finish_training`)."""
         series = as_list(examples)
         if examples is self._calibration_part:
+            windows, baselines = self._validation_windows()
+            return self._scored(series, windows, self._validation_forecast(model, windows),
+                                baselines)
+        windows = self.windows(series)
+        return self._scored(series, windows, self.forecast(model, windows))
+
+    def _validation_windows(self) -> tuple[Windows, tuple[np.ndarray, np.ndarray]]:
+        """The validation split's stride-1 windows and the seasonal-naive and Theta forecasts
+        of them, made once: they never change between evaluations, and Theta alone cost
+        more CPU than forecasting them."""
+        part = self._calibration_part
+        if self._validation is None or self._validation[0] is not part:
             data = self.config.data
-            windows = cut_windows(series, self.roles, data.lookback, data.horizon)
-            forecast = self._validation_forecast(model, windows)
-        else:
-            windows = self.windows(series)
-            forecast = self.forecast(model, windows)
-        return self._scored(series, windows, forecast)
+            windows = cut_windows(as_list(part), self.roles, data.lookback, data.horizon)
+            self._validation = (part, windows, self._baselines(windows))
+        return self._validation[1], self._validation[2]
 
     def _monitors_intervals(self) -> bool:
         monitor = (self.config.train.monitor or "").removeprefix("valid_")
@@ -380,7 +390,7 @@ class ForecastingTask(Task):
             return
         data = self.config.data
         series = as_list(self._calibration_part)
-        windows = cut_windows(series, self.roles, data.lookback, data.horizon)
+        windows, baselines = self._validation_windows()
         for directory in checkpoints:
             model = self.build_model()
             saved = load_checkpoint(directory, model)
@@ -390,7 +400,7 @@ class ForecastingTask(Task):
                 factor = self._fit_conformal(forecast, windows.future)
                 fp.widen(forecast, factor)
                 metadata.setdefault("artifacts", {})["conformal_factor"] = factor
-            scored = self._scored(series, windows, forecast)[0]
+            scored = self._scored(series, windows, forecast, baselines)[0]
             recorded = metadata.get("trainer", {}).get("metrics")
             if recorded:
                 recorded.update({f"valid_{name}": scored[name] for name in INTERVAL_METRICS
@@ -398,20 +408,25 @@ class ForecastingTask(Task):
             save_checkpoint(directory, model, metadata, saved.trainer_state,
                             keep_previous=directory.name == "last")
 
-    def _scored(self, series: list[Series], windows: Windows, forecast
+    def _baselines(self, windows: Windows) -> tuple[np.ndarray, np.ndarray]:
+        """The seasonal-naive and Theta forecasts from each window's history."""
+        data = self.config.data
+        return self._seasonal_naive(windows), forecast_baselines.theta_forecast(
+            windows.history[..., list(self.roles.targets)], data.horizon, data.season)
+
+    def _scored(self, series: list[Series], windows: Windows, forecast,
+                baselines: tuple[np.ndarray, np.ndarray] | None = None
                 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
-        """Metrics of ``forecast`` against ``windows``: aggregated and per series."""
+        """Metrics of ``forecast`` against ``windows``: aggregated and per series
+        (``baselines``: :meth:`_baselines` of ``windows``, if already made)."""
         predicted = forecast.mean.cpu().double().numpy()
         future, targets = windows.future, list(self.roles.targets)
-        naive = self._seasonal_naive(windows)
+        naive, theta = baselines or self._baselines(windows)
         scales = self._mase_scales(series)
         spread = self._levels(windows)[1]
         std = np.asarray(self.artifacts["std"])[targets] * spread[..., targets]
         mase = fm.mase_per_series(predicted, future, windows.series, scales)
         naive_mase = fm.mase_per_series(naive, future, windows.series, scales)
-        theta = forecast_baselines.theta_forecast(windows.history[..., targets],
-                                                  self.config.data.horizon,
-                                                  self.config.data.season)
         result = {
             "loss": float(np.mean(((predicted - future) / std) ** 2)),
             "mae": metrics.mae(predicted, future), "rmse": metrics.rmse(predicted, future),
