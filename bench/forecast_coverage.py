@@ -7,7 +7,11 @@ the run's horizon): every origin of the test period forecasts ``horizon`` steps,
 contributes ``origins x horizon`` forecast values. Configs without a test file (the store panel,
 the promotions series) get one here: the last ``--test-steps`` steps of every series are cut off
 into a test file before training, so validation (early stopping and calibration) comes from the
-part before. Writes bench/results/forecast_coverage.md.
+part before. With ``--calibration-window N`` the same origins are also scored with rolling
+conformal calibration (each origin's factor refitted on the last N forecasts of its series
+whose horizons ended before it; ``rnnkit backtest --calibration-window N``), overall and on
+the "late" origins, those that have N such forecasts behind them. Writes
+bench/results/forecast_coverage.md.
 
     .venv/bin/python bench/forecast_coverage.py                      # the full grid
     .venv/bin/python bench/forecast_coverage.py --configs electricity_covariates \
@@ -76,21 +80,40 @@ def prepare_config(config_name: str, likelihood: str, max_time: float, test_step
     return tasks.load_config(path, [*overrides, f"data.train={train}"]), test
 
 
+def _late_coverage(result, window: int) -> float:
+    """Coverage over the origins that have ``window`` forecasts of their series ended
+    before them (where rolling calibration has its own factor)."""
+    horizon = result.settings.horizon
+    rows = []
+    for series in dict.fromkeys(r["series"] for r in result.origins):
+        origins = [r for r in result.origins if r["series"] == series]
+        first = origins[0]["origin"] + window + horizon - 1
+        rows += [r for r in origins if r["origin"] >= first]
+    return float(np.mean([r["coverage"] for r in rows])) if rows else float("nan")
+
+
 def measure(config_name: str, likelihood: str, max_time: float, test_steps: int,
-            scratch: Path, extra: tuple[str, ...] = ()) -> dict:
+            scratch: Path, extra: tuple[str, ...] = (), window: int = 0) -> dict:
     config, test = prepare_config(config_name, likelihood, max_time, test_steps, scratch, extra)
     run_dir = scratch / f"{config_name}_{likelihood}"
     start = time.perf_counter()
-    tasks.train(config, run_dir, overwrite=run_dir.exists())
+    outcome = tasks.train(config, run_dir, overwrite=run_dir.exists())
     seconds = time.perf_counter() - start
     run = tasks.load_run(run_dir)
-    calibrated = run_backtest(run, test, BacktestSettings(stride=1))
+    calibrated = run_backtest(run, test, BacktestSettings(stride=1, calibration_window=0))
+    rolling = {}
+    if window:
+        online = run_backtest(run, test, BacktestSettings(stride=1, calibration_window=window))
+        rolling = {"rolling": online.aggregate["coverage"],
+                   "late_fixed": _late_coverage(calibrated, window),
+                   "late_rolling": _late_coverage(online, window)}
     # The same origins without the conformal factor: the likelihood's own interval.
     run.task.config.data.calibration = "none"
-    raw = run_backtest(run, test, BacktestSettings(stride=1))
+    raw = run_backtest(run, test, BacktestSettings(stride=1, calibration_window=0))
     scored = calibrated.forecasts
     distinct = len({(r["series"], r["time"]) for r in scored})
-    return {"dataset": config_name, "likelihood": likelihood,
+    return {"dataset": config_name, "likelihood": likelihood, **rolling,
+            "stop": outcome.fit.stop_reason, "epochs": outcome.fit.epoch,
             "series": len({r["series"] for r in scored}),
             "origins": int(calibrated.aggregate["origins"]), "values": len(scored),
             "distinct": distinct, "raw": raw.aggregate["coverage"],
@@ -103,15 +126,25 @@ def measure(config_name: str, likelihood: str, max_time: float, test_steps: int,
 
 
 def table(rows: list[dict]) -> str:
+    rolling = any("rolling" in r for r in rows)
+    extra = " | coverage, rolling | late: conformal / rolling" if rolling else ""
     head = ("| dataset | likelihood | series x origins | forecast values (distinct) "
-            "| coverage, model | coverage, conformal | factor | CRPS | wQL | MASE | Theta MASE "
-            "| naive MASE | train s |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+            f"| coverage, model | coverage, conformal{extra} | factor | CRPS | wQL | MASE "
+            "| Theta MASE | naive MASE | train s | stopped by (epochs) |\n"
+            + "|---" * (14 + 2 * rolling) + "|\n")
+
+    def rolled(r: dict) -> str:
+        if not rolling:
+            return ""
+        return (f" | {_mark(r['rolling'])} | {_mark(r['late_fixed'])} / "
+                f"{_mark(r['late_rolling'])}")
+
     return head + "".join(
         f"| {r['dataset']} | {r['likelihood']} | {r['origins']} | {r['values']} "
-        f"({r['distinct']}) | {_mark(r['raw'])} | {_mark(r['conformal'])} | {r['factor']:.2f} "
-        f"| {r['crps']:.4f} | {r['wql']:.4f} | {r['mase']:.3f} | {r['theta_mase']:.3f} "
-        f"| {r['naive_mase']:.3f} | {r['seconds']:.0f} |\n"
+        f"({r['distinct']}) | {_mark(r['raw'])} | {_mark(r['conformal'])}{rolled(r)} "
+        f"| {r['factor']:.2f} | {r['crps']:.4f} | {r['wql']:.4f} | {r['mase']:.3f} "
+        f"| {r['theta_mase']:.3f} | {r['naive_mase']:.3f} | {r['seconds']:.0f} "
+        f"| {r['stop']} ({r['epochs']}) |\n"
         for r in rows)
 
 
@@ -128,6 +161,8 @@ def main() -> None:
     parser.add_argument("--max-time", type=float, default=1.0, help="minutes per training")
     parser.add_argument("--test-steps", type=int, default=56,
                         help="steps cut off each series as test where a config has no test file")
+    parser.add_argument("--calibration-window", type=int, default=0, metavar="N",
+                        help="also score rolling conformal calibration over N forecasts")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="config overrides for every run, e.g. model.strategy=autoregressive")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" /
@@ -139,7 +174,7 @@ def main() -> None:
         for name in args.configs:
             for likelihood in args.likelihoods:
                 rows.append(measure(name, likelihood, args.max_time, args.test_steps,
-                                    Path(scratch), tuple(args.set)))
+                                    Path(scratch), tuple(args.set), args.calibration_window))
                 print(table(rows[-1:]).splitlines()[-1], flush=True)
     noise = "; ".join(f"{r['dataset']}: ±{1.96 * np.sqrt(0.09 / r['distinct']):.3f}"
                       for r in {r["dataset"]: r for r in rows}.values())
@@ -149,16 +184,26 @@ def main() -> None:
             "fitted on the validation split, which lies before the test split and shares no "
             "value with it. `coverage, model`: the likelihood's own 90% interval; `coverage, "
             "conformal`: after split-conformal scaling (`data.calibration: conformal`, the "
-            "default); `factor`: that scaling; bold: inside the 85-95% target. Configs without "
+            "default); `factor`: that scaling; `coverage, rolling`: with the factor refitted "
+            "at each origin on the last N forecasts whose horizons had ended "
+            "(`--calibration-window N`, the validation factor until N exist); `late`: the "
+            "origins that have N such forecasts behind them, without and with rolling "
+            "calibration; `stopped by`: what ended training (`early_stopping`, the config's "
+            "`max_epochs`, or the `max_time` budget); bold: inside the 85-95% target. "
+            "Configs without "
             f"a test file had their last {args.test_steps} steps per series cut off as test. "
             "One seed, CPU, 1 thread, "
-            f"`train.max_time={args.max_time}` minutes.\n\n"
+            f"`train.max_time={args.max_time}` minutes"
+            + (f", rolling window N = {args.calibration_window} forecasts"
+               if args.calibration_window else "") + ".\n\n"
             "Sampling noise (95%, if the distinct held-out values were independent): "
             f"{noise}. Overlapping windows score each value up to horizon times and errors are "
             "autocorrelated, so the real noise is larger.\n\n"
             "Reproduce: `.venv/bin/python bench/forecast_coverage.py "
             f"--configs {' '.join(args.configs)} --likelihoods {' '.join(args.likelihoods)} "
             f"--max-time {args.max_time} --test-steps {args.test_steps}"
+            + (f" --calibration-window {args.calibration_window}"
+               if args.calibration_window else "")
             + (f" --set {' '.join(args.set)}" if args.set else "") + "`\n\n" + table(rows))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
