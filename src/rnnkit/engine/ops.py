@@ -8,6 +8,7 @@ gate arithmetic per step (see ``csrc/kernels_impl.h``).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +20,7 @@ from rnnkit.engine.stream import StreamStep
 from rnnkit.engine.threads import choose_threads
 
 DOT_PRODUCT_MAX_ROWS = 2
+_PLAIN = (Tensor, torch.nn.Parameter)
 # Below this share of valid (unpadded) positions the input projection is done row by row
 # over each row's valid steps instead of over the padded block (bench/variable_lengths.py).
 ROW_PROJECTION_MAX_FILL = 0.8
@@ -89,7 +91,21 @@ def _gate_bias(mode, x, bias_ih, bias_hh, gate_width, hidden):
     if mode != "GRU":
         return bias_ih + bias_hh, None
     two = 2 * hidden
-    return torch.cat([bias_ih[:two] + bias_hh[:two], bias_ih[two:]]), bias_hh[two:].contiguous()
+    if type(bias_ih) not in _PLAIN:  # fake or wrapped (tracing): no cached mask for it
+        return (torch.cat([bias_ih[:two] + bias_hh[:two], bias_ih[two:]]),
+                bias_hh[two:].contiguous())
+    # Two ops instead of five (a B=1 call pays ~1-3 µs per op); where() selects, so b_in is
+    # passed through exactly.
+    return (torch.where(_reset_update_mask(hidden, bias_ih.device), bias_ih + bias_hh, bias_ih),
+            bias_hh[two:].contiguous())
+
+
+@functools.lru_cache(maxsize=64)
+def _reset_update_mask(hidden: int, device: torch.device) -> Tensor:
+    """``(3H,)`` bool, true on GRU's r and z gates (whose two biases are summed)."""
+    mask = torch.ones(3 * hidden, dtype=torch.bool, device=device)
+    mask[2 * hidden:] = False
+    return mask
 
 
 def _input_projection(x: Tensor, w_ih: Tensor, lengths: Tensor | None) -> Tensor:
@@ -284,6 +300,29 @@ def recurrence(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weight_ih: T
         result = _Recurrence.apply(plan, *tensors)
         return result if len(result) == 3 else (*result, None)
     y, h_n, c_n, _ = _forward_all(plan, *tensors, save=False)
+    return y, h_n, c_n
+
+
+def inference_plan(mode: str, hidden: int, out_size: int, batch: int, reverse: bool) -> _Plan:
+    """The plan :func:`dense_inference` runs: no lengths, threads for this batch and
+    ``torch.get_num_threads()`` now (a caller keeping it must key it on both)."""
+    return _Plan(mode, hidden, out_size, None, bool(reverse),
+                 choose_threads(mode, batch, hidden, out_size))
+
+
+def dense_inference(plan: _Plan, x: Tensor, h0: Tensor, c0: Tensor | None, weight_ih: Tensor,
+                    weight_hh: Tensor, bias_ih: Tensor | None, bias_hh: Tensor | None,
+                    weight_hr: Tensor | None):
+    """:func:`recurrence` without lengths or autograd, for a caller that validated the
+    arguments once (``rnnkit.nn``'s inference fast path): no Python checks, no plan built.
+
+    Shapes as :func:`recurrence`; ``h0``, ``c0``, ``weight_hh`` and ``weight_hr`` must be
+    contiguous. Every tensor the kernel reads is still checked by the native boundary
+    (storage, shape, dtype, device, layout), which raises ``ValueError``/``TypeError``.
+    Returns ``(output (seq, batch, out), h_n (batch, out), c_n (batch, hidden) or None)``.
+    """
+    y, h_n, c_n, _ = _forward_all(plan, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh,
+                                  weight_hr, False)
     return y, h_n, c_n
 
 

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from rnnkit.nn import backend as backends
-from rnnkit.nn import checks, interop
+from rnnkit.nn import checks, inference, interop
 from rnnkit.nn.functional import GATE_COUNT, DirectionWeights, GateNorm, cell_step, input_gates
 from rnnkit.nn.recurrence import Regularisation, run_direction, zoneout_update
 from rnnkit.nn.sequence import pack_nonempty, repack_like, unpack
@@ -28,6 +28,8 @@ from rnnkit.nn.streaming import Streamer, native_step, stream_weight_names
 
 State = Tensor | tuple[Tensor, Tensor]
 StateObserver = Callable[[int, int, int, Tensor, "Tensor | None"], None]
+# The fast paths' caches (rnnkit.nn.streaming, rnnkit.nn.inference), dropped on any change.
+_CACHES = ("_stream_cache", "_forward_cache")
 _FUSED_OPS = {"RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu, "LSTM": torch.lstm,
               "GRU": torch.gru}
 
@@ -111,6 +113,7 @@ class RecurrentBase(nn.RNNBase):
         self._weight_names = frozenset(name for name, _ in self.named_parameters())
         self._stream_names = stream_weight_names(self.num_layers, self.bias, self.proj_size)
         self._stream_cache = None  # step()'s fast path: see rnnkit.nn.streaming
+        self._forward_cache = None  # forward()'s inference fast path: see rnnkit.nn.inference
         self.reset_parameters()
 
     # ----------------------------------------------------------------- parameters
@@ -253,6 +256,11 @@ class RecurrentBase(nn.RNNBase):
         self, input: Tensor | PackedSequence, hx: State | None = None, *, lengths=None
     ) -> tuple[Tensor | PackedSequence, State]:
         """Run the network over a sequence; see the class docstring for shapes."""
+        inferring = lengths is None and not torch.is_grad_enabled()
+        if inferring:
+            fast = inference.forward(self, input, hx)
+            if fast is not None:
+                return fast
         x, lengths, packed, batched = self._prepare_input(input, lengths)
         h0, c0 = self._prepare_state(hx, x.shape[1], batched)
         if x.shape[0] == 0:  # after the argument checks, as torch.nn's kernel raises it
@@ -263,6 +271,10 @@ class RecurrentBase(nn.RNNBase):
             output, h_n, c_n = self._run_fused(x, h0, c0, lengths)
         else:
             output, h_n, c_n = self._run_stack(x, h0, c0, lengths, self._direction_runner(path))
+        if inferring:  # after a successful run: the next such call can take the fast path
+            key = inference.route(self, input)
+            if key is not None:
+                inference.remember(self, key, path)
         return self._finish_forward(output, h_n, c_n, packed, batched)
 
     def _finish_forward(self, output: Tensor, h_n: Tensor, c_n: Tensor | None,
@@ -508,37 +520,45 @@ class RecurrentBase(nn.RNNBase):
         return self._finish_step(x, torch.stack(new_h),
                                  torch.stack(new_c) if c0 is not None else None, batched)
 
-    # Any change to the layer's attributes or parameters drops step()'s cached fast path.
-    # nn.Module's, not RNNBase's: there is no flat weight list to keep in step.
+    # Any change to the layer's attributes or parameters drops the cached fast paths of
+    # step() and forward(). nn.Module's, not RNNBase's: there is no flat weight list to keep.
     def __setattr__(self, name: str, value) -> None:
         nn.Module.__setattr__(self, name, value)
-        if name != "_stream_cache":
-            self.__dict__["_stream_cache"] = None
+        if name not in _CACHES:
+            self._drop_caches()
 
     def __delattr__(self, name: str) -> None:
         super().__delattr__(name)
-        self.__dict__["_stream_cache"] = None
+        self._drop_caches()
 
     def register_parameter(self, name: str, param) -> None:
         super().register_parameter(name, param)
-        self.__dict__["_stream_cache"] = None
+        self._drop_caches()
 
     def _apply(self, fn, recurse: bool = True):
         result = nn.Module._apply(self, fn, recurse)
-        self.__dict__["_stream_cache"] = None
+        self._drop_caches()
         return result
+
+    def _drop_caches(self) -> None:
+        for name in _CACHES:
+            self.__dict__[name] = None
 
     def __getstate__(self):
         # The streaming cache holds raw pointers; copies rebuild their own.
         state = dict(self.__dict__)
-        state["_stream_cache"] = None
+        state.update(dict.fromkeys(_CACHES))
         return state
 
     def __setstate__(self, state) -> None:
         nn.Module.__setstate__(self, state)
+        for name in _CACHES:  # layers pickled before a cache existed
+            self.__dict__.setdefault(name, None)
 
     def _replicate_for_data_parallel(self):
-        return nn.Module._replicate_for_data_parallel(self)
+        replica = nn.Module._replicate_for_data_parallel(self)
+        replica._drop_caches()  # the replica's parameters are its own
+        return replica
 
     def _finish_step(self, y: Tensor, h_n: Tensor, c_n: Tensor | None, batched: bool):
         if not batched:

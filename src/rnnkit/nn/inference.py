@@ -1,0 +1,167 @@
+"""The fast path of ``forward()`` for inference calls on the native engine.
+
+At batch 1 a whole-sequence call does tens of microseconds of arithmetic, and the general
+``forward()`` (argument checks, path choice, the engine's checks and plan, state
+allocation) cost as much again. An inference call (grad mode off, no ``lengths``, a
+batched CPU tensor) that the general path already routed to the native engine once for
+the same route (backend setting, dtype, batch, one step or many, torch's thread count)
+goes straight to :func:`rnnkit.engine.ops.dense_inference` with the decision and plans
+kept from then. The general path records the decision (:func:`remember`); anything this
+path does not serve returns ``None`` and the general path runs, producing every error
+message.
+
+Only decisions are cached, never values computed from the weights: the parameters are
+read from the layer at every call, so in-place updates (an optimizer step, ``.data``,
+``load_state_dict``, writes through NumPy) are always seen. The cache is dropped whenever
+an attribute or parameter of the layer is set, deleted or converted
+(``RecurrentBase.__setattr__``, ``__delattr__``, ``register_parameter``, ``_apply``),
+and if a parameter was swapped behind the layer's back (``param.data = ...`` with another
+shape or dtype) the native boundary refuses it and the call is re-run by the general path.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import torch
+from torch import Tensor
+
+from rnnkit.nn import backend as backends
+
+# Distinct routes a layer remembers before it starts over (one per batch size seen, mostly).
+MAX_ROUTES = 32
+_FLOATS = (torch.float32, torch.float64)
+
+
+class ForwardPlan:
+    """What an inference call on the native engine needs beyond the tensors."""
+
+    __slots__ = ("c_shape", "dtype", "getters", "h_shape", "lstm", "num_directions",
+                 "num_layers", "plans", "run", "spread", "zero_c", "zero_h")
+
+    def __init__(self, layer, engine_ops, dtype: torch.dtype, batch: int) -> None:
+        self.lstm = layer.mode == "LSTM"
+        self.dtype = dtype
+        self.num_layers, self.num_directions = layer.num_layers, layer.num_directions
+        stacked = self.num_layers * self.num_directions
+        self.h_shape = (stacked, batch, layer.state_size)
+        self.c_shape = (stacked, batch, layer.hidden_size)
+        self.run = engine_ops.dense_inference
+        self.plans = [engine_ops.inference_plan(layer.mode, layer.hidden_size, layer.state_size,
+                                                batch, bool(direction))
+                      for direction in range(self.num_directions)]
+        kinds = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if layer.bias else [])
+        kinds += ["weight_hr"] if layer.proj_size else []
+        self.getters = [operator.itemgetter(*(f"{kind}_l{layer_index}{suffix}" for kind in kinds))
+                        for layer_index in range(self.num_layers)
+                        for suffix in ("", "_reverse")[:self.num_directions]]
+        # (w_ih, w_hh, b_ih, b_hh, w_hr) from the weights present, in the engine's order.
+        if layer.bias:
+            self.spread = (lambda w: w) if layer.proj_size else (lambda w: (*w, None))
+        else:
+            self.spread = ((lambda w: (w[0], w[1], None, None, w[2])) if layer.proj_size
+                           else (lambda w: (w[0], w[1], None, None, None)))
+        # The kernels only read h0/c0: shared zero states for calls without hx.
+        zero_h = torch.zeros(self.h_shape, dtype=dtype)
+        self.zero_h = list(zero_h.unbind(0))
+        self.zero_c = list(torch.zeros(self.c_shape, dtype=dtype).unbind(0)) if self.lstm \
+            else [None] * stacked
+
+
+def route(layer, input: object) -> tuple | None:
+    """The cache key of an inference call, or ``None`` when this path cannot serve it.
+
+    Callers check grad mode and ``lengths`` first. Under ``torch.compile``/``export`` or a
+    ``torch.func`` transform the general path runs (it routes those to traceable ops).
+    """
+    if (type(input) is not Tensor or input.dim() != 3 or not input.is_cpu
+            or torch.compiler.is_compiling() or backends.functorch_active()):
+        return None
+    shape = input.shape
+    batch, steps = (shape[0], shape[1]) if layer.batch_first else (shape[1], shape[0])
+    return (layer.backend or backends.get_backend(), input.dtype, batch, steps == 1,
+            torch.get_num_threads())
+
+
+def remember(layer, key: tuple, path: str) -> None:
+    """Record the general path's decision for ``key``: a plan if it ran native, else False."""
+    cache = layer._forward_cache
+    if cache is None or len(cache) >= MAX_ROUTES:
+        cache = layer.__dict__["_forward_cache"] = {}
+    cache[key] = _plan_for(layer, key) if path == "native" else False
+
+
+def _plan_for(layer, key: tuple) -> ForwardPlan | bool:
+    dtype, batch = key[1], key[2]
+    engine = backends.native_engine()
+    engine_ops = getattr(engine, "ops", None)
+    if (dtype not in _FLOATS or batch == 0 or layer._state_observer is not None
+            or not hasattr(engine_ops, "dense_inference")
+            or (layer.training and layer.dropout and layer.num_layers > 1)):
+        return False
+    for name in layer._flat_weights_names:
+        weight = layer._parameters.get(name)
+        if (weight is None or not weight.is_cpu or weight.dtype != dtype
+                or not weight.is_contiguous()):
+            return False  # parametrized, elsewhere or another layout: the general path
+    return ForwardPlan(layer, engine_ops, dtype, batch)
+
+
+def _state_ok(state: object, shape: tuple[int, ...], dtype: torch.dtype) -> bool:
+    return (type(state) is Tensor and state.shape == shape and state.dtype == dtype
+            and state.is_cpu and state.is_contiguous())
+
+
+def forward(layer, input: Tensor, hx):
+    """``(output, state)`` of ``layer(input, hx)`` in inference, or ``None`` for the general
+    path (no decision recorded, or an argument it would reject or convert)."""
+    cache = layer._forward_cache
+    if cache is None:
+        return None
+    key = route(layer, input)
+    plan = None if key is None else cache.get(key)
+    if not plan or input.dtype != plan.dtype or input.shape[2] != layer.input_size:
+        return None
+    if hx is None:
+        h0, c0 = plan.zero_h, plan.zero_c
+    elif plan.lstm:
+        if not (type(hx) is tuple and len(hx) == 2 and _state_ok(hx[0], plan.h_shape, plan.dtype)
+                and _state_ok(hx[1], plan.c_shape, plan.dtype)):
+            return None
+        h0, c0 = hx
+    else:
+        if not _state_ok(hx, plan.h_shape, plan.dtype):
+            return None
+        h0, c0 = hx, plan.zero_c
+    try:
+        output, h_n, c_n = _run(layer, plan, input.transpose(0, 1) if layer.batch_first
+                                else input, h0, c0)
+    except (KeyError, RuntimeError, TypeError, ValueError):
+        # A parameter left the layer or changed shape/dtype in place: forget the decision,
+        # and let the general path run (or raise its own error).
+        layer.__dict__["_forward_cache"] = None
+        return None
+    if layer.batch_first:
+        output = output.transpose(0, 1)
+    return output, ((h_n, c_n) if plan.lstm else h_n)
+
+
+def _run(layer, plan: ForwardPlan, x: Tensor, h0, c0):
+    """Every layer and direction through the engine: ``(output, h_n, c_n or None)``."""
+    parameters = layer._parameters
+    run, plans, directions = plan.run, plan.plans, plan.num_directions
+    h_n, c_n, outputs = [], [], []
+    layer_input = x
+    for index, getter in enumerate(plan.getters):
+        w_ih, w_hh, b_ih, b_hh, w_hr = plan.spread(getter(parameters))
+        output, h, c = run(plans[index % directions], layer_input, h0[index], c0[index], w_ih,
+                           w_hh, b_ih, b_hh, w_hr)
+        h_n.append(h)
+        c_n.append(c)
+        outputs.append(output)
+        if len(outputs) == directions:  # the next layer reads both directions
+            layer_input = output if directions == 1 else torch.cat(outputs, dim=2)
+            outputs = []
+    if len(h_n) == 1:
+        return layer_input, h_n[0].unsqueeze(0), (c_n[0].unsqueeze(0) if plan.lstm else None)
+    return layer_input, torch.stack(h_n), (torch.stack(c_n) if plan.lstm else None)
