@@ -59,6 +59,28 @@ def test_fast_path_equals_torch_and_the_general_path(kind, options, with_state):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("with_state", [False, True])
+def test_unbatched_input_takes_the_fast_path(kind, with_state):
+    reference, layer = make_pair(kind, 3, 5, backend="native", num_layers=2, batch_first=True)
+    x = torch.randn(6, 3, dtype=torch.float64)  # (L, input_size): batch_first does not apply
+    hx = None
+    if with_state:
+        hx = tuple(torch.randn(2, 5, dtype=torch.float64) for _ in range(2))
+        hx = hx if kind == "LSTM" else hx[0]
+    with torch.no_grad():
+        want = reference(x, hx)
+        layer(x, hx)
+        assert len(fast_plans(layer)) == 1
+        got = layer(x, hx)
+        layer(x.unsqueeze(0))  # the batched route is a separate one
+        batched = layer(x.unsqueeze(0))
+    assert_same(got, want)
+    assert len(fast_plans(layer)) == 2
+    if hx is None:
+        torch.testing.assert_close(batched[0][0], want[0], **TIGHT)
+
+
 def _warm(layer, x):
     with torch.no_grad():
         layer(x)

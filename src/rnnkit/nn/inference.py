@@ -3,7 +3,7 @@
 At batch 1 a whole-sequence call does tens of microseconds of arithmetic, and the general
 ``forward()`` (argument checks, path choice, the engine's checks and plan, state
 allocation) cost as much again. An inference call (grad mode off, no ``lengths``, a
-batched CPU tensor) that the general path already routed to the native engine once for
+CPU tensor, batched or not) that the general path already routed to the native engine once for
 the same route (backend setting, dtype, batch, one step or many, torch's thread count)
 goes straight to :func:`rnnkit.engine.ops.dense_inference` with the decision and plans
 kept from then. The general path records the decision (:func:`remember`); anything this
@@ -39,13 +39,15 @@ class ForwardPlan:
     __slots__ = ("c_shape", "dtype", "getters", "h_shape", "lstm", "num_directions",
                  "num_layers", "plans", "run", "spread", "zero_c", "zero_h")
 
-    def __init__(self, layer, engine_ops, dtype: torch.dtype, batch: int) -> None:
+    def __init__(self, layer, engine_ops, dtype: torch.dtype, batch: int, batched: bool) -> None:
         self.lstm = layer.mode == "LSTM"
         self.dtype = dtype
         self.num_layers, self.num_directions = layer.num_layers, layer.num_directions
         stacked = self.num_layers * self.num_directions
-        self.h_shape = (stacked, batch, layer.state_size)
-        self.c_shape = (stacked, batch, layer.hidden_size)
+        # The shapes a caller's states must have (no batch axis for unbatched input).
+        rows = (batch,) if batched else ()
+        self.h_shape = (stacked, *rows, layer.state_size)
+        self.c_shape = (stacked, *rows, layer.hidden_size)
         self.run = engine_ops.dense_inference
         self.plans = [engine_ops.inference_plan(layer.mode, layer.hidden_size, layer.state_size,
                                                 batch, bool(direction))
@@ -62,25 +64,31 @@ class ForwardPlan:
             self.spread = ((lambda w: (w[0], w[1], None, None, w[2])) if layer.proj_size
                            else (lambda w: (w[0], w[1], None, None, None)))
         # The kernels only read h0/c0: shared zero states for calls without hx.
-        zero_h = torch.zeros(self.h_shape, dtype=dtype)
-        self.zero_h = list(zero_h.unbind(0))
-        self.zero_c = list(torch.zeros(self.c_shape, dtype=dtype).unbind(0)) if self.lstm \
-            else [None] * stacked
+        self.zero_h = list(torch.zeros(stacked, batch, layer.state_size, dtype=dtype).unbind(0))
+        self.zero_c = (list(torch.zeros(stacked, batch, layer.hidden_size, dtype=dtype).unbind(0))
+                       if self.lstm else [None] * stacked)
 
 
 def route(layer, input: object) -> tuple | None:
-    """The cache key of an inference call, or ``None`` when this path cannot serve it.
+    """The cache key of an inference call (batched 3-D or unbatched 2-D), or ``None`` when
+    this path cannot serve it.
 
     Callers check grad mode and ``lengths`` first. Under ``torch.compile``/``export`` or a
     ``torch.func`` transform the general path runs (it routes those to traceable ops).
     """
-    if (type(input) is not Tensor or input.dim() != 3 or not input.is_cpu
-            or torch.compiler.is_compiling() or backends.functorch_active()):
+    if (type(input) is not Tensor or not input.is_cpu or torch.compiler.is_compiling()
+            or backends.functorch_active()):
         return None
     shape = input.shape
-    batch, steps = (shape[0], shape[1]) if layer.batch_first else (shape[1], shape[0])
+    dims = len(shape)
+    if dims == 3:
+        batch, steps = (shape[0], shape[1]) if layer.batch_first else (shape[1], shape[0])
+    elif dims == 2:  # unbatched (L, input_size), whatever batch_first says
+        batch, steps = 1, shape[0]
+    else:
+        return None
     return (layer.backend or backends.get_backend(), input.dtype, batch, steps == 1,
-            torch.get_num_threads())
+            torch.get_num_threads(), dims == 3)
 
 
 def remember(layer, key: tuple, path: str) -> None:
@@ -92,7 +100,7 @@ def remember(layer, key: tuple, path: str) -> None:
 
 
 def _plan_for(layer, key: tuple) -> ForwardPlan | bool:
-    dtype, batch = key[1], key[2]
+    dtype, batch, batched = key[1], key[2], key[5]
     engine = backends.native_engine()
     engine_ops = getattr(engine, "ops", None)
     if (dtype not in _FLOATS or batch == 0 or layer._state_observer is not None
@@ -104,7 +112,7 @@ def _plan_for(layer, key: tuple) -> ForwardPlan | bool:
         if (weight is None or not weight.is_cpu or weight.dtype != dtype
                 or not weight.is_contiguous()):
             return False  # parametrized, elsewhere or another layout: the general path
-    return ForwardPlan(layer, engine_ops, dtype, batch)
+    return ForwardPlan(layer, engine_ops, dtype, batch, batched)
 
 
 def _state_ok(state: object, shape: tuple[int, ...], dtype: torch.dtype) -> bool:
@@ -120,7 +128,7 @@ def forward(layer, input: Tensor, hx):
         return None
     key = route(layer, input)
     plan = None if key is None else cache.get(key)
-    if not plan or input.dtype != plan.dtype or input.shape[2] != layer.input_size:
+    if not plan or input.dtype != plan.dtype or input.shape[-1] != layer.input_size:
         return None
     if hx is None:
         h0, c0 = plan.zero_h, plan.zero_c
@@ -133,15 +141,25 @@ def forward(layer, input: Tensor, hx):
         if not _state_ok(hx, plan.h_shape, plan.dtype):
             return None
         h0, c0 = hx, plan.zero_c
+    batched = key[5]
+    if batched:
+        x = input.transpose(0, 1) if layer.batch_first else input
+    else:
+        x = input.unsqueeze(1)
+        if hx is not None:
+            h0 = h0.unsqueeze(1)
+            c0 = c0.unsqueeze(1) if plan.lstm else c0
     try:
-        output, h_n, c_n = _run(layer, plan, input.transpose(0, 1) if layer.batch_first
-                                else input, h0, c0)
+        output, h_n, c_n = _run(layer, plan, x, h0, c0)
     except (KeyError, RuntimeError, TypeError, ValueError):
         # A parameter left the layer or changed shape/dtype in place: forget the decision,
         # and let the general path run (or raise its own error).
         layer.__dict__["_forward_cache"] = None
         return None
-    if layer.batch_first:
+    if not batched:
+        output, h_n = output.squeeze(1), h_n.squeeze(1)
+        c_n = c_n.squeeze(1) if plan.lstm else None
+    elif layer.batch_first:
         output = output.transpose(0, 1)
     return output, ((h_n, c_n) if plan.lstm else h_n)
 
