@@ -129,9 +129,10 @@ class Task:
     def fit_on_split(self, train: Any, valid: Any) -> None:
         """Fit what needs the final training part (e.g. scaling); default: nothing."""
 
-    def finish_training(self, checkpoints: list[Path]) -> None:
-        """After training, adjust the saved ``checkpoints`` (``last``, then ``best``) with what
-        is fitted once on a trained model (e.g. interval calibration); default: nothing."""
+    def finish_training(self, checkpoint: Path) -> None:
+        """After training, adjust the ``checkpoint`` the run will use (``best``, else ``last``)
+        with what is fitted once on a trained model (e.g. interval calibration); default:
+        nothing."""
 
     # ----------------------------------------------------------------------- the model
     def model_config(self) -> dict[str, Any]:

@@ -343,7 +343,7 @@ class ForecastingTask(Task):
         its point forecast alone, unless ``train.monitor`` is an interval score: drawing
         sample paths for every window was most of an autoregressive model's validation cost,
         and the default monitor (``valid_loss``) never depends on them. The conformal factor
-        and the interval scores of the checkpoints kept are fitted once, after training
+        and the interval scores of the checkpoint used are fitted once, after training
         (:meth:`finish_training`)."""
         series = as_list(examples)
         if examples is self._calibration_part:
@@ -381,32 +381,32 @@ class ForecastingTask(Task):
                                                    self.config.data.interval))
         return forecast
 
-    def finish_training(self, checkpoints: list[Path]) -> None:
-        """For each checkpoint kept (``last`` first, ``best`` last): fit the conformal factor on
-        its model's forecasts of every validation window, with ``data.samples`` paths as
-        everywhere else, and record it (artifacts) with the validation's interval scores
-        (the trainer's metrics) in that checkpoint."""
+    def finish_training(self, checkpoint: Path) -> None:
+        """Fit the conformal factor of the ``checkpoint`` the run uses on its model's forecasts
+        of every validation window, with ``data.samples`` paths as everywhere else, and
+        record it (artifacts) with the validation's interval scores (the trainer's metrics)
+        in that checkpoint. Once per training: on the store panel this fit costs as much CPU
+        as several epochs, so ``last``, kept to resume training, carries a factor only when
+        it is the checkpoint used."""
         if self._calibration_part is None or self.likelihood == "none":
             return
-        data = self.config.data
         series = as_list(self._calibration_part)
         windows, baselines = self._validation_windows()
-        for directory in checkpoints:
-            model = self.build_model()
-            saved = load_checkpoint(directory, model)
-            forecast = self.forecast(model, windows, calibrated=False)
-            metadata = saved.metadata
-            if data.calibration == "conformal":
-                factor = self._fit_conformal(forecast, windows.future)
-                fp.widen(forecast, factor)
-                metadata.setdefault("artifacts", {})["conformal_factor"] = factor
-            scored = self._scored(series, windows, forecast, baselines)[0]
-            recorded = metadata.get("trainer", {}).get("metrics")
-            if recorded:
-                recorded.update({f"valid_{name}": scored[name] for name in INTERVAL_METRICS
-                                 if name in scored})
-            save_checkpoint(directory, model, metadata, saved.trainer_state,
-                            keep_previous=directory.name == "last")
+        model = self.build_model()
+        saved = load_checkpoint(checkpoint, model)
+        forecast = self.forecast(model, windows, calibrated=False)
+        metadata = saved.metadata
+        if self.config.data.calibration == "conformal":
+            factor = self._fit_conformal(forecast, windows.future)
+            fp.widen(forecast, factor)
+            metadata.setdefault("artifacts", {})["conformal_factor"] = factor
+        scored = self._scored(series, windows, forecast, baselines)[0]
+        recorded = metadata.get("trainer", {}).get("metrics")
+        if recorded:
+            recorded.update({f"valid_{name}": scored[name] for name in INTERVAL_METRICS
+                             if name in scored})
+        save_checkpoint(checkpoint, model, metadata, saved.trainer_state,
+                        keep_previous=checkpoint.name == "last")
 
     def _baselines(self, windows: Windows) -> tuple[np.ndarray, np.ndarray]:
         """The seasonal-naive and Theta forecasts from each window's history."""

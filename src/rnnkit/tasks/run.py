@@ -212,8 +212,8 @@ def _train_locked(config: RunConfig, run_dir: Path, resume: bool,
         run_dir=run_dir, metadata=_metadata(task, model), callbacks=callbacks, notice=notice,
     )
     fit = trainer.fit(resume=resume)
-    if is_main_process():
-        task.finish_training([c for c in (fit.last_checkpoint, fit.best_checkpoint) if c])
+    if is_main_process() and (fit.best_checkpoint or fit.last_checkpoint):
+        task.finish_training(fit.best_checkpoint or fit.last_checkpoint)
     outcome = TrainOutcome(run_dir, fit, monitor, dict(fit.metrics),
                            checkpoint=fit.best_checkpoint or fit.last_checkpoint,
                            last_metrics=dict(fit.metrics))
