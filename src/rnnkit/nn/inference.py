@@ -3,12 +3,12 @@
 At batch 1 a whole-sequence call does tens of microseconds of arithmetic, and the general
 ``forward()`` (argument checks, path choice, the engine's checks and plan, state
 allocation) cost as much again. An inference call (grad mode off, no ``lengths``, a
-CPU tensor, batched or not) that the general path already routed to the native engine once for
-the same route (backend setting, dtype, batch, one step or many, torch's thread count)
-goes straight to :func:`rnnkit.engine.ops.dense_inference` with the decision and plans
-kept from then. The general path records the decision (:func:`remember`); anything this
-path does not serve returns ``None`` and the general path runs, producing every error
-message.
+CPU tensor, batched or not) that the general path already routed to the native engine once
+for the same route (backend setting, dtype, batch, one step or many, torch's thread count,
+batched or not) goes straight to :func:`rnnkit.engine.ops.dense_inference` with the
+decision and plans kept from then. The general path records the decision
+(:func:`remember`); anything this path does not serve returns ``None`` and the general path
+runs, producing every error message.
 
 Only decisions are cached, never values computed from the weights: the parameters are
 read from the layer at every call, so in-place updates (an optimizer step, ``.data``,
