@@ -220,8 +220,11 @@ def test_states_of_other_layouts_take_the_general_path():
     _warm(layer, x)
     h0 = torch.randn(1, 2, 4, dtype=torch.float64).transpose(0, 1)  # not contiguous
     c0 = torch.randn(2, 1, 4, dtype=torch.float64)
+    plan = fast_plans(layer)[0]
     with torch.no_grad():
         assert_same(layer(x, [h0, c0]), reference(x, (h0, c0)))  # a list, as torch allows
+        assert_same(layer(x, (h0, c0)), reference(x, (h0, c0)))
+    assert fast_plans(layer) == [plan], "declined calls must not rebuild the plan"
 
 
 def test_copies_and_pickles_start_without_the_cache():

@@ -92,8 +92,14 @@ def route(layer, input: object) -> tuple | None:
 
 
 def remember(layer, key: tuple, path: str) -> None:
-    """Record the general path's decision for ``key``: a plan if it ran native, else False."""
+    """Record the general path's decision for ``key``: a plan if it ran native, else False.
+
+    A route already recorded is kept: calls this path declines (a list ``hx``, a state in
+    another layout) run the general path every time and must not rebuild the plan each time.
+    """
     cache = layer._forward_cache
+    if cache is not None and key in cache:
+        return
     if cache is None or len(cache) >= MAX_ROUTES:
         cache = layer.__dict__["_forward_cache"] = {}
     cache[key] = _plan_for(layer, key) if path == "native" else False
