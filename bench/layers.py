@@ -4,7 +4,8 @@ For RNN, GRU and LSTM, inference (no_grad) and training (forward + backward), hi
 64..512, batches 1..128, seq 100: the ratio torch.nn time / rnnkit time from paired,
 interleaved repetitions in one process (median and min-max over repetitions), the engine's
 GFLOP/s and its share of a measured large-GEMM ceiling; then the per-step latency of
-streaming ``step()`` at batch 1 against calling torch.nn one step at a time.
+streaming ``step()`` at batch 1 against calling torch.nn one step at a time (the streaming
+paths, ``streamer()`` fp32 and int8 with ORT and 1/2 threads, are in bench/streaming.py).
 
     python bench/layers.py            # full grid, writes bench/results/layers.{json,md}
     python bench/layers.py --quick    # a smaller grid, writes bench/results/layers_quick.*

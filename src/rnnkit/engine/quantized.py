@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from types import ModuleType
 
 import torch
@@ -149,3 +150,72 @@ def recurrence(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, ih: PackedMa
         b_hn=None if b_hn is None else b_hn.contiguous(), lengths=lengths, y=y, h_n=h_n,
         c_n=c_n)
     return y, h_n, c_n
+
+
+class StaleSourcesError(RuntimeError):
+    """A float weight the packed int8 weights were made from changed after packing."""
+
+
+#: One layer's packed weights: ``(ih, hh, hr or None, bias (G*H,), b_hn (H,) or None)``,
+#: as :func:`recurrence` takes them.
+PackedLayer = tuple[PackedMatrix, PackedMatrix, "PackedMatrix | None", Tensor, "Tensor | None"]
+
+
+class Int8StreamStep:
+    """One time step of stacked unidirectional int8 layers, one native call (streaming).
+
+    - ``mode``: ``'RNN_TANH' | 'RNN_RELU' | 'LSTM' | 'GRU'``; ``layers``: per layer
+      :data:`PackedLayer` (as :func:`recurrence` takes them); ``sources``: the float tensors
+      they were packed from, whose data pointers and version counters are recorded now;
+      ``batch``: the batch the plan will serve (sets the thread count unless ``threads``).
+    - :meth:`run_into` ``(x (batch, input), h (layers, batch, out), c (layers, batch, hidden)
+      or None, h_n, c_n)`` writes the new states and returns ``y (batch, out)``, a new tensor.
+
+    A step equals the same step of :func:`recurrence` exactly (the same kernel on a length-1
+    sequence). If a source moved (replaced: its data pointer; changed in place through the
+    tensor itself, as an optimizer step does: its version counter), :meth:`run_into` raises
+    :class:`StaleSourcesError` instead of running stale weights; repack and build a new plan.
+    Not detectable: writes through ``tensor.data`` or another tensor sharing the storage
+    (they bump no counter of the source).
+    """
+
+    StaleWeights = StaleSourcesError
+
+    def __init__(self, mode: str, layers: list[PackedLayer], sources: list[Tensor],
+                 batch: int = 1, threads: int | None = None) -> None:
+        checks.check_mode(mode)
+        if not layers:
+            raise ValueError("layers: expected at least one layer, got none")
+        ih, hh, hr = layers[0][0], layers[0][1], layers[0][2]
+        self.mode, self.layers = mode, len(layers)
+        self.hidden, self.input_size = hh.rows // hh.gates, ih.inputs
+        self.out_size = hh.inputs
+        self.dtype = torch.float32
+        if threads is None:  # chosen for the batch served, as recurrence() chooses per call
+            threads = _threads(mode, batch, self.hidden, self.out_size)
+        packed = []
+        for ih, hh, hr, bias, b_hn in layers:
+            packed += [ih.weight, ih.scale, ih.rowsum, hh.weight, hh.scale, hh.rowsum,
+                       *((None,) * 3 if hr is None else (hr.weight, hr.scale, hr.rowsum)),
+                       bias.contiguous(), None if b_hn is None else b_hn.contiguous()]
+        expected = []
+        for tensor in sources:
+            expected += [tensor.data_ptr(), tensor._version]
+        self._run = native().stream
+        self._plan = (require_native().isa(), checks.MODE_IDS[mode], self.layers,
+                      self.input_size, self.hidden, self.out_size, int(threads), tuple(packed),
+                      tuple(sources), tuple(expected))
+        #: ``native(x, h, c, h_n, c_n)``: :meth:`run_into` without its Python frame, returning
+        #: ``False`` instead of raising when a source changed.
+        self.native = partial(self._run, self._plan)
+
+    def run_into(self, x: Tensor, h: Tensor, c: Tensor | None, h_n: Tensor,
+                 c_n: Tensor | None) -> Tensor:
+        """New states into ``h_n``/``c_n``; returns the last layer's output ``(batch, out)``.
+
+        Raises :class:`StaleSourcesError` if a source weight changed since packing."""
+        y = self._run(self._plan, x, h, c, h_n, c_n)
+        if y is False:
+            raise StaleSourcesError("Int8StreamStep: a float weight changed after packing; "
+                                    "repack and build a new plan")
+        return y

@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 from torch import Tensor
@@ -103,6 +104,9 @@ class StreamStep:
         # Everything the kernel needs besides the call's tensors, in one tuple.
         self._plan = (int(dtype == torch.float64), checks.MODE_IDS[mode], self.layers,
                       input_size, hidden, out_size, threads, self._weights, self.pointers)
+        #: ``native(x, h, c, h_n, c_n)``: :meth:`run_into` without its Python frame, returning
+        #: ``False`` instead of raising on stale weights (for callers counting nanoseconds).
+        self.native = partial(self._native_stream, self._plan)
 
     def _check_state(self, name: str, value: object, batch: int, size: int) -> None:
         checks.check_tensor(name, value, (self.layers, batch, size), self.dtype)

@@ -18,6 +18,7 @@ from torch.nn.utils.rnn import PackedSequence
 from rnnkit.nn import checks
 from rnnkit.nn.base import RecurrentBase
 from rnnkit.nn.functional import GATE_COUNT
+from rnnkit.nn.streaming import Streamer
 
 _CONFIG = ("mode", "input_size", "hidden_size", "num_layers", "bias", "batch_first",
            "bidirectional", "proj_size", "dropout")
@@ -93,6 +94,28 @@ class QuantizedRecurrent(nn.Module):
                             None if b_hn is None else b_hn.detach().contiguous()))
             self._packed, self._packed_key = packed, key
         return self._packed
+
+    def streamer(self, batch_size: int = 1) -> Streamer:
+        """A :class:`~rnnkit.nn.streaming.Streamer` running the int8 kernels: ``y_t =
+        streamer(x_t)`` with ``x_t (batch_size, input_size)`` float32, state kept inside, one
+        native call per step. Each step equals the same step of ``forward`` on the whole
+        sequence. Weights are repacked when a float parameter is replaced or changed in place
+        through itself (its version counter); writes through ``.data`` are not seen.
+        Unidirectional layers only."""
+        if self.bidirectional:
+            raise ValueError(f"{type(self._float).__name__} (int8).streamer() needs a "
+                             "unidirectional layer (expected bidirectional=False, got True); "
+                             "use forward() on whole sequences instead")
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+
+        def plan():
+            from rnnkit.engine import quantized as engine_int8
+
+            return engine_int8.Int8StreamStep(self.mode, self._weights(),
+                                              list(self._parameters.values()), batch_size)
+
+        return Streamer(self, batch_size, plan_factory=plan)
 
     def forward(self, input, hx=None, *, lengths=None):
         """As the float layer's ``forward``: ``(output, h_n)`` or ``(output, (h_n, c_n))``."""

@@ -138,14 +138,19 @@ class Streamer:
     stream between streamers), ``reset(rows)`` zeroes chosen rows. Weights are read in
     place, so updating them (an optimizer step) is seen; replacing one (``.to()``, ``.data =``)
     rebuilds the plan on the next call.
+
+    ``plan_factory`` (no arguments, returns a plan with ``native``, ``mode``,
+    ``layers``, ``hidden``, ``out_size`` and ``dtype``) replaces the float plan: int8 layers
+    (``rnnkit.nn.QuantizedRecurrent.streamer``) pass theirs.
     """
 
-    __slots__ = ("_batch", "_c", "_c_next", "_h", "_h_next", "_layer", "_plan", "_run")
+    __slots__ = ("_batch", "_c", "_c_next", "_factory", "_h", "_h_next", "_layer", "_plan",
+                 "_run")
 
-    def __init__(self, layer, batch_size: int) -> None:
+    def __init__(self, layer, batch_size: int, plan_factory=None) -> None:
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
-        self._layer, self._batch = layer, batch_size
+        self._layer, self._batch, self._factory = layer, batch_size, plan_factory
         self._build()
         dtype, plan = self._plan.dtype, self._plan
         self._h = torch.zeros(plan.layers, batch_size, plan.out_size, dtype=dtype)
@@ -155,6 +160,10 @@ class Streamer:
         self._c_next = torch.empty_like(self._c) if lstm else None
 
     def _build(self) -> None:
+        if self._factory is not None:
+            self._plan = self._factory()
+            self._run = self._plan.native
+            return
         layer = self._layer
         name = type(layer).__name__
         if _layer_blocks_fast_path(layer):
@@ -169,13 +178,14 @@ class Streamer:
         if plan is None:
             raise ValueError(f"{name}.streamer() needs contiguous CPU float32/float64 weights "
                              "held as the layer's parameters; use step() instead")
-        self._plan, self._run = plan, plan.run_into
+        self._plan, self._run = plan, plan.native
 
     def __call__(self, x: Tensor) -> Tensor:
-        try:
-            y = self._run(x, self._h, self._c, self._h_next, self._c_next)
-        except self._plan.StaleWeights:
-            self._build()  # a weight's storage was replaced: read the new one
+        # The plan's native function directly (no run_into frame): False means a weight's
+        # storage or, for int8, version moved; rebuild and retry.
+        y = self._run(x, self._h, self._c, self._h_next, self._c_next)
+        if y is False:
+            self._build()
             return self(x)
         self._h, self._h_next = self._h_next, self._h
         self._c, self._c_next = self._c_next, self._c

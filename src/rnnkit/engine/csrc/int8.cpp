@@ -9,6 +9,7 @@
 
 #include <ATen/core/Tensor.h>
 #include <ATen/core/grad_mode.h>
+#include <ATen/EmptyTensor.h>
 #include <c10/core/DispatchKeySet.h>
 #include <torch/csrc/autograd/python_variable.h>
 
@@ -339,6 +340,163 @@ PyObject* py_layer(PyObject*, PyObject* args, PyObject* kwargs) {
     Py_RETURN_NONE;
 }
 
+// stream(plan, x, h, c, h_n, c_n): stacked unidirectional int8 layers advanced by one step
+// (streaming inference) in one call, so a step costs one Python call. plan = (isa, mode,
+// layers, input_size, hidden, out_size, threads, packed, sources, expected): `packed` holds 11
+// entries per layer (w_ih, s_ih, r_ih, w_hh, s_hh, r_hh, w_hr, s_hr, r_hr, bias, b_hn; the hr
+// ones and b_hn may be None), `sources` the float tensors the packed weights were made from and
+// `expected` their (data pointer, version counter) pairs at packing time, flattened. Returns
+// False, computing nothing, when any source's pointer or version moved (the caller repacks);
+// otherwise writes the new states into h_n, c_n ((layers, batch, out), (layers, batch,
+// hidden), apart from h and c) and returns a new tensor (batch, out): the last layer's
+// output. The kernel repeats layer()'s arithmetic, so a streamed step equals the same step
+// of layer() exactly. Every tensor is checked on every call.
+PyObject* py_stream(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+    if (nargs != 6 || !PyTuple_Check(args[0]) || PyTuple_GET_SIZE(args[0]) != 10) {
+        PyErr_SetString(PyExc_TypeError, "rnnkit.engine.int8: stream: expected (plan, x, h, c, "
+                                         "h_n, c_n) with a 10-item plan");
+        return nullptr;
+    }
+    PyObject* plan = args[0];
+    const char* isa = PyUnicode_AsUTF8(PyTuple_GET_ITEM(plan, 0));
+    if (isa == nullptr) return nullptr;
+    const rnnkit::Int8Table* table = table_for(isa);
+    if (!table) return nullptr;
+    long v[6];
+    for (int i = 0; i < 6; i++) {
+        v[i] = PyLong_AsLong(PyTuple_GET_ITEM(plan, i + 1));
+        if (v[i] == -1 && PyErr_Occurred()) return nullptr;
+    }
+    const int mode = (int)v[0];
+    const int64_t layers = v[1], I = v[2], H = v[3], Hout = v[4];
+    const int threads = (int)v[5];
+    if (mode < rnnkit::MODE_RNN_TANH || mode > rnnkit::MODE_GRU || !threads_arg(threads)) {
+        if (!PyErr_Occurred()) error(PyExc_ValueError, "mode: expected 0-3, got " +
+                                                           std::to_string(mode));
+        return nullptr;
+    }
+    const bool lstm = mode == rnnkit::MODE_LSTM, gru = mode == rnnkit::MODE_GRU;
+    const int64_t G = lstm ? 4 : gru ? 3 : 1;
+    if (layers < 1 || I < 1 || H < 1 || Hout < 1 || I > kMaxInputs || H > kMaxInputs ||
+        Hout > kMaxInputs || Hout > H || (Hout < H && !lstm)) {
+        error(PyExc_ValueError, "stream: inconsistent plan sizes");
+        return nullptr;
+    }
+    PyObject* packed = PyTuple_GET_ITEM(plan, 7);
+    PyObject* sources = PyTuple_GET_ITEM(plan, 8);
+    PyObject* expected = PyTuple_GET_ITEM(plan, 9);
+    if (!PyTuple_Check(packed) || PyTuple_GET_SIZE(packed) != 11 * layers ||
+        !PyTuple_Check(sources) || !PyTuple_Check(expected) ||
+        PyTuple_GET_SIZE(expected) != 2 * PyTuple_GET_SIZE(sources)) {
+        error(PyExc_ValueError, "stream: expected 11 packed entries per layer and a (pointer, "
+                                "version) pair per source tensor");
+        return nullptr;
+    }
+    // A float weight changed since packing: in place (the version counter moves) or replaced
+    // (the data pointer moves). Changes through .data bump no counter and are not seen.
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(sources); i++) {
+        PyObject* obj = PyTuple_GET_ITEM(sources, i);
+        if (!THPVariable_Check(obj)) {
+            error(PyExc_TypeError, "stream: sources: expected tensors");
+            return nullptr;
+        }
+        const at::Tensor& t = THPVariable_Unpack(obj);
+        const unsigned long long ptr = PyLong_AsUnsignedLongLongMask(PyTuple_GET_ITEM(expected, 2 * i));
+        const long long version = PyLong_AsLongLong(PyTuple_GET_ITEM(expected, 2 * i + 1));
+        if (PyErr_Occurred()) return nullptr;
+        if (!t.defined() || (unsigned long long)(uintptr_t)t.data_ptr() != ptr ||
+            (long long)t.unsafeGetTensorImpl()->version_counter().current_version() != version)
+            Py_RETURN_FALSE;
+    }
+    bool ok;
+    // The batch comes from the state, so a wrong x is what the error names.
+    if (!THPVariable_Check(args[2]) || THPVariable_Unpack(args[2]).dim() != 3) {
+        error(PyExc_ValueError, "h: expected a tensor (layers, batch, out)");
+        return nullptr;
+    }
+    const int64_t B = THPVariable_Unpack(args[2]).size(1);
+    if (B < 1 || B > INT32_MAX / (G * round_up(H, 16))) {
+        error(PyExc_ValueError, "h: expected 1 or more rows, got " + std::to_string(B));
+        return nullptr;
+    }
+    const at::Tensor* xt = tensor_arg(args[1], "x", at::kFloat, {B, I}, false, &ok);
+    if (!ok || !no_grad(xt)) return nullptr;
+    const at::Tensor* ht = tensor_arg(args[2], "h", at::kFloat, {layers, B, Hout}, false, &ok);
+    if (!ok) return nullptr;
+    const at::Tensor* ct = tensor_arg(args[3], "c", at::kFloat, {layers, B, H}, !lstm, &ok);
+    if (!ok) return nullptr;
+    const at::Tensor* hnt = tensor_arg(args[4], "h_n", at::kFloat, {layers, B, Hout}, false, &ok);
+    if (!ok) return nullptr;
+    const at::Tensor* cnt = tensor_arg(args[5], "c_n", at::kFloat, {layers, B, H}, !lstm, &ok);
+    if (!ok) return nullptr;
+    if (lstm != (ct != nullptr) || lstm != (cnt != nullptr)) {
+        error(PyExc_ValueError, "c, c_n: expected tensors for LSTM and None otherwise");
+        return nullptr;
+    }
+    // Threads read every row of the old state while others write the new one.
+    auto overlap = [](const at::Tensor* a, const at::Tensor* b) {
+        const char *a0 = (const char*)a->data_ptr(), *b0 = (const char*)b->data_ptr();
+        return a0 < b0 + b->nbytes() && b0 < a0 + a->nbytes();
+    };
+    if (overlap(ht, hnt) || (lstm && overlap(ct, cnt))) {
+        error(PyExc_ValueError, "h_n, c_n: expected memory apart from h, c");
+        return nullptr;
+    }
+    constexpr int64_t kMaxLayers = 64;
+    if (layers > kMaxLayers) {
+        error(PyExc_ValueError, "stream: expected at most 64 layers, got " +
+                                    std::to_string(layers));
+        return nullptr;
+    }
+    rnnkit::Int8StreamLayer per_layer[kMaxLayers];
+    for (int64_t l = 0; l < layers; l++) {
+        PyObject* const* p = PySequence_Fast_ITEMS(packed) + 11 * l;
+        const int64_t in = l == 0 ? I : Hout;
+        const bool proj = p[6] != Py_None;
+        if ((proj && !lstm) || proj != (Hout < H)) {
+            error(PyExc_ValueError, "stream: w_hr: expected for (and only for) an LSTM with "
+                                    "out size < hidden");
+            return nullptr;
+        }
+        rnnkit::Int8StreamLayer& s = per_layer[l];
+        s = {};
+        if (!matrix_arg(p[0], p[1], p[2], "ih", G, G * H, in, &s.ih) ||
+            !matrix_arg(p[3], p[4], p[5], "hh", G, G * H, Hout, &s.hh) ||
+            (proj && !matrix_arg(p[6], p[7], p[8], "hr", 1, Hout, H, &s.hr)))
+            return nullptr;
+        const at::Tensor* bias = tensor_arg(p[9], "bias", at::kFloat, {G * H}, false, &ok);
+        if (!ok) return nullptr;
+        const at::Tensor* bhn = tensor_arg(p[10], "b_hn", at::kFloat, {H}, !gru, &ok);
+        if (!ok) return nullptr;
+        if (gru != (bhn != nullptr)) {
+            error(PyExc_ValueError, "b_hn: expected for GRU only");
+            return nullptr;
+        }
+        s.bias = bias->data_ptr<float>();
+        s.bhn = bhn ? bhn->data_ptr<float>() : nullptr;
+    }
+    rnnkit::Int8StreamArgs a = {};
+    a.mode = mode;
+    a.layers = (int)layers;
+    a.B = (int)B;
+    a.I = (int)I;
+    a.H = (int)H;
+    a.Hout = (int)Hout;
+    a.threads = threads;
+    a.layer = per_layer;
+    a.x = xt->data_ptr<float>();
+    a.h = ht->data_ptr<float>();
+    a.c = lstm ? ct->data_ptr<float>() : nullptr;
+    a.hn = hnt->data_ptr<float>();
+    a.cn = lstm ? cnt->data_ptr<float>() : nullptr;
+    const int64_t y_sizes[2] = {B, Hout};
+    at::Tensor y = at::detail::empty_cpu(c10::IntArrayRef(y_sizes, 2), at::kFloat);
+    // A step is microseconds: releasing the GIL would cost more than it frees.
+    table->stream(a);
+    std::memcpy(y.data_ptr<float>(), a.hn + (layers - 1) * B * Hout, sizeof(float) * B * Hout);
+    return THPVariable_Wrap(std::move(y));
+}
+
 PyMethodDef int8_methods[] = {
     {"kernel", py_kernel, METH_VARARGS,
      "Name of the int8 kernels ('vnni', 'avx2', 'generic') run for an engine ISA name."},
@@ -346,6 +504,8 @@ PyMethodDef int8_methods[] = {
      "y = dequantised(packed w . quantised x) + bias over checked tensors (internal)."},
     {"layer", (PyCFunction)(void (*)(void))py_layer, METH_VARARGS | METH_KEYWORDS,
      "One int8 recurrent layer-direction over a sequence, checked tensors (internal)."},
+    {"stream", (PyCFunction)(void (*)(void))py_stream, METH_FASTCALL,
+     "Stacked int8 layers advanced one step (streaming), checked tensors (internal)."},
     {nullptr, nullptr, 0, nullptr},
 };
 

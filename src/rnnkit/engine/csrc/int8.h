@@ -51,10 +51,29 @@ struct Int8LinearArgs {
     float* y;
 };
 
+// Stacked unidirectional layers advanced by one time step (streaming inference): the same
+// arithmetic as Int8LayerArgs on a length-1 sequence, every layer in one parallel run, no
+// allocation but the engine's per-thread scratch.
+struct Int8StreamLayer {
+    Int8Matrix ih, hh, hr;  // as Int8LayerArgs; hr.w == nullptr without projection
+    const float* bias;      // (G*H)
+    const float* bhn;       // (H), GRU only
+};
+struct Int8StreamArgs {
+    int mode, layers, B, I, H, Hout, threads;
+    const Int8StreamLayer* layer;  // (layers)
+    const float* x;  // (B, I): input of layer 0; layer l > 0 reads layer l-1's new h
+    const float* h;  // (layers, B, Hout)
+    const float* c;  // (layers, B, H), LSTM only
+    float* hn;       // (layers, B, Hout); must not overlap h
+    float* cn;       // (layers, B, H), LSTM only; must not overlap c
+};
+
 struct Int8Table {
     const char* name;
     void (*layer)(const Int8LayerArgs&);
     void (*linear)(const Int8LinearArgs&);
+    void (*stream)(const Int8StreamArgs&);
 };
 
 // 64-byte aligned scratch, freed on scope exit. Allocation lives in int8.cpp so the ISA

@@ -498,4 +498,131 @@ static void layer(const Int8LayerArgs& a) {
     if (a.cn) memcpy(a.cn, c.data, f * B * a.H);
 }
 
-static const Int8Table table = {RNNKIT_INT8_NAME, &layer, &linear};
+// ------------------------------------------------------------------ streaming step
+// Every layer of one time step in one parallel run. Each thread owns a slice of 16-unit blocks
+// (all gates of its units) and quantises the layer input and state rows privately, so a
+// layer needs one barrier (two with a projection). The float operations are those of
+// projection_share and recurrence_share in the same order, so a step equals layer()'s.
+struct StreamShared {
+    const Int8StreamArgs* a;
+    int32_t* acc;   // (B, G*Hp) recurrent products, each thread owning its columns
+    int32_t* xacc;  // (B, G*Hp) input products, likewise
+    int32_t* racc;  // (B, Houtp) projection products
+    float* m;       // (B, H) LSTM-with-projection o * tanh(c)
+    char* priv;     // threads x priv_bytes
+    long priv_bytes;
+};
+
+static void stream_share(void* ctx, int tid, int nt) {
+    const StreamShared& sh = *(const StreamShared*)ctx;
+    const Int8StreamArgs& a = *sh.a;
+    const int G = gate_count(a.mode), H = a.H, B = a.B, Hout = a.Hout;
+    char* mine = sh.priv + (long)tid * sh.priv_bytes;
+    QRow* rows = (QRow*)mine;              // 3B: input, state, projection rows
+    float* pre = (float*)(rows + 3 * B);   // G * Hp
+    float* xg = pre + G * (long)a.layer[0].hh.Rp / G;  // G * Hp, laid out as pre
+    uint8_t* q = (uint8_t*)(xg + G * (long)a.layer[0].hh.Rp / G);  // B x max Kp
+    const float* x = a.x;
+    for (int l = 0; l < a.layers; l++) {
+        const Int8StreamLayer& L = a.layer[l];
+        const int Hp = L.hh.Rp / G, GHp = G * Hp, nb = Hp / kRows;
+        const bool proj = L.hr.w != nullptr;
+        int u0, u1;
+        split(nb, tid, nt, &u0, &u1);
+        const int j0 = u0 * kRows, j1 = u1 * kRows < H ? u1 * kRows : H, n = j1 - j0;
+        const float* cur = a.h + (long)l * B * Hout;
+        float* next = a.hn + (long)l * B * Hout;
+        if (n > 0) {
+            for (int b = 0; b < B; b++)
+                rows[b] = quantize_row(x + (long)b * L.ih.K, L.ih.K, L.ih.Kp, q + (long)b * L.ih.Kp);
+            for (int g = 0; g < G; g++)
+                dot_blocks(L.ih.w, L.ih.Kp / 4, g * nb + u0, g * nb + u1, q, L.ih.Kp, B, sh.xacc,
+                           GHp);
+            for (int b = 0; b < B; b++)
+                rows[B + b] = quantize_row(cur + (long)b * Hout, Hout, L.hh.Kp,
+                                           q + (long)b * L.hh.Kp);
+            for (int g = 0; g < G; g++)
+                dot_blocks(L.hh.w, L.hh.Kp / 4, g * nb + u0, g * nb + u1, q, L.hh.Kp, B, sh.acc,
+                           GHp);
+        }
+        for (int b = 0; b < B && n > 0; b++) {
+            const QRow qx = rows[b];
+            const int32_t* xb = sh.xacc + (long)b * GHp;
+            for (int g = 0; g < G; g++)
+                for (int j = j0; j < j1; j++) {
+                    const int row = g * Hp + j;
+                    const float v = (float)(xb[row] - qx.zero * L.ih.rowsum[row]) *
+                                    (qx.scale * L.ih.scale[row]);
+                    xg[g * n + j - j0] = v + L.bias[g * H + j];
+                }
+            const int32_t* ab = sh.acc + (long)b * GHp + j0;
+            const float* hb = cur + (long)b * Hout + j0;
+            float* out = (proj ? sh.m + (long)b * H : next + (long)b * Hout) + j0;
+            for (int g = 0; g < G; g++)
+                dequantize(ab + g * Hp, L.hh.rowsum + g * Hp + j0, L.hh.scale + g * Hp + j0,
+                           rows[B + b], (a.mode == MODE_GRU && g == 2) ? nullptr : xg + g * n,
+                           pre + g * n, n);
+            if (a.mode == MODE_LSTM) {
+                float* c = a.cn + (long)l * B * H + (long)b * H + j0;
+                memcpy(c, a.c + (long)l * B * H + (long)b * H + j0, sizeof(float) * n);
+                lstm_gates(pre, n, c, out);
+            } else if (a.mode == MODE_GRU) {
+                gru_gates(pre, xg + 2 * n, L.bhn + j0, hb, n, out);
+            } else {
+                rnn_gates(pre, a.mode == MODE_RNN_RELU, n, out);
+            }
+        }
+        if (proj) {
+            parallel_barrier();  // every unit of m is written
+            int v0, v1;
+            split(L.hr.Rp / kRows, tid, nt, &v0, &v1);
+            const int i0 = v0 * kRows, i1 = v1 * kRows < Hout ? v1 * kRows : Hout;
+            if (v0 < v1) {
+                for (int b = 0; b < B; b++)
+                    rows[2 * B + b] = quantize_row(sh.m + (long)b * H, H, L.hr.Kp,
+                                                   q + (long)b * L.hr.Kp);
+                dot_blocks(L.hr.w, L.hr.Kp / 4, v0, v1, q, L.hr.Kp, B, sh.racc, L.hr.Rp);
+                for (int b = 0; b < B; b++) {
+                    const int32_t* ab = sh.racc + (long)b * L.hr.Rp;
+                    const QRow mr = rows[2 * B + b];
+                    for (int i = i0; i < i1; i++)
+                        next[(long)b * Hout + i] =
+                            (float)(ab[i] - mr.zero * L.hr.rowsum[i]) * (mr.scale * L.hr.scale[i]);
+                }
+            }
+        }
+        if (nt > 1) parallel_barrier();  // the next layer reads all of this layer's new state
+        x = next;
+    }
+}
+
+static void stream(const Int8StreamArgs& a) {
+    const int G = gate_count(a.mode), B = a.B;
+    long Hp = 0, Houtp = 0, Kp = 0;
+    for (int l = 0; l < a.layers; l++) {
+        const Int8StreamLayer& L = a.layer[l];
+        Hp = L.hh.Rp / G > Hp ? L.hh.Rp / G : Hp;
+        Houtp = L.hr.w && L.hr.Rp > Houtp ? L.hr.Rp : Houtp;
+        const long k = L.ih.Kp > L.hh.Kp ? L.ih.Kp : L.hh.Kp;
+        Kp = k > Kp ? k : Kp;
+        Kp = L.hr.w && L.hr.Kp > Kp ? L.hr.Kp : Kp;
+    }
+    // Every layer has the same Hp (one hidden size), which stream_share relies on.
+    const long acc = 4L * B * G * Hp, racc = 4L * B * Houtp, m = 4L * B * a.H;
+    const long priv = (long)sizeof(QRow) * 3 * B + 4L * 2 * G * Hp + B * Kp;
+    const long priv_bytes = (priv + 63) / 64 * 64;
+    char* work = (char*)thread_scratch((size_t)(2 * acc + racc + m + 64 * 4 +
+                                                a.threads * priv_bytes));
+    auto align = [](char* p) { return (char*)(((uintptr_t)p + 63) & ~(uintptr_t)63); };
+    StreamShared sh;
+    sh.a = &a;
+    sh.acc = (int32_t*)work;
+    sh.xacc = (int32_t*)align(work + acc);
+    sh.racc = (int32_t*)align((char*)sh.xacc + acc);
+    sh.m = (float*)align((char*)sh.racc + racc);
+    sh.priv = align((char*)sh.m + m);
+    sh.priv_bytes = priv_bytes;
+    parallel_run(a.threads, &stream_share, &sh);
+}
+
+static const Int8Table table = {RNNKIT_INT8_NAME, &layer, &linear, &stream};

@@ -1,0 +1,107 @@
+"""engine.quantized.Int8StreamStep: one native call advances stacked int8 layers one step,
+equal to engine.quantized.recurrence step by step at any thread count, and refuses stale or
+unsafe arguments."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rnnkit import engine
+
+pytestmark = pytest.mark.skipif(not engine.available(), reason="native engine not compiled")
+
+GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+
+
+def make_layers(mode, input_size, hidden, layers, proj=0):
+    """``(packed layers, float sources)`` with random weights, as recurrence() takes them."""
+    from rnnkit.engine import quantized
+    from rnnkit.engine.ops import _gate_bias
+
+    gates = GATES[mode]
+    out = proj or hidden
+    packed, sources = [], []
+    for layer in range(layers):
+        w_ih = torch.randn(gates * hidden, input_size if layer == 0 else out) * 0.3
+        w_hh = torch.randn(gates * hidden, out) * 0.3
+        b_ih, b_hh = torch.randn(gates * hidden) * 0.1, torch.randn(gates * hidden) * 0.1
+        w_hr = torch.randn(proj, hidden) * 0.3 if proj else None
+        bias, b_hn = _gate_bias(mode, w_ih, b_ih, b_hh, gates * hidden, hidden)
+        packed.append((quantized.pack(w_ih, gates), quantized.pack(w_hh, gates),
+                       None if w_hr is None else quantized.pack(w_hr), bias.contiguous(),
+                       None if b_hn is None else b_hn.contiguous()))
+        sources += [t for t in (w_ih, w_hh, b_ih, b_hh, w_hr) if t is not None]
+    return packed, sources
+
+
+def whole_sequence(mode, x, packed, hidden, out):
+    """Outputs ``(seq, batch, out)`` and final states of recurrence() layer after layer."""
+    from rnnkit.engine import quantized
+
+    batch = x.shape[1]
+    h_n, c_n = [], []
+    for ih, hh, hr, bias, b_hn in packed:
+        c0 = torch.zeros(batch, hidden) if mode == "LSTM" else None
+        x, h, c = quantized.recurrence(mode, x, torch.zeros(batch, out), c0, ih, hh, hr, bias,
+                                       b_hn)
+        h_n.append(h)
+        c_n.append(c)
+    return x, torch.stack(h_n), (torch.stack(c_n) if mode == "LSTM" else None)
+
+
+@pytest.mark.parametrize(("mode", "proj"), [("LSTM", 0), ("LSTM", 20), ("GRU", 0),
+                                            ("RNN_TANH", 0), ("RNN_RELU", 0)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_steps_equal_the_whole_sequence(mode, proj, threads):
+    from rnnkit.engine import quantized
+
+    torch.manual_seed(1)
+    hidden, out, layers, batch = 40, proj or 40, 2, 3
+    packed, sources = make_layers(mode, 7, hidden, layers, proj)
+    plan = quantized.Int8StreamStep(mode, packed, sources, threads=threads)
+    x = torch.randn(6, batch, 7)
+    want, want_h, want_c = whole_sequence(mode, x, packed, hidden, out)
+    h = torch.zeros(layers, batch, out)
+    c = torch.zeros(layers, batch, hidden) if mode == "LSTM" else None
+    got = []
+    for x_t in x:
+        h_n = torch.empty_like(h)
+        c_n = None if c is None else torch.empty_like(c)
+        got.append(plan.run_into(x_t, h, c, h_n, c_n))
+        h, c = h_n, c_n
+    assert torch.equal(torch.stack(got), want)
+    assert torch.equal(h, want_h)
+    assert c is None or torch.equal(c, want_c)
+
+
+def test_changed_sources_are_refused_until_rebuilt():
+    from rnnkit.engine import quantized
+
+    packed, sources = make_layers("GRU", 5, 16, 1)
+    plan = quantized.Int8StreamStep("GRU", packed, sources)
+    x, h = torch.randn(1, 5), torch.zeros(1, 1, 16)
+    plan.run_into(x, h, None, torch.empty_like(h), None)
+    sources[1].add_(0.0)  # in place: the version counter moves even when values do not
+    with pytest.raises(quantized.StaleSourcesError):
+        plan.run_into(x, h, None, torch.empty_like(h), None)
+    plan = quantized.Int8StreamStep("GRU", packed, sources)
+    plan.run_into(x, h, None, torch.empty_like(h), None)
+
+
+def test_unsafe_arguments_are_refused():
+    from rnnkit.engine import quantized
+
+    packed, sources = make_layers("LSTM", 5, 16, 2)
+    plan = quantized.Int8StreamStep("LSTM", packed, sources)
+    x, h, c = torch.randn(2, 5), torch.zeros(2, 2, 16), torch.zeros(2, 2, 16)
+    with pytest.raises(ValueError, match="h_n, c_n: expected memory apart"):
+        plan.run_into(x, h, c, h, torch.empty_like(c))
+    with pytest.raises(ValueError, match="x: expected shape"):
+        plan.run_into(torch.randn(3, 5), h, c, torch.empty_like(h), torch.empty_like(c))
+    with pytest.raises(ValueError, match="c: expected"):
+        plan.run_into(x, h, torch.zeros(2, 2, 8), torch.empty_like(h), torch.empty_like(c))
+    with pytest.raises(TypeError, match="c: expected a tensor, got None"):
+        plan.run_into(x, h, None, torch.empty_like(h), None)
+    with pytest.raises(TypeError, match="x: expected dtype"):
+        plan.run_into(x.double(), h, c, torch.empty_like(h), torch.empty_like(c))

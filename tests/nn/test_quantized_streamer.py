@@ -1,0 +1,109 @@
+"""QuantizedRecurrent.streamer(): int8 streaming equals the int8 layer's whole-sequence forward
+step by step, keeps an ordinary state, and repacks when a float weight changes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import rnnkit.nn as rnn
+from rnnkit import engine
+
+pytestmark = pytest.mark.skipif(not engine.available(), reason="native engine not compiled")
+
+LAYERS = [
+    ("LSTM", {}), ("LSTM", {"proj_size": 5}), ("GRU", {}), ("RNN", {}),
+    ("RNN", {"nonlinearity": "relu"}),
+]
+
+
+def make_int8(kind, **options):
+    torch.manual_seed(0)
+    return rnn.quantize_int8(getattr(rnn, kind)(12, 24, **options).eval())
+
+
+def stream(streamer, x):
+    """Outputs ``(seq, batch, out)`` of feeding ``x (seq, batch, input)`` step by step."""
+    return torch.stack([streamer(x_t) for x_t in x])
+
+
+@pytest.mark.parametrize(("kind", "options"), LAYERS)
+@pytest.mark.parametrize("num_layers", [1, 3])
+def test_streamed_steps_equal_the_whole_sequence(kind, options, num_layers):
+    int8 = make_int8(kind, num_layers=num_layers, **options)
+    x = torch.randn(11, 3, 12)
+    streamer = int8.streamer(3)
+    with torch.no_grad():
+        want, want_state = int8(x)
+    got = stream(streamer, x)
+    # Same kernels on length-1 sequences, integer sums exact: equal, not merely close.
+    assert torch.equal(got, want)
+    if kind == "LSTM":
+        assert all(torch.equal(a, b) for a, b in zip(streamer.state, want_state, strict=True))
+    else:
+        assert torch.equal(streamer.state, want_state)
+    assert not got.requires_grad
+
+
+def test_state_is_an_ordinary_tensor_that_can_be_moved_and_reset():
+    int8 = make_int8("LSTM", num_layers=2)
+    x = torch.randn(6, 2, 12)
+    first = int8.streamer(2)
+    head = stream(first, x[:3])
+    saved = first.state
+    second = int8.streamer(2)
+    second.state = saved
+    tail = stream(second, x[3:])
+    with torch.no_grad():
+        want, _ = int8(x)
+    assert torch.equal(torch.cat([head, tail]), want)
+    # Keeping the returned state: later steps do not write into it.
+    h = saved[0]
+    kept = h.clone()
+    stream(first, x[3:])
+    assert torch.equal(h, kept)
+    # Row 0 restarts: it follows a fresh sequence, row 1 carries on.
+    second.reset([0])
+    y = second(x[0])
+    with torch.no_grad():
+        fresh, _ = int8(x[:1, :1])
+    assert torch.equal(y[:1], fresh[0])
+
+
+def test_weight_changes_are_seen():
+    int8 = make_int8("GRU")
+    x = torch.randn(4, 1, 12)
+    streamer = int8.streamer(1)
+    before = streamer(x[0])
+    parameter = int8.weight_ih_l0  # the first step from a zero state reads W_ih, not W_hh
+    # In place through the parameter (as an optimizer step does): the version counter moves.
+    with torch.no_grad():
+        parameter.mul_(-1.0)
+    streamer.reset()
+    after = streamer(x[0])
+    with torch.no_grad():
+        want, _ = int8(x[:1])
+    assert torch.equal(after, want[0])
+    assert not torch.equal(after, before)
+    # Replaced storage: the data pointer moves.
+    parameter.data = parameter.data.clone() * 0.5
+    streamer.reset()
+    replaced = streamer(x[0])
+    with torch.no_grad():
+        want, _ = int8(x[:1])
+    assert torch.equal(replaced, want[0])
+
+
+def test_refusals_name_the_argument():
+    with pytest.raises(ValueError, match="bidirectional"):
+        make_int8("GRU", bidirectional=True).streamer(1)
+    int8 = make_int8("RNN")
+    with pytest.raises(ValueError, match="batch_size"):
+        int8.streamer(0)
+    streamer = int8.streamer(2)
+    with pytest.raises(ValueError, match="x: expected shape"):
+        streamer(torch.randn(3, 12))
+    with pytest.raises(TypeError, match="x: expected dtype"):
+        streamer(torch.randn(2, 12, dtype=torch.float64))
+    with pytest.raises(RuntimeError, match="requires grad"):
+        streamer(torch.randn(2, 12, requires_grad=True))
