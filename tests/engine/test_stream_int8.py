@@ -52,12 +52,14 @@ def whole_sequence(mode, x, packed, hidden, out):
 
 @pytest.mark.parametrize(("mode", "proj"), [("LSTM", 0), ("LSTM", 20), ("GRU", 0),
                                             ("RNN_TANH", 0), ("RNN_RELU", 0)])
-@pytest.mark.parametrize("threads", [1, 2])
-def test_steps_equal_the_whole_sequence(mode, proj, threads):
+@pytest.mark.parametrize(("threads", "hidden"), [(1, 40), (2, 40), (2, 16)])
+def test_steps_equal_the_whole_sequence(mode, proj, threads, hidden, isa):
+    """Every ISA's kernels; 2 threads on 3 blocks of 16 units, and on 1 (one thread idle)."""
     from rnnkit.engine import quantized
 
     torch.manual_seed(1)
-    hidden, out, layers, batch = 40, proj or 40, 2, 3
+    proj = min(proj, hidden - 1)
+    out, layers, batch = proj or hidden, 2, 3
     packed, sources = make_layers(mode, 7, hidden, layers, proj)
     plan = quantized.Int8StreamStep(mode, packed, sources, threads=threads)
     x = torch.randn(6, batch, 7)
