@@ -152,6 +152,19 @@ def recurrence(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, ih: PackedMa
     return y, h_n, c_n
 
 
+# int8 multiply-adds per layer of a streaming step (weight bytes x batch rows) before a second
+# thread pays off: at batch 1 the weight bytes of the fp32 threshold
+# (rnnkit.engine.stream.MIN_WEIGHTS_FOR_THREADS floats). Below it a step is a few microseconds
+# and the barrier per layer costs more than it saves (LSTM H=64: 2 threads 189 µs against 6.7
+# µs for 1 on a loaded machine, bench/streaming.py).
+MIN_STREAM_BYTES_FOR_THREADS = 256 * 1024
+
+
+def _stream_threads(mode: str, batch: int, input_size: int, hidden: int, out_size: int) -> int:
+    work = checks.GATES[mode] * hidden * (input_size + out_size) * batch
+    return torch.get_num_threads() if work >= MIN_STREAM_BYTES_FOR_THREADS else 1
+
+
 class StaleSourcesError(RuntimeError):
     """A float weight the packed int8 weights were made from changed after packing."""
 
@@ -191,8 +204,8 @@ class Int8StreamStep:
         self.hidden, self.input_size = hh.rows // hh.gates, ih.inputs
         self.out_size = hh.inputs
         self.dtype = torch.float32
-        if threads is None:  # chosen for the batch served, as recurrence() chooses per call
-            threads = _threads(mode, batch, self.hidden, self.out_size)
+        if threads is None:
+            threads = _stream_threads(mode, batch, self.input_size, self.hidden, self.out_size)
         packed = []
         for ih, hh, hr, bias, b_hn in layers:
             packed += [ih.weight, ih.scale, ih.rowsum, hh.weight, hh.scale, hh.rowsum,
