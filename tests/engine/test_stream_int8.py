@@ -107,3 +107,20 @@ def test_unsafe_arguments_are_refused():
         plan.run_into(x, h, None, torch.empty_like(h), None)
     with pytest.raises(TypeError, match="x: expected dtype"):
         plan.run_into(x.double(), h, c, torch.empty_like(h), torch.empty_like(c))
+
+
+def test_a_second_thread_only_for_large_steps():
+    from rnnkit.engine import quantized
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        # 4 * 64 * 128 = 32K multiply-adds: a barrier would cost more than the step.
+        assert quantized._stream_threads("LSTM", 1, 64, 64, 64) == 1
+        # 4 * 256 * 512 = 512K: each thread reads its half of 512 KB of weights.
+        assert quantized._stream_threads("LSTM", 1, 256, 256, 256) == 2
+        # Batch rows multiply the work: GRU H=128 needs 3 rows of 98K.
+        assert quantized._stream_threads("GRU", 1, 128, 128, 128) == 1
+        assert quantized._stream_threads("GRU", 3, 128, 128, 128) == 2
+    finally:
+        torch.set_num_threads(previous)
