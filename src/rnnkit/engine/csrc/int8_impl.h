@@ -273,6 +273,17 @@ static void dequantize(const int32_t* __restrict acc, const int32_t* __restrict 
     }
 }
 
+// out[j] = dequantised acc[j] + bias[j], j in [0, n): projection_share's arithmetic for one
+// run of rows, restrict-qualified so the compiler vectorises it.
+static void dequantize_bias(const int32_t* __restrict acc, const int32_t* __restrict rowsum,
+                            const float* __restrict scale, QRow q, const float* __restrict bias,
+                            float* __restrict out, int n) {
+    for (int j = 0; j < n; j++) {
+        const float v = (float)(acc[j] - q.zero * rowsum[j]) * (q.scale * scale[j]);
+        out[j] = v + bias[j];
+    }
+}
+
 // Gate arithmetic on n units whose pre-activations sit in consecutive runs of n (torch's gate
 // order); separate restrict-qualified loops so the compiler vectorises them.
 static void lstm_gates(const float* __restrict pre, int n, float* __restrict c,
@@ -549,12 +560,8 @@ static void stream_share(void* ctx, int tid, int nt) {
             const QRow qx = rows[b];
             const int32_t* xb = sh.xacc + (long)b * GHp;
             for (int g = 0; g < G; g++)
-                for (int j = j0; j < j1; j++) {
-                    const int row = g * Hp + j;
-                    const float v = (float)(xb[row] - qx.zero * L.ih.rowsum[row]) *
-                                    (qx.scale * L.ih.scale[row]);
-                    xg[g * n + j - j0] = v + L.bias[g * H + j];
-                }
+                dequantize_bias(xb + g * Hp + j0, L.ih.rowsum + g * Hp + j0,
+                                L.ih.scale + g * Hp + j0, qx, L.bias + g * H + j0, xg + g * n, n);
             const int32_t* ab = sh.acc + (long)b * GHp + j0;
             const float* hb = cur + (long)b * Hout + j0;
             float* out = (proj ? sh.m + (long)b * H : next + (long)b * Hout) + j0;
