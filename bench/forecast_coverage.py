@@ -10,8 +10,9 @@ into a test file before training, so validation (early stopping and calibration)
 part before. With ``--calibration-window N`` the same origins are also scored with rolling
 conformal calibration (each origin's factor refitted on the last N forecasts of its series
 whose horizons ended before it; ``rnnkit backtest --calibration-window N``), overall and on
-the "late" origins, those that have N such forecasts behind them. Writes
-bench/results/forecast_coverage.md.
+the "late" origins, those that have N such forecasts behind them. With ``--calibration-adapt
+GAMMA`` too, also with adaptive conformal inference on top of the rolling factor
+(``rnnkit backtest --calibration-adapt GAMMA``). Writes bench/results/forecast_coverage.md.
 
     .venv/bin/python bench/forecast_coverage.py                      # the full grid
     .venv/bin/python bench/forecast_coverage.py --configs electricity_covariates \
@@ -93,7 +94,8 @@ def _late_coverage(result, window: int) -> float:
 
 
 def measure(config_name: str, likelihood: str, max_time: float, test_steps: int,
-            scratch: Path, extra: tuple[str, ...] = (), window: int = 0) -> dict:
+            scratch: Path, extra: tuple[str, ...] = (), window: int = 0,
+            gamma: float = 0.0) -> dict:
     config, test = prepare_config(config_name, likelihood, max_time, test_steps, scratch, extra)
     run_dir = scratch / f"{config_name}_{likelihood}"
     start = time.perf_counter()
@@ -107,6 +109,11 @@ def measure(config_name: str, likelihood: str, max_time: float, test_steps: int,
         rolling = {"rolling": online.aggregate["coverage"],
                    "late_fixed": _late_coverage(calibrated, window),
                    "late_rolling": _late_coverage(online, window)}
+    if window and gamma:
+        adaptive = run_backtest(run, test, BacktestSettings(
+            stride=1, calibration_window=window, calibration_adapt=gamma))
+        rolling.update(adaptive=adaptive.aggregate["coverage"],
+                       late_adaptive=_late_coverage(adaptive, window))
     # The same origins without the conformal factor: the likelihood's own interval.
     run.task.config.data.calibration = "none"
     raw = run_backtest(run, test, BacktestSettings(stride=1, calibration_window=0))
@@ -127,17 +134,22 @@ def measure(config_name: str, likelihood: str, max_time: float, test_steps: int,
 
 def table(rows: list[dict]) -> str:
     rolling = any("rolling" in r for r in rows)
-    extra = " | coverage, rolling | late: conformal / rolling" if rolling else ""
+    adaptive = any("adaptive" in r for r in rows)
+    extra = (" | coverage, rolling | late: conformal / rolling" if rolling else "") + (
+        " | coverage, adaptive | late: adaptive" if adaptive else "")
     head = ("| dataset | likelihood | series x origins | forecast values (distinct) "
             f"| coverage, model | coverage, conformal{extra} | factor | CRPS | wQL | MASE "
             "| Theta MASE | naive MASE | train s | stopped by (epochs) |\n"
-            + "|---" * (14 + 2 * rolling) + "|\n")
+            + "|---" * (14 + 2 * rolling + 2 * adaptive) + "|\n")
 
     def rolled(r: dict) -> str:
-        if not rolling:
-            return ""
-        return (f" | {_mark(r['rolling'])} | {_mark(r['late_fixed'])} / "
-                f"{_mark(r['late_rolling'])}")
+        text = ""
+        if rolling:
+            text += (f" | {_mark(r['rolling'])} | {_mark(r['late_fixed'])} / "
+                     f"{_mark(r['late_rolling'])}")
+        if adaptive:
+            text += f" | {_mark(r['adaptive'])} | {_mark(r['late_adaptive'])}"
+        return text
 
     return head + "".join(
         f"| {r['dataset']} | {r['likelihood']} | {r['origins']} | {r['values']} "
@@ -163,6 +175,9 @@ def main() -> None:
                         help="steps cut off each series as test where a config has no test file")
     parser.add_argument("--calibration-window", type=int, default=0, metavar="N",
                         help="also score rolling conformal calibration over N forecasts")
+    parser.add_argument("--calibration-adapt", type=float, default=0.0, metavar="GAMMA",
+                        help="also score adaptive conformal inference with step size GAMMA "
+                        "on top of the rolling window")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="config overrides for every run, e.g. model.strategy=autoregressive")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" /
@@ -174,7 +189,8 @@ def main() -> None:
         for name in args.configs:
             for likelihood in args.likelihoods:
                 rows.append(measure(name, likelihood, args.max_time, args.test_steps,
-                                    Path(scratch), tuple(args.set), args.calibration_window))
+                                    Path(scratch), tuple(args.set), args.calibration_window,
+                                    args.calibration_adapt))
                 print(table(rows[-1:]).splitlines()[-1], flush=True)
     noise = "; ".join(f"{r['dataset']}: ±{1.96 * np.sqrt(0.09 / r['distinct']):.3f}"
                       for r in {r["dataset"]: r for r in rows}.values())
@@ -188,14 +204,19 @@ def main() -> None:
             "at each origin on the last N forecasts whose horizons had ended "
             "(`--calibration-window N`, the validation factor until N exist); `late`: the "
             "origins that have N such forecasts behind them, without and with rolling "
-            "calibration; `stopped by`: what ended training (`early_stopping`, the config's "
+            "calibration; `coverage, adaptive` / `late: adaptive`: adaptive conformal "
+            "inference on top of the rolling factor (`--calibration-adapt GAMMA`: the "
+            "factor's level moves by GAMMA · (0.1 - miss rate) after each ended forecast); "
+            "`stopped by`: what ended training (`early_stopping`, the config's "
             "`max_epochs`, or the `max_time` budget); bold: inside the 85-95% target. "
             "Configs without "
             f"a test file had their last {args.test_steps} steps per series cut off as test. "
             "One seed, CPU, 1 thread, "
             f"`train.max_time={args.max_time}` minutes"
             + (f", rolling window N = {args.calibration_window} forecasts"
-               if args.calibration_window else "") + ".\n\n"
+               if args.calibration_window else "")
+            + (f", adaptive step GAMMA = {args.calibration_adapt}"
+               if args.calibration_adapt else "") + ".\n\n"
             "Sampling noise (95%, if the distinct held-out values were independent): "
             f"{noise}. Overlapping windows score each value up to horizon times and errors are "
             "autocorrelated, so the real noise is larger.\n\n"
@@ -204,6 +225,7 @@ def main() -> None:
             f"--max-time {args.max_time} --test-steps {args.test_steps}"
             + (f" --calibration-window {args.calibration_window}"
                if args.calibration_window else "")
+            + (f" --calibration-adapt {args.calibration_adapt}" if args.calibration_adapt else "")
             + (f" --set {' '.join(args.set)}" if args.set else "") + "`\n\n" + table(rows))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")

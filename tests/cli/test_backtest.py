@@ -96,7 +96,27 @@ def test_backtest_calibration_window_refits_the_factor_per_origin(cli, trained):
     assert "factor" in result.output
 
 
+def test_backtest_calibration_adapt_moves_the_rolling_factor(cli, trained):
+    run_dir, data = trained
+
+    def factors(*extra: str) -> list[float]:
+        result = cli("backtest", run_dir, "--data", data, "--stride", "1",
+                     "--calibration-window", "10", *extra)
+        assert result.exit_code == 0, result.output
+        with (run_dir / "backtest" / "origins.csv").open() as handle:
+            return [float(r["factor"]) for r in csv.DictReader(handle)]
+
+    rolling, adaptive = factors(), factors("--calibration-adapt", "0.2")
+    summary = json.loads((run_dir / "backtest" / "summary.json").read_text())
+    assert summary["settings"]["calibration_adapt"] == 0.2
+    # The validation factor until 10 forecasts have ended, then the level has moved.
+    assert adaptive[:13] == rolling[:13] and adaptive[13:] != rolling[13:]
+
+
 @pytest.mark.parametrize("args, message", [
+    (["--calibration-adapt", "0.1"], "--calibration-adapt: adapts the level"),
+    (["--calibration-window", "5", "--calibration-adapt", "2"],
+     "--calibration-adapt: expected a step size in (0, 1], got 2.0"),
     (["--retrain", "--calibration-window", "5"], "--calibration-window: rolling"),
     (["--horizon", "9"], "--horizon: expected 1..4"),
     (["--window", "sliding"], "--window: expected expanding or rolling"),

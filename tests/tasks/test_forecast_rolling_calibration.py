@@ -1,6 +1,8 @@
 """Rolling conformal calibration in backtests: each origin's factor comes from the last N
 forecasts of its series whose horizons ended before it, never from values after it, and it
-follows a change of noise level that the validation factor cannot."""
+follows a change of noise level that the validation factor cannot. Adaptive conformal inference
+(``calibration_adapt``) moves that factor's level with the misses of ended forecasts, so it
+keeps up with bursts of noise that a window's refit lags."""
 
 from __future__ import annotations
 
@@ -67,6 +69,65 @@ def test_rolling_factors_recover_coverage_when_the_noise_doubles():
     assert 0.85 <= rolling <= 0.95
 
 
+def _unit_forecast(windows: int, horizon: int) -> Forecast:
+    """A zero median with the 90% interval of unit Gaussian noise at every step."""
+    half = 1.6449
+    median = torch.zeros(windows, horizon, 1, dtype=torch.float64)
+    forecast = Forecast(median.clone())
+    forecast.median, forecast.lower, forecast.upper = median, median - half, median + half
+    return forecast
+
+
+def _bursty_scores(seed: int, windows: int = 2000, horizon: int = 5):
+    """Scores of unit-noise intervals on noise 4x as large for the last 15 of every 60 steps;
+    and which windows lie in a burst."""
+    rng = np.random.default_rng(seed)
+    burst = np.arange(windows) % 60 >= 45
+    truth = np.where(burst, 4.0, 1.0)[:, None, None] * rng.standard_normal((windows, horizon, 1))
+    return fp.conformal_scores(_unit_forecast(windows, horizon), truth), burst
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+def test_adaptive_calibration_covers_bursts_that_the_rolling_factor_lags(seed):
+    horizon, length = 5, 20
+    scores, burst = _bursty_scores(seed, horizon=horizon)
+    where = [(0, origin) for origin in range(len(scores))]
+
+    def covered(gamma: float) -> np.ndarray:
+        factors = rolling_factors(scores, where, horizon, length, 0.9, 1.0, gamma)
+        return (scores <= factors[:, None, None]).mean(axis=(1, 2))[200:]
+
+    rolling, adaptive = covered(0.0), covered(0.1)
+    in_burst = burst[200:]
+    print(f"rolling {rolling.mean():.3f} (bursts {rolling[in_burst].mean():.3f}), adaptive "
+          f"{adaptive.mean():.3f} (bursts {adaptive[in_burst].mean():.3f})")
+    assert rolling.mean() < 0.85  # ~0.84: each burst is half over before the window sees it
+    assert 0.88 <= adaptive.mean() <= 0.92  # ~0.90 long-run, as ACI guarantees
+    assert adaptive[in_burst].mean() > rolling[in_burst].mean() + 0.1
+
+
+def test_adaptive_level_follows_the_aci_recursion_over_ended_forecasts():
+    horizon, length, gamma, windows = 3, 6, 0.05, 120
+    scores, _ = _bursty_scores(4, windows, horizon)
+    where = [(0, origin) for origin in range(windows)]
+    factors = rolling_factors(scores, where, horizon, length, 0.9, 1.5, gamma)
+    # Step by step as Gibbs & Candès write it: alpha moves once per forecast whose horizon
+    # has ended, by gamma times (target - its miss rate under the factor it was given).
+    alpha, expected = 0.1, []
+    for origin in range(windows):
+        ended = origin - horizon  # the forecast whose last step is the one before `origin`
+        if ended >= 0:
+            err = float(np.mean(scores[ended] > expected[ended]))
+            alpha += gamma * (0.1 - err)
+        if ended + 1 >= length:
+            expected.append(fp.conformal_quantile(scores[ended + 1 - length:ended + 1],
+                                                  1.0 - alpha))
+        else:
+            expected.append(1.5)
+    assert factors == pytest.approx(np.asarray(expected))
+    assert not np.allclose(factors, rolling_factors(scores, where, horizon, length, 0.9, 1.5))
+
+
 def _regime_series(path, steps, start=0, change=None):
     """A period-8 sinusoid with noise 0.3, doubled from step ``change`` (of the whole series)."""
     t = np.arange(start, start + steps)
@@ -117,7 +178,8 @@ def test_rolling_calibration_restores_coverage_after_the_noise_doubles(regime_ru
     assert rolling.aggregate["mase"] == pytest.approx(fixed.aggregate["mase"])  # same medians
 
 
-def test_rolling_calibration_never_looks_ahead(regime_run, tmp_path):
+@pytest.mark.parametrize("adapt", [None, 0.1])
+def test_rolling_calibration_never_looks_ahead(regime_run, tmp_path, adapt):
     run, test = regime_run
     lines = test.read_text().splitlines()
     cut = 250  # rows of the test file kept as they are
@@ -125,7 +187,7 @@ def test_rolling_calibration_never_looks_ahead(regime_run, tmp_path):
                                  for line in lines[1 + cut:]]
     other = tmp_path / "changed.csv"
     other.write_text("\n".join(changed) + "\n")
-    settings = BacktestSettings(stride=1, calibration_window=30)
+    settings = BacktestSettings(stride=1, calibration_window=30, calibration_adapt=adapt)
     first, second = run_backtest(run, test, settings), run_backtest(run, other, settings)
 
     def intervals(result):
@@ -142,3 +204,29 @@ def test_rolling_calibration_needs_intervals_and_one_model(regime_run):
     run, test = regime_run
     with pytest.raises(ConfigError, match="--calibration-window: rolling calibration"):
         run_backtest(run, test, BacktestSettings(retrain=True, calibration_window=10))
+
+
+@pytest.mark.parametrize("settings, message", [
+    (BacktestSettings(calibration_adapt=1.5, calibration_window=10),
+     "--calibration-adapt: expected a step size in (0, 1], got 1.5"),
+    (BacktestSettings(calibration_adapt=-0.1, calibration_window=10),
+     "--calibration-adapt: expected a step size in (0, 1], got -0.1"),
+    (BacktestSettings(calibration_adapt=0.1, calibration_window=0),
+     "--calibration-adapt: adapts the level of the rolling conformal factor and needs "
+     "--calibration-window"),
+])
+def test_adaptive_calibration_errors_name_the_option(regime_run, settings, message):
+    run, test = regime_run
+    with pytest.raises(ConfigError) as caught:
+        run_backtest(run, test, settings)
+    assert message in str(caught.value)
+
+
+def test_adaptive_calibration_errors_name_the_config_key(regime_run):
+    run, test = regime_run
+    run.task.config.data.calibration_adapt = 2.0
+    try:
+        with pytest.raises(ConfigError, match=r"data.calibration_adapt: expected a step size"):
+            run_backtest(run, test, BacktestSettings(calibration_window=10))
+    finally:
+        run.task.config.data.calibration_adapt = None

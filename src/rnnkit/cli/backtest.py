@@ -41,6 +41,12 @@ def backtest(
         help="Refit the interval's conformal factor at each origin on the last N forecasts "
         "whose horizons have elapsed (default: the run's data.calibration_window; 0: the "
         "validation factor throughout).")] = None,
+    calibration_adapt: Annotated[float | None, typer.Option(
+        "--calibration-adapt", min=0.0, metavar="GAMMA",
+        help="Adaptive conformal inference on top of --calibration-window: after each "
+        "forecast whose horizon has elapsed, the level of the refit moves by GAMMA times "
+        "(target miss rate - its miss rate), so bursts of misses widen the next intervals "
+        "fast (default: the run's data.calibration_adapt; 0: off).")] = None,
 ) -> None:
     """Backtest a forecasting run: print per-origin and aggregated metrics and save them
     (CSV + JSON) in RUN/backtest/."""
@@ -57,7 +63,7 @@ def backtest(
         raise TaskMismatchError(f"backtest: the run's task is {run.task.name}; backtesting is "
                                 f"for {wanted} runs")
     settings = BacktestSettings(horizon, stride, window, retrain, train_size,  # type: ignore[arg-type]
-                                train_steps, calibration_window)
+                                train_steps, calibration_window, calibration_adapt)
     result = run_backtest(run, data, settings)
     _print(result)
     directory = save_backtest(result, run_dir)

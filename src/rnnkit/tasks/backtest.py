@@ -13,6 +13,11 @@ With ``calibration_window`` N (rolling conformal calibration, as Darts' conforma
 with ``cal_length``), the interval factor of each origin is refitted on the last N forecasts
 of the same series whose scored horizon ended before that origin, so only values observed by
 then are used; origins with fewer than N such forecasts keep the run's validation factor.
+With ``calibration_adapt`` gamma on top (adaptive conformal inference, Gibbs & Candès 2021),
+the miscoverage level that quantile is taken at moves with the series' own misses: after each
+forecast whose horizon has ended, ``alpha_t+1 = alpha_t + gamma · (alpha - err_t)`` (``err_t``:
+the share of its values outside its interval), so a burst of misses widens the next intervals
+within a few forecasts instead of a window's length.
 
 Results go to ``RUN/backtest/``: ``origins.csv`` (one row per series and origin),
 ``forecasts.csv`` (every forecast step against the actual value) and ``summary.json``
@@ -48,7 +53,9 @@ class BacktestSettings:
     longer: a direct model forecasts a fixed horizon). ``window`` and ``train_size`` matter
     with ``retrain`` only; ``train_steps`` caps each retraining (``None``: the config's).
     ``calibration_window``: forecasts behind each origin's rolling conformal factor (``None``:
-    the config's ``data.calibration_window``; 0: the validation factor throughout)."""
+    the config's ``data.calibration_window``; 0: the validation factor throughout).
+    ``calibration_adapt``: the step size gamma of adaptive conformal inference on top of it
+    (``None``: the config's ``data.calibration_adapt``; 0: off)."""
 
     horizon: int | None = None
     stride: int | None = None
@@ -57,6 +64,7 @@ class BacktestSettings:
     train_size: int | None = None
     train_steps: int | None = None
     calibration_window: int | None = None
+    calibration_adapt: float | None = None
 
 
 @dataclass
@@ -109,7 +117,9 @@ def run_backtest(run, path: str | Path, settings: BacktestSettings) -> Backtest:
     if stride < 1:
         raise ConfigError(f"--stride: expected a positive number of steps, got {stride}")
     length = _calibration_window(task, settings)
-    settings = replace(settings, horizon=horizon, stride=stride, calibration_window=length)
+    gamma = _calibration_adapt(task, settings, length)
+    settings = replace(settings, horizon=horizon, stride=stride, calibration_window=length,
+                       calibration_adapt=gamma)
     examples = task.read(path)
     series = examples if isinstance(examples, list) else [examples]
     windows, where = origin_windows(series, task, horizon, stride,
@@ -125,7 +135,7 @@ def run_backtest(run, path: str | Path, settings: BacktestSettings) -> Backtest:
         fallback = task.artifacts.get("conformal_factor", 1.0) \
             if task.config.data.calibration == "conformal" else 1.0
         factors = rolling_factors(scores, where, horizon, length, task.config.data.interval,
-                                  fallback)
+                                  fallback, gamma)
         fp.widen(forecast, factors)
     else:
         forecast = task.forecast(run.model, windows)
@@ -156,13 +166,34 @@ def _calibration_window(task, settings: BacktestSettings) -> int:
     return length
 
 
+def _calibration_adapt(task, settings: BacktestSettings, length: int) -> float:
+    """The adaptive step size gamma (0: none), checked against the rolling window."""
+    gamma, option = settings.calibration_adapt, "--calibration-adapt"
+    if gamma is None:
+        gamma, option = task.config.data.calibration_adapt, "data.calibration_adapt"
+    if not gamma:
+        return 0.0
+    if not 0.0 < gamma <= 1.0:
+        raise ConfigError(f"{option}: expected a step size in (0, 1], got {gamma}")
+    if not length:
+        raise ConfigError(f"{option}: adapts the level of the rolling conformal factor and "
+                          "needs --calibration-window N (or data.calibration_window), got none")
+    return float(gamma)
+
+
 def rolling_factors(scores: np.ndarray, where: list[tuple[int, int]], horizon: int,
-                    length: int, interval: float, fallback: float) -> np.ndarray:
+                    length: int, interval: float, fallback: float,
+                    gamma: float = 0.0) -> np.ndarray:
     """Per window ``(windows,)``: the conformal factor of the ``length`` most recent forecasts
     of its series (``scores`` ``(windows, horizon, targets)``, see
     :func:`~rnnkit.tasks.forecast_probability.conformal_scores`) whose ``horizon`` steps all
-    lie before its origin, or ``fallback`` while fewer than ``length`` exist."""
+    lie before its origin, or ``fallback`` while fewer than ``length`` exist. With ``gamma``
+    > 0 the quantile's level is ``1 - alpha_t`` (adaptive conformal inference): ``alpha_t``
+    starts at ``1 - interval`` and moves by ``gamma · (1 - interval - err_j)`` for each of
+    those ended forecasts ``j``, ``err_j`` being the share of its values its own factor missed;
+    a level of 1 or more takes the largest score."""
     factors = np.full(len(where), float(fallback))
+    target = 1.0 - interval
     by_series: dict[int, list[tuple[int, int]]] = {}
     for row, (index, origin) in enumerate(where):
         by_series.setdefault(index, []).append((origin, row))
@@ -170,12 +201,17 @@ def rolling_factors(scores: np.ndarray, where: list[tuple[int, int]], horizon: i
         items.sort()
         origins = np.asarray([origin for origin, _ in items])
         rows = np.asarray([row for _, row in items])
-        for origin, row in items:
+        # err_j - target of every forecast so far, in origin order; ACI's alpha_t telescopes
+        # to target - gamma · (sum of the ended ones).
+        excess = np.zeros(len(items))
+        for position, (origin, row) in enumerate(items):
             # Forecast j has been observed in full before `origin` when origin_j + horizon <= it.
             elapsed = int(np.searchsorted(origins, origin - horizon, side="right"))
             if elapsed >= length:
                 recent = rows[elapsed - length:elapsed]
-                factors[row] = fp.conformal_quantile(scores[recent], interval)
+                alpha = target - gamma * float(excess[:elapsed].sum())
+                factors[row] = fp.conformal_quantile(scores[recent], 1.0 - alpha)
+            excess[position] = float(np.mean(scores[row] > factors[row])) - target
     return factors
 
 

@@ -64,6 +64,9 @@ class DataConfig:
       on the last N forecasts of its series whose horizons have fully elapsed before it
       (rolling conformal, as Darts' ``cal_length``), so intervals follow a change of noise
       level; until N exist, the validation factor. ``null``: the validation factor throughout.
+      ``calibration_adapt`` gamma (with ``calibration_window``): adaptive conformal inference;
+      the level of that refit moves after each ended forecast by gamma times (target
+      miscoverage - its miss rate), so bursts of misses widen the next intervals fast.
     - ``tag_scheme`` (tagging): ``auto`` detects chunk tags (IOB1, IOB2/BIO, BIOES, BMES) and
       then reports entity-level scores; ``none`` treats tags as plain labels; ``iob1``,
       ``iob2``, ``bioes`` or ``bmes`` converts every file's tags to that scheme.
@@ -107,6 +110,7 @@ class DataConfig:
     calibration: Literal["none", "conformal"] = "conformal"  # forecasting: interval width
     samples: int = 500  # forecasting: sample paths where intervals have no closed form
     calibration_window: int | None = None  # forecasting backtests: rolling conformal
+    calibration_adapt: float | None = None  # forecasting backtests: ACI step size gamma
     normalize: Literal["global", "last_value", "series"] = "global"
 
 

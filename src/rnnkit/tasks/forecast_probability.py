@@ -78,10 +78,12 @@ def conformal_scores(forecast, future: np.ndarray) -> np.ndarray:
 
 def conformal_quantile(scores: np.ndarray, interval: float) -> float:
     """The ``ceil((n + 1) · interval) / n`` empirical quantile of ``n`` ``scores``: the factor
-    that puts ``interval`` of values exchangeable with them inside their widened interval."""
+    that puts ``interval`` of values exchangeable with them inside their widened interval.
+    Levels outside (0, 1), as adaptive calibration may ask for, give the smallest or largest
+    score."""
     ordered = np.sort(np.asarray(scores).ravel())
     rank = math.ceil((len(ordered) + 1) * interval)
-    return float(ordered[min(rank, len(ordered)) - 1])
+    return float(ordered[min(max(rank, 1), len(ordered)) - 1])
 
 
 def widen(forecast, factor: float | np.ndarray):
