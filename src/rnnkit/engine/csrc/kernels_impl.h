@@ -7,7 +7,11 @@
 // C (B x N) = A (B x K) * W (K x N), computed by a register-tiled micro-kernel that
 // broadcasts A and streams W, which stays in L2 across the time loop.
 
+// Bytes of a K-chunk of panels reused by every row tile (see panels_full); an ISA unit may
+// set its own.
+#ifndef RNNKIT_L1_PANEL_BYTES
 #define RNNKIT_L1_PANEL_BYTES (24 * 1024)
+#endif
 
 typedef float vf __attribute__((vector_size(RNNKIT_VBYTES)));
 typedef double vd __attribute__((vector_size(RNNKIT_VBYTES)));
