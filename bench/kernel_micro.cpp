@@ -149,8 +149,8 @@ struct ForwardCase {
 // Per-step cost of the batched forward (LSTM/GRU, one core doing what one of two threads does:
 // half the hidden units of every gate): the product (h W_hh^T + xg on packed panels), the
 // gate activations and state update, and a whole T-step call including the packing.
-static void sequence_steps(int mode, int H, int B, int save) {
-    const int G = gate_count(mode), GH = G * H, T = 8, k1 = H / 2;
+static void sequence_steps(int mode, int H, int B, int save, int share = 2, int T = 8) {
+    const int G = gate_count(mode), GH = G * H, k1 = H / share;
     ForwardCase fc(mode, H, B, T, save);
     rnnkit::ForwardArgs& a = fc.a;
     std::vector<float>&h0 = fc.h0, &c0 = fc.c0;
@@ -158,17 +158,22 @@ static void sequence_steps(int mode, int H, int B, int save) {
     const Forward<float> f(a);
     f.pack(0, k1, 0, k1);
     std::vector<float> c(c0), hnew((size_t)B * H);
-    const double prod = best_ns([&] { f.gate_products(1, h0.data(), f.gates_at(1), 0, k1); }, 60);
-    const double point = best_ns([&] { f.pointwise(1, h0.data(), hnew.data(), c.data(), 0, k1); }, 60);
+    // Sub-microsecond parts are timed 50 at a time: reading the thread CPU clock is a syscall.
+    const double prod = best_ns([&] {
+        for (int i = 0; i < 50; i++) f.gate_products(1, h0.data(), f.gates_at(1), 0, k1);
+    }, 60) / 50;
+    const double point = best_ns([&] {
+        for (int i = 0; i < 50; i++) f.pointwise(1, h0.data(), hnew.data(), c.data(), 0, k1);
+    }, 60) / 50;
     const double pack = best_ns([&] { f.pack(0, k1, 0, k1); }, 30);
-    rnnkit::g_share = 2;
+    rnnkit::g_share = share;
     const double whole = best_ns([&] { forward_entry<float>(a); }, 20);
-    const double flop = 2.0 * B * H * (double)GH;  // both halves: whole-layer flops per step
-    printf("  %s H=%3d B=%3d save=%d  per step, half the units: product %8.1f us (%5.1f GFLOP/s)"
-           " | pointwise %6.1f us | pack (once) %6.1f us | whole call per step %8.1f us "
+    const double flop = 2.0 * B * H * (double)GH / share;  // this thread's flops per step
+    printf("  %s H=%3d B=%3d save=%d  per step, 1/%d of the units: product %8.3f us (%5.1f GFLOP/s)"
+           " | pointwise %6.3f us | pack (once) %6.2f us | whole call per step (T=%d) %8.3f us "
            "(%5.1f GFLOP/s)\n",
-           mode == MODE_LSTM ? "LSTM" : "GRU ", H, B, save, prod / 1e3, flop / 2 / prod,
-           point / 1e3, pack / 1e3, whole / T / 1e3, flop / 2 * T / whole);
+           mode == MODE_LSTM ? "LSTM" : "GRU ", H, B, save, share, prod / 1e3, flop / prod,
+           point / 1e3, pack / 1e3, T, whole / T / 1e3, flop * T / whole);
     rnnkit::g_share = 1;
     free(a.panels);
 }
@@ -194,11 +199,13 @@ __attribute__((target("avx512f"))) static double fma_peak() {
 }
 
 #ifdef RNNKIT_AB_OLD
+static int g_pairs = 31;  // timed pairs per case ("b1ab": 151, the calls are short)
 // Thread 0's share of a two-thread forward call (T steps, packing included), timed for the
 // old and the current kernels in alternation; prints the median of the paired ratios.
 template <class OldF, class CurF>
-static void ab_forward(int mode, int H, int B, int save, OldF old_entry, CurF cur_entry) {
-    const int G = gate_count(mode), GH = G * H, T = 8;
+static void ab_forward(int mode, int H, int B, int save, OldF old_entry, CurF cur_entry,
+                       int share = 2, int T = 8) {
+    const int G = gate_count(mode), GH = G * H;
     ForwardCase fc(mode, H, B, T, save);
     rnnkit::ForwardArgs& a = fc.a;
     std::vector<float>&h0 = fc.h0, &c0 = fc.c0, &y = fc.y;
@@ -214,20 +221,20 @@ static void ab_forward(int mode, int H, int B, int save, OldF old_entry, CurF cu
         std::vector<double> po, pc;
         for (int r = 0; r < 41; r++) {
             double s0 = now_ns();
-            fo.pointwise(1, h0.data(), hnew.data(), c.data(), 0, H / 2);
+            for (int i = 0; i < 20; i++) fo.pointwise(1, h0.data(), hnew.data(), c.data(), 0, H / share);
             double s1 = now_ns();
-            fc.pointwise(1, h0.data(), hnew.data(), c.data(), 0, H / 2);
+            for (int i = 0; i < 20; i++) fc.pointwise(1, h0.data(), hnew.data(), c.data(), 0, H / share);
             double s2 = now_ns();
             po.push_back(s1 - s0);
             pc.push_back(s2 - s1);
         }
-        printf("  pointwise only: old %.1f us new %.1f us; ", median(po) / 1e3, median(pc) / 1e3);
+        printf("  pointwise only: old %.3f us new %.3f us; ", median(po) / 20e3, median(pc) / 20e3);
         a.panels = nullptr;
     }
-    rnnkit::g_share = 2;
+    rnnkit::g_share = share;
     std::vector<double> ratios, t_old, t_cur;
     double max_diff = 0;
-    for (int r = 0; r < 31; r++) {
+    for (int r = 0; r < g_pairs; r++) {
         // Alternate which runs first, so neither always finds the other's data in cache.
         double s0, s1, s2, s3;
         std::vector<float> y_old;
@@ -251,16 +258,16 @@ static void ab_forward(int mode, int H, int B, int save, OldF old_entry, CurF cu
             s3 = now_ns();
         }
         for (size_t i = 0; i < (size_t)T * B * H; i++)
-            if ((i % H) < (size_t)H / 2) max_diff = fmax(max_diff, fabs(y[i] - y_old[i]));
+            if ((i % H) < (size_t)H / share) max_diff = fmax(max_diff, fabs(y[i] - y_old[i]));
         t_old.push_back(s1 - s0);
         t_cur.push_back(s3 - s2);
         ratios.push_back((s1 - s0) / (s3 - s2));
     }
     rnnkit::g_share = 1;
-    const double flop = 2.0 * B * H * (double)GH / 2 * T;
-    printf("  %s H=%3d B=%3d save=%d  per step: old %8.1f us (%5.1f GFLOP/s)  new %8.1f us "
+    const double flop = 2.0 * B * H * (double)GH / share * T;
+    printf("  %s H=%3d B=%3d save=%d 1/%d  per step: old %8.3f us (%5.1f GFLOP/s)  new %8.3f us "
            "(%5.1f GFLOP/s)  old/new median %.3fx (range %.3f-%.3f)  max |y diff| %.1e\n",
-           mode == MODE_LSTM ? "LSTM" : "GRU ", H, B, save, median(t_old) / T / 1e3,
+           mode == MODE_LSTM ? "LSTM" : "GRU ", H, B, save, share, median(t_old) / T / 1e3,
            flop / median(t_old), median(t_cur) / T / 1e3, flop / median(t_cur), median(ratios),
            *std::min_element(ratios.begin(), ratios.end()),
            *std::max_element(ratios.begin(), ratios.end()), max_diff);
@@ -287,7 +294,24 @@ int main(int argc, char** argv) {
                                    &cur::forward_entry<float>);
         return 0;
     }
+    if (argc > 1 && !strcmp(argv[1], "b1ab")) {  // batch 1, T = 100: one thread, thread 0 of 2
+        g_clock = CLOCK_THREAD_CPUTIME_ID;
+        g_pairs = 151;
+        for (int mode : {MODE_LSTM, MODE_GRU})
+            for (int H : {64, 128, 256})
+                for (int share : {1, 2})
+                    ab_forward(mode, H, 1, 0, &old::forward_entry<float>,
+                               &cur::forward_entry<float>, share, 100);
+        return 0;
+    }
 #endif
+    if (argc > 1 && !strcmp(argv[1], "b1")) {  // batch 1, small sizes: 1 thread, thread 0 of 2
+        g_clock = CLOCK_THREAD_CPUTIME_ID;
+        for (int mode : {MODE_LSTM, MODE_GRU})
+            for (int H : {64, 128, 256})
+                for (int share : {1, 2}) sequence_steps(mode, H, 1, 0, share, 100);
+        return 0;
+    }
     if (argc > 1 && !strcmp(argv[1], "steps")) {
         g_clock = CLOCK_THREAD_CPUTIME_ID;
         for (int mode : {MODE_LSTM, MODE_GRU})
