@@ -137,6 +137,46 @@ static inline void panels_full(int M, int K, const T* A, long lda, const T* P, l
     }
 }
 
+// gemm_packed for one row: panels [j0, j1) of C (1 x N) = Cinit + A (1 x K) * W. Every column
+// is computed the same way whatever the order or grouping of panels, so `descending` (last
+// panel first) changes no bit: the batch-1 time loop alternates the direction every step, so
+// a step starts on the panels the previous one read last, still in L1 when a thread's
+// panels are somewhat larger than L1 (LSTM H = 64 on one thread: 64 KB against 48 KB).
+template <typename T>
+static void gemv_packed(int K, const T* A, const T* P, int N, int j0, int j1, T* C,
+                        const T* Cinit, long pf, bool descending) {
+    constexpr int L = lanes<T>();
+    const long ps = (long)K * L;
+    const int full = N / L < j1 ? N / L : j1;
+    auto part = [&](int j) {  // the last panel of a width that is not a multiple of L
+        if (j < j1 && j * L < N) {
+            const int rem = N - j * L;
+            T row[L];
+            for (int l = 0; l < L; l++) row[l] = l < rem && Cinit ? Cinit[j * L + l] : T(0);
+            tile_row<T, 1>(K, A, P + j * ps, ps, row, row, 0);
+            for (int l = 0; l < rem; l++) C[j * L + l] = row[l];
+        }
+    };
+#define RNNKIT_ROW(nv, j) \
+    tile_row<T, nv>(K, A, P + (j) * ps, ps, C + (j) * L, Cinit ? Cinit + (j) * L : nullptr, pf)
+    // A thread's share of a gate is often two panels (H = 64 on two threads, AVX-512): one
+    // pass over both keeps 8 FMA chains in flight instead of 4 twice.
+    if (descending) {
+        part(full > j0 ? full : j0);
+        int j = full;
+        for (; j - 4 >= j0; j -= 4) RNNKIT_ROW(4, j - 4);
+        for (; j - 2 >= j0; j -= 2) RNNKIT_ROW(2, j - 2);
+        for (; j - 1 >= j0; j--) RNNKIT_ROW(1, j - 1);
+        return;
+    }
+    int j = j0;
+    for (; j + 4 <= full; j += 4) RNNKIT_ROW(4, j);
+    for (; j + 2 <= full; j += 2) RNNKIT_ROW(2, j);
+    for (; j < full; j++) RNNKIT_ROW(1, j);
+    part(j);
+#undef RNNKIT_ROW
+}
+
 // Columns [j0*L, min(j1*L, N)) of C (M x N) = Cinit + A (M x K) * W, W packed by
 // pack_panels. The last panel of a width that is not a multiple of L goes through a
 // row-by-row scratch tile so nothing past column N is written.
@@ -148,17 +188,7 @@ static void gemm_packed(int M, int K, const T* A, long lda, const T* P, int N, i
     const int full = N / L < j1 ? N / L : j1;
     int j = j0;
     if (M == 1) {
-        for (; j + 4 <= full; j += 4)
-            tile_row<T, 4>(K, A, P + j * ps, ps, C + j * L, Cinit ? Cinit + j * L : nullptr, pf);
-        for (; j < full; j++)
-            tile_row<T, 1>(K, A, P + j * ps, ps, C + j * L, Cinit ? Cinit + j * L : nullptr, pf);
-        if (j < j1 && j * L < N) {
-            const int rem = N - j * L;
-            T row[L];
-            for (int l = 0; l < L; l++) row[l] = l < rem && Cinit ? Cinit[j * L + l] : T(0);
-            tile_row<T, 1>(K, A, P + j * ps, ps, row, row, 0);
-            for (int l = 0; l < rem; l++) C[j * L + l] = row[l];
-        }
+        gemv_packed<T>(K, A, P, N, j0, j1, C, Cinit, pf, false);
         return;
     }
     // Every accumulator is a chain of K dependent FMAs: two rows need more panels at once to
@@ -586,7 +616,14 @@ struct Forward {
         const int rows = active_prefix(a.lengths, a.B, t);
         if (rows == 0) return;
         const T* xg = (const T*)a.xg + (long)t * a.B * GH;
-        for (int gi = 0; gi < G; gi++) {
+        // Batch 1 reads the gates' panels in the opposite order every other step (see
+        // gemv_packed; the parity of t does that in both directions of time) while this
+        // thread's panels are at most a few times L1: beyond, the L1-resident share is too
+        // small to pay for reading against the prefetchers' preferred direction.
+        const long own_bytes = (long)G * (k1 - k0) * a.Hout * (long)sizeof(T);
+        const bool descending = rows == 1 && a.pack && (t & 1) && own_bytes <= 160 * 1024;
+        for (int gj = 0; gj < G; gj++) {
+            const int gi = descending ? G - 1 - gj : gj;
             int off = gi * a.H;
             const T* init = xg + off;
             long ldi = GH;
@@ -594,7 +631,10 @@ struct Forward {
                 init = a.bhn ? (const T*)a.bhn : nullptr;
                 ldi = 0;
             }
-            if (a.pack)
+            if (a.pack && rows == 1)
+                gemv_packed<T>(a.Hout, hprev, gate_panels(gi), a.H, k0 / L, (k1 + L - 1) / L,
+                               g + off, init, init == xg + off ? next_inputs(t) : 0, descending);
+            else if (a.pack)
                 gemm_packed<T>(rows, a.Hout, hprev, a.Hout, gate_panels(gi), a.H, k0 / L,
                                (k1 + L - 1) / L, g + off, GH, init, ldi,
                                init == xg + off ? next_inputs(t) : 0);
