@@ -15,7 +15,7 @@ kernel measured slower than torch's.
   (:data:`VARIABLE_LENGTH_WINS`, from ``bench/results/variable_lengths.md``): torch.nn's
   alternative is then its packed path, which runs no oneDNN kernel but one small product per
   time step on a shrinking batch; the engine skips finished rows as well and wins in training
-  everywhere measured, in inference at batch 32 with small hidden sizes.
+  everywhere measured, in inference at batch 32 and (GRU, LSTM) at batch 128 with H=64.
 - Streaming ``step()`` (one step, batch 1; :data:`STREAMING_WINS`, from the streaming table):
   the one-call native step wins for every cell and size measured.
 """
@@ -52,15 +52,15 @@ NATIVE_WINS: dict[tuple[str, bool], frozenset[tuple[int, int]]] = {
 }
 # Rows of different lengths: (cell, training) -> {(hidden, batch)} where the native
 # lengths= path measured >= margin(cell) x torch.nn's packed path (bench/results/
-# variable_lengths.md, --backend native). Training wins everywhere measured (2.7-11.6x: torch's
-# packed backward is a per-step autograd loop), so H=128/512 are listed too; inference wins
-# only at batch 32 and small hidden sizes, because the engine's input projection still runs
-# over the padded positions (at batch 128, 400 steps hold 82 real ones on average).
+# variable_lengths.md, --backend native). Training wins everywhere measured (3.1-8.1x: torch's
+# packed backward is a per-step autograd loop), so H=128/512 are listed too. Inference, where
+# the input projection now covers only each row's valid steps, wins at batch 32 and at
+# batch 128 with H=64 (GRU, LSTM); at batch 128 and H=256 torch's packed path is level.
 _TRAINING_POINTS = frozenset((hidden, batch) for hidden in HIDDEN_GRID for batch in (32, 128))
 VARIABLE_LENGTH_WINS: dict[tuple[str, bool], frozenset[tuple[int, int]]] = {
     ("RNN", False): frozenset({(64, 32), (256, 32)}),
-    ("GRU", False): frozenset({(64, 32), (256, 32)}),
-    ("LSTM", False): frozenset({(64, 32)}),
+    ("GRU", False): frozenset({(64, 32), (64, 128), (256, 32)}),
+    ("LSTM", False): frozenset({(64, 32), (64, 128), (256, 32)}),
     ("RNN", True): _TRAINING_POINTS,
     ("GRU", True): _TRAINING_POINTS,
     ("LSTM", True): _TRAINING_POINTS,
