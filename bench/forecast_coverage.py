@@ -105,15 +105,19 @@ def measure(config_name: str, likelihood: str, max_time: float, test_steps: int,
     calibrated = run_backtest(run, test, BacktestSettings(stride=1, calibration_window=0))
     rolling = {}
     if window:
-        online = run_backtest(run, test, BacktestSettings(stride=1, calibration_window=window))
-        rolling = {"rolling": online.aggregate["coverage"],
-                   "late_fixed": _late_coverage(calibrated, window),
-                   "late_rolling": _late_coverage(online, window)}
-    if window and gamma:
-        adaptive = run_backtest(run, test, BacktestSettings(
-            stride=1, calibration_window=window, calibration_adapt=gamma))
-        rolling.update(adaptive=adaptive.aggregate["coverage"],
-                       late_adaptive=_late_coverage(adaptive, window))
+        rolling["late_fixed"] = _late_coverage(calibrated, window)
+    # Each online calibration with the window seeded from the run's validation scores and,
+    # after "/", without (as runs saved before those scores were).
+    for name, adapt in (("rolling", 0.0), ("adaptive", gamma)):
+        if not window or (name == "adaptive" and not gamma):
+            continue
+        for seeded in (True, False):
+            online = run_backtest(run, test, BacktestSettings(
+                stride=1, calibration_window=window, calibration_adapt=adapt,
+                calibration_seed=seeded))
+            suffix = "" if seeded else "_unseeded"
+            rolling[name + suffix] = online.aggregate["coverage"]
+            rolling[f"late_{name}{suffix}"] = _late_coverage(online, window)
     # The same origins without the conformal factor: the likelihood's own interval.
     run.task.config.data.calibration = "none"
     raw = run_backtest(run, test, BacktestSettings(stride=1, calibration_window=0))
@@ -135,8 +139,9 @@ def measure(config_name: str, likelihood: str, max_time: float, test_steps: int,
 def table(rows: list[dict]) -> str:
     rolling = any("rolling" in r for r in rows)
     adaptive = any("adaptive" in r for r in rows)
-    extra = (" | coverage, rolling | late: conformal / rolling" if rolling else "") + (
-        " | coverage, adaptive | late: adaptive" if adaptive else "")
+    extra = (" | coverage, rolling: seeded / not | late: conformal / rolling seeded / not"
+             if rolling else "") + (
+        " | coverage, adaptive: seeded / not | late: adaptive seeded / not" if adaptive else "")
     head = ("| dataset | likelihood | series x origins | forecast values (distinct) "
             f"| coverage, model | coverage, conformal{extra} | factor | CRPS | wQL | MASE "
             "| Theta MASE | naive MASE | train s | stopped by (epochs) |\n"
@@ -145,10 +150,10 @@ def table(rows: list[dict]) -> str:
     def rolled(r: dict) -> str:
         text = ""
         if rolling:
-            text += (f" | {_mark(r['rolling'])} | {_mark(r['late_fixed'])} / "
-                     f"{_mark(r['late_rolling'])}")
+            text += (f" | {_pair(r, 'rolling')} | {_mark(r['late_fixed'])} / "
+                     f"{_pair(r, 'late_rolling')}")
         if adaptive:
-            text += f" | {_mark(r['adaptive'])} | {_mark(r['late_adaptive'])}"
+            text += f" | {_pair(r, 'adaptive')} | {_pair(r, 'late_adaptive')}"
         return text
 
     return head + "".join(
@@ -158,6 +163,10 @@ def table(rows: list[dict]) -> str:
         f"| {r['theta_mase']:.3f} | {r['naive_mase']:.3f} | {r['seconds']:.0f} "
         f"| {r['stop']} ({r['epochs']}) |\n"
         for r in rows)
+
+
+def _pair(r: dict, name: str) -> str:
+    return f"{_mark(r[name])} / {_mark(r[name + '_unseeded'])}"
 
 
 def _mark(coverage: float) -> str:
@@ -182,10 +191,14 @@ def main() -> None:
                         help="config overrides for every run, e.g. model.strategy=autoregressive")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" /
                         "forecast_coverage.md")
+    parser.add_argument("--keep-runs", type=Path, default=None, metavar="DIR",
+                        help="train the runs under DIR and keep them (default: a temporary "
+                        "directory), to backtest them again without retraining")
     args = parser.parse_args()
     torch.set_num_threads(1)
     rows = []
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as temporary:
+        scratch = args.keep_runs or temporary
         for name in args.configs:
             for likelihood in args.likelihoods:
                 rows.append(measure(name, likelihood, args.max_time, args.test_steps,

@@ -113,11 +113,34 @@ def test_backtest_calibration_adapt_moves_the_rolling_factor(cli, trained):
     assert adaptive[:13] == rolling[:13] and adaptive[13:] != rolling[13:]
 
 
+def test_backtest_calibration_seed_starts_the_window_from_validation_forecasts(cli, trained):
+    run_dir, data = trained
+
+    def factors(*extra: str) -> tuple[list[int], list[float]]:
+        result = cli("backtest", run_dir, "--data", data, "--stride", "1",
+                     "--calibration-window", "10", *extra)
+        assert result.exit_code == 0, result.output
+        with (run_dir / "backtest" / "origins.csv").open() as handle:
+            rows = list(csv.DictReader(handle))
+        return [int(r["origin"]) for r in rows], [float(r["factor"]) for r in rows]
+
+    origins, seeded = factors()
+    _, plain = factors("--no-calibration-seed")
+    summary = json.loads((run_dir / "backtest" / "summary.json").read_text())
+    assert summary["settings"]["calibration_seed"] is False
+    # The file is the training series itself: validation forecasts (its last 12 rows, the
+    # first ending at row 111) count only for origins after they ended.
+    assert seeded[:13] == plain[:13]
+    differs = [origin for origin, a, b in zip(origins, seeded, plain, strict=True) if a != b]
+    assert differs and min(differs) > 111
+
+
 @pytest.mark.parametrize("args, message", [
     (["--calibration-adapt", "0.1"], "--calibration-adapt: adapts the level"),
     (["--calibration-window", "5", "--calibration-adapt", "2"],
      "--calibration-adapt: expected a step size in (0, 1], got 2.0"),
     (["--retrain", "--calibration-window", "5"], "--calibration-window: rolling"),
+    (["--no-calibration-seed"], "--no-calibration-seed: chooses how the rolling"),
     (["--horizon", "9"], "--horizon: expected 1..4"),
     (["--window", "sliding"], "--window: expected expanding or rolling"),
     (["--retrain", "--window", "rolling"], "--train-size: needed"),

@@ -6,6 +6,8 @@ keeps up with bursts of noise that a window's refit lags."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -230,3 +232,110 @@ def test_adaptive_calibration_errors_name_the_config_key(regime_run):
             run_backtest(run, test, BacktestSettings(calibration_window=10))
     finally:
         run.task.config.data.calibration_adapt = None
+
+
+def test_seeds_fill_the_window_until_the_files_own_forecasts_have_ended():
+    horizon, length = 3, 4
+    where = [(0, origin) for origin in range(10, 30)]
+    rng = np.random.default_rng(5)
+    scores = rng.uniform(0.5, 1.5, (len(where), horizon, 1))
+    seed_scores = rng.uniform(2.0, 3.0, (6, horizon, 1))
+    seed_ends = np.asarray([-6, -5, -4, -3, -2, -1])  # all before the file's first row
+    seeded = rolling_factors(scores, where, horizon, length, 0.9, 7.0,
+                             seeds={0: (seed_scores, seed_ends)})
+    plain = rolling_factors(scores, where, horizon, length, 0.9, 7.0)
+    # Origin 10: no forecast of the file has ended, the last four seeds have.
+    assert seeded[0] == fp.conformal_quantile(seed_scores[2:], 0.9)
+    # Origin 14: the file's forecast from 10 (rows 10-12) has ended, then three seeds.
+    expected = fp.conformal_quantile(np.concatenate([seed_scores[3:], scores[:1]]), 0.9)
+    assert seeded[4] == pytest.approx(expected)
+    # From origin 16 on, four of the file's own forecasts fill the window: as without seeds.
+    assert seeded[6:] == pytest.approx(plain[6:]) and set(plain[:6]) == {7.0}
+    # Seeds of another series, or none at all, leave every factor as it was.
+    assert np.array_equal(rolling_factors(scores, where, horizon, length, 0.9, 7.0,
+                                          seeds={1: (seed_scores, seed_ends)}), plain)
+
+
+def test_a_seed_counts_only_for_origins_after_its_last_row():
+    horizon, length = 2, 3
+    where = [(0, origin) for origin in range(0, 12)]
+    scores = np.ones((len(where), horizon, 1))
+    seed_scores = np.full((3, horizon, 1), 5.0)
+    factors = rolling_factors(scores, where, horizon, length, 0.9, 1.5,
+                              seeds={0: (seed_scores, np.asarray([3, 4, 5]))})
+    # Seeds ending at rows 3, 4 and 5 are all seen from origin 6 on; origin 5 sees those
+    # ending at rows 3 and 4 among the file's forecasts from 0..3 (last rows 1..4).
+    assert list(factors[:3]) == [1.5, 1.5, 1.5]  # origins 0-2: fewer than three ended
+    assert factors[6] == 5.0
+    changed = rolling_factors(scores, where, horizon, length, 0.9, 1.5,
+                              seeds={0: (np.where(np.arange(3)[:, None, None] == 2, 100.0,
+                                                  seed_scores), np.asarray([3, 4, 5]))})
+    # The seed ending at row 5 is unseen at origin 5 and before: nothing there moves.
+    assert np.array_equal(changed[:6], factors[:6]) and changed[6] == 100.0
+
+
+def test_training_saves_the_validation_scores_with_their_end_times(regime_run):
+    run, _ = regime_run
+    saved = run.task.artifacts["validation_scores"][""]
+    scores = np.asarray(saved["scores"])
+    # valid_fraction 0.25 of 400 rows: rows 300-399 (with 16 steps of context), horizon 4:
+    # windows ending at rows 303..399.
+    assert scores.shape == (97, 4, 1)
+    assert saved["end_times"][0] == "303" and saved["end_times"][-1] == "399"
+    # The validation factor is the conformal quantile of exactly these scores.
+    assert run.task.artifacts["conformal_factor"] == pytest.approx(
+        fp.conformal_quantile(scores, run.task.config.data.interval))
+
+
+def test_seeded_rolling_calibration_starts_from_the_validation_forecasts(regime_run):
+    run, test = regime_run
+    seeded = run_backtest(run, test, BacktestSettings(stride=1, calibration_window=30))
+    plain = run_backtest(run, test, BacktestSettings(stride=1, calibration_window=30,
+                                                     calibration_seed=False))
+    scores = np.asarray(run.task.artifacts["validation_scores"][""]["scores"])
+    first = seeded.origins[0]
+    # The test file continues the validation period: its first origin's window is the last
+    # 30 validation forecasts, not the validation factor of all of them.
+    assert first["factor"] == pytest.approx(fp.conformal_quantile(scores[-30:], 0.9))
+    assert plain.origins[0]["factor"] == pytest.approx(run.task.artifacts["conformal_factor"])
+    # Once 30 of the file's own forecasts have ended, both are the same.
+    late = [r["origin"] >= 30 + 4 for r in seeded.origins]
+    assert [r["factor"] for r, keep in zip(seeded.origins, late, strict=True) if keep] == \
+        pytest.approx([r["factor"] for r, keep in zip(plain.origins, late, strict=True) if keep])
+
+
+def test_seeds_ending_after_an_origin_are_not_used(regime_run, tmp_path):
+    run, _ = regime_run
+    # A file overlapping the validation period (rows 340-599 of the series): a validation
+    # forecast ending at row 360 may calibrate origins after 360 only.
+    overlap = _regime_series(tmp_path / "overlap.csv", 260, start=340)
+    settings = BacktestSettings(stride=1, calibration_window=10)
+    saved = run.task.artifacts["validation_scores"]
+    original = {"": dict(saved[""])}
+    try:
+        first = run_backtest(run, overlap, settings)
+        ends = saved[""]["end_times"]
+        saved[""] = {"end_times": ends, "scores": [
+            [[100.0]] * 4 if int(end) >= 370 else score
+            for end, score in zip(ends, saved[""]["scores"], strict=True)]}
+        second = run_backtest(run, overlap, settings)
+    finally:
+        saved[""] = original[""]
+    a = {r["origin"]: r["factor"] for r in first.origins}
+    b = {r["origin"]: r["factor"] for r in second.origins}
+    # Origins are rows of the file: row 30 is step 370 of the series.
+    assert all(a[o] == b[o] for o in a if o <= 30)
+    assert any(a[o] != b[o] for o in a if o > 30)
+
+
+def test_runs_saved_without_validation_scores_calibrate_as_before(regime_run):
+    run, test = regime_run
+    settings = BacktestSettings(stride=1, calibration_window=30, calibration_adapt=0.1)
+    saved = run.task.artifacts.pop("validation_scores")
+    try:
+        old = run_backtest(run, test, settings)
+    finally:
+        run.task.artifacts["validation_scores"] = saved
+    unseeded = run_backtest(run, test, replace(settings, calibration_seed=False))
+    assert [r["factor"] for r in old.origins] == [r["factor"] for r in unseeded.origins]
+    assert old.origins[0]["factor"] == pytest.approx(run.task.artifacts["conformal_factor"])

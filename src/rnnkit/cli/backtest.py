@@ -47,6 +47,11 @@ def backtest(
         "forecast whose horizon has elapsed, the level of the refit moves by GAMMA times "
         "(target miss rate - its miss rate), so bursts of misses widen the next intervals "
         "fast (default: the run's data.calibration_adapt; 0: off).")] = None,
+    calibration_seed: Annotated[bool, typer.Option(
+        "--calibration-seed/--no-calibration-seed",
+        help="Start the --calibration-window from the run's saved validation forecasts "
+        "(those ended before each origin by their time labels) instead of the validation "
+        "factor; runs saved without them calibrate as before.")] = True,
 ) -> None:
     """Backtest a forecasting run: print per-origin and aggregated metrics and save them
     (CSV + JSON) in RUN/backtest/."""
@@ -63,7 +68,8 @@ def backtest(
         raise TaskMismatchError(f"backtest: the run's task is {run.task.name}; backtesting is "
                                 f"for {wanted} runs")
     settings = BacktestSettings(horizon, stride, window, retrain, train_size,  # type: ignore[arg-type]
-                                train_steps, calibration_window, calibration_adapt)
+                                train_steps, calibration_window, calibration_adapt,
+                                calibration_seed)
     result = run_backtest(run, data, settings)
     _print(result)
     directory = save_backtest(result, run_dir)

@@ -19,6 +19,14 @@ forecast whose horizon has ended, ``alpha_t+1 = alpha_t + gamma · (alpha - err_
 the share of its values outside its interval), so a burst of misses widens the next intervals
 within a few forecasts instead of a window's length.
 
+A run trained since validation scores are saved (``validation_scores`` in its artifacts: the
+interval score of every validation forecast, with the time its horizon ended) starts the
+rolling window from those (``calibration_seed``): an origin's window holds the most recent N
+forecasts ended before it, validation ones included, so the first origins of a file that
+continues the validation period are calibrated on the latest errors instead of the fixed
+factor. Only forecasts whose last step's time label lies before the origin's count; a file
+without time labels, or a run without saved scores, is calibrated as before.
+
 Results go to ``RUN/backtest/``: ``origins.csv`` (one row per series and origin),
 ``forecasts.csv`` (every forecast step against the actual value) and ``summary.json``
 (settings and the metrics averaged over origins).
@@ -26,6 +34,7 @@ Results go to ``RUN/backtest/``: ``origins.csv`` (one row per series and origin)
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 import json
@@ -35,6 +44,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from rnnkit.data.readers.panel import time_key
 from rnnkit.tasks import forecast_metrics as fm
 from rnnkit.tasks import forecast_probability as fp
 from rnnkit.tasks.errors import ConfigError
@@ -55,7 +65,8 @@ class BacktestSettings:
     ``calibration_window``: forecasts behind each origin's rolling conformal factor (``None``:
     the config's ``data.calibration_window``; 0: the validation factor throughout).
     ``calibration_adapt``: the step size gamma of adaptive conformal inference on top of it
-    (``None``: the config's ``data.calibration_adapt``; 0: off)."""
+    (``None``: the config's ``data.calibration_adapt``; 0: off). ``calibration_seed``: let
+    the rolling window start from the run's saved validation scores (when it has them)."""
 
     horizon: int | None = None
     stride: int | None = None
@@ -65,6 +76,7 @@ class BacktestSettings:
     train_steps: int | None = None
     calibration_window: int | None = None
     calibration_adapt: float | None = None
+    calibration_seed: bool = True
 
 
 @dataclass
@@ -134,8 +146,9 @@ def run_backtest(run, path: str | Path, settings: BacktestSettings) -> Backtest:
         scores = fp.conformal_scores(_trim(forecast, horizon), windows.future)
         fallback = task.artifacts.get("conformal_factor", 1.0) \
             if task.config.data.calibration == "conformal" else 1.0
+        seeds = _seeds(task, series, horizon) if settings.calibration_seed else None
         factors = rolling_factors(scores, where, horizon, length, task.config.data.interval,
-                                  fallback, gamma)
+                                  fallback, gamma, seeds)
         fp.widen(forecast, factors)
     else:
         forecast = task.forecast(run.model, windows)
@@ -154,6 +167,10 @@ def _calibration_window(task, settings: BacktestSettings) -> int:
     if length is None:
         length, option = task.config.data.calibration_window, "data.calibration_window"
     if not length:
+        if not settings.calibration_seed:
+            raise ConfigError("--no-calibration-seed: chooses how the rolling calibration "
+                              "window starts and needs --calibration-window N (or "
+                              "data.calibration_window), got none")
         return 0
     if length < 1:
         raise ConfigError(f"{option}: expected a positive number of forecasts, got {length}")
@@ -181,9 +198,29 @@ def _calibration_adapt(task, settings: BacktestSettings, length: int) -> float:
     return float(gamma)
 
 
+def _seeds(task, series: list[Series], horizon: int
+           ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per series index, the run's saved validation scores ``(k, horizon, targets)`` and the
+    row of the series at or after whose time each ended ``(k,)``: -1 before its first row.
+    Empty for runs saved without scores and series without time labels."""
+    stored = task.artifacts.get("validation_scores") or {}
+    seeds = {}
+    for index, item in enumerate(series):
+        entry = stored.get(item.series_id)
+        if not entry or not entry["scores"] or not item.times:
+            continue
+        keys = [time_key(label) for label in item.times]
+        # Ending at (or after) row r's time and before row r+1's: seen by origins > r.
+        ends = np.asarray([bisect.bisect_right(keys, time_key(label)) - 1
+                           for label in entry["end_times"]])
+        seeds[index] = (np.asarray(entry["scores"], dtype=float)[:, :horizon], ends)
+    return seeds
+
+
 def rolling_factors(scores: np.ndarray, where: list[tuple[int, int]], horizon: int,
-                    length: int, interval: float, fallback: float,
-                    gamma: float = 0.0) -> np.ndarray:
+                    length: int, interval: float, fallback: float, gamma: float = 0.0,
+                    seeds: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
+                    ) -> np.ndarray:
     """Per window ``(windows,)``: the conformal factor of the ``length`` most recent forecasts
     of its series (``scores`` ``(windows, horizon, targets)``, see
     :func:`~rnnkit.tasks.forecast_probability.conformal_scores`) whose ``horizon`` steps all
@@ -191,7 +228,11 @@ def rolling_factors(scores: np.ndarray, where: list[tuple[int, int]], horizon: i
     > 0 the quantile's level is ``1 - alpha_t`` (adaptive conformal inference): ``alpha_t``
     starts at ``1 - interval`` and moves by ``gamma · (1 - interval - err_j)`` for each of
     those ended forecasts ``j``, ``err_j`` being the share of its values its own factor missed;
-    a level of 1 or more takes the largest score."""
+    a level of 1 or more takes the largest score. ``seeds``: per series index, scores of
+    earlier forecasts ``(k, horizon, targets)`` and the row each ended at ``(k,)`` (before
+    the file: negative), counted among the ended forecasts of every origin after that row;
+    they fill the window but do not move ``alpha_t``, which starts at the file's first
+    origin."""
     factors = np.full(len(where), float(fallback))
     target = 1.0 - interval
     by_series: dict[int, list[tuple[int, int]]] = {}
@@ -199,19 +240,25 @@ def rolling_factors(scores: np.ndarray, where: list[tuple[int, int]], horizon: i
         by_series.setdefault(index, []).append((origin, row))
     for items in by_series.values():
         items.sort()
-        origins = np.asarray([origin for origin, _ in items])
-        rows = np.asarray([row for _, row in items])
-        # err_j - target of every forecast so far, in origin order; ACI's alpha_t telescopes
-        # to target - gamma · (sum of the ended ones).
-        excess = np.zeros(len(items))
+        rows = [row for _, row in items]
+        seed_scores, seed_ends = (seeds or {}).get(index, (scores[:0], np.zeros(0, dtype=int)))
+        # Every forecast's last row, ordered by it: the seeds', then this file's.
+        ends = np.concatenate([seed_ends, [origin + horizon - 1 for origin, _ in items]])
+        pool = np.concatenate([seed_scores, scores[rows]])
+        order = np.argsort(ends, kind="stable")
+        ends, pool = ends[order], pool[order]
+        rank = np.argsort(order)[len(seed_ends):]
+        # err_j - target of every forecast so far, in end order (0 for seeds); ACI's alpha_t
+        # telescopes to target - gamma · (sum of the ended ones).
+        excess = np.zeros(len(ends))
         for position, (origin, row) in enumerate(items):
-            # Forecast j has been observed in full before `origin` when origin_j + horizon <= it.
-            elapsed = int(np.searchsorted(origins, origin - horizon, side="right"))
+            # Forecast j has been observed in full before `origin` when its last row is before.
+            elapsed = int(np.searchsorted(ends, origin - 1, side="right"))
             if elapsed >= length:
-                recent = rows[elapsed - length:elapsed]
                 alpha = target - gamma * float(excess[:elapsed].sum())
-                factors[row] = fp.conformal_quantile(scores[recent], 1.0 - alpha)
-            excess[position] = float(np.mean(scores[row] > factors[row])) - target
+                factors[row] = fp.conformal_quantile(pool[elapsed - length:elapsed],
+                                                     1.0 - alpha)
+            excess[rank[position]] = float(np.mean(scores[row] > factors[row])) - target
     return factors
 
 

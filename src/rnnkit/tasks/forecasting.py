@@ -49,6 +49,9 @@ Examples = Series | list[Series]
 # training time; the interval ends from 100 are within a few percent of those from 500.
 VALIDATION_SAMPLES = 100
 INTERVAL_METRICS = ("coverage", "wql", "crps")
+# Validation forecasts per series whose scores the checkpoint keeps for rolling calibration:
+# more than any useful window, and a bound on a long validation split's checkpoint size.
+VALIDATION_SCORES_KEPT = 256
 
 
 def as_list(examples: Examples) -> list[Series]:
@@ -396,10 +399,12 @@ class ForecastingTask(Task):
         saved = load_checkpoint(checkpoint, model)
         forecast = self.forecast(model, windows, calibrated=False)
         metadata = saved.metadata
+        metadata.setdefault("artifacts", {})["validation_scores"] = self._validation_scores(
+            series, windows, forecast)
         if self.config.data.calibration == "conformal":
             factor = self._fit_conformal(forecast, windows.future)
             fp.widen(forecast, factor)
-            metadata.setdefault("artifacts", {})["conformal_factor"] = factor
+            metadata["artifacts"]["conformal_factor"] = factor
         scored = self._scored(series, windows, forecast, baselines)[0]
         recorded = metadata.get("trainer", {}).get("metrics")
         if recorded:
@@ -407,6 +412,30 @@ class ForecastingTask(Task):
                              if name in scored})
         save_checkpoint(checkpoint, model, metadata, saved.trainer_state,
                         keep_previous=checkpoint.name == "last")
+
+    def _validation_scores(self, series: list[Series], windows: Windows,
+                           forecast) -> dict[str, dict[str, list]]:
+        """Per series id, the nonconformity scores of the uncalibrated validation ``forecast``
+        (``scores``: ``(windows, horizon, targets)``, the last
+        :data:`VALIDATION_SCORES_KEPT`) and the time label of each window's last step
+        (``end_times``), so a backtest's rolling calibration can start from them. Series
+        without time labels are left out: nothing would tell which test origins they precede."""
+        scores = fp.conformal_scores(forecast, windows.future)
+        lookback, horizon = self.config.data.lookback, self.config.data.horizon
+        result = {}
+        for index, item in enumerate(series):
+            rows = np.flatnonzero(windows.series == index)
+            if not item.times or not len(rows):
+                continue
+            # Window i of the series (context first) ends at row i + lookback + horizon - 1
+            # of the context and values together.
+            skipped = 0 if item.context is None else min(len(item.context), lookback)
+            first = max(len(rows) - VALIDATION_SCORES_KEPT, 0)
+            rows = rows[first:]
+            ends = [item.times[i + lookback + horizon - 1 - skipped]
+                    for i in range(first, first + len(rows))]
+            result[item.series_id] = {"end_times": ends, "scores": scores[rows].tolist()}
+        return result
 
     def _baselines(self, windows: Windows) -> tuple[np.ndarray, np.ndarray]:
         """The seasonal-naive and Theta forecasts from each window's history."""
