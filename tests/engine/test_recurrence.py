@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from rnnkit import engine
 from rnnkit.engine import ops
 
-from .reference import compare, direction_weights, make_module, torch_direction
+from .reference import (compare, direction_weights, engine_direction, make_module,
+                        torch_direction)
 
 pytestmark = pytest.mark.skipif(not engine.available(), reason="native engine not compiled")
 
@@ -100,6 +101,30 @@ def test_mostly_padded_batch_projects_each_row_alone(mode, reverse, isa):
     compare(mode, seq_len=40, batch=6, input_size=5, hidden=12, dtype=torch.float32,
             proj=7 if mode == "LSTM" else 0, lengths=lengths, reverse=reverse,
             make_x=batch_first)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_unsorted_inference_reads_rows_in_place(mode, reverse, isa):
+    # Inference with unsorted lengths projects each row of x where it lies (no sorted copy):
+    # same results as torch.nn and as the autograd path, which sorts x first.
+    module = make_module(mode, 5, 12, proj=7 if mode == "LSTM" else 0, dtype=torch.float32)
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(6, 40, 5, generator=generator).transpose(0, 1)
+    out_size = 7 if mode == "LSTM" else 12
+    h0 = torch.randn(6, out_size, generator=generator)
+    c0 = torch.randn(6, 12, generator=generator) if mode == "LSTM" else None
+    for lengths in (torch.tensor([3, 40, 17, 0, 9, 1]), torch.tensor([33, 40, 38, 31, 40, 36])):
+        with torch.no_grad():
+            expected = torch_direction(module, mode, x, h0, c0, lengths, reverse)
+            actual = engine_direction(module, mode, x, h0, c0, lengths, reverse)
+        with_graph = engine_direction(module, mode, x.clone().requires_grad_(), h0, c0, lengths,
+                                      reverse)
+        for a, e, g in zip(actual, expected, with_graph, strict=True):
+            if e is None:
+                continue
+            torch.testing.assert_close(a, e, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(a, g.detach(), rtol=1e-6, atol=1e-6)
 
 
 def test_row_projection_equals_the_padded_block_projection(monkeypatch):

@@ -108,7 +108,8 @@ def _reset_update_mask(hidden: int, device: torch.device) -> Tensor:
     return mask
 
 
-def _input_projection(x: Tensor, w_ih: Tensor, lengths: Tensor | None) -> Tensor:
+def _input_projection(x: Tensor, w_ih: Tensor, lengths: Tensor | None,
+                      source_rows: list[int] | None = None) -> Tensor:
     """``(seq, batch, gates * hidden)``: ``x W_ih^T`` at every step the kernels will read.
 
     Without lengths (or when padding is a small share) one GEMM covers every position. With
@@ -116,6 +117,9 @@ def _input_projection(x: Tensor, w_ih: Tensor, lengths: Tensor | None) -> Tensor
     never read a row's projections past its length, and torch's packed path, the peer here,
     projects only real tokens too (at batch 128 with review-like lengths, padding is ~80% of
     the block). Entries past a row's length are left unwritten.
+
+    ``source_rows``: row ``r`` of the result projects row ``source_rows[r]`` of ``x`` (the
+    longest-first order, read in place instead of gathering a sorted copy of ``x``).
     """
     seq_len, batch, input_size = x.shape
     if lengths is not None and batch > 1:
@@ -123,16 +127,20 @@ def _input_projection(x: Tensor, w_ih: Tensor, lengths: Tensor | None) -> Tensor
         if sum(valid_steps) < ROW_PROJECTION_MAX_FILL * seq_len * batch:
             xg = x.new_empty(seq_len, batch, w_ih.shape[0])
             w_t = w_ih.t()
-            for row, steps in enumerate(valid_steps):
+            sources = range(batch) if source_rows is None else source_rows
+            for row, (source, steps) in enumerate(zip(sources, valid_steps, strict=True)):
                 if steps > 0:
-                    torch.mm(x[:steps, row], w_t, out=xg[:steps, row])
+                    torch.mm(x[:steps, source], w_t, out=xg[:steps, row])
             return xg
+    if source_rows is not None:
+        x = x[:, source_rows]
     return (x.reshape(seq_len * batch, input_size) @ w_ih.t()).view(seq_len, batch, -1)
 
 
-def _forward_all(plan: _Plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, save: bool):
+def _forward_all(plan: _Plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, save: bool,
+                 source_rows: list[int] | None = None):
     """Input projection (see :func:`_input_projection`) then the native recurrence."""
-    xg = _input_projection(x, w_ih, plan.lengths)
+    xg = _input_projection(x, w_ih, plan.lengths, source_rows)
     bias, b_hn = _gate_bias(plan.mode, x, b_ih, b_hh, xg.shape[2], plan.hidden)
     return _run_forward(plan, xg, bias, h0, c0, w_hh, b_hn, w_hr, save)
 
@@ -280,15 +288,22 @@ def recurrence(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weight_ih: T
     if seq_len == 0 or batch == 0:
         raise ValueError(f"x: expected a non-empty sequence and batch, got shape {tuple(x.shape)}")
     order = _longest_first(lengths)
+    tensors = (x, h0.contiguous(), _contiguous(c0), weight_ih, weight_hh.contiguous(), bias_ih,
+               bias_hh, _contiguous(weight_hr))
     if order is not None:  # the kernels skip finished rows when they come last
         inverse = torch.empty_like(order)
         inverse[order] = torch.arange(batch)
-        y, h_n, c_n = recurrence(mode, x[:, order], h0[order], None if c0 is None else c0[order],
-                                 weight_ih, weight_hh, bias_ih, bias_hh, weight_hr,
-                                 lengths[order], reverse)
+        sorted_c0 = None if c0 is None else c0[order]
+        if _plain_inference(tensors):  # x is projected in place, not copied in sorted order
+            plan = _Plan(mode, hidden, out_size, lengths[order], bool(reverse),
+                         choose_threads(mode, batch, hidden, out_size))
+            y, h_n, c_n, _ = _forward_all(plan, x, h0[order], sorted_c0, *tensors[3:],
+                                          save=False, source_rows=order.tolist())
+        else:
+            y, h_n, c_n = recurrence(mode, x[:, order], h0[order], sorted_c0, weight_ih,
+                                     weight_hh, bias_ih, bias_hh, weight_hr, lengths[order],
+                                     reverse)
         return y[:, inverse], h_n[inverse], None if c_n is None else c_n[inverse]
-    tensors = (x, h0.contiguous(), _contiguous(c0), weight_ih, weight_hh.contiguous(), bias_ih,
-               bias_hh, _contiguous(weight_hr))
     if differentiable.functorch_active():  # functorch's wrappers are not plain memory
         return differentiable.recurrence(mode, *tensors, lengths, bool(reverse))
     if is_tracing(tensors):  # the op chooses the thread count when the graph runs
@@ -296,7 +311,7 @@ def recurrence(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weight_ih: T
                                   *tensors)
     plan = _Plan(mode, hidden, out_size, lengths, bool(reverse),
                  choose_threads(mode, batch, hidden, out_size))
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+    if _needs_grad(tensors):
         result = _Recurrence.apply(plan, *tensors)
         return result if len(result) == 3 else (*result, None)
     y, h_n, c_n, _ = _forward_all(plan, *tensors, save=False)
@@ -324,6 +339,16 @@ def dense_inference(plan: _Plan, x: Tensor, h0: Tensor, c0: Tensor | None, weigh
     y, h_n, c_n, _ = _forward_all(plan, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh,
                                   weight_hr, False)
     return y, h_n, c_n
+
+
+def _needs_grad(tensors) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def _plain_inference(tensors) -> bool:
+    """No autograd, tracing or functorch: the kernels run directly on these tensors."""
+    return not (_needs_grad(tensors) or differentiable.functorch_active()
+                or is_tracing(tensors))
 
 
 def _longest_first(lengths: Tensor | None) -> Tensor | None:
