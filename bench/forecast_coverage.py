@@ -108,13 +108,14 @@ def measure(config_name: str, likelihood: str, max_time: float, test_steps: int,
         rolling["late_fixed"] = _late_coverage(calibrated, window)
     # Each online calibration with the window seeded from the run's validation scores and,
     # after "/", without (as runs saved before those scores were).
-    for name, adapt in (("rolling", 0.0), ("adaptive", gamma)):
-        if not window or (name == "adaptive" and not gamma):
+    for name, adapt, per_step in (("rolling", 0.0, False), ("adaptive", gamma, False),
+                                  ("rolling_step", 0.0, True), ("adaptive_step", gamma, True)):
+        if not window or (adapt is gamma and not gamma):
             continue
         for seeded in (True, False):
             online = run_backtest(run, test, BacktestSettings(
                 stride=1, calibration_window=window, calibration_adapt=adapt,
-                calibration_seed=seeded))
+                calibration_seed=seeded, calibration_per_step=per_step))
             suffix = "" if seeded else "_unseeded"
             rolling[name + suffix] = online.aggregate["coverage"]
             rolling[f"late_{name}{suffix}"] = _late_coverage(online, window)
@@ -142,10 +143,12 @@ def table(rows: list[dict]) -> str:
     extra = (" | coverage, rolling: seeded / not | late: conformal / rolling seeded / not"
              if rolling else "") + (
         " | coverage, adaptive: seeded / not | late: adaptive seeded / not" if adaptive else "")
+    extra += (" | rolling per step: seeded / not" if rolling else "") + (
+        " | adaptive per step: seeded / not" if adaptive else "")
     head = ("| dataset | likelihood | series x origins | forecast values (distinct) "
             f"| coverage, model | coverage, conformal{extra} | factor | CRPS | wQL | MASE "
             "| Theta MASE | naive MASE | train s | stopped by (epochs) |\n"
-            + "|---" * (14 + 2 * rolling + 2 * adaptive) + "|\n")
+            + "|---" * (14 + 3 * rolling + 3 * adaptive) + "|\n")
 
     def rolled(r: dict) -> str:
         text = ""
@@ -154,6 +157,10 @@ def table(rows: list[dict]) -> str:
                      f"{_pair(r, 'late_rolling')}")
         if adaptive:
             text += f" | {_pair(r, 'adaptive')} | {_pair(r, 'late_adaptive')}"
+        if rolling:
+            text += f" | {_pair(r, 'rolling_step')}"
+        if adaptive:
+            text += f" | {_pair(r, 'adaptive_step')}"
         return text
 
     return head + "".join(

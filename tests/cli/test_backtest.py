@@ -135,12 +135,35 @@ def test_backtest_calibration_seed_starts_the_window_from_validation_forecasts(c
     assert differs and min(differs) > 111
 
 
+def test_backtest_calibration_per_step_is_recorded(cli, trained):
+    run_dir, data = trained
+    result = cli("backtest", run_dir, "--data", data, "--stride", "1",
+                 "--calibration-window", "10", "--calibration-per-step")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((run_dir / "backtest" / "summary.json").read_text())
+    assert summary["settings"]["calibration_per_step"] is True
+    with (run_dir / "backtest" / "forecasts.csv").open() as handle:
+        rows = [r for r in csv.DictReader(handle) if int(r["origin"]) == 40]
+    # Each lead's own factor: the widths' ratios to the first step's are not all the same
+    # as without per-step factors.
+    widths = [float(r["upper"]) - float(r["lower"]) for r in rows]
+    plain = cli("backtest", run_dir, "--data", data, "--stride", "1",
+                "--calibration-window", "10")
+    assert plain.exit_code == 0, plain.output
+    with (run_dir / "backtest" / "forecasts.csv").open() as handle:
+        rows = [r for r in csv.DictReader(handle) if int(r["origin"]) == 40]
+    others = [float(r["upper"]) - float(r["lower"]) for r in rows]
+    ratios = np.asarray(widths) / np.asarray(others)
+    assert len(widths) == 4 and np.ptp(ratios) > 1e-6
+
+
 @pytest.mark.parametrize("args, message", [
     (["--calibration-adapt", "0.1"], "--calibration-adapt: adapts the level"),
     (["--calibration-window", "5", "--calibration-adapt", "2"],
      "--calibration-adapt: expected a step size in (0, 1], got 2.0"),
     (["--retrain", "--calibration-window", "5"], "--calibration-window: rolling"),
     (["--no-calibration-seed"], "--no-calibration-seed: chooses how the rolling"),
+    (["--calibration-per-step"], "--calibration-per-step: refits the rolling conformal"),
     (["--horizon", "9"], "--horizon: expected 1..4"),
     (["--window", "sliding"], "--window: expected expanding or rolling"),
     (["--retrain", "--window", "rolling"], "--train-size: needed"),

@@ -339,3 +339,71 @@ def test_runs_saved_without_validation_scores_calibrate_as_before(regime_run):
     unseeded = run_backtest(run, test, replace(settings, calibration_seed=False))
     assert [r["factor"] for r in old.origins] == [r["factor"] for r in unseeded.origins]
     assert old.origins[0]["factor"] == pytest.approx(run.task.artifacts["conformal_factor"])
+
+
+def test_per_step_factors_follow_errors_that_grow_with_the_lead():
+    rng = np.random.default_rng(6)
+    windows, horizon, length = 600, 4, 40
+    growth = np.arange(1, horizon + 1, dtype=float)[None, :, None]  # lead h: noise h
+    truth = growth * rng.standard_normal((windows, horizon, 1))
+    scores = fp.conformal_scores(_unit_forecast(windows, horizon), truth)
+    where = [(0, origin) for origin in range(windows)]
+    one = rolling_factors(scores, where, horizon, length, 0.9, 1.0)
+    per = rolling_factors(scores, where, horizon, length, 0.9, 1.0, per_step=True)
+    assert per.shape == (windows, horizon) and one.shape == (windows,)
+    late = slice(length + horizon, None)
+    by_lead_one = (scores[late] <= one[late, None, None]).mean(axis=(0, 2))
+    by_lead_per = (scores[late] <= per[late, :, None]).mean(axis=(0, 2))
+    print(f"one factor by lead {np.round(by_lead_one, 3)}, per step {np.round(by_lead_per, 3)}")
+    # One factor over-covers lead 1 and under-covers lead 4; per lead, each is near 0.9.
+    assert by_lead_one[0] > 0.97 and by_lead_one[-1] < 0.8
+    assert np.all(np.abs(by_lead_per - 0.9) < 0.05)
+    # Step h's factor is the window's quantile of lead h's scores alone.
+    row = 100
+    ended = scores[row - horizon - length + 1:row - horizon + 1]
+    assert per[row] == pytest.approx([fp.conformal_quantile(ended[:, h], 0.9)
+                                      for h in range(horizon)])
+
+
+def test_widen_takes_one_factor_per_window_and_step():
+    forecast = _unit_forecast(2, 3)
+    factors = np.asarray([[1.0, 2.0, 3.0], [0.5, 1.0, 1.5]])
+    fp.widen(forecast, factors)
+    assert forecast.upper[..., 0].numpy() == pytest.approx(1.6449 * factors)
+    assert forecast.lower[..., 0].numpy() == pytest.approx(-1.6449 * factors)
+
+
+def test_per_step_backtest_widens_each_lead_by_its_own_factor(regime_run):
+    run, test = regime_run
+    settings = BacktestSettings(stride=1, calibration_window=30, calibration_per_step=True)
+    result = run_backtest(run, test, settings)
+    assert result.settings.calibration_per_step is True
+    plain = run_backtest(run, test, replace(settings, calibration_per_step=False))
+    assert result.aggregate["mase"] == pytest.approx(plain.aggregate["mase"])  # same medians
+    assert result.aggregate["coverage"] != plain.aggregate["coverage"]
+    # A shorter backtest horizon than the model's: its factors cover the steps it scores.
+    short = run_backtest(run, test, replace(settings, horizon=2))
+    assert {r["step"] for r in short.forecasts} == {1, 2}
+    assert 0.8 <= short.aggregate["coverage"] <= 1.0
+
+
+@pytest.mark.parametrize("settings, key, message", [
+    (BacktestSettings(calibration_per_step=True), None,
+     "--calibration-per-step: refits the rolling conformal factor per lead time and needs "
+     "--calibration-window"),
+    (BacktestSettings(), "calibration_per_step",
+     "data.calibration_per_step: refits the rolling conformal factor per lead time"),
+    (BacktestSettings(calibration_seed=False), None,
+     "--no-calibration-seed: chooses how the rolling calibration window starts"),
+])
+def test_per_step_and_seed_errors_name_the_argument(regime_run, settings, key, message):
+    run, test = regime_run
+    if key:
+        setattr(run.task.config.data, key, True)
+    try:
+        with pytest.raises(ConfigError) as caught:
+            run_backtest(run, test, settings)
+    finally:
+        if key:
+            setattr(run.task.config.data, key, False)
+    assert message in str(caught.value)

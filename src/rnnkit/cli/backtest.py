@@ -52,6 +52,10 @@ def backtest(
         help="Start the --calibration-window from the run's saved validation forecasts "
         "(those ended before each origin by their time labels) instead of the validation "
         "factor; runs saved without them calibrate as before.")] = True,
+    calibration_per_step: Annotated[bool | None, typer.Option(
+        "--calibration-per-step/--no-calibration-per-step",
+        help="With --calibration-window: one factor per lead time, each refitted on the "
+        "window's errors at that lead (default: the run's data.calibration_per_step).")] = None,
 ) -> None:
     """Backtest a forecasting run: print per-origin and aggregated metrics and save them
     (CSV + JSON) in RUN/backtest/."""
@@ -69,7 +73,7 @@ def backtest(
                                 f"for {wanted} runs")
     settings = BacktestSettings(horizon, stride, window, retrain, train_size,  # type: ignore[arg-type]
                                 train_steps, calibration_window, calibration_adapt,
-                                calibration_seed)
+                                calibration_seed, calibration_per_step)
     result = run_backtest(run, data, settings)
     _print(result)
     directory = save_backtest(result, run_dir)

@@ -66,7 +66,9 @@ class BacktestSettings:
     the config's ``data.calibration_window``; 0: the validation factor throughout).
     ``calibration_adapt``: the step size gamma of adaptive conformal inference on top of it
     (``None``: the config's ``data.calibration_adapt``; 0: off). ``calibration_seed``: let
-    the rolling window start from the run's saved validation scores (when it has them)."""
+    the rolling window start from the run's saved validation scores (when it has them).
+    ``calibration_per_step``: one rolling factor per lead time instead of one per forecast
+    (``None``: the config's ``data.calibration_per_step``)."""
 
     horizon: int | None = None
     stride: int | None = None
@@ -77,6 +79,7 @@ class BacktestSettings:
     calibration_window: int | None = None
     calibration_adapt: float | None = None
     calibration_seed: bool = True
+    calibration_per_step: bool | None = None
 
 
 @dataclass
@@ -130,8 +133,9 @@ def run_backtest(run, path: str | Path, settings: BacktestSettings) -> Backtest:
         raise ConfigError(f"--stride: expected a positive number of steps, got {stride}")
     length = _calibration_window(task, settings)
     gamma = _calibration_adapt(task, settings, length)
+    per_step = _calibration_per_step(task, settings, length)
     settings = replace(settings, horizon=horizon, stride=stride, calibration_window=length,
-                       calibration_adapt=gamma)
+                       calibration_adapt=gamma, calibration_per_step=per_step)
     examples = task.read(path)
     series = examples if isinstance(examples, list) else [examples]
     windows, where = origin_windows(series, task, horizon, stride,
@@ -148,8 +152,13 @@ def run_backtest(run, path: str | Path, settings: BacktestSettings) -> Backtest:
             if task.config.data.calibration == "conformal" else 1.0
         seeds = _seeds(task, series, horizon) if settings.calibration_seed else None
         factors = rolling_factors(scores, where, horizon, length, task.config.data.interval,
-                                  fallback, gamma, seeds)
-        fp.widen(forecast, factors)
+                                  fallback, gamma, seeds, per_step)
+        if per_step:  # steps past a shorter backtest horizon are not scored: any factor will do
+            full = task.config.data.horizon
+            fp.widen(forecast, np.pad(factors, ((0, 0), (0, full - horizon)), mode="edge"))
+            factors = factors.mean(axis=1)
+        else:
+            fp.widen(forecast, factors)
     else:
         forecast = task.forecast(run.model, windows)
     result = Backtest(settings)
@@ -217,10 +226,21 @@ def _seeds(task, series: list[Series], horizon: int
     return seeds
 
 
+def _calibration_per_step(task, settings: BacktestSettings, length: int) -> bool:
+    """Whether rolling factors are per lead time, checked against the rolling window."""
+    per_step, option = settings.calibration_per_step, "--calibration-per-step"
+    if per_step is None:
+        per_step, option = task.config.data.calibration_per_step, "data.calibration_per_step"
+    if per_step and not length:
+        raise ConfigError(f"{option}: refits the rolling conformal factor per lead time and "
+                          "needs --calibration-window N (or data.calibration_window), got none")
+    return bool(per_step)
+
+
 def rolling_factors(scores: np.ndarray, where: list[tuple[int, int]], horizon: int,
                     length: int, interval: float, fallback: float, gamma: float = 0.0,
-                    seeds: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
-                    ) -> np.ndarray:
+                    seeds: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
+                    per_step: bool = False) -> np.ndarray:
     """Per window ``(windows,)``: the conformal factor of the ``length`` most recent forecasts
     of its series (``scores`` ``(windows, horizon, targets)``, see
     :func:`~rnnkit.tasks.forecast_probability.conformal_scores`) whose ``horizon`` steps all
@@ -232,8 +252,9 @@ def rolling_factors(scores: np.ndarray, where: list[tuple[int, int]], horizon: i
     earlier forecasts ``(k, horizon, targets)`` and the row each ended at ``(k,)`` (before
     the file: negative), counted among the ended forecasts of every origin after that row;
     they fill the window but do not move ``alpha_t``, which starts at the file's first
-    origin."""
-    factors = np.full(len(where), float(fallback))
+    origin. With ``per_step`` the factors are ``(windows, horizon)``: step ``h``'s quantile is
+    taken over the window's scores at lead time ``h`` only (errors grow with the lead)."""
+    factors = np.full((len(where), horizon) if per_step else len(where), float(fallback))
     target = 1.0 - interval
     by_series: dict[int, list[tuple[int, int]]] = {}
     for row, (index, origin) in enumerate(where):
@@ -256,9 +277,12 @@ def rolling_factors(scores: np.ndarray, where: list[tuple[int, int]], horizon: i
             elapsed = int(np.searchsorted(ends, origin - 1, side="right"))
             if elapsed >= length:
                 alpha = target - gamma * float(excess[:elapsed].sum())
-                factors[row] = fp.conformal_quantile(pool[elapsed - length:elapsed],
-                                                     1.0 - alpha)
-            excess[rank[position]] = float(np.mean(scores[row] > factors[row])) - target
+                recent = pool[elapsed - length:elapsed]
+                factors[row] = [fp.conformal_quantile(recent[:, step], 1.0 - alpha)
+                                for step in range(horizon)] if per_step \
+                    else fp.conformal_quantile(recent, 1.0 - alpha)
+            missed = scores[row] > (factors[row][:, None] if per_step else factors[row])
+            excess[rank[position]] = float(np.mean(missed)) - target
     return factors
 
 

@@ -67,6 +67,8 @@ class DataConfig:
       ``calibration_adapt`` gamma (with ``calibration_window``): adaptive conformal inference;
       the level of that refit moves after each ended forecast by gamma times (target
       miscoverage - its miss rate), so bursts of misses widen the next intervals fast.
+      ``calibration_per_step`` (with ``calibration_window``): one rolling factor per lead
+      time, each fitted on the window's scores at that lead (errors grow with the lead).
     - ``tag_scheme`` (tagging): ``auto`` detects chunk tags (IOB1, IOB2/BIO, BIOES, BMES) and
       then reports entity-level scores; ``none`` treats tags as plain labels; ``iob1``,
       ``iob2``, ``bioes`` or ``bmes`` converts every file's tags to that scheme.
@@ -111,6 +113,7 @@ class DataConfig:
     samples: int = 500  # forecasting: sample paths where intervals have no closed form
     calibration_window: int | None = None  # forecasting backtests: rolling conformal
     calibration_adapt: float | None = None  # forecasting backtests: ACI step size gamma
+    calibration_per_step: bool = False  # forecasting backtests: a rolling factor per lead
     normalize: Literal["global", "last_value", "series"] = "global"
 
 

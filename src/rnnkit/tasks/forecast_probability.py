@@ -89,13 +89,13 @@ def conformal_quantile(scores: np.ndarray, interval: float) -> float:
 def widen(forecast, factor: float | np.ndarray):
     """Move every interval end, quantile and sample of ``forecast`` to ``median + factor ·
     (value - median)`` (and scale ``std``); the point forecast is unchanged. ``factor``: one
-    number, or one per window ``(windows,)``."""
+    number, one per window ``(windows,)`` or one per window and step ``(windows, horizon)``."""
     if forecast.median is None or (np.ndim(factor) == 0 and factor == 1.0):
         return forecast
     median = forecast.median
     if np.ndim(factor):
-        factor = torch.as_tensor(np.asarray(factor), dtype=median.dtype,
-                                 device=median.device).reshape(-1, 1, 1)
+        factor = torch.as_tensor(np.asarray(factor), dtype=median.dtype, device=median.device)
+        factor = factor.reshape(*factor.shape, *(1,) * (3 - factor.ndim))
 
     def scaled(values):
         return median + factor * (values - median)
