@@ -124,10 +124,10 @@ def test_backtest_calibration_seed_starts_the_window_from_validation_forecasts(c
             rows = list(csv.DictReader(handle))
         return [int(r["origin"]) for r in rows], [float(r["factor"]) for r in rows]
 
-    origins, seeded = factors()
-    _, plain = factors("--no-calibration-seed")
+    _, plain = factors()
+    origins, seeded = factors("--calibration-seed")
     summary = json.loads((run_dir / "backtest" / "summary.json").read_text())
-    assert summary["settings"]["calibration_seed"] is False
+    assert summary["settings"]["calibration_seed"] is True
     # The file is the training series itself: validation forecasts (its last 12 rows, the
     # first ending at row 111) count only for origins after they ended.
     assert seeded[:13] == plain[:13]
@@ -162,7 +162,7 @@ def test_backtest_calibration_per_step_is_recorded(cli, trained):
     (["--calibration-window", "5", "--calibration-adapt", "2"],
      "--calibration-adapt: expected a step size in (0, 1], got 2.0"),
     (["--retrain", "--calibration-window", "5"], "--calibration-window: rolling"),
-    (["--no-calibration-seed"], "--no-calibration-seed: chooses how the rolling"),
+    (["--calibration-seed"], "--calibration-seed: starts the rolling calibration window"),
     (["--calibration-per-step"], "--calibration-per-step: refits the rolling conformal"),
     (["--horizon", "9"], "--horizon: expected 1..4"),
     (["--window", "sliding"], "--window: expected expanding or rolling"),

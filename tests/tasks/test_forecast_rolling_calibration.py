@@ -289,9 +289,9 @@ def test_training_saves_the_validation_scores_with_their_end_times(regime_run):
 
 def test_seeded_rolling_calibration_starts_from_the_validation_forecasts(regime_run):
     run, test = regime_run
-    seeded = run_backtest(run, test, BacktestSettings(stride=1, calibration_window=30))
-    plain = run_backtest(run, test, BacktestSettings(stride=1, calibration_window=30,
-                                                     calibration_seed=False))
+    seeded = run_backtest(run, test, BacktestSettings(stride=1, calibration_window=30,
+                                                      calibration_seed=True))
+    plain = run_backtest(run, test, BacktestSettings(stride=1, calibration_window=30))
     scores = np.asarray(run.task.artifacts["validation_scores"][""]["scores"])
     first = seeded.origins[0]
     # The test file continues the validation period: its first origin's window is the last
@@ -309,7 +309,7 @@ def test_seeds_ending_after_an_origin_are_not_used(regime_run, tmp_path):
     # A file overlapping the validation period (rows 340-599 of the series): a validation
     # forecast ending at row 360 may calibrate origins after 360 only.
     overlap = _regime_series(tmp_path / "overlap.csv", 260, start=340)
-    settings = BacktestSettings(stride=1, calibration_window=10)
+    settings = BacktestSettings(stride=1, calibration_window=10, calibration_seed=True)
     saved = run.task.artifacts["validation_scores"]
     original = {"": dict(saved[""])}
     try:
@@ -330,7 +330,8 @@ def test_seeds_ending_after_an_origin_are_not_used(regime_run, tmp_path):
 
 def test_runs_saved_without_validation_scores_calibrate_as_before(regime_run):
     run, test = regime_run
-    settings = BacktestSettings(stride=1, calibration_window=30, calibration_adapt=0.1)
+    settings = BacktestSettings(stride=1, calibration_window=30, calibration_adapt=0.1,
+                                calibration_seed=True)
     saved = run.task.artifacts.pop("validation_scores")
     try:
         old = run_backtest(run, test, settings)
@@ -393,8 +394,8 @@ def test_per_step_backtest_widens_each_lead_by_its_own_factor(regime_run):
      "--calibration-window"),
     (BacktestSettings(), "calibration_per_step",
      "data.calibration_per_step: refits the rolling conformal factor per lead time"),
-    (BacktestSettings(calibration_seed=False), None,
-     "--no-calibration-seed: chooses how the rolling calibration window starts"),
+    (BacktestSettings(calibration_seed=True), None,
+     "--calibration-seed: starts the rolling calibration window from validation forecasts"),
 ])
 def test_per_step_and_seed_errors_name_the_argument(regime_run, settings, key, message):
     run, test = regime_run

@@ -51,7 +51,7 @@ def backtest(
         "--calibration-seed/--no-calibration-seed",
         help="Start the --calibration-window from the run's saved validation forecasts "
         "(those ended before each origin by their time labels) instead of the validation "
-        "factor; runs saved without them calibrate as before.")] = True,
+        "factor; runs saved without them calibrate as before.")] = False,
     calibration_per_step: Annotated[bool | None, typer.Option(
         "--calibration-per-step/--no-calibration-per-step",
         help="With --calibration-window: one factor per lead time, each refitted on the "
