@@ -23,7 +23,13 @@ from rnnkit.nn import backend as backends
 from rnnkit.nn import checks, inference, interop
 from rnnkit.nn.functional import GATE_COUNT, DirectionWeights, GateNorm, cell_step, input_gates
 from rnnkit.nn.recurrence import Regularisation, run_direction, zoneout_update
-from rnnkit.nn.sequence import pack_nonempty, repack_like, unpack
+from rnnkit.nn.sequence import (
+    pack_longest_first,
+    pack_nonempty,
+    repack_like,
+    unpack,
+    unpack_longest_first,
+)
 from rnnkit.nn.streaming import Streamer, native_step, stream_weight_names
 
 State = Tensor | tuple[Tensor, Tensor]
@@ -32,6 +38,13 @@ StateObserver = Callable[[int, int, int, Tensor, "Tensor | None"], None]
 _CACHES = ("_stream_cache", "_forward_cache")
 _FUSED_OPS = {"RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu, "LSTM": torch.lstm,
               "GRU": torch.gru}
+
+
+def _rows_in_order(state: Tensor | None, order: Tensor | None) -> Tensor | None:
+    """``state (L*D, N, *)`` with its rows (dim 1) taken in ``order`` (``None``: unchanged)."""
+    if state is None or order is None:
+        return state
+    return state.index_select(1, order.to(state.device))
 
 
 def _stack(tensors: list[Tensor]) -> Tensor:
@@ -262,7 +275,7 @@ class RecurrentBase(nn.RNNBase):
             if fast is not None:
                 return fast
         x, lengths, packed, batched = self._prepare_input(input, lengths)
-        h0, c0 = self._prepare_state(hx, x.shape[1], batched)
+        h0, c0 = self._prepare_state(hx, x.shape[1], batched, packed)
         if x.shape[0] == 0:  # after the argument checks, as torch.nn's kernel raises it
             checks.reject_empty_sequence(type(self).__name__, self._input_shape(input),
                                          self.batch_first)
@@ -281,7 +294,11 @@ class RecurrentBase(nn.RNNBase):
                         packed: PackedSequence | None, batched: bool):
         """Time-major results back in the caller's layout: packed like the input, unbatched,
         or ``batch_first``; the state as ``h_n`` or ``(h_n, c_n)``."""
-        if packed is not None:
+        if packed is not None and self._packed_rows_sorted(packed):
+            output = pack_longest_first(output, packed)
+            h_n, c_n = _rows_in_order(h_n, packed.unsorted_indices), _rows_in_order(
+                c_n, packed.unsorted_indices)
+        elif packed is not None:
             output = repack_like(output, packed)
         elif not batched:
             output, h_n = output.squeeze(1), h_n.squeeze(1)
@@ -303,7 +320,8 @@ class RecurrentBase(nn.RNNBase):
             if lengths is not None:
                 raise ValueError(f"{name}: pass either a PackedSequence or lengths=, not both")
             packed = input
-            x, lengths = unpack(input)
+            x, lengths = (unpack_longest_first(input) if self._packed_rows_sorted(input)
+                          else unpack(input))
             checks.check_input(name, x, self.input_size, False, (2, 3), self._first_weight())
             batched = True
         else:
@@ -320,8 +338,17 @@ class RecurrentBase(nn.RNNBase):
             lengths = None  # every row is full: no masking needed (unknowable under vmap)
         return x, lengths, packed, batched
 
-    def _prepare_state(self, hx: State | None, batch: int, batched: bool):
-        """Validate or create ``(h0 (L*D, N, P), c0 (L*D, N, H) or None)``."""
+    def _packed_rows_sorted(self, packed: PackedSequence) -> bool:
+        """Run a packed input in its packed (longest-first) row order, as torch.nn does: rows
+        need no gather before and after the recurrence, states are permuted instead. Not with
+        a state observer or per-row regularisation masks, whose rows follow the input order."""
+        return (packed.sorted_indices is not None and self._state_observer is None
+                and not self.regularisation.active)
+
+    def _prepare_state(self, hx: State | None, batch: int, batched: bool,
+                       packed: PackedSequence | None = None):
+        """Validate or create ``(h0 (L*D, N, P), c0 (L*D, N, H) or None)``; rows in the packed
+        order when :meth:`_packed_rows_sorted` (the caller's are in input order)."""
         name = type(self).__name__
         layers = self.num_layers * self.num_directions
         expected = {"h_0": (layers, batch, self.state_size)}
@@ -335,6 +362,8 @@ class RecurrentBase(nn.RNNBase):
             checks.check_state_rank(name, dict(zip(expected, states, strict=True)), batched)
             states = [self._check_state(name, key, state, shape, batched)
                       for (key, shape), state in zip(expected.items(), states, strict=True)]
+            if packed is not None and self._packed_rows_sorted(packed):
+                states = [_rows_in_order(state, packed.sorted_indices) for state in states]
         return states[0], (states[1] if self.mode == "LSTM" else None)
 
     def _split_state(self, name: str, hx: State) -> list[Tensor]:

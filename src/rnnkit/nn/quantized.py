@@ -129,7 +129,7 @@ class QuantizedRecurrent(nn.Module):
                                "layer")
         layer = self._float
         x, lengths, packed, batched = layer._prepare_input(input, lengths)
-        h0, c0 = layer._prepare_state(hx, x.shape[1], batched)
+        h0, c0 = layer._prepare_state(hx, x.shape[1], batched, packed)
         if x.shape[0] == 0:
             checks.reject_empty_sequence(name, layer._input_shape(input), self.batch_first)
         if x.shape[1] == 0:

@@ -13,6 +13,26 @@ def unpack(packed: PackedSequence) -> tuple[Tensor, Tensor]:
     return padded, lengths
 
 
+def unpack_longest_first(packed: PackedSequence) -> tuple[Tensor, Tensor]:
+    """``PackedSequence`` -> ``(padded (seq, batch, feature), lengths (batch,))`` in the packed
+    (longest-first) row order, not the input order: no row gather is needed before or after
+    the recurrence (states are permuted instead, as torch.nn does). Inverse:
+    :func:`pack_longest_first`."""
+    return pad_packed_sequence(PackedSequence(packed.data, packed.batch_sizes),
+                               batch_first=False)
+
+
+def pack_longest_first(padded: Tensor, template: PackedSequence) -> PackedSequence:
+    """Pack time-major ``padded`` ``(seq, batch, feature)`` whose rows are in the packed order
+    of ``template`` (see :func:`unpack_longest_first`), with the template's layout."""
+    batch_sizes = template.batch_sizes
+    rows = torch.arange(padded.shape[1]).unsqueeze(1)
+    lengths = (batch_sizes.unsqueeze(0) > rows).sum(1)  # (batch,), descending
+    data = pack_padded_sequence(padded, lengths, enforce_sorted=True).data
+    return PackedSequence(data, template.batch_sizes, template.sorted_indices,
+                          template.unsorted_indices)
+
+
 def repack_like(padded: Tensor, template: PackedSequence) -> PackedSequence:
     """Pack time-major ``padded`` ``(seq, batch, feature)`` with the layout of ``template``.
 
