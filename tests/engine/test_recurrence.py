@@ -10,8 +10,7 @@ from hypothesis import strategies as st
 from rnnkit import engine
 from rnnkit.engine import ops
 
-from .reference import (compare, direction_weights, engine_direction, make_module,
-                        torch_direction)
+from .reference import compare, direction_weights, engine_direction, make_module, torch_direction
 
 pytestmark = pytest.mark.skipif(not engine.available(), reason="native engine not compiled")
 
