@@ -69,14 +69,32 @@ def _run_forward(plan: _Plan, xg, bias, h0, c0, w_hh, b_hn, w_hr, save: bool):
     return y, h_n, c_n, (gates, aux, m)
 
 
+def _recurrent_weight_grad(plan: _Plan, dgh: Tensor, y: Tensor, h0: Tensor) -> Tensor:
+    """``(gates * hidden, out)``: sum over steps of ``dgh[t]^T h_prev[t]``.
+
+    ``dgh`` is ``(seq, batch, gates * hidden)``, ``y`` ``(seq, batch, out)``, ``h0``
+    ``(batch, out)``. Unless rows end at different steps of a reversed sequence, the states
+    read are ``y`` shifted by one step with ``h0`` at the first step read, so the sum is a
+    GEMM over the shifted views plus one batch-sized product: no copy of the whole output
+    (padded steps have zero ``dgh``, so what they read does not matter).
+    """
+    if plan.reverse and plan.lengths is not None:
+        previous = _previous_states(plan, y, h0)
+        return dgh.reshape(-1, dgh.shape[2]).t() @ previous.view(-1, plan.out_size)
+    first, grads, states = ((dgh[-1], dgh[:-1], y[1:]) if plan.reverse
+                            else (dgh[0], dgh[1:], y[:-1]))
+    if grads.shape[0] == 0:
+        return first.t() @ h0
+    dw = grads.reshape(-1, dgh.shape[2]).t() @ states.reshape(-1, plan.out_size)
+    return dw.addmm_(first.t(), h0)
+
+
 def _previous_states(plan: _Plan, y: Tensor, h0: Tensor) -> Tensor:
-    """``(seq, batch, out)``: the state each step read, where the step is active."""
-    if not plan.reverse:
-        return torch.cat([h0.unsqueeze(0), y[:-1]])
+    """``(seq, batch, out)``: the state each step of a reversed sequence with lengths read,
+    where the step is active."""
     previous = torch.cat([y[1:], h0.unsqueeze(0)])
-    if plan.lengths is not None:
-        rows = torch.nonzero(plan.lengths > 0).flatten()
-        previous[plan.lengths[rows] - 1, rows] = h0[rows]
+    rows = torch.nonzero(plan.lengths > 0).flatten()
+    previous[plan.lengths[rows] - 1, rows] = h0[rows]
     return previous
 
 
@@ -237,8 +255,7 @@ def gradients(plan: _Plan, x, y, h0, c0, w_ih, w_hh, w_hr, gates, aux, m, dy, dh
     if need.w_ih:
         dw_ih = dgx2.t() @ x.reshape(rows, input_size)
     if need.w_hh:
-        previous = _previous_states(plan, y, h0)
-        dw_hh = dgh2.t() @ previous.view(rows, plan.out_size)
+        dw_hh = _recurrent_weight_grad(plan, dgh, y, h0)
     if need.bias:
         db_ih = dgx2.sum(0)
         # A separate tensor: the two .grad fields must not alias.
