@@ -765,6 +765,12 @@ struct Forward {
 };
 
 // ---------------------------------------------------------------- backward
+// Backward splits rows between threads (see Backward::split_rows) from this many rows per
+// thread, and while its packed weights take at most this many bytes (each thread then reads
+// all of them every step: they must stay in its L2).
+constexpr int kRowsPerThread = 16;
+constexpr long kRowSplitPanelBytes = 1024 * 1024;
+
 template <typename T>
 struct Backward {
     const BackwardArgs& a;
@@ -778,10 +784,11 @@ struct Backward {
         return t + 1 < len ? t + 1 : -1;
     }
 
-    void pointwise(int t, const T* dtot, const T* dm, T* dc, int k0, int k1) const {
+    void pointwise(int t, const T* dtot, const T* dm, T* dc, int k0, int k1, int b0,
+                   int b1) const {
         const int H = a.H;
         const long base = (long)t * a.B * GH;
-        for (int b = 0; b < a.B; b++) {
+        for (int b = b0; b < b1; b++) {
             T* dgx = (T*)a.dgx + base + (long)b * GH;
             T* dgh = (T*)a.dgh + base + (long)b * GH;
             if (!row_active(a.lengths, b, t)) {
@@ -841,6 +848,20 @@ struct Backward {
 
     T* proj_panels() const { return (T*)a.panels + packed_size<T>(GH, a.Hout); }
 
+    // Rows are independent in BPTT (they share only the weights), so with enough rows per
+    // thread and the packed weights small enough to stay in each core's L2, each thread takes
+    // whole rows through every step with no barrier per step: a thread that is descheduled, or
+    // slower, no longer stalls the other at each of the T steps. Every row then runs exactly
+    // the one-thread computation (all units, same products), so the bits do not change. With
+    // lengths a thread's share could shrink to one active row, whose product takes the
+    // batch-1 path (another summation order), so lengths keep the split over units.
+    bool split_rows(int nt) const {
+        const long bytes = (packed_size<T>(GH, a.Hout) + (a.whr ? packed_size<T>(a.Hout, a.H) : 0)) *
+                           (long)sizeof(T);
+        return nt > 1 && a.lengths == nullptr && a.B >= kRowsPerThread * nt &&
+               bytes <= kRowSplitPanelBytes;
+    }
+
     void run(int tid, int nt) const {
         constexpr int L = lanes<T>();
         const int B = a.B, H = a.H, Hout = a.Hout;
@@ -853,19 +874,32 @@ struct Backward {
         split_range<T>(H, tid, nt, &k0, &k1);
         split_range<T>(Hout, tid, nt, &p0, &p1);
         const bool lstm = a.mode == MODE_LSTM;
-        // Panels of W_hh (K = G*H rows, the state's columns) and of W_hr (K = Hout, H columns).
+        // Panels of W_hh (K = G*H rows, the state's columns) and of W_hr (K = Hout, H columns),
+        // each thread packing its share of the columns.
         pack_panels<T>((const T*)a.whh, false, Hout, 0, GH, Hout, p0 / L, (p1 + L - 1) / L,
                        (T*)a.panels);
         if (a.whr)
             pack_panels<T>((const T*)a.whr, false, H, 0, Hout, H, k0 / L, (k1 + L - 1) / L,
                            proj_panels());
-        copy_states<T>(a.dhn, rec0, Hout, p0, p1, a.dcn, dc, H, k0, k1, B, lstm);
+        const bool rows = split_rows(nt);
+        int b0 = 0, b1 = B;
+        if (rows) {  // every thread reads all the panels
+            parallel_barrier();
+            b0 = (int)((long)B * tid / nt);
+            b1 = (int)((long)B * (tid + 1) / nt);
+            k0 = p0 = 0;
+            k1 = H;
+            p1 = Hout;
+        }
+        const long h_off = (long)b0 * Hout, c_off = (long)b0 * H;
+        copy_states<T>((const T*)a.dhn + h_off, rec0 + h_off, Hout, p0, p1,
+                       lstm ? (const T*)a.dcn + c_off : nullptr, dc + c_off, H, k0, k1, b1 - b0, lstm);
         T* rec = rec0;
         T* rec_next = rec1;
         for (int s = 0; s < a.T; s++) {
             int t = a.reverse ? s : a.T - 1 - s;
             const T* dy = (const T*)a.dy + (long)t * B * Hout;
-            for (int b = 0; b < B; b++) {
+            for (int b = b0; b < b1; b++) {
                 bool active = row_active(a.lengths, b, t);
                 for (int p = p0; p < p1; p++) {
                     long i = (long)b * Hout + p;
@@ -874,17 +908,19 @@ struct Backward {
                     if (a.dhtot) ((T*)a.dhtot)[(long)t * B * Hout + i] = active ? v : T(0);
                 }
             }
-            const int rows = active_prefix(a.lengths, B, t);
+            // This thread's rows up to the last active one.
+            const int last = active_prefix(a.lengths, B, t);
+            const int m = (last < b1 ? last : b1) - b0;
             if (a.whr) {
-                parallel_barrier();
-                if (rows > 0)
-                    gemm_packed<T>(rows, Hout, dtot, Hout, proj_panels(), H, k0 / L,
-                                   (k1 + L - 1) / L, dm, H, nullptr, 0);
+                if (!rows) parallel_barrier();
+                if (m > 0)
+                    gemm_packed<T>(m, Hout, dtot + h_off, Hout, proj_panels(), H, k0 / L,
+                                   (k1 + L - 1) / L, dm + c_off, H, nullptr, 0);
             }
-            pointwise(t, dtot, dm, dc, k0, k1);
-            parallel_barrier();
+            pointwise(t, dtot, dm, dc, k0, k1, b0, b1);
+            if (!rows) parallel_barrier();
             const T* dgh = (const T*)a.dgh + (long)t * B * GH;
-            for (int b = 0; b < B; b++) {
+            for (int b = b0; b < b1; b++) {
                 bool active = row_active(a.lengths, b, t);
                 const T* z = (const T*)a.gates + (long)t * B * GH + (long)b * GH + H;
                 for (int p = p0; p < p1; p++) {
@@ -892,14 +928,15 @@ struct Backward {
                     rec_next[i] = !active ? dtot[i] : a.mode == MODE_GRU ? dtot[i] * z[p] : T(0);
                 }
             }
-            if (rows > 0)  // rows after the last active one carry their gradient unchanged
-                gemm_packed<T>(rows, GH, dgh, GH, (const T*)a.panels, Hout, p0 / L,
-                               (p1 + L - 1) / L, rec_next, Hout, rec_next, Hout);
+            if (m > 0)  // rows after the last active one carry their gradient unchanged
+                gemm_packed<T>(m, GH, dgh + (long)b0 * GH, GH, (const T*)a.panels, Hout, p0 / L,
+                               (p1 + L - 1) / L, rec_next + h_off, Hout, rec_next + h_off, Hout);
             T* tmp = rec;
             rec = rec_next;
             rec_next = tmp;
         }
-        copy_states<T>(rec, a.dh0, Hout, p0, p1, dc, a.dc0, H, k0, k1, B, lstm);
+        copy_states<T>(rec + h_off, (T*)a.dh0 + h_off, Hout, p0, p1, dc + c_off,
+                       lstm ? (T*)a.dc0 + c_off : nullptr, H, k0, k1, b1 - b0, lstm);
     }
 };
 
