@@ -312,8 +312,7 @@ def recurrence(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weight_ih: T
         inverse[order] = torch.arange(batch)
         sorted_c0 = None if c0 is None else c0[order]
         if _plain_inference(tensors):  # x is projected in place, not copied in sorted order
-            plan = _Plan(mode, hidden, out_size, lengths[order], bool(reverse),
-                         choose_threads(mode, batch, hidden, out_size))
+            plan = _threaded_plan(mode, hidden, out_size, batch, lengths[order], reverse)
             y, h_n, c_n, _ = _forward_all(plan, x, h0[order], sorted_c0, *tensors[3:],
                                           save=False, source_rows=order.tolist())
         else:
@@ -326,8 +325,7 @@ def recurrence(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weight_ih: T
     if is_tracing(tensors):  # the op chooses the thread count when the graph runs
         return _traced_recurrence(_Plan(mode, hidden, out_size, lengths, bool(reverse), 0),
                                   *tensors)
-    plan = _Plan(mode, hidden, out_size, lengths, bool(reverse),
-                 choose_threads(mode, batch, hidden, out_size))
+    plan = _threaded_plan(mode, hidden, out_size, batch, lengths, reverse)
     if _needs_grad(tensors):
         result = _Recurrence.apply(plan, *tensors)
         return result if len(result) == 3 else (*result, None)
@@ -338,7 +336,13 @@ def recurrence(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weight_ih: T
 def inference_plan(mode: str, hidden: int, out_size: int, batch: int, reverse: bool) -> _Plan:
     """The plan :func:`dense_inference` runs: no lengths, threads for this batch and
     ``torch.get_num_threads()`` now (a caller keeping it must key it on both)."""
-    return _Plan(mode, hidden, out_size, None, bool(reverse),
+    return _threaded_plan(mode, hidden, out_size, batch, None, reverse)
+
+
+def _threaded_plan(mode: str, hidden: int, out_size: int, batch: int, lengths: Tensor | None,
+                   reverse: bool) -> _Plan:
+    """A plan with the thread count :func:`choose_threads` gives this batch now."""
+    return _Plan(mode, hidden, out_size, lengths, bool(reverse),
                  choose_threads(mode, batch, hidden, out_size))
 
 

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from rnnkit.nn import backend as backends
+from rnnkit.nn.streaming import plain_state
 
 # Distinct routes a layer remembers before it starts over (one per batch size seen, mostly).
 MAX_ROUTES = 32
@@ -121,11 +122,6 @@ def _plan_for(layer, key: tuple) -> ForwardPlan | bool:
     return ForwardPlan(layer, engine_ops, dtype, batch, batched)
 
 
-def _state_ok(state: object, shape: tuple[int, ...], dtype: torch.dtype) -> bool:
-    return (type(state) is Tensor and state.shape == shape and state.dtype == dtype
-            and state.is_cpu and state.is_contiguous())
-
-
 def forward(layer, input: Tensor, hx):
     """``(output, state)`` of ``layer(input, hx)`` in inference, or ``None`` for the general
     path (no decision recorded, or an argument it would reject or convert)."""
@@ -139,12 +135,12 @@ def forward(layer, input: Tensor, hx):
     if hx is None:
         h0, c0 = plan.zero_h, plan.zero_c
     elif plan.lstm:
-        if not (type(hx) is tuple and len(hx) == 2 and _state_ok(hx[0], plan.h_shape, plan.dtype)
-                and _state_ok(hx[1], plan.c_shape, plan.dtype)):
+        if not (type(hx) is tuple and len(hx) == 2 and plain_state(hx[0], plan.h_shape, plan.dtype)
+                and plain_state(hx[1], plan.c_shape, plan.dtype)):
             return None
         h0, c0 = hx
     else:
-        if not _state_ok(hx, plan.h_shape, plan.dtype):
+        if not plain_state(hx, plan.h_shape, plan.dtype):
             return None
         h0, c0 = hx, plan.zero_c
     batched = key[5]

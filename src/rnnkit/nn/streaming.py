@@ -74,7 +74,9 @@ def _decide(layer, route: tuple[str, int]) -> StreamCache:
     return cache
 
 
-def _state_ok(state: object, shape: tuple[int, int, int], dtype: torch.dtype) -> bool:
+def plain_state(state: object, shape: tuple[int, ...], dtype: torch.dtype) -> bool:
+    """True for a plain contiguous CPU tensor of this shape and dtype (what the native fast
+    paths accept without the general path's checks)."""
     return (type(state) is Tensor and state.dtype == dtype and state.shape == shape
             and state.is_cpu and state.is_contiguous())
 
@@ -108,11 +110,11 @@ def native_step(layer, input: Tensor, state):
     if state is None:
         h, c = _initial_state(plan, input, shape)
     elif plan.mode != "LSTM":
-        if not _state_ok(state, shape, plan.dtype):
+        if not plain_state(state, shape, plan.dtype):
             return None
         h, c = state, None
-    elif (type(state) is tuple and len(state) == 2 and _state_ok(state[0], shape, plan.dtype)
-          and _state_ok(state[1], (plan.layers, batch, plan.hidden), plan.dtype)):
+    elif (type(state) is tuple and len(state) == 2 and plain_state(state[0], shape, plan.dtype)
+          and plain_state(state[1], (plan.layers, batch, plan.hidden), plan.dtype)):
         h, c = state
     else:
         return None
