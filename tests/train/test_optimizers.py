@@ -97,3 +97,24 @@ def test_bad_optimizer_settings_name_the_field(settings, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("(", r"\(")
                        .replace(")", r"\)")):
         TrainConfig(max_steps=1, **settings)
+
+
+@pytest.mark.parametrize(("before", "after"), [("adamw", "sgd"), ("sgd", "adam"),
+                                               ("adam", "rmsprop"), ("rmsprop", "adamw")])
+def test_resume_with_another_optimizer_warns_and_starts_its_state_afresh(tmp_path, before,
+                                                                        after):
+    with pytest.raises(TrainingInterrupted):
+        _trainer(tmp_path, before, StopAt(7)).fit()
+    resumed_records = Recorder()
+    resumed = _trainer(tmp_path, after, resumed_records)
+    with pytest.warns(RuntimeWarning, match=f"trained with optimizer '{before}', this run "
+                                            f"uses '{after}'; its state"):
+        resumed.fit(resume=True)
+    assert type(resumed.optimizer).__name__.lower() == after
+    assert [record.step for record in resumed_records.records] == [8, 9, 10, 11, 12]
+    assert all(torch.isfinite(torch.tensor(r.loss)) for r in resumed_records.records)
+    state = next(iter(resumed.optimizer.state.values()))
+    if after in ("adam", "adamw", "rmsprop"):  # moments counted from the resume, not step 0
+        assert int(state["step"]) == 5
+    else:
+        assert "momentum_buffer" in state

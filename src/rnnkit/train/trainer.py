@@ -479,14 +479,26 @@ class Trainer:
                 f"resume: checkpoint {str(directory)!r} has no trainer state of version "
                 f"{TRAINER_STATE_VERSION}; it cannot be resumed (load its weights instead)"
             )
-        self.optimizer.load_state_dict(saved["optimizer"])
-        apply_settings(self.optimizer, self.config)  # the config's, should they have changed
+        self._restore_optimizer(saved, directory)
         self.schedule.load_state_dict(saved["schedule"])
         self.precision.load_state_dict(saved.get("loss_scaler"))
         self.loss_state.restore(saved["loss_fn"])
         self.state = TrainerState(**saved["progress"])
         restore_rng_state(saved["rng"])
         self._seed_this_rank()
+
+    def _restore_optimizer(self, saved: dict[str, Any], directory: Path) -> None:
+        """Load the saved optimizer state, or start it afresh when the config names another
+        optimizer (its moments have other names and meanings: AdamW's ``exp_avg`` is not
+        SGD's ``momentum_buffer``); weights, progress, schedule and RNG still resume."""
+        saved_optimizer = saved.get("config", {}).get("optimizer", self.config.optimizer)
+        if saved_optimizer != self.config.optimizer:
+            _warn(f"resume: checkpoint {str(directory)!r} was trained with optimizer "
+                  f"{saved_optimizer!r}, this run uses {self.config.optimizer!r}; its state "
+                  "(moments, step counts) starts afresh, weights and progress are restored")
+            return
+        self.optimizer.load_state_dict(saved["optimizer"])
+        apply_settings(self.optimizer, self.config)  # the config's, should they have changed
 
 
 def _warn(message: str) -> None:
