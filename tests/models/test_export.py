@@ -22,6 +22,15 @@ MODELS = {
                                   "eos_id": 3, "hidden_size": 8, "embedding_size": 4,
                                   "attention": "luong_dot", "cell": "lstm",
                                   "bidirectional": False}),
+    # No attention: the decoder never reads the encoder outputs, so no memory inputs.
+    "seq2seq-none": ("seq2seq", {"source_vocab_size": 15, "target_vocab_size": 12, "bos_id": 2,
+                                 "eos_id": 3, "hidden_size": 8, "embedding_size": 4,
+                                 "attention": "none", "cell": "lstm", "bidirectional": True}),
+    "forecaster-quantile": ("forecaster", {"input_size": 2, "horizon": 3, "hidden_size": 8,
+                                           "likelihood": "quantile",
+                                           "quantiles": [0.1, 0.5, 0.9],
+                                           "strategy": "autoregressive", "mean": [1.0, -2.0],
+                                           "std": [2.0, 0.5]}),
 }
 
 
@@ -106,3 +115,46 @@ def test_a_crf_tagger_exports_its_emission_scores_and_crf_scores(tmp_path):
     for got, want in zip((transitions, start, end), expected, strict=True):
         assert got.shape == want.shape and abs(got - want).max() < 1e-6
     assert transitions[0, 1] == start[2] == end[3] == FORBIDDEN
+
+
+def _session(path):
+    import onnxruntime
+
+    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def test_a_seq2seq_without_attention_decodes_from_its_state_alone(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(*MODELS["seq2seq-none"]).eval()
+    report = export_model(model, tmp_path / "m.onnx")
+    encoder, step = (_session(path) for path in report.files)
+    assert [i.name for i in encoder.get_outputs()] == ["h", "c"]
+    assert [i.name for i in step.get_inputs()] == ["previous", "h", "c"]
+    source = torch.tensor([[4, 5, 6, 7], [8, 9, 1, 0]])
+    lengths = torch.tensor([4, 3])
+    h, c = encoder.run(None, {"source": source.numpy(), "source_lengths": lengths.numpy()})
+    previous = torch.tensor([2, 2])
+    with torch.no_grad():
+        _, state = model.encode(source, lengths)
+        for _ in range(3):  # greedy steps in ONNX Runtime follow the model's own
+            logits, next_h, next_c = step.run(None, {"previous": previous.numpy(), "h": h,
+                                                     "c": c})
+            want, state, _ = model.decode_step(previous, state, None)
+            assert abs(logits - want.numpy()).max() < 1e-5
+            previous, h, c = torch.from_numpy(logits).argmax(-1), next_h, next_c
+
+
+def test_a_quantile_forecaster_exports_every_level_in_original_units(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(*MODELS["forecaster-quantile"]).eval()
+    report = export_model(model, tmp_path / "m.onnx")
+    assert max(report.max_abs_diff.values()) < 1e-4
+    history = torch.randn(5, 9, 2) * 2.0 + 1.0
+    mean, quantiles = _session(tmp_path / "m.onnx").run(None, {"history": history.numpy()})
+    assert mean.shape == (5, 3, 2) and quantiles.shape == (5, 3, 2, 3)
+    with torch.no_grad():
+        distribution = model.predictive(model.raw_outputs(model.scale(history)))
+        for index, level in enumerate([0.1, 0.5, 0.9]):
+            want = model.unscale_targets(distribution.icdf(level)).numpy()
+            assert abs(quantiles[..., index] - want).max() < 1e-5
+    assert abs(quantiles[..., 1] - mean).max() < 1e-5  # the point forecast is the median

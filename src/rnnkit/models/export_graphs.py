@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from rnnkit.models._recurrent import State
 from rnnkit.models.classifier import SequenceClassifier
 from rnnkit.models.conditional_generator import ConditionalGenerator
+from rnnkit.models.forecast_likelihood import QuantilePredictive
 from rnnkit.models.forecaster import Forecaster
 from rnnkit.models.language_model import LanguageModel
 from rnnkit.models.seq2seq import Memory, Seq2Seq
@@ -202,11 +203,16 @@ class _ForecastGraph(nn.Module):
     def forward(self, history: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         model, targets = self.model, self.model.config.targets
         level = history[:, -1:, :] * float(self.relative)  # (batch, 1, features)
-        mean, std = model(model.scale(history - level))
-        mean = model.unscale_targets(mean) + level[..., targets]
-        if std is None:
+        distribution = model.predictive(model.raw_outputs(model.scale(history - level)))
+        mean = model.unscale_targets(distribution.point) + level[..., targets]
+        if isinstance(distribution, QuantilePredictive):
+            # (batch, horizon, targets, levels): every level unscaled like the point forecast
+            shift = model.feature_mean[targets] + level[..., targets]  # (batch, 1, targets)
+            scale = model.feature_std[targets]
+            return mean, distribution.values * scale[:, None] + shift.unsqueeze(-1)
+        if distribution.std is None:
             return mean
-        return mean, std * model.feature_std[targets]
+        return mean, distribution.std * model.feature_std[targets]
 
 
 def _forecaster(model: Forecaster, relative_forecast: bool) -> list[ExportGraph]:
@@ -229,7 +235,8 @@ def _forecaster(model: Forecaster, relative_forecast: bool) -> list[ExportGraph]
         assert isinstance(forecaster, Forecaster)
         return _ForecastGraph(forecaster, relative_forecast)
 
-    outputs = ("mean", "std") if config.gaussian else ("mean",)
+    spread = {"gaussian": ("std",), "quantile": ("quantiles",)}.get(config.likelihood, ())
+    outputs = ("mean", *spread)
     axes = {"history": {0: "batch", 1: "lookback"}, **{name: BATCH for name in outputs}}
     return [ExportGraph("", wrap, Signature(("history",), outputs, axes), inputs)]
 
@@ -244,15 +251,18 @@ class _Seq2SeqGraph(nn.Module):
         super().__init__()
         assert isinstance(model, Seq2Seq)
         self.model = model
+        # Without attention the decoder never reads the encoder's outputs: a graph input it
+        # does not use would be dropped by the ONNX exporter, so memory is left out entirely.
+        self.attends = model.config.attention != "none"
 
 
 class _Seq2SeqEncoder(_Seq2SeqGraph):
-    """``(source, source_lengths)`` → attention memory (outputs, projected keys, mask) and the
-    decoder's first state (``h`` and, for LSTM, ``c``)."""
+    """``(source, source_lengths)`` → attention memory (outputs, projected keys, mask; only
+    with attention) and the decoder's first state (``h`` and, for LSTM, ``c``)."""
 
     def forward(self, source: Tensor, source_lengths: Tensor) -> tuple[Tensor, ...]:
         memory, state = self.model.encode(source, source_lengths)
-        return (*memory, *_state_parts(state))
+        return (*(memory if self.attends else ()), *_state_parts(state))
 
 
 class _Seq2SeqStep(_Seq2SeqGraph):
@@ -261,7 +271,7 @@ class _Seq2SeqStep(_Seq2SeqGraph):
     def forward(self, tokens: Tensor, *rest: Tensor) -> tuple[Tensor, ...]:
         lstm = self.model.config.cell == "lstm"
         state: State = (rest[0], rest[1]) if lstm else rest[0]
-        memory = Memory(*rest[2 if lstm else 1:])
+        memory = Memory(*rest[2 if lstm else 1:]) if self.attends else None
         logits, state, weights = self.model.decode_step(tokens, state, memory)
         outputs = (logits, *_state_parts(state))
         return outputs if weights is None else (*outputs, weights)
@@ -282,16 +292,16 @@ def _seq2seq(model: Seq2Seq, _: bool) -> list[ExportGraph]:
             memory, state = model.encode(*source_inputs(batch, seq, seed))
         previous = torch.randint(0, config.target_vocab_size, (batch,),
                                  generator=torch.Generator().manual_seed(seed + 1))
-        return (previous, *_state_parts(state), *memory)
+        return (previous, *_state_parts(state), *(memory if attends else ()))
 
+    attends = config.attention != "none"
     state = ("h", "c") if config.cell == "lstm" else ("h",)
     source = {0: "batch", 1: "source"}
-    memory = ("memory", "keys", "mask")
+    memory = ("memory", "keys", "mask") if attends else ()
     state_axes = {name: {1: "batch"} for name in state}
     encoder = Signature(("source", "source_lengths"), (*memory, *state),
                         {"source": source, "source_lengths": BATCH,
                          **dict.fromkeys(memory, source), **state_axes})
-    attends = config.attention != "none"
     step_outputs = ("logits", *(f"next_{n}" for n in state), *(("attention",) if attends else ()))
     step = Signature(
         ("previous", *state, *memory), step_outputs,

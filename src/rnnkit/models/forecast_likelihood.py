@@ -17,6 +17,7 @@ values (mean first, then spread), the layout Gaussian checkpoints have always ha
 
 from __future__ import annotations
 
+import bisect
 from typing import Literal
 
 import torch
@@ -139,6 +140,8 @@ class QuantilePredictive(Predictive):
     def icdf(self, level: float | Tensor) -> Tensor:
         """A scalar ``level`` → ``(batch, steps, targets)``; levels ``(batch, steps, targets,
         k)`` → the same shape."""
+        if isinstance(level, float | int):
+            return self._icdf_at(float(level))
         level = torch.as_tensor(level, dtype=self.values.dtype, device=self.values.device)
         scalar = level.dim() == 0
         if scalar:
@@ -149,6 +152,18 @@ class QuantilePredictive(Predictive):
         below, above = self.values.gather(-1, upper - 1), self.values.gather(-1, upper)
         result = below + (level - low) / (high - low) * (above - below)
         return result.squeeze(-1) if scalar else result
+
+    def _icdf_at(self, level: float) -> Tensor:
+        """A Python ``level``: the bracketing levels are found here, not by a tensor search,
+        so traced and ONNX graphs (which have no ``searchsorted``) hold plain indexing."""
+        # Same float32 arithmetic as the tensor path, so both give the same bits.
+        value = torch.tensor(level, dtype=self.levels.dtype).clamp(self.levels[0],
+                                                                   self.levels[-1])
+        upper = min(max(bisect.bisect_left(self.levels.tolist(), value.item()), 1),
+                    len(self.levels) - 1)
+        low, high = self.levels[upper - 1], self.levels[upper]
+        below, above = self.values[..., upper - 1], self.values[..., upper]
+        return below + (value.to(self.levels.device) - low) / (high - low) * (above - below)
 
     def sample(self, count: int) -> Tensor:
         uniform = torch.rand(*self.point.shape, count, dtype=self.values.dtype,

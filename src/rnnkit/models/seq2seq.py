@@ -162,7 +162,7 @@ class Seq2Seq(nn.Module):
         return self.output(self.dropout(decoder_output))
 
     def decode_step(
-        self, tokens: Tensor, state: State, memory: Memory
+        self, tokens: Tensor, state: State, memory: Memory | None
     ) -> tuple[Tensor, State, Tensor | None]:
         """One decoder step: previous tokens ``(batch,)`` → logits ``(batch, vocab)``, the new
         state and attention weights ``(batch, src)`` (``None`` without attention)."""
