@@ -39,6 +39,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
 ENGINE_MODES = {"RNN": "RNN_TANH", "GRU": "GRU", "LSTM": "LSTM"}
 MIN_SAMPLE_SECONDS = 0.05
+# A batch-1 call lasts 0.05-7 ms, so one scheduler hiccup moves a 50 ms sample a lot
+# (LSTM H=64: 0.33-1.29x over 5 repetitions); more repetitions cost little there.
+BATCH_ONE_REPS_FACTOR = 3
 # Wall-clock by default; --clock cpu switches to the calling thread's CPU time (with one
 # torch thread, so all work of both implementations runs on that thread).
 clock = time.perf_counter
@@ -152,7 +155,7 @@ def bench_layer(mode, task, hidden, batch, seq_len, reps, ceiling, backend, ort)
     functions = [runner(reference, x, training), runner(ours, x, training)]
     if ort and not training:
         functions.append(onnx_peer.ort_sequence(reference, x))
-    times = interleaved(functions, reps)
+    times = interleaved(functions, reps * BATCH_ONE_REPS_FACTOR if batch == 1 else reps)
     base, cand = times[0], times[1]
     speedup = ratio_stats(base, cand)
     flops = step_flops(mode, hidden, batch) * seq_len * (3 if training else 1)
@@ -201,13 +204,15 @@ def bench_streaming(mode, hidden, reps, backend, ort) -> dict:
 
 
 def markdown(meta: dict, rows: list[Row], streaming: list[dict]) -> str:
+    factor = meta.get("batch_one_reps_factor", 1)  # files written before it existed: 1
+    batch_one = f" ({factor}x as many at batch 1)" if factor > 1 else ""
     lines = [
         "# rnnkit native engine vs torch.nn",
         "",
         f"{meta['cpu']}, {meta['threads']} threads, {meta['clock']}-clock timing (load average "
         f"{meta['load_average']:.1f} at the start), torch {meta['torch']}, engine ISA "
         f"`{meta['isa']}`, backend `{meta['backend']}`, float32, seq {meta['seq_len']}, "
-        f"{meta['reps']} paired interleaved repetitions. Large-GEMM ceiling "
+        f"{meta['reps']} paired interleaved repetitions{batch_one}. Large-GEMM ceiling "
         f"{meta['gemm_ceiling_gflops']:.0f} GFLOP/s.",
         "",
         "Speedup = torch.nn time / rnnkit time (median, min-max over repetitions). `auto`: "
@@ -305,6 +310,7 @@ def main(argv=None) -> None:
     meta = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
             "isa": engine.isa(), "backend": args.backend, "seq_len": seq_len, "reps": args.reps,
             "gemm_ceiling_gflops": ceiling, "clock": args.clock,
+            "batch_one_reps_factor": BATCH_ONE_REPS_FACTOR,
             "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
     print(f"GEMM ceiling {ceiling:.0f} GFLOP/s, ISA {engine.isa()}", flush=True)
     stem = args.out or ("layers_quick" if args.quick else "layers") + (
