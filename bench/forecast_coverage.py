@@ -12,7 +12,12 @@ conformal calibration (each origin's factor refitted on the last N forecasts of 
 whose horizons ended before it; ``rnnkit backtest --calibration-window N``), overall and on
 the "late" origins, those that have N such forecasts behind them. With ``--calibration-adapt
 GAMMA`` too, also with adaptive conformal inference on top of the rolling factor
-(``rnnkit backtest --calibration-adapt GAMMA``). Writes bench/results/forecast_coverage.md.
+(``rnnkit backtest --calibration-adapt GAMMA``). With ``--cross K`` each run is trained with
+cross-conformal calibration (``data.calibration: cross``, ``data.calibration_folds: K``): the
+main model is the same as without it (its training comes first, with the same seed), so the
+split-conformal columns use the validation-only factor the run records, and the cross columns
+the pooled one (fixed, and as the rolling/adaptive fallback until N forecasts have ended).
+Writes bench/results/forecast_coverage.md.
 
     .venv/bin/python bench/forecast_coverage.py                      # the full grid
     .venv/bin/python bench/forecast_coverage.py --configs electricity_covariates \
@@ -95,13 +100,29 @@ def _late_coverage(result, window: int) -> float:
 
 def measure(config_name: str, likelihood: str, max_time: float, test_steps: int,
             scratch: Path, extra: tuple[str, ...] = (), window: int = 0,
-            gamma: float = 0.0) -> dict:
+            gamma: float = 0.0, cross: int = 0) -> dict:
+    if cross:
+        extra = (*extra, "data.calibration=cross", f"data.calibration_folds={cross}")
     config, test = prepare_config(config_name, likelihood, max_time, test_steps, scratch, extra)
     run_dir = scratch / f"{config_name}_{likelihood}"
     start = time.perf_counter()
     outcome = tasks.train(config, run_dir, overwrite=run_dir.exists())
     seconds = time.perf_counter() - start
     run = tasks.load_run(run_dir)
+    crossed = {}
+    if cross:
+        record = run.task.artifacts["cross_calibration"]
+        crossed = {"cross_factor": run.task.artifacts["conformal_factor"],
+                   "cross_s": record["cpu_seconds"], "cross_scores": record["fold_scores"]}
+        fixed = run_backtest(run, test, BacktestSettings(stride=1, calibration_window=0))
+        crossed["cross"] = fixed.aggregate["coverage"]
+        for name, adapt in (("rolling", 0.0), ("adaptive", gamma)):
+            if window and (adapt or name == "rolling"):
+                online = run_backtest(run, test, BacktestSettings(
+                    stride=1, calibration_window=window, calibration_adapt=adapt))
+                crossed[f"cross_{name}"] = online.aggregate["coverage"]
+        # The columns below are split-conformal's: the validation-only factor.
+        run.task.artifacts["conformal_factor"] = record["validation_factor"]
     calibrated = run_backtest(run, test, BacktestSettings(stride=1, calibration_window=0))
     rolling = {}
     if window:
@@ -124,7 +145,7 @@ def measure(config_name: str, likelihood: str, max_time: float, test_steps: int,
     raw = run_backtest(run, test, BacktestSettings(stride=1, calibration_window=0))
     scored = calibrated.forecasts
     distinct = len({(r["series"], r["time"]) for r in scored})
-    return {"dataset": config_name, "likelihood": likelihood, **rolling,
+    return {"dataset": config_name, "likelihood": likelihood, **rolling, **crossed,
             "stop": outcome.fit.stop_reason, "epochs": outcome.fit.epoch,
             "series": len({r["series"] for r in scored}),
             "origins": int(calibrated.aggregate["origins"]), "values": len(scored),
@@ -145,10 +166,13 @@ def table(rows: list[dict]) -> str:
         " | coverage, adaptive: seeded / not | late: adaptive seeded / not" if adaptive else "")
     extra += (" | rolling per step: seeded / not" if rolling else "") + (
         " | adaptive per step: seeded / not" if adaptive else "")
+    cross = any("cross" in r for r in rows)
+    extra += (" | coverage, cross | cross: rolling / adaptive | cross factor | cross CPU s"
+              if cross else "")
     head = ("| dataset | likelihood | series x origins | forecast values (distinct) "
             f"| coverage, model | coverage, conformal{extra} | factor | CRPS | wQL | MASE "
             "| Theta MASE | naive MASE | train s | stopped by (epochs) |\n"
-            + "|---" * (14 + 3 * rolling + 3 * adaptive) + "|\n")
+            + "|---" * (14 + 3 * rolling + 3 * adaptive + 4 * cross) + "|\n")
 
     def rolled(r: dict) -> str:
         text = ""
@@ -161,6 +185,11 @@ def table(rows: list[dict]) -> str:
             text += f" | {_pair(r, 'rolling_step')}"
         if adaptive:
             text += f" | {_pair(r, 'adaptive_step')}"
+        if cross:
+            online = " / ".join(_mark(r[k]) for k in ("cross_rolling", "cross_adaptive")
+                                if k in r) or "-"
+            text += (f" | {_mark(r['cross'])} | {online} | {r['cross_factor']:.2f} "
+                     f"| {r['cross_s']:.0f}")
         return text
 
     return head + "".join(
@@ -194,6 +223,9 @@ def main() -> None:
     parser.add_argument("--calibration-adapt", type=float, default=0.0, metavar="GAMMA",
                         help="also score adaptive conformal inference with step size GAMMA "
                         "on top of the rolling window")
+    parser.add_argument("--cross", type=int, default=0, metavar="K",
+                        help="train with cross-conformal calibration over K training blocks "
+                        "and score it next to split-conformal")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="config overrides for every run, e.g. model.strategy=autoregressive")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" /
@@ -210,7 +242,7 @@ def main() -> None:
             for likelihood in args.likelihoods:
                 rows.append(measure(name, likelihood, args.max_time, args.test_steps,
                                     Path(scratch), tuple(args.set), args.calibration_window,
-                                    args.calibration_adapt))
+                                    args.calibration_adapt, args.cross))
                 print(table(rows[-1:]).splitlines()[-1], flush=True)
     noise = "; ".join(f"{r['dataset']}: ±{1.96 * np.sqrt(0.09 / r['distinct']):.3f}"
                       for r in {r["dataset"]: r for r in rows}.values())
@@ -241,7 +273,11 @@ def main() -> None:
             + (f", rolling window N = {args.calibration_window} forecasts"
                if args.calibration_window else "")
             + (f", adaptive step GAMMA = {args.calibration_adapt}"
-               if args.calibration_adapt else "") + ".\n\n"
+               if args.calibration_adapt else "")
+            + (f"; `coverage, cross`: cross-conformal factor (`data.calibration: cross`, "
+               f"{args.cross} folds; `cross: rolling / adaptive`: that factor as the rolling "
+               "window's fallback, unseeded; `cross CPU s`: the fold models' training and "
+               "forecasting, process CPU time)" if args.cross else "") + ".\n\n"
             "Sampling noise (95%, if the distinct held-out values were independent): "
             f"{noise}. Overlapping windows score each value up to horizon times and errors are "
             "autocorrelated, so the real noise is larger.\n\n"
@@ -251,6 +287,7 @@ def main() -> None:
             + (f" --calibration-window {args.calibration_window}"
                if args.calibration_window else "")
             + (f" --calibration-adapt {args.calibration_adapt}" if args.calibration_adapt else "")
+            + (f" --cross {args.cross}" if args.cross else "")
             + (f" --set {' '.join(args.set)}" if args.set else "") + "`\n\n" + table(rows))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")

@@ -151,7 +151,7 @@ def run_backtest(run, path: str | Path, settings: BacktestSettings) -> Backtest:
         forecast = task.forecast(run.model, windows, calibrated=False)
         scores = fp.conformal_scores(_trim(forecast, horizon), windows.future)
         fallback = task.artifacts.get("conformal_factor", 1.0) \
-            if task.config.data.calibration == "conformal" else 1.0
+            if task.config.data.calibration != "none" else 1.0
         seeds = _seeds(task, series, horizon) if settings.calibration_seed else None
         factors = rolling_factors(scores, where, horizon, length, task.config.data.interval,
                                   fallback, gamma, seeds, per_step)

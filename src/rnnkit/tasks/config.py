@@ -58,7 +58,10 @@ class DataConfig:
       and constant per series. They are model inputs, never forecast.
     - ``calibration`` (forecasting): ``conformal`` widens or narrows every interval and
       quantile around the median by one factor, fitted on the validation split so that
-      ``interval`` of its values fall inside (split-conformal); ``none`` keeps the model's.
+      ``interval`` of its values fall inside (split-conformal); ``cross`` fits that factor on
+      the validation scores pooled with out-of-sample scores over the training period, from
+      ``calibration_folds`` extra models each trained without one block of it
+      (cross-conformal, :mod:`rnnkit.tasks.forecast_cross`); ``none`` keeps the model's.
       ``samples``: paths drawn for intervals, quantiles and CRPS without a closed form.
       ``calibration_window`` (``rnnkit backtest``): refit the conformal factor at each origin
       on the last N forecasts of its series whose horizons have fully elapsed before it
@@ -109,7 +112,8 @@ class DataConfig:
     horizon: int = 12
     season: int = 1
     interval: float = 0.9
-    calibration: Literal["none", "conformal"] = "conformal"  # forecasting: interval width
+    calibration: Literal["none", "conformal", "cross"] = "conformal"  # forecasting
+    calibration_folds: int = 4  # forecasting, calibration: cross: held-out training blocks
     samples: int = 500  # forecasting: sample paths where intervals have no closed form
     calibration_window: int | None = None  # forecasting backtests: rolling conformal
     calibration_adapt: float | None = None  # forecasting backtests: ACI step size gamma

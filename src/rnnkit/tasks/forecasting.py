@@ -23,7 +23,7 @@ from rnnkit.data import (
 )
 from rnnkit.data.readers.panel import time_key
 from rnnkit.data.time_index import continue_times
-from rnnkit.tasks import forecast_baselines
+from rnnkit.tasks import forecast_baselines, forecast_cross
 from rnnkit.tasks import forecast_metrics as fm
 from rnnkit.tasks import forecast_probability as fp
 from rnnkit.tasks.base import Task, model_device
@@ -91,6 +91,7 @@ class ForecastingTask(Task):
     }
 
     _calibration_part: Examples | None = None  # the validation split, once fit_on_split saw it
+    _training_part: list[Series] | None = None  # what cross-conformal calibration holds out of
     _validation: tuple | None = None  # (that split, its stride-1 windows, their baselines)
 
     def export_options(self) -> dict[str, Any]:
@@ -161,6 +162,11 @@ class ForecastingTask(Task):
         fp.check_likelihood(self.likelihood, mode, [s.values[:, list(roles.targets)]
                                                     for s in train_list], train_list[0].path)
         self._calibration_part = valid
+        if self.config.data.calibration == "cross":
+            data = self.config.data
+            forecast_cross.fold_splits(train_list, data.lookback, data.horizon,
+                                       forecast_cross.check_folds(data.calibration_folds))
+            self._training_part = train_list
         self.artifacts.update(
             mean=(inputs.mean if mode == "global" else np.zeros_like(inputs.mean)).tolist(),
             std=(inputs.std if mode != "series" else np.ones_like(inputs.std)).tolist(),
@@ -193,6 +199,11 @@ class ForecastingTask(Task):
         if examples is self._calibration_part:  # still the validation split, only shorter
             self._calibration_part = result
         return result
+
+    @property
+    def calibration_part(self) -> Examples | None:
+        """The validation split the run early-stops and calibrates on (after :meth:`limit`)."""
+        return self._calibration_part
 
     def _context_for(self, series: Series) -> np.ndarray | None:
         """The stored context when ``series`` continues a series the run has seen."""
@@ -305,7 +316,7 @@ class ForecastingTask(Task):
         forecast.map(lambda values: values * factor + level)
         if forecast.std is not None:
             forecast.std = forecast.std * factor
-        if calibrated and intervals and data.calibration == "conformal":
+        if calibrated and intervals and data.calibration != "none":
             fp.widen(forecast, self.artifacts.get("conformal_factor", 1.0))
         return forecast
 
@@ -379,7 +390,7 @@ class ForecastingTask(Task):
             return self.forecast(model, windows, intervals=False)
         paths = min(self._metric_samples(), VALIDATION_SAMPLES)
         forecast = self.forecast(model, windows, samples=paths, calibrated=False)
-        if self.config.data.calibration == "conformal":
+        if self.config.data.calibration != "none":
             fp.widen(forecast, fp.conformal_factor(forecast, windows.future,
                                                    self.config.data.interval))
         return forecast
@@ -401,8 +412,11 @@ class ForecastingTask(Task):
         metadata = saved.metadata
         metadata.setdefault("artifacts", {})["validation_scores"] = self._validation_scores(
             series, windows, forecast)
-        if self.config.data.calibration == "conformal":
+        if self.config.data.calibration != "none":
             factor = self._fit_conformal(forecast, windows.future)
+            if self.config.data.calibration == "cross":
+                factor = self._fit_cross(forecast, windows.future)
+                metadata["artifacts"]["cross_calibration"] = self.artifacts["cross_calibration"]
             fp.widen(forecast, factor)
             metadata["artifacts"]["conformal_factor"] = factor
         scored = self._scored(series, windows, forecast, baselines)[0]
@@ -487,6 +501,25 @@ class ForecastingTask(Task):
             return 1.0
         factor = fp.conformal_factor(forecast, future, self.config.data.interval)
         self.artifacts["conformal_factor"] = factor
+        return factor
+
+    def _fit_cross(self, forecast, future: np.ndarray) -> float:
+        """The cross-conformal factor (:mod:`~rnnkit.tasks.forecast_cross`): the quantile of
+        the validation ``forecast``'s scores pooled with those of the fold models' held-out
+        forecasts, stored in the artifacts with what it was fitted on."""
+        data = self.config.data
+        validation = fp.conformal_scores(forecast, future)
+        folds, seconds = forecast_cross.cross_scores(self, self._training_part or [],
+                                                      data.calibration_folds)
+        factor = fp.conformal_quantile(np.concatenate([validation.ravel(), folds.ravel()]),
+                                       data.interval)
+        self.artifacts["conformal_factor"] = factor
+        self.artifacts["cross_calibration"] = {
+            "folds": data.calibration_folds, "validation_factor":
+            fp.conformal_quantile(validation, data.interval),
+            "fold_factor": fp.conformal_quantile(folds, data.interval),
+            "validation_scores": int(validation.size), "fold_scores": int(folds.size),
+            "cpu_seconds": round(seconds, 2)}
         return factor
 
     def _seasonal_naive(self, windows: Windows) -> np.ndarray:
