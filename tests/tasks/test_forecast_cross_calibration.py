@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.tasks.forecast_files import write_rows
+import torch
+from tests.tasks.forecast_files import signed_panel, write_rows
 
 from rnnkit import tasks
 from rnnkit.tasks import forecast_probability as fp
 from rnnkit.tasks.backtest import BacktestSettings, run_backtest
+from rnnkit.tasks.config import config_from_dict
 from rnnkit.tasks.errors import ConfigError
 from rnnkit.tasks.forecast_cross import check_folds, fold_blocks, fold_split
 from rnnkit.tasks.forecast_data import ColumnRoles, Series, cut_windows
@@ -142,6 +144,37 @@ def test_split_conformal_runs_record_no_cross_calibration(tmp_path):
     tasks.train(_config(train, valid, "train.max_epochs=1"), tmp_path / "run")
     artifacts = tasks.load_run(tmp_path / "run").task.artifacts
     assert "cross_calibration" not in artifacts and "conformal_factor" in artifacts
+
+
+@pytest.mark.parametrize(("strategy", "likelihood"), [("autoregressive", "quantile"),
+                                                      ("direct", "student_t")])
+def test_a_panel_scores_every_training_window_once_in_either_strategy(tmp_path, strategy,
+                                                                      likelihood):
+    train, test = signed_panel(tmp_path, series=4, steps=80)
+    raw = {"task": "forecasting",
+           "data": {"train": str(train), "lookback": 4, "horizon": 3, "normalize": "global",
+                    "time_column": "time", "future_covariates": ["x"],
+                    "static_covariates": ["sign"], "calibration": "cross",
+                    "calibration_folds": 3, "samples": 50},
+           "model": {"cell": "gru", "hidden_size": 8, "strategy": strategy,
+                     "likelihood": likelihood, "gaussian": None},
+           "train": {"lr": 0.01, "batch_size": 32, "max_steps": 40, "eval_every": 20,
+                     "seed": 0, "progress": False}}
+    tasks.train(config_from_dict(raw), tmp_path / "run")
+    run = tasks.load_run(tmp_path / "run")
+    record = run.task.artifacts["cross_calibration"]
+    # 60 training steps per series, the last 6 held out for validation: 54 - 7 + 1 = 48
+    # windows per series, each held out by exactly one of the 3 folds.
+    assert record["fold_scores"] == 4 * 48 * 3
+    assert record["validation_scores"] == 4 * (6 + 4 - 7 + 1) * 3
+    # Forecasts apply the pooled factor, not the validation one.
+    factor = run.task.artifacts["conformal_factor"]
+    assert factor != record["validation_factor"]
+    windows = run.task.windows(run.task.read(test))
+    calibrated = run.task.forecast(run.model, windows)
+    raw = run.task.forecast(run.model, windows, calibrated=False)
+    torch.testing.assert_close(calibrated.upper - calibrated.median,
+                               factor * (raw.upper - raw.median))
 
 
 @pytest.mark.parametrize("folds", [1, 0, -2, True, 2.5, "four"])
