@@ -189,10 +189,12 @@ def test_bad_values_in_the_config_are_refused_by_name(tmp_path):
         _config(train, valid, "data.calibration=crossed")
     with pytest.raises(ValueError, match=r"data\.calibration_folds"):
         _config(train, valid, "data.calibration_folds=many")
-    config = _config(train, valid, "data.calibration=cross", "data.calibration_folds=1")
-    with pytest.raises(ConfigError, match=r"data\.calibration_folds: expected an integer >= 2 .*"
-                                          r"got 1"):
-        tasks.train(config, tmp_path / "run")
+    for calibration in ("cross", "conformal"):
+        config = _config(train, valid, f"data.calibration={calibration}",
+                         "data.calibration_folds=1")
+        with pytest.raises(ConfigError, match=r"data\.calibration_folds: expected an integer "
+                                              r">= 2 .*got 1"):
+            tasks.train(config, tmp_path / "run")
     config = _config(train, valid, "data.calibration=cross", "data.calibration_folds=300")
     with pytest.raises(ConfigError, match=r"data\.calibration_folds: 300 blocks need at least "
                                           r"300 training windows per series, the longest "

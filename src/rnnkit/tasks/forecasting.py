@@ -162,10 +162,9 @@ class ForecastingTask(Task):
         fp.check_likelihood(self.likelihood, mode, [s.values[:, list(roles.targets)]
                                                     for s in train_list], train_list[0].path)
         self._calibration_part = valid
-        if self.config.data.calibration == "cross":
-            data = self.config.data
-            forecast_cross.fold_splits(train_list, data.lookback, data.horizon,
-                                       forecast_cross.check_folds(data.calibration_folds))
+        folds = forecast_cross.check_folds(self.config.data.calibration_folds)
+        if self.config.data.calibration == "cross":  # refuse impossible folds before training
+            forecast_cross.fold_splits(train_list, lookback, self.config.data.horizon, folds)
             self._training_part = train_list
         self.artifacts.update(
             mean=(inputs.mean if mode == "global" else np.zeros_like(inputs.mean)).tolist(),
