@@ -79,19 +79,54 @@ def check_weights(mode, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, input
 def check_recurrence_args(mode, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr):
     """Validate one layer-direction's arguments; returns ``(gates, hidden, out_size)``."""
     check_mode(mode)
-    if not isinstance(x, Tensor) or x.dim() != 3:
-        got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"x: expected a 3-D tensor (seq, batch, input), got {got}")
-    if x.dtype not in DTYPES:
-        raise TypeError(f"x: expected float32 or float64, got {x.dtype}")
-    if not x.is_cpu:
-        raise ValueError(f"x: the native engine runs on CPU, got a tensor on {x.device}")
+    _check_sequence("x", x, "(seq, batch, input)")
     _, batch, input_size = x.shape
-    gates, hidden, out_size = check_weights(mode, weight_ih, weight_hh, bias_ih, bias_hh,
-                                            weight_hr, input_size, x.dtype)
-    check_tensor("h0", h0, (batch, out_size), x.dtype)
+    sizes = check_weights(mode, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, input_size,
+                          x.dtype)
+    _check_states(mode, h0, c0, batch, sizes, x.dtype)
+    return sizes
+
+
+def _check_sequence(name: str, x: object, layout: str) -> None:
+    """``x`` must be a float32/float64 CPU tensor with as many dimensions as ``layout``."""
+    dims = layout.count(",") + 1
+    if not isinstance(x, Tensor) or x.dim() != dims:
+        got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"{name}: expected a {dims}-D tensor {layout}, got {got}")
+    if x.dtype not in DTYPES:
+        raise TypeError(f"{name}: expected float32 or float64, got {x.dtype}")
+    if not x.is_cpu:
+        raise ValueError(f"{name}: the native engine runs on CPU, got a tensor on {x.device}")
+
+
+def _check_states(mode: str, h0, c0, batch: int, sizes: tuple[int, int, int],
+                  dtype: torch.dtype) -> None:
+    """``h0 (batch, out)`` and, for LSTM only, ``c0 (batch, hidden)``."""
+    _, hidden, out_size = sizes
+    check_tensor("h0", h0, (batch, out_size), dtype)
     if mode == "LSTM":
-        check_tensor("c0", c0, (batch, hidden), x.dtype)
+        check_tensor("c0", c0, (batch, hidden), dtype)
     elif c0 is not None:
         raise ValueError(f"c0: expected None for mode {mode!r}, got a tensor")
-    return gates, hidden, out_size
+
+
+def check_packed_args(mode, data, offsets, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh,
+                      weight_hr) -> tuple[int, int, int]:
+    """Validate one layer-direction's arguments in the packed layout (``data (rows, input)``,
+    ``offsets (steps + 1,)``); returns ``(gates, hidden, out_size)``. The offsets' values are
+    checked by the native boundary (which never trusts them)."""
+    check_mode(mode)
+    _check_sequence("data", data, "(rows, input)")
+    if not isinstance(offsets, Tensor) or offsets.dtype != torch.int64 or offsets.dim() != 1:
+        got = (f"{offsets.dtype} of shape {tuple(offsets.shape)}" if isinstance(offsets, Tensor)
+               else type(offsets).__name__)
+        raise ValueError(f"offsets: expected a 1-D int64 tensor (steps + 1,), got {got}")
+    if offsets.numel() < 2 or int(offsets[-1]) != data.shape[0]:
+        raise ValueError(f"offsets: expected at least 2 entries, the last equal to data's rows "
+                         f"({data.shape[0]}), got {offsets.tolist()[-3:]} (last entries)")
+    if not isinstance(h0, Tensor) or h0.dim() != 2:
+        raise ValueError("h0: expected a 2-D tensor (batch, out)")
+    sizes = check_weights(mode, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr,
+                          data.shape[1], data.dtype)
+    _check_states(mode, h0, c0, h0.shape[0], sizes, data.dtype)
+    return sizes

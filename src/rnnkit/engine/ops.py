@@ -36,6 +36,9 @@ class _Plan:
     lengths: Tensor | None
     reverse: bool
     threads: int
+    # (steps + 1,) int64 or None: the packed layout (see packed_recurrence), where x, y and
+    # the saved tensors are (rows, width) with step t's rows at [offsets[t], offsets[t+1]).
+    offsets: Tensor | None = None
 
 
 def _contiguous(t: Tensor | None) -> Tensor | None:
@@ -44,28 +47,32 @@ def _contiguous(t: Tensor | None) -> Tensor | None:
 
 def _run_forward(plan: _Plan, xg, bias, h0, c0, w_hh, b_hn, w_hr, save: bool):
     """Run the forward kernel; returns ``(y, h_n, c_n, saved)``, ``saved`` for backward."""
-    seq_len, batch, _ = xg.shape
     hidden, out_size = plan.hidden, plan.out_size
+    batch = h0.shape[0]
     is_lstm = plan.mode == "LSTM"
-    steps = seq_len if save else 1
+    lead = xg.shape[:-1]  # (seq, batch) padded, (rows,) packed
+    # Saved tensors, or one step's scratch without save.
+    saved_lead = lead if save else ((batch,) if plan.offsets is not None else (1, batch))
     new = xg.new_empty
-    y = new(seq_len, batch, out_size)
+    y = new(*lead, out_size)
     h_n = new(batch, out_size)
     c_n = new(batch, hidden) if is_lstm else None
     # Saved for backward. With lengths the kernel skips finished rows, leaving their entries
     # unwritten: zero them so no uninitialised memory is ever handed out (custom-op outputs).
+    # The packed layout stores active rows only, and the kernel writes each of them.
     saved = xg.new_zeros if plan.lengths is not None else new
-    gates = saved(steps, batch, xg.shape[2])
-    aux = saved(steps, batch, hidden) if plan.mode in ("LSTM", "GRU") else None
-    m = saved(steps, batch, hidden) if w_hr is not None else None
+    gates = saved(*saved_lead, xg.shape[-1])
+    aux = saved(*saved_lead, hidden) if plan.mode in ("LSTM", "GRU") else None
+    m = saved(*saved_lead, hidden) if w_hr is not None else None
     work = new(2 * batch * out_size + batch * hidden)
     # The kernel packs the weights into column panels once per call (amortised over
     # seq * batch rows); one step of a tiny batch (streaming) uses dot products instead.
-    pack = seq_len * batch > DOT_PRODUCT_MAX_ROWS
+    pack = lead.numel() > DOT_PRODUCT_MAX_ROWS
     require_native().forward(
         mode=checks.MODE_IDS[plan.mode], reverse=plan.reverse, save=save, threads=plan.threads,
         pack=pack, xg=xg, bias=bias, h0=h0, c0=c0, w_hh=w_hh, b_hn=b_hn, w_hr=w_hr,
-        lengths=plan.lengths, y=y, h_n=h_n, c_n=c_n, gates=gates, aux=aux, m=m, work=work)
+        lengths=plan.lengths, y=y, h_n=h_n, c_n=c_n, gates=gates, aux=aux, m=m, work=work,
+        offsets=plan.offsets)
     return y, h_n, c_n, (gates, aux, m)
 
 
@@ -78,6 +85,9 @@ def _recurrent_weight_grad(plan: _Plan, dgh: Tensor, y: Tensor, h0: Tensor) -> T
     GEMM over the shifted views plus one batch-sized product: no copy of the whole output
     (padded steps have zero ``dgh``, so what they read does not matter).
     """
+    if plan.offsets is not None:
+        previous = _packed_previous_states(plan, y, h0)
+        return dgh.t() @ previous
     if plan.reverse and plan.lengths is not None:
         previous = _previous_states(plan, y, h0)
         return dgh.reshape(-1, dgh.shape[2]).t() @ previous.view(-1, plan.out_size)
@@ -96,6 +106,25 @@ def _previous_states(plan: _Plan, y: Tensor, h0: Tensor) -> Tensor:
     rows = torch.nonzero(plan.lengths > 0).flatten()
     previous[plan.lengths[rows] - 1, rows] = h0[rows]
     return previous
+
+
+def _packed_previous_states(plan: _Plan, y: Tensor, h0: Tensor) -> Tensor:
+    """``(rows, out)``: the state each row of a packed sequence read (``y (rows, out)``,
+    ``h0 (batch, out)``): the row's previous step in the direction of time, or ``h0`` at its
+    first step."""
+    offsets = plan.offsets
+    counts = offsets.diff()
+    steps, rows = counts.numel(), y.shape[0]
+    times = torch.repeat_interleave(torch.arange(steps), counts)
+    within = torch.arange(rows) - offsets[times]  # the row's place in the batch
+    if plan.reverse:
+        later = (times + 1).clamp(max=steps - 1)
+        started = (times + 1 < steps) & (within < counts[later])
+        source = torch.where(started, offsets[later] + within, rows + within)
+    else:
+        earlier = (times - 1).clamp(min=0)
+        source = torch.where(times > 0, offsets[earlier] + within, rows + within)
+    return torch.cat([y, h0]).index_select(0, source)
 
 
 def _gate_bias(mode, x, bias_ih, bias_hh, gate_width, hidden):
@@ -139,6 +168,8 @@ def _input_projection(x: Tensor, w_ih: Tensor, lengths: Tensor | None,
     ``source_rows``: row ``r`` of the result projects row ``source_rows[r]`` of ``x`` (the
     longest-first order, read in place instead of gathering a sorted copy of ``x``).
     """
+    if x.dim() == 2:  # the packed layout: every row is a real token
+        return x @ w_ih.t()
     seq_len, batch, input_size = x.shape
     if lengths is not None and batch > 1:
         valid_steps = lengths.tolist()
@@ -159,7 +190,7 @@ def _forward_all(plan: _Plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, save: boo
                  source_rows: list[int] | None = None):
     """Input projection (see :func:`_input_projection`) then the native recurrence."""
     xg = _input_projection(x, w_ih, plan.lengths, source_rows)
-    bias, b_hn = _gate_bias(plan.mode, x, b_ih, b_hh, xg.shape[2], plan.hidden)
+    bias, b_hn = _gate_bias(plan.mode, x, b_ih, b_hh, xg.shape[-1], plan.hidden)
     return _run_forward(plan, xg, bias, h0, c0, w_hh, b_hn, w_hr, save)
 
 
@@ -216,7 +247,8 @@ def recomputed_gradients(plan: _Plan, inputs: tuple, needed, grad_outputs: tuple
     """
     create_graph = torch.is_grad_enabled()
     with torch.enable_grad():
-        outputs = differentiable.recurrence(plan.mode, *inputs, plan.lengths, plan.reverse)
+        outputs = (differentiable.recurrence(plan.mode, *inputs, plan.lengths, plan.reverse)
+                   if plan.offsets is None else _packed_reference(plan, inputs))
     pairs = [(out, grad) for out, grad in zip(outputs, grad_outputs, strict=True)
              if out is not None and grad is not None]
     wanted = [t for t, need in zip(inputs, needed, strict=True) if need and t is not None]
@@ -227,6 +259,28 @@ def recomputed_gradients(plan: _Plan, inputs: tuple, needed, grad_outputs: tuple
                                      allow_unused=True, materialize_grads=True))
     return [next(found) if need and t is not None else None
             for t, need in zip(inputs, needed, strict=True)]
+
+
+def _packed_reference(plan: _Plan, inputs: tuple) -> tuple:
+    """:func:`rnnkit.engine.differentiable.recurrence` over a packed sequence: its rows are
+    scattered into a zero-padded block, run with per-row lengths and gathered back, all
+    differentiable. Returns ``(y (rows, out), h_n, c_n|None)``."""
+    x, h0 = inputs[0], inputs[1]
+    batch, steps = h0.shape[0], plan.offsets.numel() - 1
+    places = _padded_places(plan.offsets, batch)
+    padded = x.new_zeros(steps * batch, x.shape[1]).index_copy(0, places, x)
+    counts = plan.offsets.diff()
+    lengths = (counts.unsqueeze(0) > torch.arange(batch).unsqueeze(1)).sum(1)
+    y, h_n, c_n = differentiable.recurrence(plan.mode, padded.view(steps, batch, -1),
+                                            *inputs[1:], lengths, plan.reverse)
+    return y.reshape(steps * batch, -1).index_select(0, places), h_n, c_n
+
+
+def _padded_places(offsets: Tensor, batch: int) -> Tensor:
+    """``(rows,)``: where each row of a packed sequence sits in a ``(steps * batch)`` block."""
+    counts = offsets.diff()
+    times = torch.repeat_interleave(torch.arange(counts.numel()), counts)
+    return times * batch + torch.arange(times.numel()) - offsets[times]
 
 
 @dataclass(frozen=True)
@@ -246,12 +300,12 @@ def gradients(plan: _Plan, x, y, h0, c0, w_ih, w_hh, w_hr, gates, aux, m, dy, dh
     steps at once). Returns ``(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr)``."""
     dgx, dgh, dh0, dc0, dhtot = _run_backward(plan, dy, dh_n, dc_n, y, h0, c0, w_hh, w_hr,
                                               gates, aux)
-    seq_len, batch, input_size = x.shape
-    rows = seq_len * batch
-    dgx2, dgh2 = dgx.view(rows, -1), dgh.view(rows, -1)  # (seq * batch, gates * hidden)
+    input_size = x.shape[-1]
+    rows = x.shape[:-1].numel()  # seq * batch, or the packed rows
+    dgx2, dgh2 = dgx.view(rows, -1), dgh.view(rows, -1)  # (rows, gates * hidden)
     dx = dw_ih = dw_hh = db_ih = db_hh = dw_hr = None
     if need.x:
-        dx = (dgx2 @ w_ih).view(seq_len, batch, input_size)
+        dx = (dgx2 @ w_ih).view(x.shape)
     if need.w_ih:
         dw_ih = dgx2.t() @ x.reshape(rows, input_size)
     if need.w_hh:
@@ -267,20 +321,22 @@ def gradients(plan: _Plan, x, y, h0, c0, w_ih, w_hh, w_hr, gates, aux, m, dy, dh
 
 def _run_backward(plan: _Plan, dy, dh_n, dc_n, y, h0, c0, w_hh, w_hr, gates, aux):
     """BPTT kernel: gradients of the gate pre-activations, initial states and projected h."""
-    seq_len, batch, gate_width = gates.shape
+    lead = gates.shape[:-1]  # (seq, batch) padded, (rows,) packed
+    batch = h0.shape[0]
     hidden, out_size = plan.hidden, plan.out_size
     new = gates.new_empty
-    dgx = new(seq_len, batch, gate_width)
-    dgh = new(seq_len, batch, gate_width) if plan.mode == "GRU" else dgx
+    dgx = new(gates.shape)
+    dgh = new(gates.shape) if plan.mode == "GRU" else dgx
     dh0 = new(batch, out_size)
     dc0 = new(batch, hidden) if plan.mode == "LSTM" else None
-    dhtot = new(seq_len, batch, out_size) if w_hr is not None else None
+    dhtot = new(*lead, out_size) if w_hr is not None else None
     work = new(3 * batch * out_size + 2 * batch * hidden)
     dy, dh_n, dc_n = dy.contiguous(), dh_n.contiguous(), _contiguous(dc_n)
     require_native().backward(
         mode=checks.MODE_IDS[plan.mode], reverse=plan.reverse, threads=plan.threads, w_hh=w_hh,
         w_hr=w_hr, dy=dy, dh_n=dh_n, dc_n=dc_n, y=y, h0=h0, c0=c0, gates=gates, aux=aux,
-        lengths=plan.lengths, dgx=dgx, dgh=dgh, dh0=dh0, dc0=dc0, dhtot=dhtot, work=work)
+        lengths=plan.lengths, dgx=dgx, dgh=dgh, dh0=dh0, dc0=dc0, dhtot=dhtot, work=work,
+        offsets=plan.offsets)
     return dgx, dgh, dh0, dc0, dhtot
 
 
@@ -326,6 +382,47 @@ def recurrence(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weight_ih: T
         return _traced_recurrence(_Plan(mode, hidden, out_size, lengths, bool(reverse), 0),
                                   *tensors)
     plan = _threaded_plan(mode, hidden, out_size, batch, lengths, reverse)
+    if _needs_grad(tensors):
+        result = _Recurrence.apply(plan, *tensors)
+        return result if len(result) == 3 else (*result, None)
+    y, h_n, c_n, _ = _forward_all(plan, *tensors, save=False)
+    return y, h_n, c_n
+
+
+def packed_offsets(batch_sizes: Tensor) -> Tensor:
+    """``(steps + 1,)`` int64 from a ``PackedSequence``'s ``batch_sizes (steps,)``: step
+    ``t``'s rows of ``PackedSequence.data`` are ``[offsets[t], offsets[t + 1])``."""
+    sizes = batch_sizes.to("cpu", torch.int64)
+    return torch.cat([sizes.new_zeros(1), sizes.cumsum(0)])
+
+
+def packed_recurrence(mode: str, data: Tensor, offsets: Tensor, h0: Tensor, c0: Tensor | None,
+                      weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor | None,
+                      bias_hh: Tensor | None, weight_hr: Tensor | None, reverse: bool):
+    """One layer and one direction over a packed sequence, differentiable, with no padding:
+    one input-projection GEMM over the real tokens, and the output in the same layout.
+
+    - ``data``: ``(rows, input)``, ``PackedSequence.data``: step ``t``'s rows are the first
+      ``offsets[t+1] - offsets[t]`` rows of the batch (longest first), at
+      ``[offsets[t], offsets[t+1])``.
+    - ``offsets``: ``(steps + 1,)`` int64 from :func:`packed_offsets`; ``offsets[-1] == rows``.
+    - ``h0``: ``(batch, out)``, ``c0``: ``(batch, hidden)`` for LSTM else ``None``, rows in the
+      packed (longest-first) order; weights as :func:`recurrence`.
+    - ``reverse``: read each row from its last step back to its first.
+    - Returns ``(output (rows, out) in data's layout, h_n (batch, out), c_n (batch, hidden) or
+      None)``: a row's state stops changing after its last step.
+
+    Plain CPU tensors only: under tracing or ``torch.func`` use :func:`recurrence` with lengths.
+    """
+    _, hidden, out_size = checks.check_packed_args(mode, data, offsets, h0, c0, weight_ih,
+                                                   weight_hh, bias_ih, bias_hh, weight_hr)
+    tensors = (data, h0.contiguous(), _contiguous(c0), weight_ih, weight_hh.contiguous(),
+               bias_ih, bias_hh, _contiguous(weight_hr))
+    if differentiable.functorch_active() or is_tracing(tensors):
+        raise ValueError("packed_recurrence: expected plain CPU tensors outside torch.compile "
+                         "and torch.func transforms; use recurrence() with lengths there")
+    plan = _Plan(mode, hidden, out_size, None, bool(reverse),
+                 choose_threads(mode, h0.shape[0], hidden, out_size), offsets.contiguous())
     if _needs_grad(tensors):
         result = _Recurrence.apply(plan, *tensors)
         return result if len(result) == 3 else (*result, None)

@@ -209,6 +209,106 @@ bool check_lengths(const Arg& lengths, int64_t T) {
     return true;
 }
 
+// The packed layout (PackedSequence.data's): step t's rows are rows [offsets[t], offsets[t+1])
+// of xg, y and the saved tensors, the first offsets[t+1] - offsets[t] rows of the batch
+// (longest first). Reads T from `offsets` (T + 1,), B from `h0` (B, Hout) and the row count
+// from `rows_obj` (rows, G*H), then checks every offset and copies them into `copy`: the kernel
+// runs without the GIL, so it reads a copy no other thread can change under it. Every row the
+// kernel addresses, offsets[t] + b for b < its step's count, is then below offsets[T] <= rows.
+bool read_packed_sizes(PyObject* rows_obj, const char* rows_name, PyObject* whh_obj,
+                       PyObject* h0_obj, PyObject* offsets_obj, int mode, Sizes* s,
+                       int64_t* rows, std::vector<int64_t>* copy) {
+    const char* h0_name = "h0";
+    bool failed;
+    const at::Tensor* xg = unpack(rows_obj, rows_name, false, &failed);
+    if (failed) return false;
+    const at::Tensor* whh = unpack(whh_obj, "w_hh", false, &failed);
+    if (failed) return false;
+    const at::Tensor* h0 = unpack(h0_obj, h0_name, false, &failed);
+    if (failed) return false;
+    const at::Tensor* offsets = unpack(offsets_obj, "offsets", false, &failed);
+    if (failed) return false;
+    if (xg->dim() != 2 || whh->dim() != 2 || h0->dim() != 2) {
+        PyErr_Format(PyExc_ValueError,
+                     "rnnkit.engine: with offsets, expected %s (rows, gates*hidden), w_hh "
+                     "(gates*hidden, out) and %s (batch, out), got %d-D, %d-D and %d-D tensors",
+                     rows_name, h0_name, (int)xg->dim(), (int)whh->dim(), (int)h0->dim());
+        return false;
+    }
+    if (!plain_memory(*offsets, "offsets")) return false;
+    if (offsets->scalar_type() != at::kLong || offsets->dim() != 1 || offsets->size(0) < 2)
+        return fail(PyExc_ValueError, "offsets",
+                    std::string("expected an int64 tensor (steps + 1,) with steps >= 1, got ") +
+                        c10::toString(offsets->scalar_type()) + " of shape " +
+                        shape_text(offsets->sizes()));
+    if (!offsets->is_contiguous())
+        return fail(PyExc_ValueError, "offsets", "expected a contiguous tensor");
+    if (!storage_holds(*offsets, "offsets")) return false;
+    s->dtype = xg->scalar_type();
+    if (s->dtype != at::kFloat && s->dtype != at::kDouble) {
+        PyErr_Format(PyExc_TypeError, "rnnkit.engine: %s: expected float32 or float64, got %s",
+                     rows_name, c10::toString(s->dtype));
+        return false;
+    }
+    s->G = gates_of(mode);
+    s->T = offsets->size(0) - 1;
+    s->B = h0->size(0);
+    s->H = whh->size(0) / s->G;
+    s->Hout = whh->size(1);
+    *rows = xg->size(0);
+    if (s->B < 1 || s->H < 1 || s->Hout < 1 || whh->size(0) != s->G * s->H ||
+        xg->size(1) != s->G * s->H || s->T > INT32_MAX || *rows > INT32_MAX / (s->G * s->H) ||
+        s->B > INT32_MAX / (s->G * s->H)) {
+        PyErr_Format(PyExc_ValueError,
+                     "rnnkit.engine: inconsistent sizes: %s %s, w_hh %s, %s %s for %d gates",
+                     rows_name, shape_text(xg->sizes()).c_str(), shape_text(whh->sizes()).c_str(),
+                     h0_name, shape_text(h0->sizes()).c_str(), (int)s->G);
+        return false;
+    }
+    const int64_t* values = offsets->data_ptr<int64_t>();
+    copy->assign(values, values + s->T + 1);
+    const std::vector<int64_t>& o = *copy;
+    if (o[0] != 0)
+        return fail(PyExc_ValueError, "offsets",
+                    "expected the first offset to be 0, got " + std::to_string(o[0]));
+    for (int64_t t = 0; t < s->T; t++) {
+        const int64_t count = o[t + 1] - o[t];
+        if (count < 0 || count > s->B)
+            return fail(PyExc_ValueError, "offsets",
+                        "expected each step's row count (offsets[t + 1] - offsets[t]) in [0, " +
+                            std::to_string(s->B) + "] (the batch), got " +
+                            std::to_string(count) + " at step " + std::to_string(t));
+        if (t > 0 && count > o[t] - o[t - 1])
+            return fail(PyExc_ValueError, "offsets",
+                        "expected non-increasing row counts (rows longest first), got " +
+                            std::to_string(o[t] - o[t - 1]) + " then " + std::to_string(count) +
+                            " at step " + std::to_string(t));
+    }
+    if (o[s->T] > *rows)
+        return fail(PyExc_ValueError, "offsets",
+                    "expected the last offset to be at most " + std::to_string(*rows) + " (the "
+                    "rows of " + rows_name + "), got " + std::to_string(o[s->T]));
+    return true;
+}
+
+// The sizes of either layout, read from `rows_obj` (xg or gates) and checked as above; the
+// packed one (offsets given) takes no lengths.
+bool read_layout(PyObject* rows_obj, const char* rows_name, PyObject* whh_obj, PyObject* h0_obj,
+                 PyObject* offsets_obj, PyObject* lengths_obj, int mode, Sizes* s, int64_t* rows,
+                 std::vector<int64_t>* copy) {
+    if (!check_mode(mode)) return false;
+    if (offsets_obj == Py_None) return read_sizes(rows_obj, rows_name, whh_obj, mode, s);
+    if (!read_packed_sizes(rows_obj, rows_name, whh_obj, h0_obj, offsets_obj, mode, s, rows,
+                           copy))
+        return false;
+    if (lengths_obj != Py_None) {
+        PyErr_SetString(PyExc_ValueError, "rnnkit.engine: lengths, offsets: expected at most "
+                                          "one of them, got both");
+        return false;
+    }
+    return true;
+}
+
 int thread_count(int threads) { return threads < 1 ? 1 : threads; }
 
 // A kernel's argument struct with the sizes and options both directions share.
@@ -228,13 +328,15 @@ Args with_sizes(int mode, const Sizes& s, int reverse, int threads) {
 // Binds a vectorcall's arguments to `names`, every one required and passed by keyword, into
 // `values` (borrowed). Keyword names in the caller's code are interned, as are `interned`'s,
 // so the usual call costs one pointer comparison per argument; any order still works.
+// Keywords from index `required` on may be left out (they read as None).
 bool bind_keywords(const char* function, PyObject* const* args, Py_ssize_t nargs,
                    PyObject* kwnames, const char* const* names, PyObject** interned, int count,
-                   PyObject** values) {
+                   PyObject** values, int required) {
     const Py_ssize_t given = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    if (nargs != 0 || given != count) {
+    if (nargs != 0 || given < required || given > count) {
         PyErr_Format(PyExc_TypeError, "%s: expected %d keyword arguments and no positional "
-                     "ones, got %zd positional and %zd keyword", function, count, nargs, given);
+                     "ones, got %zd positional and %zd keyword", function, required, nargs,
+                     given);
         return false;
     }
     for (int i = 0; i < count; i++) {
@@ -253,6 +355,12 @@ bool bind_keywords(const char* function, PyObject* const* args, Py_ssize_t nargs
         }
         values[slot] = args[k];
     }
+    for (int i = 0; i < required; i++)
+        if (!values[i]) {
+            PyErr_Format(PyExc_TypeError, "%s: missing keyword argument '%s'", function,
+                         names[i]);
+            return false;
+        }
     return true;
 }
 
@@ -275,11 +383,11 @@ PyObject* rnnkit_py_forward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
                             PyObject* kwnames) {
     static const char* names[] = {"mode", "reverse", "save", "threads", "pack", "xg", "bias",
                                   "h0", "c0", "w_hh", "b_hn", "w_hr", "lengths", "y", "h_n",
-                                  "c_n", "gates", "aux", "m", "work"};
+                                  "c_n", "gates", "aux", "m", "work", "offsets"};
     constexpr int kCount = sizeof(names) / sizeof(names[0]);
     static PyObject* interned[kCount];
     PyObject* v[kCount];
-    if (!bind_keywords("forward", args, nargs, kwnames, names, interned, kCount, v))
+    if (!bind_keywords("forward", args, nargs, kwnames, names, interned, kCount, v, kCount - 1))
         return nullptr;
     int mode, reverse, save, threads, pack;
     if (!int_arg(v[0], "mode", &mode) || !int_arg(v[1], "reverse", &reverse) ||
@@ -289,8 +397,13 @@ PyObject* rnnkit_py_forward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
     PyObject *xg = v[5], *bias = v[6], *h0 = v[7], *c0 = v[8], *whh = v[9], *bhn = v[10],
              *whr = v[11], *lengths = v[12], *y = v[13], *hn = v[14], *cn = v[15],
              *gates = v[16], *aux = v[17], *m = v[18], *work = v[19];
+    PyObject* offsets = v[20] ? v[20] : Py_None;
+    const bool packed = offsets != Py_None;
     Sizes s;
-    if (!check_mode(mode) || !read_sizes(xg, "xg", whh, mode, &s)) return nullptr;
+    int64_t rows = 0;
+    std::vector<int64_t> offset_copy;
+    if (!read_layout(xg, "xg", whh, h0, offsets, lengths, mode, &s, &rows, &offset_copy))
+        return nullptr;
     const bool lstm = mode == rnnkit::MODE_LSTM, gru = mode == rnnkit::MODE_GRU;
     const bool projected = whr != Py_None;
     if (projected && !lstm) {
@@ -299,8 +412,16 @@ PyObject* rnnkit_py_forward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
     }
     const int64_t steps = save ? s.T : 1, GH = s.G * s.H;
     const at::ScalarType f = s.dtype;
+    // Per-step tensors: (T, B, width) padded, (rows, width) packed; saved ones with save=0
+    // are one step's scratch.
+    auto per_step = [&](int64_t width) {
+        return packed ? Shape{rows, width} : Shape{s.T, s.B, width};
+    };
+    auto saved = [&](int64_t width) {
+        return packed ? Shape{save ? rows : s.B, width} : Shape{steps, s.B, width};
+    };
     std::array<Arg, 15> checked = {{
-        {"xg", xg, false, {s.T, s.B, GH}, f},
+        {"xg", xg, false, per_step(GH), f},
         {"bias", bias, false, {GH}, f},
         {"h0", h0, false, {s.B, s.Hout}, f},
         {"c0", c0, !lstm, {s.B, s.H}, f},
@@ -308,12 +429,12 @@ PyObject* rnnkit_py_forward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
         {"b_hn", bhn, true, {s.H}, f},
         {"w_hr", whr, true, {s.Hout, s.H}, f},
         {"lengths", lengths, true, {s.B}, at::kLong},
-        {"y", y, false, {s.T, s.B, s.Hout}, f},
+        {"y", y, false, per_step(s.Hout), f},
         {"h_n", hn, false, {s.B, s.Hout}, f},
         {"c_n", cn, !lstm, {s.B, s.H}, f},
-        {"gates", gates, false, {steps, s.B, GH}, f},
-        {"aux", aux, !(lstm || gru), {steps, s.B, s.H}, f},
-        {"m", m, !projected, {steps, s.B, s.H}, f},
+        {"gates", gates, false, saved(GH), f},
+        {"aux", aux, !(lstm || gru), saved(s.H), f},
+        {"m", m, !projected, saved(s.H), f},
         {"work", work, false, {2 * s.B * s.Hout + s.B * s.H}, f},
     }};
     if (!check_all(checked) || !check_lengths(checked[7], s.T)) return nullptr;
@@ -345,6 +466,7 @@ PyObject* rnnkit_py_forward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
     a.aux = pointer(checked[12]);
     a.m = pointer(checked[13]);
     a.work = pointer(checked[14]);
+    a.offsets = packed ? offset_copy.data() : nullptr;
     rnnkit::run_forward(s.dtype == at::kDouble, a);
     Py_RETURN_NONE;
 }
@@ -353,11 +475,11 @@ PyObject* rnnkit_py_backward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
                              PyObject* kwnames) {
     static const char* names[] = {"mode", "reverse", "threads", "w_hh", "w_hr", "dy", "dh_n",
                                   "dc_n", "y", "h0", "c0", "gates", "aux", "lengths", "dgx",
-                                  "dgh", "dh0", "dc0", "dhtot", "work"};
+                                  "dgh", "dh0", "dc0", "dhtot", "work", "offsets"};
     constexpr int kCount = sizeof(names) / sizeof(names[0]);
     static PyObject* interned[kCount];
     PyObject* v[kCount];
-    if (!bind_keywords("backward", args, nargs, kwnames, names, interned, kCount, v))
+    if (!bind_keywords("backward", args, nargs, kwnames, names, interned, kCount, v, kCount - 1))
         return nullptr;
     int mode, reverse, threads;
     if (!int_arg(v[0], "mode", &mode) || !int_arg(v[1], "reverse", &reverse) ||
@@ -367,29 +489,37 @@ PyObject* rnnkit_py_backward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
              *h0 = v[9], *c0 = v[10], *gates = v[11], *aux = v[12], *lengths = v[13],
              *dgx = v[14], *dgh = v[15], *dh0 = v[16], *dc0 = v[17], *dhtot = v[18],
              *work = v[19];
+    PyObject* offsets = v[20] ? v[20] : Py_None;
+    const bool packed = offsets != Py_None;
     Sizes s;
-    if (!check_mode(mode) || !read_sizes(gates, "gates", whh, mode, &s)) return nullptr;
+    int64_t rows = 0;
+    std::vector<int64_t> offset_copy;
+    if (!read_layout(gates, "gates", whh, h0, offsets, lengths, mode, &s, &rows, &offset_copy))
+        return nullptr;
     const bool lstm = mode == rnnkit::MODE_LSTM, gru = mode == rnnkit::MODE_GRU;
     const bool projected = whr != Py_None;
     const int64_t GH = s.G * s.H;
     const at::ScalarType f = s.dtype;
+    auto per_step = [&](int64_t width) {
+        return packed ? Shape{rows, width} : Shape{s.T, s.B, width};
+    };
     std::array<Arg, 17> checked = {{
         {"w_hh", whh, false, {GH, s.Hout}, f},
         {"w_hr", whr, true, {s.Hout, s.H}, f},
-        {"dy", dy, false, {s.T, s.B, s.Hout}, f},
+        {"dy", dy, false, per_step(s.Hout), f},
         {"dh_n", dhn, false, {s.B, s.Hout}, f},
         {"dc_n", dcn, !lstm, {s.B, s.H}, f},
-        {"y", y, false, {s.T, s.B, s.Hout}, f},
+        {"y", y, false, per_step(s.Hout), f},
         {"h0", h0, false, {s.B, s.Hout}, f},
         {"c0", c0, !lstm, {s.B, s.H}, f},
-        {"gates", gates, false, {s.T, s.B, GH}, f},
-        {"aux", aux, !(lstm || gru), {s.T, s.B, s.H}, f},
+        {"gates", gates, false, per_step(GH), f},
+        {"aux", aux, !(lstm || gru), per_step(s.H), f},
         {"lengths", lengths, true, {s.B}, at::kLong},
-        {"dgx", dgx, false, {s.T, s.B, GH}, f},
-        {"dgh", dgh, false, {s.T, s.B, GH}, f},
+        {"dgx", dgx, false, per_step(GH), f},
+        {"dgh", dgh, false, per_step(GH), f},
         {"dh0", dh0, false, {s.B, s.Hout}, f},
         {"dc0", dc0, !lstm, {s.B, s.H}, f},
-        {"dhtot", dhtot, !projected, {s.T, s.B, s.Hout}, f},
+        {"dhtot", dhtot, !projected, per_step(s.Hout), f},
         {"work", work, false, {3 * s.B * s.Hout + 2 * s.B * s.H}, f},
     }};
     if (!check_all(checked) || !check_lengths(checked[10], s.T)) return nullptr;
@@ -419,6 +549,7 @@ PyObject* rnnkit_py_backward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
     a.dc0 = pointer(checked[14]);
     a.dhtot = pointer(checked[15]);
     a.work = pointer(checked[16]);
+    a.offsets = packed ? offset_copy.data() : nullptr;
     rnnkit::run_backward(s.dtype == at::kDouble, a);
     Py_RETURN_NONE;
 }

@@ -26,6 +26,11 @@ struct ForwardArgs {
     const void* bhn;   // (H): GRU b_hn, or null
     const void* whr;   // (Hout, H): weight_hr as stored by torch, or null
     const int64_t* lengths;  // (B) or null
+    // (T + 1) or null: the packed layout (PackedSequence.data's order). Step t's rows are
+    // rows [offsets[t], offsets[t+1]) of xg, y and (save) gates, aux, m: the first
+    // offsets[t+1] - offsets[t] rows of the batch, longest first, only active rows stored.
+    // Those tensors are then (rows, width) instead of (T, B, width); lengths is null.
+    const int64_t* offsets;
     void* y;      // (T, B, Hout)
     void* hn;     // (B, Hout)
     void* cn;     // (B, H), LSTM only
@@ -51,6 +56,7 @@ struct BackwardArgs {
     const void* gates;  // saved activated gates (T, B, G*H)
     const void* aux;    // saved (T, B, H)
     const int64_t* lengths;
+    const int64_t* offsets;  // (T + 1) or null: packed layout, as ForwardArgs::offsets
     void* dgx;    // (T, B, G*H): gradient of the gate pre-activations (input side)
     void* dgh;    // (T, B, G*H): GRU recurrent side (differs in the n gate); may equal dgx
     void* dh0;    // (B, Hout)

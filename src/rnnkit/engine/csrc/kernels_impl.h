@@ -577,6 +577,23 @@ static inline int active_prefix(const int64_t* lengths, int B, int t) {
     return n;
 }
 
+// Addressing shared by Forward and Backward (Args: ForwardArgs or BackwardArgs). Padded
+// layout: step t's rows start at row t * B of the per-step tensors and lengths (or none) say
+// which are active. Packed layout (offsets): they start at offsets[t], and only the active
+// prefix, offsets[t+1] - offsets[t] rows, is stored.
+template <typename Args>
+static inline long step_row(const Args& a, int t) {
+    return a.offsets ? (long)a.offsets[t] : (long)t * a.B;
+}
+template <typename Args>
+static inline int step_rows(const Args& a, int t) {
+    return a.offsets ? (int)(a.offsets[t + 1] - a.offsets[t]) : active_prefix(a.lengths, a.B, t);
+}
+template <typename Args>
+static inline bool step_active(const Args& a, int b, int t) {
+    return a.offsets ? b < step_rows(a, t) : row_active(a.lengths, b, t);
+}
+
 // ---------------------------------------------------------------- forward
 template <typename T>
 struct Forward {
@@ -584,9 +601,10 @@ struct Forward {
     int G, GH;
     explicit Forward(const ForwardArgs& args) : a(args), G(gate_count(args.mode)), GH(G * args.H) {}
 
-    T* gates_at(int t) const { return (T*)a.gates + (a.save ? (long)t * a.B * GH : 0); }
-    T* aux_at(int t) const { return (T*)a.aux + (a.save ? (long)t * a.B * a.H : 0); }
-    T* m_at(int t) const { return (T*)a.m + (a.save ? (long)t * a.B * a.H : 0); }
+    T* gates_at(int t) const { return (T*)a.gates + (a.save ? step_row(a, t) * GH : 0); }
+    T* aux_at(int t) const { return (T*)a.aux + (a.save ? step_row(a, t) * a.H : 0); }
+    T* m_at(int t) const { return (T*)a.m + (a.save ? step_row(a, t) * a.H : 0); }
+    const T* xg_at(int t) const { return (const T*)a.xg + step_row(a, t) * GH; }
 
     // Packed W_hh^T, one block of panels per gate, then packed W_hr^T (see gemm_packed).
     T* gate_panels(int gi) const { return (T*)a.panels + gi * packed_size<T>(a.Hout, a.H); }
@@ -606,16 +624,16 @@ struct Forward {
     // Offset from step t's input projections to the next step's, or 0 at the last step.
     long next_inputs(int t) const {
         const int next = a.reverse ? t - 1 : t + 1;
-        return next < 0 || next >= a.T ? 0 : (long)(next - t) * a.B * GH;
+        return next < 0 || next >= a.T ? 0 : (step_row(a, next) - step_row(a, t)) * GH;
     }
 
     // Gate pre-activations of units [k0, k1) for all rows: xg + h_prev W_hh^T (GRU n gate:
     // b_hn + h_prev W_hn^T, the input part is added after the reset gate).
     void gate_products(int t, const T* hprev, T* g, int k0, int k1) const {
         constexpr int L = lanes<T>();
-        const int rows = active_prefix(a.lengths, a.B, t);
+        const int rows = step_rows(a, t);
         if (rows == 0) return;
-        const T* xg = (const T*)a.xg + (long)t * a.B * GH;
+        const T* xg = xg_at(t);
         // Batch 1 reads the gates' panels in the opposite order every other step (see
         // gemv_packed; the parity of t does that in both directions of time) while this
         // thread's panels are at most a few times L1: beyond, the L1-resident share is too
@@ -648,20 +666,22 @@ struct Forward {
         T* g = gates_at(t);
         T* aux = aux_at(t);
         T* m = m_at(t);
-        const T* xg = (const T*)a.xg + (long)t * a.B * GH;
+        const T* xg = xg_at(t);
         const T* bx = (const T*)a.bx;
         const int H = a.H;
+        // The packed layout stores nothing for inactive rows: only their state is carried.
+        const bool padded = a.offsets == nullptr;
         for (int b = 0; b < a.B; b++) {
-            bool active = row_active(a.lengths, b, t);
+            bool active = step_active(a, b, t);
             T* gb = g + (long)b * GH;
             const T* hp = hprev + (long)b * a.Hout;
             T* hn = hnew + (long)b * a.Hout;
             if (!active) {
                 if (a.whr == nullptr)
                     for (int k = k0; k < k1; k++) hn[k] = hp[k];
-                if (a.save && a.mode == MODE_LSTM)
+                if (padded && a.save && a.mode == MODE_LSTM)
                     for (int k = k0; k < k1; k++) aux[(long)b * H + k] = c[(long)b * H + k];
-                if (a.whr)  // saved m feeds dW_hr; keep padded rows finite and zero
+                if (padded && a.whr)  // saved m feeds dW_hr; keep padded rows finite and zero
                     for (int k = k0; k < k1; k++) m[(long)b * H + k] = T(0);
                 continue;
             }
@@ -711,7 +731,7 @@ struct Forward {
     // LSTM projection h_new[:, p0:p1] = m W_hr^T for active rows.
     void project(int t, const T* hprev, T* hnew, int p0, int p1) const {
         constexpr int L = lanes<T>();
-        const int rows = active_prefix(a.lengths, a.B, t);
+        const int rows = step_rows(a, t);
         if (rows > 0 && a.pack)
             gemm_packed<T>(rows, a.H, m_at(t), a.H, proj_panels(), a.Hout, p0 / L,
                            (p1 + L - 1) / L, hnew, a.Hout, nullptr, 0);
@@ -719,14 +739,16 @@ struct Forward {
             gemm_nt<T>(rows, a.H, m_at(t), a.H, (const T*)a.whr, a.H, p0, p1, hnew, a.Hout,
                        nullptr, 0);
         for (int b = 0; b < a.B; b++)
-            if (!row_active(a.lengths, b, t))
+            if (!step_active(a, b, t))
                 for (int p = p0; p < p1; p++) hnew[(long)b * a.Hout + p] = hprev[(long)b * a.Hout + p];
     }
 
+    // Step t's output rows: every row, zero where inactive (padded), or the active ones (packed).
     void emit(int t, const T* hnew, int p0, int p1) const {
-        T* y = (T*)a.y + (long)t * a.B * a.Hout;
-        for (int b = 0; b < a.B; b++) {
-            bool active = row_active(a.lengths, b, t);
+        T* y = (T*)a.y + step_row(a, t) * a.Hout;
+        const int stored = a.offsets ? step_rows(a, t) : a.B;
+        for (int b = 0; b < stored; b++) {
+            bool active = step_active(a, b, t);
             for (int p = p0; p < p1; p++)
                 y[(long)b * a.Hout + p] = active ? hnew[(long)b * a.Hout + p] : T(0);
         }
@@ -780,18 +802,18 @@ struct Backward {
     // Time index of the step processed just before t in the forward pass, or -1 (initial state).
     int prev_step(int b, int t) const {
         if (!a.reverse) return t - 1;
-        int len = a.lengths ? (int)a.lengths[b] : a.T;
-        return t + 1 < len ? t + 1 : -1;
+        return t + 1 < a.T && step_active(a, b, t + 1) ? t + 1 : -1;
     }
 
     void pointwise(int t, const T* dtot, const T* dm, T* dc, int k0, int k1, int b0,
                    int b1) const {
         const int H = a.H;
-        const long base = (long)t * a.B * GH;
+        const long base = step_row(a, t) * GH;
         for (int b = b0; b < b1; b++) {
             T* dgx = (T*)a.dgx + base + (long)b * GH;
             T* dgh = (T*)a.dgh + base + (long)b * GH;
-            if (!row_active(a.lengths, b, t)) {
+            if (!step_active(a, b, t)) {
+                if (a.offsets) continue;  // the packed layout stores no inactive rows
                 for (int gi = 0; gi < G; gi++)
                     for (int k = k0; k < k1; k++) {
                         dgx[gi * H + k] = T(0);
@@ -808,12 +830,12 @@ struct Backward {
                 const P one = P{} + T(1);
                 const P d = Ln::ld(dh + k);
                 if (a.mode == MODE_RNN_TANH || a.mode == MODE_RNN_RELU) {
-                    P h = Ln::ld((const T*)a.y + (long)t * a.B * a.Hout + (long)b * a.Hout + k);
+                    P h = Ln::ld((const T*)a.y + step_row(a, t) * a.Hout + (long)b * a.Hout + k);
                     Ln::st(dgx + k, a.mode == MODE_RNN_TANH ? d * (one - h * h) : d * Ln::pos(h));
                 } else if (a.mode == MODE_GRU) {
                     P r = Ln::ld(g + k), z = Ln::ld(g + H + k), n = Ln::ld(g + 2 * H + k);
-                    P hnp = Ln::ld((const T*)a.aux + (long)t * a.B * H + (long)b * H + k);
-                    const T* hp_row = tp >= 0 ? (const T*)a.y + (long)tp * a.B * a.Hout + (long)b * a.Hout
+                    P hnp = Ln::ld((const T*)a.aux + step_row(a, t) * H + (long)b * H + k);
+                    const T* hp_row = tp >= 0 ? (const T*)a.y + step_row(a, tp) * a.Hout + (long)b * a.Hout
                                               : (const T*)a.h0 + (long)b * a.Hout;
                     P hp = Ln::ld(hp_row + k);
                     P dnp = d * (one - z) * (one - n * n);
@@ -829,8 +851,8 @@ struct Backward {
                     P i = Ln::ld(g + k), f = Ln::ld(g + H + k), gg = Ln::ld(g + 2 * H + k),
                       o = Ln::ld(g + 3 * H + k);
                     const T* aux = (const T*)a.aux;
-                    P c = Ln::ld(aux + (long)t * a.B * H + (long)b * H + k);
-                    const T* cp_row = tp >= 0 ? aux + (long)tp * a.B * H + (long)b * H
+                    P c = Ln::ld(aux + step_row(a, t) * H + (long)b * H + k);
+                    const T* cp_row = tp >= 0 ? aux + step_row(a, tp) * H + (long)b * H
                                               : (const T*)a.c0 + (long)b * H;
                     P cp = Ln::ld(cp_row + k);
                     P tc = Ln::th(c);
@@ -858,7 +880,8 @@ struct Backward {
     bool split_rows(int nt) const {
         const long bytes = (packed_size<T>(GH, a.Hout) + (a.whr ? packed_size<T>(a.Hout, a.H) : 0)) *
                            (long)sizeof(T);
-        return nt > 1 && a.lengths == nullptr && a.B >= kRowsPerThread * nt &&
+        return nt > 1 && a.lengths == nullptr && a.offsets == nullptr &&
+               a.B >= kRowsPerThread * nt &&
                bytes <= kRowSplitPanelBytes;
     }
 
@@ -898,18 +921,21 @@ struct Backward {
         T* rec_next = rec1;
         for (int s = 0; s < a.T; s++) {
             int t = a.reverse ? s : a.T - 1 - s;
-            const T* dy = (const T*)a.dy + (long)t * B * Hout;
+            const long row = step_row(a, t);
+            const T* dy = (const T*)a.dy + row * Hout;
+            T* dhtot = a.dhtot ? (T*)a.dhtot + row * Hout : nullptr;
             for (int b = b0; b < b1; b++) {
-                bool active = row_active(a.lengths, b, t);
+                bool active = step_active(a, b, t);
                 for (int p = p0; p < p1; p++) {
                     long i = (long)b * Hout + p;
-                    T v = rec[i] + (active ? dy[i] : T(0));
+                    T v = rec[i];
+                    if (active) v += dy[i];
                     dtot[i] = v;
-                    if (a.dhtot) ((T*)a.dhtot)[(long)t * B * Hout + i] = active ? v : T(0);
+                    if (dhtot && (active || !a.offsets)) dhtot[i] = active ? v : T(0);
                 }
             }
             // This thread's rows up to the last active one.
-            const int last = active_prefix(a.lengths, B, t);
+            const int last = step_rows(a, t);
             const int m = (last < b1 ? last : b1) - b0;
             if (a.whr) {
                 if (!rows) parallel_barrier();
@@ -919,10 +945,10 @@ struct Backward {
             }
             pointwise(t, dtot, dm, dc, k0, k1, b0, b1);
             if (!rows) parallel_barrier();
-            const T* dgh = (const T*)a.dgh + (long)t * B * GH;
+            const T* dgh = (const T*)a.dgh + row * GH;
             for (int b = b0; b < b1; b++) {
-                bool active = row_active(a.lengths, b, t);
-                const T* z = (const T*)a.gates + (long)t * B * GH + (long)b * GH + H;
+                bool active = step_active(a, b, t);
+                const T* z = (const T*)a.gates + row * GH + (long)b * GH + H;
                 for (int p = p0; p < p1; p++) {
                     long i = (long)b * Hout + p;
                     rec_next[i] = !active ? dtot[i] : a.mode == MODE_GRU ? dtot[i] * z[p] : T(0);
