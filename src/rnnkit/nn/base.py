@@ -17,7 +17,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.nn import backend as backends
 from rnnkit.nn import checks, inference, interop
@@ -36,6 +36,9 @@ State = Tensor | tuple[Tensor, Tensor]
 StateObserver = Callable[[int, int, int, Tensor, "Tensor | None"], None]
 # The fast paths' caches (rnnkit.nn.streaming, rnnkit.nn.inference), dropped on any change.
 _CACHES = ("_stream_cache", "_forward_cache")
+# Whether lengths= on the native engine goes through the packed layout, by grad mode
+# (bench/results/variable_lengths_packed.md).
+_LENGTHS_PACKED = {False: True, True: True}
 _FUSED_OPS = {"RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu, "LSTM": torch.lstm,
               "GRU": torch.gru}
 
@@ -274,6 +277,10 @@ class RecurrentBase(nn.RNNBase):
             fast = inference.forward(self, input, hx)
             if fast is not None:
                 return fast
+        if isinstance(input, PackedSequence) and lengths is None:
+            packed_result = self._forward_packed(input, hx)
+            if packed_result is not None:
+                return packed_result
         x, lengths, packed, batched = self._prepare_input(input, lengths)
         h0, c0 = self._prepare_state(hx, x.shape[1], batched, packed)
         if x.shape[0] == 0:  # after the argument checks, as torch.nn's kernel raises it
@@ -282,6 +289,8 @@ class RecurrentBase(nn.RNNBase):
         path = self._choose_path(x, variable_lengths=lengths is not None)
         if path == "torch":
             output, h_n, c_n = self._run_fused(x, h0, c0, lengths)
+        elif path == "native" and self._lengths_through_packed(x, lengths):
+            output, h_n, c_n = self._run_lengths_packed(x, h0, c0, lengths)
         else:
             output, h_n, c_n = self._run_stack(x, h0, c0, lengths, self._direction_runner(path))
         if inferring:  # after a successful run: the next such call can take the fast path
@@ -306,6 +315,68 @@ class RecurrentBase(nn.RNNBase):
         elif self.batch_first:
             output = output.transpose(0, 1)
         return output, ((h_n, c_n) if self.mode == "LSTM" else h_n)
+
+    def _forward_packed(self, packed: PackedSequence, hx: State | None):
+        """A packed input on the native engine in the packed layout: ``PackedSequence.data``
+        in, ``PackedSequence.data`` out, one input-projection GEMM over the real tokens per
+        layer-direction and no padded copy. ``None`` when another path serves the call (and
+        produces every error message)."""
+        data, batch_sizes = packed.data, packed.batch_sizes
+        weight = self._first_weight()
+        if (type(data) is not Tensor or data.dim() != 2 or data.shape[1] != self.input_size
+                or data.dtype != weight.dtype or not data.is_cpu or not weight.is_cpu
+                or batch_sizes.numel() == 0 or torch.compiler.is_compiling()
+                or backends.functorch_active() or self._state_observer is not None
+                or self.regularisation.active or self.layer_norm):
+            return None
+        batch = int(batch_sizes[0])
+        # _choose_path reads only the shape, dtype, device and grad flag: a (seq, batch,
+        # input) view of no memory stands for the padded block that is never built.
+        stand_in = data.as_strided((batch_sizes.numel(), batch, self.input_size), (0, 0, 1))
+        if self._choose_path(stand_in, variable_lengths=True) != "native":
+            return None
+        h0, c0 = self._prepare_state(hx, batch, True, packed)
+        data, h_n, c_n = self._run_packed(data, batch_sizes, h0, c0)
+        output = PackedSequence(data, batch_sizes, packed.sorted_indices,
+                                packed.unsorted_indices)
+        h_n = _rows_in_order(h_n, packed.unsorted_indices)
+        c_n = _rows_in_order(c_n, packed.unsorted_indices)
+        return output, ((h_n, c_n) if self.mode == "LSTM" else h_n)
+
+    def _run_packed(self, data: Tensor, batch_sizes: Tensor, h0: Tensor, c0: Tensor | None):
+        """Every layer over ``data (rows, input)`` in the packed layout on the native engine:
+        ``(output (rows, D*P), h_n (L*D, N, P), c_n or None)``, states in the packed order."""
+        ops = backends.native_engine().ops
+        offsets = ops.packed_offsets(batch_sizes)
+
+        def run_packed(x, h0, c0, lengths, layer, direction):
+            w = self.direction_weights(layer, direction)
+            return ops.packed_recurrence(self.mode, x, offsets, h0, c0, w.weight_ih,
+                                         w.weight_hh, w.bias_ih, w.bias_hh, w.weight_hr,
+                                         bool(direction))
+        return self._run_stack(data, h0, c0, None, run_packed)
+
+    @staticmethod
+    def _lengths_through_packed(x: Tensor, lengths: Tensor | None) -> bool:
+        """Whether ``lengths=`` runs in the packed layout: plain tensors (not traced) and no
+        empty row, which a PackedSequence cannot hold."""
+        return (lengths is not None and _LENGTHS_PACKED[torch.is_grad_enabled()]
+                and type(x) is Tensor and type(lengths) is Tensor
+                and not torch.compiler.is_compiling() and bool((lengths > 0).all()))
+
+    def _run_lengths_packed(self, x: Tensor, h0: Tensor, c0: Tensor | None, lengths: Tensor):
+        """``lengths=`` on the native engine through the packed layout: the valid steps are
+        gathered once into ``PackedSequence.data`` order, every layer runs on them, and only
+        the last output is padded (zeros past each row's length). States in input order."""
+        packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
+        order = packed.sorted_indices
+        data, h_n, c_n = self._run_packed(packed.data, packed.batch_sizes,
+                                          _rows_in_order(h0, order), _rows_in_order(c0, order))
+        output, _ = pad_packed_sequence(
+            PackedSequence(data, packed.batch_sizes, order, packed.unsorted_indices),
+            total_length=x.shape[0])
+        restore = packed.unsorted_indices
+        return output, _rows_in_order(h_n, restore), _rows_in_order(c_n, restore)
 
     @staticmethod
     def _input_shape(input: Tensor | PackedSequence) -> tuple[int, ...]:
@@ -487,7 +558,8 @@ class RecurrentBase(nn.RNNBase):
         return run_python
 
     def _run_stack(self, x, h0, c0, lengths, runner: Callable):
-        """Layer by layer, direction by direction, with dropout between layers in training."""
+        """Layer by layer, direction by direction, with dropout between layers in training.
+        ``x`` is ``(L, N, input)``, or ``(rows, input)`` in the packed layout."""
         h_n, c_n = [], []
         layer_input = x
         for layer in range(self.num_layers):
@@ -499,7 +571,7 @@ class RecurrentBase(nn.RNNBase):
                 outputs.append(output)
                 h_n.append(h)
                 c_n.append(c)
-            layer_input = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
+            layer_input = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 layer_input = F.dropout(layer_input, self.dropout, training=True)
         return layer_input, _stack(h_n), (_stack(c_n) if c0 is not None else None)
