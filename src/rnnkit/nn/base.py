@@ -50,6 +50,12 @@ def _rows_in_order(state: Tensor | None, order: Tensor | None) -> Tensor | None:
     return state.index_select(1, order.to(state.device))
 
 
+def _packed_ops():
+    """The engine's ops when they run the packed layout, else ``None`` (a stand-in engine)."""
+    ops = getattr(backends.native_engine(), "ops", None)
+    return ops if hasattr(ops, "packed_recurrence") else None
+
+
 def _stack(tensors: list[Tensor]) -> Tensor:
     """``torch.stack`` that skips the copy (and its autograd node) for a single tensor."""
     return tensors[0].unsqueeze(0) if len(tensors) == 1 else torch.stack(tensors)
@@ -333,7 +339,8 @@ class RecurrentBase(nn.RNNBase):
         # _choose_path reads only the shape, dtype, device and grad flag: a (seq, batch,
         # input) view of no memory stands for the padded block that is never built.
         stand_in = data.as_strided((batch_sizes.numel(), batch, self.input_size), (0, 0, 1))
-        if self._choose_path(stand_in, variable_lengths=True) != "native":
+        if (self._choose_path(stand_in, variable_lengths=True) != "native"
+                or _packed_ops() is None):
             return None
         h0, c0 = self._prepare_state(hx, batch, True, packed)
         data, h_n, c_n = self._run_packed(data, batch_sizes, h0, c0)
@@ -346,7 +353,7 @@ class RecurrentBase(nn.RNNBase):
     def _run_packed(self, data: Tensor, batch_sizes: Tensor, h0: Tensor, c0: Tensor | None):
         """Every layer over ``data (rows, input)`` in the packed layout on the native engine:
         ``(output (rows, D*P), h_n (L*D, N, P), c_n or None)``, states in the packed order."""
-        ops = backends.native_engine().ops
+        ops = _packed_ops()
         offsets = ops.packed_offsets(batch_sizes)
 
         def run_packed(x, h0, c0, lengths, layer, direction):
@@ -362,7 +369,8 @@ class RecurrentBase(nn.RNNBase):
         empty row, which a PackedSequence cannot hold."""
         return (lengths is not None and _LENGTHS_PACKED[torch.is_grad_enabled()]
                 and type(x) is Tensor and type(lengths) is Tensor
-                and not torch.compiler.is_compiling() and bool((lengths > 0).all()))
+                and not torch.compiler.is_compiling() and _packed_ops() is not None
+                and bool((lengths > 0).all()))
 
     def _run_lengths_packed(self, x: Tensor, h0: Tensor, c0: Tensor | None, lengths: Tensor):
         """``lengths=`` on the native engine through the packed layout: the valid steps are
