@@ -17,7 +17,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from rnnkit.nn import backend as backends
 from rnnkit.nn import checks, inference, interop
@@ -26,6 +26,7 @@ from rnnkit.nn.recurrence import Regularisation, run_direction, zoneout_update
 from rnnkit.nn.sequence import (
     pack_longest_first,
     pack_nonempty,
+    packed_places,
     repack_like,
     unpack,
     unpack_longest_first,
@@ -376,14 +377,13 @@ class RecurrentBase(nn.RNNBase):
         """``lengths=`` on the native engine through the packed layout: the valid steps are
         gathered once into ``PackedSequence.data`` order, every layer runs on them, and only
         the last output is padded (zeros past each row's length). States in input order."""
-        packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
-        order = packed.sorted_indices
-        data, h_n, c_n = self._run_packed(packed.data, packed.batch_sizes,
-                                          _rows_in_order(h0, order), _rows_in_order(c0, order))
-        output, _ = pad_packed_sequence(
-            PackedSequence(data, packed.batch_sizes, order, packed.unsorted_indices),
-            total_length=x.shape[0])
-        restore = packed.unsorted_indices
+        times, rows, batch_sizes, order = packed_places(lengths)
+        index = (times.to(x.device), rows.to(x.device))
+        data, h_n, c_n = self._run_packed(x[index], batch_sizes, _rows_in_order(h0, order),
+                                          _rows_in_order(c0, order))
+        output = data.new_zeros(x.shape[0], x.shape[1], data.shape[1]).index_put(index, data)
+        restore = torch.empty_like(order)
+        restore[order] = torch.arange(order.numel())
         return output, _rows_in_order(h_n, restore), _rows_in_order(c_n, restore)
 
     @staticmethod

@@ -62,3 +62,21 @@ def pack_nonempty(x: Tensor, lengths: Tensor) -> tuple[PackedSequence, Tensor]:
         x.index_select(1, kept.to(x.device)), lengths.index_select(0, kept), enforce_sorted=False
     )
     return packed, kept
+
+
+def packed_places(lengths: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Where the rows of a ``PackedSequence`` of time-major ``(seq, batch, feature)`` rows with
+    these ``lengths (batch,)`` (all positive) come from: ``(times, rows, batch_sizes,
+    sorted_indices)``, ``x[times, rows]`` being the packed data.
+
+    Plain indexing, not ``pack_padded_sequence``/``pad_packed_sequence``: their backward
+    copies a whole padded block per step (seconds at batch 128 and 400 steps); a gather and a
+    scatter by these indices cost one pass each, forward and backward.
+    """
+    order = torch.argsort(lengths, descending=True, stable=True)
+    steps = torch.arange(int(lengths.max()))
+    batch_sizes = (lengths.unsqueeze(0) > steps.unsqueeze(1)).sum(1)
+    times = torch.repeat_interleave(steps, batch_sizes)
+    starts = torch.cumsum(batch_sizes, 0) - batch_sizes
+    rows = order[torch.arange(times.numel()) - starts[times]]
+    return times, rows, batch_sizes, order
