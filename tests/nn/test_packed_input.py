@@ -9,8 +9,9 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 import rnnkit.nn as rnn
 from rnnkit.nn import base as nn_base
+from rnnkit.nn.sequence import packed_places
 
-from .helpers import as_tuple, make_pair
+from .helpers import as_tuple, make_pair, outputs_and_grads
 
 pytestmark = pytest.mark.skipif(rnn.backend.native_engine() is None,
                                 reason="native engine not compiled")
@@ -154,3 +155,57 @@ def test_packed_path_falls_back_for_python_backend(monkeypatch):
         expected, _ = reference(packed)
     assert calls
     torch.testing.assert_close(actual.data, expected.data)
+
+
+@pytest.mark.parametrize("lengths", [[3, 7, 1, 7, 2], [4, 4, 4], [1], [2, 5]])
+def test_packed_places_match_pack_padded_sequence(lengths):
+    x = torch.randn(max(lengths), len(lengths), 2, generator=torch.Generator().manual_seed(6))
+    reference = pack_padded_sequence(x, torch.tensor(lengths), enforce_sorted=False)
+    times, rows, batch_sizes, order = packed_places(torch.tensor(lengths))
+    assert torch.equal(x[times, rows], reference.data)
+    assert torch.equal(batch_sizes, reference.batch_sizes)
+    assert torch.equal(order, reference.sorted_indices)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_lengths_with_an_empty_row_keep_the_padded_route(kind):
+    reference, ours = build(kind, 2, True, 0)
+    x = torch.randn(5, 3, 3, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    lengths = torch.tensor([5, 0, 2])
+    with torch.no_grad():
+        output, state = ours(x, lengths=lengths)
+        kept = torch.tensor([0, 2])
+        expected, expected_state = reference(
+            pack_padded_sequence(x[:, kept], lengths[kept], enforce_sorted=False))
+    expected, _ = pad_packed_sequence(expected, total_length=5)
+    torch.testing.assert_close(output[:, kept], expected)
+    assert not output[:, 1].any()
+    for a, e in zip(as_tuple(state), as_tuple(expected_state), strict=True):
+        torch.testing.assert_close(a[:, kept], e)
+        assert not a[:, 1].any()  # zero initial state, untouched
+
+
+# Equal lengths need no masking: lengths= then runs the dense path.
+@pytest.mark.parametrize("case", [c for c in CASES if len(set(c[4])) > 1],
+                         ids=lambda c: f"{c[0]}-{c[1]}x{c[2]}-p{c[3]}")
+def test_lengths_through_the_packed_layout_match_torch(case, monkeypatch):
+    kind, layers, bidirectional, proj, lengths = case
+    reference, ours = build(kind, layers, bidirectional, proj)
+    ours.batch_first = reference.batch_first = True
+    calls = []
+    original = nn_base.RecurrentBase._run_lengths_packed
+
+    def counting(self, *args):
+        calls.append(1)
+        return original(self, *args)
+    monkeypatch.setattr(nn_base.RecurrentBase, "_run_lengths_packed", counting)
+    x = torch.randn(len(lengths), max(lengths), 3, generator=torch.Generator().manual_seed(2),
+                    dtype=torch.float64)
+    hx = random_state(ours, len(lengths))
+    expected, expected_grads = outputs_and_grads(reference, x.clone(), hx, lengths=lengths,
+                                                 packed=True, batch_first=True)
+    actual, actual_grads = outputs_and_grads(ours, x.clone(), hx, lengths=lengths,
+                                             batch_first=True)
+    assert calls
+    for a, e in zip(actual + actual_grads, expected + expected_grads, strict=True):
+        torch.testing.assert_close(a, e, rtol=1e-9, atol=1e-9)
