@@ -37,9 +37,6 @@ State = Tensor | tuple[Tensor, Tensor]
 StateObserver = Callable[[int, int, int, Tensor, "Tensor | None"], None]
 # The fast paths' caches (rnnkit.nn.streaming, rnnkit.nn.inference), dropped on any change.
 _CACHES = ("_stream_cache", "_forward_cache")
-# Whether lengths= on the native engine goes through the packed layout, by grad mode
-# (bench/results/variable_lengths_packed.md).
-_LENGTHS_PACKED = {False: True, True: True}
 _FUSED_OPS = {"RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu, "LSTM": torch.lstm,
               "GRU": torch.gru}
 
@@ -366,10 +363,10 @@ class RecurrentBase(nn.RNNBase):
 
     @staticmethod
     def _lengths_through_packed(x: Tensor, lengths: Tensor | None) -> bool:
-        """Whether ``lengths=`` runs in the packed layout: plain tensors (not traced) and no
-        empty row, which a PackedSequence cannot hold."""
-        return (lengths is not None and _LENGTHS_PACKED[torch.is_grad_enabled()]
-                and type(x) is Tensor and type(lengths) is Tensor
+        """Whether ``lengths=`` runs in the packed layout (faster than the padded one for
+        inference and training, bench/results/variable_lengths_packed.md): plain tensors (not
+        traced) and no empty row, which a PackedSequence cannot hold."""
+        return (lengths is not None and type(x) is Tensor and type(lengths) is Tensor
                 and not torch.compiler.is_compiling() and _packed_ops() is not None
                 and bool((lengths > 0).all()))
 
@@ -381,7 +378,8 @@ class RecurrentBase(nn.RNNBase):
         index = (times.to(x.device), rows.to(x.device))
         data, h_n, c_n = self._run_packed(x[index], batch_sizes, _rows_in_order(h0, order),
                                           _rows_in_order(c0, order))
-        output = data.new_zeros(x.shape[0], x.shape[1], data.shape[1]).index_put(index, data)
+        # In place: index_put would first copy the whole zero block.
+        output = data.new_zeros(x.shape[0], x.shape[1], data.shape[1]).index_put_(index, data)
         restore = torch.empty_like(order)
         restore[order] = torch.arange(order.numel())
         return output, _rows_in_order(h_n, restore), _rows_in_order(c_n, restore)
