@@ -149,11 +149,17 @@ def test_packed_create_graph_gradients_are_differentiable(mode):
         (source.detach().clone().requires_grad_(True),))
 
 
+# 10 rows: threads split the units; 40 rows (>= 16 per thread): a kernel may split rows.
+SPREADS = {10: [40, 33, 33, 20, 9, 9, 5, 1, 1, 1],
+           40: torch.randint(1, 30, (40,), generator=torch.Generator().manual_seed(3)).tolist()}
+
+
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH"])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_packed_bits_equal_across_thread_counts(mode, reverse):
+@pytest.mark.parametrize("batch", sorted(SPREADS))
+def test_packed_bits_equal_across_thread_counts(mode, reverse, batch):
     hidden, input_size = 48, 8
-    lengths = [40, 33, 33, 20, 9, 9, 5, 1, 1, 1]
+    lengths = SPREADS[batch]
     _, _, data, offsets, _ = packed_case(lengths, input_size, dtype=torch.float32)
     weights = layer_weights(mode, input_size, hidden, dtype=torch.float32)
     h0, c0 = initial_states(mode, len(lengths), hidden, hidden, dtype=torch.float32)
