@@ -179,15 +179,18 @@ static void gemv_packed(int K, const T* A, const T* P, int N, int j0, int j1, T*
 
 // Columns [j0*L, min(j1*L, N)) of C (M x N) = Cinit + A (M x K) * W, W packed by
 // pack_panels. The last panel of a width that is not a multiple of L goes through a
-// row-by-row scratch tile so nothing past column N is written.
+// row-by-row scratch tile so nothing past column N is written. One row takes gemv_packed
+// (another summation order) unless `tiles`: a thread's one-row share of a larger batch must
+// get the bits the batch's product gives that row.
 template <typename T>
 static void gemm_packed(int M, int K, const T* A, long lda, const T* P, int N, int j0, int j1,
-                        T* C, long ldc, const T* Cinit, long ldi, long pf = 0) {
+                        T* C, long ldc, const T* Cinit, long ldi, long pf = 0,
+                        bool tiles = false) {
     constexpr int L = lanes<T>();
     const long ps = (long)K * L;
     const int full = N / L < j1 ? N / L : j1;
     int j = j0;
-    if (M == 1) {
+    if (M == 1 && !tiles) {
         gemv_packed<T>(K, A, P, N, j0, j1, C, Cinit, pf, false);
         return;
     }
@@ -595,6 +598,12 @@ static inline bool step_active(const Args& a, int b, int t) {
 }
 
 // ---------------------------------------------------------------- forward
+// Forward splits rows between threads (see Forward::split_rows) from this many rows per
+// thread, and while its packed weights take at most this many bytes (each thread reads all of
+// them every step).
+constexpr int kForwardRowsPerThread = 16;
+constexpr long kForwardRowSplitPanelBytes = 1024 * 1024;
+
 template <typename T>
 struct Forward {
     const ForwardArgs& a;
@@ -627,19 +636,25 @@ struct Forward {
         return next < 0 || next >= a.T ? 0 : (step_row(a, next) - step_row(a, t)) * GH;
     }
 
-    // Gate pre-activations of units [k0, k1) for all rows: xg + h_prev W_hh^T (GRU n gate:
-    // b_hn + h_prev W_hn^T, the input part is added after the reset gate).
-    void gate_products(int t, const T* hprev, T* g, int k0, int k1) const {
+    // Gate pre-activations of units [k0, k1) for rows [b0, b1) (b1 < 0: all): xg + h_prev
+    // W_hh^T (GRU n gate: b_hn + h_prev W_hn^T, the input part is added after the reset gate).
+    // The batch-1 product is taken only when the whole step has one active row, so a row gets
+    // the same bits whichever thread's share it is in.
+    void gate_products(int t, const T* hprev, T* g, int k0, int k1, int b0 = 0,
+                       int b1 = -1) const {
         constexpr int L = lanes<T>();
-        const int rows = step_rows(a, t);
-        if (rows == 0) return;
-        const T* xg = xg_at(t);
+        const int active = step_rows(a, t);
+        const int rows = (b1 >= 0 && b1 < active ? b1 : active) - b0;
+        if (rows <= 0) return;
+        hprev += (long)b0 * a.Hout;
+        g += (long)b0 * GH;
+        const T* xg = xg_at(t) + (long)b0 * GH;
         // Batch 1 reads the gates' panels in the opposite order every other step (see
         // gemv_packed; the parity of t does that in both directions of time) while this
         // thread's panels are at most a few times L1: beyond, the L1-resident share is too
         // small to pay for reading against the prefetchers' preferred direction.
         const long own_bytes = (long)G * (k1 - k0) * a.Hout * (long)sizeof(T);
-        const bool descending = rows == 1 && a.pack && (t & 1) && own_bytes <= 160 * 1024;
+        const bool descending = active == 1 && a.pack && (t & 1) && own_bytes <= 160 * 1024;
         for (int gj = 0; gj < G; gj++) {
             const int gi = descending ? G - 1 - gj : gj;
             int off = gi * a.H;
@@ -649,20 +664,21 @@ struct Forward {
                 init = a.bhn ? (const T*)a.bhn : nullptr;
                 ldi = 0;
             }
-            if (a.pack && rows == 1)
+            if (a.pack && active == 1)
                 gemv_packed<T>(a.Hout, hprev, gate_panels(gi), a.H, k0 / L, (k1 + L - 1) / L,
                                g + off, init, init == xg + off ? next_inputs(t) : 0, descending);
             else if (a.pack)
                 gemm_packed<T>(rows, a.Hout, hprev, a.Hout, gate_panels(gi), a.H, k0 / L,
                                (k1 + L - 1) / L, g + off, GH, init, ldi,
-                               init == xg + off ? next_inputs(t) : 0);
+                               init == xg + off ? next_inputs(t) : 0, true);
             else
                 gemm_nt<T>(rows, a.Hout, hprev, a.Hout, (const T*)a.whh + (long)off * a.Hout,
                            a.Hout, k0, k1, g + off, GH, init, ldi);
         }
     }
 
-    void pointwise(int t, const T* hprev, T* hnew, T* c, int k0, int k1) const {
+    void pointwise(int t, const T* hprev, T* hnew, T* c, int k0, int k1, int b0 = 0,
+                   int b1 = -1) const {
         T* g = gates_at(t);
         T* aux = aux_at(t);
         T* m = m_at(t);
@@ -671,7 +687,7 @@ struct Forward {
         const int H = a.H;
         // The packed layout stores nothing for inactive rows: only their state is carried.
         const bool padded = a.offsets == nullptr;
-        for (int b = 0; b < a.B; b++) {
+        for (int b = b0; b < (b1 < 0 ? a.B : b1); b++) {
             bool active = step_active(a, b, t);
             T* gb = g + (long)b * GH;
             const T* hp = hprev + (long)b * a.Hout;
@@ -728,30 +744,84 @@ struct Forward {
         }
     }
 
-    // LSTM projection h_new[:, p0:p1] = m W_hr^T for active rows.
-    void project(int t, const T* hprev, T* hnew, int p0, int p1) const {
+    // LSTM projection h_new[b0:b1, p0:p1] = m W_hr^T for active rows (b1 < 0: all rows).
+    void project(int t, const T* hprev, T* hnew, int p0, int p1, int b0 = 0, int b1 = -1) const {
         constexpr int L = lanes<T>();
-        const int rows = step_rows(a, t);
+        if (b1 < 0) b1 = a.B;
+        const int active = step_rows(a, t);
+        const int rows = (b1 < active ? b1 : active) - b0;
+        const T* m = m_at(t) + (long)b0 * a.H;
         if (rows > 0 && a.pack)
-            gemm_packed<T>(rows, a.H, m_at(t), a.H, proj_panels(), a.Hout, p0 / L,
-                           (p1 + L - 1) / L, hnew, a.Hout, nullptr, 0);
+            gemm_packed<T>(rows, a.H, m, a.H, proj_panels(), a.Hout, p0 / L, (p1 + L - 1) / L,
+                           hnew + (long)b0 * a.Hout, a.Hout, nullptr, 0, 0, active > 1);
         else if (rows > 0)
-            gemm_nt<T>(rows, a.H, m_at(t), a.H, (const T*)a.whr, a.H, p0, p1, hnew, a.Hout,
-                       nullptr, 0);
-        for (int b = 0; b < a.B; b++)
+            gemm_nt<T>(rows, a.H, m, a.H, (const T*)a.whr, a.H, p0, p1,
+                       hnew + (long)b0 * a.Hout, a.Hout, nullptr, 0);
+        for (int b = b0; b < b1; b++)
             if (!step_active(a, b, t))
                 for (int p = p0; p < p1; p++) hnew[(long)b * a.Hout + p] = hprev[(long)b * a.Hout + p];
     }
 
-    // Step t's output rows: every row, zero where inactive (padded), or the active ones (packed).
-    void emit(int t, const T* hnew, int p0, int p1) const {
+    // Step t's output rows of [b0, b1): every row, zero where inactive (padded), or the active
+    // ones (packed).
+    void emit(int t, const T* hnew, int p0, int p1, int b0, int b1) const {
         T* y = (T*)a.y + step_row(a, t) * a.Hout;
         const int stored = a.offsets ? step_rows(a, t) : a.B;
-        for (int b = 0; b < stored; b++) {
+        for (int b = b0; b < (b1 < stored ? b1 : stored); b++) {
             bool active = step_active(a, b, t);
             for (int p = p0; p < p1; p++)
                 y[(long)b * a.Hout + p] = active ? hnew[(long)b * a.Hout + p] : T(0);
         }
+    }
+
+    // Rows are independent in the recurrence (they share only the weights), so with enough
+    // rows per thread and packed weights small enough to stay in each core's L2, each thread
+    // takes whole rows [b0, b1) through every step with no barrier per step (a descheduled or
+    // slower thread no longer stalls the other T times). Every row runs the one-thread
+    // computation (all units, the same products), so the bits do not change. With lengths or
+    // the packed layout (rows longest first) the shares hold equal numbers of active
+    // row-steps, not of rows: the first thread's long rows would otherwise run alone once the
+    // short ones end.
+    bool split_rows(int tid, int nt, int* b0, int* b1) const {
+        const long bytes = (G * packed_size<T>(a.Hout, a.H) +
+                            (a.whr ? packed_size<T>(a.H, a.Hout) : 0)) * (long)sizeof(T);
+        if (nt < 2 || !a.pack || a.B < kForwardRowsPerThread * nt ||
+            bytes > kForwardRowSplitPanelBytes)
+            return false;
+        if (a.lengths == nullptr && a.offsets == nullptr) {
+            *b0 = (int)((long)a.B * tid / nt);
+            *b1 = (int)((long)a.B * (tid + 1) / nt);
+            return true;
+        }
+        auto steps = [&](int b) -> long {
+            if (a.offsets == nullptr)
+                return a.lengths[b] < a.T ? (long)a.lengths[b] : (long)a.T;
+            // Packed layout: the counts never increase, so row b runs up to the first step
+            // with at most b rows.
+            int lo = 0, hi = a.T;
+            while (lo < hi) {
+                const int mid = lo + (hi - lo) / 2;
+                if (step_rows(a, mid) > b)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            return (long)lo;
+        };
+        long total = 0;
+        for (int b = 0; b < a.B; b++) total += steps(b);
+        // Share i starts at the first row whose preceding rows hold total * i / nt steps.
+        auto start = [&](int i) {
+            if (i >= nt) return a.B;
+            const long goal = total * i / nt;
+            long sum = 0;
+            int b = 0;
+            while (b < a.B && sum < goal) sum += steps(b++);
+            return b;
+        };
+        *b0 = start(tid);
+        *b1 = start(tid + 1);
+        return true;
     }
 
     void run(int tid, int nt) const {
@@ -763,26 +833,37 @@ struct Forward {
         split_range<T>(H, tid, nt, &k0, &k1);
         split_range<T>(Hout, tid, nt, &p0, &p1);
         const bool lstm = a.mode == MODE_LSTM;
-        if (a.pack) pack(k0, k1, p0, p1);
-        copy_states<T>(a.h0, buf0, Hout, p0, p1, a.c0, c, H, k0, k1, B, lstm);
+        if (a.pack) pack(k0, k1, p0, p1);  // each thread packs its units' share of one copy
+        int b0 = 0, b1 = B;
+        const bool rows = split_rows(tid, nt, &b0, &b1);
+        if (rows) {  // whole rows: every unit, all the panels
+            k0 = p0 = 0;
+            k1 = H;
+            p1 = Hout;
+        }
+        const long h_off = (long)b0 * Hout, c_off = (long)b0 * H;
+        copy_states<T>((const T*)a.h0 + h_off, buf0 + h_off, Hout, p0, p1,
+                       lstm ? (const T*)a.c0 + c_off : nullptr, c + c_off, H, k0, k1, b1 - b0,
+                       lstm);
         parallel_barrier();
         T* hprev = buf0;
         T* hnew = buf1;
         for (int s = 0; s < a.T; s++) {
             int t = a.reverse ? a.T - 1 - s : s;
-            gate_products(t, hprev, gates_at(t), k0, k1);
-            pointwise(t, hprev, hnew, c, k0, k1);
+            gate_products(t, hprev, gates_at(t), k0, k1, b0, b1);
+            pointwise(t, hprev, hnew, c, k0, k1, b0, b1);
             if (a.whr) {
-                parallel_barrier();
-                project(t, hprev, hnew, p0, p1);
+                if (!rows) parallel_barrier();
+                project(t, hprev, hnew, p0, p1, b0, b1);
             }
-            emit(t, hnew, p0, p1);
-            parallel_barrier();
+            emit(t, hnew, p0, p1, b0, b1);
+            if (!rows) parallel_barrier();
             T* tmp = hprev;
             hprev = hnew;
             hnew = tmp;
         }
-        copy_states<T>(hprev, a.hn, Hout, p0, p1, c, a.cn, H, k0, k1, B, lstm);
+        copy_states<T>(hprev + h_off, (T*)a.hn + h_off, Hout, p0, p1, c + c_off,
+                       lstm ? (T*)a.cn + c_off : nullptr, H, k0, k1, b1 - b0, lstm);
     }
 };
 
