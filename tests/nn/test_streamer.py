@@ -104,3 +104,26 @@ def test_bad_input_and_state_are_refused_by_name():
         rnn.GRU(5, 7, bidirectional=True).streamer()
     with pytest.raises(ValueError, match="batch_size: expected a positive integer"):
         layer.streamer(batch_size=0)
+
+
+def test_the_call_is_native_and_its_output_an_ordinary_tensor():
+    from rnnkit.engine._loader import require_native
+
+    layer = make(rnn.LSTM, {})
+    streamer = layer.streamer()
+    # Each step is the C call of the engine's StreamerBase, not a Python __call__ frame.
+    assert type(streamer).__call__ is require_native().StreamerBase.__call__
+    x = torch.randn(1, 5, dtype=torch.float64)
+    with torch.no_grad():
+        y = streamer(x)
+        with pytest.raises(TypeError, match=r"expected one argument, x \(batch, input\)"):
+            streamer()
+        with pytest.raises(TypeError, match="expected one argument"):
+            streamer(x, x)
+    # The output's storage (the engine's small-output allocator) grows and frees as any other.
+    kept = y.clone()
+    y.resize_(64, 64).fill_(1.0)
+    assert torch.equal(y[0, :7], torch.ones(7, dtype=torch.float64))
+    assert y.data_ptr() % 64 == 0
+    del y
+    assert kept.shape == (1, 7)

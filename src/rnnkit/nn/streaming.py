@@ -133,23 +133,34 @@ class Streamer:
 
     ``layer.streamer(batch_size)`` builds it; ``y_t = streamer(x_t)`` takes ``x_t (batch,
     input_size)`` and returns a new tensor ``y_t (batch, out)`` (what ``step()`` returns),
-    with no autograd. The whole call is one native function (every tensor checked there) and
-    a buffer swap: the new state is written into a second buffer, so nothing is allocated
-    but ``y_t``. The state is an ordinary tensor: ``streamer.state`` returns a copy (``h``,
-    or ``(h, c)`` for LSTM, shaped as ``step()``'s), assigning it sets it (e.g. to move a
-    stream between streamers), ``reset(rows)`` zeroes chosen rows. Weights are read in
-    place, so updating them (an optimizer step) is seen; replacing one (``.to()``, ``.data =``)
-    rebuilds the plan on the next call.
+    with no autograd. The whole call is C: the native engine's ``StreamerBase`` (the class of
+    every streamer derives from it) calls the plan's native function, which checks every
+    tensor, and swaps two state buffers, so nothing is allocated but ``y_t``. The state is an
+    ordinary tensor: ``streamer.state`` returns a copy (``h``, or ``(h, c)`` for LSTM, shaped
+    as ``step()``'s), assigning it sets it (e.g. to move a stream between streamers),
+    ``reset(rows)`` zeroes chosen rows. Weights are read in place, so updating them (an
+    optimizer step) is seen; replacing one (``.to()``, ``.data =``) rebuilds the plan on the
+    next call.
 
     ``plan_factory`` (no arguments, returns a plan with ``native``, ``mode``,
     ``layers``, ``hidden``, ``out_size`` and ``dtype``) replaces the float plan: int8 layers
     (``rnnkit.nn.QuantizedRecurrent.streamer``) pass theirs.
     """
 
-    __slots__ = ("_batch", "_c", "_c_next", "_factory", "_h", "_h_next", "_layer", "_plan",
-                 "_run")
+    __slots__ = ()
 
-    def __init__(self, layer, batch_size: int, plan_factory=None) -> None:
+    def __new__(cls, layer, batch_size: int = 1, plan_factory=None):
+        if cls is Streamer:
+            # The native base is resolved here, not at import: importing rnnkit.nn must not
+            # load the native engine.
+            engine = backends.native_engine()
+            if engine is None:
+                raise RuntimeError(f"{type(layer).__name__}.streamer() needs rnnkit's native "
+                                   "engine, which is not available; use step() instead")
+            cls = _native_streamer_class()
+        return super().__new__(cls)
+
+    def __init__(self, layer, batch_size: int = 1, plan_factory=None) -> None:
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
         self._layer, self._batch, self._factory = layer, batch_size, plan_factory
@@ -162,6 +173,7 @@ class Streamer:
         self._c_next = torch.empty_like(self._c) if lstm else None
 
     def _build(self) -> None:
+        """(Re)build the plan; ``StreamerBase`` calls it when the plan reports moved weights."""
         if self._factory is not None:
             self._plan = self._factory()
             self._run = self._plan.native
@@ -172,26 +184,11 @@ class Streamer:
             raise ValueError(f"{name}.streamer() needs a unidirectional layer without "
                              "regularisers, observers or inter-layer dropout in training; "
                              "use step() instead")
-        engine = backends.native_engine()
-        if engine is None:
-            raise RuntimeError(f"{name}.streamer() needs rnnkit's native engine, which is not "
-                               "available; use step() instead")
         plan = _build_plan(layer, "native", self._batch)
         if plan is None:
             raise ValueError(f"{name}.streamer() needs contiguous CPU float32/float64 weights "
                              "held as the layer's parameters; use step() instead")
         self._plan, self._run = plan, plan.native
-
-    def __call__(self, x: Tensor) -> Tensor:
-        # The plan's native function directly (no run_into frame): False means a weight's
-        # storage or, for int8, version moved; rebuild and retry.
-        y = self._run(x, self._h, self._c, self._h_next, self._c_next)
-        if y is False:
-            self._build()
-            return self(x)
-        self._h, self._h_next = self._h_next, self._h
-        self._c, self._c_next = self._c_next, self._c
-        return y
 
     @property
     def state(self):
@@ -217,3 +214,20 @@ class Streamer:
         for buffer in (self._h, self._c):
             if buffer is not None:
                 buffer[:, slice(None) if rows is None else rows] = 0
+
+
+_NATIVE_STREAMER: type | None = None
+
+
+def _native_streamer_class() -> type:
+    """``Streamer`` on the native ``StreamerBase`` (whose C call runs each step), made once."""
+    global _NATIVE_STREAMER
+    if _NATIVE_STREAMER is None:
+        base = backends.native_engine()._loader.require_native().StreamerBase
+
+        class NativeStreamer(Streamer, base):
+            __slots__ = ("_batch", "_factory", "_layer", "_plan")
+
+        NativeStreamer.__name__ = NativeStreamer.__qualname__ = "Streamer"
+        _NATIVE_STREAMER = NativeStreamer
+    return _NATIVE_STREAMER

@@ -10,11 +10,15 @@
 #include <ATen/core/grad_mode.h>
 #include <ATen/EmptyTensor.h>
 #include <c10/core/DispatchKeySet.h>
+#include <structmember.h>
 #include <torch/csrc/autograd/python_variable.h>
 
 #include <array>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "boundary.h"
@@ -69,6 +73,12 @@ bool plain_memory(const at::Tensor& t, const char* name) {
 // The storage holds every element the sizes, strides and offset address.
 bool storage_holds(const at::Tensor& t, const char* name) {
     if (t.numel() == 0) return true;
+    if (t.is_contiguous()) {  // the common case, and every streaming call: no loop over strides
+        const c10::Storage& storage = t.storage();
+        const size_t needed = (size_t)(t.storage_offset() + t.numel()) * t.itemsize();
+        if (storage.device().is_cpu() && storage.data() != nullptr && storage.nbytes() >= needed)
+            return true;
+    }
     int64_t last = t.storage_offset();
     for (int64_t d = 0; d < t.dim(); d++) {
         if (t.stride(d) < 0) return fail(PyExc_ValueError, name, "expected non-negative strides");
@@ -93,7 +103,10 @@ bool check_tensor(const at::Tensor& t, const char* name, at::ScalarType dtype, c
                     std::string("expected dtype ") + c10::toString(dtype) +
                         (dtype == at::kLong ? "" : " (the dtype of xg/gates)") + ", got " +
                         c10::toString(t.scalar_type()));
-    if (t.sizes() != static_cast<c10::IntArrayRef>(shape))
+    const c10::IntArrayRef sizes = t.sizes();
+    bool same = sizes.size() == shape.ndim;  // a loop, not memcmp: called ten times per step
+    for (size_t d = 0; same && d < shape.ndim; d++) same = sizes[d] == shape.dims[d];
+    if (!same)
         return fail(PyExc_ValueError, name,
                     "expected shape " + shape_text(shape) + ", got " + shape_text(t.sizes()));
     if (!t.is_contiguous()) return fail(PyExc_ValueError, name, "expected a contiguous tensor");
@@ -623,8 +636,13 @@ PyObject* rnnkit_py_stream(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
         PyErr_SetString(PyExc_ValueError, "stream: expected 5 weights and pointers per layer");
         return nullptr;
     }
-    static thread_local std::vector<uintptr_t> pointers;
-    static thread_local std::vector<double> work;  // double-aligned, sized in elements
+    struct Scratch {
+        std::vector<uintptr_t> pointers;
+        std::vector<double> work;  // double-aligned, sized in elements
+    };
+    static thread_local Scratch scratch;  // one thread-local lookup per call, not two
+    std::vector<uintptr_t>& pointers = scratch.pointers;
+    std::vector<double>& work = scratch.work;
     pointers.resize((size_t)count);
     bool stale = false;
     for (int64_t layer = 0; layer < layers; layer++) {
@@ -678,13 +696,164 @@ PyObject* rnnkit_py_stream(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     if (work.size() < need) work.resize(need);  // double-sized elements cover float too
     s.weights = pointers.data();
     s.work = work.data();
-    // The output is a fresh tensor (the last layer's new state), so the caller needs no
-    // Python-side indexing or allocation: this call is most of a streaming step's cost.
-    // empty_cpu skips the dispatcher (~0.3 us): this is a plain CPU buffer by construction.
-    const int64_t y_sizes[2] = {B, Hout};
-    at::Tensor y = at::detail::empty_cpu(c10::IntArrayRef(y_sizes, 2), f);
     rnnkit::run_stream(v[0] != 0, s);
-    const size_t row_bytes = (size_t)(B * Hout) * y.itemsize();
-    std::memcpy(y.data_ptr(), (const char*)s.hn + (size_t)(layers - 1) * row_bytes, row_bytes);
+    // The output is a fresh tensor (the last layer's new state), so the caller needs no
+    // Python-side indexing or allocation.
+    const size_t row_bytes = (size_t)(B * Hout) * (v[0] ? sizeof(double) : sizeof(float));
+    return rnnkit_stream_output((const char*)s.hn + (size_t)(layers - 1) * row_bytes, B, Hout,
+                                v[0] != 0);
+}
+
+namespace {
+
+// Small outputs of the streaming steps come from malloc (its per-thread cache, no lock)
+// instead of torch's CPU allocator, whose posix_memalign takes the arena lock and splits a
+// chunk on every call (~0.15 us of a ~1 us step). Over-allocating keeps the 64-byte alignment
+// torch's allocator gives; the storage frees the block with free().
+struct SmallAllocator final : c10::Allocator {
+    c10::DataPtr allocate(size_t n) override {
+        void* raw = std::malloc(n + 64);
+        if (raw == nullptr) throw std::bad_alloc();
+        void* data = (void*)(((uintptr_t)raw + 64) & ~(uintptr_t)63);
+        return {data, raw, &std::free, c10::Device(c10::DeviceType::CPU)};
+    }
+    void copy_data(void* dest, const void* src, std::size_t count) const override {
+        std::memcpy(dest, src, count);
+    }
+};
+
+SmallAllocator small_allocator;
+
+}  // namespace
+
+PyObject* rnnkit_stream_output(const void* src, int64_t rows, int64_t cols, bool is_double) {
+    const int64_t sizes[2] = {rows, cols};
+    at::Tensor y;
+    try {
+        // empty_generic skips the dispatcher (~0.3 us): a plain CPU buffer by construction.
+        y = at::detail::empty_generic(c10::IntArrayRef(sizes, 2), &small_allocator,
+                                      c10::DispatchKeySet(c10::DispatchKey::CPU),
+                                      is_double ? at::kDouble : at::kFloat, std::nullopt);
+    } catch (const std::exception&) {
+        PyErr_NoMemory();
+        return nullptr;
+    }
+    std::memcpy(y.data_ptr(), src, (size_t)(rows * cols) * y.itemsize());
     return THPVariable_Wrap(std::move(y));
+}
+
+// ---------------------------------------------------------------- StreamerBase
+// The base type of rnnkit.nn.streaming's Streamer: calling a streamer is this C function, not
+// a Python frame (a Python __call__ cost ~0.2 us of a ~1 us step). It holds the plan's native
+// function (`_run`, called as _run(x, h, c, h_n, c_n), which checks every tensor itself) and
+// the two state buffers, swapped after each step. When `_run` returns False (the weights
+// moved since the plan was built) it calls the subclass's `_build()` and retries once.
+namespace {
+
+struct StreamerObject {
+    PyObject_HEAD
+    PyObject* run;
+    PyObject* h;
+    PyObject* h_next;
+    PyObject* c;
+    PyObject* c_next;
+};
+
+PyObject* streamer_call(PyObject* self_obj, PyObject* args, PyObject* kwargs) {
+    StreamerObject* self = (StreamerObject*)self_obj;
+    if (!PyTuple_Check(args) || PyTuple_GET_SIZE(args) != 1 ||
+        (kwargs && PyDict_GET_SIZE(kwargs) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "streamer: expected one argument, x (batch, input)");
+        return nullptr;
+    }
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (!self->run || !self->h || !self->h_next) {
+            PyErr_SetString(PyExc_RuntimeError, "streamer: not initialised (no plan or state)");
+            return nullptr;
+        }
+        PyObject* none = Py_None;
+        PyObject* stack[5] = {PyTuple_GET_ITEM(args, 0), self->h, self->c ? self->c : none,
+                              self->h_next, self->c_next ? self->c_next : none};
+        // The callee may run Python code (which could reassign these attributes): keep what
+        // it is handed alive through the call.
+        PyObject* run = self->run;
+        Py_INCREF(run);
+        for (PyObject* item : stack) Py_INCREF(item);
+        PyObject* y = PyObject_Vectorcall(run, stack, 5, nullptr);
+        for (PyObject* item : stack) Py_DECREF(item);
+        Py_DECREF(run);
+        if (y == nullptr) return nullptr;
+        if (y != Py_False) {
+            std::swap(self->h, self->h_next);
+            std::swap(self->c, self->c_next);
+            return y;
+        }
+        Py_DECREF(y);
+        PyObject* built = PyObject_CallMethod(self_obj, "_build", nullptr);
+        if (built == nullptr) return nullptr;
+        Py_DECREF(built);
+    }
+    PyErr_SetString(PyExc_RuntimeError,
+                    "streamer: the weights changed again while the plan was being rebuilt");
+    return nullptr;
+}
+
+int streamer_traverse(PyObject* self_obj, visitproc visit, void* arg) {
+    StreamerObject* self = (StreamerObject*)self_obj;
+    Py_VISIT(self->run);
+    Py_VISIT(self->h);
+    Py_VISIT(self->h_next);
+    Py_VISIT(self->c);
+    Py_VISIT(self->c_next);
+    return 0;
+}
+
+int streamer_clear(PyObject* self_obj) {
+    StreamerObject* self = (StreamerObject*)self_obj;
+    Py_CLEAR(self->run);
+    Py_CLEAR(self->h);
+    Py_CLEAR(self->h_next);
+    Py_CLEAR(self->c);
+    Py_CLEAR(self->c_next);
+    return 0;
+}
+
+void streamer_dealloc(PyObject* self_obj) {
+    PyObject_GC_UnTrack(self_obj);
+    streamer_clear(self_obj);
+    Py_TYPE(self_obj)->tp_free(self_obj);
+}
+
+PyMemberDef streamer_members[] = {
+    {"_run", T_OBJECT, offsetof(StreamerObject, run), 0,
+     "The plan's native step: _run(x, h, c, h_n, c_n) -> y, or False when weights moved."},
+    {"_h", T_OBJECT, offsetof(StreamerObject, h), 0, "Current state h (layers, batch, out)."},
+    {"_h_next", T_OBJECT, offsetof(StreamerObject, h_next), 0, "Buffer the next h goes to."},
+    {"_c", T_OBJECT, offsetof(StreamerObject, c), 0, "Current cell state (LSTM) or None."},
+    {"_c_next", T_OBJECT, offsetof(StreamerObject, c_next), 0, "Buffer the next c goes to."},
+    {nullptr, 0, 0, 0, nullptr},
+};
+
+PyTypeObject streamer_type = {
+    PyVarObject_HEAD_INIT(nullptr, 0)
+};
+
+}  // namespace
+
+PyObject* rnnkit_streamer_type() {
+    if (streamer_type.tp_name == nullptr) {
+        streamer_type.tp_name = "rnnkit.engine._native.StreamerBase";
+        streamer_type.tp_doc = "Base of rnnkit.nn.streaming.Streamer: the per-step call in C.";
+        streamer_type.tp_basicsize = sizeof(StreamerObject);
+        streamer_type.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC;
+        streamer_type.tp_new = PyType_GenericNew;
+        streamer_type.tp_call = streamer_call;
+        streamer_type.tp_traverse = streamer_traverse;
+        streamer_type.tp_clear = streamer_clear;
+        streamer_type.tp_dealloc = streamer_dealloc;
+        streamer_type.tp_members = streamer_members;
+        if (PyType_Ready(&streamer_type) < 0) return nullptr;
+    }
+    Py_INCREF(&streamer_type);
+    return (PyObject*)&streamer_type;
 }

@@ -12,6 +12,12 @@ PyObject* rnnkit_py_forward(PyObject* self, PyObject* const* args, Py_ssize_t na
 PyObject* rnnkit_py_backward(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
                              PyObject* kwnames);
 PyObject* rnnkit_py_stream(PyObject* self, PyObject* const* args, Py_ssize_t nargs);
+// A new (rows, cols) float32/float64 tensor holding a copy of `src`: the output of a
+// streaming step (both the float and the int8 entry points), allocated cheaply.
+PyObject* rnnkit_stream_output(const void* src, int64_t rows, int64_t cols, bool is_double);
+// The type rnnkit.nn.streaming.Streamer derives from (its call is C), set as
+// ``_native.StreamerBase`` at import.
+PyObject* rnnkit_streamer_type();
 // The int8 kernels' module (int8.cpp), set as ``_native.int8`` at import.
 PyObject* rnnkit_int8_module();
 

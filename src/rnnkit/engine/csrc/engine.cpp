@@ -343,6 +343,12 @@ PyMODINIT_FUNC PyInit__native(void) {
     }
     PyObject* self = PyModule_Create(&module);
     if (self == nullptr) return nullptr;
+    PyObject* streamer = rnnkit_streamer_type();
+    if (streamer == nullptr || PyModule_AddObject(self, "StreamerBase", streamer) < 0) {
+        Py_XDECREF(streamer);
+        Py_DECREF(self);
+        return nullptr;
+    }
     // The int8 kernels share this extension's thread pool: their module is an attribute.
     PyObject* int8 = rnnkit_int8_module();
     if (int8 == nullptr || PyModule_AddObject(self, "int8", int8) < 0) {

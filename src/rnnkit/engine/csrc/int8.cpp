@@ -496,12 +496,9 @@ PyObject* py_stream(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     a.c = lstm ? ct->data_ptr<float>() : nullptr;
     a.hn = hnt->data_ptr<float>();
     a.cn = lstm ? cnt->data_ptr<float>() : nullptr;
-    const int64_t y_sizes[2] = {B, Hout};
-    at::Tensor y = at::detail::empty_cpu(c10::IntArrayRef(y_sizes, 2), at::kFloat);
     // A step is microseconds: releasing the GIL would cost more than it frees.
     table->stream(a);
-    std::memcpy(y.data_ptr<float>(), a.hn + (layers - 1) * B * Hout, sizeof(float) * B * Hout);
-    return THPVariable_Wrap(std::move(y));
+    return rnnkit_stream_output(a.hn + (layers - 1) * B * Hout, B, Hout, false);
 }
 
 PyMethodDef int8_methods[] = {
