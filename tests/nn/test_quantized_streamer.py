@@ -107,3 +107,24 @@ def test_refusals_name_the_argument():
         streamer(torch.randn(2, 12, dtype=torch.float64))
     with pytest.raises(RuntimeError, match="requires grad"):
         streamer(torch.randn(2, 12, requires_grad=True))
+
+
+@pytest.mark.parametrize("route", ["optimizer step", "in-place op", "load_state_dict"])
+def test_weight_changes_through_the_float_model_are_seen(route):
+    """The int8 twin shares the float layer's parameters: training the float layer, changing a
+    weight in place or loading a checkpoint into either repacks before the next step."""
+    from tests.nn.test_streamer import change_weights
+
+    torch.manual_seed(0)
+    layer = rnn.GRU(12, 24).eval()
+    int8 = rnn.quantize_int8(layer, inplace=True)
+    x = torch.randn(1, 1, 12)
+    streamer = int8.streamer(1)
+    before = streamer(x[0])
+    change_weights(int8 if route == "load_state_dict" else layer, route)
+    streamer.reset()
+    got = streamer(x[0])
+    with torch.no_grad():
+        want, _ = int8(x)
+    assert torch.equal(got, want[0])
+    assert not torch.equal(got, before)

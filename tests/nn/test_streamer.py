@@ -127,3 +127,46 @@ def test_the_call_is_native_and_its_output_an_ordinary_tensor():
     assert y.data_ptr() % 64 == 0
     del y
     assert kept.shape == (1, 7)
+
+
+def change_weights(layer, route):
+    """Change ``layer``'s ``weight_ih_l0`` (what a first step from a zero state reads) by one of
+    the routes a user or a training loop takes."""
+    generator = torch.Generator().manual_seed(3)
+    new = torch.randn(layer.weight_ih_l0.shape, generator=generator,
+                      dtype=layer.weight_ih_l0.dtype)
+    if route == "optimizer step":
+        optimizer = torch.optim.SGD(layer.parameters(), lr=0.5)
+        with torch.enable_grad():
+            layer.train()
+            layer(torch.randn(2, 1, layer.input_size, dtype=new.dtype))[0].sum().backward()
+            layer.eval()
+        optimizer.step()
+    elif route == "in-place op":
+        with torch.no_grad():
+            layer.weight_ih_l0.mul_(-2.0)
+    elif route == "load_state_dict":
+        layer.load_state_dict({**layer.state_dict(), "weight_ih_l0": new})
+    elif route == "new Parameter":
+        layer.weight_ih_l0 = torch.nn.Parameter(new)
+    else:  # ".data =": the storage is replaced under the same parameter object
+        layer.weight_ih_l0.data = new
+
+
+ROUTES = ["optimizer step", "in-place op", "load_state_dict", "new Parameter", ".data ="]
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_every_weight_change_route_is_seen(route):
+    layer = make(rnn.GRU, {})
+    streamer = layer.streamer()
+    x = torch.randn(1, 5, dtype=torch.float64)
+    with torch.no_grad():
+        before = streamer(x)
+    change_weights(layer, route)
+    streamer.reset()
+    with torch.no_grad():
+        got = streamer(x)
+        want, _ = layer(x.unsqueeze(0))
+    torch.testing.assert_close(got, want[0], rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(got, before)

@@ -31,7 +31,7 @@ from rnnkit.nn.sequence import (
     unpack,
     unpack_longest_first,
 )
-from rnnkit.nn.streaming import Streamer, native_step, stream_weight_names
+from rnnkit.nn.streaming import Streamer, drop_streamer_plans, native_step, stream_weight_names
 
 State = Tensor | tuple[Tensor, Tensor]
 StateObserver = Callable[[int, int, int, Tensor, "Tensor | None"], None]
@@ -650,6 +650,7 @@ class RecurrentBase(nn.RNNBase):
     def _drop_caches(self) -> None:
         for name in _CACHES:
             self.__dict__[name] = None
+        drop_streamer_plans(self)
 
     def __getstate__(self):
         # The streaming cache holds raw pointers; copies rebuild their own.

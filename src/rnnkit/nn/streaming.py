@@ -16,6 +16,8 @@ layer's back (``param.data = ...``), so a stale plan is never run.
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 from torch import Tensor
 
@@ -165,6 +167,8 @@ class Streamer:
             raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
         self._layer, self._batch, self._factory = layer, batch_size, plan_factory
         self._build()
+        if plan_factory is None:
+            _LIVE.setdefault(layer, weakref.WeakSet()).add(self)
         dtype, plan = self._plan.dtype, self._plan
         self._h = torch.zeros(plan.layers, batch_size, plan.out_size, dtype=dtype)
         self._h_next = torch.empty_like(self._h)
@@ -218,6 +222,23 @@ class Streamer:
 
 _NATIVE_STREAMER: type | None = None
 
+# Each layer's live float streamers. Their plans hold the parameter objects they were built
+# from, so a parameter replaced on the layer (``layer.weight_ih_l0 = nn.Parameter(...)``) is
+# invisible to the plan's checks: the layer tells them (drop_streamer_plans) instead.
+_LIVE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _moved(*args) -> bool:
+    """A plan's stand-in after a change on its layer: False makes the streamer rebuild."""
+    return False
+
+
+def drop_streamer_plans(layer) -> None:
+    """Make every live streamer of ``layer`` rebuild its plan on its next call (its parameters
+    or configuration were set, replaced or converted: ``RecurrentBase._drop_caches``)."""
+    for streamer in _LIVE.get(layer, ()):
+        streamer._run = _moved
+
 
 def _native_streamer_class() -> type:
     """``Streamer`` on the native ``StreamerBase`` (whose C call runs each step), made once."""
@@ -226,7 +247,7 @@ def _native_streamer_class() -> type:
         base = backends.native_engine()._loader.require_native().StreamerBase
 
         class NativeStreamer(Streamer, base):
-            __slots__ = ("_batch", "_factory", "_layer", "_plan")
+            __slots__ = ("__weakref__", "_batch", "_factory", "_layer", "_plan")
 
         NativeStreamer.__name__ = NativeStreamer.__qualname__ = "Streamer"
         _NATIVE_STREAMER = NativeStreamer
