@@ -1,0 +1,126 @@
+"""Before/after probes for the streaming path (bench/results/streaming.md), small enough to run
+in alternating processes against two checkouts.
+
+``cells``: CPU time of the calling thread per ``streamer(x_t)`` call (1 thread), fp32 and
+int8, medians of 7 samples, one process, the candidates interleaved; prints one JSON line.
+Run it alternately from two trees to compare them (a process loads one build)::
+
+    for i in 1 2 3; do
+      PYTHONPATH=/path/to/old/src python bench/streaming_ab.py cells >> ab.jsonl
+      PYTHONPATH=/path/to/new/src python bench/streaming_ab.py cells >> ab.jsonl
+    done
+    python bench/streaming_ab.py summary ab.jsonl
+
+``int8-threads``: wall clock per int8 ``streamer(x_t)`` call with the int8 products split over
+1 and over 2 threads (same weights; outputs checked equal), interleaved, medians::
+
+    python bench/streaming_ab.py int8-threads --cell LSTM:256
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from functools import partial
+
+import torch
+
+from rnnkit import nn as rnn
+
+CELLS = (("RNN", 16), ("RNN", 64), ("RNN", 128), ("GRU", 64), ("GRU", 128), ("LSTM", 256))
+
+
+def cells() -> None:
+    import rnnkit
+
+    torch.set_num_threads(1)
+    candidates = {}
+    for mode, hidden in CELLS:
+        torch.manual_seed(0)
+        layer = getattr(rnn, mode)(hidden, hidden, backend="native").eval()
+        x = torch.randn(1, hidden)
+        candidates[f"{mode}{hidden} fp32"] = (layer.streamer(1), x)
+        candidates[f"{mode}{hidden} int8"] = (rnn.quantize_int8(layer).streamer(1), x)
+    times = {name: [] for name in candidates}
+    with torch.no_grad():
+        for _ in range(7):
+            for name, (streamer, x) in candidates.items():
+                calls = 4000 if "LSTM" in name else 20000
+                start = time.thread_time()
+                for _ in range(calls):
+                    streamer(x)
+                times[name].append((time.thread_time() - start) / calls * 1e6)
+    print(json.dumps({"src": rnnkit.__file__, "load": os.getloadavg()[0],
+                      **{name: statistics.median(v) for name, v in times.items()}}))
+
+
+def summary(path: str) -> None:
+    with open(path) as lines:
+        rows = [json.loads(line) for line in lines]
+    trees = sorted({row["src"] for row in rows})
+    print("load averages:", [round(row["load"], 1) for row in rows])
+    names = [k for k in rows[0] if k not in ("src", "load")]
+    print("cell | " + " | ".join(trees) + " | last/first (trees in sorted order)")
+    for name in names:
+        medians = [statistics.median(r[name] for r in rows if r["src"] == t) for t in trees]
+        print(f"{name} | " + " | ".join(f"{m:.2f}" for m in medians)
+              + f" | {medians[-1] / medians[0]:.2f}")
+
+
+def int8_threads(cell: str, reps: int) -> None:
+    mode, hidden = cell.split(":")
+    hidden = int(hidden)
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    layer = rnn.quantize_int8(getattr(rnn, mode)(hidden, hidden).eval())
+    streamers = {}
+    for threads in (1, 2):
+        streamer = layer.streamer(1)
+        plan = streamer._plan
+        plan._plan = (*plan._plan[:6], threads, *plan._plan[7:])  # the plan's thread count
+        streamer._run = partial(plan._run, plan._plan)
+        streamers[threads] = streamer
+    x = torch.randn(1, hidden)
+    times = {1: [], 2: []}
+    before = os.getloadavg()[0]
+    with torch.no_grad():
+        assert torch.equal(streamers[1](x), streamers[2](x))
+        for rep in range(reps):
+            for threads in ((1, 2) if rep % 2 == 0 else (2, 1)):
+                calls = 20000
+                start = time.perf_counter()
+                for _ in range(calls):
+                    streamers[threads](x)
+                times[threads].append((time.perf_counter() - start) / calls * 1e6)
+    print(f"load {before:.2f} -> {os.getloadavg()[0]:.2f}")
+    for threads, values in times.items():
+        print(f"{cell} int8, {threads} thread(s): median {statistics.median(values):.2f} µs, "
+              f"min {min(values):.2f}")
+    ratios = [b / a for a, b in zip(times[1], times[2], strict=True)]
+    print(f"2 threads / 1 thread, median of paired ratios: {statistics.median(ratios):.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("cells")
+    parser_summary = sub.add_parser("summary")
+    parser_summary.add_argument("path")
+    parser_threads = sub.add_parser("int8-threads")
+    parser_threads.add_argument("--cell", default="LSTM:256")
+    parser_threads.add_argument("--reps", type=int, default=15)
+    args = parser.parse_args()
+    if args.command == "cells":
+        cells()
+    elif args.command == "summary":
+        summary(args.path)
+    else:
+        int8_threads(args.cell, args.reps)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
