@@ -11,6 +11,9 @@ Run it alternately from two trees to compare them (a process loads one build)::
     done
     python bench/streaming_ab.py summary ab.jsonl
 
+``packed``: the fp32 streamer on packed panels against the same streamer on torch's layout,
+in one process (``python bench/streaming_ab.py packed``).
+
 ``int8-threads``: wall clock per int8 ``streamer(x_t)`` call with the int8 products split over
 1 and over 2 threads (same weights; outputs checked equal), interleaved, medians::
 
@@ -104,12 +107,50 @@ def int8_threads(cell: str, reps: int) -> None:
     print(f"2 threads / 1 thread, median of paired ratios: {statistics.median(ratios):.2f}")
 
 
+def packed(reps: int) -> None:
+    """fp32 streamer on packed panels against the same streamer on torch's layout (the plan
+    step() uses), CPU time per call, 1 thread, interleaved, medians."""
+    from rnnkit.nn.streaming import _build_plan
+
+    torch.set_num_threads(1)
+    cells = (("RNN", 64), ("RNN", 128), ("GRU", 64), ("GRU", 128), ("LSTM", 64), ("LSTM", 256))
+    candidates = {}
+    for mode, hidden in cells:
+        torch.manual_seed(0)
+        layer = getattr(rnn, mode)(hidden, hidden, backend="native").eval()
+        x = torch.randn(1, hidden)
+        packed_streamer, in_place = layer.streamer(1), layer.streamer(1)
+        plan = _build_plan(layer, "native", 1, packed=False)
+        in_place._plan, in_place._run = plan, plan.native
+        candidates[f"{mode}{hidden}"] = (packed_streamer, in_place, x)
+    times = {name: {"packed": [], "torch layout": []} for name in candidates}
+    before = os.getloadavg()[0]
+    with torch.no_grad():
+        for rep in range(reps):
+            for name, (packed_streamer, in_place, x) in candidates.items():
+                pair = (("packed", packed_streamer), ("torch layout", in_place))
+                for kind, streamer in pair if rep % 2 == 0 else pair[::-1]:
+                    calls = 2000 if "256" in name else 20000
+                    start = time.thread_time()
+                    for _ in range(calls):
+                        streamer(x)
+                    times[name][kind].append((time.thread_time() - start) / calls * 1e6)
+    print(f"load {before:.2f} -> {os.getloadavg()[0]:.2f}")
+    for name, kinds in times.items():
+        p, t = (statistics.median(kinds[k]) for k in ("packed", "torch layout"))
+        ratios = [a / b for a, b in zip(kinds["packed"], kinds["torch layout"], strict=True)]
+        print(f"{name}: packed {p:.2f} µs, torch layout {t:.2f} µs, paired ratio "
+              f"{statistics.median(ratios):.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("cells")
     parser_summary = sub.add_parser("summary")
     parser_summary.add_argument("path")
+    parser_packed = sub.add_parser("packed")
+    parser_packed.add_argument("--reps", type=int, default=9)
     parser_threads = sub.add_parser("int8-threads")
     parser_threads.add_argument("--cell", default="LSTM:256")
     parser_threads.add_argument("--reps", type=int, default=15)
@@ -118,6 +159,8 @@ def main() -> None:
         cells()
     elif args.command == "summary":
         summary(args.path)
+    elif args.command == "packed":
+        packed(args.reps)
     else:
         int8_threads(args.cell, args.reps)
 

@@ -28,10 +28,11 @@ def layer_weights(module):
             for layer in range(module.num_layers)]
 
 
-def run_both(mode, batch, layers, *, bias=True, proj=0, dtype=torch.float64, steps=3):
+def run_both(mode, batch, layers, *, bias=True, proj=0, dtype=torch.float64, steps=3,
+             packed=False):
     """Feed ``steps`` steps through torch.nn and through one StreamStep; return both."""
     module = torch_stack(mode, 7, 33, layers, bias=bias, proj=proj, dtype=dtype)
-    plan = engine.StreamStep(mode, layer_weights(module))
+    plan = engine.StreamStep(mode, layer_weights(module), packed=packed)
     out = proj or 33
     x = torch.randn(steps, batch, 7, dtype=dtype)
     h = torch.randn(layers, batch, out, dtype=dtype)
@@ -47,9 +48,12 @@ def run_both(mode, batch, layers, *, bias=True, proj=0, dtype=torch.float64, ste
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("batch", [1, 3])
-def test_matches_torch_over_several_steps(mode, batch, isa):
+@pytest.mark.parametrize("packed", [False, True])
+def test_matches_torch_over_several_steps(mode, batch, packed, isa):
+    """H = 33: two full 16-unit panels and one of a single unit when packed."""
     for layers, proj, bias in ((1, 0, True), (3, 0, False), (2, 5 if mode == "LSTM" else 0, True)):
-        (h, c), (want_h, want_c), last_y = run_both(mode, batch, layers, bias=bias, proj=proj)
+        (h, c), (want_h, want_c), last_y = run_both(mode, batch, layers, bias=bias, proj=proj,
+                                                    packed=packed)
         torch.testing.assert_close(h, want_h, rtol=1e-10, atol=1e-12)
         torch.testing.assert_close(h[-1], last_y, rtol=1e-10, atol=1e-12)
         if mode == "LSTM":
@@ -57,12 +61,13 @@ def test_matches_torch_over_several_steps(mode, batch, isa):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_two_threads_match_one(mode, monkeypatch):
+@pytest.mark.parametrize("packed", [False, True])
+def test_two_threads_match_one(mode, packed, monkeypatch):
     """Above the size threshold the hidden units are split between threads; same numbers."""
     monkeypatch.setattr(stream, "MIN_WEIGHTS_FOR_THREADS", 0)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     (h, c), (want_h, want_c), _ = run_both(mode, 2, 2, proj=5 if mode == "LSTM" else 0,
-                                           dtype=torch.float32)
+                                           dtype=torch.float32, packed=packed)
     torch.testing.assert_close(h, want_h, rtol=1e-5, atol=1e-6)
     if mode == "LSTM":
         torch.testing.assert_close(c, want_c, rtol=1e-5, atol=1e-6)
@@ -128,3 +133,28 @@ def test_errors_name_the_argument():
         engine.StreamStep("GRU", [(torch.zeros(9, 4), torch.zeros(3, 9).t(), None, None, None)])
     with pytest.raises(TypeError, match="float32 or float64"):
         engine.StreamStep("GRU", [(torch.zeros(9, 4, dtype=torch.float16),) + (None,) * 4])
+
+
+def test_a_packed_plan_refuses_weights_changed_in_place_until_rebuilt():
+    module = torch_stack("GRU", 7, 33, 1)
+    plan = engine.StreamStep("GRU", layer_weights(module), packed=True)
+    x, h = torch.randn(1, 7, dtype=torch.float64), torch.randn(1, 1, 33, dtype=torch.float64)
+    with torch.no_grad():
+        plan(x, h)
+        module.bias_hh_l0.add_(0.0)  # in place: the version counter moves even if no value does
+        with pytest.raises(engine.StaleWeightsError, match="build a new plan"):
+            plan(x, h)
+        plan = engine.StreamStep("GRU", layer_weights(module), packed=True)
+        got, _ = plan(x, h)
+        want = module(x.unsqueeze(0), h)[1]
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_packed_weights_of_a_wrong_shape_are_refused_by_name():
+    module = torch_stack("LSTM", 7, 33, 1)
+    plan = engine.StreamStep("LSTM", layer_weights(module), packed=True)
+    panels, *rest = plan._plan[7]
+    bad = (*plan._plan[:7], (panels[:, :-1].contiguous(), *rest), *plan._plan[8:])
+    x, h = torch.zeros(1, 7, dtype=torch.float64), torch.zeros(1, 1, 33, dtype=torch.float64)
+    with torch.no_grad(), pytest.raises(ValueError, match=r"panels: expected shape \(12, 40, 16\)"):
+        plan._native_stream(bad, x, h, h, torch.empty_like(h), torch.empty_like(h))

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from rnnkit.engine import checks
 from rnnkit.engine._loader import require_native
+from rnnkit.engine.stream import source_marks
 from rnnkit.engine.threads import choose_threads
 
 ROWS = 16  # output rows per packed block
@@ -211,13 +212,10 @@ class Int8StreamStep:
             packed += [ih.weight, ih.scale, ih.rowsum, hh.weight, hh.scale, hh.rowsum,
                        *((None,) * 3 if hr is None else (hr.weight, hr.scale, hr.rowsum)),
                        bias.contiguous(), None if b_hn is None else b_hn.contiguous()]
-        expected = []
-        for tensor in sources:
-            expected += [tensor.data_ptr(), tensor._version]
         self._run = native().stream
         self._plan = (require_native().isa(), checks.MODE_IDS[mode], self.layers,
                       self.input_size, self.hidden, self.out_size, int(threads), tuple(packed),
-                      tuple(sources), tuple(expected))
+                      tuple(sources), source_marks(sources))
         #: ``native(x, h, c, h_n, c_n)``: :meth:`run_into` without its Python frame, returning
         #: ``False`` instead of raising when a source changed.
         self.native = partial(self._run, self._plan)

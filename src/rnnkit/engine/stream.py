@@ -61,6 +61,36 @@ def _check_layer(mode: str, index: int, layer: Sequence, input_size: int | None,
     return input_size, hidden, out_size
 
 
+def source_marks(sources: Sequence[Tensor]) -> tuple[int, ...]:
+    """``(data pointer, version counter)`` of each tensor, flattened: what a packed plan's
+    native call compares to see that a weight was replaced or changed in place since packing
+    (the float and int8 streaming plans alike)."""
+    marks = []
+    for tensor in sources:
+        marks += [tensor.data_ptr(), tensor._version]
+    return tuple(marks)
+
+
+PANEL = 16  # units per packed panel (csrc/engine.h, StreamArgs::packed)
+
+
+def _pack_layer(mode: str, hidden: int, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
+                b_hh: Tensor | None, w_hr: Tensor | None) -> tuple:
+    """One layer's ``(panels, bias, b_hn, None, w_hr)`` for a packed plan: per gate, 16-unit
+    panels of ``[W_ih | W_hh]`` transposed, ``(G * ceil(H/16), in + out, 16)``, zero past H."""
+    from rnnkit.engine.ops import _gate_bias
+
+    gates = checks.GATES[mode]
+    both = torch.cat([w_ih, w_hh], dim=1)  # (G*H, K)
+    blocks = -(-hidden // PANEL)
+    padded = both.new_zeros(gates, blocks * PANEL, both.shape[1])
+    padded[:, :hidden] = both.view(gates, hidden, -1)
+    panels = padded.view(gates * blocks, PANEL, -1).transpose(1, 2).contiguous()
+    bias, b_hn = _gate_bias(mode, w_ih, b_ih, b_hh, gates * hidden, hidden)
+    return (panels, bias.contiguous(), None if b_hn is None else b_hn.contiguous(), None,
+            w_hr)
+
+
 class StreamStep:
     """One time step of ``len(weights)`` stacked unidirectional layers, no autograd.
 
@@ -72,13 +102,17 @@ class StreamStep:
 
     The weights are read in place, so in-place updates (an optimizer step) are seen; replacing
     a tensor's storage (``.data = ...``) makes calls raise :class:`StaleWeightsError` (build a
-    new plan). The thread count is chosen when the plan is built, from the weights' size and
-    ``torch.get_num_threads()`` at that time.
+    new plan). With ``packed=True`` the plan reads a packed copy (16-unit panels per gate,
+    ~1.8x the bandwidth of torch's layout at batch 1) and raises :class:`StaleWeightsError`
+    also when a weight changed in place through itself (its version counter: an optimizer
+    step, ``load_state_dict``); writes through ``.data`` or another tensor sharing the storage
+    move no counter and are not seen. The thread count is chosen when the plan is built, from
+    the weights' size and ``torch.get_num_threads()`` at that time.
     """
 
     StaleWeights = StaleWeightsError
 
-    def __init__(self, mode: str, weights: Sequence[LayerWeights]):
+    def __init__(self, mode: str, weights: Sequence[LayerWeights], packed: bool = False):
         checks.check_mode(mode)
         if len(weights) == 0:
             raise ValueError("weights: expected at least one layer, got none")
@@ -95,6 +129,11 @@ class StreamStep:
         self.input_size, self.hidden, self.out_size = input_size, hidden, out_size
         self.dtype = dtype
         self._native_stream = require_native().stream
+        self.packed = bool(packed)
+        sources = tuple(t for layer in weights for t in layer if t is not None)
+        if self.packed:
+            with torch.no_grad():
+                weights = [_pack_layer(mode, hidden, *layer) for layer in weights]
         # The kernel reads each tensor's current data pointer and refuses to run if it is no
         # longer the one validated here (StaleWeightsError).
         self._weights = tuple(t for layer in weights for t in layer)
@@ -104,6 +143,8 @@ class StreamStep:
         # Everything the kernel needs besides the call's tensors, in one tuple.
         self._plan = (int(dtype == torch.float64), checks.MODE_IDS[mode], self.layers,
                       input_size, hidden, out_size, threads, self._weights, self.pointers)
+        if self.packed:  # the sources' pointers and versions: repack when any moves
+            self._plan += (sources, source_marks(sources))
         #: ``native(x, h, c, h_n, c_n)``: :meth:`run_into` without its Python frame, returning
         #: ``False`` instead of raising on stale weights (for callers counting nanoseconds).
         self.native = partial(self._native_stream, self._plan)

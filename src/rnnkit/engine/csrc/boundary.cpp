@@ -574,10 +574,22 @@ PyObject* rnnkit_py_backward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
 // (batch, out_size) holding the last layer's output; returns False, computing nothing, when
 // a weight's storage has changed since the plan was built. Never records gradients: an
 // input that requires grad is refused.
+// A packed plan (11 items) adds (sources, marks): the weights are then (panels, bias, b_hn,
+// None, w_hr) per layer (StreamArgs::packed), made from `sources`, whose (data pointer,
+// version counter) pairs at packing time are `marks`; False when any moved (repack).
 PyObject* rnnkit_py_stream(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-    if (nargs != 6 || !PyTuple_Check(args[0]) || PyTuple_GET_SIZE(args[0]) != 9) {
+    if (nargs != 6 || !PyTuple_Check(args[0]) ||
+        (PyTuple_GET_SIZE(args[0]) != 9 && PyTuple_GET_SIZE(args[0]) != 11)) {
         PyErr_SetString(PyExc_TypeError, "stream: expected (plan, x, h, c, h_n, c_n)");
         return nullptr;
+    }
+    const bool packed = PyTuple_GET_SIZE(args[0]) == 11;
+    if (packed) {
+        bool moved = false;
+        if (!rnnkit_sources_moved(PyTuple_GET_ITEM(args[0], 9), PyTuple_GET_ITEM(args[0], 10),
+                                  &moved))
+            return nullptr;
+        if (moved) Py_RETURN_FALSE;
     }
     PyObject* plan = args[0];
     long v[7];
@@ -657,6 +669,7 @@ PyObject* rnnkit_py_stream(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
                                               "without w_hr");
             return nullptr;
         }
+        const bool gru = mode == rnnkit::MODE_GRU;
         std::array<Arg, 5> layer_args = {{
             {"w_ih", PyTuple_GET_ITEM(weights, 5 * layer), false, {G * H, in}, f},
             {"w_hh", PyTuple_GET_ITEM(weights, 5 * layer + 1), false, {G * H, Hout}, f},
@@ -664,8 +677,20 @@ PyObject* rnnkit_py_stream(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
             {"b_hh", PyTuple_GET_ITEM(weights, 5 * layer + 3), true, {G * H}, f},
             {"w_hr", PyTuple_GET_ITEM(weights, 5 * layer + 4), true, {Hout, H}, f},
         }};
+        if (packed) {
+            layer_args[0] = {"panels", PyTuple_GET_ITEM(weights, 5 * layer), false,
+                             {G * ((H + 15) / 16), in + Hout, 16}, f};
+            layer_args[1] = {"bias", PyTuple_GET_ITEM(weights, 5 * layer + 1), false, {G * H}, f};
+            layer_args[2] = {"b_hn", PyTuple_GET_ITEM(weights, 5 * layer + 2), true, {H}, f};
+            if ((layer_args[2].obj != Py_None && !gru) || PyTuple_GET_ITEM(weights, 5 * layer + 3) != Py_None) {
+                PyErr_SetString(PyExc_ValueError, "rnnkit.engine: stream: packed weights: b_hn "
+                                                  "only for GRU, and no fourth entry");
+                return nullptr;
+            }
+            layer_args[3] = {"unused", Py_None, true, {1}, f};
+        }
         if (!check_all(layer_args)) return nullptr;
-        if ((layer_args[2].tensor == nullptr) != (layer_args[3].tensor == nullptr)) {
+        if (!packed && (layer_args[2].tensor == nullptr) != (layer_args[3].tensor == nullptr)) {
             PyErr_SetString(PyExc_ValueError, "rnnkit.engine: b_ih, b_hh: both or neither");
             return nullptr;
         }
@@ -687,6 +712,7 @@ PyObject* rnnkit_py_stream(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     s.H = (int)H;
     s.Hout = (int)Hout;
     s.threads = thread_count((int)v[6]);
+    s.packed = packed;
     s.x = x->data_ptr();
     s.h = pointer(io[0]);
     s.c = pointer(io[1]);
@@ -702,6 +728,35 @@ PyObject* rnnkit_py_stream(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     const size_t row_bytes = (size_t)(B * Hout) * (v[0] ? sizeof(double) : sizeof(float));
     return rnnkit_stream_output((const char*)s.hn + (size_t)(layers - 1) * row_bytes, B, Hout,
                                 v[0] != 0);
+}
+
+bool rnnkit_sources_moved(PyObject* sources, PyObject* marks, bool* moved) {
+    *moved = false;
+    if (!PyTuple_Check(sources) || !PyTuple_Check(marks) ||
+        PyTuple_GET_SIZE(marks) != 2 * PyTuple_GET_SIZE(sources)) {
+        PyErr_SetString(PyExc_ValueError, "rnnkit.engine: stream: expected a (pointer, version) "
+                                          "pair per source tensor");
+        return false;
+    }
+    // In place (the version counter moves) or replaced (the data pointer moves). Writes
+    // through .data bump no counter and are not seen.
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(sources); i++) {
+        PyObject* obj = PyTuple_GET_ITEM(sources, i);
+        if (!THPVariable_Check(obj)) {
+            PyErr_SetString(PyExc_TypeError, "rnnkit.engine: stream: sources: expected tensors");
+            return false;
+        }
+        const at::Tensor& t = THPVariable_Unpack(obj);
+        const unsigned long long ptr = PyLong_AsUnsignedLongLongMask(PyTuple_GET_ITEM(marks, 2 * i));
+        const long long version = PyLong_AsLongLong(PyTuple_GET_ITEM(marks, 2 * i + 1));
+        if (PyErr_Occurred()) return false;
+        if (!t.defined() || (unsigned long long)(uintptr_t)t.data_ptr() != ptr ||
+            (long long)t.unsafeGetTensorImpl()->version_counter().current_version() != version) {
+            *moved = true;
+            return true;
+        }
+    }
+    return true;
 }
 
 namespace {

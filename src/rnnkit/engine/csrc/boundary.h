@@ -15,6 +15,10 @@ PyObject* rnnkit_py_stream(PyObject* self, PyObject* const* args, Py_ssize_t nar
 // A new (rows, cols) float32/float64 tensor holding a copy of `src`: the output of a
 // streaming step (both the float and the int8 entry points), allocated cheaply.
 PyObject* rnnkit_stream_output(const void* src, int64_t rows, int64_t cols, bool is_double);
+// Whether any of the tensors `sources` (a tuple) moved since `marks` (their data pointers and
+// version counters, flattened) were taken: the staleness check of the packed streaming plans
+// (float and int8). Returns false with a Python error set on malformed arguments.
+bool rnnkit_sources_moved(PyObject* sources, PyObject* marks, bool* moved);
 // The type rnnkit.nn.streaming.Streamer derives from (its call is C), set as
 // ``_native.StreamerBase`` at import.
 PyObject* rnnkit_streamer_type();

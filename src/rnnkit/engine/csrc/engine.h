@@ -72,11 +72,16 @@ struct BackwardArgs {
 // hidden units and one barrier per layer.
 struct StreamArgs {
     int mode, layers, B, I, H, Hout, threads;
+    int packed;     // 0: weights in torch's layout; 1: packed panels (below)
     const void* x;  // (B, I): input of layer 0; layer l > 0 reads layer l-1's new h
     const void* h;  // (layers, B, Hout)
     const void* c;  // (layers, B, H), LSTM only
     const uintptr_t* weights;  // 5 per layer: w_ih (G*H, in), w_hh (G*H, Hout), b_ih, b_hh
-                               // (G*H) or 0, w_hr (Hout, H) or 0
+                               // (G*H) or 0, w_hr (Hout, H) or 0. packed: panels
+                               // (G * ceil(H/16), in + Hout, 16): 16 units of one gate each,
+                               // [W_ih | W_hh] transposed, zero rows past H; bias (G*H), the
+                               // summed gate biases (GRU n gate: b_in only); b_hn (H) or 0;
+                               // 0; w_hr
     void* hn;       // (layers, B, Hout)
     void* cn;       // (layers, B, H), LSTM only
     void* work;     // stream_work_elements(...) elements of scratch

@@ -390,31 +390,15 @@ PyObject* py_stream(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
         return nullptr;
     }
     PyObject* packed = PyTuple_GET_ITEM(plan, 7);
-    PyObject* sources = PyTuple_GET_ITEM(plan, 8);
-    PyObject* expected = PyTuple_GET_ITEM(plan, 9);
-    if (!PyTuple_Check(packed) || PyTuple_GET_SIZE(packed) != 11 * layers ||
-        !PyTuple_Check(sources) || !PyTuple_Check(expected) ||
-        PyTuple_GET_SIZE(expected) != 2 * PyTuple_GET_SIZE(sources)) {
-        error(PyExc_ValueError, "stream: expected 11 packed entries per layer and a (pointer, "
-                                "version) pair per source tensor");
+    if (!PyTuple_Check(packed) || PyTuple_GET_SIZE(packed) != 11 * layers) {
+        error(PyExc_ValueError, "stream: expected 11 packed entries per layer");
         return nullptr;
     }
-    // A float weight changed since packing: in place (the version counter moves) or replaced
-    // (the data pointer moves). Changes through .data bump no counter and are not seen.
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(sources); i++) {
-        PyObject* obj = PyTuple_GET_ITEM(sources, i);
-        if (!THPVariable_Check(obj)) {
-            error(PyExc_TypeError, "stream: sources: expected tensors");
-            return nullptr;
-        }
-        const at::Tensor& t = THPVariable_Unpack(obj);
-        const unsigned long long ptr = PyLong_AsUnsignedLongLongMask(PyTuple_GET_ITEM(expected, 2 * i));
-        const long long version = PyLong_AsLongLong(PyTuple_GET_ITEM(expected, 2 * i + 1));
-        if (PyErr_Occurred()) return nullptr;
-        if (!t.defined() || (unsigned long long)(uintptr_t)t.data_ptr() != ptr ||
-            (long long)t.unsafeGetTensorImpl()->version_counter().current_version() != version)
-            Py_RETURN_FALSE;
-    }
+    // A float weight changed since packing (see rnnkit_sources_moved).
+    bool moved;
+    if (!rnnkit_sources_moved(PyTuple_GET_ITEM(plan, 8), PyTuple_GET_ITEM(plan, 9), &moved))
+        return nullptr;
+    if (moved) Py_RETURN_FALSE;
     bool ok;
     // The batch comes from the state, so a wrong x is what the error names.
     if (!THPVariable_Check(args[2]) || THPVariable_Unpack(args[2]).dim() != 3) {
