@@ -1,10 +1,11 @@
 """Streaming: stacked unidirectional layers advanced by one time step in one native call.
 
 A step at batch 1 is a few microseconds of arithmetic, so what it costs is the Python
-around it. :class:`StreamStep` validates the weights once, keeps their raw pointers, and
-per call only checks the input and state cheaply before handing everything to the kernel
-(``csrc/kernels_impl.h``, ``Stream``), which runs every layer's input projection,
-recurrence and gates with weights in torch's own layout.
+around it. :class:`StreamStep` validates the weights once and hands them, the input and the
+state to one native call (which checks every tensor again, cheaply) running every layer's
+input projection, recurrence and gates (``csrc/kernels_impl.h``, ``Stream``): on the weights
+in torch's own layout, or with ``packed=True`` on a packed copy (16-unit panels per gate,
+repacked when a weight's pointer or version counter moves), which streamers use.
 
 Example::
 
