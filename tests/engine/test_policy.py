@@ -33,7 +33,9 @@ def test_auto_follows_the_committed_benchmark():
 def test_shapes_between_grid_points_use_the_nearest_one():
     assert decide("GRU", 100, 2) == decide("GRU", 128, 1)
     assert decide("RNN_RELU", 300, 40) == decide("RNN_TANH", 256, 32)
-    assert not decide("LSTM", 64, 64, training=False)
+    # Batch 64 lies as far from 32 as from 128 (log scale): the smaller grid point decides.
+    assert decide("LSTM", 64, 64, training=False) == decide("LSTM", 64, 32, training=False)
+    assert decide("LSTM", 512, 90, training=False) == decide("LSTM", 512, 128, training=False)
 
 
 def test_streaming_follows_the_committed_benchmark():

@@ -9,13 +9,15 @@ kernel measured slower than torch's.
 
 - nn.RNN / nn.GRU run a per-step loop of small ATen ops: the native engine wins everywhere
   except at batch 128 with the largest hidden sizes, where both are bound by the same GEMMs.
-- nn.LSTM uses oneDNN's fused kernel: the native engine wins at batch 1 and in training at
-  several larger shapes; oneDNN keeps inference at batch >= 32.
+- nn.LSTM uses oneDNN's fused kernel: the native engine wins at batch 1, in training at most
+  shapes, and in inference at batch 32-128 up to 256 units since its forward kernel runs
+  whole rows per thread (no barrier per step); oneDNN keeps the largest products (512 units,
+  and 128-256 units at batch 128) in inference.
 - Per-row ``lengths=`` (or packed input) with rows of different lengths
   (:data:`VARIABLE_LENGTH_WINS`, from ``bench/results/variable_lengths.md``): torch.nn's
   alternative is then its packed path, which runs no oneDNN kernel but one small product per
-  time step on a shrinking batch; the engine skips finished rows as well and wins in training
-  everywhere measured, in inference at all measured points but LSTM H=64 B=128.
+  time step on a shrinking batch; the engine runs the packed layout too and wins in training
+  and inference at every point measured.
 - Streaming ``step()`` (one step, batch 1; :data:`STREAMING_WINS`, from the streaming table):
   the one-call native step wins for every cell and size measured.
 """
@@ -47,24 +49,21 @@ NATIVE_WINS: dict[tuple[str, bool], frozenset[tuple[int, int]]] = {
                                (256, 1), (256, 32), (256, 128), (512, 1), (512, 32), (512, 128)}),
     ("GRU", True): frozenset({(64, 1), (64, 32), (64, 128), (128, 1), (128, 32), (128, 128),
                               (256, 1), (256, 32), (256, 128), (512, 1), (512, 32)}),
-    ("LSTM", False): frozenset({(64, 1), (128, 1), (256, 1), (512, 1)}),
-    ("LSTM", True): frozenset({(64, 1), (64, 32), (128, 1), (128, 32), (128, 128), (256, 1),
-                               (512, 1), (512, 32)}),
+    ("LSTM", False): frozenset({(64, 1), (64, 32), (64, 128), (128, 1), (128, 32), (256, 1),
+                                (256, 32), (512, 1)}),
+    ("LSTM", True): frozenset({(64, 1), (64, 32), (64, 128), (128, 1), (128, 128), (256, 1),
+                               (256, 32), (512, 32)}),
 }
 # Rows of different lengths: (cell, training) -> {(hidden, batch)} where the native
 # lengths= path measured >= margin(cell) x torch.nn's packed path (bench/results/
-# variable_lengths.md, --backend native). Training wins everywhere measured (3.6-7.9x: torch's
-# packed backward is a per-step autograd loop), so H=128/512 are listed too. Inference, where
-# the input projection covers only each row's valid steps and reads x in place, wins at every
-# point measured except LSTM H=64 B=128 (1.06x, under the LSTM margin).
-_TRAINING_POINTS = frozenset((hidden, batch) for hidden in HIDDEN_GRID for batch in (32, 128))
+# variable_lengths.md, --backend native). The engine runs them in the packed layout (one input
+# product over the valid steps only, no padded block inside) and wins everywhere measured:
+# training 6.9-29x (torch's packed backward is a per-step autograd loop), inference 1.8-4.4x;
+# H=128/512 are listed too.
+_MEASURED_POINTS = frozenset((hidden, batch) for hidden in HIDDEN_GRID for batch in (32, 128))
 VARIABLE_LENGTH_WINS: dict[tuple[str, bool], frozenset[tuple[int, int]]] = {
-    ("RNN", False): frozenset({(64, 32), (64, 128), (256, 32), (256, 128)}),
-    ("GRU", False): frozenset({(64, 32), (64, 128), (256, 32), (256, 128)}),
-    ("LSTM", False): frozenset({(64, 32), (256, 32), (256, 128)}),
-    ("RNN", True): _TRAINING_POINTS,
-    ("GRU", True): _TRAINING_POINTS,
-    ("LSTM", True): _TRAINING_POINTS,
+    (cell, training): _MEASURED_POINTS
+    for cell in ("RNN", "GRU", "LSTM") for training in (False, True)
 }
 # Streaming step() at batch 1: cell -> hidden sizes (grid points) where the one-call native
 # step measured >= MARGIN x a one-step torch.nn call.
