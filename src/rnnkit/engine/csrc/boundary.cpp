@@ -207,11 +207,15 @@ bool read_sizes(PyObject* xg_obj, const char* xg_name, PyObject* whh_obj, int mo
     return true;
 }
 
-// Every length must lie in [0, T]: the kernels index steps by them.
-bool check_lengths(const Arg& lengths, int64_t T) {
+// Every length must lie in [0, T]: the kernels index steps by them. They are copied first and
+// the copy is checked and handed to the kernel, which runs without the GIL: another Python
+// thread writing the caller's tensor then cannot move a value past the check.
+bool copy_lengths(const Arg& lengths, int64_t T, std::vector<int64_t>* copy) {
     if (!lengths.tensor) return true;
-    const int64_t* values = lengths.tensor->data_ptr<int64_t>();
-    for (int64_t i = 0; i < lengths.tensor->numel(); i++) {
+    const int64_t* source = lengths.tensor->data_ptr<int64_t>();
+    copy->assign(source, source + lengths.tensor->numel());
+    const int64_t* values = copy->data();
+    for (int64_t i = 0; i < (int64_t)copy->size(); i++) {
         if (values[i] < 0 || values[i] > T) {
             PyErr_Format(PyExc_ValueError,
                          "rnnkit.engine: lengths: expected values in [0, %lld], got %lld at row "
@@ -414,7 +418,7 @@ PyObject* rnnkit_py_forward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
     const bool packed = offsets != Py_None;
     Sizes s;
     int64_t rows = 0;
-    std::vector<int64_t> offset_copy;
+    std::vector<int64_t> offset_copy, length_copy;
     if (!read_layout(xg, "xg", whh, h0, offsets, lengths, mode, &s, &rows, &offset_copy))
         return nullptr;
     const bool lstm = mode == rnnkit::MODE_LSTM, gru = mode == rnnkit::MODE_GRU;
@@ -450,7 +454,7 @@ PyObject* rnnkit_py_forward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
         {"m", m, !projected, saved(s.H), f},
         {"work", work, false, {2 * s.B * s.Hout + s.B * s.H}, f},
     }};
-    if (!check_all(checked) || !check_lengths(checked[7], s.T)) return nullptr;
+    if (!check_all(checked) || !copy_lengths(checked[7], s.T, &length_copy)) return nullptr;
     if (!projected && s.Hout != s.H) {
         PyErr_SetString(PyExc_ValueError, "rnnkit.engine: w_hh: out size differs from hidden "
                                           "size without w_hr");
@@ -471,7 +475,7 @@ PyObject* rnnkit_py_forward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
     a.whh = pointer(checked[4]);
     a.bhn = pointer(checked[5]);
     a.whr = pointer(checked[6]);
-    a.lengths = (const int64_t*)pointer(checked[7]);
+    a.lengths = checked[7].tensor ? length_copy.data() : nullptr;
     a.y = pointer(checked[8]);
     a.hn = pointer(checked[9]);
     a.cn = pointer(checked[10]);
@@ -506,7 +510,7 @@ PyObject* rnnkit_py_backward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
     const bool packed = offsets != Py_None;
     Sizes s;
     int64_t rows = 0;
-    std::vector<int64_t> offset_copy;
+    std::vector<int64_t> offset_copy, length_copy;
     if (!read_layout(gates, "gates", whh, h0, offsets, lengths, mode, &s, &rows, &offset_copy))
         return nullptr;
     const bool lstm = mode == rnnkit::MODE_LSTM, gru = mode == rnnkit::MODE_GRU;
@@ -535,7 +539,7 @@ PyObject* rnnkit_py_backward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
         {"dhtot", dhtot, !projected, per_step(s.Hout), f},
         {"work", work, false, {3 * s.B * s.Hout + 2 * s.B * s.H}, f},
     }};
-    if (!check_all(checked) || !check_lengths(checked[10], s.T)) return nullptr;
+    if (!check_all(checked) || !copy_lengths(checked[10], s.T, &length_copy)) return nullptr;
     if ((projected && (!lstm || dhtot == Py_None)) || (!projected && s.Hout != s.H) ||
         (lstm && (dcn == Py_None || c0 == Py_None || dc0 == Py_None)) ||
         ((lstm || gru) && aux == Py_None)) {
@@ -555,7 +559,7 @@ PyObject* rnnkit_py_backward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
     a.c0 = pointer(checked[7]);
     a.gates = pointer(checked[8]);
     a.aux = pointer(checked[9]);
-    a.lengths = (const int64_t*)pointer(checked[10]);
+    a.lengths = checked[10].tensor ? length_copy.data() : nullptr;
     a.dgx = pointer(checked[11]);
     a.dgh = pointer(checked[12]);
     a.dh0 = pointer(checked[13]);

@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "boundary.h"
 #include "engine.h"
@@ -316,7 +317,10 @@ PyObject* py_layer(PyObject*, PyObject* args, PyObject* kwargs) {
         error(PyExc_ValueError, "s_hr, r_hr: expected None without w_hr");
         return nullptr;
     }
-    const int64_t* lens = (const int64_t*)plen;
+    // Checked and used as a copy: the layer runs without the GIL (see boundary.cpp).
+    std::vector<int64_t> length_copy;
+    if (plen) length_copy.assign((const int64_t*)plen, (const int64_t*)plen + B);
+    const int64_t* lens = plen ? length_copy.data() : nullptr;
     for (int64_t b = 0; lens && b < B; b++)
         if (lens[b] < 0 || lens[b] > T) {
             error(PyExc_ValueError, "lengths: expected values in [0, " + std::to_string(T) +
