@@ -1,10 +1,12 @@
 """The engine's results do not depend on the thread count or on memory alignment.
 
 Each output unit is computed by one thread over the whole reduction, in an order fixed by the
-ISA alone (threads split the hidden units, aligned to the vector width), and operands are read
-with unaligned loads into the same accumulation order wherever they sit. So on one machine and
-ISA the bits are the same for any thread count and any alignment; across ISAs (AVX-512, AVX2,
-generic) they differ in the last bits, as torch's own kernels do across CPUs.
+ISA alone (threads split the hidden units, aligned to the vector width, or at batch >= 32 whole
+rows, each row running the one-thread computation: tests/engine/test_forward_rows.py), and
+operands are read with unaligned loads into the same accumulation order wherever they sit.
+So on one machine and ISA the bits are the same for any thread count and any alignment; across
+ISAs (AVX-512, AVX2, generic) they differ in the last bits, as torch's own kernels do across
+CPUs.
 """
 
 from __future__ import annotations
