@@ -51,7 +51,13 @@ def test_unknown_thread_backend_is_refused():
 
 def test_thread_choice_follows_work_and_units(monkeypatch):
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
-    assert threads.choose_threads("RNN_TANH", 128, 64, 64) == 1  # 64 units: too few to split
+    # 64 units are too few to split, but 128 rows give each thread whole rows...
+    assert threads.choose_threads("RNN_TANH", 128, 64, 64) == 2
+    assert threads.choose_threads("RNN_TANH", 31, 64, 64) == 1  # ...from 16 rows per thread
+    assert threads.choose_threads("RNN_TANH", 32, 64, 64) == 2
+    # ...unless BPTT must split units (training with lengths or packed input)
+    assert threads.choose_threads("RNN_TANH", 128, 64, 64, whole_rows=False) == 1
+    assert threads.choose_threads("RNN_TANH", 32, 16, 16) == 1  # 8K multiply-adds: 1 thread's
     assert threads.choose_threads("GRU", 1, 48, 48) == 1  # 7K multiply-adds per step
     assert threads.choose_threads("LSTM", 1, 64, 64) == 2
     assert threads.choose_threads("GRU", 1, 128, 128) == 2

@@ -381,8 +381,11 @@ def recurrence(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weight_ih: T
     if is_tracing(tensors):  # the op chooses the thread count when the graph runs
         return _traced_recurrence(_Plan(mode, hidden, out_size, lengths, bool(reverse), 0),
                                   *tensors)
-    plan = _threaded_plan(mode, hidden, out_size, batch, lengths, reverse)
-    if _needs_grad(tensors):
+    training = _needs_grad(tensors)
+    # BPTT splits rows only without lengths (see choose_threads).
+    plan = _threaded_plan(mode, hidden, out_size, batch, lengths, reverse,
+                          whole_rows=lengths is None or not training)
+    if training:
         result = _Recurrence.apply(plan, *tensors)
         return result if len(result) == 3 else (*result, None)
     y, h_n, c_n, _ = _forward_all(plan, *tensors, save=False)
@@ -421,9 +424,11 @@ def packed_recurrence(mode: str, data: Tensor, offsets: Tensor, h0: Tensor, c0: 
     if differentiable.functorch_active() or is_tracing(tensors):
         raise ValueError("packed_recurrence: expected plain CPU tensors outside torch.compile "
                          "and torch.func transforms; use recurrence() with lengths there")
+    training = _needs_grad(tensors)
     plan = _Plan(mode, hidden, out_size, None, bool(reverse),
-                 choose_threads(mode, h0.shape[0], hidden, out_size), offsets.contiguous())
-    if _needs_grad(tensors):
+                 choose_threads(mode, h0.shape[0], hidden, out_size, not training),
+                 offsets.contiguous())
+    if training:
         result = _Recurrence.apply(plan, *tensors)
         return result if len(result) == 3 else (*result, None)
     y, h_n, c_n, _ = _forward_all(plan, *tensors, save=False)
@@ -437,10 +442,10 @@ def inference_plan(mode: str, hidden: int, out_size: int, batch: int, reverse: b
 
 
 def _threaded_plan(mode: str, hidden: int, out_size: int, batch: int, lengths: Tensor | None,
-                   reverse: bool) -> _Plan:
+                   reverse: bool, whole_rows: bool = True) -> _Plan:
     """A plan with the thread count :func:`choose_threads` gives this batch now."""
     return _Plan(mode, hidden, out_size, lengths, bool(reverse),
-                 choose_threads(mode, batch, hidden, out_size))
+                 choose_threads(mode, batch, hidden, out_size, whole_rows))
 
 
 def dense_inference(plan: _Plan, x: Tensor, h0: Tensor, c0: Tensor | None, weight_ih: Tensor,

@@ -104,8 +104,9 @@ def pack(weight: Tensor, gates: int = 1) -> PackedMatrix:
 
 def _threads(mode: str, batch: int, hidden: int, out_size: int) -> int:
     # An int8 multiply-add costs about a quarter of a float one, so a thread needs ~4x the
-    # multiply-adds of the float kernels to pay for its barriers.
-    return choose_threads(mode, max(1, batch // 4), hidden, out_size)
+    # multiply-adds of the float kernels to pay for its barriers. The int8 kernels split
+    # units only (no whole-row split).
+    return choose_threads(mode, max(1, batch // 4), hidden, out_size, whole_rows=False)
 
 
 def linear(x: Tensor, weight: PackedMatrix, bias: Tensor | None = None) -> Tensor:

@@ -33,7 +33,7 @@ def _plan(mode: str, x: Tensor, w_hh: Tensor, lengths: Tensor | None, reverse: b
     """The call's plan; ``threads <= 0`` chooses the count now, as eager mode does."""
     hidden, out_size = w_hh.shape[0] // checks.GATES[mode], w_hh.shape[1]
     if threads <= 0:
-        threads = choose_threads(mode, x.shape[1], hidden, out_size)
+        threads = choose_threads(mode, x.shape[1], hidden, out_size, lengths is None)
     return _Plan(mode, hidden, out_size, lengths, reverse, threads)
 
 
