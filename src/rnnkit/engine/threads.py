@@ -7,8 +7,8 @@ microseconds of work and enough gate units to split (``python bench/threads.py``
 ``bench/results/threads.md``), or enough rows: with at least :data:`ROWS_PER_THREAD` rows per
 thread the kernels give each thread whole rows and every unit (no barrier per step), so small
 hidden sizes gain from a second thread too (GRU H=64 and RNN H=64-128 at batch 32-128, 2
-threads against 1: inference 1.47-1.66x, training 1.23-1.43x, measured on the project's 2-core
-machine with no other job).
+threads against 1: inference 1.31-1.67x, training 1.22-1.46x on the project's 2-core machine
+with no other job; ``python bench/thread_count_ab.py``).
 """
 
 from __future__ import annotations
