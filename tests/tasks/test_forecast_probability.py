@@ -4,6 +4,8 @@ baseline, and short trainings of every likelihood that report coverage, wQL and 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -172,7 +174,8 @@ def test_validation_scores_every_window_on_point_forecasts(tmp_path):
     assert metrics["loss"] == pytest.approx(expected["loss"])
     assert metrics["mase"] == pytest.approx(expected["mase"])
     elsewhere = task.read(valid)  # any other file: stride horizon, with intervals
-    scored, rows = task.scores(model, elsewhere)
+    with pytest.warns(UserWarning, match="no conformal factor"):  # none fitted yet
+        scored, rows = task.scores(model, elsewhere)
     assert rows[0]["windows"] == 60 // 6 and "coverage" in scored
 
 
@@ -201,3 +204,16 @@ def test_conformal_factor_is_fitted_once_after_training_on_the_kept_checkpoint(t
     valid = run.task._calibration_part
     assert run.task.calibrate(run.model, [valid]) == pytest.approx(factor)
     assert outcome.valid_metrics["valid_coverage"] >= 0.9  # on its own calibration windows
+    test = _noisy_series(tmp_path / "test.csv", 60, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        calibrated = run.evaluate(test)
+    # `last` (kept to resume training) carries no factor: using it says so, once, and its
+    # intervals are the model's own rather than silently passing for calibrated ones.
+    last = tasks.load_run(tmp_path / "run", checkpoint="last")
+    assert "conformal_factor" not in last.task.artifacts
+    with pytest.warns(UserWarning, match="no conformal factor") as caught:
+        last.evaluate(test)
+        last.evaluate(test)
+    assert len([w for w in caught if "conformal factor" in str(w.message)]) == 1
+    assert calibrated["coverage"] > 0

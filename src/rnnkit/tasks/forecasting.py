@@ -5,6 +5,7 @@ coverage and weighted quantile loss, with the seasonal-naive baseline alongside.
 
 from __future__ import annotations
 
+import warnings
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -93,6 +94,7 @@ class ForecastingTask(Task):
     _calibration_part: Examples | None = None  # the validation split, once fit_on_split saw it
     _training_part: list[Series] | None = None  # what cross-conformal calibration holds out of
     _validation: tuple | None = None  # (that split, its stride-1 windows, their baselines)
+    _warned_uncalibrated = False
 
     def export_options(self) -> dict[str, Any]:
         """With ``data.normalize: last_value`` the exported graph scales by each window's last
@@ -316,8 +318,25 @@ class ForecastingTask(Task):
         if forecast.std is not None:
             forecast.std = forecast.std * factor
         if calibrated and intervals and data.calibration != "none":
-            fp.widen(forecast, self.artifacts.get("conformal_factor", 1.0))
+            fp.widen(forecast, self._stored_factor())
         return forecast
+
+    def _stored_factor(self) -> float:
+        """The conformal factor in the artifacts; 1 with a warning (once) when the loaded
+        checkpoint has none: it is fitted only for the checkpoint the run used, so ``last``
+        of a run that kept a better ``best`` (or a run without a validation split) has the
+        model's own, uncalibrated intervals, which a user should not take for calibrated."""
+        factor = self.artifacts.get("conformal_factor")
+        if factor is not None:
+            return factor
+        if self.likelihood != "none" and not self._warned_uncalibrated:
+            self._warned_uncalibrated = True
+            warnings.warn(f"data.calibration is {self.config.data.calibration!r} but this "
+                          "checkpoint carries no conformal factor (it is fitted once, for the "
+                          "checkpoint the run used: 'best' when validation chose one); its "
+                          "intervals are the model's own, uncalibrated. Load the 'best' "
+                          "checkpoint for calibrated intervals", UserWarning, stacklevel=3)
+        return 1.0
 
     def _metric_samples(self) -> int:
         """Paths behind CRPS: none where the Gaussian closed form applies."""
