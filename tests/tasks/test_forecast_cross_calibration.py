@@ -160,7 +160,16 @@ def test_a_panel_scores_every_training_window_once_in_either_strategy(tmp_path, 
                      "likelihood": likelihood, "gaussian": None},
            "train": {"lr": 0.01, "batch_size": 32, "max_steps": 40, "eval_every": 20,
                      "seed": 0, "progress": False}}
-    tasks.train(config_from_dict(raw), tmp_path / "run")
+    notes = []
+    tasks.train(config_from_dict(raw), tmp_path / "run", notice=notes.append)
+    # The K extra trainings announce themselves, each fold when it starts and when it ends.
+    folds = [note for note in notes if note.startswith("cross-conformal calibration")]
+    assert [note.split(":")[1].split(" of ")[0] for note in folds] == [
+        " training fold model 1", " fold 1", " training fold model 2", " fold 2",
+        " training fold model 3", " fold 3"]
+    assert all(" of 3 " in note for note in folds)
+    # 48 windows per series, 16 per fold, in each of the 4 series.
+    assert all("scored 64 held-out windows" in note for note in folds[1::2])
     run = tasks.load_run(tmp_path / "run")
     record = run.task.artifacts["cross_calibration"]
     # 60 training steps per series, the last 6 held out for validation: 54 - 7 + 1 = 48

@@ -129,10 +129,11 @@ class Task:
     def fit_on_split(self, train: Any, valid: Any) -> None:
         """Fit what needs the final training part (e.g. scaling); default: nothing."""
 
-    def finish_training(self, checkpoint: Path) -> None:
+    def finish_training(self, checkpoint: Path,
+                        notice: Callable[[str], None] | None = None) -> None:
         """After training, adjust the ``checkpoint`` the run will use (``best``, else ``last``)
-        with what is fitted once on a trained model (e.g. interval calibration); default:
-        nothing."""
+        with what is fitted once on a trained model (e.g. interval calibration); ``notice``
+        receives one-line notes of long steps; default: nothing."""
 
     # ----------------------------------------------------------------------- the model
     def model_config(self) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -115,10 +116,13 @@ def fold_splits(training: list[Series], lookback: int, horizon: int,
     return splits
 
 
-def cross_scores(task, training: list[Series], folds: int) -> tuple[np.ndarray, float]:
+def cross_scores(task, training: list[Series], folds: int,
+                 notice: Callable[[str], None] | None = None) -> tuple[np.ndarray, float]:
     """The nonconformity scores ``(windows, horizon, targets)`` of every held-out window of
     every fold, each forecast by the model trained without its block, and the CPU seconds
-    the fold models took (training and forecasting)."""
+    the fold models took (training and forecasting). ``notice`` hears of each fold as it
+    starts and ends: K trainings after the run's own are otherwise a long silence."""
+    notice = notice or (lambda _: None)
     if world_size() > 1:
         raise ConfigError("data.calibration: cross trains its fold models in one process; run "
                           "it without data parallelism, or use data.calibration: conformal")
@@ -126,12 +130,18 @@ def cross_scores(task, training: list[Series], folds: int) -> tuple[np.ndarray, 
     lookback, horizon = data.lookback, data.horizon
     start, parts = time.process_time(), []
     with tempfile.TemporaryDirectory(prefix="rnnkit-cross-") as scratch:
-        for index, (segments, held_out) in enumerate(fold_splits(training, lookback, horizon,
-                                                                 folds)):
+        splits = fold_splits(training, lookback, horizon, folds)
+        for index, (segments, held_out) in enumerate(splits):
+            began = time.monotonic()
+            notice(f"cross-conformal calibration: training fold model {index + 1} of "
+                   f"{len(splits)} without its block")
             model = _train_fold(task, segments, index, Path(scratch) / f"fold_{index}")
             windows = cut_windows(held_out, task.roles, lookback, horizon)
             forecast = task.forecast(model, windows, calibrated=False)
             parts.append(fp.conformal_scores(forecast, windows.future))
+            notice(f"cross-conformal calibration: fold {index + 1} of {len(splits)} scored "
+                   f"{len(windows.future)} held-out windows in "
+                   f"{time.monotonic() - began:.1f} s")
     return np.concatenate(parts), time.process_time() - start
 
 

@@ -6,6 +6,7 @@ coverage and weighted quantile loss, with the seasonal-naive baseline alongside.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -413,7 +414,8 @@ class ForecastingTask(Task):
                                                    self.config.data.interval))
         return forecast
 
-    def finish_training(self, checkpoint: Path) -> None:
+    def finish_training(self, checkpoint: Path,
+                        notice: Callable[[str], None] | None = None) -> None:
         """Fit the conformal factor of the ``checkpoint`` the run uses on its model's forecasts
         of every validation window, with ``data.samples`` paths as everywhere else, and
         record it (artifacts) with the validation's interval scores (the trainer's metrics)
@@ -433,7 +435,7 @@ class ForecastingTask(Task):
         if self.config.data.calibration != "none":
             factor = self._fit_conformal(forecast, windows.future)
             if self.config.data.calibration == "cross":
-                factor = self._fit_cross(forecast, windows.future)
+                factor = self._fit_cross(forecast, windows.future, notice)
                 metadata["artifacts"]["cross_calibration"] = self.artifacts["cross_calibration"]
             fp.widen(forecast, factor)
             metadata["artifacts"]["conformal_factor"] = factor
@@ -521,14 +523,15 @@ class ForecastingTask(Task):
         self.artifacts["conformal_factor"] = factor
         return factor
 
-    def _fit_cross(self, forecast, future: np.ndarray) -> float:
+    def _fit_cross(self, forecast, future: np.ndarray,
+                   notice: Callable[[str], None] | None = None) -> float:
         """The cross-conformal factor (:mod:`~rnnkit.tasks.forecast_cross`): the quantile of
         the validation ``forecast``'s scores pooled with those of the fold models' held-out
         forecasts, stored in the artifacts with what it was fitted on."""
         data = self.config.data
         validation = fp.conformal_scores(forecast, future)
         folds, seconds = forecast_cross.cross_scores(self, self._training_part or [],
-                                                      data.calibration_folds)
+                                                      data.calibration_folds, notice)
         factor = fp.conformal_quantile(np.concatenate([validation.ravel(), folds.ravel()]),
                                        data.interval)
         self.artifacts["conformal_factor"] = factor

@@ -213,7 +213,7 @@ def _train_locked(config: RunConfig, run_dir: Path, resume: bool,
     )
     fit = trainer.fit(resume=resume)
     if is_main_process() and (fit.best_checkpoint or fit.last_checkpoint):
-        task.finish_training(fit.best_checkpoint or fit.last_checkpoint)
+        task.finish_training(fit.best_checkpoint or fit.last_checkpoint, notice)
     outcome = TrainOutcome(run_dir, fit, monitor, dict(fit.metrics),
                            checkpoint=fit.best_checkpoint or fit.last_checkpoint,
                            last_metrics=dict(fit.metrics))
