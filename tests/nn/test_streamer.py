@@ -170,3 +170,24 @@ def test_every_weight_change_route_is_seen(route):
         want, _ = layer(x.unsqueeze(0))
     torch.testing.assert_close(got, want[0], rtol=1e-12, atol=1e-12)
     assert not torch.allclose(got, before)
+
+
+@pytest.mark.parametrize(("cls", "options"), LAYERS)
+def test_a_dtype_change_of_the_layer_carries_the_state_over(cls, options):
+    layer = make(cls, options, torch.float32)
+    streamer = layer.streamer(2)
+    xs = torch.randn(2, 4, 5, dtype=torch.float64)  # (batch, seq, feature)
+    with torch.no_grad():
+        streamer(xs[:, 0].float())
+        carried = streamer.state
+        layer.double()
+        got = torch.stack([streamer(xs[:, t]) for t in range(1, 4)])  # (seq, batch, out)
+        # The float64 layer from the float32 streamer's state after step 0, values kept.
+        state = (carried.double() if isinstance(carried, torch.Tensor)
+                 else tuple(part.double() for part in carried))
+        want, _ = layer(xs[:, 1:].transpose(0, 1), state)
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    layer.float()  # and back
+    with torch.no_grad():
+        assert streamer(xs[:, 0].float()).dtype == torch.float32

@@ -146,7 +146,8 @@ class Streamer:
     ``reset(rows)`` zeroes chosen rows. The plan reads a packed copy of the weights (16-unit
     panels, ~1.8x the bandwidth of torch's layout at batch 1), repacked on the next call when
     a weight is replaced (``.to()``, ``.data =``, a new Parameter) or changed in place through
-    itself (an optimizer step, ``load_state_dict``: its version counter moves). Not seen:
+    itself (an optimizer step, ``load_state_dict``: its version counter moves); after a dtype
+    change (``.double()``) the state goes on in the new dtype. Not seen:
     writes through ``param.data`` or another tensor sharing its storage.
 
     ``plan_factory`` (no arguments, returns a plan with ``native``, ``mode``,
@@ -198,6 +199,17 @@ class Streamer:
             raise ValueError(f"{name}.streamer() needs contiguous CPU float32/float64 weights "
                              "held as the layer's parameters; use step() instead")
         self._plan, self._run = plan, plan.native
+        self._follow_dtype()
+
+    def _follow_dtype(self) -> None:
+        """After the layer changed dtype (``.double()``, ``.float()``), carry the state over
+        in the new dtype, values kept: the plan checks the state against the weights' dtype."""
+        dtype = self._plan.dtype
+        if self._h is None or self._h.dtype == dtype:  # first build, or unchanged
+            return
+        self._h, self._h_next = self._h.to(dtype), self._h_next.to(dtype)
+        if self._c is not None:
+            self._c, self._c_next = self._c.to(dtype), self._c_next.to(dtype)
 
     @property
     def state(self):
