@@ -3,6 +3,8 @@ step by step, keeps an ordinary state, and repacks when a float weight changes."
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -109,18 +111,24 @@ def test_refusals_name_the_argument():
         streamer(torch.randn(2, 12, requires_grad=True))
 
 
+def _twin_streaming():
+    """A float GRU, its in-place int8 twin, one step's input, the twin's streamer and its
+    first output."""
+    torch.manual_seed(0)
+    layer = rnn.GRU(12, 24).eval()
+    int8 = rnn.quantize_int8(layer, inplace=True)
+    x = torch.randn(1, 1, 12)
+    streamer = int8.streamer(1)
+    return layer, int8, x, streamer, streamer(x[0])
+
+
 @pytest.mark.parametrize("route", ["optimizer step", "in-place op", "load_state_dict"])
 def test_weight_changes_through_the_float_model_are_seen(route):
     """The int8 twin shares the float layer's parameters: training the float layer, changing a
     weight in place or loading a checkpoint into either repacks before the next step."""
     from tests.nn.test_streamer import change_weights
 
-    torch.manual_seed(0)
-    layer = rnn.GRU(12, 24).eval()
-    int8 = rnn.quantize_int8(layer, inplace=True)
-    x = torch.randn(1, 1, 12)
-    streamer = int8.streamer(1)
-    before = streamer(x[0])
+    layer, int8, x, streamer, before = _twin_streaming()
     change_weights(int8 if route == "load_state_dict" else layer, route)
     streamer.reset()
     got = streamer(x[0])
@@ -128,3 +136,22 @@ def test_weight_changes_through_the_float_model_are_seen(route):
         want, _ = int8(x)
     assert torch.equal(got, want[0])
     assert not torch.equal(got, before)
+
+
+@pytest.mark.parametrize("owner", ["int8 twin", "float layer"])
+def test_a_parameter_replaced_on_either_layer_is_shared_and_used(owner):
+    """``weight = nn.Parameter(...)`` on the int8 twin or on its float layer: both keep the
+    same parameter, and the twin's forward and live streamer run the new weight."""
+    layer, int8, x, streamer, before = _twin_streaming()
+    new = torch.nn.Parameter(torch.randn(layer.weight_ih_l0.shape))
+    (int8 if owner == "int8 twin" else layer).weight_ih_l0 = new
+    with torch.no_grad():
+        got, _ = int8(x)
+    assert layer.weight_ih_l0 is new and dict(int8.named_parameters())["weight_ih_l0"] is new
+    fresh = rnn.quantize_int8(copy.deepcopy(layer))
+    with torch.no_grad():
+        want, _ = fresh(x)
+    assert torch.equal(got, want)
+    streamer.reset()
+    assert torch.equal(streamer(x[0]), want[0])
+    assert not torch.equal(want[0], before)

@@ -18,7 +18,7 @@ from torch.nn.utils.rnn import PackedSequence
 from rnnkit.nn import checks
 from rnnkit.nn.base import RecurrentBase
 from rnnkit.nn.functional import GATE_COUNT
-from rnnkit.nn.streaming import Streamer
+from rnnkit.nn.streaming import Streamer, watch_layer
 
 _CONFIG = ("mode", "input_size", "hidden_size", "num_layers", "bias", "batch_first",
            "bidirectional", "proj_size", "dropout")
@@ -61,6 +61,21 @@ class QuantizedRecurrent(nn.Module):
     def extra_repr(self) -> str:
         return f"int8, {self._float.extra_repr()}"
 
+    def __setattr__(self, name: str, value) -> None:
+        # A parameter set on the twin is set on its float layer too, which the kernels'
+        # weights are packed from: the two keep sharing every parameter.
+        if isinstance(value, nn.Parameter) and name in self.__dict__.get("_parameters", {}):
+            setattr(self._float, name, value)
+        super().__setattr__(name, value)
+
+    def _follow_float(self) -> list:
+        """The float layer's parameters, registered here again where one was replaced on the
+        float layer (``layer.weight_hh_l0 = nn.Parameter(...)``) since the twin was made."""
+        for name, parameter in self._float._parameters.items():
+            if self._parameters.get(name) is not parameter:
+                self._parameters[name] = parameter
+        return list(self._parameters.values())
+
     def train(self, mode: bool = True) -> QuantizedRecurrent:
         """Only ``train(False)``/``eval()``: int8 layers do not train."""
         if mode:
@@ -72,7 +87,7 @@ class QuantizedRecurrent(nn.Module):
 
     def _weights(self) -> list:
         """Packed weights per layer-direction, rebuilt when a float parameter has changed."""
-        parameters = list(self._parameters.values())
+        parameters = self._follow_float()
         key = tuple((p.data_ptr(), p._version) for p in parameters)
         if key != self._packed_key:
             from rnnkit.engine import quantized as engine_int8  # here: importing rnnkit.nn
@@ -112,10 +127,15 @@ class QuantizedRecurrent(nn.Module):
         def plan():
             from rnnkit.engine import quantized as engine_int8
 
-            return engine_int8.Int8StreamStep(self.mode, self._weights(),
+            weights = self._weights()  # registers parameters replaced on the float layer
+            return engine_int8.Int8StreamStep(self.mode, weights,
                                               list(self._parameters.values()), batch_size)
 
-        return Streamer(self, batch_size, plan_factory=plan)
+        streamer = Streamer(self, batch_size, plan_factory=plan)
+        # A parameter replaced on either layer lands on the float one (see __setattr__), whose
+        # parameter checks then make this streamer rebuild (its sources' pointers cannot tell).
+        watch_layer(self._float, streamer)
+        return streamer
 
     def forward(self, input, hx=None, *, lengths=None):
         """As the float layer's ``forward``: ``(output, h_n)`` or ``(output, (h_n, c_n))``."""

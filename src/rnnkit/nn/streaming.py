@@ -174,7 +174,7 @@ class Streamer:
         self._layer, self._batch, self._factory = layer, batch_size, plan_factory
         self._build()
         if plan_factory is None:
-            _LIVE.setdefault(layer, weakref.WeakSet()).add(self)
+            watch_layer(layer, self)
         dtype, plan = self._plan.dtype, self._plan
         self._h = torch.zeros(plan.layers, batch_size, plan.out_size, dtype=dtype)
         self._h_next = torch.empty_like(self._h)
@@ -248,6 +248,12 @@ _LIVE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def _moved(*args) -> bool:
     """A plan's stand-in after a change on its layer: False makes the streamer rebuild."""
     return False
+
+
+def watch_layer(layer, streamer) -> None:
+    """Rebuild ``streamer``'s plan after parameters of ``layer`` are set, replaced or converted
+    (see :func:`drop_streamer_plans`); an int8 streamer watches its float layer."""
+    _LIVE.setdefault(layer, weakref.WeakSet()).add(streamer)
 
 
 def drop_streamer_plans(layer) -> None:
