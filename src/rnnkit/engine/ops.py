@@ -1,9 +1,10 @@
 """Differentiable recurrences over the native kernels.
 
-Only the sequential part runs in C++: the input projection ``x W_ih^T`` for all steps and
-the weight gradients (sums over time) are single large GEMMs done by torch, where they are
-fast. The C++ loop keeps the recurrent weights hot in cache and does one product and the
-gate arithmetic per step (see ``csrc/kernels_impl.h``).
+Only the sequential part runs in C++: the weight gradients (sums over time) and, mostly,
+the input projection ``x W_ih^T`` for all steps are single large GEMMs done by torch. The
+C++ loop keeps the recurrent weights hot in cache and does one product and the gate
+arithmetic per step (see ``csrc/kernels_impl.h``); when both weights fit a core's cache it
+also projects each step's input itself (:func:`_projects_in_kernel`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ _PLAIN = (Tensor, torch.nn.Parameter)
 # Below this share of valid (unpadded) positions the input projection is done row by row
 # over each row's valid steps instead of over the padded block (bench/variable_lengths.py).
 ROW_PROJECTION_MAX_FILL = 0.8
+# When the forward kernel projects the input itself (see _projects_in_kernel): rows per
+# step, packed weight bytes kept in one core's L2, rows per step beyond that.
+FUSED_PROJECTION_MIN_BATCH = 16
+FUSED_PROJECTION_L2_BYTES = 1 << 20
+FUSED_PROJECTION_WIDE_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -45,23 +51,28 @@ def _contiguous(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.contiguous()
 
 
-def _run_forward(plan: _Plan, xg, bias, h0, c0, w_hh, b_hn, w_hr, save: bool):
-    """Run the forward kernel; returns ``(y, h_n, c_n, saved)``, ``saved`` for backward."""
+def _run_forward(plan: _Plan, xg, bias, h0, c0, w_hh, b_hn, w_hr, save: bool,
+                 inputs: tuple[Tensor, Tensor] | None = None):
+    """Run the forward kernel; returns ``(y, h_n, c_n, saved)``, ``saved`` for backward.
+
+    ``inputs``: ``(x, w_ih)`` contiguous, with ``xg`` None: the kernel projects each step
+    itself (see :func:`_projects_in_kernel`)."""
     hidden, out_size = plan.hidden, plan.out_size
     batch = h0.shape[0]
     is_lstm = plan.mode == "LSTM"
-    lead = xg.shape[:-1]  # (seq, batch) padded, (rows,) packed
+    width = w_hh.shape[0]
+    lead = (xg if inputs is None else inputs[0]).shape[:-1]  # (seq, batch) padded, (rows,) packed
     # Saved tensors, or one step's scratch without save.
     saved_lead = lead if save else ((batch,) if plan.offsets is not None else (1, batch))
-    new = xg.new_empty
+    new = h0.new_empty
     y = new(*lead, out_size)
     h_n = new(batch, out_size)
     c_n = new(batch, hidden) if is_lstm else None
     # Saved for backward. With lengths the kernel skips finished rows, leaving their entries
     # unwritten: zero them so no uninitialised memory is ever handed out (custom-op outputs).
     # The packed layout stores active rows only, and the kernel writes each of them.
-    saved = xg.new_zeros if plan.lengths is not None else new
-    gates = saved(*saved_lead, xg.shape[-1])
+    saved = h0.new_zeros if plan.lengths is not None else new
+    gates = saved(*saved_lead, width)
     aux = saved(*saved_lead, hidden) if plan.mode in ("LSTM", "GRU") else None
     m = saved(*saved_lead, hidden) if w_hr is not None else None
     work = new(2 * batch * out_size + batch * hidden)
@@ -72,7 +83,7 @@ def _run_forward(plan: _Plan, xg, bias, h0, c0, w_hh, b_hn, w_hr, save: bool):
         mode=checks.MODE_IDS[plan.mode], reverse=plan.reverse, save=save, threads=plan.threads,
         pack=pack, xg=xg, bias=bias, h0=h0, c0=c0, w_hh=w_hh, b_hn=b_hn, w_hr=w_hr,
         lengths=plan.lengths, y=y, h_n=h_n, c_n=c_n, gates=gates, aux=aux, m=m, work=work,
-        offsets=plan.offsets)
+        offsets=plan.offsets, **({} if inputs is None else {"x": inputs[0], "w_ih": inputs[1]}))
     return y, h_n, c_n, (gates, aux, m)
 
 
@@ -186,9 +197,38 @@ def _input_projection(x: Tensor, w_ih: Tensor, lengths: Tensor | None,
     return (x.reshape(seq_len * batch, input_size) @ w_ih.t()).view(seq_len, batch, -1)
 
 
+def _projects_in_kernel(plan: _Plan, x: Tensor, w_hh: Tensor,
+                        source_rows: list[int] | None) -> bool:
+    """Whether the forward kernel computes ``x_t W_ih^T`` itself, step by step on its packed
+    tile, instead of reading one torch GEMM's ``(seq, batch, gates * hidden)`` result.
+
+    Only the padded layout without lengths, and not GRU (the kernel keeps no n-gate input
+    part). Every step then reads the packed ``W_ih`` beside ``W_hh``: that pays while both
+    stay in a core's L2 (up to :data:`FUSED_PROJECTION_L2_BYTES`), or, up to twice that, once
+    a step has enough rows to use each weight read from further out many times
+    (:data:`FUSED_PROJECTION_WIDE_BATCH`). Measured, one thread, LSTM input = hidden
+    (bench/results/lstm_inference.md): hidden 64-128 gain at batch 16-128, hidden 256 at batch
+    128 but not 16-32 (2 MiB of weights), hidden 512 (8 MiB) nowhere.
+    """
+    if (plan.mode == "GRU" or plan.lengths is not None or plan.offsets is not None
+            or source_rows is not None or x.dim() != 3):
+        return False
+    batch = x.shape[1]
+    weight_bytes = w_hh.shape[0] * (x.shape[2] + w_hh.shape[1]) * x.element_size()
+    return batch >= FUSED_PROJECTION_MIN_BATCH and (
+        weight_bytes <= FUSED_PROJECTION_L2_BYTES
+        or (weight_bytes <= 2 * FUSED_PROJECTION_L2_BYTES
+            and batch >= FUSED_PROJECTION_WIDE_BATCH))
+
+
 def _forward_all(plan: _Plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, save: bool,
                  source_rows: list[int] | None = None):
-    """Input projection (see :func:`_input_projection`) then the native recurrence."""
+    """Input projection (see :func:`_input_projection`) then the native recurrence, or both
+    in the kernel (:func:`_projects_in_kernel`)."""
+    if _projects_in_kernel(plan, x, w_hh, source_rows):
+        bias, _ = _gate_bias(plan.mode, x, b_ih, b_hh, w_hh.shape[0], plan.hidden)
+        return _run_forward(plan, None, bias, h0, c0, w_hh, None, w_hr, save,
+                            inputs=(x.contiguous(), w_ih.contiguous()))
     xg = _input_projection(x, w_ih, plan.lengths, source_rows)
     bias, b_hn = _gate_bias(plan.mode, x, b_ih, b_hh, xg.shape[-1], plan.hidden)
     return _run_forward(plan, xg, bias, h0, c0, w_hh, b_hn, w_hr, save)

@@ -169,10 +169,13 @@ bool check_mode(int mode) {
 // `w_hh` (G*H, Hout); returns false with an error set if they are not 3-D / 2-D float.
 struct Sizes {
     int64_t T, B, H, Hout, G;
+    int64_t I;  // the input's width when the forward reads x (T, B, I) in place of xg
     at::ScalarType dtype;
 };
 
-bool read_sizes(PyObject* xg_obj, const char* xg_name, PyObject* whh_obj, int mode, Sizes* s) {
+// `input`: xg_obj is the input x (T, B, I), its width I free (read into s->I).
+bool read_sizes(PyObject* xg_obj, const char* xg_name, PyObject* whh_obj, int mode, Sizes* s,
+                bool input = false) {
     bool failed;
     const at::Tensor* xg = unpack(xg_obj, xg_name, false, &failed);
     if (failed) return false;
@@ -196,8 +199,11 @@ bool read_sizes(PyObject* xg_obj, const char* xg_name, PyObject* whh_obj, int mo
     s->B = xg->size(1);
     s->H = whh->size(0) / s->G;
     s->Hout = whh->size(1);
+    s->I = input ? xg->size(2) : 0;
     if (s->T < 1 || s->B < 1 || s->H < 1 || s->Hout < 1 || whh->size(0) != s->G * s->H ||
-        xg->size(2) != s->G * s->H || s->T * s->B > INT32_MAX / (s->G * s->H)) {
+        (input ? s->I < 1 || s->I > INT32_MAX || s->T * s->B > INT32_MAX / s->I
+               : xg->size(2) != s->G * s->H) ||
+        s->T * s->B > INT32_MAX / (s->G * s->H)) {
         PyErr_Format(PyExc_ValueError,
                      "rnnkit.engine: inconsistent sizes: %s %s, w_hh %s for %d gates", xg_name,
                      shape_text(xg->sizes()).c_str(), shape_text(whh->sizes()).c_str(),
@@ -326,6 +332,23 @@ bool read_layout(PyObject* rows_obj, const char* rows_name, PyObject* whh_obj, P
     return true;
 }
 
+// The forward projects the input itself (x and w_ih given, see ForwardArgs::x) only in the
+// padded layout without lengths, on packed weights, and not for GRU (whose n gate keeps its
+// input part apart, in xg).
+bool check_fused(PyObject* xg, PyObject* x, PyObject* wih, PyObject* offsets, PyObject* lengths,
+                 int mode, int pack) {
+    const char* problem = x == Py_None || wih == Py_None ? "expected both x and w_ih, or neither"
+                          : xg != Py_None               ? "expected xg = None with x and w_ih"
+                          : offsets != Py_None || lengths != Py_None
+                              ? "x and w_ih take no lengths or offsets"
+                          : !pack                       ? "x and w_ih need pack = 1"
+                          : mode == rnnkit::MODE_GRU    ? "x and w_ih do not serve GRU"
+                                                        : nullptr;
+    if (problem == nullptr) return check_mode(mode);
+    PyErr_Format(PyExc_ValueError, "rnnkit.engine: forward: %s", problem);
+    return false;
+}
+
 int thread_count(int threads) { return threads < 1 ? 1 : threads; }
 
 // A kernel's argument struct with the sizes and options both directions share.
@@ -400,11 +423,11 @@ PyObject* rnnkit_py_forward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
                             PyObject* kwnames) {
     static const char* names[] = {"mode", "reverse", "save", "threads", "pack", "xg", "bias",
                                   "h0", "c0", "w_hh", "b_hn", "w_hr", "lengths", "y", "h_n",
-                                  "c_n", "gates", "aux", "m", "work", "offsets"};
+                                  "c_n", "gates", "aux", "m", "work", "offsets", "x", "w_ih"};
     constexpr int kCount = sizeof(names) / sizeof(names[0]);
     static PyObject* interned[kCount];
     PyObject* v[kCount];
-    if (!bind_keywords("forward", args, nargs, kwnames, names, interned, kCount, v, kCount - 1))
+    if (!bind_keywords("forward", args, nargs, kwnames, names, interned, kCount, v, kCount - 3))
         return nullptr;
     int mode, reverse, save, threads, pack;
     if (!int_arg(v[0], "mode", &mode) || !int_arg(v[1], "reverse", &reverse) ||
@@ -415,11 +438,16 @@ PyObject* rnnkit_py_forward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
              *whr = v[11], *lengths = v[12], *y = v[13], *hn = v[14], *cn = v[15],
              *gates = v[16], *aux = v[17], *m = v[18], *work = v[19];
     PyObject* offsets = v[20] ? v[20] : Py_None;
+    PyObject* x = v[21] ? v[21] : Py_None;
+    PyObject* wih = v[22] ? v[22] : Py_None;
     const bool packed = offsets != Py_None;
+    const bool fused = x != Py_None || wih != Py_None;
     Sizes s;
     int64_t rows = 0;
     std::vector<int64_t> offset_copy, length_copy;
-    if (!read_layout(xg, "xg", whh, h0, offsets, lengths, mode, &s, &rows, &offset_copy))
+    if (fused ? !check_fused(xg, x, wih, offsets, lengths, mode, pack) ||
+                    !read_sizes(x, "x", whh, mode, &s, true)
+              : !read_layout(xg, "xg", whh, h0, offsets, lengths, mode, &s, &rows, &offset_copy))
         return nullptr;
     const bool lstm = mode == rnnkit::MODE_LSTM, gru = mode == rnnkit::MODE_GRU;
     const bool projected = whr != Py_None;
@@ -437,8 +465,8 @@ PyObject* rnnkit_py_forward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
     auto saved = [&](int64_t width) {
         return packed ? Shape{save ? rows : s.B, width} : Shape{steps, s.B, width};
     };
-    std::array<Arg, 15> checked = {{
-        {"xg", xg, false, per_step(GH), f},
+    std::array<Arg, 17> checked = {{
+        {"xg", xg, fused, per_step(GH), f},
         {"bias", bias, false, {GH}, f},
         {"h0", h0, false, {s.B, s.Hout}, f},
         {"c0", c0, !lstm, {s.B, s.H}, f},
@@ -453,6 +481,8 @@ PyObject* rnnkit_py_forward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
         {"aux", aux, !(lstm || gru), saved(s.H), f},
         {"m", m, !projected, saved(s.H), f},
         {"work", work, false, {2 * s.B * s.Hout + s.B * s.H}, f},
+        {"x", x, !fused, {s.T, s.B, s.I}, f},
+        {"w_ih", wih, !fused, {GH, s.I}, f},
     }};
     if (!check_all(checked) || !copy_lengths(checked[7], s.T, &length_copy)) return nullptr;
     if (!projected && s.Hout != s.H) {
@@ -484,6 +514,9 @@ PyObject* rnnkit_py_forward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
     a.m = pointer(checked[13]);
     a.work = pointer(checked[14]);
     a.offsets = packed ? offset_copy.data() : nullptr;
+    a.x = pointer(checked[15]);
+    a.wih = pointer(checked[16]);
+    a.I = (int)s.I;
     rnnkit::run_forward(s.dtype == at::kDouble, a);
     Py_RETURN_NONE;
 }

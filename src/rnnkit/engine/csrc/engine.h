@@ -18,7 +18,12 @@ struct ForwardArgs {
     int reverse, save, threads;
     int pack;          // 1: pack the weights into column panels first (see gemm_packed);
                        // 0: dot products on torch's layout (one step of a tiny batch)
-    const void* xg;    // (T, B, G*H): input projection x W_ih^T
+    const void* xg;    // (T, B, G*H): input projection x W_ih^T, or null when x is given
+    // Or the input itself (padded layout, no lengths, pack = 1, not GRU): x (T, B, I) and
+    // w_ih (G*H, I) as stored by torch; the kernel then projects each step itself (Forward).
+    const void* x;
+    const void* wih;
+    int I;
     const void* bx;    // (G*H): bias added to each gate (b_ih + b_hh; GRU n gate: b_in only)
     const void* h0;    // (B, Hout)
     const void* c0;    // (B, H), LSTM only
