@@ -98,23 +98,32 @@ static inline void tile_row(int K, const T* A, const T* P, long ps, T* C, const 
     }
 }
 
+// Rows in tiles of at most MR. `balance`: all of (nearly) one height, 16 rows as 8 + 8, not
+// 12 + 4, whose 4-row tile has too few accumulators to hide the FMA latency and loads its
+// panel vectors for a third of the work (3-10% per forward step at 16-32 rows, H <= 256).
+// Callers balance only when K is not cut into chunks: with panels beyond L2 (H = 512) the
+// first tile of each chunk waits on their loads, and a taller one hides them better.
+// A row's sum does not depend on its tile (every element is init + the same K
+// multiply-adds in order), so neither do the bits.
 template <typename T, int NV_>
 static inline void tile_rows(int rows, int K, const T* A, long lda, const T* P, long ps, T* C,
-                             long ldc, const T* Cinit, long ldi, long pf) {
-    int m = 0;
-    for (; m + RNNKIT_MR <= rows; m += RNNKIT_MR)
-        tile<T, RNNKIT_MR, NV_>(K, A + m * lda, lda, P, ps, C + m * ldc, ldc,
-                                Cinit ? Cinit + m * ldi : nullptr, ldi, pf);
-    // Remaining rows, one template instance per count so accumulators stay in registers.
-    const T* ci = Cinit ? Cinit + m * ldi : nullptr;
-    switch (rows - m) {
-#define RNNKIT_ROWS(r) \
-    case r: tile<T, (r < RNNKIT_MR ? r : 1), NV_>(K, A + m * lda, lda, P, ps, C + m * ldc, ldc, ci, ldi, pf); break;
-        RNNKIT_ROWS(1) RNNKIT_ROWS(2) RNNKIT_ROWS(3) RNNKIT_ROWS(4) RNNKIT_ROWS(5)
-        RNNKIT_ROWS(6) RNNKIT_ROWS(7) RNNKIT_ROWS(8) RNNKIT_ROWS(9) RNNKIT_ROWS(10)
-        RNNKIT_ROWS(11)
+                             long ldc, const T* Cinit, long ldi, long pf, bool balance) {
+    const int tiles = (rows + RNNKIT_MR - 1) / RNNKIT_MR;
+    for (int i = 0, m = 0; i < tiles; i++) {
+        const int r = balance ? (int)((long)rows * (i + 1) / tiles) - m
+                              : (rows - m < RNNKIT_MR ? rows - m : RNNKIT_MR);
+        const T* ci = Cinit ? Cinit + m * ldi : nullptr;
+        // One template instance per height so accumulators stay in registers.
+        switch (r) {
+#define RNNKIT_ROWS(n) \
+    case n: tile<T, (n <= RNNKIT_MR ? n : 1), NV_>(K, A + m * lda, lda, P, ps, C + m * ldc, ldc, ci, ldi, pf); break;
+            RNNKIT_ROWS(1) RNNKIT_ROWS(2) RNNKIT_ROWS(3) RNNKIT_ROWS(4) RNNKIT_ROWS(5)
+            RNNKIT_ROWS(6) RNNKIT_ROWS(7) RNNKIT_ROWS(8) RNNKIT_ROWS(9) RNNKIT_ROWS(10)
+            RNNKIT_ROWS(11) RNNKIT_ROWS(12)
 #undef RNNKIT_ROWS
-        default: break;
+            default: break;
+        }
+        m += r;
     }
 }
 
@@ -126,14 +135,14 @@ static inline void panels_full(int M, int K, const T* A, long lda, const T* P, l
                                long ldc, const T* Cinit, long ldi, long pf) {
     constexpr int chunk = (RNNKIT_L1_PANEL_BYTES / (NV_ * lanes<T>() * (int)sizeof(T))) & ~7;
     if (M <= RNNKIT_MR) {
-        tile_rows<T, NV_>(M, K, A, lda, P, ps, C, ldc, Cinit, ldi, pf);
+        tile_rows<T, NV_>(M, K, A, lda, P, ps, C, ldc, Cinit, ldi, pf, false);
         return;
     }
     for (int k0 = 0; k0 < K; k0 += chunk) {
         int kc = K - k0 < chunk ? K - k0 : chunk;
         const T* init = k0 == 0 ? Cinit : C;
         tile_rows<T, NV_>(M, kc, A + k0, lda, P + (long)k0 * lanes<T>(), ps, C, ldc, init,
-                          k0 == 0 ? ldi : ldc, k0 == 0 ? pf : 0);
+                          k0 == 0 ? ldi : ldc, k0 == 0 ? pf : 0, K <= chunk);
     }
 }
 
