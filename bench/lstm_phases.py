@@ -6,7 +6,9 @@ measured in the same process.
 Phases: the input projection (``x W_ih^T`` for all steps, torch's GEMM), the summed bias,
 the native recurrence (``ops._run_forward``: packing, per-step products, gate arithmetic,
 output copies; the split inside it comes from ``perf``, see bench/results/lstm_inference.md),
-and the whole layer call (everything, including Python and allocation).
+the kernel projecting the input itself (``in-kernel``: projection and recurrence in one call,
+see ``ops._projects_in_kernel``), and the whole layer call (everything, including Python and
+allocation; it takes the in-kernel route where ``_projects_in_kernel`` says so).
 
     python bench/lstm_phases.py                      # H/B = 256/128, 128/32, 512/32
     python bench/lstm_phases.py --points 256x32 --reps 21
@@ -67,6 +69,10 @@ def phases(hidden: int, batch: int, threads: int, reps: int) -> dict:
             "bias": lambda: ops._gate_bias("LSTM", x, b_ih, b_hh, xg.shape[-1], hidden),
             "recurrence": lambda: ops._run_forward(plan, xg, bias, h0, c0, w_hh, None, None,
                                                    False),
+            # Projection and recurrence both in the kernel (what the layer runs when
+            # ops._projects_in_kernel chooses it; timed at every point for comparison).
+            "in-kernel": lambda: ops._run_forward(plan, None, bias, h0, c0, w_hh, None, None,
+                                                  False, inputs=(x, w_ih.detach())),
             "layer": lambda: ours(x),
             "ort": onnx_peer.ort_sequence(reference, x),
         }
@@ -97,17 +103,17 @@ def main() -> None:
             hidden, batch = map(int, point.split("x"))
             ms = phases(hidden, batch, threads, args.reps)
             half = 2 * SEQ * batch * hidden * 4 * hidden / 1e9  # GFLOP of each product
-            rate = {"projection": half, "recurrence": half, "layer": 2 * half, "ort": 2 * half}
+            rate = {"projection": half, "recurrence": half, "in-kernel": 2 * half,
+                    "layer": 2 * half, "ort": 2 * half}
             cells = []
-            for name in ("projection", "bias", "recurrence", "layer", "ort"):
+            for name in ("projection", "bias", "recurrence", "in-kernel", "layer", "ort"):
                 text = f"{name} {ms[name]:7.2f} ms"
                 if name in rate:
                     gflops = rate[name] / ms[name] * 1e3
                     text += f" ({gflops:5.0f} GF/s, {100 * gflops / peak:3.0f}%)"
                 cells.append(text)
-            rest = ms["layer"] - ms["projection"] - ms["bias"] - ms["recurrence"]
             print(f"  LSTM H={hidden:3d} B={batch:3d} (engine threads {ms['threads_used']}): "
-                  + " | ".join(cells) + f" | other {rest:5.2f} ms", flush=True)
+                  + " | ".join(cells), flush=True)
 
 
 if __name__ == "__main__":
