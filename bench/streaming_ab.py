@@ -11,6 +11,15 @@ Run it alternately from two trees to compare them (a process loads one build)::
     done
     python bench/streaming_ab.py summary ab.jsonl
 
+``so``: this tree's streamers against the same streamers running another build of the engine
+(``--old path/to/_native.so``, e.g. main's, copied aside before rebuilding), in one process:
+the old build is loaded as a second extension module and each candidate streamer's native
+call is pointed at it (the streamer's own C call and the weights are shared), so both run
+interleaved on the same machine state. CPU time per call, 1 or 2 threads (``--threads``),
+medians of paired ratios::
+
+    python bench/streaming_ab.py so --old /tmp/old_native.so --reps 15
+
 ``packed``: the fp32 streamer on packed panels against the same streamer on torch's layout,
 in one process (``python bench/streaming_ab.py packed``).
 
@@ -107,6 +116,63 @@ def int8_threads(cell: str, reps: int) -> None:
     print(f"2 threads / 1 thread, median of paired ratios: {statistics.median(ratios):.2f}")
 
 
+SO_CELLS = (("RNN", 64), ("RNN", 128), ("GRU", 64), ("GRU", 128), ("LSTM", 64), ("LSTM", 256))
+
+
+def _load_old(path: str):
+    """The extension at ``path`` as a second module (its own copy of every symbol)."""
+    import importlib.machinery
+    import importlib.util
+
+    loader = importlib.machinery.ExtensionFileLoader("rnnkit_old._native", path)
+    spec = importlib.util.spec_from_file_location("rnnkit_old._native", path, loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def so(old_path: str, reps: int, threads: int, cells: str | None) -> None:
+    old = _load_old(old_path)
+    torch.set_num_threads(threads)
+    chosen = SO_CELLS if cells is None else tuple(
+        (m, int(h)) for m, h in (c.split(":") for c in cells.split(",")))
+    candidates = {}
+    for mode, hidden in chosen:
+        torch.manual_seed(0)
+        layer = getattr(rnn, mode)(hidden, hidden, backend="native").eval()
+        x = torch.randn(1, hidden)
+        quantized = rnn.quantize_int8(layer)
+        for kind, make in (("fp32", layer.streamer), ("int8", quantized.streamer)):
+            new_streamer, old_streamer = make(1), make(1)
+            plan = old_streamer._plan
+            run = old.int8.stream if kind == "int8" else old.stream
+            old_streamer._run = partial(run, plan._plan)
+            with torch.no_grad():
+                assert torch.equal(new_streamer(x), old_streamer(x)), (mode, hidden, kind)
+            candidates[f"{mode}{hidden} {kind}"] = (new_streamer, old_streamer, x)
+    clock = time.thread_time if threads == 1 else time.perf_counter
+    times = {name: {"old": [], "new": []} for name in candidates}
+    before = os.getloadavg()[0]
+    with torch.no_grad():
+        for rep in range(reps):
+            for name, (new_streamer, old_streamer, x) in candidates.items():
+                pair = (("old", old_streamer), ("new", new_streamer))
+                for kind, streamer in pair if rep % 2 == 0 else pair[::-1]:
+                    calls = 2000 if "256" in name else 10000
+                    start = clock()
+                    for _ in range(calls):
+                        streamer(x)
+                    times[name][kind].append((clock() - start) / calls * 1e6)
+    print(f"threads {threads}, clock {'cpu' if threads == 1 else 'wall'}, reps {reps}, "
+          f"load {before:.2f} -> {os.getloadavg()[0]:.2f}")
+    print("| cell | old (µs) | new (µs) | new/old, median of paired ratios |")
+    print("|---|---:|---:|---:|")
+    for name, kinds in times.items():
+        o, n = (statistics.median(kinds[k]) for k in ("old", "new"))
+        ratios = [b / a for a, b in zip(kinds["old"], kinds["new"], strict=True)]
+        print(f"| {name} | {o:.2f} | {n:.2f} | {statistics.median(ratios):.2f} |")
+
+
 def packed(reps: int) -> None:
     """fp32 streamer on packed panels against the same streamer on torch's layout (the plan
     step() uses), CPU time per call, 1 thread, interleaved, medians."""
@@ -151,6 +217,11 @@ def main() -> None:
     parser_summary.add_argument("path")
     parser_packed = sub.add_parser("packed")
     parser_packed.add_argument("--reps", type=int, default=9)
+    parser_so = sub.add_parser("so")
+    parser_so.add_argument("--old", required=True, help="the other build's _native .so")
+    parser_so.add_argument("--reps", type=int, default=15)
+    parser_so.add_argument("--threads", type=int, default=1)
+    parser_so.add_argument("--cells", default=None, help="comma-separated MODE:H")
     parser_threads = sub.add_parser("int8-threads")
     parser_threads.add_argument("--cell", default="LSTM:256")
     parser_threads.add_argument("--reps", type=int, default=15)
@@ -159,6 +230,8 @@ def main() -> None:
         cells()
     elif args.command == "summary":
         summary(args.path)
+    elif args.command == "so":
+        so(args.old, args.reps, args.threads, args.cells)
     elif args.command == "packed":
         packed(args.reps)
     else:

@@ -16,6 +16,8 @@ static inline int32_t load4(const uint8_t* p) {
 
 // out[a * out_stride + 16 * blk + r] = sum_k act[a * act_stride + k] * W[16 * blk + r][k] for
 // blocks blk in [b0, b1) and activation rows a in [0, nact); kg groups of 4 inputs per row.
+// k is a long: under -fwrapv (Python's build flags) an int offset such as 64 * k may wrap, so
+// the compiler would redo its multiply and sign extension for every load.
 static void dot_blocks(const int8_t* w, int kg, int b0, int b1, const uint8_t* act,
                        long act_stride, int nact, int32_t* out, long out_stride) {
     for (int blk = b0; blk < b1; blk++) {
@@ -31,7 +33,7 @@ static void dot_blocks(const int8_t* w, int kg, int b0, int b1, const uint8_t* a
                 const uint8_t* p = act + a * act_stride;
                 __m512i c[16];
                 for (int i = 0; i < 16; i++) c[i] = _mm512_setzero_si512();
-                for (int k = 0; k < kg; k++) {
+                for (long k = 0; k < kg; k++) {
                     __m512i w4[4];
                     for (int j = 0; j < 4; j++) w4[j] = _mm512_loadu_si512(wb + j * step + 64 * k);
                     for (int i = 0; i < 4; i++) {
@@ -55,7 +57,7 @@ static void dot_blocks(const int8_t* w, int kg, int b0, int b1, const uint8_t* a
                 for (int r = a; r < nact; r++) {
                     const uint8_t* p = act + r * act_stride;
                     __m512i c0 = _mm512_setzero_si512(), c1 = c0;
-                    for (int k = 0; k < kg; k++) {
+                    for (long k = 0; k < kg; k++) {
                         const __m512i v = _mm512_set1_epi32(load4(p + 4 * k));
                         c0 = _mm512_dpbusd_epi32(c0, v, _mm512_loadu_si512(w0 + 64 * k));
                         c1 = _mm512_dpbusd_epi32(c1, v, _mm512_loadu_si512(w1 + 64 * k));
@@ -76,7 +78,7 @@ static void dot_blocks(const int8_t* w, int kg, int b0, int b1, const uint8_t* a
                 const uint8_t* p = act + a * act_stride;
                 __m512i c[8];
                 for (int i = 0; i < 8; i++) c[i] = _mm512_setzero_si512();
-                for (int k = 0; k < kg; k++) {
+                for (long k = 0; k < kg; k++) {
                     const __m512i w0 = _mm512_loadu_si512(wb + 64 * k);
                     const __m512i w1 = _mm512_loadu_si512(wc + 64 * k);
                     for (int i = 0; i < 4; i++) {
@@ -94,7 +96,7 @@ static void dot_blocks(const int8_t* w, int kg, int b0, int b1, const uint8_t* a
                 const uint8_t* p = act + a * act_stride;
                 __m512i c[8];
                 for (int i = 0; i < 8; i++) c[i] = _mm512_setzero_si512();
-                int k = 0;
+                long k = 0;
                 for (; k + 4 <= kg; k += 4) {
                     for (int i = 0; i < 4; i++) {
                         const __m512i v = _mm512_set1_epi32(load4(p + 4 * (k + i)));
@@ -122,7 +124,7 @@ static void dot_blocks(const int8_t* w, int kg, int b0, int b1, const uint8_t* a
         for (; a + 4 <= nact; a += 4) {  // four rows share each weight load
             const uint8_t* p = act + a * act_stride;
             __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0;
-            for (int k = 0; k < kg; k++) {
+            for (long k = 0; k < kg; k++) {
                 const __m512i wv = _mm512_loadu_si512(wb + 64 * k);
                 c0 = _mm512_dpbusd_epi32(c0, _mm512_set1_epi32(load4(p + 4 * k)), wv);
                 c1 = _mm512_dpbusd_epi32(c1, _mm512_set1_epi32(load4(p + act_stride + 4 * k)), wv);
@@ -137,7 +139,7 @@ static void dot_blocks(const int8_t* w, int kg, int b0, int b1, const uint8_t* a
         for (; a < nact; a++) {  // one row (batch 1): four chains over k hide the latency
             const uint8_t* p = act + a * act_stride;
             __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0;
-            int k = 0;
+            long k = 0;
             for (; k + 4 <= kg; k += 4) {
                 c0 = _mm512_dpbusd_epi32(c0, _mm512_set1_epi32(load4(p + 4 * k)),
                                          _mm512_loadu_si512(wb + 64 * k));
@@ -159,7 +161,7 @@ static void dot_blocks(const int8_t* w, int kg, int b0, int b1, const uint8_t* a
             const uint8_t* p = act + a * act_stride;
             // Lane pairs (2i, 2i+1) of c_j hold two partial sums of row 4j + i.
             __m256i c0 = _mm256_setzero_si256(), c1 = c0, c2 = c0, c3 = c0;
-            for (int k = 0; k < kg; k++) {
+            for (long k = 0; k < kg; k++) {
                 const __m256i av = _mm256_broadcastq_epi64(
                     _mm_cvtepu8_epi16(_mm_cvtsi32_si128(load4(p + 4 * k))));
                 const int8_t* wk = wb + 64 * k;
@@ -182,7 +184,7 @@ static void dot_blocks(const int8_t* w, int kg, int b0, int b1, const uint8_t* a
         for (int a = 0; a < nact; a++) {
             const uint8_t* p = act + a * act_stride;
             int32_t acc[kRows] = {0};
-            for (int k = 0; k < kg; k++) {
+            for (long k = 0; k < kg; k++) {
                 const int8_t* wk = wb + 64 * k;
                 for (int r = 0; r < kRows; r++)
                     for (int i = 0; i < 4; i++) acc[r] += (int32_t)p[4 * k + i] * wk[4 * r + i];
@@ -206,10 +208,10 @@ static QRow quantize_row(const float* x, int K, int Kp, uint8_t* q) {
     // the extremes do not depend on the order. NaN compares false and is skipped.
     float los[16] = {0.0f}, his[16] = {0.0f};
     int k16 = K - K % 16;
-    for (int k = 0; k < k16; k += 16)
+    for (const float* xk = x; xk < x + k16; xk += 16)  // a pointer: see lstm_gates on -fwrapv
         for (int i = 0; i < 16; i++) {
-            los[i] = x[k + i] < los[i] ? x[k + i] : los[i];
-            his[i] = x[k + i] > his[i] ? x[k + i] : his[i];
+            los[i] = xk[i] < los[i] ? xk[i] : los[i];
+            his[i] = xk[i] > his[i] ? xk[i] : his[i];
         }
     float lo = 0.0f, hi = 0.0f;
     for (int k = k16; k < K; k++) {
@@ -285,24 +287,37 @@ static void dequantize_bias(const int32_t* __restrict acc, const int32_t* __rest
 }
 
 // Gate arithmetic on n units whose pre-activations sit in consecutive runs of n (torch's gate
-// order); separate restrict-qualified loops so the compiler vectorises them.
+// order); restrict-qualified loops so the compiler vectorises them. Each gate's run gets its
+// own pointer: Python's build flags include -fwrapv, under which an index such as 2 * n + j
+// may wrap, and the compiler then computes (and extracts) every lane's index, which doubled
+// the cost of these loops. Units go 32 at a time so two vectors' rational functions (a
+// division and two chains of seven multiply-adds each) overlap.
+static inline void lstm_unit(const float* __restrict pi, const float* __restrict pf,
+                             const float* __restrict pg, const float* __restrict po,
+                             float* __restrict c, float* __restrict h, int j) {
+    const float ig = sigmoid_r(pi[j]), fg = sigmoid_r(pf[j]);
+    const float gg = tanh_r(pg[j]), og = sigmoid_r(po[j]);
+    const float cv = fg * c[j] + ig * gg;
+    c[j] = cv;
+    h[j] = og * tanh_r(cv);
+}
+
 static void lstm_gates(const float* __restrict pre, int n, float* __restrict c,
                        float* __restrict h) {
-    for (int j = 0; j < n; j++) {
-        const float ig = sigmoid_r(pre[j]), fg = sigmoid_r(pre[n + j]);
-        const float gg = tanh_r(pre[2 * n + j]), og = sigmoid_r(pre[3 * n + j]);
-        const float cv = fg * c[j] + ig * gg;
-        c[j] = cv;
-        h[j] = og * tanh_r(cv);
-    }
+    const float *pi = pre, *pf = pre + n, *pg = pf + n, *po = pg + n;
+    int j = 0;
+    for (; j + 32 <= n; j += 32)
+        for (int i = 0; i < 32; i++) lstm_unit(pi + j, pf + j, pg + j, po + j, c + j, h + j, i);
+    for (; j < n; j++) lstm_unit(pi, pf, pg, po, c, h, j);
 }
 
 static void gru_gates(const float* __restrict pre, const float* __restrict xn,
                       const float* __restrict bhn, const float* __restrict hprev, int n,
                       float* __restrict h) {
+    const float *pr = pre, *pz = pre + n, *pn = pz + n;
     for (int j = 0; j < n; j++) {
-        const float rg = sigmoid_r(pre[j]), zg = sigmoid_r(pre[n + j]);
-        const float ng = tanh_r(xn[j] + rg * (pre[2 * n + j] + bhn[j]));
+        const float rg = sigmoid_r(pr[j]), zg = sigmoid_r(pz[j]);
+        const float ng = tanh_r(xn[j] + rg * (pn[j] + bhn[j]));
         h[j] = (1.0f - zg) * ng + zg * hprev[j];
     }
 }
