@@ -201,40 +201,83 @@ struct QRow {
     int32_t zero;
 };
 
-// q[0, Kp) = uint8 quantisation of x[0, K) (asymmetric, range widened to hold 0 exactly),
-// zero padding. Every float operation is spelt out so tests can repeat it in NumPy.
-static QRow quantize_row(const float* x, int K, int Kp, uint8_t* q) {
-    // Sixteen running minima and maxima (a loop the compiler vectorises), then one reduction;
-    // the extremes do not depend on the order. NaN compares false and is skipped.
+// lo = min(0, x[0, K)), hi = max(0, x[0, K)); NaN compares false and is skipped. Sixteen
+// running extremes, then one reduction: the extremes do not depend on the order.
+static void row_range(const float* x, int K, float* lo_out, float* hi_out) {
+    const int k16 = K - K % 16;
+    float lo = 0.0f, hi = 0.0f;
+#if RNNKIT_INT8_KIND == 2
+    // min_ps(a, b) is exactly a < b ? a : b (b when unordered), as the loop below spells it.
+    __m512 lov = _mm512_setzero_ps(), hiv = lov;
+    for (const float* xk = x; xk < x + k16; xk += 16) {
+        const __m512 v = _mm512_loadu_ps(xk);
+        lov = _mm512_min_ps(v, lov);
+        hiv = _mm512_max_ps(v, hiv);
+    }
+    lo = _mm512_reduce_min_ps(lov);
+    hi = _mm512_reduce_max_ps(hiv);
+#else
     float los[16] = {0.0f}, his[16] = {0.0f};
-    int k16 = K - K % 16;
     for (const float* xk = x; xk < x + k16; xk += 16)  // a pointer: see lstm_gates on -fwrapv
         for (int i = 0; i < 16; i++) {
             los[i] = xk[i] < los[i] ? xk[i] : los[i];
             his[i] = xk[i] > his[i] ? xk[i] : his[i];
         }
-    float lo = 0.0f, hi = 0.0f;
-    for (int k = k16; k < K; k++) {
-        lo = x[k] < lo ? x[k] : lo;
-        hi = x[k] > hi ? x[k] : hi;
-    }
     for (int i = 0; i < 16; i++) {
         lo = los[i] < lo ? los[i] : lo;
         hi = his[i] > hi ? his[i] : hi;
     }
-    float scale = (hi - lo) / 255.0f;
-    if (!(scale > 0.0f) || !isfinite(scale)) scale = 1.0f;  // all zero, or not finite
-    const float inv = 1.0f / scale;
-    float zf = nearbyintf(-lo * inv);
-    zf = zf > 255.0f ? 255.0f : zf;
-    const int32_t zero = isfinite(lo) ? (int32_t)zf : 0;
-    for (int k = 0; k < K; k++) {
+#endif
+    for (int k = k16; k < K; k++) {
+        lo = x[k] < lo ? x[k] : lo;
+        hi = x[k] > hi ? x[k] : hi;
+    }
+    *lo_out = lo;
+    *hi_out = hi;
+}
+
+// q[k] = clamp(round(clamp(x[k] * inv, -255, 255)) + zero, 0, 255), k in [0, K).
+static void quantize_values(const float* x, int K, float inv, int32_t zero, uint8_t* q) {
+    int k = 0;
+#if RNNKIT_INT8_KIND == 2
+    // The scalar loop's operations, sixteen lanes at once: min_ps(255, v) is 255 < v ? 255 : v
+    // (v when NaN), the masked blend v >= -255 ? v : -255, and cvtps rounds to nearest even
+    // as nearbyintf does in the default rounding mode.
+    const __m512 top = _mm512_set1_ps(255.0f), bottom = _mm512_set1_ps(-255.0f);
+    const __m512 scale = _mm512_set1_ps(inv);
+    const __m512i z = _mm512_set1_epi32(zero), u0 = _mm512_setzero_si512(),
+                  u255 = _mm512_set1_epi32(255);
+    for (; k < K; k += 16) {
+        const __mmask16 m = K - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (K - k)) - 1);
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + k), scale);
+        v = _mm512_min_ps(top, v);
+        v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, bottom, _CMP_GE_OQ), bottom, v);
+        __m512i u = _mm512_add_epi32(_mm512_cvtps_epi32(v), z);
+        u = _mm512_min_epi32(_mm512_max_epi32(u, u0), u255);
+        _mm512_mask_cvtepi32_storeu_epi8(q + k, m, u);
+    }
+#endif
+    for (; k < K; k++) {
         float v = x[k] * inv;
         v = v > 255.0f ? 255.0f : v;
         v = v >= -255.0f ? v : -255.0f;  // also maps NaN, so the conversion is defined
         int32_t u = (int32_t)nearbyintf(v) + zero;
         q[k] = (uint8_t)(u < 0 ? 0 : u > 255 ? 255 : u);
     }
+}
+
+// q[0, Kp) = uint8 quantisation of x[0, K) (asymmetric, range widened to hold 0 exactly),
+// zero padding. Every float operation is spelt out so tests can repeat it in NumPy.
+static QRow quantize_row(const float* x, int K, int Kp, uint8_t* q) {
+    float lo, hi;
+    row_range(x, K, &lo, &hi);
+    float scale = (hi - lo) / 255.0f;
+    if (!(scale > 0.0f) || !isfinite(scale)) scale = 1.0f;  // all zero, or not finite
+    const float inv = 1.0f / scale;
+    float zf = nearbyintf(-lo * inv);
+    zf = zf > 255.0f ? 255.0f : zf;
+    const int32_t zero = isfinite(lo) ? (int32_t)zf : 0;
+    quantize_values(x, K, inv, zero, q);
     for (int k = K; k < Kp; k++) q[k] = 0;
     return {scale, zero};
 }
@@ -287,11 +330,9 @@ static void dequantize_bias(const int32_t* __restrict acc, const int32_t* __rest
 }
 
 // Gate arithmetic on n units whose pre-activations sit in consecutive runs of n (torch's gate
-// order); restrict-qualified loops so the compiler vectorises them. Each gate's run gets its
-// own pointer: Python's build flags include -fwrapv, under which an index such as 2 * n + j
-// may wrap, and the compiler then computes (and extracts) every lane's index, which doubled
-// the cost of these loops. Units go 32 at a time so two vectors' rational functions (a
-// division and two chains of seven multiply-adds each) overlap.
+// order). Each gate's run gets its own pointer: Python's build flags include -fwrapv, under
+// which an index such as 2 * n + j may wrap, and the compiler then computes (and extracts)
+// every lane's index, which doubled the cost of these loops.
 static inline void lstm_unit(const float* __restrict pi, const float* __restrict pf,
                              const float* __restrict pg, const float* __restrict po,
                              float* __restrict c, float* __restrict h, int j) {
@@ -302,24 +343,110 @@ static inline void lstm_unit(const float* __restrict pi, const float* __restrict
     h[j] = og * tanh_r(cv);
 }
 
+static inline void gru_unit(const float* __restrict pr, const float* __restrict pz,
+                            const float* __restrict pn, const float* __restrict xn,
+                            const float* __restrict bhn, const float* __restrict hprev,
+                            float* __restrict h, int j) {
+    const float rg = sigmoid_r(pr[j]), zg = sigmoid_r(pz[j]);
+    const float ng = tanh_r(xn[j] + rg * (pn[j] + bhn[j]));
+    h[j] = (1.0f - zg) * ng + zg * hprev[j];
+}
+
+#if RNNKIT_INT8_KIND == 2
+// tanh_r and sigmoid_r on sixteen lanes, the same operations in the same order (no fused
+// multiply-add): min_ps(c, x) is c < x ? c : x, i.e. x > c ? c : x, also for NaN; max_ps
+// likewise. Written out because the compiler's vectorisation of the scalar loops left each
+// vector's two serial rational functions (a division and chains of seven multiply-adds)
+// latency-bound; here the loops below keep two vectors of units in flight.
+static inline __m512 tanh16(__m512 x) {
+    const __m512 c = _mm512_set1_ps(7.90531110763549805f);
+    const __m512 ax = _mm512_abs_ps(x);  // only compared with 0.0004: as x < 0 ? -x : x
+    __m512 v = _mm512_min_ps(c, x);
+    v = _mm512_max_ps(_mm512_set1_ps(-7.90531110763549805f), v);
+    const __m512 v2 = _mm512_mul_ps(v, v);
+    auto step = [&](__m512 acc, float k) {
+        return _mm512_add_ps(_mm512_mul_ps(acc, v2), _mm512_set1_ps(k));
+    };
+    __m512 p = _mm512_add_ps(_mm512_mul_ps(v2, _mm512_set1_ps(-2.76076847742355e-16f)),
+                             _mm512_set1_ps(2.00018790482477e-13f));
+    p = step(p, -8.60467152213735e-11f);
+    p = step(p, 5.12229709037114e-08f);
+    p = step(p, 1.48572235717979e-05f);
+    p = step(p, 6.37261928875436e-04f);
+    p = step(p, 4.89352455891786e-03f);
+    p = _mm512_mul_ps(p, v);
+    __m512 q = _mm512_add_ps(_mm512_mul_ps(v2, _mm512_set1_ps(1.19825839466702e-06f)),
+                             _mm512_set1_ps(1.18534705686654e-04f));
+    q = step(q, 2.26843463243900e-03f);
+    q = step(q, 4.89352518554385e-03f);
+    const __mmask16 small = _mm512_cmp_ps_mask(ax, _mm512_set1_ps(0.0004f), _CMP_LT_OQ);
+    return _mm512_mask_blend_ps(small, _mm512_div_ps(p, q), x);
+}
+
+static inline __m512 sigmoid16(__m512 x) {
+    const __m512 half = _mm512_set1_ps(0.5f);
+    return _mm512_add_ps(_mm512_mul_ps(half, tanh16(_mm512_mul_ps(half, x))), half);
+}
+
+static inline __mmask16 lanes(int n, int j) {
+    return n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+}
+
 static void lstm_gates(const float* __restrict pre, int n, float* __restrict c,
                        float* __restrict h) {
     const float *pi = pre, *pf = pre + n, *pg = pf + n, *po = pg + n;
-    int j = 0;
-    for (; j + 32 <= n; j += 32)
-        for (int i = 0; i < 32; i++) lstm_unit(pi + j, pf + j, pg + j, po + j, c + j, h + j, i);
-    for (; j < n; j++) lstm_unit(pi, pf, pg, po, c, h, j);
+    for (int j = 0; j < n; j += 16) {
+        const __mmask16 m = lanes(n, j);
+        const __m512 ig = sigmoid16(_mm512_maskz_loadu_ps(m, pi + j));
+        const __m512 fg = sigmoid16(_mm512_maskz_loadu_ps(m, pf + j));
+        const __m512 gg = tanh16(_mm512_maskz_loadu_ps(m, pg + j));
+        const __m512 og = sigmoid16(_mm512_maskz_loadu_ps(m, po + j));
+        const __m512 cv = _mm512_add_ps(_mm512_mul_ps(fg, _mm512_maskz_loadu_ps(m, c + j)),
+                                        _mm512_mul_ps(ig, gg));
+        _mm512_mask_storeu_ps(c + j, m, cv);
+        _mm512_mask_storeu_ps(h + j, m, _mm512_mul_ps(og, tanh16(cv)));
+    }
 }
 
 static void gru_gates(const float* __restrict pre, const float* __restrict xn,
                       const float* __restrict bhn, const float* __restrict hprev, int n,
                       float* __restrict h) {
     const float *pr = pre, *pz = pre + n, *pn = pz + n;
-    for (int j = 0; j < n; j++) {
-        const float rg = sigmoid_r(pr[j]), zg = sigmoid_r(pz[j]);
-        const float ng = tanh_r(xn[j] + rg * (pn[j] + bhn[j]));
-        h[j] = (1.0f - zg) * ng + zg * hprev[j];
+    for (int j = 0; j < n; j += 16) {
+        const __mmask16 m = lanes(n, j);
+        const __m512 rg = sigmoid16(_mm512_maskz_loadu_ps(m, pr + j));
+        const __m512 zg = sigmoid16(_mm512_maskz_loadu_ps(m, pz + j));
+        const __m512 inner = _mm512_add_ps(_mm512_maskz_loadu_ps(m, pn + j),
+                                           _mm512_maskz_loadu_ps(m, bhn + j));
+        const __m512 ng = tanh16(_mm512_add_ps(_mm512_maskz_loadu_ps(m, xn + j),
+                                               _mm512_mul_ps(rg, inner)));
+        const __m512 keep = _mm512_mul_ps(zg, _mm512_maskz_loadu_ps(m, hprev + j));
+        const __m512 out = _mm512_add_ps(
+            _mm512_mul_ps(_mm512_sub_ps(_mm512_set1_ps(1.0f), zg), ng), keep);
+        _mm512_mask_storeu_ps(h + j, m, out);
     }
+}
+
+static void rnn_gates(const float* __restrict pre, bool relu, int n, float* __restrict h) {
+    for (int j = 0; j < n; j += 16) {
+        const __mmask16 m = lanes(n, j);
+        const __m512 v = _mm512_maskz_loadu_ps(m, pre + j);
+        // pre < 0 ? 0 : pre: max_ps(0, v) is 0 > v ? 0 : v (v when NaN)
+        _mm512_mask_storeu_ps(h + j, m, relu ? _mm512_max_ps(_mm512_setzero_ps(), v) : tanh16(v));
+    }
+}
+#else
+static void lstm_gates(const float* __restrict pre, int n, float* __restrict c,
+                       float* __restrict h) {
+    const float *pi = pre, *pf = pre + n, *pg = pf + n, *po = pg + n;
+    for (int j = 0; j < n; j++) lstm_unit(pi, pf, pg, po, c, h, j);
+}
+
+static void gru_gates(const float* __restrict pre, const float* __restrict xn,
+                      const float* __restrict bhn, const float* __restrict hprev, int n,
+                      float* __restrict h) {
+    const float *pr = pre, *pz = pre + n, *pn = pz + n;
+    for (int j = 0; j < n; j++) gru_unit(pr, pz, pn, xn, bhn, hprev, h, j);
 }
 
 static void rnn_gates(const float* __restrict pre, bool relu, int n, float* __restrict h) {
@@ -329,6 +456,7 @@ static void rnn_gates(const float* __restrict pre, bool relu, int n, float* __re
         for (int j = 0; j < n; j++) h[j] = tanh_r(pre[j]);
     }
 }
+#endif
 
 static int gate_count(int mode) { return mode == MODE_LSTM ? 4 : mode == MODE_GRU ? 3 : 1; }
 

@@ -31,11 +31,22 @@ RNNKIT_INT8_GCC_TARGET(RNNKIT_INT8_TARGET)
 #endif
 
 #ifdef RNNKIT_INT8_BUILD
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12's AVX-512 intrinsics (min_ps, max_ps, cvtps_epi32, ...) start from
+// _mm512_undefined_*(), which -Wall reports as used uninitialized once inlined (GCC bug
+// 105593, fixed in later releases): a false positive in the system header.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 namespace rnnkit {
 namespace RNNKIT_INT8_NS {
 #include "int8_impl.h"
 }  // namespace RNNKIT_INT8_NS
 }  // namespace rnnkit
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 #endif
 
 #if defined(RNNKIT_INT8_BUILD) && defined(RNNKIT_INT8_TARGET)
