@@ -115,10 +115,10 @@ int64_t round_up(int64_t n, int64_t to) { return (n + to - 1) / to * to; }
 
 // Smallest and largest of n row sums (0 included). This file is compiled for the baseline
 // ISA, whose SSE2 has no 32-bit integer min/max: the loop became a chain of compare-and-blend
-// steps that cost ~0.8 us per LSTM H=256 step (8% of it, perf). An AVX2 clone, chosen at load
-// time where the CPU has AVX2, does 8 lanes with one instruction each.
+// steps that cost ~0.8 us per LSTM H=256 step (8% of it, perf). AVX-512 and AVX2 clones,
+// chosen at load time by the CPU's features, do 16 or 8 lanes with one instruction each.
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && !defined(__clang__)
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
 void rowsum_extremes(const int32_t* __restrict sums, int64_t n, int32_t* lo_out,
                      int32_t* hi_out) {
@@ -133,17 +133,23 @@ void rowsum_extremes(const int32_t* __restrict sums, int64_t n, int32_t* lo_out,
 
 // One packed matrix (weight, scale, rowsum) of `rows` rows in `segments` padded segments and
 // `inputs` inputs; fills `m` or sets an error.
-bool matrix_arg(PyObject* w, PyObject* scale, PyObject* rowsum, const char* name, int64_t segments,
-                int64_t rows, int64_t inputs, rnnkit::Int8Matrix* m) {
+// The argument names of one packed matrix, as error messages give them. Constants, so a
+// streaming call (which checks two or three matrices per layer) builds no strings.
+struct MatrixNames {
+    const char *w, *s, *r;
+};
+constexpr MatrixNames kLinear = {"w_", "s_", "r_"}, kIh = {"w_ih", "s_ih", "r_ih"},
+                      kHh = {"w_hh", "s_hh", "r_hh"}, kHr = {"w_hr", "s_hr", "r_hr"};
+
+bool matrix_arg(PyObject* w, PyObject* scale, PyObject* rowsum, const MatrixNames& names,
+                int64_t segments, int64_t rows, int64_t inputs, rnnkit::Int8Matrix* m) {
     const int64_t Rp = segments * round_up(rows / segments, 16), Kp = round_up(inputs, 4);
-    std::string wn = std::string("w_") + name, sn = std::string("s_") + name,
-                rn = std::string("r_") + name;
     bool ok;
-    const at::Tensor* wt = tensor_arg(w, wn.c_str(), at::kChar, {Rp / 16, Kp / 4, 16, 4}, false, &ok);
+    const at::Tensor* wt = tensor_arg(w, names.w, at::kChar, {Rp / 16, Kp / 4, 16, 4}, false, &ok);
     if (!ok) return false;
-    const at::Tensor* st = tensor_arg(scale, sn.c_str(), at::kFloat, {Rp}, false, &ok);
+    const at::Tensor* st = tensor_arg(scale, names.s, at::kFloat, {Rp}, false, &ok);
     if (!ok) return false;
-    const at::Tensor* rt = tensor_arg(rowsum, rn.c_str(), at::kInt, {Rp}, false, &ok);
+    const at::Tensor* rt = tensor_arg(rowsum, names.r, at::kInt, {Rp}, false, &ok);
     if (!ok) return false;
     const int32_t* sums = rt->data_ptr<int32_t>();
     // The extremes first (a streaming step checks every row sum of every layer), the
@@ -152,7 +158,7 @@ bool matrix_arg(PyObject* w, PyObject* scale, PyObject* rowsum, const char* name
     rowsum_extremes(sums, Rp, &lo, &hi);
     for (int64_t r = 0; (hi > 128 * Kp || lo < -128 * Kp) && r < Rp; r++)
         if (sums[r] > 128 * Kp || sums[r] < -128 * Kp)
-            return error(PyExc_ValueError, rn + ": expected row sums of int8 rows of " +
+            return error(PyExc_ValueError, std::string(names.r) + ": expected row sums of int8 rows of " +
                                                std::to_string(Kp) + " values, got " +
                                                std::to_string(sums[r]) + " at row " +
                                                std::to_string(r));
@@ -234,7 +240,7 @@ PyObject* py_linear(PyObject*, PyObject* args, PyObject* kwargs) {
     const at::Tensor* bt = tensor_arg(bias, "bias", at::kFloat, {R}, true, &ok);
     if (!ok) return nullptr;
     const at::Tensor* yt = tensor_arg(y, "y", at::kFloat, {M, R}, false, &ok);
-    if (!ok || !matrix_arg(w, scale, rowsum, "", 1, R, K, &a.w)) return nullptr;
+    if (!ok || !matrix_arg(w, scale, rowsum, kLinear, 1, R, K, &a.w)) return nullptr;
     a.M = (int)M;
     a.threads = threads;
     a.x = xt->data_ptr<float>();
@@ -324,10 +330,10 @@ PyObject* py_layer(PyObject*, PyObject* args, PyObject* kwargs) {
                                 "only and needed there");
         return nullptr;
     }
-    if (!matrix_arg(wih, sih, rih, "ih", G, G * H, I, &a.ih) ||
-        !matrix_arg(whh, shh, rhh, "hh", G, G * H, Hout, &a.hh))
+    if (!matrix_arg(wih, sih, rih, kIh, G, G * H, I, &a.ih) ||
+        !matrix_arg(whh, shh, rhh, kHh, G, G * H, Hout, &a.hh))
         return nullptr;
-    if (proj && !matrix_arg(whr, shr, rhr, "hr", 1, Hout, H, &a.hr)) return nullptr;
+    if (proj && !matrix_arg(whr, shr, rhr, kHr, 1, Hout, H, &a.hr)) return nullptr;
     if (!proj && (shr != Py_None || rhr != Py_None)) {
         error(PyExc_ValueError, "s_hr, r_hr: expected None without w_hr");
         return nullptr;
@@ -470,9 +476,9 @@ PyObject* py_stream(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
         }
         rnnkit::Int8StreamLayer& s = per_layer[l];
         s = {};
-        if (!matrix_arg(p[0], p[1], p[2], "ih", G, G * H, in, &s.ih) ||
-            !matrix_arg(p[3], p[4], p[5], "hh", G, G * H, Hout, &s.hh) ||
-            (proj && !matrix_arg(p[6], p[7], p[8], "hr", 1, Hout, H, &s.hr)))
+        if (!matrix_arg(p[0], p[1], p[2], kIh, G, G * H, in, &s.ih) ||
+            !matrix_arg(p[3], p[4], p[5], kHh, G, G * H, Hout, &s.hh) ||
+            (proj && !matrix_arg(p[6], p[7], p[8], kHr, 1, Hout, H, &s.hr)))
             return nullptr;
         const at::Tensor* bias = tensor_arg(p[9], "bias", at::kFloat, {G * H}, false, &ok);
         if (!ok) return nullptr;

@@ -741,7 +741,9 @@ static void stream_share(void* ctx, int tid, int nt) {
                 }
             }
         }
-        if (nt > 1) parallel_barrier();  // the next layer reads all of this layer's new state
+        // The next layer reads all of this layer's new state. After the last layer the end of
+        // the parallel run (which waits for every thread) is that barrier already.
+        if (nt > 1 && l + 1 < a.layers) parallel_barrier();
         x = next;
     }
 }
