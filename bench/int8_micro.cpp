@@ -277,6 +277,17 @@ static void parts() {
                 v::dot_blocks(l.L.hh.w, l.L.hh.Kp / 4, g * nb, (g + 1) * nb, q.data(), 0, 1,
                               acc.data(), 0);
         });
+        // The same products with the matrices and gates walked backwards every other step: the
+        // weights read last (still in L1) are read first.
+        int parity = 0;
+        const Stat serpentine = time_ns([&] {
+            parity ^= 1;
+            for (int i = 0; i < 2 * G; i++) {
+                const int s = parity ? 2 * G - 1 - i : i, g = s % G;
+                const rnnkit::Int8Matrix& m = s < G ? l.L.ih : l.L.hh;
+                v::dot_blocks(m.w, m.Kp / 4, g * nb, (g + 1) * nb, q.data(), 0, 1, acc.data(), 0);
+            }
+        });
         for (auto& p : pre) p = (rand() % 2000) * 4e-3f - 4.0f;
         const Stat gates = time_ns([&] {
             if (mode == rnnkit::MODE_LSTM)
@@ -286,9 +297,9 @@ static void parts() {
         });
         const Stat step = time_ns([&] { v::stream(l.a); });
         printf("  %s H=%d: quantize_row %5.0f / %5.0f | products (ih + hh) %5.0f / %5.0f | gates "
-               "%5.0f / %5.0f | whole kernel step %5.0f / %5.0f\n",
+               "%5.0f / %5.0f | whole kernel step %5.0f / %5.0f | serpentine products %5.0f / %5.0f\n",
                mode == rnnkit::MODE_LSTM ? "LSTM" : "GRU", H, quant.min, quant.median, dots.min,
-               dots.median, gates.min, gates.median, step.min, step.median);
+               dots.median, gates.min, gates.median, step.min, step.median, serpentine.min, serpentine.median);
     }
 }
 
