@@ -658,7 +658,12 @@ static void layer(const Int8LayerArgs& a) {
 // layer needs one barrier (two with a projection). The float operations are those of
 // projection_share and recurrence_share in the same order, so a step equals layer()'s.
 struct StreamShared {
-    const Int8StreamArgs* a;
+    // Copies of the arguments and of layer 0, not pointers to them: a second thread reads
+    // them from this struct's few lines, fetched together, instead of chasing pointers
+    // (ctx, then the arguments, then the layer array) through one cross-core miss after
+    // another at the start of every step.
+    Int8StreamArgs a;
+    Int8StreamLayer first;
     int32_t* acc;   // (B, G*Hp) recurrent products, each thread owning its columns
     int32_t* xacc;  // (B, G*Hp) input products, likewise
     int32_t* racc;  // (B, Houtp) projection products
@@ -669,16 +674,16 @@ struct StreamShared {
 
 static void stream_share(void* ctx, int tid, int nt) {
     const StreamShared& sh = *(const StreamShared*)ctx;
-    const Int8StreamArgs& a = *sh.a;
+    const Int8StreamArgs& a = sh.a;
     const int G = gate_count(a.mode), H = a.H, B = a.B, Hout = a.Hout;
     char* mine = sh.priv + (long)tid * sh.priv_bytes;
     QRow* rows = (QRow*)mine;              // 3B: input, state, projection rows
     float* pre = (float*)(rows + 3 * B);   // G * Hp
-    float* xg = pre + G * (long)a.layer[0].hh.Rp / G;  // G * Hp, laid out as pre
-    uint8_t* q = (uint8_t*)(xg + G * (long)a.layer[0].hh.Rp / G);  // 2 x B x max Kp
+    float* xg = pre + G * (long)sh.first.hh.Rp / G;  // G * Hp, laid out as pre
+    uint8_t* q = (uint8_t*)(xg + G * (long)sh.first.hh.Rp / G);  // 2 x B x max Kp
     const float* x = a.x;
     for (int l = 0; l < a.layers; l++) {
-        const Int8StreamLayer& L = a.layer[l];
+        const Int8StreamLayer& L = l == 0 ? sh.first : a.layer[l];
         const int Hp = L.hh.Rp / G, GHp = G * Hp, nb = Hp / kRows;
         const bool proj = L.hr.w != nullptr;
         int u0, u1;
@@ -775,7 +780,8 @@ static void stream(const Int8StreamArgs& a) {
                                                 a.threads * priv_bytes));
     auto align = [](char* p) { return (char*)(((uintptr_t)p + 63) & ~(uintptr_t)63); };
     StreamShared sh;
-    sh.a = &a;
+    sh.a = a;
+    sh.first = a.layer[0];
     sh.acc = (int32_t*)work;
     sh.xacc = (int32_t*)align(work + acc);
     sh.racc = (int32_t*)align((char*)sh.xacc + acc);
