@@ -100,8 +100,9 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void floor_pass(
 }
 
 // floor_pass<8> (two blocks per broadcast) with a software prefetch of the block pair
-// `ahead` pairs on, one line per line read: each packed block of K = 256 inputs is one whole
-// 4 KB page, where the L2 streamer (which stops at page ends) starts cold at every block.
+// `ahead` pairs on, one line per line read: a packed block of K = 256 inputs is one whole 4 KB
+// page, where the L2 streamer (which stops at page ends) might start cold at every block. It
+// does not pay (the prefetches take load slots; 512 KB runs at the same speed for every K).
 template <int ahead>
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void prefetch_pass(
     const int8_t* w, long blocks, int kg, const uint8_t* act, int32_t* out) {
@@ -197,7 +198,8 @@ static void floors() {
     for (const Case& c : cases) {
         Weights wt(c.bytes, c.K);
         auto run = [&](auto pass) {
-            return time_ns([&] { pass(wt.w.data(), wt.blocks, wt.kg, wt.act.data(), wt.out.data()); });
+            return time_ns(
+                [&] { pass(wt.w.data(), wt.blocks, wt.kg, wt.act.data(), wt.out.data()); });
         };
         const Stat s4 = run(floor_pass<4>), s8 = run(floor_pass<8>), s16 = run(floor_pass<16>);
         const Stat q8 = run(seq_pass<8>), q16 = run(seq_pass<16>);
@@ -208,7 +210,8 @@ static void floors() {
         const double kb = c.bytes / 1024.0;
         auto gbs = [&](Stat s) { return c.bytes / s.min; };
         printf("  %-30s %4.0f KB: 4 chains %6.0f ns (%5.1f GB/s, median %6.0f) | 8 chains %6.0f "
-               "(%5.1f) | 16 chains %6.0f (%5.1f) | seq 8 %6.0f (%5.1f) | seq 16 %6.0f (%5.1f) | dot_blocks %6.0f (%5.1f)\n",
+               "(%5.1f) | 16 chains %6.0f (%5.1f) | seq 8 %6.0f (%5.1f) | seq 16 %6.0f (%5.1f) | "
+               "dot_blocks %6.0f (%5.1f)\n",
                c.name, kb, s4.min, gbs(s4), s4.median, s8.min, gbs(s8), s16.min, gbs(s16),
                q8.min, gbs(q8), q16.min, gbs(q16), dot.min, gbs(dot));
     }
@@ -297,22 +300,24 @@ static void parts() {
         });
         const Stat step = time_ns([&] { v::stream(l.a); });
         printf("  %s H=%d: quantize_row %5.0f / %5.0f | products (ih + hh) %5.0f / %5.0f | gates "
-               "%5.0f / %5.0f | whole kernel step %5.0f / %5.0f | serpentine products %5.0f / %5.0f\n",
+               "%5.0f / %5.0f | whole kernel step %5.0f / %5.0f | serpentine products %5.0f / "
+               "%5.0f\n",
                mode == rnnkit::MODE_LSTM ? "LSTM" : "GRU", H, quant.min, quant.median, dots.min,
-               dots.median, gates.min, gates.median, step.min, step.median, serpentine.min, serpentine.median);
+               dots.median, gates.min, gates.median, step.min, step.median, serpentine.min,
+               serpentine.median);
     }
 }
 
 // ------------------------------------------------------------------ two threads
 // Thread 1 pinned to core 1, thread 0 to core 0; each step both stream their half of the
-// weights and meet at a sense-reversing spin barrier (as the engine's parallel_barrier).
+// weights through dot_blocks and meet at a sense-reversing spin barrier (as the engine's
+// parallel_barrier).
 static void pair_floor() {
     printf("int8 floor, two threads (each its half, one barrier per step; wall ns per step)\n");
     for (auto [name, bytes, K] : {std::tuple{"GRU128", 96L * 1024, 128},
                                   std::tuple{"LSTM256", 512L * 1024, 256}}) {
         Weights halves[2] = {Weights(bytes / 2, K), Weights(bytes / 2, K)};
         std::atomic<int> count{0}, sense{0};
-        std::atomic<bool> stop{false};
         auto barrier = [&](int& mine) {
             mine = !mine;
             if (count.fetch_add(1, std::memory_order_acq_rel) + 1 == 2) {
@@ -334,7 +339,8 @@ static void pair_floor() {
             int mine = 0;
             Weights& w = halves[1];
             for (int s = 0; s < steps; s++) {
-                floor_pass<8>(w.w.data(), w.blocks, w.kg, w.act.data(), w.out.data());
+                v::dot_blocks(w.w.data(), w.kg, 0, (int)w.blocks, w.act.data(), 0, 1, w.out.data(),
+                              0);
                 barrier(mine);
             }
         });
@@ -346,14 +352,14 @@ static void pair_floor() {
         for (int s = 0; s < steps; s += 1000) {
             clock_gettime(CLOCK_MONOTONIC, &t0);
             for (int i = 0; i < 1000; i++) {
-                floor_pass<8>(w.w.data(), w.blocks, w.kg, w.act.data(), w.out.data());
+                v::dot_blocks(w.w.data(), w.kg, 0, (int)w.blocks, w.act.data(), 0, 1, w.out.data(),
+                              0);
                 barrier(mine);
             }
             clock_gettime(CLOCK_MONOTONIC, &t1);
             per.push_back(((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / 1000);
         }
         worker.join();
-        stop = true;
         std::sort(per.begin(), per.end());
         printf("  %-8s %4ld KB (each %ld KB): min %6.0f ns, median %6.0f ns per step\n", name,
                bytes / 1024, bytes / 2048, per[0], per[per.size() / 2]);
@@ -372,7 +378,8 @@ static void huge() {
         std::vector<int32_t> out(blocks * 16);
         const Stat a = time_ns([&] { floor_pass<8>(w, blocks, 64, wt.act.data(), out.data()); });
         const Stat b = time_ns([&] { floor_pass<16>(w, blocks, 64, wt.act.data(), out.data()); });
-        printf("  %s: %6.0f ns (%5.1f GB/s) | %6.0f ns (%5.1f GB/s)\n", hp ? "2 MB page" : "4 KB pages",
+        printf("  %s: %6.0f ns (%5.1f GB/s) | %6.0f ns (%5.1f GB/s)\n",
+               hp ? "2 MB page" : "4 KB pages",
                a.min, 524288 / a.min, b.min, 524288 / b.min);
         free(w);
     }
@@ -383,7 +390,8 @@ static void layouts() {
     for (int K : {64, 128, 256, 512, 1024}) {
         Weights wt(512 * 1024, K);
         auto run = [&](auto pass) {
-            return time_ns([&] { pass(wt.w.data(), wt.blocks, wt.kg, wt.act.data(), wt.out.data()); });
+            return time_ns(
+                [&] { pass(wt.w.data(), wt.blocks, wt.kg, wt.act.data(), wt.out.data()); });
         };
         const Stat a = run(floor_pass<16>), b = run(prefetch_pass<1>), c = run(prefetch_pass<2>);
         printf("  K=%4d: 16 chains %6.0f ns (%5.1f GB/s) | prefetch 1 pair ahead %6.0f (%5.1f) | "

@@ -15,8 +15,9 @@ Run it alternately from two trees to compare them (a process loads one build)::
 (``--old path/to/_native.so``, e.g. main's, copied aside before rebuilding), in one process:
 the old build is loaded as a second extension module and each candidate streamer's native
 call is pointed at it (the streamer's own C call and the weights are shared), so both run
-interleaved on the same machine state. CPU time per call, 1 or 2 threads (``--threads``),
-medians of paired ratios::
+interleaved on the same machine state. CPU time per call at 1 thread, wall clock at 2
+(``--threads``; the plan's own rule then decides each cell's thread count), medians of paired
+ratios and minima::
 
     python bench/streaming_ab.py so --old /tmp/old_native.so --reps 15
 
@@ -131,7 +132,8 @@ def _load_old(path: str):
     return module
 
 
-def so(old_path: str, reps: int, threads: int, cells: str | None) -> None:
+def so(old_path: str, reps: int, threads: int, cells: str | None,
+       calls_per_sample: int | None = None) -> None:
     old = _load_old(old_path)
     torch.set_num_threads(threads)
     chosen = SO_CELLS if cells is None else tuple(
@@ -158,19 +160,20 @@ def so(old_path: str, reps: int, threads: int, cells: str | None) -> None:
             for name, (new_streamer, old_streamer, x) in candidates.items():
                 pair = (("old", old_streamer), ("new", new_streamer))
                 for kind, streamer in pair if rep % 2 == 0 else pair[::-1]:
-                    calls = 2000 if "256" in name else 10000
+                    calls = calls_per_sample or (2000 if "256" in name else 10000)
                     start = clock()
                     for _ in range(calls):
                         streamer(x)
                     times[name][kind].append((clock() - start) / calls * 1e6)
     print(f"threads {threads}, clock {'cpu' if threads == 1 else 'wall'}, reps {reps}, "
           f"load {before:.2f} -> {os.getloadavg()[0]:.2f}")
-    print("| cell | old (µs) | new (µs) | new/old, median of paired ratios |")
+    print("| cell | old median (min) µs | new median (min) µs | new/old, median of paired ratios |")
     print("|---|---:|---:|---:|")
     for name, kinds in times.items():
         o, n = (statistics.median(kinds[k]) for k in ("old", "new"))
         ratios = [b / a for a, b in zip(kinds["old"], kinds["new"], strict=True)]
-        print(f"| {name} | {o:.2f} | {n:.2f} | {statistics.median(ratios):.2f} |")
+        print(f"| {name} | {o:.2f} ({min(kinds['old']):.2f}) | {n:.2f} ({min(kinds['new']):.2f}) "
+              f"| {statistics.median(ratios):.2f} |")
 
 
 def packed(reps: int) -> None:
@@ -222,6 +225,9 @@ def main() -> None:
     parser_so.add_argument("--reps", type=int, default=15)
     parser_so.add_argument("--threads", type=int, default=1)
     parser_so.add_argument("--cells", default=None, help="comma-separated MODE:H")
+    parser_so.add_argument("--calls", type=int, default=None,
+                           help="calls per sample (default 2000 at H=256, else 10000); few "
+                                "calls and many reps make the minimum a busy machine's best case")
     parser_threads = sub.add_parser("int8-threads")
     parser_threads.add_argument("--cell", default="LSTM:256")
     parser_threads.add_argument("--reps", type=int, default=15)
@@ -231,7 +237,7 @@ def main() -> None:
     elif args.command == "summary":
         summary(args.path)
     elif args.command == "so":
-        so(args.old, args.reps, args.threads, args.cells)
+        so(args.old, args.reps, args.threads, args.cells, args.calls)
     elif args.command == "packed":
         packed(args.reps)
     else:

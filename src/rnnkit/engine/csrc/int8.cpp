@@ -158,7 +158,8 @@ bool matrix_arg(PyObject* w, PyObject* scale, PyObject* rowsum, const MatrixName
     rowsum_extremes(sums, Rp, &lo, &hi);
     for (int64_t r = 0; (hi > 128 * Kp || lo < -128 * Kp) && r < Rp; r++)
         if (sums[r] > 128 * Kp || sums[r] < -128 * Kp)
-            return error(PyExc_ValueError, std::string(names.r) + ": expected row sums of int8 rows of " +
+            return error(PyExc_ValueError, std::string(names.r) +
+                                               ": expected row sums of int8 rows of " +
                                                std::to_string(Kp) + " values, got " +
                                                std::to_string(sums[r]) + " at row " +
                                                std::to_string(r));

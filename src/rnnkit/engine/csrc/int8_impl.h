@@ -694,7 +694,8 @@ static void stream_share(void* ctx, int tid, int nt) {
         if (n > 0) {
             uint8_t *qx = q, *qh = q + (long)B * L.ih.Kp;
             for (int b = 0; b < B; b++) {
-                rows[b] = quantize_row(x + (long)b * L.ih.K, L.ih.K, L.ih.Kp, qx + (long)b * L.ih.Kp);
+                rows[b] = quantize_row(x + (long)b * L.ih.K, L.ih.K, L.ih.Kp,
+                                       qx + (long)b * L.ih.Kp);
                 rows[B + b] = quantize_row(cur + (long)b * Hout, Hout, L.hh.Kp,
                                            qh + (long)b * L.hh.Kp);
             }
