@@ -42,6 +42,13 @@ MIN_SAMPLE_SECONDS = 0.05
 # A batch-1 call lasts 0.05-7 ms, so one scheduler hiccup moves a 50 ms sample a lot
 # (LSTM H=64: 0.33-1.29x over 5 repetitions); more repetitions cost little there.
 BATCH_ONE_REPS_FACTOR = 3
+# Idle seconds before each timing sample. torch's OpenMP team and ONNX Runtime's intra-op
+# pool keep spinning after their last call; on a 2-core machine the spinner of the
+# implementation sampled just before takes a core from the next one (rnnkit's GRU H=64 at
+# batch 1 ran several times slower right after ORT than after a pause). A user runs one
+# library, not three in turn, so each sample starts with every other pool asleep.
+SETTLE_SECONDS = 0.2
+settle_seconds = SETTLE_SECONDS
 # Wall-clock by default; --clock cpu switches to the calling thread's CPU time (with one
 # torch thread, so all work of both implementations runs on that thread).
 clock = time.perf_counter
@@ -112,6 +119,9 @@ def calibrate(fn) -> int:
 
 
 def sample(fn, calls: int) -> float:
+    if settle_seconds:
+        time.sleep(settle_seconds)
+        fn()  # wakes this implementation's own threads, as in a user's running loop
     start = clock()
     for _ in range(calls):
         fn()
@@ -212,8 +222,8 @@ def markdown(meta: dict, rows: list[Row], streaming: list[dict]) -> str:
         f"{meta['cpu']}, {meta['threads']} threads, {meta['clock']}-clock timing (load average "
         f"{meta['load_average']:.1f} at the start), torch {meta['torch']}, engine ISA "
         f"`{meta['isa']}`, backend `{meta['backend']}`, float32, seq {meta['seq_len']}, "
-        f"{meta['reps']} paired interleaved repetitions{batch_one}. Large-GEMM ceiling "
-        f"{meta['gemm_ceiling_gflops']:.0f} GFLOP/s.",
+        f"{meta['reps']} paired interleaved repetitions{batch_one}"
+        f"{settle_note(meta)}. Large-GEMM ceiling {meta['gemm_ceiling_gflops']:.0f} GFLOP/s.",
         "",
         "Speedup = torch.nn time / rnnkit time (median, min-max over repetitions). `auto`: "
         "the engine `backend='auto'` picks for that shape (torch means the same kernels as "
@@ -242,6 +252,15 @@ def markdown(meta: dict, rows: list[Row], streaming: list[dict]) -> str:
                      f"| **{s['speedup']:.2f}x** | {s['speedup_min']:.2f}-{s['speedup_max']:.2f} "
                      f"| {ort} |")
     return "\n".join(lines) + "\n"
+
+
+def settle_note(meta: dict) -> str:
+    """How the samples were separated (files written before the settle gap: no pause)."""
+    settle = meta.get("settle_seconds")
+    if not settle:
+        return ", each sample straight after the previous implementation's"
+    return (f", each sample after {settle:g} s idle and one untimed call (no other "
+            "implementation's thread pool still spinning)")
 
 
 def render(path: Path) -> None:
@@ -288,11 +307,15 @@ def main(argv=None) -> None:
     parser.add_argument("--tasks", default="inference,training")
     parser.add_argument("--clock", default="wall", choices=["wall", "cpu"],
                         help="wall: elapsed time on torch's threads; cpu: one thread, CPU time")
+    parser.add_argument("--settle", type=float, default=SETTLE_SECONDS,
+                        help="idle seconds before each timing sample, so no other "
+                             "implementation's spinning thread pool shares the cores (0: none)")
     args = parser.parse_args(argv)
     if args.render:
         render(Path(args.render))
         return
-    global clock
+    global clock, settle_seconds
+    settle_seconds = args.settle
     if args.clock == "cpu":
         torch.set_num_threads(1)
         clock = time.thread_time
@@ -310,6 +333,7 @@ def main(argv=None) -> None:
     meta = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
             "isa": engine.isa(), "backend": args.backend, "seq_len": seq_len, "reps": args.reps,
             "gemm_ceiling_gflops": ceiling, "clock": args.clock,
+            "settle_seconds": settle_seconds,
             "batch_one_reps_factor": BATCH_ONE_REPS_FACTOR,
             "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
     print(f"GEMM ceiling {ceiling:.0f} GFLOP/s, ISA {engine.isa()}", flush=True)
