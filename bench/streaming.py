@@ -57,15 +57,28 @@ def _noop(x):
 clock = time.perf_counter
 
 
-def sample(fn, arg, calls: int) -> float:
-    """Seconds per ``fn(arg)`` over ``calls`` calls."""
+# Idle seconds before each timed sample of a multi-threaded row (--settle): ORT's and torch's
+# thread pools keep spinning after their last call and, at 2 threads on 2 cores, take a core
+# from the next implementation sampled (bench/layers.py measures the same way). One-thread
+# rows have no pool to wait for, and a pause there only cools the core (GRU H=64 int8 1.47 ->
+# 1.87 us in one A/B), so they run back to back.
+SETTLE_SECONDS = 0.2
+settle_seconds = SETTLE_SECONDS
+
+
+def sample(fn, arg, calls: int, settle: bool = False) -> float:
+    """Seconds per ``fn(arg)`` over ``calls`` calls (after the settle pause and one untimed
+    call when ``settle``)."""
+    if settle and settle_seconds:
+        time.sleep(settle_seconds)
+        fn(arg)
     start = clock()
     for _ in range(calls):
         fn(arg)
     return (clock() - start) / calls
 
 
-def interleaved(candidates: dict, reps: int) -> dict[str, list[float]]:
+def interleaved(candidates: dict, reps: int, settle: bool = False) -> dict[str, list[float]]:
     """Seconds per call of each ``name -> (fn, arg)``, sampled in turn, rotating the order."""
     calls = {}
     for name, (fn, arg) in candidates.items():
@@ -77,7 +90,7 @@ def interleaved(candidates: dict, reps: int) -> dict[str, list[float]]:
     for _ in range(reps):
         for name in order:
             fn, arg = candidates[name]
-            times[name].append(sample(fn, arg, calls[name]))
+            times[name].append(sample(fn, arg, calls[name], settle))
         order = order[1:] + order[:1]
     return times
 
@@ -114,7 +127,7 @@ def candidates(mode: str, hidden: int, ort: bool) -> dict:
 def bench_cell(mode: str, hidden: int, threads: int, reps: int, ort: bool) -> dict:
     torch.set_num_threads(threads)
     with torch.no_grad():
-        times = interleaved(candidates(mode, hidden, ort), reps)
+        times = interleaved(candidates(mode, hidden, ort), reps, settle=threads > 1)
     row = {"mode": mode, "hidden": hidden, "threads": threads}
     for name, values in times.items():
         row[f"{name}_us"] = 1e6 * statistics.median(values)
@@ -160,7 +173,12 @@ def main() -> None:
                              "bench/results/streaming.md is the written-up analysis)")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall clock, or the calling thread's CPU time (needs --threads 1)")
+    parser.add_argument("--settle", type=float, default=SETTLE_SECONDS,
+                        help="idle seconds before each timed sample of a multi-threaded row "
+                             "(0: none)")
     args = parser.parse_args()
+    global settle_seconds
+    settle_seconds = args.settle
     if args.clock == "cpu":
         if args.threads != "1":
             raise SystemExit("--clock cpu: expected --threads 1 (other threads' work would be "
@@ -173,7 +191,8 @@ def main() -> None:
 
     meta = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
             "torch": torch.__version__, "isa": engine.isa(), "int8": quantized.kernel(),
-            "clock": args.clock, "load_before": " ".join(f"{v:.2f}" for v in os.getloadavg()),
+            "clock": args.clock, "settle_seconds": settle_seconds,
+            "load_before": " ".join(f"{v:.2f}" for v in os.getloadavg()),
             "command": "python bench/streaming.py " + " ".join(sys.argv[1:])}
     with open("/proc/cpuinfo") as f:
         names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
