@@ -153,18 +153,10 @@ def so(old_path: str, reps: int, threads: int, cells: str | None,
                 assert torch.equal(new_streamer(x), old_streamer(x)), (mode, hidden, kind)
             candidates[f"{mode}{hidden} {kind}"] = (new_streamer, old_streamer, x)
     clock = time.thread_time if threads == 1 else time.perf_counter
-    times = {name: {"old": [], "new": []} for name in candidates}
     before = os.getloadavg()[0]
-    with torch.no_grad():
-        for rep in range(reps):
-            for name, (new_streamer, old_streamer, x) in candidates.items():
-                pair = (("old", old_streamer), ("new", new_streamer))
-                for kind, streamer in pair if rep % 2 == 0 else pair[::-1]:
-                    calls = calls_per_sample or (2000 if "256" in name else 10000)
-                    start = clock()
-                    for _ in range(calls):
-                        streamer(x)
-                    times[name][kind].append((clock() - start) / calls * 1e6)
+    times = _paired_times({name: (("old", old), ("new", new), x)
+                           for name, (new, old, x) in candidates.items()}, reps, clock,
+                          lambda name: calls_per_sample or (2000 if "256" in name else 10000))
     print(f"threads {threads}, clock {'cpu' if threads == 1 else 'wall'}, reps {reps}, "
           f"load {before:.2f} -> {os.getloadavg()[0]:.2f}")
     print("| cell | old median (min) µs | new median (min) µs | new/old, median of paired ratios |")
@@ -174,6 +166,22 @@ def so(old_path: str, reps: int, threads: int, cells: str | None,
         ratios = [b / a for a, b in zip(kinds["old"], kinds["new"], strict=True)]
         print(f"| {name} | {o:.2f} ({min(kinds['old']):.2f}) | {n:.2f} ({min(kinds['new']):.2f}) "
               f"| {statistics.median(ratios):.2f} |")
+
+
+def _paired_times(pairs: dict, reps: int, clock, calls_of) -> dict[str, dict[str, list]]:
+    """µs per call of two streamers per cell, ``name -> ((label, streamer), (label,
+    streamer), x)``, the pair's order flipped every repetition, no autograd."""
+    times = {name: {first[0]: [], second[0]: []} for name, (first, second, _) in pairs.items()}
+    with torch.no_grad():
+        for rep in range(reps):
+            for name, (first, second, x) in pairs.items():
+                calls = calls_of(name)
+                for label, streamer in (first, second) if rep % 2 == 0 else (second, first):
+                    start = clock()
+                    for _ in range(calls):
+                        streamer(x)
+                    times[name][label].append((clock() - start) / calls * 1e6)
+    return times
 
 
 def packed(reps: int) -> None:
@@ -192,18 +200,10 @@ def packed(reps: int) -> None:
         plan = _build_plan(layer, "native", 1, packed=False)
         in_place._plan, in_place._run = plan, plan.native
         candidates[f"{mode}{hidden}"] = (packed_streamer, in_place, x)
-    times = {name: {"packed": [], "torch layout": []} for name in candidates}
     before = os.getloadavg()[0]
-    with torch.no_grad():
-        for rep in range(reps):
-            for name, (packed_streamer, in_place, x) in candidates.items():
-                pair = (("packed", packed_streamer), ("torch layout", in_place))
-                for kind, streamer in pair if rep % 2 == 0 else pair[::-1]:
-                    calls = 2000 if "256" in name else 20000
-                    start = time.thread_time()
-                    for _ in range(calls):
-                        streamer(x)
-                    times[name][kind].append((time.thread_time() - start) / calls * 1e6)
+    times = _paired_times({name: (("packed", packed), ("torch layout", in_place), x)
+                           for name, (packed, in_place, x) in candidates.items()}, reps,
+                          time.thread_time, lambda name: 2000 if "256" in name else 20000)
     print(f"load {before:.2f} -> {os.getloadavg()[0]:.2f}")
     for name, kinds in times.items():
         p, t = (statistics.median(kinds[k]) for k in ("packed", "torch layout"))
