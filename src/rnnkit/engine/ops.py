@@ -61,7 +61,8 @@ def _run_forward(plan: _Plan, xg, bias, h0, c0, w_hh, b_hn, w_hr, save: bool,
     batch = h0.shape[0]
     is_lstm = plan.mode == "LSTM"
     width = w_hh.shape[0]
-    lead = (xg if inputs is None else inputs[0]).shape[:-1]  # (seq, batch) padded, (rows,) packed
+    x, w_ih = (None, None) if inputs is None else inputs
+    lead = (xg if x is None else x).shape[:-1]  # (seq, batch) padded, (rows,) packed
     # Saved tensors, or one step's scratch without save.
     saved_lead = lead if save else ((batch,) if plan.offsets is not None else (1, batch))
     new = h0.new_empty
@@ -83,7 +84,7 @@ def _run_forward(plan: _Plan, xg, bias, h0, c0, w_hh, b_hn, w_hr, save: bool,
         mode=checks.MODE_IDS[plan.mode], reverse=plan.reverse, save=save, threads=plan.threads,
         pack=pack, xg=xg, bias=bias, h0=h0, c0=c0, w_hh=w_hh, b_hn=b_hn, w_hr=w_hr,
         lengths=plan.lengths, y=y, h_n=h_n, c_n=c_n, gates=gates, aux=aux, m=m, work=work,
-        offsets=plan.offsets, **({} if inputs is None else {"x": inputs[0], "w_ih": inputs[1]}))
+        offsets=plan.offsets, x=x, w_ih=w_ih)
     return y, h_n, c_n, (gates, aux, m)
 
 
