@@ -30,6 +30,9 @@ ROW_PROJECTION_MAX_FILL = 0.8
 FUSED_PROJECTION_MIN_BATCH = 16
 FUSED_PROJECTION_L2_BYTES = 1 << 20
 FUSED_PROJECTION_WIDE_BATCH = 64
+# Inference batches below this run as one native call projecting every step first
+# (see _projects_first); the in-kernel per-step projection starts at FUSED_PROJECTION_MIN_BATCH.
+PROJECT_FIRST_MAX_BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,32 @@ def _projects_in_kernel(plan: _Plan, x: Tensor, w_hh: Tensor,
             and batch >= FUSED_PROJECTION_WIDE_BATCH))
 
 
+def _projects_first(plan: _Plan, x: Tensor) -> bool:
+    """Whether an inference call runs as one native ``infer`` call: the kernel projects every
+    step's input on its packed tile first, then runs the recurrence, with the gate bias,
+    outputs and scratch made in C.
+
+    Padded layout without lengths, batch below :data:`PROJECT_FIRST_MAX_BATCH` (wider
+    batches project inside each step or through torch's GEMM) and more rows than
+    :data:`DOT_PRODUCT_MAX_ROWS` (one step of a tiny batch reads the weights unpacked). At
+    batch 1 about half of a call was fixed cost outside the kernel (a dozen torch ops and
+    allocations); one thread, T=100, against the torch-GEMM route: 1.20x (LSTM H=64),
+    1.37x (GRU H=64), 1.24x (GRU H=128), 1.00-1.07x from H=256 (``bench/b1_overhead.py``).
+    """
+    return (plan.lengths is None and plan.offsets is None and x.dim() == 3
+            and x.shape[1] < PROJECT_FIRST_MAX_BATCH
+            and x.shape[0] * x.shape[1] > DOT_PRODUCT_MAX_ROWS)
+
+
+def _infer(plan: _Plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr):
+    """``(y (seq, batch, out), h_n (batch, out), c_n (batch, hidden) or None)`` from one native
+    call (see :func:`_projects_first`). Every tensor but ``x`` must be contiguous; the
+    boundary checks them all."""
+    return require_native().infer(
+        mode=checks.MODE_IDS[plan.mode], reverse=plan.reverse, threads=plan.threads, x=x,
+        h0=h0, c0=c0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, w_hr=w_hr)
+
+
 def _forward_all(plan: _Plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, save: bool,
                  source_rows: list[int] | None = None):
     """Input projection (see :func:`_input_projection`) then the native recurrence, or both
@@ -230,6 +259,9 @@ def _forward_all(plan: _Plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, save: boo
         bias, _ = _gate_bias(plan.mode, x, b_ih, b_hh, w_hh.shape[0], plan.hidden)
         return _run_forward(plan, None, bias, h0, c0, w_hh, None, w_hr, save,
                             inputs=(x.contiguous(), w_ih.contiguous()))
+    if not save and source_rows is None and _projects_first(plan, x):
+        return (*_infer(plan, x, h0, c0, w_ih.contiguous(), w_hh, _contiguous(b_ih),
+                        _contiguous(b_hh), w_hr), None)
     xg = _input_projection(x, w_ih, plan.lengths, source_rows)
     bias, b_hn = _gate_bias(plan.mode, x, b_ih, b_hh, xg.shape[-1], plan.hidden)
     return _run_forward(plan, xg, bias, h0, c0, w_hh, b_hn, w_hr, save)
@@ -495,11 +527,14 @@ def dense_inference(plan: _Plan, x: Tensor, h0: Tensor, c0: Tensor | None, weigh
     """:func:`recurrence` without lengths or autograd, for a caller that validated the
     arguments once (``rnnkit.nn``'s inference fast path): no Python checks, no plan built.
 
-    Shapes as :func:`recurrence`; ``h0``, ``c0``, ``weight_hh`` and ``weight_hr`` must be
-    contiguous. Every tensor the kernel reads is still checked by the native boundary
+    Shapes as :func:`recurrence`; every tensor but ``x`` must be contiguous (the weights and
+    biases too, below :data:`PROJECT_FIRST_MAX_BATCH` rows). Every tensor the kernel reads
+    is still checked by the native boundary
     (storage, shape, dtype, device, layout), which raises ``ValueError``/``TypeError``.
     Returns ``(output (seq, batch, out), h_n (batch, out), c_n (batch, hidden) or None)``.
     """
+    if _projects_first(plan, x):  # the parameters of the caller's layer are contiguous
+        return _infer(plan, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr)
     y, h_n, c_n, _ = _forward_all(plan, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh,
                                   weight_hr, False)
     return y, h_n, c_n

@@ -96,12 +96,15 @@ bool storage_holds(const at::Tensor& t, const char* name) {
 
 // Sets a Python error and returns false when `t` is not a plain, contiguous CPU tensor of
 // `dtype` and `shape` whose storage holds every element it addresses.
-bool check_tensor(const at::Tensor& t, const char* name, at::ScalarType dtype, const Shape& shape) {
+// `dtype_of` names what set the dtype, for the error.
+bool check_tensor(const at::Tensor& t, const char* name, at::ScalarType dtype, const Shape& shape,
+                  const char* dtype_of = "xg/gates") {
     if (!plain_memory(t, name)) return false;
     if (t.scalar_type() != dtype)
         return fail(PyExc_TypeError, name,
                     std::string("expected dtype ") + c10::toString(dtype) +
-                        (dtype == at::kLong ? "" : " (the dtype of xg/gates)") + ", got " +
+                        (dtype == at::kLong ? "" : std::string(" (the dtype of ") + dtype_of + ")") +
+                        ", got " +
                         c10::toString(t.scalar_type()));
     const c10::IntArrayRef sizes = t.sizes();
     bool same = sizes.size() == shape.ndim;  // a loop, not memcmp: called ten times per step
@@ -143,12 +146,13 @@ struct Arg {
 
 // Unpack and check every argument; returns false with a Python error set on the first bad one.
 template <size_t N>
-bool check_all(std::array<Arg, N>& args) {
+bool check_all(std::array<Arg, N>& args, const char* dtype_of = "xg/gates") {
     for (Arg& arg : args) {
         bool failed;
         arg.tensor = unpack(arg.obj, arg.name, arg.optional, &failed);
         if (failed) return false;
-        if (arg.tensor && !check_tensor(*arg.tensor, arg.name, arg.dtype, arg.shape)) return false;
+        if (arg.tensor && !check_tensor(*arg.tensor, arg.name, arg.dtype, arg.shape, dtype_of))
+            return false;
     }
     return true;
 }
@@ -519,6 +523,167 @@ PyObject* rnnkit_py_forward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
     a.I = (int)s.I;
     rnnkit::run_forward(s.dtype == at::kDouble, a);
     Py_RETURN_NONE;
+}
+
+namespace {
+
+// Scratch of an `infer` call, carved from one buffer, each part 64-byte aligned.
+struct InferScratch {
+    int64_t xg, gates, aux, m, work, bias, total;
+};
+
+InferScratch infer_scratch(const Sizes& s) {
+    auto round = [](int64_t n) { return (n + 15) / 16 * 16; };
+    const int64_t GH = s.G * s.H;
+    InferScratch part;
+    part.xg = 0;
+    part.gates = part.xg + round(s.T * s.B * GH);
+    part.aux = part.gates + round(s.B * GH);
+    part.m = part.aux + round(s.B * s.H);
+    part.work = part.m + round(s.B * s.H);
+    part.bias = part.work + round(2 * s.B * s.Hout + s.B * s.H);
+    part.total = part.bias + round(GH);
+    return part;
+}
+
+// The gate bias the kernels add: b_ih + b_hh, except GRU's n gate (b_in only: b_hn is
+// multiplied by the reset gate and stays apart). The same additions torch's ops make.
+template <typename T>
+void sum_gate_bias(const at::Tensor& bih, const at::Tensor& bhh, bool gru, int64_t H, T* out) {
+    const T* bi = bih.data_ptr<T>();
+    const T* bh = bhh.data_ptr<T>();
+    const int64_t GH = bih.size(0), summed = gru ? 2 * H : GH;
+    for (int64_t j = 0; j < GH; j++) out[j] = j < summed ? bi[j] + bh[j] : bi[j];
+}
+
+// x as a contiguous tensor: a checked view is copied (batch-first input arrives transposed).
+bool contiguous_input(PyObject* x_obj, at::Tensor* out) {
+    bool failed;
+    const at::Tensor* x = unpack(x_obj, "x", false, &failed);
+    if (failed || !plain_memory(*x, "x") || !storage_holds(*x, "x")) return false;
+    try {
+        *out = x->contiguous();
+    } catch (const std::exception& error) {
+        PyErr_SetString(PyExc_RuntimeError, error.what());
+        return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+// Whole-sequence inference of one layer and direction in one call: checks, the gate bias,
+// outputs and scratch, the input projection and the recurrence (see ForwardArgs::project_first).
+// Returns (y (T, B, Hout), h_n (B, Hout), c_n (B, H) or None).
+PyObject* rnnkit_py_infer(PyObject*, PyObject* const* args, Py_ssize_t nargs,
+                          PyObject* kwnames) {
+    static const char* names[] = {"mode", "reverse", "threads", "x", "h0", "c0",
+                                  "w_ih", "w_hh", "b_ih", "b_hh", "w_hr"};
+    constexpr int kCount = sizeof(names) / sizeof(names[0]);
+    static PyObject* interned[kCount];
+    PyObject* v[kCount];
+    if (!bind_keywords("infer", args, nargs, kwnames, names, interned, kCount, v, kCount))
+        return nullptr;
+    int mode, reverse, threads;
+    if (!int_arg(v[0], "mode", &mode) || !int_arg(v[1], "reverse", &reverse) ||
+        !int_arg(v[2], "threads", &threads) || !check_mode(mode))
+        return nullptr;
+    PyObject *x = v[3], *h0 = v[4], *c0 = v[5], *wih = v[6], *whh = v[7], *bih = v[8],
+             *bhh = v[9], *whr = v[10];
+    Sizes s;
+    at::Tensor xc;
+    if (!read_sizes(x, "x", whh, mode, &s, true) || !contiguous_input(x, &xc)) return nullptr;
+    s.dtype = THPVariable_Unpack(whh).scalar_type();  // the layer's dtype: its weights'
+    if (s.dtype != at::kFloat && s.dtype != at::kDouble) {
+        PyErr_Format(PyExc_TypeError, "rnnkit.engine: w_hh: expected float32 or float64, got %s",
+                     c10::toString(s.dtype));
+        return nullptr;
+    }
+    if (xc.scalar_type() != s.dtype) {
+        PyErr_Format(PyExc_TypeError, "rnnkit.engine: x, w_hh: expected one dtype, got x %s "
+                     "and w_hh %s", c10::toString(xc.scalar_type()), c10::toString(s.dtype));
+        return nullptr;
+    }
+    const bool lstm = mode == rnnkit::MODE_LSTM, gru = mode == rnnkit::MODE_GRU;
+    const bool projected = whr != Py_None;
+    const at::ScalarType f = s.dtype;
+    const int64_t GH = s.G * s.H;
+    std::array<Arg, 7> checked = {{
+        {"h0", h0, false, {s.B, s.Hout}, f},
+        {"c0", c0, !lstm, {s.B, s.H}, f},
+        {"w_ih", wih, false, {GH, s.I}, f},
+        {"w_hh", whh, false, {GH, s.Hout}, f},
+        {"b_ih", bih, true, {GH}, f},
+        {"b_hh", bhh, true, {GH}, f},
+        {"w_hr", whr, true, {s.Hout, s.H}, f},
+    }};
+    if (!check_tensor(xc, "x", f, {s.T, s.B, s.I}, "w_hh") || !check_all(checked, "w_hh"))
+        return nullptr;
+    const char* problem = projected && !lstm                   ? "w_hr: projections exist only for LSTM"
+                          : !projected && s.Hout != s.H       ? "w_hh: out size differs from hidden size without w_hr"
+                          : (bih == Py_None) != (bhh == Py_None) ? "b_ih, b_hh: expected both or neither"
+                                                              : nullptr;
+    if (problem) {
+        PyErr_Format(PyExc_ValueError, "rnnkit.engine: infer: %s", problem);
+        return nullptr;
+    }
+    const InferScratch part = infer_scratch(s);
+    at::Tensor y, hn, cn, scratch;
+    try {
+        y = at::detail::empty_cpu({s.T, s.B, s.Hout}, f);
+        hn = at::detail::empty_cpu({s.B, s.Hout}, f);
+        if (lstm) cn = at::detail::empty_cpu({s.B, s.H}, f);
+        scratch = at::detail::empty_cpu({part.total}, f);
+    } catch (const std::exception&) {
+        PyErr_NoMemory();
+        return nullptr;
+    }
+    const bool is_double = f == at::kDouble;
+    char* base = (char*)scratch.data_ptr();
+    auto at_part = [&](int64_t offset) { return (void*)(base + offset * scratch.itemsize()); };
+    const bool biased = bih != Py_None;
+    if (biased && is_double)
+        sum_gate_bias<double>(*checked[4].tensor, *checked[5].tensor, gru, s.H,
+                              (double*)at_part(part.bias));
+    else if (biased)
+        sum_gate_bias<float>(*checked[4].tensor, *checked[5].tensor, gru, s.H,
+                             (float*)at_part(part.bias));
+    auto a = with_sizes<rnnkit::ForwardArgs>(mode, s, reverse, threads);
+    a.pack = 1;
+    a.project_first = 1;
+    a.x = xc.data_ptr();
+    a.wih = pointer(checked[2]);
+    a.I = (int)s.I;
+    a.xg = at_part(part.xg);
+    a.bx = biased ? at_part(part.bias) : nullptr;
+    a.h0 = pointer(checked[0]);
+    a.c0 = pointer(checked[1]);
+    a.whh = pointer(checked[3]);
+    a.bhn = gru && biased ? (const char*)pointer(checked[5]) + 2 * s.H * scratch.itemsize()
+                          : nullptr;
+    a.whr = pointer(checked[6]);
+    a.y = y.data_ptr();
+    a.hn = hn.data_ptr();
+    a.cn = lstm ? cn.data_ptr() : nullptr;
+    a.gates = at_part(part.gates);
+    a.aux = at_part(part.aux);
+    a.m = at_part(part.m);
+    a.work = at_part(part.work);
+    rnnkit::run_forward(is_double, a);
+    PyObject* c_out = lstm ? THPVariable_Wrap(std::move(cn)) : Py_NewRef(Py_None);
+    PyObject* y_out = THPVariable_Wrap(std::move(y));
+    PyObject* h_out = THPVariable_Wrap(std::move(hn));
+    if (!c_out || !y_out || !h_out) {
+        Py_XDECREF(c_out);
+        Py_XDECREF(y_out);
+        Py_XDECREF(h_out);
+        return nullptr;
+    }
+    PyObject* result = PyTuple_Pack(3, y_out, h_out, c_out);
+    Py_DECREF(c_out);
+    Py_DECREF(y_out);
+    Py_DECREF(h_out);
+    return result;
 }
 
 PyObject* rnnkit_py_backward(PyObject*, PyObject* const* args, Py_ssize_t nargs,

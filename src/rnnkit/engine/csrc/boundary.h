@@ -9,6 +9,8 @@
 
 PyObject* rnnkit_py_forward(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
                             PyObject* kwnames);
+PyObject* rnnkit_py_infer(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+                          PyObject* kwnames);
 PyObject* rnnkit_py_backward(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
                              PyObject* kwnames);
 PyObject* rnnkit_py_stream(PyObject* self, PyObject* const* args, Py_ssize_t nargs);

@@ -322,6 +322,8 @@ static PyMethodDef methods[] = {
     {"set_isa", py_set_isa, METH_VARARGS, "Select the kernels' instruction set (for testing)."},
     {"forward", (PyCFunction)(void (*)(void))rnnkit_py_forward, METH_FASTCALL | METH_KEYWORDS,
      "Forward recurrence over named, checked tensors (internal)."},
+    {"infer", (PyCFunction)(void (*)(void))rnnkit_py_infer, METH_FASTCALL | METH_KEYWORDS,
+     "Whole-sequence inference of one layer-direction, outputs allocated (internal)."},
     {"backward", (PyCFunction)(void (*)(void))rnnkit_py_backward, METH_FASTCALL | METH_KEYWORDS,
      "Backward recurrence over named, checked tensors (internal)."},
     {nullptr, nullptr, 0, nullptr},

@@ -24,6 +24,11 @@ struct ForwardArgs {
     const void* x;
     const void* wih;
     int I;
+    // With x given: 1 = first project every step's input into xg, then run the recurrence on
+    // it (xg is then scratch the kernel writes, (T, B, G*H) padded, and holds bx too: pointwise
+    // adds no bias); 0 = project each step's input inside its step (xg null). Whole-sequence
+    // calls on small batches take 1: one pass over W_ih for all steps, on the packed tile.
+    int project_first;
     const void* bx;    // (G*H): bias added to each gate (b_ih + b_hh; GRU n gate: b_in only)
     const void* h0;    // (B, Hout)
     const void* c0;    // (B, H), LSTM only

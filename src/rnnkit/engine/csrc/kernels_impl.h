@@ -648,6 +648,34 @@ struct Forward {
                            proj_panels());
     }
 
+    // Whether each step projects its own input (x given, not projected first into xg).
+    bool per_step_input() const { return a.x && !a.project_first; }
+
+    // xg = bx + x W_ih^T for the units [k0, k1) of every gate, at rows [b0, b1) of every step
+    // (project_first). Each thread writes exactly the part of xg it reads later, so no barrier
+    // follows. The tiled product gives every element the same bits whatever the thread
+    // count or row grouping (bias, then the same I multiply-adds in order).
+    void project_inputs(int k0, int k1, int b0, int b1) const {
+        constexpr int L = lanes<T>();
+        if (k0 >= k1 || b0 >= b1) return;
+        const T* x = (const T*)a.x;
+        T* xg = (T*)a.xg;
+        const bool all_rows = b0 == 0 && b1 == a.B;
+        for (int gi = 0; gi < G; gi++) {
+            const T* bias = a.bx ? (const T*)a.bx + gi * a.H : nullptr;
+            if (all_rows) {  // one product over the T * B rows, contiguous in x and in xg
+                gemm_packed<T>(a.T * a.B, a.I, x, a.I, input_panels(gi), a.H, k0 / L,
+                               (k1 + L - 1) / L, xg + gi * a.H, GH, bias, 0, 0, true);
+                continue;
+            }
+            for (int t = 0; t < a.T; t++) {
+                const long row = (long)t * a.B + b0;
+                gemm_packed<T>(b1 - b0, a.I, x + row * a.I, a.I, input_panels(gi), a.H, k0 / L,
+                               (k1 + L - 1) / L, xg + row * GH + gi * a.H, GH, bias, 0, 0, true);
+            }
+        }
+    }
+
     // Offset from step t's input projections to the next step's, or 0 at the last step.
     long next_inputs(int t) const {
         const int next = a.reverse ? t - 1 : t + 1;
@@ -680,8 +708,8 @@ struct Forward {
         if (rows <= 0) return;
         hprev += (long)b0 * a.Hout;
         g += (long)b0 * GH;
-        const T* xg = a.x ? nullptr : xg_at(t) + (long)b0 * GH;
-        const T* x = a.x ? (const T*)a.x + (step_row(a, t) + b0) * a.I : nullptr;
+        const T* xg = per_step_input() ? nullptr : xg_at(t) + (long)b0 * GH;
+        const T* x = per_step_input() ? (const T*)a.x + (step_row(a, t) + b0) * a.I : nullptr;
         // Batch 1 reads the gates' panels in the opposite order every other step (see
         // gemv_packed; the parity of t does that in both directions of time) while this
         // thread's panels are at most a few times L1: beyond, the L1-resident share is too
@@ -719,8 +747,9 @@ struct Forward {
         T* g = gates_at(t);
         T* aux = aux_at(t);
         T* m = m_at(t);
-        const T* xg = a.x ? nullptr : xg_at(t);  // read by GRU only, which always has xg
-        const T* bx = a.x ? nullptr : (const T*)a.bx;  // given x, the products hold the bias
+        const T* xg = per_step_input() ? nullptr : xg_at(t);  // read by GRU only
+        // Given x, the products (or the projections made first) hold the bias.
+        const T* bx = a.x ? nullptr : (const T*)a.bx;
         const int H = a.H;
         // The packed layout stores nothing for inactive rows: only their state is carried.
         const bool padded = a.offsets == nullptr;
@@ -882,7 +911,8 @@ struct Forward {
         copy_states<T>((const T*)a.h0 + h_off, buf0 + h_off, Hout, p0, p1,
                        lstm ? (const T*)a.c0 + c_off : nullptr, c + c_off, H, k0, k1, b1 - b0,
                        lstm);
-        parallel_barrier();
+        parallel_barrier();  // every thread's share of the panels is packed
+        if (a.project_first) project_inputs(k0, k1, b0, b1);
         T* hprev = buf0;
         T* hnew = buf1;
         for (int s = 0; s < a.T; s++) {
