@@ -59,7 +59,8 @@ def test_thread_choice_follows_work_and_units(monkeypatch):
     assert threads.choose_threads("RNN_TANH", 128, 64, 64, whole_rows=False) == 1
     assert threads.choose_threads("RNN_TANH", 32, 16, 16) == 1  # 8K multiply-adds: 1 thread's
     assert threads.choose_threads("GRU", 1, 48, 48) == 1  # 7K multiply-adds per step
-    assert threads.choose_threads("LSTM", 1, 64, 64) == 2
+    assert threads.choose_threads("LSTM", 1, 64, 64) == 1  # 16K: a barrier per step loses
+    assert threads.choose_threads("LSTM", 1, 80, 80) == 2  # 25K per step
     assert threads.choose_threads("GRU", 1, 128, 128) == 2
     assert threads.choose_threads("GRU", 1, 512, 512) == 2
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
