@@ -70,19 +70,30 @@ def cut_test(path: Path, steps: int, id_column: str, out: Path) -> tuple[Path, P
     return out / "train.csv", out / "test.csv"
 
 
+def config_path(config_name: str) -> Path:
+    """An example's name (``examples/NAME.yaml``) or a path to a config file."""
+    if config_name.endswith((".yaml", ".yml", ".toml")):
+        return Path(config_name)
+    return ROOT / "examples" / f"{config_name}.yaml"
+
+
+def dataset_label(config_name: str) -> str:
+    return Path(config_name).stem
+
+
 def prepare_config(config_name: str, likelihood: str, max_time: float, test_steps: int,
                    scratch: Path, extra: tuple[str, ...] = ()):
     """The example's config with ``likelihood`` (and ``extra`` overrides), and the test file to
     backtest on."""
     overrides = [f"model.likelihood={likelihood}", "model.gaussian=null",
                  f"train.max_time={max_time}", "train.progress=false", *extra]
-    path = ROOT / "examples" / f"{config_name}.yaml"
+    path = config_path(config_name)
     config = tasks.load_config(path, overrides)
     paths = resolve_paths(config.data)
     if paths["test"] is not None:
         return config, paths["test"]
     train, test = cut_test(paths["train"], test_steps, config.data.id_column,
-                           scratch / f"{config_name}_data")
+                           scratch / f"{dataset_label(config_name)}_data")
     return tasks.load_config(path, [*overrides, f"data.train={train}"]), test
 
 
@@ -104,7 +115,7 @@ def measure(config_name: str, likelihood: str, max_time: float, test_steps: int,
     if cross:
         extra = (*extra, "data.calibration=cross", f"data.calibration_folds={cross}")
     config, test = prepare_config(config_name, likelihood, max_time, test_steps, scratch, extra)
-    run_dir = scratch / f"{config_name}_{likelihood}"
+    run_dir = scratch / f"{dataset_label(config_name)}_{likelihood}"
     start = time.perf_counter()
     outcome = tasks.train(config, run_dir, overwrite=run_dir.exists())
     seconds = time.perf_counter() - start
@@ -131,7 +142,7 @@ def measure(config_name: str, likelihood: str, max_time: float, test_steps: int,
     # after "/", without (as runs saved before those scores were).
     for name, adapt, per_step in (("rolling", 0.0, False), ("adaptive", gamma, False),
                                   ("rolling_step", 0.0, True), ("adaptive_step", gamma, True)):
-        if not window or (adapt is gamma and not gamma):
+        if not window or (name.startswith("adaptive") and not gamma):
             continue
         for seeded in (True, False):
             online = run_backtest(run, test, BacktestSettings(
@@ -145,7 +156,8 @@ def measure(config_name: str, likelihood: str, max_time: float, test_steps: int,
     raw = run_backtest(run, test, BacktestSettings(stride=1, calibration_window=0))
     scored = calibrated.forecasts
     distinct = len({(r["series"], r["time"]) for r in scored})
-    return {"dataset": config_name, "likelihood": likelihood, **rolling, **crossed,
+    return {"dataset": dataset_label(config_name), "likelihood": likelihood, **rolling,
+            **crossed,
             "stop": outcome.fit.stop_reason, "epochs": outcome.fit.epoch,
             "series": len({r["series"] for r in scored}),
             "origins": int(calibrated.aggregate["origins"]), "values": len(scored),
