@@ -231,5 +231,6 @@ def test_layer_whose_weight_became_non_contiguous_still_matches_torch(routes):
         output, (h_n, c_n) = layer(x)
         expected, (expected_h, expected_c) = reference(x)
     torch.testing.assert_close(output, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(h_n, expected_h, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(c_n, expected_c, rtol=1e-5, atol=1e-5)
     assert len(routes) >= 3

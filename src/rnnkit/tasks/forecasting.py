@@ -41,6 +41,7 @@ from rnnkit.tasks.forecast_data import (
     last_window,
     lazy_windows,
     split_windows,
+    trend_warning,
 )
 from rnnkit.train import metrics
 from rnnkit.train.checkpoint import load_checkpoint, save_checkpoint
@@ -164,6 +165,9 @@ class ForecastingTask(Task):
         mode = self.config.data.normalize
         fp.check_likelihood(self.likelihood, mode, [s.values[:, list(roles.targets)]
                                                     for s in train_list], train_list[0].path)
+        trending = trend_warning(mode, train_list, valid_list, roles.targets)
+        if trending:
+            warnings.warn(trending, UserWarning, stacklevel=2)
         self._calibration_part = valid
         folds = forecast_cross.check_folds(self.config.data.calibration_folds)
         if self.config.data.calibration == "cross":  # refuse impossible folds before training
