@@ -95,7 +95,7 @@ def int8_threads(cell: str, reps: int, calls: int = 20000) -> None:
         streamer = layer.streamer(1)
         plan = streamer._plan
         plan._plan = (*plan._plan[:6], threads, *plan._plan[7:])  # the plan's thread count
-        streamer._run = partial(plan._run, plan._plan)
+        streamer._run = _int8_runner(rnnkit_native(), plan._plan)
         streamers[threads] = streamer
     x = torch.randn(1, hidden)
     times = {1: [], 2: []}
@@ -115,6 +115,20 @@ def int8_threads(cell: str, reps: int, calls: int = 20000) -> None:
               f"p10 {p10:.2f}, min {min(values):.2f}")
     ratios = [b / a for a, b in zip(times[1], times[2], strict=True)]
     print(f"2 threads / 1 thread, median of paired ratios: {statistics.median(ratios):.2f}")
+
+
+def rnnkit_native():
+    from rnnkit.engine._loader import require_native
+
+    return require_native()
+
+
+def _int8_runner(module, plan: tuple):
+    """The int8 step of ``module`` (a build of ``_native``) for a plan tuple: a StreamPlan
+    where the build has ``int8.stream_plan``, else its per-call ``int8.stream`` (older builds)."""
+    if hasattr(module.int8, "stream_plan"):
+        return module.int8.stream_plan(plan)
+    return partial(module.int8.stream, plan)
 
 
 SO_CELLS = (("RNN", 64), ("RNN", 128), ("GRU", 64), ("GRU", 128), ("LSTM", 64), ("LSTM", 256))
@@ -147,8 +161,8 @@ def so(old_path: str, reps: int, threads: int, cells: str | None,
         for kind, make in (("fp32", layer.streamer), ("int8", quantized.streamer)):
             new_streamer, old_streamer = make(1), make(1)
             plan = old_streamer._plan
-            run = old.int8.stream if kind == "int8" else old.stream
-            old_streamer._run = partial(run, plan._plan)
+            old_streamer._run = (_int8_runner(old, plan._plan) if kind == "int8"
+                                 else partial(old.stream, plan._plan))
             with torch.no_grad():
                 assert torch.equal(new_streamer(x), old_streamer(x)), (mode, hidden, kind)
             candidates[f"{mode}{hidden} {kind}"] = (new_streamer, old_streamer, x)

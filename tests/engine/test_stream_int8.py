@@ -4,6 +4,8 @@ unsafe arguments."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -124,3 +126,96 @@ def test_a_second_thread_only_for_large_steps():
         assert quantized._stream_threads("GRU", 3, 128, 128, 128) == 2
     finally:
         torch.set_num_threads(previous)
+
+
+def _steps(plan, x, layers, hidden, out, lstm):
+    """Outputs of ``plan`` over ``x (seq, batch, input)`` from a zero state."""
+    batch = x.shape[1]
+    h = torch.zeros(layers, batch, out)
+    c = torch.zeros(layers, batch, hidden) if lstm else None
+    got = []
+    for x_t in x:
+        h_n = torch.empty_like(h)
+        c_n = None if c is None else torch.empty_like(c)
+        got.append(plan.run_into(x_t, h, c, h_n, c_n))
+        h, c = h_n, c_n
+    return torch.stack(got)
+
+
+def _tamper(tensor, how):
+    """Change a packed tensor the plan was built from the ways Python can."""
+    if how == "resize":
+        tensor.resize_(0)
+    elif how == "overwrite":
+        # Out-of-bounds row sums and weights: read, they would overflow the accumulators.
+        tensor.fill_(-(2**30) if tensor.dtype == torch.int32 else 7)
+    elif how == "new storage":
+        tensor.set_(torch.empty(3, dtype=tensor.dtype))
+    else:  # another dtype through .data
+        tensor.data = torch.zeros(2, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("how", ["resize", "overwrite", "new storage", "dtype"])
+@pytest.mark.parametrize(("mode", "proj"), [("LSTM", 0), ("LSTM", 9), ("GRU", 0)])
+def test_the_plan_runs_on_its_own_checked_copies(mode, proj, how, isa):
+    """The packed tensors stay reachable from Python after the plan is built; whatever is done
+    to them, the plan keeps computing with what it checked at build time."""
+    from rnnkit.engine import quantized
+
+    torch.manual_seed(2)
+    hidden, layers = 20, 2
+    packed, sources = make_layers(mode, 7, hidden, layers, proj)
+    # GRU's b_hn is a view of b_hh (a source): changing it would move b_hh's version counter
+    # and rightly stop the plan. Here only the packed copies change.
+    packed = [(*front, bias.clone(), None if b_hn is None else b_hn.clone())
+              for *front, bias, b_hn in packed]
+    plan = quantized.Int8StreamStep(mode, packed, sources)
+    x = torch.randn(4, 2, 7)
+    want = _steps(plan, x, layers, hidden, proj or hidden, mode == "LSTM")
+    for ih, hh, hr, bias, b_hn in packed:
+        for matrix in (ih, hh, hr):
+            if matrix is not None:
+                for tensor in (matrix.weight, matrix.scale, matrix.rowsum):
+                    _tamper(tensor, how)
+        for tensor in (bias, b_hn):
+            if tensor is not None:
+                _tamper(tensor, how)
+    assert torch.equal(_steps(plan, x, layers, hidden, proj or hidden, mode == "LSTM"), want)
+
+
+def test_packed_tensors_are_checked_when_the_plan_is_built():
+    from rnnkit.engine import quantized
+
+    def build(layer_change):
+        packed, sources = make_layers("GRU", 5, 16, 1)
+        packed[0] = layer_change(*packed[0])
+        return quantized.Int8StreamStep("GRU", packed, sources)
+
+    def rowsum_out_of_bounds(ih, hh, hr, bias, b_hn):
+        hh.rowsum[3] = 128 * 16 + 1  # no int8 row of 16 values sums to this
+        return ih, hh, hr, bias, b_hn
+
+    with pytest.raises(ValueError, match=r"r_hh: expected row sums .* at row 3"):
+        build(rowsum_out_of_bounds)
+    with pytest.raises(ValueError, match=r"w_ih: expected shape \(3, 2, 16, 4\), got \(3, 1,"):
+        build(lambda ih, *rest: (replace(ih, weight=ih.weight[:, :1].contiguous()), *rest))
+    with pytest.raises(TypeError, match="s_hh: expected dtype Float, got Double"):
+        build(lambda ih, hh, *rest: (ih, replace(hh, scale=hh.scale.double()), *rest))
+    with pytest.raises(TypeError, match="b_hn: expected a tensor, got None"):
+        build(lambda ih, hh, hr, bias, b_hn: (ih, hh, hr, bias, None))
+
+
+def test_sources_replaced_after_the_plan_was_built_are_refused():
+    """A source whose storage was swapped (``.data =``, ``set_``) makes the plan refuse to run
+    (the streamers then repack); the plan holds the sources, so their pointers stay valid."""
+    from rnnkit.engine import quantized
+
+    packed, sources = make_layers("GRU", 5, 16, 1)
+    plan = quantized.Int8StreamStep("GRU", packed, sources)
+    x, h = torch.randn(1, 5), torch.zeros(1, 1, 16)
+    sources[0].data = sources[0].data.clone()
+    with pytest.raises(quantized.StaleSourcesError):
+        plan.run_into(x, h, None, torch.empty_like(h), None)
+    plan = quantized.Int8StreamStep("GRU", packed, sources)
+    del sources[:]  # the plan's references keep them alive
+    plan.run_into(x, h, None, torch.empty_like(h), None)

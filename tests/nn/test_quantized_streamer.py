@@ -155,3 +155,45 @@ def test_a_parameter_replaced_on_either_layer_is_shared_and_used(owner):
     streamer.reset()
     assert torch.equal(streamer(x[0]), want[0])
     assert not torch.equal(want[0], before)
+
+
+def test_the_streamer_does_not_read_the_layers_packed_tensors_after_building():
+    """The twin's packed weights stay Python attributes; resizing or overwriting them does not
+    reach a live streamer (its plan checked and copied them), and a later weight change still
+    repacks from the float weights."""
+    int8 = make_int8("LSTM", num_layers=2)
+    x = torch.randn(5, 1, 12)
+    streamer = int8.streamer(1)
+    with torch.no_grad():
+        want, _ = int8(x)
+    for ih, hh, _hr, bias, _b_hn in int8._packed:
+        ih.weight.resize_(0)
+        hh.rowsum.fill_(2**30)
+        bias.set_(torch.empty(1))
+    assert torch.equal(stream(streamer, x), want)
+    with torch.no_grad():
+        int8.weight_hh_l1.mul_(0.5)
+        want, _ = rnn.quantize_int8(copy.deepcopy(int8._float))(x)
+    streamer.reset()
+    assert torch.equal(stream(streamer, x), want)
+
+
+def test_state_buffers_changed_from_python_are_refused_not_read():
+    int8 = make_int8("GRU")
+    streamer = int8.streamer(1)
+    x = torch.randn(1, 12)
+    streamer(x)
+    streamer._h.resize_(1, 1, 8)
+    with pytest.raises(ValueError, match=r"h: expected shape \(1, 1, 24\), got \(1, 1, 8\)"):
+        streamer(x)
+    streamer._h.resize_(0)
+    with pytest.raises(ValueError, match=r"h: expected a tensor \(layers, batch, out\), got "
+                                         r"shape \(0,\)"):
+        streamer(x)
+    streamer._h = torch.zeros(1, 1, 24)
+    streamer._h_next = torch.zeros(1, 1, 24, dtype=torch.float64)
+    with pytest.raises(TypeError, match="h_n: expected dtype Float"):
+        streamer(x)
+    streamer._h_next = streamer._h
+    with pytest.raises(ValueError, match="h_n, c_n: expected memory apart"):
+        streamer(x)

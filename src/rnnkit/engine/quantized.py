@@ -18,7 +18,6 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from types import ModuleType
 
 import torch
@@ -213,20 +212,23 @@ class Int8StreamStep:
             packed += [ih.weight, ih.scale, ih.rowsum, hh.weight, hh.scale, hh.rowsum,
                        *((None,) * 3 if hr is None else (hr.weight, hr.scale, hr.rowsum)),
                        bias.contiguous(), None if b_hn is None else b_hn.contiguous()]
-        self._run = native().stream
+        # The plan as a tuple (what the native side is built from; bench/streaming_ab.py
+        # hands it to older builds, whose int8.stream took it on every call).
         self._plan = (require_native().isa(), checks.MODE_IDS[mode], self.layers,
                       self.input_size, self.hidden, self.out_size, int(threads), tuple(packed),
                       tuple(sources), source_marks(sources))
         #: ``native(x, h, c, h_n, c_n)``: :meth:`run_into` without its Python frame, returning
-        #: ``False`` instead of raising when a source changed.
-        self.native = partial(self._run, self._plan)
+        #: ``False`` instead of raising when a source changed. It checked the packed tensors
+        #: once and runs on its own copies of them, so later changes to ``layers`` (resized,
+        #: overwritten) neither reach it nor need checking on every step.
+        self.native = native().stream_plan(self._plan)
 
     def run_into(self, x: Tensor, h: Tensor, c: Tensor | None, h_n: Tensor,
                  c_n: Tensor | None) -> Tensor:
         """New states into ``h_n``/``c_n``; returns the last layer's output ``(batch, out)``.
 
         Raises :class:`StaleSourcesError` if a source weight changed since packing."""
-        y = self._run(self._plan, x, h, c, h_n, c_n)
+        y = self.native(x, h, c, h_n, c_n)
         if y is False:
             raise StaleSourcesError("Int8StreamStep: a float weight changed after packing; "
                                     "repack and build a new plan")
