@@ -219,3 +219,102 @@ def test_sources_replaced_after_the_plan_was_built_are_refused():
     plan = quantized.Int8StreamStep("GRU", packed, sources)
     del sources[:]  # the plan's references keep them alive
     plan.run_into(x, h, None, torch.empty_like(h), None)
+
+
+def _one_step_plan():
+    """A GRU plan and ``step(x_t)`` running it from a zero state (each output depends on x_t
+    only), with the outputs of two inputs computed by another plan."""
+    from rnnkit.engine import quantized
+
+    torch.manual_seed(4)
+    packed, sources = make_layers("GRU", 5, 16, 1)
+    plan = quantized.Int8StreamStep("GRU", packed, sources)
+    h = torch.zeros(1, 1, 16)
+
+    def step(x_t):
+        return plan.run_into(x_t, h, None, torch.empty_like(h), None)
+
+    xs = (torch.randn(1, 5), torch.randn(1, 5))
+    other = quantized.Int8StreamStep("GRU", packed, sources)
+    wants = [other.run_into(x_t, h, None, torch.empty_like(h), None) for x_t in xs]
+    assert not torch.equal(*wants)
+    return step, xs, wants
+
+
+def test_an_output_nobody_holds_is_written_again_and_one_held_is_not():
+    step, (x1, x2), (want1, want2) = _one_step_plan()
+    first = step(x1)
+    address = id(first)
+    del first
+    again = step(x2)  # nothing could observe the first output: it is reused
+    assert id(again) == address and torch.equal(again, want2)
+    held = step(x1)  # `again` is held: a new tensor, `again` keeps its values
+    assert held is not again and torch.equal(held, want1) and torch.equal(again, want2)
+
+
+class _Sub(torch.Tensor):
+    pass
+
+
+def _keep(y, how):
+    """Do to an output what a caller may do before dropping it; returns a function giving the
+    values of what stays behind as a flat tensor (or None: nothing stays, or it died) and a
+    check on the next outputs."""
+    import weakref
+
+    plain = lambda out: type(out) is torch.Tensor and not out.requires_grad  # noqa: E731
+    if how == "view":
+        view = y[0]
+        return lambda: view.reshape(-1), plain
+    if how == "weak reference":  # alive until the plan lets go of it, then dead
+        ref = weakref.ref(y)
+        return lambda: None if ref() is None else ref().reshape(-1), plain
+    if how == "numpy":
+        array = y.numpy()
+        return lambda: torch.from_numpy(array).reshape(-1), plain
+    if how == "storage":
+        storage = y.untyped_storage()
+        return lambda: torch.tensor([], dtype=torch.float32).set_(storage), plain
+    if how == "attribute":
+        y.tag = "mine"
+        return lambda: None, lambda out: plain(out) and not hasattr(out, "tag")
+    if how == "in place":
+        y.mul_(2.0)
+        return lambda: None, plain
+    if how == "requires grad":
+        y.requires_grad_()
+        return lambda: None, plain
+    if how == "resized":
+        y.resize_(3, 40)
+        return lambda: None, lambda out: plain(out) and out.shape == (1, 16)
+    if how == "class":
+        y.__class__ = _Sub
+        return lambda: None, plain
+    raise AssertionError(how)
+
+
+@pytest.mark.parametrize("how", ["view", "weak reference", "numpy", "storage", "attribute",
+                                 "in place", "requires grad", "resized", "class"])
+def test_an_output_seen_or_changed_by_the_caller_is_never_written_again(how):
+    step, (x1, x2), (want1, want2) = _one_step_plan()
+    y = step(x1)
+    kept, check = _keep(y, how)
+    del y
+    for _ in range(2):
+        out = step(x2)
+        assert check(out) and torch.equal(out, want2)
+        left = kept()
+        assert left is None or torch.equal(left[:16], want1.reshape(-1))
+        del out
+
+
+def test_outputs_made_in_inference_mode_are_inference_tensors():
+    step, (x1, x2), (want1, want2) = _one_step_plan()
+    y = step(x1)
+    del y
+    with torch.inference_mode():
+        inner = step(x2)
+    assert inner.is_inference() and torch.equal(inner, want2)
+    del inner
+    outer = step(x1)
+    assert not outer.is_inference() and torch.equal(outer, want1)

@@ -184,6 +184,9 @@ class Int8StreamStep:
       ``batch``: the batch the plan will serve (sets the thread count unless ``threads``).
     - :meth:`run_into` ``(x (batch, input), h (layers, batch, out), c (layers, batch, hidden)
       or None, h_n, c_n)`` writes the new states and returns ``y (batch, out)``, a new tensor.
+      (The plan keeps its last output and writes the next one into it when nothing else can
+      observe it: no other reference, weak reference, view or shared storage, no attribute,
+      in-place change or ``requires_grad``; the caller cannot tell it from a new one.)
 
     A step equals the same step of :func:`recurrence` exactly (the same kernel on a length-1
     sequence). If a source moved (replaced: its data pointer; changed in place through the

@@ -9,6 +9,7 @@
 #include <ATen/core/Tensor.h>
 #include <ATen/core/grad_mode.h>
 #include <ATen/EmptyTensor.h>
+#include <c10/core/InferenceMode.h>
 #include <c10/core/DispatchKeySet.h>
 #include <structmember.h>
 #include <torch/csrc/autograd/python_variable.h>
@@ -997,6 +998,40 @@ PyObject* rnnkit_stream_output(const void* src, int64_t rows, int64_t cols, bool
     }
     std::memcpy(y.data_ptr(), src, (size_t)(rows * cols) * y.itemsize());
     return THPVariable_Wrap(std::move(y));
+}
+
+void* rnnkit_stream_output_reuse(PyObject* y, c10::DispatchKeySet keys, int64_t rows,
+                                 int64_t cols, bool is_double) {
+    // Python's view: the one reference is the caller's; the object is still exactly a
+    // torch.Tensor, has no weak references, no attributes and no hooks.
+    PyTypeObject* type = Py_TYPE(y);
+    if (Py_REFCNT(y) != 1 || (PyObject*)type != THPVariableClass ||
+        type->tp_weaklistoffset <= 0 || *(PyObject**)((char*)y + type->tp_weaklistoffset))
+        return nullptr;
+    PyObject** dict = _PyObject_GetDictPtr(y);
+    if (dict == nullptr || (*dict && PyDict_GET_SIZE(*dict) != 0)) return nullptr;
+    const THPVariable* var = (const THPVariable*)y;
+    if (var->backward_hooks || var->post_accumulate_grad_hooks) return nullptr;
+    // C++'s view: no other tensor, view, storage object or DLPack capsule shares it, no
+    // in-place op ran on it (an inference tensor has no counter: never reused), it is still
+    // plain (keys as made: no conj/neg bit; no autograd data) and still this
+    // shape on the block rnnkit_stream_output allocated (not shared memory, not resized).
+    const at::Tensor& t = var->cdata;
+    c10::TensorImpl* impl = t.unsafeGetTensorImpl();
+    if (c10::InferenceMode::is_enabled() || impl->key_set() != keys || impl->is_inference() ||
+        t.use_count() != 1 || t.weak_use_count() != 1 || impl->autograd_meta() != nullptr ||
+        !impl->has_storage())
+        return nullptr;
+    const c10::Storage& storage = impl->storage();
+    const size_t bytes = (size_t)(rows * cols) * (is_double ? sizeof(double) : sizeof(float));
+    if (storage.use_count() != 1 || storage.data_ptr().get_deleter() != &std::free ||
+        storage.nbytes() < bytes || impl->version_counter().current_version() != 0 ||
+        impl->dtype() != (is_double ? caffe2::TypeMeta::Make<double>()
+                                    : caffe2::TypeMeta::Make<float>()) ||
+        impl->dim() != 2 || impl->size(0) != rows || impl->size(1) != cols ||
+        impl->storage_offset() != 0 || !impl->is_contiguous())
+        return nullptr;
+    return storage.mutable_data();
 }
 
 // ---------------------------------------------------------------- StreamerBase

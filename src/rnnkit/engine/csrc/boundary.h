@@ -5,6 +5,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <c10/core/DispatchKeySet.h>
+
 #include "engine.h"
 
 PyObject* rnnkit_py_forward(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
@@ -17,6 +19,14 @@ PyObject* rnnkit_py_stream(PyObject* self, PyObject* const* args, Py_ssize_t nar
 // A new (rows, cols) float32/float64 tensor holding a copy of `src`: the output of a
 // streaming step (both the float and the int8 entry points), allocated cheaply.
 PyObject* rnnkit_stream_output(const void* src, int64_t rows, int64_t cols, bool is_double);
+// The data of `y` (a tensor rnnkit_stream_output made, then with dispatch keys `keys`) to
+// write a step's next output into, or nullptr when y cannot be handed out again as a new
+// (rows, cols) tensor: when anything but the caller's one reference can observe it (other
+// references, weak ones, views, shared storage, attributes, hooks) or it is no longer as made
+// (in-place ops, resized, another dtype, requires_grad). Streaming plans keep their last
+// output and reuse it when nobody else holds it: no allocation, no Python object.
+void* rnnkit_stream_output_reuse(PyObject* y, c10::DispatchKeySet keys, int64_t rows,
+                                 int64_t cols, bool is_double);
 // Whether any of the tensors `sources` (a tuple) moved since `marks` (their data pointers and
 // version counters, flattened) were taken: the staleness check of the packed streaming plans
 // (float and int8). Returns false with a Python error set on malformed arguments.

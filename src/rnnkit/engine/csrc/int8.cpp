@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -410,6 +411,10 @@ struct PlanObject {
     PyObject_HEAD
     vectorcallfunc vectorcall;
     PlanState* state;
+    // The last output and its dispatch keys when made: handed out again when nobody else
+    // holds it (rnnkit_stream_output_reuse), so a step usually allocates nothing.
+    PyObject* out;
+    c10::DispatchKeySet out_keys;
 };
 
 constexpr int64_t kMaxLayers = 64;
@@ -553,7 +558,21 @@ bool sources_moved(const PlanState& p) {
 
 PyObject* plan_step(PyObject* self, PyObject* const* args, size_t nargsf, PyObject* kwnames);
 
+// The kept output can hold the plan through its attributes (set while a caller held it): the
+// plan takes part in garbage collection.
+int plan_traverse(PyObject* self, visitproc visit, void* arg) {
+    Py_VISIT(((PlanObject*)self)->out);
+    return 0;
+}
+
+int plan_clear(PyObject* self) {
+    Py_CLEAR(((PlanObject*)self)->out);
+    return 0;
+}
+
 void plan_dealloc(PyObject* self) {
+    PyObject_GC_UnTrack(self);
+    plan_clear(self);
     delete ((PlanObject*)self)->state;
     Py_TYPE(self)->tp_free(self);
 }
@@ -567,10 +586,12 @@ PyTypeObject* plan_type_ready() {
                            "one int8 streaming step over weights checked and copied when the "
                            "plan was built (int8.stream_plan).";
         plan_type.tp_basicsize = sizeof(PlanObject);
-        plan_type.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL;
+        plan_type.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_HAVE_GC;
         plan_type.tp_vectorcall_offset = offsetof(PlanObject, vectorcall);
         plan_type.tp_call = PyVectorcall_Call;
         plan_type.tp_dealloc = plan_dealloc;
+        plan_type.tp_traverse = plan_traverse;
+        plan_type.tp_clear = plan_clear;
         if (PyType_Ready(&plan_type) < 0) {
             plan_type.tp_name = nullptr;
             return nullptr;
@@ -603,10 +624,13 @@ PyObject* py_stream_plan(PyObject*, PyObject* plan) {
     if (!own_copies(p.get()) ||
         !plan_sources(PyTuple_GET_ITEM(plan, 8), PyTuple_GET_ITEM(plan, 9), p.get()))
         return nullptr;
-    PlanObject* obj = PyObject_New(PlanObject, type);
+    PlanObject* obj = PyObject_GC_New(PlanObject, type);
     if (obj == nullptr) return nullptr;
     obj->vectorcall = plan_step;
     obj->state = p.release();
+    obj->out = nullptr;
+    new (&obj->out_keys) c10::DispatchKeySet();
+    PyObject_GC_Track((PyObject*)obj);
     return (PyObject*)obj;
 }
 
@@ -663,6 +687,26 @@ bool step_args(const PlanState& p, PyObject* const* args, rnnkit::Int8StreamArgs
     return true;
 }
 
+// The step's output (rows, cols), a copy of `src`: the plan's kept output when nobody else
+// holds it (indistinguishable from a new tensor: nothing can observe the old one), else a new
+// tensor, kept for the next step. Saves ~0.15-0.3 us of a ~2 us GRU H=128 step (allocating
+// the tensor and its Python object, and torch releasing the GIL to free the previous one).
+PyObject* step_output(PlanObject* plan, const float* src, int64_t rows, int64_t cols) {
+    if (plan->out) {
+        void* data = rnnkit_stream_output_reuse(plan->out, plan->out_keys, rows, cols, false);
+        if (data) {
+            std::memcpy(data, src, (size_t)(rows * cols) * sizeof(float));
+            Py_INCREF(plan->out);
+            return plan->out;
+        }
+    }
+    PyObject* y = rnnkit_stream_output(src, rows, cols, false);
+    if (y == nullptr) return nullptr;
+    Py_XSETREF(plan->out, Py_NewRef(y));
+    plan->out_keys = THPVariable_Unpack(y).unsafeGetTensorImpl()->key_set();
+    return y;
+}
+
 // plan(x, h, c, h_n, c_n): writes the new states into h_n, c_n ((layers, batch, out),
 // (layers, batch, hidden), apart from h and c) and returns a new tensor (batch, out), the last
 // layer's output; or False, computing nothing, when a source moved (the caller repacks). The
@@ -679,7 +723,7 @@ PyObject* plan_step(PyObject* self, PyObject* const* args, size_t nargsf, PyObje
     if (!step_args(p, args, &a)) return nullptr;
     // A step is microseconds: releasing the GIL would cost more than it frees.
     p.table->stream(a);
-    return rnnkit_stream_output(a.hn + (p.layers - 1) * a.B * p.Hout, a.B, p.Hout, false);
+    return step_output((PlanObject*)self, a.hn + (p.layers - 1) * a.B * p.Hout, a.B, p.Hout);
 }
 
 PyMethodDef int8_methods[] = {
