@@ -663,13 +663,6 @@ bool step_args(const PlanState& p, PyObject* const* args, rnnkit::Int8StreamArgs
     if (!ok) return false;
     if (lstm != (ct != nullptr) || lstm != (cnt != nullptr))
         return error(PyExc_ValueError, "c, c_n: expected tensors for LSTM and None otherwise");
-    // Threads read every row of the old state while others write the new one.
-    auto overlap = [](const at::Tensor* u, const at::Tensor* v) {
-        const char *u0 = (const char*)u->data_ptr(), *v0 = (const char*)v->data_ptr();
-        return u0 < v0 + v->nbytes() && v0 < u0 + u->nbytes();
-    };
-    if (overlap(ht, hnt) || (lstm && overlap(ct, cnt)))
-        return error(PyExc_ValueError, "h_n, c_n: expected memory apart from h, c");
     *a = {};
     a->mode = p.mode;
     a->layers = (int)p.layers;
@@ -684,6 +677,12 @@ bool step_args(const PlanState& p, PyObject* const* args, rnnkit::Int8StreamArgs
     a->c = lstm ? ct->data_ptr<float>() : nullptr;
     a->hn = hnt->data_ptr<float>();
     a->cn = lstm ? cnt->data_ptr<float>() : nullptr;
+    // Threads read every row of the old state while others write the new one. Each pair
+    // holds `n` contiguous floats (checked above).
+    auto overlap = [](const float* u, const float* v, int64_t n) { return u < v + n && v < u + n; };
+    if (overlap(a->h, a->hn, p.layers * B * p.Hout) ||
+        (lstm && overlap(a->c, a->cn, p.layers * B * p.H)))
+        return error(PyExc_ValueError, "h_n, c_n: expected memory apart from h, c");
     return true;
 }
 
