@@ -318,3 +318,29 @@ def test_outputs_made_in_inference_mode_are_inference_tensors():
     del inner
     outer = step(x1)
     assert not outer.is_inference() and torch.equal(outer, want1)
+
+
+def test_threads_sharing_a_plan_get_their_own_outputs():
+    """Freeing an output lets torch release the GIL mid-step, so steps of other threads on
+    the same plan interleave with the reuse; each thread checks every output it held."""
+    import threading
+
+    step, xs, wants = _one_step_plan()
+    failures = []
+
+    def run(index):
+        held = []
+        for i in range(300):
+            held.append(step(xs[index]))
+            if i % 3 == 0:
+                held.clear()  # dropped: the plan may write into these again
+            if not all(torch.equal(y, wants[index]) for y in held):
+                failures.append(index)
+                return
+
+    threads = [threading.Thread(target=run, args=(i % 2,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures

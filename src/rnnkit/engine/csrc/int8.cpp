@@ -701,8 +701,10 @@ PyObject* step_output(PlanObject* plan, const float* src, int64_t rows, int64_t 
     }
     PyObject* y = rnnkit_stream_output(src, rows, cols, false);
     if (y == nullptr) return nullptr;
-    Py_XSETREF(plan->out, Py_NewRef(y));
+    // The keys first: freeing the previous output can release the GIL (torch does, to free
+    // the tensor), and another thread's step on this plan must find `out` and its keys paired.
     plan->out_keys = THPVariable_Unpack(y).unsafeGetTensorImpl()->key_set();
+    Py_XSETREF(plan->out, Py_NewRef(y));
     return y;
 }
 
