@@ -323,6 +323,7 @@ def test_outputs_made_in_inference_mode_are_inference_tensors():
 def test_threads_sharing_a_plan_get_their_own_outputs():
     """Freeing an output lets torch release the GIL mid-step, so steps of other threads on
     the same plan interleave with the reuse; each thread checks every output it held."""
+    import sys
     import threading
 
     step, xs, wants = _one_step_plan()
@@ -338,9 +339,14 @@ def test_threads_sharing_a_plan_get_their_own_outputs():
                 failures.append(index)
                 return
 
-    threads = [threading.Thread(target=run, args=(i % 2,)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads between (nearly) every two steps
+    try:
+        threads = [threading.Thread(target=run, args=(i % 2,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
     assert not failures
