@@ -66,15 +66,8 @@ def test_steps_equal_the_whole_sequence(mode, proj, threads, hidden, isa):
     plan = quantized.Int8StreamStep(mode, packed, sources, threads=threads)
     x = torch.randn(6, batch, 7)
     want, want_h, want_c = whole_sequence(mode, x, packed, hidden, out)
-    h = torch.zeros(layers, batch, out)
-    c = torch.zeros(layers, batch, hidden) if mode == "LSTM" else None
-    got = []
-    for x_t in x:
-        h_n = torch.empty_like(h)
-        c_n = None if c is None else torch.empty_like(c)
-        got.append(plan.run_into(x_t, h, c, h_n, c_n))
-        h, c = h_n, c_n
-    assert torch.equal(torch.stack(got), want)
+    got, h, c = _steps(plan, x, layers, hidden, out, mode == "LSTM", states=True)
+    assert torch.equal(got, want)
     assert torch.equal(h, want_h)
     assert c is None or torch.equal(c, want_c)
 
@@ -128,8 +121,9 @@ def test_a_second_thread_only_for_large_steps():
         torch.set_num_threads(previous)
 
 
-def _steps(plan, x, layers, hidden, out, lstm):
-    """Outputs of ``plan`` over ``x (seq, batch, input)`` from a zero state."""
+def _steps(plan, x, layers, hidden, out, lstm, states=False):
+    """Outputs of ``plan`` over ``x (seq, batch, input)`` from a zero state (with
+    ``states``: and the final ``h``, ``c``)."""
     batch = x.shape[1]
     h = torch.zeros(layers, batch, out)
     c = torch.zeros(layers, batch, hidden) if lstm else None
@@ -139,7 +133,7 @@ def _steps(plan, x, layers, hidden, out, lstm):
         c_n = None if c is None else torch.empty_like(c)
         got.append(plan.run_into(x_t, h, c, h_n, c_n))
         h, c = h_n, c_n
-    return torch.stack(got)
+    return (torch.stack(got), h, c) if states else torch.stack(got)
 
 
 def _tamper(tensor, how):
