@@ -246,6 +246,24 @@ def test_an_output_nobody_holds_is_written_again_and_one_held_is_not():
     assert held is not again and torch.equal(held, want1) and torch.equal(again, want2)
 
 
+def test_a_loop_rebinding_its_output_alternates_two_tensors():
+    # `y = step(x)` holds the last output during the call and lets it go when y is rebound:
+    # the plan keeps two, and each call writes the one nobody holds any more.
+    step, (x1, x2), (want1, want2) = _one_step_plan()
+    y = step(x1)
+    ids = []
+    for index in range(6):
+        x, want = (x2, want2) if index % 2 == 0 else (x1, want1)
+        y = step(x)
+        assert torch.equal(y, want)
+        ids.append(id(y))
+    assert len(set(ids)) == 2 and ids[0] != ids[1] and ids[:2] * 2 == ids[2:]
+    kept = [step(x1), step(x2), step(x1)]  # all held: three distinct tensors, values intact
+    assert len({id(out) for out in kept}) == 3
+    for out, want in zip(kept, (want1, want2, want1), strict=True):
+        assert torch.equal(out, want)
+
+
 class _Sub(torch.Tensor):
     pass
 

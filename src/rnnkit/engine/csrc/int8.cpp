@@ -411,10 +411,13 @@ struct PlanObject {
     PyObject_HEAD
     vectorcallfunc vectorcall;
     PlanState* state;
-    // The last output and its dispatch keys when made: handed out again when nobody else
-    // holds it (rnnkit_stream_output_reuse), so a step usually allocates nothing.
-    PyObject* out;
-    c10::DispatchKeySet out_keys;
+    // The last two outputs and their dispatch keys when made: one is handed out again when
+    // nobody else holds it (rnnkit_stream_output_reuse), so a step usually allocates nothing.
+    // Two, because a loop `y = plan(...)` still holds the last output during the call, and
+    // releases it only when y is rebound to the new one.
+    PyObject* out[2];
+    c10::DispatchKeySet out_keys[2];
+    int newest;  // the slot of the last output handed out
 };
 
 constexpr int64_t kMaxLayers = 64;
@@ -561,12 +564,14 @@ PyObject* plan_step(PyObject* self, PyObject* const* args, size_t nargsf, PyObje
 // The kept output can hold the plan through its attributes (set while a caller held it): the
 // plan takes part in garbage collection.
 int plan_traverse(PyObject* self, visitproc visit, void* arg) {
-    Py_VISIT(((PlanObject*)self)->out);
+    Py_VISIT(((PlanObject*)self)->out[0]);
+    Py_VISIT(((PlanObject*)self)->out[1]);
     return 0;
 }
 
 int plan_clear(PyObject* self) {
-    Py_CLEAR(((PlanObject*)self)->out);
+    Py_CLEAR(((PlanObject*)self)->out[0]);
+    Py_CLEAR(((PlanObject*)self)->out[1]);
     return 0;
 }
 
@@ -628,8 +633,11 @@ PyObject* py_stream_plan(PyObject*, PyObject* plan) {
     if (obj == nullptr) return nullptr;
     obj->vectorcall = plan_step;
     obj->state = p.release();
-    obj->out = nullptr;
-    new (&obj->out_keys) c10::DispatchKeySet();
+    for (int slot = 0; slot < 2; slot++) {
+        obj->out[slot] = nullptr;
+        new (&obj->out_keys[slot]) c10::DispatchKeySet();
+    }
+    obj->newest = 0;
     PyObject_GC_Track((PyObject*)obj);
     return (PyObject*)obj;
 }
@@ -686,25 +694,31 @@ bool step_args(const PlanState& p, PyObject* const* args, rnnkit::Int8StreamArgs
     return true;
 }
 
-// The step's output (rows, cols), a copy of `src`: the plan's kept output when nobody else
-// holds it (indistinguishable from a new tensor: nothing can observe the old one), else a new
-// tensor, kept for the next step. Saves ~0.15-0.3 us of a ~2 us GRU H=128 step (allocating
-// the tensor and its Python object, and torch releasing the GIL to free the previous one).
+// The step's output (rows, cols), a copy of `src`: one of the plan's two kept outputs when
+// nobody else holds it (indistinguishable from a new tensor: nothing can observe the old one),
+// else a new tensor, kept in place of the older one. Saves ~0.15-0.3 us of a ~2 us GRU H=128
+// step (allocating the tensor and its Python object, and torch releasing the GIL to free the
+// previous one).
 PyObject* step_output(PlanObject* plan, const float* src, int64_t rows, int64_t cols) {
-    if (plan->out) {
-        void* data = rnnkit_stream_output_reuse(plan->out, plan->out_keys, rows, cols, false);
+    for (int slot = 0; slot < 2; slot++) {
+        PyObject* kept = plan->out[slot];
+        if (kept == nullptr) continue;
+        void* data = rnnkit_stream_output_reuse(kept, plan->out_keys[slot], rows, cols, false);
         if (data) {
             std::memcpy(data, src, (size_t)(rows * cols) * sizeof(float));
-            Py_INCREF(plan->out);
-            return plan->out;
+            plan->newest = slot;
+            return Py_NewRef(kept);
         }
     }
     PyObject* y = rnnkit_stream_output(src, rows, cols, false);
     if (y == nullptr) return nullptr;
-    // The keys first: freeing the previous output can release the GIL (torch does, to free
-    // the tensor), and another thread's step on this plan must find `out` and its keys paired.
-    plan->out_keys = THPVariable_Unpack(y).unsafeGetTensorImpl()->key_set();
-    Py_XSETREF(plan->out, Py_NewRef(y));
+    // The keys and the slot first: freeing the output replaced can release the GIL (torch
+    // does, to free the tensor), and another thread's step on this plan must find every slot
+    // with its keys.
+    const int slot = 1 - plan->newest;
+    plan->newest = slot;
+    plan->out_keys[slot] = THPVariable_Unpack(y).unsafeGetTensorImpl()->key_set();
+    Py_XSETREF(plan->out[slot], Py_NewRef(y));
     return y;
 }
 
