@@ -34,6 +34,15 @@ def misaligned(tensor: torch.Tensor, offset: int) -> torch.Tensor:
     return view
 
 
+def output_weights(y: torch.Tensor) -> torch.Tensor:
+    """Per-element loss weights from ``y`` by exactly rounded arithmetic only. A transcendental
+    such as ``cos`` is not reproducible in torch 2.13: in about 1 process in 13, the first
+    multi-threaded ``cos`` of a process returns its second half up to 1.5e-4 off (measured on
+    a fresh tensor with no rnnkit involved), which failed these comparisons intermittently."""
+    weights = y.detach()
+    return 0.5 + weights * weights
+
+
 def run(mode, proj, lengths, offset, threads, monkeypatch, batch=BATCH, hidden=HIDDEN):
     """Outputs and every gradient of one direction, operands placed ``offset`` elements off."""
     monkeypatch.setattr(ops, "choose_threads", lambda *args: threads)
@@ -48,7 +57,7 @@ def run(mode, proj, lengths, offset, threads, monkeypatch, batch=BATCH, hidden=H
         if mode == "LSTM" else None
     leaves = [t.requires_grad_() for t in (x, h0, c0) if t is not None]
     y, h_n, c_n = ops.recurrence(mode, x, h0, c0, *weights, lengths, False)
-    loss = (y * y.detach().cos()).sum() + h_n.sum() + (c_n.sum() if c_n is not None else 0)
+    loss = (y * output_weights(y)).sum() + h_n.sum() + (c_n.sum() if c_n is not None else 0)
     trainable = [w for w in weights if w is not None] + leaves
     grads = torch.autograd.grad(loss, trainable)
     return [y, h_n] + ([c_n] if c_n is not None else []) + list(grads)
