@@ -184,9 +184,10 @@ class Int8StreamStep:
       ``batch``: the batch the plan will serve (sets the thread count unless ``threads``).
     - :meth:`run_into` ``(x (batch, input), h (layers, batch, out), c (layers, batch, hidden)
       or None, h_n, c_n)`` writes the new states and returns ``y (batch, out)``, a new tensor.
-      (The plan keeps its last two outputs and writes the next one into one of them when
-      nothing else can observe it (two: a loop ``y = plan(...)`` still holds the last one): no other reference, weak reference, view or shared storage, no attribute,
-      in-place change or ``requires_grad``; the caller cannot tell it from a new one.)
+      (The plan keeps its last two outputs, since a loop ``y = plan(...)`` still holds the
+      last one, and writes the next one into one that nothing else can observe: no other
+      reference, weak reference, view or shared storage, no attribute, in-place change or
+      ``requires_grad``; the caller cannot tell it from a new one.)
 
     A step equals the same step of :func:`recurrence` exactly (the same kernel on a length-1
     sequence). If a source moved (replaced: its data pointer; changed in place through the
