@@ -235,7 +235,8 @@ def _projects_first(plan: _Plan, x: Tensor) -> bool:
     :data:`DOT_PRODUCT_MAX_ROWS` (one step of a tiny batch reads the weights unpacked). At
     batch 1 about half of a call was fixed cost outside the kernel (a dozen torch ops and
     allocations); one thread, T=100, against the torch-GEMM route: 1.20x (LSTM H=64),
-    1.37x (GRU H=64), 1.24x (GRU H=128), 1.00-1.07x from H=256 (``bench/b1_overhead.py``).
+    1.37x (GRU H=64), 1.08-1.24x (GRU H=128), 1.00-1.07x from H=256
+    (``python bench/project_first_ab.py routes``).
     """
     return (plan.lengths is None and plan.offsets is None and x.dim() == 3
             and x.shape[1] < PROJECT_FIRST_MAX_BATCH

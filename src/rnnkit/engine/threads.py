@@ -19,7 +19,8 @@ from rnnkit.engine.checks import GATES
 
 # Multiply-adds per time step each thread must get before a second thread pays off
 # (a barrier per step costs ~0.3 us; bench/results/threads.md). LSTM H=64 at batch 1 (16K per
-# step) lost on two threads: 0.93-0.95x of one, T=100, with the input projected first.
+# step) lost on two threads: 0.85-0.95x of one, T=100, with the input projected first
+# (python bench/project_first_ab.py threads).
 MIN_WORK_PER_THREAD = 12 * 1024
 # Gate units per thread below which the split leaves each thread too few vector columns.
 MIN_UNITS_PER_THREAD = 128

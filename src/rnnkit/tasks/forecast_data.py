@@ -242,16 +242,23 @@ def trend_warning(normalize: str, train: Sequence[Series], valid: Sequence[Serie
         if head is None or not len(tail.values) or not len(head.values):
             continue
         for column in targets:
-            seen, later = head.values[:, column], tail.values[:, column]
-            for side, share, bound in (
-                    ("above", np.mean(later > seen.max()), seen.max()),
-                    ("below", np.mean(later < seen.min()), seen.min())):
-                if share > OUT_OF_RANGE_SHARE:
-                    name = f"series {tail.series_id!r}" if tail.series_id else "the series"
-                    return (f"data.normalize: {normalize}: {share:.0%} of the validation values "
-                            f"of {name} lie {side} its training range (bound {bound:g}): the "
-                            "model forecasts beyond what it learnt. A series that trends is "
-                            "forecast relative to each window's last value with "
-                            "data.normalize: last_value")
+            beyond = _beyond_range(head.values[:, column], tail.values[:, column])
+            if beyond:
+                side, share, bound = beyond
+                name = f"series {tail.series_id!r}" if tail.series_id else "the series"
+                return (f"data.normalize: {normalize}: {share:.0%} of the validation values "
+                        f"of {name} lie {side} its training range (bound {bound:g}): the "
+                        "model forecasts beyond what it learnt. A series that trends is "
+                        "forecast relative to each window's last value with "
+                        "data.normalize: last_value")
     return None
 
+
+def _beyond_range(seen: np.ndarray, later: np.ndarray) -> tuple[str, float, float] | None:
+    """``(side, share, bound)`` when more than :data:`OUT_OF_RANGE_SHARE` of ``later`` lies
+    above the maximum (or below the minimum) of ``seen``."""
+    for side, share, bound in (("above", np.mean(later > seen.max()), seen.max()),
+                               ("below", np.mean(later < seen.min()), seen.min())):
+        if share > OUT_OF_RANGE_SHARE:
+            return side, float(share), float(bound)
+    return None
