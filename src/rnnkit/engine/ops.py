@@ -17,6 +17,7 @@ from torch import Tensor
 
 from rnnkit.engine import checks, differentiable
 from rnnkit.engine._loader import require_native
+from rnnkit.engine.gemm import matmul
 from rnnkit.engine.stream import StreamStep
 from rnnkit.engine.threads import choose_threads
 
@@ -102,15 +103,15 @@ def _recurrent_weight_grad(plan: _Plan, dgh: Tensor, y: Tensor, h0: Tensor) -> T
     """
     if plan.offsets is not None:
         previous = _packed_previous_states(plan, y, h0)
-        return dgh.t() @ previous
+        return matmul(dgh.t(), previous)
     if plan.reverse and plan.lengths is not None:
         previous = _previous_states(plan, y, h0)
-        return dgh.reshape(-1, dgh.shape[2]).t() @ previous.view(-1, plan.out_size)
+        return matmul(dgh.reshape(-1, dgh.shape[2]).t(), previous.view(-1, plan.out_size))
     first, grads, states = ((dgh[-1], dgh[:-1], y[1:]) if plan.reverse
                             else (dgh[0], dgh[1:], y[:-1]))
     if grads.shape[0] == 0:
         return first.t() @ h0
-    dw = grads.reshape(-1, dgh.shape[2]).t() @ states.reshape(-1, plan.out_size)
+    dw = matmul(grads.reshape(-1, dgh.shape[2]).t(), states.reshape(-1, plan.out_size))
     return dw.addmm_(first.t(), h0)
 
 
@@ -184,7 +185,7 @@ def _input_projection(x: Tensor, w_ih: Tensor, lengths: Tensor | None,
     longest-first order, read in place instead of gathering a sorted copy of ``x``).
     """
     if x.dim() == 2:  # the packed layout: every row is a real token
-        return x @ w_ih.t()
+        return matmul(x, w_ih.t())
     seq_len, batch, input_size = x.shape
     if lengths is not None and batch > 1:
         valid_steps = lengths.tolist()
@@ -198,7 +199,7 @@ def _input_projection(x: Tensor, w_ih: Tensor, lengths: Tensor | None,
             return xg
     if source_rows is not None:
         x = x[:, source_rows]
-    return (x.reshape(seq_len * batch, input_size) @ w_ih.t()).view(seq_len, batch, -1)
+    return matmul(x.reshape(seq_len * batch, input_size), w_ih.t()).view(seq_len, batch, -1)
 
 
 def _projects_in_kernel(plan: _Plan, x: Tensor, w_hh: Tensor,
@@ -379,9 +380,9 @@ def gradients(plan: _Plan, x, y, h0, c0, w_ih, w_hh, w_hr, gates, aux, m, dy, dh
     dgx2, dgh2 = dgx.view(rows, -1), dgh.view(rows, -1)  # (rows, gates * hidden)
     dx = dw_ih = dw_hh = db_ih = db_hh = dw_hr = None
     if need.x:
-        dx = (dgx2 @ w_ih).view(x.shape)
+        dx = matmul(dgx2, w_ih).view(x.shape)
     if need.w_ih:
-        dw_ih = dgx2.t() @ x.reshape(rows, input_size)
+        dw_ih = matmul(dgx2.t(), x.reshape(rows, input_size))
     if need.w_hh:
         dw_hh = _recurrent_weight_grad(plan, dgh, y, h0)
     if need.bias:
@@ -389,7 +390,7 @@ def gradients(plan: _Plan, x, y, h0, c0, w_ih, w_hh, w_hr, gates, aux, m, dy, dh
         # A separate tensor: the two .grad fields must not alias.
         db_hh = dgh2.sum(0) if dgh is not dgx else db_ih.clone()
     if need.w_hr and w_hr is not None:
-        dw_hr = dhtot.view(rows, plan.out_size).t() @ m.view(rows, plan.hidden)
+        dw_hr = matmul(dhtot.view(rows, plan.out_size).t(), m.view(rows, plan.hidden))
     return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr
 
 

@@ -573,6 +573,118 @@ bool contiguous_input(PyObject* x_obj, at::Tensor* out) {
 
 }  // namespace
 
+namespace {
+
+// A 2-D operand of `gemm`: checked, and its layout read off its strides. `unit_dim` is the
+// dimension with stride 1 (or -1: neither, and the tensor was copied contiguous).
+struct Operand {
+    at::Tensor tensor;
+    int unit_dim = 1;
+    int64_t ld = 0;
+};
+
+bool gemm_operand(PyObject* obj, const char* name, Operand* out) {
+    bool failed;
+    const at::Tensor* t = unpack(obj, name, false, &failed);
+    if (failed || !plain_memory(*t, name) || !storage_holds(*t, name)) return false;
+    if (t->dim() != 2)
+        return fail(PyExc_ValueError, name,
+                    "expected a 2-D tensor, got shape " + shape_text(t->sizes()));
+    if (t->scalar_type() != at::kFloat && t->scalar_type() != at::kDouble)
+        return fail(PyExc_TypeError, name, std::string("expected float32 or float64, got ") +
+                                               c10::toString(t->scalar_type()));
+    // A size-1 dimension's stride is arbitrary: take it as packed.
+    const int64_t rows = t->size(0), cols = t->size(1);
+    const int64_t s0 = rows > 1 ? t->stride(0) : cols, s1 = cols > 1 ? t->stride(1) : 1;
+    const int64_t r0 = cols > 1 ? t->stride(0) : 1, r1 = rows > 1 ? t->stride(1) : rows;
+    if (s1 == 1 && s0 >= cols) {
+        out->tensor = *t;
+        out->unit_dim = 1;
+        out->ld = s0 > 0 ? s0 : 1;
+    } else if (r0 == 1 && r1 >= rows) {
+        out->tensor = *t;
+        out->unit_dim = 0;
+        out->ld = r1 > 0 ? r1 : 1;
+    } else {
+        try {
+            out->tensor = t->contiguous();
+        } catch (const std::exception& error) {
+            PyErr_SetString(PyExc_RuntimeError, error.what());
+            return false;
+        }
+        out->unit_dim = 1;
+        out->ld = cols > 0 ? cols : 1;
+    }
+    return true;
+}
+
+}  // namespace
+
+// a @ b for 2-D float tensors on the engine's packed tile (GemmArgs): a (M, K) and b (K, N),
+// each with either dimension contiguous (a transposed view is read in place; any other
+// layout is copied first). Returns a new contiguous (M, N) tensor.
+PyObject* rnnkit_py_gemm(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+    static const char* names[] = {"a", "b", "threads"};
+    constexpr int kCount = sizeof(names) / sizeof(names[0]);
+    static PyObject* interned[kCount];
+    PyObject* v[kCount];
+    if (!bind_keywords("gemm", args, nargs, kwnames, names, interned, kCount, v, kCount))
+        return nullptr;
+    int threads;
+    Operand a, b;
+    if (!int_arg(v[2], "threads", &threads) || !gemm_operand(v[0], "a", &a) ||
+        !gemm_operand(v[1], "b", &b))
+        return nullptr;
+    if (threads < 1 || threads > 1024) {
+        PyErr_Format(PyExc_ValueError, "rnnkit.engine: threads: expected 1-1024, got %d", threads);
+        return nullptr;
+    }
+    const int64_t M = a.tensor.size(0), K = a.tensor.size(1), N = b.tensor.size(1);
+    if (b.tensor.size(0) != K) {
+        PyErr_Format(PyExc_ValueError, "rnnkit.engine: a, b: expected b to have a's %lld "
+                     "columns as rows, got a %s and b %s", (long long)K,
+                     shape_text(a.tensor.sizes()).c_str(), shape_text(b.tensor.sizes()).c_str());
+        return nullptr;
+    }
+    if (a.tensor.scalar_type() != b.tensor.scalar_type()) {
+        PyErr_Format(PyExc_TypeError, "rnnkit.engine: a, b: expected one dtype, got a %s and b %s",
+                     c10::toString(a.tensor.scalar_type()), c10::toString(b.tensor.scalar_type()));
+        return nullptr;
+    }
+    constexpr int64_t kMax = (int64_t)1 << 30;  // the kernels index rows and columns with int
+    if (M >= kMax || N >= kMax || K >= kMax) {
+        PyErr_Format(PyExc_ValueError, "rnnkit.engine: a, b: expected every size below 2^30, "
+                     "got a %s and b %s", shape_text(a.tensor.sizes()).c_str(),
+                     shape_text(b.tensor.sizes()).c_str());
+        return nullptr;
+    }
+    const at::ScalarType f = a.tensor.scalar_type();
+    at::Tensor c;
+    try {
+        c = K == 0 ? at::detail::empty_cpu({M, N}, f).zero_() : at::detail::empty_cpu({M, N}, f);
+    } catch (const std::exception&) {
+        PyErr_NoMemory();
+        return nullptr;
+    }
+    if (K > 0) {
+        rnnkit::GemmArgs g = {};
+        g.M = (int)M;
+        g.N = (int)N;
+        g.K = (int)K;
+        g.threads = threads;
+        g.a = a.tensor.data_ptr();
+        g.a_km = a.unit_dim == 0;
+        g.lda = a.ld;
+        g.b = b.tensor.data_ptr();
+        g.b_nk = b.unit_dim == 0;
+        g.ldb = b.ld;
+        g.c = c.data_ptr();
+        g.ldc = N > 0 ? N : 1;
+        rnnkit::run_gemm(f == at::kDouble, g);
+    }
+    return THPVariable_Wrap(std::move(c));
+}
+
 // Whole-sequence inference of one layer and direction in one call: checks, the gate bias,
 // outputs and scratch, the input projection and the recurrence (see ForwardArgs::project_first).
 // Returns (y (T, B, Hout), h_n (B, Hout), c_n (B, H) or None).

@@ -15,6 +15,8 @@ PyObject* rnnkit_py_infer(PyObject* self, PyObject* const* args, Py_ssize_t narg
                           PyObject* kwnames);
 PyObject* rnnkit_py_backward(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
                              PyObject* kwnames);
+PyObject* rnnkit_py_gemm(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+                         PyObject* kwnames);
 PyObject* rnnkit_py_stream(PyObject* self, PyObject* const* args, Py_ssize_t nargs);
 // A new (rows, cols) float32/float64 tensor holding a copy of `src`: the output of a
 // streaming step (both the float and the int8 entry points), allocated cheaply.
@@ -41,5 +43,6 @@ namespace rnnkit {
 void run_forward(bool is_double, const ForwardArgs& args);
 void run_backward(bool is_double, const BackwardArgs& args);
 void run_stream(bool is_double, const StreamArgs& args);
+void run_gemm(bool is_double, const GemmArgs& args);
 }  // namespace rnnkit
 #endif

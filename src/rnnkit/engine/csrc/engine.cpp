@@ -241,6 +241,19 @@ using rnnkit::g_table;
 
 static PyObject* py_isa(PyObject*, PyObject*) { return PyUnicode_FromString(g_table->name); }
 
+// The CPU's vendor: torch's BLAS (MKL) chooses its kernels by it (see rnnkit/engine/gemm.py).
+static PyObject* py_cpu_vendor(PyObject*, PyObject*) {
+    const char* vendor = "other";
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    if (__builtin_cpu_is("intel"))
+        vendor = "intel";
+    else if (__builtin_cpu_is("amd"))
+        vendor = "amd";
+#endif
+    return PyUnicode_FromString(vendor);
+}
+
 static PyObject* py_supported_isas(PyObject*, PyObject*) {
     auto tables = rnnkit::supported_tables();
     PyObject* list = PyList_New((Py_ssize_t)tables.size());
@@ -285,6 +298,16 @@ void run_backward(bool is_double, const BackwardArgs& args) {
     Py_END_ALLOW_THREADS
 }
 
+void run_gemm(bool is_double, const GemmArgs& args) {
+    const KernelTable* table = g_table;
+    Py_BEGIN_ALLOW_THREADS
+    if (is_double)
+        table->gemm_f64(args);
+    else
+        table->gemm_f32(args);
+    Py_END_ALLOW_THREADS
+}
+
 // A streaming step is a few microseconds: releasing the GIL would cost more than it frees.
 void run_stream(bool is_double, const StreamArgs& args) {
     if (is_double)
@@ -318,12 +341,15 @@ static PyMethodDef methods[] = {
     {"stream", (PyCFunction)(void (*)(void))rnnkit_py_stream, METH_FASTCALL,
      "Stacked layers advanced one step; every tensor checked (internal)."},
     {"isa", py_isa, METH_NOARGS, "Name of the instruction set the kernels currently use."},
+    {"cpu_vendor", py_cpu_vendor, METH_NOARGS, "'intel', 'amd' or 'other'."},
     {"supported_isas", py_supported_isas, METH_NOARGS, "Instruction sets usable on this CPU."},
     {"set_isa", py_set_isa, METH_VARARGS, "Select the kernels' instruction set (for testing)."},
     {"forward", (PyCFunction)(void (*)(void))rnnkit_py_forward, METH_FASTCALL | METH_KEYWORDS,
      "Forward recurrence over named, checked tensors (internal)."},
     {"infer", (PyCFunction)(void (*)(void))rnnkit_py_infer, METH_FASTCALL | METH_KEYWORDS,
      "Whole-sequence inference of one layer-direction, outputs allocated (internal)."},
+    {"gemm", (PyCFunction)(void (*)(void))rnnkit_py_gemm, METH_FASTCALL | METH_KEYWORDS,
+     "a @ b on the packed tile, a new (M, N) tensor; every tensor checked (internal)."},
     {"backward", (PyCFunction)(void (*)(void))rnnkit_py_backward, METH_FASTCALL | METH_KEYWORDS,
      "Backward recurrence over named, checked tensors (internal)."},
     {nullptr, nullptr, 0, nullptr},

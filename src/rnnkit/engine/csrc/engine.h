@@ -102,6 +102,25 @@ inline long stream_work_elements(int gates, int B, int H) {
     return (long)gates * H + 2L * B * gates * H + 2L * B * H;
 }
 
+// C (M x N) = A (M x K) * B: the large products around the recurrence (the input projection,
+// the input and weight gradients), on the engine's packed tile instead of torch's BLAS.
+struct GemmArgs {
+    int M, N, K, threads;
+    const void* a;  // a_km ? A[m][k] = a[k * lda + m] : a[m * lda + k]
+    int a_km;
+    long lda;
+    const void* b;  // b_nk ? B[k][n] = b[n * ldb + k] : b[k * ldb + n]
+    int b_nk;
+    long ldb;
+    void* c;        // (M, N), rows ldc apart
+    long ldc;
+    void* panels;   // packed B: set by the kernel entry, callers leave it null
+};
+
+// Elements of scratch the packed B of a GemmArgs call takes for any ISA (panels are at most
+// 16 lanes wide).
+inline long gemm_panel_elements(int K, int N) { return (long)K * ((N + 15) / 16) * 16; }
+
 struct KernelTable {
     const char* name;
     void (*stream_f32)(const StreamArgs&);
@@ -110,6 +129,8 @@ struct KernelTable {
     void (*forward_f64)(const ForwardArgs&);
     void (*backward_f32)(const BackwardArgs&);
     void (*backward_f64)(const BackwardArgs&);
+    void (*gemm_f32)(const GemmArgs&);
+    void (*gemm_f64)(const GemmArgs&);
 };
 
 // Thread pool (engine.cpp): runs fn(ctx, tid, nthreads) on nthreads threads, the

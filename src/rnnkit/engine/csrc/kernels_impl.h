@@ -47,7 +47,8 @@ static constexpr int lanes() {
 // C[m, j*L + l] = Cinit[m, ...] (or 0) + sum_k A[m, k] * P[j*ps + k*L + l] for m < MR_, j < NV_.
 // With pf != 0, also asks for Cinit[pf + ...] (the same tile of the next time step's input
 // projections, which are read from memory) to be brought into L2 while this tile computes.
-template <typename T, int MR_, int NV_>
+// ColA: A is stored k-major (A[m, k] at A[k * lda + m]), as a transposed view is.
+template <typename T, int MR_, int NV_, bool ColA = false>
 static inline void tile(int K, const T* A, long lda, const T* P, long ps, T* C, long ldc,
                         const T* Cinit, long ldi, long pf) {
     typedef typename VecOf<T>::type V;
@@ -63,7 +64,7 @@ static inline void tile(int K, const T* A, long lda, const T* P, long ps, T* C, 
         V w[NV_];
         for (int j = 0; j < NV_; j++) w[j] = load_vec<V>(P + j * ps + k * L);
         for (int m = 0; m < MR_; m++) {
-            const T a = A[m * lda + k];
+            const T a = ColA ? A[(long)k * lda + m] : A[m * lda + k];
             for (int j = 0; j < NV_; j++) acc[m][j] += a * w[j];
         }
     }
@@ -105,7 +106,7 @@ static inline void tile_row(int K, const T* A, const T* P, long ps, T* C, const 
 // first tile of each chunk waits on their loads, and a taller one hides them better.
 // A row's sum does not depend on its tile (every element is init + the same K
 // multiply-adds in order), so neither do the bits.
-template <typename T, int NV_>
+template <typename T, int NV_, bool ColA = false>
 static inline void tile_rows(int rows, int K, const T* A, long lda, const T* P, long ps, T* C,
                              long ldc, const T* Cinit, long ldi, long pf, bool balance) {
     const int tiles = (rows + RNNKIT_MR - 1) / RNNKIT_MR;
@@ -116,7 +117,7 @@ static inline void tile_rows(int rows, int K, const T* A, long lda, const T* P, 
         // One template instance per height so accumulators stay in registers.
         switch (r) {
 #define RNNKIT_ROWS(n) \
-    case n: tile<T, (n <= RNNKIT_MR ? n : 1), NV_>(K, A + m * lda, lda, P, ps, C + m * ldc, ldc, ci, ldi, pf); break;
+    case n: tile<T, (n <= RNNKIT_MR ? n : 1), NV_, ColA>(K, ColA ? A + m : A + m * lda, lda, P, ps, C + m * ldc, ldc, ci, ldi, pf); break;
             RNNKIT_ROWS(1) RNNKIT_ROWS(2) RNNKIT_ROWS(3) RNNKIT_ROWS(4) RNNKIT_ROWS(5)
             RNNKIT_ROWS(6) RNNKIT_ROWS(7) RNNKIT_ROWS(8) RNNKIT_ROWS(9) RNNKIT_ROWS(10)
             RNNKIT_ROWS(11) RNNKIT_ROWS(12)
@@ -130,18 +131,19 @@ static inline void tile_rows(int rows, int K, const T* A, long lda, const T* P, 
 // NV_ adjacent full panels for all M rows. With several row tiles K is cut into chunks whose
 // panel slice fits in L1, so every row tile reuses it from there; with one tile (small
 // batch) each weight is read once and accumulators stay in registers over the whole K.
-template <typename T, int NV_>
+template <typename T, int NV_, bool ColA = false>
 static inline void panels_full(int M, int K, const T* A, long lda, const T* P, long ps, T* C,
                                long ldc, const T* Cinit, long ldi, long pf) {
     constexpr int chunk = (RNNKIT_L1_PANEL_BYTES / (NV_ * lanes<T>() * (int)sizeof(T))) & ~7;
     if (M <= RNNKIT_MR) {
-        tile_rows<T, NV_>(M, K, A, lda, P, ps, C, ldc, Cinit, ldi, pf, false);
+        tile_rows<T, NV_, ColA>(M, K, A, lda, P, ps, C, ldc, Cinit, ldi, pf, false);
         return;
     }
     for (int k0 = 0; k0 < K; k0 += chunk) {
         int kc = K - k0 < chunk ? K - k0 : chunk;
         const T* init = k0 == 0 ? Cinit : C;
-        tile_rows<T, NV_>(M, kc, A + k0, lda, P + (long)k0 * lanes<T>(), ps, C, ldc, init,
+        tile_rows<T, NV_, ColA>(M, kc, ColA ? A + (long)k0 * lda : A + k0, lda,
+                                P + (long)k0 * lanes<T>(), ps, C, ldc, init,
                           k0 == 0 ? ldi : ldc, k0 == 0 ? pf : 0, K <= chunk);
     }
 }
@@ -191,7 +193,7 @@ static void gemv_packed(int K, const T* A, const T* P, int N, int j0, int j1, T*
 // row-by-row scratch tile so nothing past column N is written. One row takes gemv_packed
 // (another summation order) unless `tiles`: a thread's one-row share of a larger batch must
 // get the bits the batch's product gives that row.
-template <typename T>
+template <typename T, bool ColA = false>
 static void gemm_packed(int M, int K, const T* A, long lda, const T* P, int N, int j0, int j1,
                         T* C, long ldc, const T* Cinit, long ldi, long pf = 0,
                         bool tiles = false) {
@@ -199,7 +201,7 @@ static void gemm_packed(int M, int K, const T* A, long lda, const T* P, int N, i
     const long ps = (long)K * L;
     const int full = N / L < j1 ? N / L : j1;
     int j = j0;
-    if (M == 1 && !tiles) {
+    if (M == 1 && !tiles && !ColA) {
         gemv_packed<T>(K, A, P, N, j0, j1, C, Cinit, pf, false);
         return;
     }
@@ -207,7 +209,7 @@ static void gemm_packed(int M, int K, const T* A, long lda, const T* P, int N, i
     // keep both FMA units busy (8 chains cover their latency).
 #define RNNKIT_PANELS(nv)                                                            \
     for (; j + (nv) <= full; j += (nv))                                              \
-        panels_full<T, (nv)>(M, K, A, lda, P + j * ps, ps, C + j * L, ldc,         \
+        panels_full<T, (nv), ColA>(M, K, A, lda, P + j * ps, ps, C + j * L, ldc,   \
                              Cinit ? Cinit + j * L : nullptr, ldi, pf);
     if (M == 2) {
         RNNKIT_PANELS(4)
@@ -215,14 +217,15 @@ static void gemm_packed(int M, int K, const T* A, long lda, const T* P, int N, i
     RNNKIT_PANELS(RNNKIT_NV)
 #undef RNNKIT_PANELS
     for (; j < full; j++)
-        panels_full<T, 1>(M, K, A, lda, P + j * ps, ps, C + j * L, ldc,
-                          Cinit ? Cinit + j * L : nullptr, ldi, pf);
+        panels_full<T, 1, ColA>(M, K, A, lda, P + j * ps, ps, C + j * L, ldc,
+                                Cinit ? Cinit + j * L : nullptr, ldi, pf);
     if (j < j1 && j * L < N) {
         const int rem = N - j * L;
         for (int m = 0; m < M; m++) {
             T row[L];
             for (int l = 0; l < L; l++) row[l] = l < rem && Cinit ? Cinit[m * ldi + j * L + l] : T(0);
-            tile<T, 1, 1>(K, A + m * lda, lda, P + j * ps, ps, row, L, row, L, 0);
+            tile<T, 1, 1, ColA>(K, ColA ? A + m : A + m * lda, lda, P + j * ps, ps, row, L, row,
+                                L, 0);
             for (int l = 0; l < rem; l++) C[m * ldc + j * L + l] = row[l];
         }
     }
@@ -1256,6 +1259,79 @@ struct Stream {
     }
 };
 
+// ---------------------------------------------------------------- standalone GEMM
+// K is cut into chunks of at most kGemmChunk, each packed as its own set of panels, and a
+// thread's rows into blocks whose part of A in a chunk takes about kGemmBlockBytes, so the
+// block stays in L2 while every panel of the chunk passes over it (each panel slice from L1,
+// see panels_full).
+constexpr int kGemmChunk = 384;
+constexpr long kGemmBlockBytes = 192 * 1024;
+
+// C = A * B (GemmArgs). Threads pack disjoint panels of B, meet at one barrier, then each
+// takes its own whole row tiles through every chunk of K and every panel. C[m, n] is the sum
+// over k in order (a chunk's tiles start from what the previous chunk left in C), whatever
+// the thread count or blocking, so the bits depend on neither.
+template <typename T>
+struct Gemm {
+    GemmArgs g;
+    explicit Gemm(const GemmArgs& args) : g(args) {}
+
+    // Chunk [k0, k0 + kc) of B packed: panels of kc x L, starting at element k0 * padded N.
+    T* chunk_panels(int k0) const {
+        constexpr int L = lanes<T>();
+        return (T*)g.panels + (long)k0 * ((g.N + L - 1) / L) * L;
+    }
+
+    void pack(int tid, int nt) const {
+        constexpr int L = lanes<T>();
+        const int np = (g.N + L - 1) / L;
+        const int j0 = (int)((long)np * tid / nt), j1 = (int)((long)np * (tid + 1) / nt);
+        const T* B = (const T*)g.b;
+        for (int k0 = 0; k0 < g.K; k0 += kGemmChunk) {
+            const int kc = g.K - k0 < kGemmChunk ? g.K - k0 : kGemmChunk;
+            pack_panels<T>(g.b_nk ? B + k0 : B + (long)k0 * g.ldb, g.b_nk, g.ldb, 0, kc, g.N,
+                           j0, j1, chunk_panels(k0));
+        }
+    }
+
+    void run(int tid, int nt) const {
+        pack(tid, nt);
+        parallel_barrier();
+        const int tiles = (g.M + RNNKIT_MR - 1) / RNNKIT_MR;
+        const int m0 = (int)((long)tiles * tid / nt) * RNNKIT_MR;
+        const int end = (int)((long)tiles * (tid + 1) / nt) * RNNKIT_MR;
+        const int m1 = end < g.M ? end : g.M;
+        const int np = (g.N + lanes<T>() - 1) / lanes<T>();
+        const T* A = (const T*)g.a;
+        T* C = (T*)g.c;
+        for (int k0 = 0; k0 < g.K; k0 += kGemmChunk) {
+            const int kc = g.K - k0 < kGemmChunk ? g.K - k0 : kGemmChunk;
+            int block = (int)(kGemmBlockBytes / ((long)kc * (long)sizeof(T))) / RNNKIT_MR * RNNKIT_MR;
+            if (block < RNNKIT_MR) block = RNNKIT_MR;
+            for (int r0 = m0; r0 < m1; r0 += block) {
+                const int rows = m1 - r0 < block ? m1 - r0 : block;
+                T* c = C + (long)r0 * g.ldc;
+                const T* init = k0 == 0 ? nullptr : c;
+                if (g.a_km)
+                    gemm_packed<T, true>(rows, kc, A + (long)k0 * g.lda + r0, g.lda,
+                                         chunk_panels(k0), g.N, 0, np, c, g.ldc, init, g.ldc, 0,
+                                         true);
+                else
+                    gemm_packed<T>(rows, kc, A + (long)r0 * g.lda + k0, g.lda, chunk_panels(k0),
+                                   g.N, 0, np, c, g.ldc, init, g.ldc, 0, true);
+            }
+        }
+    }
+};
+
+template <typename T>
+static void gemm_entry(const GemmArgs& args) {
+    GemmArgs a = args;
+    if (a.M == 0 || a.N == 0) return;
+    a.panels = thread_scratch((size_t)packed_size<T>(a.K, a.N) * sizeof(T));
+    launch<Gemm<T>, GemmArgs>(a);
+}
+
 template <typename T>
 static void forward_entry(const ForwardArgs& args) {
     ForwardArgs a = args;
@@ -1285,4 +1361,6 @@ static const KernelTable table = {
     &forward_entry<double>,
     &backward_entry<float>,
     &backward_entry<double>,
+    &gemm_entry<float>,
+    &gemm_entry<double>,
 };

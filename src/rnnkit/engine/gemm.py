@@ -1,0 +1,77 @@
+"""The large matrix products around the recurrence: torch's BLAS, or the engine's packed tile.
+
+A layer's input projection ``x W_ih^T`` and the gradients of its input and weights are single
+GEMMs over all steps at once. torch runs them on its BLAS, MKL on x86, which chooses its
+kernels by CPU vendor: on AMD it runs its AVX2 code, about half of what an AVX-512 core does.
+On a 2-core AVX-512 AMD EPYC (Zen 5), at the shapes of an LSTM's projection and gradients,
+MKL ran 93-100 GFLOP/s per core and the engine's tile 193-226: 1.9-2.3x, on 1 and 2 threads
+(``python bench/gemm_ab.py``). So where torch's BLAS is MKL, the CPU is not Intel's and the
+kernels run AVX-512, these products go through :func:`matmul` on the tile; elsewhere through
+torch. ``RNNKIT_GEMM=native`` or ``torch`` forces one (testing and benchmarking).
+
+The two give the same values to rounding, not the same bits: like torch's own results, a
+layer's outputs and gradients then differ in the last bits between Intel and AMD CPUs. The
+tile's own bits depend neither on the thread count nor on the blocking (every element sums
+its products in order).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+from torch import Tensor
+
+from rnnkit.engine import differentiable
+from rnnkit.engine._loader import require_native
+
+ROUTE_ENV = "RNNKIT_GEMM"
+ROUTES = ("auto", "native", "torch")
+# Multiply-adds below which a product runs on one thread (a second one costs a wake-up and a
+# barrier, a few microseconds).
+MIN_WORK_PER_THREAD = 1 << 18
+
+
+@functools.cache
+def _auto_native() -> bool:
+    """Whether ``auto`` takes the tile: torch's BLAS is MKL on a CPU not Intel's."""
+    return torch.backends.mkl.is_available() and require_native().cpu_vendor() != "intel"
+
+
+def route() -> str:
+    """``'native'`` or ``'torch'``: where :func:`project` and :func:`matmul` run now."""
+    chosen = os.environ.get(ROUTE_ENV, "auto").strip().lower() or "auto"
+    if chosen not in ROUTES:
+        raise ValueError(f"{ROUTE_ENV}: expected one of {', '.join(ROUTES)}, got {chosen!r}")
+    if chosen != "auto":
+        return chosen
+    return "native" if _auto_native() and require_native().isa() == "avx512" else "torch"
+
+
+def _threads(a: Tensor, b: Tensor) -> int:
+    work = a.shape[0] * a.shape[1] * b.shape[1]
+    return max(1, min(torch.get_num_threads(), work // MIN_WORK_PER_THREAD))
+
+
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    """``a @ b`` for 2-D float tensors, ``a (M, K)``, ``b (K, N)`` -> ``(M, N)``, contiguous.
+
+    On the tile when :func:`route` says ``'native'`` and both are plain CPU float32/float64
+    tensors of one dtype that autograd does not track; otherwise torch's ``a @ b``.
+    Transposed views are read in place.
+    """
+    if route() == "native" and _tile_can_run(a, b):
+        return require_native().gemm(a=a, b=b, threads=_threads(a, b))
+    return a @ b
+
+
+_PLAIN = (Tensor, torch.nn.Parameter)
+
+
+def _tile_can_run(a: Tensor, b: Tensor) -> bool:
+    tracked = torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)
+    return (type(a) in _PLAIN and type(b) in _PLAIN and not tracked
+            and a.dtype == b.dtype and a.dtype in (torch.float32, torch.float64)
+            and a.device.type == "cpu" and b.device.type == "cpu"
+            and not differentiable.any_wrapped((a, b)))
