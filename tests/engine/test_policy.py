@@ -21,9 +21,25 @@ def decide(mode, hidden, batch, *, training=True, device="cpu", dtype=torch.floa
                              seq_len=100, dtype=dtype, device=device, training=training)
 
 
-def test_auto_follows_the_committed_benchmark():
-    """Every grid point of bench/results/layers.json: native only where it was >= the margin."""
-    results = json.loads(BENCH.read_text())
+# Each vendor's grid and the file it was read off.
+GRIDS = {"intel": BENCH, "amd": BENCH.with_name("layers_amd.json")}
+
+
+@pytest.fixture(params=sorted(GRIDS))
+def grid(request, monkeypatch):
+    """The committed grid file of one vendor, with ``auto`` reading that vendor's tables."""
+    monkeypatch.setattr(policy, "grid_vendor", lambda: request.param)
+    return GRIDS[request.param]
+
+
+def test_grid_vendor_is_the_cpus():
+    vendor = _loader.require_native().cpu_vendor()
+    assert policy.grid_vendor() == ("amd" if vendor == "amd" else "intel")
+
+
+def test_auto_follows_the_committed_benchmark(grid):
+    """Every grid point of the vendor's layers file: native only where it was >= the margin."""
+    results = json.loads(grid.read_text())
     for row in results["layers"]:
         mode = {"RNN": "RNN_TANH"}.get(row["mode"], row["mode"])
         native = decide(mode, row["hidden"], row["batch"], training=row["task"] == "training")
@@ -38,9 +54,9 @@ def test_shapes_between_grid_points_use_the_nearest_one():
     assert decide("LSTM", 512, 90, training=False) == decide("LSTM", 512, 128, training=False)
 
 
-def test_streaming_follows_the_committed_benchmark():
-    """Every streaming row of bench/results/layers.json: native only where it was >= MARGIN."""
-    results = json.loads(BENCH.read_text())
+def test_streaming_follows_the_committed_benchmark(grid):
+    """Every streaming row of the vendor's layers file: native only where it was >= MARGIN."""
+    results = json.loads(grid.read_text())
     for row in results["streaming"]:
         mode = {"RNN": "RNN_TANH"}.get(row["mode"], row["mode"])
         native = engine.should_use(mode, input_size=row["hidden"], hidden_size=row["hidden"],

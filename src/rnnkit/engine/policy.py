@@ -1,11 +1,12 @@
 """``backend='auto'``: use the native engine only for the shapes where it measured faster.
 
-The table below is read off ``bench/results/layers.md`` (``python bench/layers.py`` on this
-project's 2-core AVX-512 Xeon, torch 2.13 at 2 threads, idle machine, T=100): a grid point is
-listed when the native engine's median speedup over ``torch.nn`` was at least
-:func:`margin` (1.05; 1.15 for LSTM sequences). Any other shape maps to its nearest grid
-point (on a log scale) and goes native only if that point is listed, so ``auto`` never picks a
-kernel measured slower than torch's.
+The tables below are read off ``bench/results/layers.md`` (``python bench/layers.py`` on this
+project's 2-core AVX-512 Xeon, torch 2.13 at 2 threads, idle machine, T=100) and, for AMD
+CPUs, off ``bench/results/layers_amd.md`` (the same on a 2-core AVX-512 AMD EPYC, Zen 5; see
+:func:`grid_vendor`): a grid point is listed when the native engine's median speedup over
+``torch.nn`` was at least :func:`margin` (1.05; 1.15 for LSTM sequences). Any other shape maps
+to its nearest grid point (on a log scale) and goes native only if that point is listed, so
+``auto`` never picks a kernel measured slower than torch's.
 
 - nn.RNN / nn.GRU run a per-step loop of small ATen ops: the native engine wins everywhere
   except at batch 128 with the largest hidden sizes, where both are bound by the same GEMMs.
@@ -74,6 +75,37 @@ STREAMING_WINS: dict[str, frozenset[int]] = {
 }
 
 
+# The same on AMD (bench/results/layers_amd.json). torch.nn's RNN and GRU run their per-step
+# products on MKL, which takes its AVX2 code on AMD, and the engine's own products run on its
+# tile there (rnnkit.engine.gemm): the engine wins at every RNN/GRU point. oneDNN's fused LSTM
+# has no such handicap and keeps LSTM inference from batch 32 (0.75-1.08x) and most of LSTM
+# training from batch 32 (1.01-1.10x, under the LSTM margin).
+_ALL_POINTS = frozenset((hidden, batch) for hidden in HIDDEN_GRID for batch in BATCH_GRID)
+NATIVE_WINS_AMD: dict[tuple[str, bool], frozenset[tuple[int, int]]] = {
+    ("RNN", False): _ALL_POINTS,
+    ("RNN", True): _ALL_POINTS,
+    ("GRU", False): _ALL_POINTS,
+    ("GRU", True): _ALL_POINTS,
+    ("LSTM", False): frozenset({(64, 1), (128, 1), (256, 1), (512, 1)}),
+    ("LSTM", True): frozenset({(64, 1), (64, 32), (128, 1), (256, 1), (256, 128), (512, 1)}),
+}
+# Streaming on AMD: every cell and size, 2.8-10.9x.
+STREAMING_WINS_AMD: dict[str, frozenset[int]] = dict(STREAMING_WINS)
+
+
+def grid_vendor() -> str:
+    """Whose measured grid ``auto`` reads: ``'amd'`` on AMD CPUs, ``'intel'`` on any other."""
+    return "amd" if _loader.require_native().cpu_vendor() == "amd" else "intel"
+
+
+def _native_wins() -> dict[tuple[str, bool], frozenset[tuple[int, int]]]:
+    return NATIVE_WINS_AMD if grid_vendor() == "amd" else NATIVE_WINS
+
+
+def _streaming_wins() -> dict[str, frozenset[int]]:
+    return STREAMING_WINS_AMD if grid_vendor() == "amd" else STREAMING_WINS
+
+
 def margin(cell: str, streaming: bool = False) -> float:
     """Speedup a grid point needs before ``auto`` goes native there."""
     return LSTM_MARGIN if cell == "LSTM" and not streaming else MARGIN
@@ -102,7 +134,7 @@ def should_use(mode: str, *, input_size: int, hidden_size: int, batch: int, seq_
     # torch's packed path is never faster than its dense one, so lengths only add points.
     if variable_lengths and point in VARIABLE_LENGTH_WINS[(cell, bool(training))]:
         return True
-    return point in NATIVE_WINS[(cell, bool(training))]
+    return point in _native_wins()[(cell, bool(training))]
 
 
 def streaming_wins(mode: str, hidden_size: int, batch: int) -> bool:
@@ -112,6 +144,6 @@ def streaming_wins(mode: str, hidden_size: int, batch: int) -> bool:
     """
     cell = "RNN" if mode.startswith("RNN") else mode
     if batch == 1:
-        return _nearest(hidden_size, HIDDEN_GRID) in STREAMING_WINS[cell]
+        return _nearest(hidden_size, HIDDEN_GRID) in _streaming_wins()[cell]
     point = (_nearest(hidden_size, HIDDEN_GRID), _nearest(batch, BATCH_GRID))
-    return point in NATIVE_WINS[(cell, False)]
+    return point in _native_wins()[(cell, False)]
