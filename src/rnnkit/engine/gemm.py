@@ -2,10 +2,11 @@
 
 A layer's input projection ``x W_ih^T`` and the gradients of its input and weights are single
 GEMMs over all steps at once. torch runs them on its BLAS, MKL on x86, which chooses its
-kernels by CPU vendor: on AMD it runs its AVX2 code, about half of what an AVX-512 core does.
-On a 2-core AVX-512 AMD EPYC (Zen 5), at the shapes of an LSTM's projection and gradients,
-MKL ran 93-100 GFLOP/s per core and the engine's tile 193-226: 1.9-2.3x, on 1 and 2 threads
-(``python bench/gemm_ab.py``). So where torch's BLAS is MKL, the CPU is not Intel's and the
+kernels by CPU vendor: on AMD it runs at the rate of its AVX2 code, about half of what an
+AVX-512 core does. On a 2-core AVX-512 AMD EPYC (Zen 5), at the shapes of a layer's projection
+and gradients, MKL ran 82-100 GFLOP/s per core and the engine's tile 134-226: 1.4-2.5x per
+product on 1 and 2 threads, 1.36-1.74x per layer call (``python bench/gemm_ab.py [--layers]``,
+bench/results/gemm_amd.md). So where torch's BLAS is MKL, the CPU is not Intel's and the
 kernels run AVX-512, these products go through :func:`matmul` on the tile; elsewhere through
 torch. ``RNNKIT_GEMM=native`` or ``torch`` forces one (testing and benchmarking).
 
