@@ -93,9 +93,14 @@ NATIVE_WINS_AMD: dict[tuple[str, bool], frozenset[tuple[int, int]]] = {
 STREAMING_WINS_AMD: dict[str, frozenset[int]] = dict(STREAMING_WINS)
 
 
+# Read once: should_use runs inside torch.compile's trace, which cannot call into the extension.
+_VENDOR = ("amd" if _loader.native is not None and _loader.native.cpu_vendor() == "amd"
+           else "intel")
+
+
 def grid_vendor() -> str:
     """Whose measured grid ``auto`` reads: ``'amd'`` on AMD CPUs, ``'intel'`` on any other."""
-    return "amd" if _loader.require_native().cpu_vendor() == "amd" else "intel"
+    return _VENDOR
 
 
 def _native_wins() -> dict[tuple[str, bool], frozenset[tuple[int, int]]]:
