@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rnnkit import engine
-from rnnkit.engine import checks, ops
+from rnnkit.engine import checks, gemm, ops
 
 from .reference import compare, direction_weights, make_module
 from .test_determinism import misaligned, output_weights
@@ -123,7 +123,28 @@ def plan_for(mode, lengths=None):
     ("GRU", 64, 32, None, False),          # the n gate's input part stays apart
     ("LSTM", 64, 32, torch.full((32,), 3), False),
 ])
-def test_which_calls_project_in_kernel(mode, hidden, batch, lengths, expected):
+def test_which_calls_project_in_kernel(mode, hidden, batch, lengths, expected, monkeypatch):
+    """With the products on torch's BLAS (the rule measured against MKL on the Xeon)."""
+    monkeypatch.setenv(gemm.ROUTE_ENV, "torch")
+    gates = checks.GATES[mode]
+    x = torch.zeros(3, batch, hidden)
+    w_hh = torch.zeros(gates * hidden, hidden)
+    assert ops._projects_in_kernel(plan_for(mode, lengths), x, w_hh, None) is expected
+    assert not ops._projects_in_kernel(plan_for(mode), x, w_hh, [0] * batch)  # gathered rows
+
+
+@pytest.mark.parametrize(("mode", "hidden", "batch", "lengths", "expected"), [
+    ("LSTM", 256, 32, None, True),         # any weight size from 16 rows
+    ("LSTM", 512, 16, None, True),
+    ("LSTM", 512, 128, None, True),
+    ("LSTM", 512, 8, None, False),         # too few rows per step
+    ("RNN_TANH", 512, 32, None, False),    # RNN keeps the measured rule
+    ("GRU", 64, 32, None, False),
+    ("LSTM", 256, 32, torch.full((32,), 3), False),
+])
+def test_which_calls_project_in_kernel_with_products_on_the_tile(mode, hidden, batch, lengths,
+                                                                 expected, monkeypatch):
+    monkeypatch.setenv(gemm.ROUTE_ENV, "native")
     gates = checks.GATES[mode]
     x = torch.zeros(3, batch, hidden)
     w_hh = torch.zeros(gates * hidden, hidden)

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from rnnkit.engine import checks, differentiable
+from rnnkit.engine import checks, differentiable, gemm
 from rnnkit.engine._loader import require_native
-from rnnkit.engine.gemm import matmul
 from rnnkit.engine.stream import StreamStep
 from rnnkit.engine.threads import choose_threads
 
@@ -103,15 +102,15 @@ def _recurrent_weight_grad(plan: _Plan, dgh: Tensor, y: Tensor, h0: Tensor) -> T
     """
     if plan.offsets is not None:
         previous = _packed_previous_states(plan, y, h0)
-        return matmul(dgh.t(), previous)
+        return gemm.matmul(dgh.t(), previous)
     if plan.reverse and plan.lengths is not None:
         previous = _previous_states(plan, y, h0)
-        return matmul(dgh.reshape(-1, dgh.shape[2]).t(), previous.view(-1, plan.out_size))
+        return gemm.matmul(dgh.reshape(-1, dgh.shape[2]).t(), previous.view(-1, plan.out_size))
     first, grads, states = ((dgh[-1], dgh[:-1], y[1:]) if plan.reverse
                             else (dgh[0], dgh[1:], y[:-1]))
     if grads.shape[0] == 0:
         return first.t() @ h0
-    dw = matmul(grads.reshape(-1, dgh.shape[2]).t(), states.reshape(-1, plan.out_size))
+    dw = gemm.matmul(grads.reshape(-1, dgh.shape[2]).t(), states.reshape(-1, plan.out_size))
     return dw.addmm_(first.t(), h0)
 
 
@@ -185,7 +184,7 @@ def _input_projection(x: Tensor, w_ih: Tensor, lengths: Tensor | None,
     longest-first order, read in place instead of gathering a sorted copy of ``x``).
     """
     if x.dim() == 2:  # the packed layout: every row is a real token
-        return matmul(x, w_ih.t())
+        return gemm.matmul(x, w_ih.t())
     seq_len, batch, input_size = x.shape
     if lengths is not None and batch > 1:
         valid_steps = lengths.tolist()
@@ -199,7 +198,7 @@ def _input_projection(x: Tensor, w_ih: Tensor, lengths: Tensor | None,
             return xg
     if source_rows is not None:
         x = x[:, source_rows]
-    return matmul(x.reshape(seq_len * batch, input_size), w_ih.t()).view(seq_len, batch, -1)
+    return gemm.matmul(x.reshape(seq_len * batch, input_size), w_ih.t()).view(seq_len, batch, -1)
 
 
 def _projects_in_kernel(plan: _Plan, x: Tensor, w_hh: Tensor,
@@ -214,11 +213,19 @@ def _projects_in_kernel(plan: _Plan, x: Tensor, w_hh: Tensor,
     (:data:`FUSED_PROJECTION_WIDE_BATCH`). Measured, one thread, LSTM input = hidden
     (bench/results/lstm_inference.md): hidden 64-128 gain at batch 16-128, hidden 256 at batch
     128 but not 16-32 (2 MiB of weights), hidden 512 (8 MiB) nowhere.
+
+    Those figures are against MKL's projection on the project's Xeon. Where the products run on
+    the engine's tile instead (:func:`rnnkit.engine.gemm.route`, AMD CPUs with AVX-512), an
+    LSTM projects in the kernel from batch 16 at any weight size: on a 2-core AMD EPYC (Zen 5),
+    against the tile's separate projection, inference 1.06-1.67x and training 1.09-1.24x at
+    hidden 256-512, batch 16-128 (``python bench/fused_projection_ab.py``).
     """
     if (plan.mode == "GRU" or plan.lengths is not None or plan.offsets is not None
             or source_rows is not None or x.dim() != 3):
         return False
     batch = x.shape[1]
+    if plan.mode == "LSTM" and gemm.route() == "native":
+        return batch >= FUSED_PROJECTION_MIN_BATCH
     weight_bytes = w_hh.shape[0] * (x.shape[2] + w_hh.shape[1]) * x.element_size()
     return batch >= FUSED_PROJECTION_MIN_BATCH and (
         weight_bytes <= FUSED_PROJECTION_L2_BYTES
@@ -380,9 +387,9 @@ def gradients(plan: _Plan, x, y, h0, c0, w_ih, w_hh, w_hr, gates, aux, m, dy, dh
     dgx2, dgh2 = dgx.view(rows, -1), dgh.view(rows, -1)  # (rows, gates * hidden)
     dx = dw_ih = dw_hh = db_ih = db_hh = dw_hr = None
     if need.x:
-        dx = matmul(dgx2, w_ih).view(x.shape)
+        dx = gemm.matmul(dgx2, w_ih).view(x.shape)
     if need.w_ih:
-        dw_ih = matmul(dgx2.t(), x.reshape(rows, input_size))
+        dw_ih = gemm.matmul(dgx2.t(), x.reshape(rows, input_size))
     if need.w_hh:
         dw_hh = _recurrent_weight_grad(plan, dgh, y, h0)
     if need.bias:
@@ -390,7 +397,7 @@ def gradients(plan: _Plan, x, y, h0, c0, w_ih, w_hh, w_hr, gates, aux, m, dy, dh
         # A separate tensor: the two .grad fields must not alias.
         db_hh = dgh2.sum(0) if dgh is not dgx else db_ih.clone()
     if need.w_hr and w_hr is not None:
-        dw_hr = matmul(dhtot.view(rows, plan.out_size).t(), m.view(rows, plan.hidden))
+        dw_hr = gemm.matmul(dhtot.view(rows, plan.out_size).t(), m.view(rows, plan.hidden))
     return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr
 
 
