@@ -117,10 +117,6 @@ struct GemmArgs {
     void* panels;   // packed B: set by the kernel entry, callers leave it null
 };
 
-// Elements of scratch the packed B of a GemmArgs call takes for any ISA (panels are at most
-// 16 lanes wide).
-inline long gemm_panel_elements(int K, int N) { return (long)K * ((N + 15) / 16) * 16; }
-
 struct KernelTable {
     const char* name;
     void (*stream_f32)(const StreamArgs&);

@@ -144,7 +144,7 @@ static inline void panels_full(int M, int K, const T* A, long lda, const T* P, l
         const T* init = k0 == 0 ? Cinit : C;
         tile_rows<T, NV_, ColA>(M, kc, ColA ? A + (long)k0 * lda : A + k0, lda,
                                 P + (long)k0 * lanes<T>(), ps, C, ldc, init,
-                          k0 == 0 ? ldi : ldc, k0 == 0 ? pf : 0, K <= chunk);
+                                k0 == 0 ? ldi : ldc, k0 == 0 ? pf : 0, K <= chunk);
     }
 }
 
