@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from rnnkit import nn as rnn
 from rnnkit.engine import gemm, ops
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gemm_ab import layer_call
 
 RULE = ops._projects_in_kernel
 
@@ -32,21 +36,6 @@ def always_in_kernel(plan, x, w_hh, source_rows) -> bool:
     """Every call the kernel can project itself (the layout allows it), whatever the sizes."""
     return not (plan.mode == "GRU" or plan.lengths is not None or plan.offsets is not None
                 or source_rows is not None or x.dim() != 3)
-
-
-def layer_call(cell: str, training: bool):
-    mode, hidden, batch, inputs = (int(v) if v.isdigit() else v for v in cell.split(":"))
-    torch.manual_seed(0)
-    layer = getattr(rnn, mode)(inputs, hidden, backend="native")
-    x = torch.randn(100, batch, inputs, requires_grad=training)
-
-    def run():
-        if training:
-            layer(x)[0].pow(2).sum().backward()
-        else:
-            with torch.no_grad():
-                layer(x)
-    return run
 
 
 def compare(cell: str, training: bool, samples: int) -> tuple[float, float]:

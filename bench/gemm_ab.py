@@ -73,11 +73,13 @@ LAYER_CELLS = ("LSTM:256:32", "LSTM:512:32", "LSTM:256:128", "GRU:256:32", "GRU:
 
 
 def layer_call(cell: str, training: bool):
-    """A callable running one ``rnnkit.nn`` layer call (with backward when ``training``)."""
-    mode, hidden, batch = cell.split(":")
+    """A callable running one ``rnnkit.nn`` layer call (with backward when ``training``), T=100;
+    ``cell`` is MODE:HIDDEN:BATCH[:INPUT] (input = hidden when left out)."""
+    mode, hidden, batch, *inputs = cell.split(":")
     torch.manual_seed(0)
-    layer = getattr(rnn, mode)(int(hidden), int(hidden), backend="native")
-    x = torch.randn(100, int(batch), int(hidden), requires_grad=training)
+    input_size = int(inputs[0]) if inputs else int(hidden)
+    layer = getattr(rnn, mode)(input_size, int(hidden), backend="native")
+    x = torch.randn(100, int(batch), input_size, requires_grad=training)
 
     def run():
         if training:

@@ -112,39 +112,34 @@ def plan_for(mode, lengths=None):
     return ops._Plan(mode, 8, 8, lengths, False, 1)
 
 
-@pytest.mark.parametrize(("mode", "hidden", "batch", "lengths", "expected"), [
-    ("LSTM", 64, 32, None, True),
-    ("LSTM", 128, 16, None, True),
-    ("RNN_TANH", 256, 32, None, True),
-    ("LSTM", 64, 8, None, False),          # too few rows per step
-    ("LSTM", 256, 32, None, False),        # 2 MiB of weights, too few rows for them
-    ("LSTM", 256, 128, None, True),        # 2 MiB, enough rows
-    ("LSTM", 512, 128, None, False),       # 8 MiB
-    ("GRU", 64, 32, None, False),          # the n gate's input part stays apart
-    ("LSTM", 64, 32, torch.full((32,), 3), False),
-])
-def test_which_calls_project_in_kernel(mode, hidden, batch, lengths, expected, monkeypatch):
-    """With the products on torch's BLAS (the rule measured against MKL on the Xeon)."""
-    monkeypatch.setenv(gemm.ROUTE_ENV, "torch")
-    gates = checks.GATES[mode]
-    x = torch.zeros(3, batch, hidden)
-    w_hh = torch.zeros(gates * hidden, hidden)
-    assert ops._projects_in_kernel(plan_for(mode, lengths), x, w_hh, None) is expected
-    assert not ops._projects_in_kernel(plan_for(mode), x, w_hh, [0] * batch)  # gathered rows
+# (products route, mode, hidden, batch, lengths, expected). On torch's BLAS the rule is the one
+# measured against MKL on the Xeon; on the tile (AMD) an LSTM projects in the kernel from 16
+# rows at any weight size.
+WHICH_CALLS = [
+    ("torch", "LSTM", 64, 32, None, True),
+    ("torch", "LSTM", 128, 16, None, True),
+    ("torch", "RNN_TANH", 256, 32, None, True),
+    ("torch", "LSTM", 64, 8, None, False),       # too few rows per step
+    ("torch", "LSTM", 256, 32, None, False),     # 2 MiB of weights, too few rows for them
+    ("torch", "LSTM", 256, 128, None, True),     # 2 MiB, enough rows
+    ("torch", "LSTM", 512, 128, None, False),    # 8 MiB
+    ("torch", "GRU", 64, 32, None, False),       # the n gate's input part stays apart
+    ("torch", "LSTM", 64, 32, torch.full((32,), 3), False),
+    ("native", "LSTM", 256, 32, None, True),     # any weight size from 16 rows
+    ("native", "LSTM", 512, 16, None, True),
+    ("native", "LSTM", 512, 128, None, True),
+    ("native", "LSTM", 512, 8, None, False),     # too few rows per step
+    ("native", "RNN_TANH", 512, 32, None, False),  # RNN keeps the measured rule
+    ("native", "GRU", 64, 32, None, False),
+    ("native", "LSTM", 256, 32, torch.full((32,), 3), False),
+]
 
 
-@pytest.mark.parametrize(("mode", "hidden", "batch", "lengths", "expected"), [
-    ("LSTM", 256, 32, None, True),         # any weight size from 16 rows
-    ("LSTM", 512, 16, None, True),
-    ("LSTM", 512, 128, None, True),
-    ("LSTM", 512, 8, None, False),         # too few rows per step
-    ("RNN_TANH", 512, 32, None, False),    # RNN keeps the measured rule
-    ("GRU", 64, 32, None, False),
-    ("LSTM", 256, 32, torch.full((32,), 3), False),
-])
-def test_which_calls_project_in_kernel_with_products_on_the_tile(mode, hidden, batch, lengths,
-                                                                 expected, monkeypatch):
-    monkeypatch.setenv(gemm.ROUTE_ENV, "native")
+@pytest.mark.parametrize(("route", "mode", "hidden", "batch", "lengths", "expected"),
+                         WHICH_CALLS)
+def test_which_calls_project_in_kernel(route, mode, hidden, batch, lengths, expected,
+                                       monkeypatch):
+    monkeypatch.setenv(gemm.ROUTE_ENV, route)
     gates = checks.GATES[mode]
     x = torch.zeros(3, batch, hidden)
     w_hh = torch.zeros(gates * hidden, hidden)
