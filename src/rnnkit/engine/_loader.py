@@ -25,6 +25,12 @@ class EngineUnavailableError(RuntimeError):
     """Raised when a kernel is called but the compiled extension is not importable."""
 
 
+#: The CPU's vendor (``'intel'``, ``'amd'``, ``'other'``; ``None`` without the extension), read
+#: once: the routes that depend on it (engine.gemm, engine.policy) run inside torch.compile's
+#: trace, which cannot call into the extension.
+cpu_vendor: str | None = native.cpu_vendor() if native is not None else None
+
+
 def require_native() -> ModuleType:
     """The compiled module, or :class:`EngineUnavailableError` explaining why it is missing."""
     if native is None:

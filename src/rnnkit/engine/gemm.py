@@ -18,13 +18,12 @@ its products in order).
 
 from __future__ import annotations
 
-import functools
 import os
 
 import torch
 from torch import Tensor
 
-from rnnkit.engine import differentiable
+from rnnkit.engine import _loader, differentiable
 from rnnkit.engine._loader import require_native
 
 ROUTE_ENV = "RNNKIT_GEMM"
@@ -34,20 +33,17 @@ ROUTES = ("auto", "native", "torch")
 MIN_WORK_PER_THREAD = 1 << 18
 
 
-@functools.cache
-def _auto_native() -> bool:
-    """Whether ``auto`` takes the tile: torch's BLAS is MKL on a CPU not Intel's."""
-    return torch.backends.mkl.is_available() and require_native().cpu_vendor() != "intel"
-
-
 def route() -> str:
-    """``'native'`` or ``'torch'``: where :func:`project` and :func:`matmul` run now."""
+    """``'native'`` or ``'torch'``: where :func:`matmul` runs now. ``auto`` takes the tile
+    where torch's BLAS is MKL, the CPU is not Intel's and the kernels run AVX-512."""
     chosen = os.environ.get(ROUTE_ENV, "auto").strip().lower() or "auto"
     if chosen not in ROUTES:
         raise ValueError(f"{ROUTE_ENV}: expected one of {', '.join(ROUTES)}, got {chosen!r}")
     if chosen != "auto":
         return chosen
-    return "native" if _auto_native() and require_native().isa() == "avx512" else "torch"
+    tile = (torch.backends.mkl.is_available() and _loader.cpu_vendor != "intel"
+            and require_native().isa() == "avx512")
+    return "native" if tile else "torch"
 
 
 def _threads(a: Tensor, b: Tensor) -> int:

@@ -90,26 +90,16 @@ NATIVE_WINS_AMD: dict[tuple[str, bool], frozenset[tuple[int, int]]] = {
     ("LSTM", False): frozenset({(64, 1), (128, 1), (256, 1), (256, 128), (512, 1)}),
     ("LSTM", True): _ALL_POINTS - {(512, 128)},
 }
-# Streaming on AMD: every cell and size, 2.8-12.3x.
-STREAMING_WINS_AMD: dict[str, frozenset[int]] = dict(STREAMING_WINS)
-
-
-# Read once: should_use runs inside torch.compile's trace, which cannot call into the extension.
-_VENDOR = ("amd" if _loader.native is not None and _loader.native.cpu_vendor() == "amd"
-           else "intel")
+# Streaming on AMD won at every cell and size too (2.8-12.3x): STREAMING_WINS serves both.
 
 
 def grid_vendor() -> str:
     """Whose measured grid ``auto`` reads: ``'amd'`` on AMD CPUs, ``'intel'`` on any other."""
-    return _VENDOR
+    return "amd" if _loader.cpu_vendor == "amd" else "intel"
 
 
 def _native_wins() -> dict[tuple[str, bool], frozenset[tuple[int, int]]]:
     return NATIVE_WINS_AMD if grid_vendor() == "amd" else NATIVE_WINS
-
-
-def _streaming_wins() -> dict[str, frozenset[int]]:
-    return STREAMING_WINS_AMD if grid_vendor() == "amd" else STREAMING_WINS
 
 
 def margin(cell: str, streaming: bool = False) -> float:
@@ -150,6 +140,6 @@ def streaming_wins(mode: str, hidden_size: int, batch: int) -> bool:
     """
     cell = "RNN" if mode.startswith("RNN") else mode
     if batch == 1:
-        return _nearest(hidden_size, HIDDEN_GRID) in _streaming_wins()[cell]
+        return _nearest(hidden_size, HIDDEN_GRID) in STREAMING_WINS[cell]
     point = (_nearest(hidden_size, HIDDEN_GRID), _nearest(batch, BATCH_GRID))
     return point in _native_wins()[(cell, False)]
