@@ -78,6 +78,7 @@ def native_extension():
             f"{CSRC}/int8_generic.cpp",
             f"{CSRC}/int8_avx2.cpp",
             f"{CSRC}/int8_vnni.cpp",
+            f"{CSRC}/workspace.cpp",
         ],
         depends=[f"{CSRC}/{name}"
                  for name in ("boundary.h", "engine.h", "isa_unit.h", "kernels_impl.h", "int8.h",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from rnnkit.engine import checks, differentiable, gemm
+from rnnkit.engine import checks, differentiable, gemm, workspace
 from rnnkit.engine._loader import require_native
 from rnnkit.engine.stream import StreamStep
 from rnnkit.engine.threads import choose_threads
@@ -75,7 +75,13 @@ def _run_forward(plan: _Plan, xg, bias, h0, c0, w_hh, b_hn, w_hr, save: bool,
     # Saved for backward. With lengths the kernel skips finished rows, leaving their entries
     # unwritten: zero them so no uninitialised memory is ever handed out (custom-op outputs).
     # The packed layout stores active rows only, and the kernel writes each of them.
-    saved = h0.new_zeros if plan.lengths is not None else new
+    # They live until backward and have the same sizes every training step: on the workspace
+    # cache (see rnnkit.engine.workspace), not fresh pages each call.
+    fill = workspace.zeros if plan.lengths is not None else workspace.empty
+
+    def saved(*shape):
+        return fill(shape, h0)
+
     gates = saved(*saved_lead, width)
     aux = saved(*saved_lead, hidden) if plan.mode in ("LSTM", "GRU") else None
     m = saved(*saved_lead, hidden) if w_hr is not None else None
@@ -407,8 +413,8 @@ def _run_backward(plan: _Plan, dy, dh_n, dc_n, y, h0, c0, w_hh, w_hr, gates, aux
     batch = h0.shape[0]
     hidden, out_size = plan.hidden, plan.out_size
     new = gates.new_empty
-    dgx = new(gates.shape)
-    dgh = new(gates.shape) if plan.mode == "GRU" else dgx
+    dgx = workspace.empty(gates.shape, gates)
+    dgh = workspace.empty(gates.shape, gates) if plan.mode == "GRU" else dgx
     dh0 = new(batch, out_size)
     dc0 = new(batch, hidden) if plan.mode == "LSTM" else None
     dhtot = new(*lead, out_size) if w_hr is not None else None

@@ -18,6 +18,10 @@ PyObject* rnnkit_py_backward(PyObject* self, PyObject* const* args, Py_ssize_t n
 PyObject* rnnkit_py_gemm(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
                          PyObject* kwnames);
 PyObject* rnnkit_py_stream(PyObject* self, PyObject* const* args, Py_ssize_t nargs);
+// The workspace cache (workspace.cpp): large tensors on reused blocks.
+PyObject* rnnkit_py_workspace(PyObject* self, PyObject* args);
+PyObject* rnnkit_py_workspace_limit(PyObject* self, PyObject* args);
+PyObject* rnnkit_py_workspace_stats(PyObject* self, PyObject* args);
 // A new (rows, cols) float32/float64 tensor holding a copy of `src`: the output of a
 // streaming step (both the float and the int8 entry points), allocated cheaply.
 PyObject* rnnkit_stream_output(const void* src, int64_t rows, int64_t cols, bool is_double);

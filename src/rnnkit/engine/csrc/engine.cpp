@@ -352,6 +352,12 @@ static PyMethodDef methods[] = {
      "a @ b on the packed tile, a new (M, N) tensor; every tensor checked (internal)."},
     {"backward", (PyCFunction)(void (*)(void))rnnkit_py_backward, METH_FASTCALL | METH_KEYWORDS,
      "Backward recurrence over named, checked tensors (internal)."},
+    {"workspace", rnnkit_py_workspace, METH_VARARGS,
+     "workspace(shape, double, zero): a tensor on a cached block (internal)."},
+    {"workspace_limit", rnnkit_py_workspace_limit, METH_VARARGS,
+     "Bytes of released blocks the workspace cache keeps (0: none)."},
+    {"workspace_stats", rnnkit_py_workspace_stats, METH_NOARGS,
+     "(cached bytes, limit bytes, cached blocks, hits, misses) of the workspace cache."},
     {nullptr, nullptr, 0, nullptr},
 };
 
