@@ -104,6 +104,50 @@ def test_any_shape_and_layout(m, k, n, transposed_a, transposed_b, threads):
     close(native().gemm(a=a, b=b, threads=threads), a, b)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_out_gets_the_same_bits_as_a_new_result(dtype):
+    a, b = operands(37, 400, 33, dtype=dtype)
+    expected = native().gemm(a=a.t().contiguous().t(), b=b, threads=2)
+    out = torch.full((37, 33), float("nan"), dtype=dtype)
+    got = native().gemm(a=a.t().contiguous().t(), b=b, threads=2, out=out)
+    assert got is out and torch.equal(out, expected)
+    empty_k = torch.full((37, 33), float("nan"), dtype=dtype)
+    native().gemm(a=a[:, :0], b=b[:0], threads=1, out=empty_k)
+    assert bool((empty_k == 0).all())
+
+
+BAD_OUTS = {
+    "shape": (lambda a, b: torch.empty(4, 6), ValueError, r"out: expected shape \(4, 5\)"),
+    "dtype": (lambda a, b: torch.empty(4, 5, dtype=torch.float64), TypeError,
+              r"out: expected dtype Float \(the dtype of a\), got Double"),
+    "transposed": (lambda a, b: torch.empty(5, 4).t(), ValueError, "out: expected a contiguous"),
+    "aliases a": (lambda a, b: a.view(-1)[4:24].view(4, 5), ValueError,
+                  "out: expected memory apart"),
+    "aliases b": (lambda a, b: b.view(-1)[:20].view(4, 5), ValueError,
+                  "out: expected memory apart"),
+    "meta": (lambda a, b: torch.empty(4, 5, device="meta"), ValueError,
+             "out: expected a strided CPU"),
+    "not a tensor": (lambda a, b: [0.0] * 20, TypeError, "out: expected a tensor"),
+}
+
+
+@pytest.mark.parametrize("bad", sorted(BAD_OUTS))
+def test_refuses_each_bad_out(bad):
+    make, error, words = BAD_OUTS[bad]
+    a, b = operands(4, 6, 5)
+    with pytest.raises(error, match=words):
+        native().gemm(a=a, b=b, threads=1, out=make(a, b))
+
+
+@pytest.mark.parametrize("name", ["native", "torch"])
+def test_matmul_writes_out_on_either_route(route, name):
+    route(name)
+    a, b = operands(30, 20, 10)
+    out = torch.empty(30, 10)
+    assert gemm.matmul(a, b.t().contiguous().t(), out=out) is out
+    torch.testing.assert_close(out, a @ b)
+
+
 BAD_OPERANDS = {
     "meta": (lambda t: torch.empty_like(t, device="meta"), ValueError, "CPU"),
     "three dims": (lambda t: t.unsqueeze(0), ValueError, "2-D"),

@@ -6,9 +6,11 @@ kernels by CPU vendor: on AMD it runs at the rate of its AVX2 code, about half o
 AVX-512 core does. On a 2-core AVX-512 AMD EPYC (Zen 5), at the shapes of a layer's projection
 and gradients, MKL ran 82-100 GFLOP/s per core and the engine's tile 134-226: 1.4-2.5x per
 product on 1 and 2 threads, 1.36-1.74x per layer call (``python bench/gemm_ab.py [--layers]``,
-bench/results/gemm_amd.md). So where torch's BLAS is MKL, the CPU is not Intel's and the
-kernels run AVX-512, these products go through :func:`matmul` on the tile; elsewhere through
-torch. ``RNNKIT_GEMM=native`` or ``torch`` forces one (testing and benchmarking).
+bench/results/gemm_amd.md). On a Xeon, where MKL runs its AVX-512 kernels, MKL was ahead at
+16 of 20 of those products (bench/results/gemm_intel.md). So where torch's BLAS is MKL, the CPU
+is not Intel's and the kernels run AVX-512, these products go through :func:`matmul` on the
+tile; elsewhere through torch. ``RNNKIT_GEMM=native`` or ``torch`` forces one (testing and
+benchmarking).
 
 The two give the same values to rounding, not the same bits: like torch's own results, a
 layer's outputs and gradients then differ in the last bits between Intel and AMD CPUs. The
@@ -51,16 +53,19 @@ def _threads(a: Tensor, b: Tensor) -> int:
     return max(1, min(torch.get_num_threads(), work // MIN_WORK_PER_THREAD))
 
 
-def matmul(a: Tensor, b: Tensor) -> Tensor:
+def matmul(a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
     """``a @ b`` for 2-D float tensors, ``a (M, K)``, ``b (K, N)`` -> ``(M, N)``, contiguous.
 
     On the tile when :func:`route` says ``'native'`` and both are plain CPU float32/float64
     tensors of one dtype that autograd does not track; otherwise torch's ``a @ b``.
-    Transposed views are read in place.
+    Transposed views are read in place. ``out``: a contiguous ``(M, N)`` tensor of their dtype,
+    apart from both, to write the product into and return (``torch.mm``'s ``out=``).
     """
     if route() == "native" and _tile_can_run(a, b):
-        return require_native().gemm(a=a, b=b, threads=_threads(a, b))
-    return a @ b
+        if out is None:
+            return require_native().gemm(a=a, b=b, threads=_threads(a, b))
+        return require_native().gemm(a=a, b=b, threads=_threads(a, b), out=out)
+    return a @ b if out is None else torch.mm(a, b, out=out)
 
 
 _PLAIN = (Tensor, torch.nn.Parameter)

@@ -204,7 +204,13 @@ def _input_projection(x: Tensor, w_ih: Tensor, lengths: Tensor | None,
             return xg
     if source_rows is not None:
         x = x[:, source_rows]
-    return gemm.matmul(x.reshape(seq_len * batch, input_size), w_ih.t()).view(seq_len, batch, -1)
+    rows = seq_len * batch
+    # Read once by the forward kernel and dropped: on the workspace cache (see
+    # rnnkit.engine.workspace), where a tracer's or functorch's tensors cannot go.
+    plain = type(x) in _PLAIN and type(w_ih) in _PLAIN and not differentiable.any_wrapped(
+        (x, w_ih)) and not (torch.is_grad_enabled() and (x.requires_grad or w_ih.requires_grad))
+    out = workspace.empty((rows, w_ih.shape[0]), x) if plain else None
+    return gemm.matmul(x.reshape(rows, input_size), w_ih.t(), out=out).view(seq_len, batch, -1)
 
 
 def _projects_in_kernel(plan: _Plan, x: Tensor, w_hh: Tensor,

@@ -1,11 +1,13 @@
 """The kernels' large scratch and saved tensors, on memory reused across calls.
 
-A training step of a recurrent layer allocates buffers of the same sizes as the step before:
-the activated gates its forward keeps for backward, ``(seq, batch, gates * hidden)``, and the
-gate gradients of BPTT, the same size again. glibc serves allocations of 32 MB and more (and
-smaller ones once its heap was trimmed) with fresh pages and unmaps them on free, so each step
-paid a page fault per 4 KB of them: about 37,000 faults and 70 ms of system time a step for a
-2x256 LSTM language model at batch 64, 128 steps (bench/results/workspace.md).
+A recurrent layer's call allocates buffers of the same sizes as the call before: the input
+projection its forward kernel reads, ``(seq, batch, gates * hidden)``, and in training the
+activated gates kept for backward and the gate gradients of BPTT, the same size again. glibc
+serves allocations of 32 MB and more (and smaller ones once its heap was trimmed) with fresh
+pages and unmaps them on free, so each call paid a page fault per 4 KB of them: about 37,000
+faults and 70 ms of system time a training step for a 2x256 LSTM language model at batch 64,
+128 steps, and 18,000-26,000 faults an inference call at batch 128 with 256-512 units
+(bench/results/workspace.md).
 
 :func:`empty` and :func:`zeros` hand out tensors on blocks of the native engine's workspace
 cache. When torch drops the last reference to one (saved tensors included), its block goes

@@ -620,15 +620,31 @@ bool gemm_operand(PyObject* obj, const char* name, Operand* out) {
 
 }  // namespace
 
+// Whether the bytes `out` addresses lie apart from the storages of `a` and `b` (a product
+// written over its own operands would read what it already wrote).
+bool apart_from(const at::Tensor& out, const at::Tensor& a, const at::Tensor& b) {
+    const char* lo = (const char*)out.data_ptr();
+    const char* hi = lo + out.numel() * out.itemsize();
+    for (const at::Tensor* operand : {&a, &b}) {
+        const char* start = (const char*)operand->storage().data();
+        const char* end = start + operand->storage().nbytes();
+        if (lo < end && start < hi)
+            return fail(PyExc_ValueError, "out",
+                        "expected memory apart from a's and b's storage, got an overlap");
+    }
+    return true;
+}
+
 // a @ b for 2-D float tensors on the engine's packed tile (GemmArgs): a (M, K) and b (K, N),
 // each with either dimension contiguous (a transposed view is read in place; any other
-// layout is copied first). Returns a new contiguous (M, N) tensor.
+// layout is copied first). Returns a new contiguous (M, N) tensor, or writes the optional
+// `out`: a contiguous (M, N) tensor of a's dtype apart from a and b, returned.
 PyObject* rnnkit_py_gemm(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
-    static const char* names[] = {"a", "b", "threads"};
+    static const char* names[] = {"a", "b", "threads", "out"};
     constexpr int kCount = sizeof(names) / sizeof(names[0]);
     static PyObject* interned[kCount];
     PyObject* v[kCount];
-    if (!bind_keywords("gemm", args, nargs, kwnames, names, interned, kCount, v, kCount))
+    if (!bind_keywords("gemm", args, nargs, kwnames, names, interned, kCount, v, kCount - 1))
         return nullptr;
     int threads;
     Operand a, b;
@@ -660,8 +676,18 @@ PyObject* rnnkit_py_gemm(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyO
     }
     const at::ScalarType f = a.tensor.scalar_type();
     at::Tensor c;
+    bool failed;
+    const at::Tensor* out = unpack(v[3], "out", true, &failed);
+    if (failed) return nullptr;
+    if (out != nullptr) {
+        if (!check_tensor(*out, "out", f, {M, N}, "a") || !apart_from(*out, a.tensor, b.tensor))
+            return nullptr;
+        c = *out;
+        if (K == 0) c.zero_();
+    }
     try {
-        c = K == 0 ? at::detail::empty_cpu({M, N}, f).zero_() : at::detail::empty_cpu({M, N}, f);
+        if (out == nullptr)
+            c = K == 0 ? at::detail::empty_cpu({M, N}, f).zero_() : at::detail::empty_cpu({M, N}, f);
     } catch (const std::exception&) {
         PyErr_NoMemory();
         return nullptr;

@@ -1,6 +1,6 @@
-// The engine's workspace: large scratch and saved tensors (the gates a training forward keeps
-// for backward, the gate gradients of BPTT) allocated from a cache of blocks that earlier calls
-// released, instead of fresh from the C library each call.
+// The engine's workspace: large scratch and saved tensors (the input projection a forward
+// reads, the gates a training forward keeps for backward, the gate gradients of BPTT) allocated
+// from a cache of blocks that earlier calls released, instead of fresh from the C library.
 //
 // Why: glibc serves allocations of 32 MB and more (and smaller ones once its heap was trimmed)
 // with fresh mmap pages and unmaps them on free, so every training step of a 2x256 LSTM
