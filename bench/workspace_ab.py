@@ -16,6 +16,11 @@ mapped blocks are freed), so ``--processes`` runs each model alone in a new proc
 the three in turn per round (each: one warm-up step, then the measured steps)::
 
     python bench/workspace_ab.py --processes --cells LSTM,GRU --rounds 5 --steps 6
+
+``--inference`` times layer calls under ``torch.no_grad()`` instead (T=100, the cache off and
+on in alternation, 7 samples, medians, faults a call)::
+
+    python bench/workspace_ab.py --inference LSTM:256:128,LSTM:512:128,GRU:256:128
 """
 
 from __future__ import annotations
@@ -116,6 +121,38 @@ def bench_processes(cell: str, rounds: int, steps: int) -> list[dict]:
     return rows
 
 
+def bench_inference(layers: str, samples: int = 7) -> None:
+    """Print one row per ``MODE:HIDDEN:BATCH`` layer: ms and faults a call, cache off / on."""
+    from rnnkit import nn as rnn
+
+    print("| layer | off ms (faults a call) | on ms (faults a call) | off / on |")
+    print("|---|---:|---:|---:|")
+    for spec in layers.split(","):
+        mode, hidden, batch = spec.split(":")
+        torch.manual_seed(0)
+        layer = getattr(rnn, mode)(int(hidden), int(hidden), backend="native").eval()
+        x = torch.randn(100, int(batch), int(hidden))
+        times: dict[int, list[float]] = {0: [], workspace.DEFAULT_LIMIT_MB: []}
+        faults: dict[int, list[int]] = {limit: [] for limit in times}
+        with torch.no_grad():
+            for r in range(samples):
+                for limit in (sorted(times) if r % 2 == 0 else sorted(times)[::-1]):
+                    workspace.set_limit(limit)
+                    layer(x)
+                    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+                    start = time.perf_counter()
+                    layer(x)
+                    times[limit].append(time.perf_counter() - start)
+                    faults[limit].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+                                         - before)
+        off, on = times[0], times[workspace.DEFAULT_LIMIT_MB]
+        ratio = statistics.median(a / b for a, b in zip(off, on, strict=True))
+        print(f"| {mode} H={hidden} B={batch} | {statistics.median(off) * 1e3:.1f} "
+              f"({statistics.median(faults[0]):,.0f}) | {statistics.median(on) * 1e3:.1f} "
+              f"({statistics.median(faults[workspace.DEFAULT_LIMIT_MB]):,.0f}) | {ratio:.2f} |")
+    workspace.set_limit(workspace.DEFAULT_LIMIT_MB)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cells", default="LSTM,GRU")
@@ -124,7 +161,12 @@ def main(argv=None) -> None:
     parser.add_argument("--processes", action="store_true",
                         help="each model alone in a new process, in turn")
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--inference", metavar="MODE:H:B,...",
+                        help="time inference calls of these layers instead")
     args = parser.parse_args(argv)
+    if args.inference:
+        bench_inference(args.inference)
+        return
     if args.one:
         print(json.dumps(one_process(args.cells, args.one, args.steps)))
         return

@@ -9,11 +9,13 @@ to its nearest grid point (on a log scale) and goes native only if that point is
 ``auto`` never picks a kernel measured slower than torch's.
 
 - nn.RNN / nn.GRU run a per-step loop of small ATen ops: the native engine wins everywhere
-  except at batch 128 with the largest hidden sizes, where both are bound by the same GEMMs.
-- nn.LSTM uses oneDNN's fused kernel: the native engine wins at batch 1, in training at all
-  but the largest products (512 units at batch 128), and in inference at 64 units and at
-  batch 1; in inference at 128-256 units from batch 32, and 512 units at batch 128, the two
-  are within the LSTM margin of each other (1.03-1.12x) and oneDNN keeps them.
+  (1.2x and more at batch 128 with 512 units, where both are bound by the same GEMMs and the
+  engine no longer pays page faults for its buffers: :mod:`rnnkit.engine.workspace`).
+- nn.LSTM uses oneDNN's fused kernel: the native engine wins in training everywhere
+  (1.31-2.06x on the Xeon), and in inference at batch 1, at 64 units and at 128 units batch
+  32; in inference at 128-256 units from batch 32 otherwise the two are within the LSTM margin
+  of each other (1.06-1.08x), and at 512 units from batch 32 oneDNN is ahead (0.93-0.99x):
+  oneDNN keeps them.
 - Per-row ``lengths=`` (or packed input) with rows of different lengths
   (:data:`VARIABLE_LENGTH_WINS`, from ``bench/results/variable_lengths.md``): torch.nn's
   alternative is then its packed path, which runs no oneDNN kernel but one small product per
@@ -47,13 +49,13 @@ NATIVE_WINS: dict[tuple[str, bool], frozenset[tuple[int, int]]] = {
     ("RNN", True): frozenset({(64, 1), (64, 32), (64, 128), (128, 1), (128, 32), (128, 128),
                               (256, 1), (256, 32), (256, 128), (512, 1), (512, 32), (512, 128)}),
     ("GRU", False): frozenset({(64, 1), (64, 32), (64, 128), (128, 1), (128, 32), (128, 128),
-                               (256, 1), (256, 32), (256, 128), (512, 1), (512, 32)}),
+                               (256, 1), (256, 32), (256, 128), (512, 1), (512, 32), (512, 128)}),
     ("GRU", True): frozenset({(64, 1), (64, 32), (64, 128), (128, 1), (128, 32), (128, 128),
-                              (256, 1), (256, 32), (256, 128), (512, 1), (512, 32)}),
-    ("LSTM", False): frozenset({(64, 1), (64, 32), (64, 128), (128, 1), (256, 1), (512, 1),
-                                (512, 32)}),
+                              (256, 1), (256, 32), (256, 128), (512, 1), (512, 32), (512, 128)}),
+    ("LSTM", False): frozenset({(64, 1), (64, 32), (64, 128), (128, 1), (128, 32), (256, 1),
+                                (512, 1)}),
     ("LSTM", True): frozenset({(64, 1), (64, 32), (64, 128), (128, 1), (128, 32), (128, 128),
-                               (256, 1), (256, 32), (256, 128), (512, 1), (512, 32)}),
+                               (256, 1), (256, 32), (256, 128), (512, 1), (512, 32), (512, 128)}),
 }
 # Rows of different lengths: (cell, training) -> {(hidden, batch)} where the native
 # lengths= path measured >= margin(cell) x torch.nn's packed path (bench/results/

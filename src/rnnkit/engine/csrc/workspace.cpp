@@ -31,6 +31,9 @@
 #if defined(__unix__) || defined(__APPLE__)
 #include <pthread.h>
 #endif
+#ifdef _WIN32
+#include <malloc.h>
+#endif
 
 #include "boundary.h"
 
@@ -38,6 +41,14 @@ namespace {
 
 constexpr size_t kAlignment = 64;
 constexpr int kMaxDims = 8;
+
+#ifdef _WIN32
+void* allocate(size_t bytes) { return _aligned_malloc(bytes, kAlignment); }
+void deallocate(void* data) { _aligned_free(data); }
+#else
+void* allocate(size_t bytes) { return std::aligned_alloc(kAlignment, bytes); }
+void deallocate(void* data) { std::free(data); }
+#endif
 
 struct Block {
     void* data;
@@ -57,7 +68,7 @@ struct Cache {
             Block oldest = free_blocks.back();
             free_blocks.pop_back();
             cached_bytes -= oldest.bytes;
-            std::free(oldest.data);
+            deallocate(oldest.data);
         }
     }
 };
@@ -83,13 +94,13 @@ void* take(size_t bytes, size_t* capacity) {
         g_cache->misses++;
     }
     *capacity = bytes;
-    return std::aligned_alloc(kAlignment, bytes);
+    return allocate(bytes);
 }
 
 void give_back(void* data, size_t bytes) {
     std::lock_guard<std::mutex> guard(g_cache->lock);
     if (bytes > g_cache->limit_bytes) {
-        std::free(data);
+        deallocate(data);
         return;
     }
     g_cache->evict_to(g_cache->limit_bytes - bytes);
