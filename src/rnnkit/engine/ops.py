@@ -190,12 +190,13 @@ def _input_projection(x: Tensor, w_ih: Tensor, lengths: Tensor | None,
     longest-first order, read in place instead of gathering a sorted copy of ``x``).
     """
     if x.dim() == 2:  # the packed layout: every row is a real token
-        return gemm.matmul(x, w_ih.t())
+        return gemm.matmul(x, w_ih.t(), out=_projection_buffer(x, w_ih, (x.shape[0],)))
     seq_len, batch, input_size = x.shape
     if lengths is not None and batch > 1:
         valid_steps = lengths.tolist()
         if sum(valid_steps) < ROW_PROJECTION_MAX_FILL * seq_len * batch:
-            xg = x.new_empty(seq_len, batch, w_ih.shape[0])
+            xg = _projection_buffer(x, w_ih, (seq_len, batch))
+            xg = x.new_empty(seq_len, batch, w_ih.shape[0]) if xg is None else xg
             w_t = w_ih.t()
             sources = range(batch) if source_rows is None else source_rows
             for row, (source, steps) in enumerate(zip(sources, valid_steps, strict=True)):
@@ -205,12 +206,17 @@ def _input_projection(x: Tensor, w_ih: Tensor, lengths: Tensor | None,
     if source_rows is not None:
         x = x[:, source_rows]
     rows = seq_len * batch
-    # Read once by the forward kernel and dropped: on the workspace cache (see
-    # rnnkit.engine.workspace), where a tracer's or functorch's tensors cannot go.
+    out = _projection_buffer(x, w_ih, (rows,))
+    return gemm.matmul(x.reshape(rows, input_size), w_ih.t(), out=out).view(seq_len, batch, -1)
+
+
+def _projection_buffer(x: Tensor, w_ih: Tensor, lead: tuple[int, ...]) -> Tensor | None:
+    """``(*lead, gates * hidden)`` for the input projection, on the workspace cache (see
+    rnnkit.engine.workspace): the forward kernel reads it once and drops it. None where a
+    tracer's or functorch's tensors, or autograd, must see the product."""
     plain = type(x) in _PLAIN and type(w_ih) in _PLAIN and not differentiable.any_wrapped(
         (x, w_ih)) and not (torch.is_grad_enabled() and (x.requires_grad or w_ih.requires_grad))
-    out = workspace.empty((rows, w_ih.shape[0]), x) if plain else None
-    return gemm.matmul(x.reshape(rows, input_size), w_ih.t(), out=out).view(seq_len, batch, -1)
+    return workspace.empty((*lead, w_ih.shape[0]), x) if plain else None
 
 
 def _projects_in_kernel(plan: _Plan, x: Tensor, w_hh: Tensor,
