@@ -21,6 +21,7 @@ the three in turn per round (each: one warm-up step, then the measured steps)::
 on in alternation, 7 samples, medians, faults a call)::
 
     python bench/workspace_ab.py --inference LSTM:256:128,LSTM:512:128,GRU:256:128
+    python bench/workspace_ab.py --inference LSTM:512:128,GRU:512:128 --int8
 """
 
 from __future__ import annotations
@@ -121,8 +122,9 @@ def bench_processes(cell: str, rounds: int, steps: int) -> list[dict]:
     return rows
 
 
-def bench_inference(layers: str, samples: int = 7) -> None:
-    """Print one row per ``MODE:HIDDEN:BATCH`` layer: ms and faults a call, cache off / on."""
+def bench_inference(layers: str, int8: bool = False, samples: int = 7) -> None:
+    """Print one row per ``MODE:HIDDEN:BATCH`` layer (``int8``: through
+    ``rnnkit.nn.quantize_int8``): ms and faults a call, cache off / on."""
     from rnnkit import nn as rnn
 
     print("| layer | off ms (faults a call) | on ms (faults a call) | off / on |")
@@ -131,6 +133,7 @@ def bench_inference(layers: str, samples: int = 7) -> None:
         mode, hidden, batch = spec.split(":")
         torch.manual_seed(0)
         layer = getattr(rnn, mode)(int(hidden), int(hidden), backend="native").eval()
+        layer = rnn.quantize_int8(layer) if int8 else layer
         x = torch.randn(100, int(batch), int(hidden))
         times: dict[int, list[float]] = {0: [], workspace.DEFAULT_LIMIT_MB: []}
         faults: dict[int, list[int]] = {limit: [] for limit in times}
@@ -147,7 +150,8 @@ def bench_inference(layers: str, samples: int = 7) -> None:
                                          - before)
         off, on = times[0], times[workspace.DEFAULT_LIMIT_MB]
         ratio = statistics.median(a / b for a, b in zip(off, on, strict=True))
-        print(f"| {mode} H={hidden} B={batch} | {statistics.median(off) * 1e3:.1f} "
+        print(f"| {'int8 ' if int8 else ''}{mode} H={hidden} B={batch} "
+              f"| {statistics.median(off) * 1e3:.1f} "
               f"({statistics.median(faults[0]):,.0f}) | {statistics.median(on) * 1e3:.1f} "
               f"({statistics.median(faults[workspace.DEFAULT_LIMIT_MB]):,.0f}) | {ratio:.2f} |")
     workspace.set_limit(workspace.DEFAULT_LIMIT_MB)
@@ -163,9 +167,11 @@ def main(argv=None) -> None:
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--inference", metavar="MODE:H:B,...",
                         help="time inference calls of these layers instead")
+    parser.add_argument("--int8", action="store_true",
+                        help="with --inference: the layers quantised by rnnkit.nn.quantize_int8")
     args = parser.parse_args(argv)
     if args.inference:
-        bench_inference(args.inference)
+        bench_inference(args.inference, args.int8)
         return
     if args.one:
         print(json.dumps(one_process(args.cells, args.one, args.steps)))

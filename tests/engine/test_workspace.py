@@ -185,3 +185,23 @@ def test_a_forked_child_can_use_the_cache():
             os._exit(2)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_int8_layers_take_their_projection_from_the_cache_and_write_all_of_it(cell):
+    """The int8 whole-sequence kernel's projection (seq x batch x gates x hidden floats) is a
+    cached block in C: a dirty one changes no bit, and a second call reuses the first's."""
+    torch.manual_seed(0)
+    layer = rnn.quantize_int8(getattr(rnn, cell)(64, 256, backend="native").eval())
+    x = torch.randn(40, 32, 64)
+    with torch.no_grad():
+        workspace.set_limit(0)
+        expected = layer(x)[0]
+        workspace.set_limit(workspace.DEFAULT_LIMIT_MB)
+        gates = 4 if cell == "LSTM" else 3
+        _poison_cache([(40 * 32 * gates * 256 + 32,)] * 2)
+        hits = workspace.stats().hits
+        first = layer(x)[0]
+        second = layer(x)[0]
+    assert workspace.stats().hits >= hits + 2
+    assert torch.equal(first, expected) and torch.equal(second, expected)

@@ -23,7 +23,7 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
-from rnnkit.engine import checks
+from rnnkit.engine import checks, workspace
 from rnnkit.engine._loader import require_native
 from rnnkit.engine.stream import source_marks
 from rnnkit.engine.threads import choose_threads
@@ -38,7 +38,7 @@ def native() -> ModuleType:
 
     They live in ``_native`` itself, so they share its thread pool and ISA choice.
     """
-    return require_native().int8
+    return workspace.native().int8
 
 
 def kernel() -> str:

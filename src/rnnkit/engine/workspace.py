@@ -7,7 +7,8 @@ serves allocations of 32 MB and more (and smaller ones once its heap was trimmed
 pages and unmaps them on free, so each call paid a page fault per 4 KB of them: about 37,000
 faults and 70 ms of system time a training step for a 2x256 LSTM language model at batch 64,
 128 steps, and 18,000-26,000 faults an inference call at batch 128 with 256-512 units
-(bench/results/workspace.md).
+(bench/results/workspace.md). The int8 kernels take their projection buffer from the same
+cache in C.
 
 :func:`empty` and :func:`zeros` hand out tensors on blocks of the native engine's workspace
 cache. When torch drops the last reference to one (saved tensors included), its block goes
@@ -61,11 +62,12 @@ def _limit_from_environment() -> int:
 
 
 @functools.cache
-def _native():
-    """The extension, its cache limit set from the environment on first use."""
-    native = require_native()
-    native.workspace_limit(_limit_from_environment())
-    return native
+def native():
+    """The extension, with the cache's limit set from the environment on first use: every
+    caller whose kernels take blocks from the cache (the int8 layers too) goes through here."""
+    extension = require_native()
+    extension.workspace_limit(_limit_from_environment())
+    return extension
 
 
 def set_limit(megabytes: float) -> None:
@@ -75,20 +77,20 @@ def set_limit(megabytes: float) -> None:
         raise TypeError(f"megabytes: expected a number, got {type(megabytes).__name__}")
     if not megabytes >= 0:
         raise ValueError(f"megabytes: expected a number >= 0, got {megabytes}")
-    _native().workspace_limit(int(megabytes * _MEGABYTE))
+    native().workspace_limit(int(megabytes * _MEGABYTE))
 
 
 def release() -> None:
     """Return every cached block to the system, keeping the limit."""
-    native = _native()
-    limit = native.workspace_stats()[1]
-    native.workspace_limit(0)
-    native.workspace_limit(limit)
+    extension = native()
+    limit = extension.workspace_stats()[1]
+    extension.workspace_limit(0)
+    extension.workspace_limit(limit)
 
 
 def stats() -> WorkspaceStats:
     """The cache's current :class:`WorkspaceStats`."""
-    return WorkspaceStats(*_native().workspace_stats())
+    return WorkspaceStats(*native().workspace_stats())
 
 
 def empty(shape: tuple[int, ...], like: Tensor) -> Tensor:
@@ -110,4 +112,4 @@ def _new(shape: tuple[int, ...], like: Tensor, zero: bool) -> Tensor:
               and numel * like.element_size() >= MIN_BYTES)
     if not cached:
         return like.new_zeros(shape) if zero else like.new_empty(shape)
-    return _native().workspace(tuple(shape), like.dtype == torch.float64, zero)
+    return native().workspace(tuple(shape), like.dtype == torch.float64, zero)

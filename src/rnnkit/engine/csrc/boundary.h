@@ -44,6 +44,11 @@ PyObject* rnnkit_streamer_type();
 PyObject* rnnkit_int8_module();
 
 namespace rnnkit {
+// Native users of the workspace cache (workspace.cpp): a 64-byte aligned block of at least
+// `bytes` (its size in *capacity, to hand back), or nullptr when memory is out.
+constexpr size_t kWorkspaceMinBytes = (size_t)1 << 20;
+void* workspace_acquire(size_t bytes, size_t* capacity);
+void workspace_release(void* data, size_t capacity);
 void run_forward(bool is_double, const ForwardArgs& args);
 void run_backward(bool is_double, const BackwardArgs& args);
 void run_stream(bool is_double, const StreamArgs& args);

@@ -26,11 +26,20 @@
 
 namespace rnnkit {
 
-Int8Buffer::Int8Buffer(size_t bytes) {
-    data = std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
+Int8Buffer::Int8Buffer(size_t bytes) : capacity(0) {
+    const size_t padded = (bytes + 63) / 64 * 64 + 64;
+    // A whole-sequence call's projection (T x B x gates x H floats) is the same size call after
+    // call: from the workspace cache, not fresh pages each time (workspace.cpp).
+    data = padded >= kWorkspaceMinBytes ? workspace_acquire(padded, &capacity)
+                                        : std::aligned_alloc(64, padded);
     if (!data) std::abort();  // as operator new would, without throwing through C code
 }
-Int8Buffer::~Int8Buffer() { std::free(data); }
+Int8Buffer::~Int8Buffer() {
+    if (capacity)
+        workspace_release(data, capacity);
+    else
+        std::free(data);
+}
 
 }  // namespace rnnkit
 

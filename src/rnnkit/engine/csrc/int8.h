@@ -76,10 +76,12 @@ struct Int8Table {
     void (*stream)(const Int8StreamArgs&);
 };
 
-// 64-byte aligned scratch, freed on scope exit. Allocation lives in int8.cpp so the ISA
+// 64-byte aligned scratch, freed on scope exit; from 1 MB on a block of the workspace cache
+// (workspace.cpp), returned to it on scope exit. Allocation lives in int8.cpp so the ISA
 // units instantiate no library templates (which the linker could merge across targets).
 struct Int8Buffer {
     void* data;
+    size_t capacity;  // of a workspace block, or 0
     explicit Int8Buffer(size_t bytes);
     ~Int8Buffer();
     Int8Buffer(const Int8Buffer&) = delete;

@@ -60,7 +60,9 @@ struct Cache {
     std::mutex lock;
     std::list<Block> free_blocks;  // most recently released first
     size_t cached_bytes = 0;
-    size_t limit_bytes = 0;
+    // rnnkit.engine.workspace sets it from RNNKIT_WORKSPACE_CACHE_MB before the first kernel
+    // call; this is its default.
+    size_t limit_bytes = (size_t)512 << 20;
     uint64_t hits = 0, misses = 0;
 
     void evict_to(size_t bytes) {  // caller holds `lock`
@@ -140,6 +142,12 @@ bool read_sizes(PyObject* shape, int64_t* sizes, int* ndim, size_t* numel) {
 }
 
 }  // namespace
+
+void* rnnkit::workspace_acquire(size_t bytes, size_t* capacity) {
+    return take(((bytes + kAlignment - 1) / kAlignment) * kAlignment, capacity);
+}
+
+void rnnkit::workspace_release(void* data, size_t capacity) { give_back(data, capacity); }
 
 // workspace(shape, double, zero): a new contiguous float32 (float64 when `double`) CPU tensor
 // of `shape` on a cached block; zero-filled when `zero`.
