@@ -71,9 +71,14 @@ def matmul(a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
 _PLAIN = (Tensor, torch.nn.Parameter)
 
 
-def _tile_can_run(a: Tensor, b: Tensor) -> bool:
+def plain(a: Tensor, b: Tensor) -> bool:
+    """Whether a product of ``a`` and ``b`` is plain arithmetic on real tensors: neither is a
+    subclass, a tracer's or functorch's wrapper, nor tracked by autograd."""
     tracked = torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)
     return (type(a) in _PLAIN and type(b) in _PLAIN and not tracked
-            and a.dtype == b.dtype and a.dtype in (torch.float32, torch.float64)
-            and a.device.type == "cpu" and b.device.type == "cpu"
             and not differentiable.any_wrapped((a, b)))
+
+
+def _tile_can_run(a: Tensor, b: Tensor) -> bool:
+    return (plain(a, b) and a.dtype == b.dtype and a.dtype in (torch.float32, torch.float64)
+            and a.device.type == "cpu" and b.device.type == "cpu")

@@ -214,9 +214,7 @@ def _projection_buffer(x: Tensor, w_ih: Tensor, lead: tuple[int, ...]) -> Tensor
     """``(*lead, gates * hidden)`` for the input projection, on the workspace cache (see
     rnnkit.engine.workspace): the forward kernel reads it once and drops it. None where a
     tracer's or functorch's tensors, or autograd, must see the product."""
-    plain = type(x) in _PLAIN and type(w_ih) in _PLAIN and not differentiable.any_wrapped(
-        (x, w_ih)) and not (torch.is_grad_enabled() and (x.requires_grad or w_ih.requires_grad))
-    return workspace.empty((*lead, w_ih.shape[0]), x) if plain else None
+    return workspace.empty((*lead, w_ih.shape[0]), x) if gemm.plain(x, w_ih) else None
 
 
 def _projects_in_kernel(plan: _Plan, x: Tensor, w_hh: Tensor,

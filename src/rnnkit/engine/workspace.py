@@ -22,6 +22,7 @@ changes that and :func:`release` returns every cached block to the system. Buffe
 from __future__ import annotations
 
 import functools
+import math
 import os
 from dataclasses import dataclass
 
@@ -105,11 +106,8 @@ def zeros(shape: tuple[int, ...], like: Tensor) -> Tensor:
 
 
 def _new(shape: tuple[int, ...], like: Tensor, zero: bool) -> Tensor:
-    numel = 1
-    for size in shape:
-        numel *= size
     cached = (like.device.type == "cpu" and like.dtype in (torch.float32, torch.float64)
-              and numel * like.element_size() >= MIN_BYTES)
+              and math.prod(shape) * like.element_size() >= MIN_BYTES)
     if not cached:
         return like.new_zeros(shape) if zero else like.new_empty(shape)
     return native().workspace(tuple(shape), like.dtype == torch.float64, zero)

@@ -77,7 +77,11 @@ struct Cache {
 
 Cache* g_cache = new Cache();
 
-void* take(size_t bytes, size_t* capacity) {
+}  // namespace
+
+void* rnnkit::workspace_acquire(size_t requested, size_t* capacity) {
+    const size_t bytes = requested > 0 ? (requested + kAlignment - 1) / kAlignment * kAlignment
+                                       : kAlignment;
     {
         std::lock_guard<std::mutex> guard(g_cache->lock);
         auto best = g_cache->free_blocks.end();
@@ -99,7 +103,7 @@ void* take(size_t bytes, size_t* capacity) {
     return allocate(bytes);
 }
 
-void give_back(void* data, size_t bytes) {
+void rnnkit::workspace_release(void* data, size_t bytes) {
     std::lock_guard<std::mutex> guard(g_cache->lock);
     if (bytes > g_cache->limit_bytes) {
         deallocate(data);
@@ -109,6 +113,8 @@ void give_back(void* data, size_t bytes) {
     g_cache->free_blocks.push_front({data, bytes});
     g_cache->cached_bytes += bytes;
 }
+
+namespace {
 
 #if defined(__unix__) || defined(__APPLE__)
 // A child forked while another thread held the lock would wait for it forever: it starts with
@@ -143,12 +149,6 @@ bool read_sizes(PyObject* shape, int64_t* sizes, int* ndim, size_t* numel) {
 
 }  // namespace
 
-void* rnnkit::workspace_acquire(size_t bytes, size_t* capacity) {
-    return take(((bytes + kAlignment - 1) / kAlignment) * kAlignment, capacity);
-}
-
-void rnnkit::workspace_release(void* data, size_t capacity) { give_back(data, capacity); }
-
 // workspace(shape, double, zero): a new contiguous float32 (float64 when `double`) CPU tensor
 // of `shape` on a cached block; zero-filled when `zero`.
 PyObject* rnnkit_py_workspace(PyObject*, PyObject* args) {
@@ -160,19 +160,18 @@ PyObject* rnnkit_py_workspace(PyObject*, PyObject* args) {
     size_t numel;
     if (!read_sizes(shape, sizes, &ndim, &numel)) return nullptr;
     const size_t item = is_double ? sizeof(double) : sizeof(float);
-    const size_t bytes = ((numel * item + kAlignment - 1) / kAlignment) * kAlignment;
     size_t capacity;
-    void* data = take(bytes > 0 ? bytes : kAlignment, &capacity);
+    void* data = rnnkit::workspace_acquire(numel * item, &capacity);
     if (data == nullptr) return PyErr_NoMemory();
     if (zero) std::memset(data, 0, numel * item);
     at::Tensor tensor;
     try {
         tensor = at::from_blob(
             data, c10::IntArrayRef(sizes, ndim),
-            [capacity](void* released) { give_back(released, capacity); },
+            [capacity](void* released) { rnnkit::workspace_release(released, capacity); },
             at::TensorOptions().dtype(is_double ? at::kDouble : at::kFloat));
     } catch (const std::exception& error) {
-        give_back(data, capacity);
+        rnnkit::workspace_release(data, capacity);
         PyErr_SetString(PyExc_RuntimeError, error.what());
         return nullptr;
     }
