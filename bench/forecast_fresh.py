@@ -86,9 +86,11 @@ DATASETS = {
 }
 
 
-def write_dataset(name: str, rows: list[tuple[str, str, float]], out: Path) -> Path:
-    """Train/test CSVs (long format) and the config; returns the config's path."""
-    _, lookback, horizon, season, held_out, normalize = DATASETS[name]
+def write_dataset(name: str, spec: tuple, rows: list[tuple[str, str, float]], out: Path) -> Path:
+    """Train/test CSVs (long format) and the config of dataset ``name`` with ``spec`` (a value
+    of :data:`DATASETS`; ``normalize`` ``None`` leaves the task's default); returns the
+    config's path."""
+    _, lookback, horizon, season, held_out, normalize = spec
     by_series: dict[str, list[tuple[str, str, float]]] = {}
     for row in rows:
         by_series.setdefault(row[0], []).append(row)
@@ -107,17 +109,18 @@ def write_dataset(name: str, rows: list[tuple[str, str, float]], out: Path) -> P
         "task: forecasting\ndata:\n"
         f"  train: {files['train']}\n  test: {files['test']}\n  time_column: time\n"
         f"  value_columns: [value]\n  lookback: {lookback}\n  horizon: {horizon}\n"
-        f"  season: {season}\n  normalize: {normalize}\n"
-        "model:\n  cell: gru\n  hidden_size: 64\n  gaussian: true\n"
+        f"  season: {season}\n" + (f"  normalize: {normalize}\n" if normalize else "")
+        + "model:\n  cell: gru\n  hidden_size: 64\n  gaussian: true\n"
         f"train:\n{training}\n", encoding="utf-8")
     return config
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--wheel", default="/opt/pypi/files/statsmodels-0.15.0-*.whl",
-                        help="the statsmodels 0.15.0 wheel (a glob)")
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
+def arguments(doc: str, datasets: dict, wheel: str, out: Path) -> argparse.Namespace:
+    """The command line shared by the registered checks (``datasets`` as in
+    :data:`DATASETS`, read from the wheel ``wheel``)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--wheel", default=wheel, help="the wheel holding the data (a glob)")
+    parser.add_argument("--datasets", nargs="+", default=list(datasets))
     parser.add_argument("--likelihoods", nargs="+", default=["gaussian", "student_t",
                                                              "quantile"])
     parser.add_argument("--max-time", type=float, default=2.0, help="minutes per training")
@@ -125,21 +128,33 @@ def main() -> None:
     parser.add_argument("--cross", type=int, default=4)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="config overrides: a post-hoc variant, named so in the report")
-    parser.add_argument("--out", type=Path,
-                        default=ROOT / "bench" / "results" / "forecast_fresh.md")
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=out)
+    return parser.parse_args()
+
+
+def run_check(args: argparse.Namespace, datasets: dict) -> list[dict]:
+    """Train, calibrate and backtest every dataset x likelihood of ``args``; one row each."""
     torch.set_num_threads(1)
     [wheel_path] = glob.glob(args.wheel)
     rows = []
     with zipfile.ZipFile(wheel_path) as wheel, tempfile.TemporaryDirectory() as scratch:
         for name in args.datasets:
-            config = write_dataset(name, DATASETS[name][0](wheel), Path(scratch))
+            spec = datasets[name]
+            config = write_dataset(name, spec, spec[0](wheel), Path(scratch))
             for likelihood in args.likelihoods:
                 rows.append(forecast_coverage.measure(
                     str(config), likelihood, args.max_time, 0, Path(scratch),
                     tuple(args.set), window=args.window, cross=args.cross))
                 print(_line(rows[-1]), flush=True)
-    args.out.write_text(_report(rows, args), encoding="utf-8")
+    return rows
+
+
+def main() -> None:
+    args = arguments(__doc__, DATASETS, "/opt/pypi/files/statsmodels-0.15.0-*.whl",
+                     ROOT / "bench" / "results" / "forecast_fresh.md")
+    rows = run_check(args, DATASETS)
+    args.out.write_text(report(rows, args, __doc__, "bench/forecast_fresh.py"),
+                        encoding="utf-8")
 
 
 def _line(r: dict) -> str:
@@ -151,13 +166,15 @@ def _line(r: dict) -> str:
             f"| {r['theta_mase']:.3f} | {r['stop']} ({r['epochs']}) |")
 
 
-def _report(rows: list[dict], args) -> str:
+def report(rows: list[dict], args, doc: str, script: str) -> str:
+    """The markdown page: ``doc``'s second paragraph on (up to "The series are read"), the
+    settings, the count inside 85-95% and the table."""
     inside = sum(0.85 <= r["cross_rolling"] <= 0.95 for r in rows)
     noise = "; ".join(f"{r['dataset']}: ±{1.96 * np.sqrt(0.09 / r['distinct']):.3f}"
                       for r in {r["dataset"]: r for r in rows}.values())
     return (
         "# Interval coverage on fresh data (nominal 90%)\n\n"
-        + __doc__.split("\n\n", 1)[1].split("The series are read")[0]
+        + doc.split("\n\n", 1)[1].split("The series are read")[0]
         + "Settings as fixed before the run: one seed, 1 thread, "
         f"`train.max_time={args.max_time}` minutes, cross-conformal with {args.cross} folds, "
         f"rolling window {args.window}"
@@ -168,7 +185,7 @@ def _report(rows: list[dict], args) -> str:
         "likelihood's own interval. Bold: inside 85-95%. Sampling noise (95%, independent "
         f"values): {noise}.\n\n"
         f"**Cross + rolling inside 85-95%: {inside} of {len(rows)} rows.**\n\n"
-        "Reproduce: `.venv/bin/python bench/forecast_fresh.py`\n\n"
+        f"Reproduce: `.venv/bin/python {script}`\n\n"
         "| dataset | likelihood | series x origins | forecast values (distinct) | conformal "
         "| cross | cross + rolling | rolling | model | MASE | naive MASE | Theta MASE "
         "| stopped by (epochs) |\n" + "|---" * 13 + "|\n"
