@@ -175,6 +175,11 @@ def _line(r: dict) -> str:
             f"| {r['theta_mase']:.3f} | {r['stop']} ({r['epochs']}) |")
 
 
+def _relative(path: Path) -> str:
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def report(rows: list[dict], args, doc: str, script: str) -> str:
     """The markdown page: ``doc``'s second paragraph on (up to "The series are read"), the
     settings, the count inside 85-95% and the table."""
@@ -194,7 +199,9 @@ def report(rows: list[dict], args, doc: str, script: str) -> str:
         "likelihood's own interval. Bold: inside 85-95%. Sampling noise (95%, independent "
         f"values): {noise}.\n\n"
         f"**Cross + rolling inside 85-95%: {inside} of {len(rows)} rows.**\n\n"
-        f"Reproduce: `.venv/bin/python {script}`\n\n"
+        f"Reproduce: `.venv/bin/python {script}"
+        + (f" --set {' '.join(args.set)} --out {_relative(args.out)}" if args.set else "")
+        + "`\n\n"
         "| dataset | likelihood | series x origins | forecast values (distinct) | conformal "
         "| cross | cross + rolling | rolling | model | MASE | naive MASE | Theta MASE "
         "| stopped by (epochs) |\n" + "|---" * 13 + "|\n"
