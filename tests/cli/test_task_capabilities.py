@@ -9,6 +9,7 @@ import pytest
 from tests.cli.conftest import write
 
 from rnnkit.cli import predict_inputs
+from rnnkit.models.export_graphs import WindowScaling
 from rnnkit.tasks import TASKS
 from rnnkit.tasks.config import config_from_dict
 from rnnkit.tasks.forecasting import ForecastingTask
@@ -76,10 +77,16 @@ def test_predict_options_and_backtest_are_declared_by_the_tasks_that_take_them()
     assert [name for name, task in TASKS.items() if task.supports_backtest] == ["forecasting"]
 
 
-@pytest.mark.parametrize(("normalize", "relative"), [("last_value", True), ("global", False)])
-def test_a_forecasting_export_builds_in_last_value_scaling(normalize, relative):
+@pytest.mark.parametrize("normalize", ["last_value", "global", "series"])
+def test_a_forecasting_export_builds_in_the_runs_window_scaling(normalize):
     config = config_from_dict({"task": "forecasting", "data": {"normalize": normalize}})
-    assert ForecastingTask(config, {}).export_options() == {"relative_forecast": relative}
+    assert ForecastingTask(config, {}).export_options() == {"scaling": WindowScaling(normalize)}
+
+
+def test_window_scaling_exports_its_floor_from_the_training_spread():
+    config = config_from_dict({"task": "forecasting", "data": {"normalize": "window"}})
+    options = ForecastingTask(config, {"window_floor": [2.0, 40.0]}).export_options()
+    assert options == {"scaling": WindowScaling("window", (0.1, 2.0))}
 
 
 def test_other_tasks_export_with_no_extra_options():

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnkit import nn as rnn_layers
-from rnnkit.models.export_graphs import ExportGraph, Signature, graphs_for
+from rnnkit.models.export_graphs import ExportGraph, Signature, WindowScaling, graphs_for
 from rnnkit.native_stderr import native_stderr_captured
 
 _TORCH_LAYERS = {"LSTM": nn.LSTM, "GRU": nn.GRU, "RNN_TANH": nn.RNN, "RNN_RELU": nn.RNN}
@@ -106,7 +106,7 @@ class ExportReport:
 
 
 def export_model(
-    model: nn.Module, path: str | Path, fmt: str = "onnx", relative_forecast: bool = False
+    model: nn.Module, path: str | Path, fmt: str = "onnx", scaling: WindowScaling | None = None
 ) -> ExportReport:
     """Export ``model`` (an :mod:`rnnkit.models` model) to ``path`` and verify it.
 
@@ -114,8 +114,9 @@ def export_model(
     checked (onnxruntime, or the reloaded TorchScript module) against the original model on
     inputs of sizes (2, 7) and (5, 13). Seq2seq models give two files: the encoder at ``path``
     and one decoder step at ``<stem>.step<suffix>``, for greedy or beam decoding in a runtime.
-    ``relative_forecast`` builds the per-window level (``data.normalize: last_value``) into a
-    forecaster's graph, so it takes raw history like ``rnnkit predict``.
+    ``scaling`` builds a forecasting run's per-window scaling (``data.normalize``, see
+    :class:`~rnnkit.models.export_graphs.WindowScaling`) into a forecaster's graph, so it
+    takes raw history like ``rnnkit predict``.
     """
     if fmt not in ("onnx", "torchscript"):
         raise ValueError(f"--format: expected onnx or torchscript, got {fmt!r}")
@@ -124,7 +125,7 @@ def export_model(
     differences: dict[str, float] = {}
     files = []
     twin = with_torch_layers(model)  # first: a layer that has no twin is the first refusal
-    for graph in graphs_for(model, relative_forecast):
+    for graph in graphs_for(model, scaling):
         target = path.with_name(path.stem + graph.suffix + path.suffix)
         run = _export_graph(graph.wrap(twin), graph, target, fmt)
         files.append(target)

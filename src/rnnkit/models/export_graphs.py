@@ -52,12 +52,12 @@ class ExportGraph:
     inputs: Inputs
 
 
-def graphs_for(model: nn.Module, relative_forecast: bool = False) -> list[ExportGraph]:
-    """The graphs ``model`` exports (``relative_forecast``: see
-    :func:`rnnkit.models.export.export_model`)."""
+def graphs_for(model: nn.Module, scaling: WindowScaling | None = None) -> list[ExportGraph]:
+    """The graphs ``model`` exports (``scaling``: a forecaster's :class:`WindowScaling`;
+    ignored by other models)."""
     for model_class, build in _BUILDERS.items():
         if isinstance(model, model_class):
-            return build(model, relative_forecast)
+            return build(model, scaling)
     raise TypeError(f"model: expected an rnnkit.models model, got {type(model).__name__}")
 
 
@@ -102,11 +102,11 @@ def _token_graph(vocab_size: int, logits_axes: dict[int, str]) -> list[ExportGra
                         inputs)]
 
 
-def _language_model(model: LanguageModel, _: bool) -> list[ExportGraph]:
+def _language_model(model: LanguageModel, _: WindowScaling | None) -> list[ExportGraph]:
     return _token_graph(model.config.vocab_size, SEQUENCE)
 
 
-def _classifier(model: SequenceClassifier, _: bool) -> list[ExportGraph]:
+def _classifier(model: SequenceClassifier, _: WindowScaling | None) -> list[ExportGraph]:
     return _token_graph(model.config.vocab_size, BATCH)
 
 
@@ -143,7 +143,7 @@ def _random_chars(num_chars: int, lengths: Tensor, seq: int,
     return chars * (torch.arange(width) < word_lengths.unsqueeze(2))
 
 
-def _tagger(model: SequenceTagger, _: bool) -> list[ExportGraph]:
+def _tagger(model: SequenceTagger, _: WindowScaling | None) -> list[ExportGraph]:
     """Emission scores per token; with character features the graph also takes ``chars``.
 
     With a CRF the graph also returns the CRF's scores and leaves Viterbi decoding to the
@@ -175,7 +175,8 @@ class _ConditionalGraph(_Wrapper):
         return self.model(condition, tokens, lengths)[0]
 
 
-def _conditional_generator(model: ConditionalGenerator, _: bool) -> list[ExportGraph]:
+def _conditional_generator(model: ConditionalGenerator,
+                           _: WindowScaling | None) -> list[ExportGraph]:
     config = model.config
 
     def inputs(batch: int, seq: int, seed: int) -> tuple[Tensor, ...]:
@@ -191,32 +192,79 @@ def _conditional_generator(model: ConditionalGenerator, _: bool) -> list[ExportG
 
 
 # ---------------------------------------------------------------------------- forecaster
-class _ForecastGraph(nn.Module):
-    """Raw history ``(batch, lookback, features)`` → mean (and std) in original units; with
-    ``relative`` each window's last value is subtracted first and added back to the mean."""
+@dataclass(frozen=True)
+class WindowScaling:
+    """How a forecaster's graph scales each history window before the model's own feature
+    scaling, and undoes it on the forecast (the forecasting task's ``data.normalize``):
 
-    def __init__(self, model: Forecaster, relative: bool) -> None:
+    - ``'global'``: not at all (the model's mean/std alone);
+    - ``'last_value'``: subtract the window's last value;
+    - ``'window'``: subtract the window's mean and divide by its standard deviation (population,
+      at least ``floor`` per feature);
+    - ``'series'``: subtract ``series_mean`` and divide by ``series_std``, two more graph
+      inputs ``(batch, features)`` holding each row's series statistics (a run's
+      ``series_scale`` artifacts), which the history alone cannot tell.
+    """
+
+    mode: str = "global"
+    floor: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("global", "last_value", "window", "series"):
+            raise ValueError("scaling.mode: expected 'global', 'last_value', 'window' or "
+                             f"'series', got {self.mode!r}")
+        if (self.mode == "window") != (self.floor is not None):
+            raise ValueError("scaling.floor: expected the per-feature smallest spread with "
+                             f"mode 'window' and None otherwise, got {self.floor!r} with mode "
+                             f"{self.mode!r}")
+
+    @property
+    def extra_inputs(self) -> tuple[str, ...]:
+        return ("series_mean", "series_std") if self.mode == "series" else ()
+
+    def levels(self, history: Tensor, *series: Tensor) -> tuple[Tensor, Tensor]:
+        """Per window the shift and the divisor, each ``(batch, 1, features)``."""
+        if self.mode == "last_value":
+            return history[:, -1:, :], torch.ones_like(history[:, -1:, :])
+        if self.mode == "window":
+            floor = torch.tensor(self.floor, dtype=history.dtype)
+            spread = history.std(dim=1, keepdim=True, correction=0)
+            return history.mean(dim=1, keepdim=True), torch.maximum(spread, floor)
+        if self.mode == "series":
+            mean, std = series
+            return mean.unsqueeze(1), std.unsqueeze(1)
+        return torch.zeros_like(history[:, -1:, :]), torch.ones_like(history[:, -1:, :])
+
+
+class _ForecastGraph(nn.Module):
+    """Raw history ``(batch, lookback, features)`` (with ``series_mean``/``series_std`` for
+    ``'series'`` scaling) → mean (and std or quantiles) in original units."""
+
+    def __init__(self, model: Forecaster, scaling: WindowScaling) -> None:
         super().__init__()
         self.model = model
-        self.relative = relative
+        self.scaling = scaling
 
-    def forward(self, history: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+    def forward(self, history: Tensor, *series: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         model, targets = self.model, self.model.config.targets
-        level = history[:, -1:, :] * float(self.relative)  # (batch, 1, features)
-        distribution = model.predictive(model.raw_outputs(model.scale(history - level)))
-        mean = model.unscale_targets(distribution.point) + level[..., targets]
+        shift, spread = self.scaling.levels(history, *series)  # (batch, 1, features) each
+        distribution = model.predictive(model.raw_outputs(model.scale((history - shift)
+                                                                      / spread)))
+        shift, spread = shift[..., targets], spread[..., targets]
+        mean = model.unscale_targets(distribution.point) * spread + shift
         if isinstance(distribution, QuantilePredictive):
             # (batch, horizon, targets, levels): every level unscaled like the point forecast
-            shift = model.feature_mean[targets] + level[..., targets]  # (batch, 1, targets)
-            scale = model.feature_std[targets]
-            return mean, distribution.values * scale[:, None] + shift.unsqueeze(-1)
+            scale, offset = model.feature_std[targets], model.feature_mean[targets]
+            levels = distribution.values * scale[:, None] + offset[:, None]
+            return mean, levels * spread.unsqueeze(-1) + shift.unsqueeze(-1)
         if distribution.std is None:
             return mean
-        return mean, distribution.std * model.feature_std[targets]
+        return mean, distribution.std * model.feature_std[targets] * spread
 
 
-def _forecaster(model: Forecaster, relative_forecast: bool) -> list[ExportGraph]:
+def _forecaster(model: Forecaster, scaling: WindowScaling | None) -> list[ExportGraph]:
     config = model.config
+    scaling = scaling or WindowScaling()
     for option in ("future_size", "static_size"):
         if getattr(config, option):
             raise ValueError(
@@ -229,16 +277,23 @@ def _forecaster(model: Forecaster, relative_forecast: bool) -> list[ExportGraph]
         _random_lengths(batch, seq, generator)  # unused, drawn to keep the inputs as they were
         mean = torch.tensor(config.mean or [0.0] * config.input_size)
         std = torch.tensor(config.std or [1.0] * config.input_size)
-        return (mean + std * torch.randn(batch, seq, config.input_size, generator=generator),)
+        history = mean + std * torch.randn(batch, seq, config.input_size, generator=generator)
+        if scaling.mode != "series":
+            return (history,)
+        series_mean = torch.randn(batch, config.input_size, generator=generator)
+        series_std = 0.5 + torch.rand(batch, config.input_size, generator=generator)
+        return history, series_mean, series_std
 
     def wrap(forecaster: nn.Module) -> nn.Module:
         assert isinstance(forecaster, Forecaster)
-        return _ForecastGraph(forecaster, relative_forecast)
+        return _ForecastGraph(forecaster, scaling)
 
     spread = {"gaussian": ("std",), "quantile": ("quantiles",)}.get(config.likelihood, ())
     outputs = ("mean", *spread)
-    axes = {"history": {0: "batch", 1: "lookback"}, **{name: BATCH for name in outputs}}
-    return [ExportGraph("", wrap, Signature(("history",), outputs, axes), inputs)]
+    axes = {"history": {0: "batch", 1: "lookback"},
+            **{name: BATCH for name in (*scaling.extra_inputs, *outputs)}}
+    return [ExportGraph("", wrap, Signature(("history", *scaling.extra_inputs), outputs, axes),
+                        inputs)]
 
 
 # ------------------------------------------------------------------------------- seq2seq
@@ -277,7 +332,7 @@ class _Seq2SeqStep(_Seq2SeqGraph):
         return outputs if weights is None else (*outputs, weights)
 
 
-def _seq2seq(model: Seq2Seq, _: bool) -> list[ExportGraph]:
+def _seq2seq(model: Seq2Seq, _: WindowScaling | None) -> list[ExportGraph]:
     """The encoder, and one decoder step that the runtime calls in its own loop (greedy or
     beam search)."""
     config = model.config

@@ -51,7 +51,9 @@ class DataConfig:
       also subtracts each window's last observation, so a trending series whose future leaves
       the training range (e.g. AirPassengers) is forecast relative to its current level;
       ``series`` scales each series by its own training mean/std (a global model over series of
-      different sizes).
+      different sizes); ``window`` scales each window by its own history's mean and standard
+      deviation (at least 5% of the training one), as NeuralForecast's temporal scalers and
+      RevIN do: level and size come from the window alone.
     - ``past_covariates`` / ``future_covariates`` / ``static_covariates`` (forecasting): columns
       known up to the forecast origin only, known over the horizon too (calendar, holidays,
       planned prices; the file must reach ``horizon`` steps past the last target to forecast),
@@ -118,7 +120,7 @@ class DataConfig:
     calibration_window: int | None = None  # forecasting backtests: rolling conformal
     calibration_adapt: float | None = None  # forecasting backtests: ACI step size gamma
     calibration_per_step: bool = False  # forecasting backtests: a rolling factor per lead
-    normalize: Literal["global", "last_value", "series"] = "global"
+    normalize: Literal["global", "last_value", "series", "window"] = "global"
 
 
 @dataclass

@@ -234,7 +234,7 @@ def trend_warning(normalize: str, train: Sequence[Series], valid: Sequence[Serie
     outside the range it learnt, and neither its error nor its interval calibration carries
     over (weekly CO2 scaled globally: MASE 1.6-2.3, worse than naive; relative to each window's
     last value: 0.35, bench/results/forecast_fresh.md). ``None`` when nothing is wrong."""
-    if normalize == "last_value":
+    if normalize in ("last_value", "window"):
         return None
     by_id = {series.series_id: series for series in train}
     for tail in valid:

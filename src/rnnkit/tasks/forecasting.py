@@ -25,6 +25,7 @@ from rnnkit.data import (
 )
 from rnnkit.data.readers.panel import time_key
 from rnnkit.data.time_index import continue_times
+from rnnkit.models.export_graphs import WindowScaling
 from rnnkit.tasks import forecast_baselines, forecast_cross
 from rnnkit.tasks import forecast_metrics as fm
 from rnnkit.tasks import forecast_probability as fp
@@ -92,6 +93,11 @@ def behind_naive_notice(trainer_record: dict[str, Any], season: int) -> str | No
             "lookback may help; `rnnkit backtest` shows how it does on held-out data")
 
 
+# With data.normalize: window, a window's spread is at least this share of its feature's
+# training std: a flat stretch would otherwise blow its future up to huge scaled values.
+WINDOW_STD_FLOOR = 0.05
+
+
 class ForecastingTask(Task):
     """Columns: ``value_columns`` (default all but ``time_column``, ``id_column`` and the
     covariates); ``target_columns`` are forecast (default the value columns). Valid/test files
@@ -118,9 +124,13 @@ class ForecastingTask(Task):
     _warned_uncalibrated = False
 
     def export_options(self) -> dict[str, Any]:
-        """With ``data.normalize: last_value`` the exported graph scales by each window's last
-        value itself, so it takes raw history like ``rnnkit predict``."""
-        return {"relative_forecast": self.config.data.normalize == "last_value"}
+        """The exported graph scales each window as ``data.normalize`` does, so it takes raw
+        history like ``rnnkit predict`` (``series``: with each row's series statistics as
+        two more inputs)."""
+        mode = self.config.data.normalize
+        floor = (tuple(WINDOW_STD_FLOOR * float(std) for std in self.artifacts["window_floor"])
+                 if mode == "window" else None)
+        return {"scaling": WindowScaling(mode, floor)}
 
     @property
     def roles(self) -> ColumnRoles:
@@ -194,7 +204,9 @@ class ForecastingTask(Task):
             self._training_part = train_list
         self.artifacts.update(
             mean=(inputs.mean if mode == "global" else np.zeros_like(inputs.mean)).tolist(),
-            std=(inputs.std if mode != "series" else np.ones_like(inputs.std)).tolist(),
+            std=(inputs.std if mode not in ("series", "window")
+                 else np.ones_like(inputs.std)).tolist(),
+            window_floor=inputs.std.tolist(),
             covariate_mean=None if covariates is None else covariates.mean.tolist(),
             covariate_std=None if covariates is None else covariates.std.tolist(),
             contexts=contexts, series_scale=series_scale, mase_scale=mase_scale)
@@ -264,6 +276,10 @@ class ForecastingTask(Task):
         history, mode = windows.history, self.config.data.normalize
         if mode == "last_value":
             return history[:, -1:, :], np.ones_like(history[:, -1:, :])
+        if mode == "window":
+            floor = WINDOW_STD_FLOOR * np.asarray(self.artifacts["window_floor"])
+            return (history.mean(axis=1, keepdims=True),
+                    np.maximum(history.std(axis=1, keepdims=True), floor))
         if mode != "series":
             return np.zeros_like(history[:, -1:, :]), np.ones_like(history[:, -1:, :])
         stored = self.artifacts.get("series_scale", {})
