@@ -128,8 +128,7 @@ class ForecastingTask(Task):
         history like ``rnnkit predict`` (``series``: with each row's series statistics as
         two more inputs)."""
         mode = self.config.data.normalize
-        floor = (tuple(WINDOW_STD_FLOOR * float(std) for std in self.artifacts["window_floor"])
-                 if mode == "window" else None)
+        floor = tuple(self.artifacts["window_floor"]) if mode == "window" else None
         return {"scaling": WindowScaling(mode, floor)}
 
     @property
@@ -206,7 +205,7 @@ class ForecastingTask(Task):
             mean=(inputs.mean if mode == "global" else np.zeros_like(inputs.mean)).tolist(),
             std=(inputs.std if mode not in ("series", "window")
                  else np.ones_like(inputs.std)).tolist(),
-            window_floor=inputs.std.tolist(),
+            window_floor=(WINDOW_STD_FLOOR * inputs.std).tolist(),
             covariate_mean=None if covariates is None else covariates.mean.tolist(),
             covariate_std=None if covariates is None else covariates.std.tolist(),
             contexts=contexts, series_scale=series_scale, mase_scale=mase_scale)
@@ -277,7 +276,7 @@ class ForecastingTask(Task):
         if mode == "last_value":
             return history[:, -1:, :], np.ones_like(history[:, -1:, :])
         if mode == "window":
-            floor = WINDOW_STD_FLOOR * np.asarray(self.artifacts["window_floor"])
+            floor = np.asarray(self.artifacts["window_floor"])
             return (history.mean(axis=1, keepdims=True),
                     np.maximum(history.std(axis=1, keepdims=True), floor))
         if mode != "series":
