@@ -44,6 +44,7 @@ def export_checks(cli, run: str, fmt: str = "onnx", graphs: int = 1) -> list[flo
     assert result.exit_code == 0, result.output
     differences = [float(x) for x in re.findall(r"max abs difference (\S+)", result.stdout)]
     assert len(differences) == 2 * graphs and max(differences) < 1e-3
+    assert len(re.findall(r"^  inputs of \S+: \w+", result.stdout, re.MULTILINE)) == graphs
     assert Path(f"{run}.{fmt}").stat().st_size > 0
     return differences
 
@@ -150,3 +151,17 @@ def test_generate_refused_for_a_classifier_run(cli, tmp_path):
     train(cli, config, "c")
     result = cli("generate", "c")
     assert result.exit_code == 2 and "use `rnnkit predict`" in result.stderr
+
+
+def test_a_per_series_forecasting_export_names_its_series_inputs(cli, tmp_path):
+    rows = ["series_id,time,value"] + [f"{sid},{t},{size * (2 + (t % 7) / 7):.3f}"
+                                       for sid, size in (("a", 1.0), ("b", 30.0))
+                                       for t in range(80)]
+    data = write(tmp_path / "panel.csv", "\n".join(rows) + "\n")
+    config = write(tmp_path / "panel.yaml", f"task: forecasting\ndata: {{train: {data}, "
+                   "time_column: time, lookback: 14, horizon: 7, season: 7, normalize: series}\n"
+                   "model: {hidden_size: 8}\ntrain: {max_steps: 4}\n")
+    train(cli, config, "panel")
+    result = cli("export", "panel", "--format", "onnx", "--out", "panel.onnx")
+    assert result.exit_code == 0, result.output
+    assert "  inputs of panel.onnx: history, series_mean, series_std\n" in result.stdout

@@ -105,6 +105,8 @@ def export(
     report = export_model(run.model, target, fmt, **run.task.export_options())
     files = ", ".join(str(f) for f in report.files)
     typer.echo(f"Exported {run.task.model_type} to {files} ({fmt})")
+    for file, names in zip(report.files, report.inputs, strict=True):
+        typer.echo(f"  inputs of {file.name}: {', '.join(names)}")
     worst = max(report.max_abs_diff.values())
     checker = "onnxruntime" if fmt == "onnx" else "the reloaded TorchScript module"
     for sizes, difference in report.max_abs_diff.items():

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +103,7 @@ class ExportReport:
     format: str
     max_abs_diff: dict[str, float]
     files: list[Path]
+    inputs: list[tuple[str, ...]] = field(default_factory=list)  # per file, its input names
 
 
 def export_model(
@@ -123,12 +124,13 @@ def export_model(
     model = model.cpu().eval()
     path = Path(path)
     differences: dict[str, float] = {}
-    files = []
+    files, inputs_of = [], []
     twin = with_torch_layers(model)  # first: a layer that has no twin is the first refusal
     for graph in graphs_for(model, scaling):
         target = path.with_name(path.stem + graph.suffix + path.suffix)
         run = _export_graph(graph.wrap(twin), graph, target, fmt)
         files.append(target)
+        inputs_of.append(graph.signature.inputs)
         reference = graph.wrap(model)
         for batch, seq in ((2, 7), (5, 13)):
             with torch.no_grad():
@@ -138,7 +140,7 @@ def export_model(
             key = f"{graph.suffix.strip('.') or 'model'} batch={batch},seq={seq}"
             differences[key] = max(float(np.max(np.abs(e - g)))
                                    for e, g in zip(expected, got, strict=True))
-    return ExportReport(path, fmt, differences, files)
+    return ExportReport(path, fmt, differences, files, inputs_of)
 
 
 def _export_graph(exported: nn.Module, graph: ExportGraph, target: Path,
