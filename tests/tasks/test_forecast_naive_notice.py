@@ -11,7 +11,7 @@ from tests.tasks.forecast_files import write_rows
 
 from rnnkit import tasks
 from rnnkit.tasks.config import config_from_dict
-from rnnkit.tasks.forecasting import behind_naive_notice
+from rnnkit.tasks.forecast_baselines import behind_naive_notice
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

