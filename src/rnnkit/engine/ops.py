@@ -18,7 +18,7 @@ from torch import Tensor
 from rnnkit.engine import checks, differentiable, gemm, workspace
 from rnnkit.engine._loader import require_native
 from rnnkit.engine.stream import StreamStep
-from rnnkit.engine.threads import choose_threads
+from rnnkit.engine.threads import choose_threads, pipelines
 
 DOT_PRODUCT_MAX_ROWS = 2
 _PLAIN = (Tensor, torch.nn.Parameter)
@@ -270,10 +270,15 @@ def _projects_first(plan: _Plan, x: Tensor) -> bool:
 def _infer(plan: _Plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr):
     """``(y (seq, batch, out), h_n (batch, out), c_n (batch, hidden) or None)`` from one native
     call (see :func:`_projects_first`). Every tensor but ``x`` must be contiguous; the
-    boundary checks them all."""
+    boundary checks them all. A call on one thread may project on a second one meanwhile
+    (:func:`rnnkit.engine.threads.pipelines`)."""
+    threads, pipeline = plan.threads, False
+    steps, batch, input_size = x.shape
+    if threads == 1 and pipelines(plan.mode, steps, batch, plan.hidden, input_size):
+        threads, pipeline = 2, True
     return require_native().infer(
-        mode=checks.MODE_IDS[plan.mode], reverse=plan.reverse, threads=plan.threads, x=x,
-        h0=h0, c0=c0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, w_hr=w_hr)
+        mode=checks.MODE_IDS[plan.mode], reverse=plan.reverse, threads=threads, x=x,
+        h0=h0, c0=c0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, w_hr=w_hr, pipeline=pipeline)
 
 
 def _forward_all(plan: _Plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, save: bool,

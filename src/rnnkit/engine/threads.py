@@ -27,6 +27,12 @@ MIN_UNITS_PER_THREAD = 128
 # Rows per thread from which the kernels split whole rows instead of units (the C++ kernels'
 # kForwardRowsPerThread / kRowsPerThread).
 ROWS_PER_THREAD = 16
+# Multiply-adds of a whole-sequence input projection from which a call too small to split
+# runs it on a second thread, a chunk of steps ahead of the recurrence (ForwardArgs::pipeline).
+# Below, the second thread's start and its own copy of the packed weights cost more than it
+# saves: batch 1, 2 threads against 1, the break-even was 10-16 steps at GRU/LSTM H=64
+# (150-200K multiply-adds), 40 at RNN H=64 (python bench/pipeline_ab.py).
+PIPELINE_MIN_MACS = 256 * 1024
 
 
 def choose_threads(mode: str, batch: int, hidden: int, out_size: int,
@@ -42,3 +48,12 @@ def choose_threads(mode: str, batch: int, hidden: int, out_size: int,
         splittable = max(splittable, batch // ROWS_PER_THREAD)
     useful = max(1, min(work // MIN_WORK_PER_THREAD, splittable))
     return int(max(1, min(torch.get_num_threads(), useful, hidden)))
+
+
+def pipelines(mode: str, steps: int, batch: int, hidden: int, input_size: int) -> bool:
+    """Whether a whole-sequence inference call that :func:`choose_threads` keeps on one
+    thread projects its input on a second one instead, a chunk of steps ahead of the
+    recurrence (the bits are one thread's): with torch allowed two threads or more and enough
+    projection work."""
+    work = steps * batch * GATES[mode] * hidden * input_size
+    return work >= PIPELINE_MIN_MACS and torch.get_num_threads() >= 2

@@ -717,16 +717,23 @@ PyObject* rnnkit_py_gemm(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyO
 PyObject* rnnkit_py_infer(PyObject*, PyObject* const* args, Py_ssize_t nargs,
                           PyObject* kwnames) {
     static const char* names[] = {"mode", "reverse", "threads", "x", "h0", "c0",
-                                  "w_ih", "w_hh", "b_ih", "b_hh", "w_hr"};
+                                  "w_ih", "w_hh", "b_ih", "b_hh", "w_hr", "pipeline"};
     constexpr int kCount = sizeof(names) / sizeof(names[0]);
     static PyObject* interned[kCount];
     PyObject* v[kCount];
-    if (!bind_keywords("infer", args, nargs, kwnames, names, interned, kCount, v, kCount))
+    // pipeline (ForwardArgs::pipeline) is optional: 0 unless given.
+    if (!bind_keywords("infer", args, nargs, kwnames, names, interned, kCount, v, kCount - 1))
         return nullptr;
-    int mode, reverse, threads;
+    int mode, reverse, threads, pipeline = 0;
     if (!int_arg(v[0], "mode", &mode) || !int_arg(v[1], "reverse", &reverse) ||
-        !int_arg(v[2], "threads", &threads) || !check_mode(mode))
+        !int_arg(v[2], "threads", &threads) || !check_mode(mode) ||
+        (v[11] && !int_arg(v[11], "pipeline", &pipeline)))
         return nullptr;
+    if (pipeline != 0 && pipeline != 1) {
+        PyErr_Format(PyExc_ValueError, "rnnkit.engine: infer: pipeline: expected 0 or 1, got %d",
+                     pipeline);
+        return nullptr;
+    }
     PyObject *x = v[3], *h0 = v[4], *c0 = v[5], *wih = v[6], *whh = v[7], *bih = v[8],
              *bhh = v[9], *whr = v[10];
     Sizes s;
@@ -790,6 +797,7 @@ PyObject* rnnkit_py_infer(PyObject*, PyObject* const* args, Py_ssize_t nargs,
     auto a = with_sizes<rnnkit::ForwardArgs>(mode, s, reverse, threads);
     a.pack = 1;
     a.project_first = 1;
+    a.pipeline = pipeline;
     a.x = xc.data_ptr();
     a.wih = pointer(checked[2]);
     a.I = (int)s.I;

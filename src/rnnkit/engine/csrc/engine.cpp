@@ -201,6 +201,8 @@ void parallel_barrier() {
     }
 }
 
+void wait_pause(int& spins) { spin_pause(spins); }
+
 void* thread_scratch(size_t bytes) {
     static thread_local std::vector<unsigned char> buffer;
     if (buffer.size() < bytes + 64) buffer.resize(bytes + 64);

@@ -29,6 +29,11 @@ struct ForwardArgs {
     // adds no bias); 0 = project each step's input inside its step (xg null). Whole-sequence
     // calls on small batches take 1: one pass over W_ih for all steps, on the packed tile.
     int project_first;
+    // With project_first and at least 2 threads: 1 = thread 0 runs the recurrence over every
+    // unit and row while the others project the input a chunk of steps ahead of it, instead
+    // of splitting the units of every step between the threads (a barrier per step). For
+    // steps too small to split: the bits are one thread's.
+    int pipeline;
     const void* bx;    // (G*H): bias added to each gate (b_ih + b_hh; GRU n gate: b_in only)
     const void* h0;    // (B, Hout)
     const void* c0;    // (B, H), LSTM only
@@ -135,6 +140,9 @@ typedef void (*ParallelFn)(void* ctx, int tid, int nthreads);
 void parallel_run(int nthreads, ParallelFn fn, void* ctx);
 // Barrier among the threads of the current parallel_run.
 void parallel_barrier();
+// One round of waiting for another thread of the current parallel_run: a pause, or a yield
+// of the core once the wait has lasted long enough that the other is probably descheduled.
+void wait_pause(int& spins);
 // At least `bytes` of 64-byte aligned scratch owned by the calling thread, valid until its
 // next call. It only grows, so repeated calls of one shape never touch fresh pages.
 void* thread_scratch(size_t bytes);

@@ -616,11 +616,42 @@ static inline bool step_active(const Args& a, int b, int t) {
 constexpr int kForwardRowsPerThread = 16;
 constexpr long kForwardRowSplitPanelBytes = 1024 * 1024;
 
+// Rows of input projections a pipelined inference call computes at once (Forward::run_pipelined).
+constexpr int kPipelineChunkRows = 8;
+// Steps ahead of the recurrence whose input projections a pipelined call prefetches.
+constexpr int kPipelinePrefetchSteps = 2;
+
 template <typename T>
 struct Forward {
     const ForwardArgs& a;
     int G, GH;
-    explicit Forward(const ForwardArgs& args) : a(args), G(gate_count(args.mode)), GH(G * args.H) {}
+    // Pipelined inference (run_pipelined): chunks of input projections and their progress.
+    // Chunk c is steps [chunk_start[c], chunk_start[c + 1]) in the order the recurrence reads
+    // them. The first chunks are 1, 2, 4, ... steps (thread 0 waits for the first one), then
+    // about kPipelineChunkRows rows each, more when the sequence would need over 64 such.
+    static constexpr int kMaxChunks = 128;
+    int chunks = 0;
+    int chunk_start[kMaxChunks + 1];
+    // Each on its own cache line: a thread spinning on one must not pull in the lines the
+    // other is writing or reading.
+    alignas(64) mutable int next_chunk = 0;          // the first chunk no thread has claimed
+    alignas(64) mutable int chunk_done[kMaxChunks];
+    char pipeline_pad[64];
+
+    explicit Forward(const ForwardArgs& args) : a(args), G(gate_count(args.mode)), GH(G * args.H) {
+        if (!a.pipeline) return;
+        const long row_steps = (kPipelineChunkRows + a.B - 1) / a.B;
+        const long cap_steps = (a.T + 63) / 64;  // the ramp adds at most 31 chunks
+        const long steps = row_steps > cap_steps ? row_steps : cap_steps;
+        long start = 0, size = 1;
+        chunk_start[0] = 0;
+        while (start < a.T && chunks < kMaxChunks) {
+            start = chunks + 1 < kMaxChunks ? start + size : a.T;
+            chunk_start[++chunks] = (int)(start < a.T ? start : a.T);
+            chunk_done[chunks - 1] = 0;
+            size = size * 2 < steps ? size * 2 : steps;
+        }
+    }
 
     T* gates_at(int t) const { return (T*)a.gates + (a.save ? step_row(a, t) * GH : 0); }
     T* aux_at(int t) const { return (T*)a.aux + (a.save ? step_row(a, t) * a.H : 0); }
@@ -631,21 +662,30 @@ struct Forward {
     // W_ih^T per gate (see gemm_packed).
     T* gate_panels(int gi) const { return (T*)a.panels + gi * packed_size<T>(a.Hout, a.H); }
     T* proj_panels() const { return (T*)a.panels + G * packed_size<T>(a.Hout, a.H); }
-    T* input_panels(int gi) const {
+    // `copy` 1: the helper's own copy of packed W_ih in a pipelined call (run_pipelined).
+    T* input_panels(int gi, int copy = 0) const {
         return proj_panels() + (a.whr ? packed_size<T>(a.H, a.Hout) : 0) +
-               gi * packed_size<T>(a.I, a.H);
+               (copy * G + gi) * packed_size<T>(a.I, a.H);
     }
 
     // Each thread packs the panels of the units it computes, so they land in its own cache.
     void pack(int k0, int k1, int p0, int p1) const {
+        if (a.x) pack_inputs(k0, k1);
+        pack_recurrent(k0, k1, p0, p1);
+    }
+
+    void pack_inputs(int k0, int k1, int copy = 0) const {
         constexpr int L = lanes<T>();
-        for (int gi = 0; gi < G; gi++) {
+        for (int gi = 0; gi < G; gi++)
+            pack_panels<T>((const T*)a.wih, true, a.I, gi * a.H, a.I, a.H, k0 / L,
+                           (k1 + L - 1) / L, input_panels(gi, copy));
+    }
+
+    void pack_recurrent(int k0, int k1, int p0, int p1) const {
+        constexpr int L = lanes<T>();
+        for (int gi = 0; gi < G; gi++)
             pack_panels<T>((const T*)a.whh, true, a.Hout, gi * a.H, a.Hout, a.H, k0 / L,
                            (k1 + L - 1) / L, gate_panels(gi));
-            if (a.x)
-                pack_panels<T>((const T*)a.wih, true, a.I, gi * a.H, a.I, a.H, k0 / L,
-                               (k1 + L - 1) / L, input_panels(gi));
-        }
         if (a.whr)
             pack_panels<T>((const T*)a.whr, true, a.H, 0, a.H, a.Hout, p0 / L, (p1 + L - 1) / L,
                            proj_panels());
@@ -659,23 +699,23 @@ struct Forward {
     // follows. The tiled product gives every element the same bits whatever the thread
     // count or row grouping (bias, then the same I multiply-adds in order).
     void project_inputs(int k0, int k1, int b0, int b1) const {
-        constexpr int L = lanes<T>();
         if (k0 >= k1 || b0 >= b1) return;
-        const T* x = (const T*)a.x;
-        T* xg = (T*)a.xg;
-        const bool all_rows = b0 == 0 && b1 == a.B;
+        if (b0 == 0 && b1 == a.B) {  // one product over the T * B rows, contiguous in x and xg
+            project_rows(0, a.T * a.B, k0, k1);
+            return;
+        }
+        for (int t = 0; t < a.T; t++) project_rows((long)t * a.B + b0, b1 - b0, k0, k1);
+    }
+
+    // xg rows [row0, row0 + rows) of units [k0, k1) of every gate: bias + x W_ih^T.
+    void project_rows(long row0, int rows, int k0, int k1, int copy = 0) const {
+        constexpr int L = lanes<T>();
+        const T* x = (const T*)a.x + row0 * a.I;
+        T* xg = (T*)a.xg + row0 * GH;
         for (int gi = 0; gi < G; gi++) {
             const T* bias = a.bx ? (const T*)a.bx + gi * a.H : nullptr;
-            if (all_rows) {  // one product over the T * B rows, contiguous in x and in xg
-                gemm_packed<T>(a.T * a.B, a.I, x, a.I, input_panels(gi), a.H, k0 / L,
-                               (k1 + L - 1) / L, xg + gi * a.H, GH, bias, 0, 0, true);
-                continue;
-            }
-            for (int t = 0; t < a.T; t++) {
-                const long row = (long)t * a.B + b0;
-                gemm_packed<T>(b1 - b0, a.I, x + row * a.I, a.I, input_panels(gi), a.H, k0 / L,
-                               (k1 + L - 1) / L, xg + row * GH + gi * a.H, GH, bias, 0, 0, true);
-            }
+            gemm_packed<T>(rows, a.I, x, a.I, input_panels(gi, copy), a.H, k0 / L, (k1 + L - 1) / L,
+                           xg + gi * a.H, GH, bias, 0, 0, true);
         }
     }
 
@@ -894,14 +934,14 @@ struct Forward {
     }
 
     void run(int tid, int nt) const {
+        if (a.pipeline && a.project_first && nt >= 2) {
+            run_pipelined(tid);
+            return;
+        }
         const int B = a.B, H = a.H, Hout = a.Hout;
-        T* buf0 = (T*)a.work;
-        T* buf1 = buf0 + (long)B * Hout;
-        T* c = buf1 + (long)B * Hout;
         int k0, k1, p0, p1;
         split_range<T>(H, tid, nt, &k0, &k1);
         split_range<T>(Hout, tid, nt, &p0, &p1);
-        const bool lstm = a.mode == MODE_LSTM;
         if (a.pack) pack(k0, k1, p0, p1);  // each thread packs its units' share of one copy
         int b0 = 0, b1 = B;
         const bool rows = split_rows(tid, nt, &b0, &b1);
@@ -910,30 +950,113 @@ struct Forward {
             k1 = H;
             p1 = Hout;
         }
-        const long h_off = (long)b0 * Hout, c_off = (long)b0 * H;
-        copy_states<T>((const T*)a.h0 + h_off, buf0 + h_off, Hout, p0, p1,
-                       lstm ? (const T*)a.c0 + c_off : nullptr, c + c_off, H, k0, k1, b1 - b0,
-                       lstm);
-        parallel_barrier();  // every thread's share of the panels is packed
+        load_states(k0, k1, p0, p1, b0, b1);
+        parallel_barrier();  // every thread's share of the panels and of h0 is in place
         if (a.project_first) project_inputs(k0, k1, b0, b1);
+        time_loop(k0, k1, p0, p1, b0, b1, !rows, false);
+    }
+
+    // This thread's share of h0 (and c0) into the first state buffer (see time_loop).
+    void load_states(int k0, int k1, int p0, int p1, int b0, int b1) const {
+        T* buf0 = (T*)a.work;
+        const long h_off = (long)b0 * a.Hout, c_off = (long)b0 * a.H;
+        const bool lstm = a.mode == MODE_LSTM;
+        copy_states<T>((const T*)a.h0 + h_off, buf0 + h_off, a.Hout, p0, p1,
+                       lstm ? (const T*)a.c0 + c_off : nullptr, buf0 + 2L * a.B * a.Hout + c_off,
+                       a.H, k0, k1, b1 - b0, lstm);
+    }
+
+    // Steps through time for units [k0, k1) (outputs [p0, p1)) of rows [b0, b1), from the
+    // states load_states put in place to hn/cn. `shared`: the other threads compute the rest
+    // of every step (a barrier after each step and before the projection reads it).
+    // `pipelined`: each step first waits for its chunk of input projections (run_pipelined).
+    void time_loop(int k0, int k1, int p0, int p1, int b0, int b1, bool shared,
+                   bool pipelined) const {
+        const int B = a.B, H = a.H, Hout = a.Hout;
+        T* buf0 = (T*)a.work;
+        T* buf1 = buf0 + (long)B * Hout;
+        T* c = buf1 + (long)B * Hout;
+        const bool lstm = a.mode == MODE_LSTM;
+        const long h_off = (long)b0 * Hout, c_off = (long)b0 * H;
         T* hprev = buf0;
         T* hnew = buf1;
-        for (int s = 0; s < a.T; s++) {
+        for (int s = 0, chunk = 0; s < a.T; s++) {
             int t = a.reverse ? a.T - 1 - s : s;
+            if (pipelined) {
+                if (s == chunk_start[chunk]) await_chunk(chunk++);
+                prefetch_projections(s + kPipelinePrefetchSteps, chunk);
+            }
             gate_products(t, hprev, gates_at(t), k0, k1, b0, b1);
             pointwise(t, hprev, hnew, c, k0, k1, b0, b1);
             if (a.whr) {
-                if (!rows) parallel_barrier();
+                if (shared) parallel_barrier();
                 project(t, hprev, hnew, p0, p1, b0, b1);
             }
             emit(t, hnew, p0, p1, b0, b1);
-            if (!rows) parallel_barrier();
+            if (shared) parallel_barrier();
             T* tmp = hprev;
             hprev = hnew;
             hnew = tmp;
         }
         copy_states<T>(hprev + h_off, (T*)a.hn + h_off, Hout, p0, p1, c + c_off,
                        lstm ? (T*)a.cn + c_off : nullptr, H, k0, k1, b1 - b0, lstm);
+    }
+
+    // ForwardArgs::pipeline. Thread 0 runs the one-thread computation (every unit and row)
+    // while a helper projects the input in chunks of steps, in the order the recurrence
+    // reads them. Each packs its own copy of W_ih, so neither waits for the other's packing
+    // and each copy stays in the cache of the core that reads it, call after call. A chunk
+    // nobody has claimed yet when thread 0 needs it, thread 0 projects itself, so a late or
+    // descheduled helper never stalls it. Every chunk is the same tiled product as the
+    // one-thread projection (a row's bits do not depend on its tile), so the bits are one
+    // thread's. More helpers would only split the same chunks: they return at once.
+    void run_pipelined(int tid) const {
+        if (tid > 1) return;
+        if (tid == 1) {
+            pack_inputs(0, a.H, 1);
+            for (int chunk; (chunk = claim_chunk()) < chunks;) project_chunk(chunk, 1);
+            return;
+        }
+        pack_inputs(0, a.H);
+        pack_recurrent(0, a.H, 0, a.Hout);
+        load_states(0, a.H, 0, a.Hout, 0, a.B);
+        time_loop(0, a.H, 0, a.Hout, 0, a.B, false, true);
+    }
+
+    // Asks for step s's input projections (when projected) to be brought into this core's
+    // cache: the helper thread wrote them, so they sit modified in its core's cache, and a
+    // demand load of each line would wait for the transfer within the step.
+    // `chunk`: the chunk after step s - kPipelinePrefetchSteps's.
+    void prefetch_projections(int s, int chunk) const {
+        if (s >= a.T) return;
+        if (s >= chunk_start[chunk] && !__atomic_load_n(&chunk_done[chunk], __ATOMIC_ACQUIRE))
+            return;
+        const int t = a.reverse ? a.T - 1 - s : s;
+        const char* row = (const char*)xg_at(t);
+        const long bytes = (long)a.B * GH * (long)sizeof(T);
+        for (long off = 0; off < bytes; off += 64) __builtin_prefetch(row + off, 0, 3);
+    }
+
+    int claim_chunk() const { return __atomic_fetch_add(&next_chunk, 1, __ATOMIC_RELAXED); }
+
+    // The rows of xg of one chunk's steps.
+    void project_chunk(int chunk, int copy) const {
+        const int s0 = chunk_start[chunk], s1 = chunk_start[chunk + 1];
+        const int t0 = a.reverse ? a.T - s1 : s0;
+        project_rows((long)t0 * a.B, (s1 - s0) * a.B, 0, a.H, copy);
+        __atomic_store_n(&chunk_done[chunk], 1, __ATOMIC_RELEASE);
+    }
+
+    void await_chunk(int chunk) const {
+        int spins = 0;
+        while (!__atomic_load_n(&chunk_done[chunk], __ATOMIC_ACQUIRE)) {
+            if (__atomic_load_n(&next_chunk, __ATOMIC_RELAXED) <= chunk) {
+                const int claimed = claim_chunk();  // unclaimed: no one is on it, do it here
+                if (claimed < chunks) project_chunk(claimed, 0);
+            } else {
+                wait_pause(spins);
+            }
+        }
     }
 };
 
@@ -1338,7 +1461,7 @@ static void forward_entry(const ForwardArgs& args) {
     if (a.pack) {
         const int G = gate_count(a.mode);
         long n = G * packed_size<T>(a.Hout, a.H) + (a.whr ? packed_size<T>(a.H, a.Hout) : 0) +
-                 (a.x ? G * packed_size<T>(a.I, a.H) : 0);
+                 (a.x ? (a.pipeline ? 2 : 1) * G * packed_size<T>(a.I, a.H) : 0);
         a.panels = thread_scratch((size_t)n * sizeof(T));
     }
     launch<Forward<T>, ForwardArgs>(a);
