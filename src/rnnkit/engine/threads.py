@@ -8,7 +8,9 @@ microseconds of work and enough gate units to split (``python bench/threads.py``
 thread the kernels give each thread whole rows and every unit (no barrier per step), so small
 hidden sizes gain from a second thread too (GRU H=64 and RNN H=64-128 at batch 32-128, 2
 threads against 1: inference 1.31-1.67x, training 1.22-1.46x on the project's 2-core machine
-with no other job; ``python bench/thread_count_ab.py``).
+with no other job; ``python bench/thread_count_ab.py``). A whole-sequence inference call kept on
+one thread can still take a second one to project its input ahead of the recurrence
+(:func:`pipelines`).
 """
 
 from __future__ import annotations
