@@ -169,3 +169,20 @@ def test_stream_copies_a_strided_input_after_checking_its_storage():
     shrunk.untyped_storage().resize_(4 * 5)
     with pytest.raises(ValueError, match="x: the tensor's storage"):
         stream_call(x=view)
+
+
+@pytest.mark.parametrize("threads", [0, 1025])
+def test_every_entry_refuses_a_thread_count_outside_1_to_1024(threads):
+    message = rf"threads: expected 1-1024, got {threads}"
+    with pytest.raises(ValueError, match=message):
+        native().forward(**{**forward_kwargs(), "threads": threads})
+    with pytest.raises(ValueError, match=message):
+        native().backward(**{**backward_kwargs(), "threads": threads})
+    torch.manual_seed(0)
+    layer = torch.nn.GRU(5, HIDDEN)
+    plan = engine.StreamStep("GRU", [(layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0,
+                                      layer.bias_hh_l0, None)])
+    bad_plan = (*plan._plan[:6], threads, *plan._plan[7:])
+    with pytest.raises(ValueError, match=message), torch.no_grad():
+        native().stream(bad_plan, torch.randn(BATCH, 5), torch.zeros(1, BATCH, HIDDEN), None,
+                        torch.zeros(1, BATCH, HIDDEN), None)

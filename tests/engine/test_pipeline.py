@@ -144,3 +144,14 @@ def test_layer_call_takes_the_pipeline_where_it_pays(torch_threads, hidden, step
             torch.testing.assert_close(output, expected_output, rtol=1e-5, atol=1e-5)
             torch.testing.assert_close(h_n, expected_h, rtol=1e-5, atol=1e-5)
     assert recorder.calls == [expected, expected]
+
+
+@pytest.mark.parametrize("value", [0, -3, 1025, 10**6])
+def test_infer_refuses_a_thread_count_outside_1_to_1024(value):
+    with pytest.raises(ValueError, match=rf"threads: expected 1-1024, got {value}"):
+        native().infer(**{**call("GRU", 3, 1, 4, 5), "threads": value})
+
+
+def test_infer_refuses_an_int_argument_that_does_not_fit_an_int():
+    with pytest.raises(ValueError, match="threads: expected a value that fits an int"):
+        native().infer(**{**call("GRU", 3, 1, 4, 5), "threads": 2**32 + 2})

@@ -15,6 +15,7 @@
 #include <torch/csrc/autograd/python_variable.h>
 
 #include <array>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -354,7 +355,12 @@ bool check_fused(PyObject* xg, PyObject* x, PyObject* wih, PyObject* offsets, Py
     return false;
 }
 
-int thread_count(int threads) { return threads < 1 ? 1 : threads; }
+// A kernel's thread count, refused outside 1-1024 (the pool would start that many threads).
+bool threads_in_range(long threads) {
+    if (threads >= 1 && threads <= 1024) return true;
+    PyErr_Format(PyExc_ValueError, "rnnkit.engine: threads: expected 1-1024, got %ld", threads);
+    return false;
+}
 
 // A kernel's argument struct with the sizes and options both directions share.
 template <typename Args>
@@ -366,7 +372,7 @@ Args with_sizes(int mode, const Sizes& s, int reverse, int threads) {
     a.H = (int)s.H;
     a.Hout = (int)s.Hout;
     a.reverse = reverse;
-    a.threads = thread_count(threads);
+    a.threads = threads;
     return a;
 }
 
@@ -414,6 +420,11 @@ bool int_arg(PyObject* value, const char* name, int* out) {
     if (PyBool_Check(value) || PyLong_Check(value)) {
         long v = PyLong_AsLong(value);
         if (v == -1 && PyErr_Occurred()) return false;
+        if (v < INT_MIN || v > INT_MAX) {
+            PyErr_Format(PyExc_ValueError, "rnnkit.engine: %s: expected a value that fits an "
+                         "int, got %ld", name, v);
+            return false;
+        }
         *out = (int)v;
         return true;
     }
@@ -437,7 +448,7 @@ PyObject* rnnkit_py_forward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
     int mode, reverse, save, threads, pack;
     if (!int_arg(v[0], "mode", &mode) || !int_arg(v[1], "reverse", &reverse) ||
         !int_arg(v[2], "save", &save) || !int_arg(v[3], "threads", &threads) ||
-        !int_arg(v[4], "pack", &pack))
+        !int_arg(v[4], "pack", &pack) || !threads_in_range(threads))
         return nullptr;
     PyObject *xg = v[5], *bias = v[6], *h0 = v[7], *c0 = v[8], *whh = v[9], *bhn = v[10],
              *whr = v[11], *lengths = v[12], *y = v[13], *hn = v[14], *cn = v[15],
@@ -649,12 +660,8 @@ PyObject* rnnkit_py_gemm(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyO
     int threads;
     Operand a, b;
     if (!int_arg(v[2], "threads", &threads) || !gemm_operand(v[0], "a", &a) ||
-        !gemm_operand(v[1], "b", &b))
+        !gemm_operand(v[1], "b", &b) || !threads_in_range(threads))
         return nullptr;
-    if (threads < 1 || threads > 1024) {
-        PyErr_Format(PyExc_ValueError, "rnnkit.engine: threads: expected 1-1024, got %d", threads);
-        return nullptr;
-    }
     const int64_t M = a.tensor.size(0), K = a.tensor.size(1), N = b.tensor.size(1);
     if (b.tensor.size(0) != K) {
         PyErr_Format(PyExc_ValueError, "rnnkit.engine: a, b: expected b to have a's %lld "
@@ -726,7 +733,7 @@ PyObject* rnnkit_py_infer(PyObject*, PyObject* const* args, Py_ssize_t nargs,
         return nullptr;
     int mode, reverse, threads, pipeline = 0;
     if (!int_arg(v[0], "mode", &mode) || !int_arg(v[1], "reverse", &reverse) ||
-        !int_arg(v[2], "threads", &threads) || !check_mode(mode) ||
+        !int_arg(v[2], "threads", &threads) || !check_mode(mode) || !threads_in_range(threads) ||
         (v[11] && !int_arg(v[11], "pipeline", &pipeline)))
         return nullptr;
     if (pipeline != 0 && pipeline != 1) {
@@ -845,7 +852,7 @@ PyObject* rnnkit_py_backward(PyObject*, PyObject* const* args, Py_ssize_t nargs,
         return nullptr;
     int mode, reverse, threads;
     if (!int_arg(v[0], "mode", &mode) || !int_arg(v[1], "reverse", &reverse) ||
-        !int_arg(v[2], "threads", &threads))
+        !int_arg(v[2], "threads", &threads) || !threads_in_range(threads))
         return nullptr;
     PyObject *whh = v[3], *whr = v[4], *dy = v[5], *dhn = v[6], *dcn = v[7], *y = v[8],
              *h0 = v[9], *c0 = v[10], *gates = v[11], *aux = v[12], *lengths = v[13],
@@ -948,7 +955,7 @@ PyObject* rnnkit_py_stream(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     }
     const int mode = (int)v[1];
     const int64_t layers = v[2], I = v[3], H = v[4], Hout = v[5];
-    if (!check_mode(mode)) return nullptr;
+    if (!check_mode(mode) || !threads_in_range(v[6])) return nullptr;
     const bool lstm = mode == rnnkit::MODE_LSTM;
     const at::ScalarType f = v[0] ? at::kDouble : at::kFloat;
     bool failed;
@@ -1060,7 +1067,7 @@ PyObject* rnnkit_py_stream(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     s.I = (int)I;
     s.H = (int)H;
     s.Hout = (int)Hout;
-    s.threads = thread_count((int)v[6]);
+    s.threads = (int)v[6];
     s.packed = packed;
     s.x = x->data_ptr();
     s.h = pointer(io[0]);
