@@ -64,6 +64,17 @@ def test_pipelined_batches_and_dtypes(dtype, batch, isa):
     assert_same_bits(kwargs, threads=2, pipeline=1)
 
 
+@pytest.mark.parametrize("backend", ["openmp", "pool"])
+def test_pipelined_bits_on_either_thread_backend(backend):
+    previous = engine.thread_backend()
+    engine.set_thread_backend(backend)
+    try:
+        for mode in ("GRU", "LSTM"):
+            assert_same_bits(call(mode, 120, 1, 64, 64), threads=2, pipeline=1)
+    finally:
+        engine.set_thread_backend(previous)
+
+
 def test_pipelined_call_reads_misaligned_tensors():
     kwargs = call("LSTM", 50, 1, 40, 17)
     expected = native().infer(**kwargs)
