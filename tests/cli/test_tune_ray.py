@@ -75,3 +75,35 @@ def test_pbt_copies_weights_between_trials_and_records_the_best(cli, tmp_path):
     chosen = yaml.safe_load(Path("pbt/best_config.yaml").read_text())
     assert chosen["train"]["lr"] == pytest.approx(best["params"]["train.lr"])
     assert 0.0001 <= chosen["train"]["lr"] <= 0.01  # PBT's scaling kept inside the range
+
+
+class StopsEverything:
+    """A stand-in Ray scheduler whose every decision is to stop the trial."""
+
+    STOP, CONTINUE = "STOP", "CONTINUE"
+
+    def on_trial_result(self, tune_controller, trial, result):
+        return self.STOP
+
+
+def test_schedulers_let_a_trial_at_its_last_evaluation_finish():
+    from rnnkit.tasks.tune_ray import finishing_last_evaluation
+
+    scheduler = finishing_last_evaluation(StopsEverything, 4)()
+    assert [scheduler.on_trial_result(None, None, {"training_iteration": step})
+            for step in (1, 3, 4, 5)] == ["STOP", "STOP", "CONTINUE", "CONTINUE"]
+    assert scheduler.on_trial_result(None, None, {}) == "STOP"
+
+
+@pytest.mark.parametrize("pruner", ["asha", "hyperband", "median"])
+def test_stopping_pruners_keep_the_last_evaluation(pruner, tmp_path):
+    from ray.tune import schedulers
+
+    from rnnkit.tasks.tune_ray import scheduler
+
+    config = load_config(ray_config(tmp_path, f"  pruner: {pruner}\n"
+                                    "  train.lr: {type: float, low: 0.001, high: 0.01}\n"))
+    chosen = scheduler(config.tune, config)
+    base = (schedulers.MedianStoppingRule if pruner == "median"
+            else schedulers.AsyncHyperBandScheduler)
+    assert isinstance(chosen, base) and type(chosen) is not base

@@ -97,15 +97,16 @@ def scheduler(search: TuneConfig, config: RunConfig) -> Any:
     from ray.tune import schedulers
 
     common = {"time_attr": "training_iteration"}
+    last = evaluations(config)
     if search.pruner in ("asha", "hyperband"):
         brackets = 3 if search.pruner == "hyperband" else 1
         # max_t one past the run's own end: a trial that trains its whole budget ends by
         # itself (and writes its summary) rather than being stopped at its last report
-        return schedulers.AsyncHyperBandScheduler(
-            **common, max_t=evaluations(config) + 1, grace_period=1, reduction_factor=2,
-            brackets=brackets)
+        return finishing_last_evaluation(schedulers.AsyncHyperBandScheduler, last)(
+            **common, max_t=last + 1, grace_period=1, reduction_factor=2, brackets=brackets)
     if search.pruner == "median":
-        return schedulers.MedianStoppingRule(**common, grace_period=1, min_samples_required=2)
+        return finishing_last_evaluation(schedulers.MedianStoppingRule, last)(
+            **common, grace_period=1, min_samples_required=2)
     if search.pruner == "pbt":
         return schedulers.PopulationBasedTraining(
             **common, perturbation_interval=search.perturbation_interval,
@@ -115,6 +116,23 @@ def scheduler(search: TuneConfig, config: RunConfig) -> Any:
             # decisions on every run, however the 2 cores schedule the trials
             synch=True)
     return schedulers.FIFOScheduler()
+
+
+def finishing_last_evaluation(base: type, last: int) -> type:
+    """``base``, a Ray stopping scheduler, that never stops a trial at its ``last`` evaluation
+    or after: stopping there saves no training, and the trial would lose its summary and count
+    as pruned although it trained its whole budget (ASHA has a rung at 4 evaluations, so a
+    4-evaluation trial in the worse half there was recorded as pruned)."""
+
+    class Scheduler(base):
+        def on_trial_result(self, tune_controller, trial, result):
+            decision = super().on_trial_result(tune_controller, trial, result)
+            if decision == self.STOP and result.get("training_iteration", 0) >= last:
+                return self.CONTINUE
+            return decision
+
+    Scheduler.__name__ = Scheduler.__qualname__ = base.__name__
+    return Scheduler
 
 
 def _mutation(key: str, spec: ParamSpec) -> Any:
