@@ -984,7 +984,7 @@ struct Forward {
             int t = a.reverse ? a.T - 1 - s : s;
             if (pipelined) {
                 if (s == chunk_start[chunk]) await_chunk(chunk++);
-                prefetch_projections(s + kPipelinePrefetchSteps, chunk);
+                prefetch_projections(s + kPipelinePrefetchSteps, chunk - 1);
             }
             gate_products(t, hprev, gates_at(t), k0, k1, b0, b1);
             pointwise(t, hprev, hnew, c, k0, k1, b0, b1);
@@ -1023,14 +1023,15 @@ struct Forward {
         time_loop(0, a.H, 0, a.Hout, 0, a.B, false, true);
     }
 
-    // Asks for step s's input projections (when projected) to be brought into this core's
+    // Asks for step s's input projections, once projected, to be brought into this core's
     // cache: the helper thread wrote them, so they sit modified in its core's cache, and a
-    // demand load of each line would wait for the transfer within the step.
-    // `chunk`: the chunk after step s - kPipelinePrefetchSteps's.
-    void prefetch_projections(int s, int chunk) const {
+    // demand load of each line would wait for the transfer within the step. `from`: a chunk
+    // at or before step s's.
+    void prefetch_projections(int s, int from) const {
         if (s >= a.T) return;
-        if (s >= chunk_start[chunk] && !__atomic_load_n(&chunk_done[chunk], __ATOMIC_ACQUIRE))
-            return;
+        int chunk = from;
+        while (chunk_start[chunk + 1] <= s) chunk++;
+        if (!__atomic_load_n(&chunk_done[chunk], __ATOMIC_ACQUIRE)) return;
         const int t = a.reverse ? a.T - 1 - s : s;
         const char* row = (const char*)xg_at(t);
         const long bytes = (long)a.B * GH * (long)sizeof(T);
