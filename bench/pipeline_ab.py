@@ -15,12 +15,19 @@ three are checked bit-equal first. Used to set ``rnnkit.engine.threads.PIPELINE_
 
     python bench/pipeline_ab.py --cells GRU:64,LSTM:64,RNN:64 --steps 2,8,16,32,100
     python bench/pipeline_ab.py --cells GRU:64,LSTM:64,GRU:128 --batches 1,4,8 --steps 100
+
+``--concurrent N`` instead counts calls per second made by N Python threads at once, each
+calling ``one`` or ``pipe`` back to back (a server answering batch-1 requests in parallel:
+the pipeline must not cost it throughput)::
+
+    python bench/pipeline_ab.py --cells GRU:64 --steps 100 --concurrent 1,2
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import threading
 import time
 
 import torch
@@ -71,6 +78,36 @@ def measure(native, cell: str, hidden: int, batch: int, steps: int, reps: int,
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
+def calls_per_second(native, arguments: list[dict], seconds: float = 1.0) -> float:
+    """Calls per second made by one Python thread per entry of ``arguments``, all at once."""
+    counts = [0] * len(arguments)
+    stop = time.perf_counter() + seconds
+
+    def worker(index: int) -> None:
+        while time.perf_counter() < stop:
+            native.infer(**arguments[index])
+            counts[index] += 1
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(arguments))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(counts) / seconds
+
+
+def concurrent(native, cell: str, hidden: int, steps: int, callers: int, reps: int) -> None:
+    base = [call_arguments(cell, hidden, 1, steps) for _ in range(callers)]
+    variants = {"one": base, "pipe": [dict(a, threads=2, pipeline=1) for a in base]}
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(reps):
+        for name, arguments in variants.items():
+            samples[name].append(calls_per_second(native, arguments))
+    one, pipe = (statistics.median(samples[name]) for name in ("one", "pipe"))
+    print(f"| {cell} | {hidden} | {steps} | {callers} | {one:.0f} | {pipe:.0f} | "
+          f"{pipe / one:.2f}x |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", default="GRU:64,LSTM:64,RNN:64",
@@ -79,9 +116,21 @@ def main() -> None:
     parser.add_argument("--steps", default="16,32,100")
     parser.add_argument("--reps", type=int, default=9)
     parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--concurrent", default=None,
+                        help="comma-separated numbers of Python threads calling at once")
     args = parser.parse_args()
     torch.set_num_threads(2)
     native = require_native()
+    if args.concurrent:
+        print("calls per second, batch 1, median of", args.reps)
+        print("| cell | H | T | Python threads | one | pipe | pipe / one |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for spec in args.cells.split(","):
+            cell, hidden = spec.split(":")
+            for steps in map(int, args.steps.split(",")):
+                for callers in map(int, args.concurrent.split(",")):
+                    concurrent(native, cell, int(hidden), steps, callers, args.reps)
+        return
     print(f"engine ISA {native.isa()}, thread backend {native.thread_backend()}, "
           f"torch {torch.__version__}, 2 threads, µs per call (median of {args.reps})")
     print("| cell | H | B | T | one | split | pipe | one / pipe |")

@@ -166,3 +166,20 @@ def test_infer_refuses_a_thread_count_outside_1_to_1024(value):
 def test_infer_refuses_an_int_argument_that_does_not_fit_an_int():
     with pytest.raises(ValueError, match="threads: expected a value that fits an int"):
         native().infer(**{**call("GRU", 3, 1, 4, 5), "threads": 2**32 + 2})
+
+
+def test_concurrent_pipelined_calls_from_python_threads_give_one_threads_bits():
+    """Calls from several Python threads: while one holds the engine's threads the others run
+    alone (the helper is optional), and every result is one thread's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    calls = [call(mode, 90, 1, 48, 32, seed=seed)
+             for seed, mode in enumerate(["GRU", "LSTM", "RNN_TANH", "GRU"] * 3)]
+    expected = [native().infer(**kwargs) for kwargs in calls]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for _ in range(5):
+            results = list(pool.map(
+                lambda kwargs: native().infer(**{**kwargs, "threads": 2, "pipeline": 1}), calls))
+            for want, got in zip(expected, results, strict=True):
+                for a, b in zip(want, got, strict=True):
+                    assert (a is None and b is None) or torch.equal(a, b)

@@ -155,6 +155,12 @@ bool set_thread_backend(const char* name) {
 
 const char* thread_backend() { return g_use_openmp ? "openmp" : "pool"; }
 
+namespace {
+
+void run_locked(Pool& p, int nthreads, ParallelFn fn, void* ctx);
+
+}  // namespace
+
 void parallel_run(int nthreads, ParallelFn fn, void* ctx) {
     if (nthreads <= 1) {
         tl_nthreads = 1;
@@ -163,6 +169,32 @@ void parallel_run(int nthreads, ParallelFn fn, void* ctx) {
     }
     Pool& p = pool();
     std::lock_guard<std::mutex> guard(p.run_mutex);  // the barrier state is shared
+    run_locked(p, nthreads, fn, ctx);
+}
+
+namespace {
+std::atomic<int> g_calls{0};
+}  // namespace
+
+void calls_enter() { g_calls.fetch_add(1, std::memory_order_relaxed); }
+void calls_leave() { g_calls.fetch_sub(1, std::memory_order_relaxed); }
+int calls_in_flight() { return g_calls.load(std::memory_order_relaxed); }
+
+void parallel_run_or_alone(int nthreads, ParallelFn fn, void* ctx) {
+    Pool& p = pool();
+    std::unique_lock<std::mutex> guard(p.run_mutex, std::try_to_lock);
+    if (nthreads <= 1 || !guard.owns_lock()) {
+        tl_nthreads = 1;
+        fn(ctx, 0, 1);
+        return;
+    }
+    run_locked(p, nthreads, fn, ctx);
+}
+
+namespace {
+
+// parallel_run's work, with run_mutex held by the caller.
+void run_locked(Pool& p, int nthreads, ParallelFn fn, void* ctx) {
     if (g_use_openmp) {
         // The team may be smaller than asked (e.g. nested in a parallel region): the
         // kernels split their work by the team size they are given.
@@ -187,6 +219,8 @@ void parallel_run(int nthreads, ParallelFn fn, void* ctx) {
     int spins = 0;
     while (p.pending.load(std::memory_order_acquire) > 0) spin_pause(spins);
 }
+
+}  // namespace
 
 void parallel_barrier() {
     if (tl_nthreads <= 1) return;

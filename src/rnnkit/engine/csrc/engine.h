@@ -138,6 +138,14 @@ struct KernelTable {
 // caller being thread 0, and returns when all are done.
 typedef void (*ParallelFn)(void* ctx, int tid, int nthreads);
 void parallel_run(int nthreads, ParallelFn fn, void* ctx);
+// Forward calls under way in the process (any Python thread's): a pipelined call's helper
+// stops taking work when the caller is not alone, so concurrent calls keep a core each.
+void calls_enter();
+void calls_leave();
+int calls_in_flight();
+// parallel_run if no other parallel_run is under way (another Python thread's call), else
+// fn(ctx, 0, 1) on the caller alone: for work whose extra threads are optional.
+void parallel_run_or_alone(int nthreads, ParallelFn fn, void* ctx);
 // Barrier among the threads of the current parallel_run.
 void parallel_barrier();
 // One round of waiting for another thread of the current parallel_run: a pause, or a yield

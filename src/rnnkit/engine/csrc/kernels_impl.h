@@ -567,14 +567,23 @@ static void copy_states(const void* h_src, void* h_dst, int Hout, int p0, int p1
     }
 }
 
-// Run job.run(tid, nthreads) on args.threads threads.
+// Run job.run(tid, nthreads) on args.threads threads; with `optional`, on the caller alone
+// when another call holds the threads (the job gives the same bits on any thread count).
 template <typename Job, typename Args>
-static void launch(const Args& args) {
+static void launch_threads(const Args& args, bool optional) {
     struct Entry {
         static void call(void* ctx, int tid, int nt) { ((const Job*)ctx)->run(tid, nt); }
     };
     Job job(args);
-    parallel_run(args.threads, &Entry::call, &job);
+    if (optional)
+        parallel_run_or_alone(args.threads, &Entry::call, &job);
+    else
+        parallel_run(args.threads, &Entry::call, &job);
+}
+
+template <typename Job, typename Args>
+static void launch(const Args& args) {
+    launch_threads<Job, Args>(args, false);
 }
 
 static inline bool row_active(const int64_t* lengths, int b, int t) {
@@ -1014,7 +1023,10 @@ struct Forward {
         if (tid > 1) return;
         if (tid == 1) {
             pack_inputs(0, a.H, 1);
-            for (int chunk; (chunk = claim_chunk()) < chunks;) project_chunk(chunk, 1);
+            // Another call running beside this one needs the core more: thread 0 then
+            // projects what is left itself.
+            for (int chunk; calls_in_flight() < 2 && (chunk = claim_chunk()) < chunks;)
+                project_chunk(chunk, 1);
             return;
         }
         pack_inputs(0, a.H);
@@ -1465,7 +1477,13 @@ static void forward_entry(const ForwardArgs& args) {
                  (a.x ? (a.pipeline ? 2 : 1) * G * packed_size<T>(a.I, a.H) : 0);
         a.panels = thread_scratch((size_t)n * sizeof(T));
     }
-    launch<Forward<T>, ForwardArgs>(a);
+    // A pipelined call's helper only speeds it up: while another Python thread's call runs,
+    // this one runs alone (and a helper already started stops taking chunks), so concurrent
+    // batch-1 requests keep running side by side, as on one thread each.
+    calls_enter();
+    if (a.pipeline && calls_in_flight() > 1) a.threads = 1;
+    launch_threads<Forward<T>, ForwardArgs>(a, a.pipeline != 0);
+    calls_leave();
 }
 
 template <typename T>
