@@ -26,6 +26,7 @@ the pipeline must not cost it throughput)::
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import threading
 import time
@@ -121,28 +122,27 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     native = require_native()
+    cells = [(cell, int(hidden)) for cell, hidden in
+             (spec.split(":") for spec in args.cells.split(","))]
+    steps = [int(value) for value in args.steps.split(",")]
     if args.concurrent:
         print("calls per second, batch 1, median of", args.reps)
         print("| cell | H | T | Python threads | one | pipe | pipe / one |")
         print("|---|---:|---:|---:|---:|---:|---:|")
-        for spec in args.cells.split(","):
-            cell, hidden = spec.split(":")
-            for steps in map(int, args.steps.split(",")):
-                for callers in map(int, args.concurrent.split(",")):
-                    concurrent(native, cell, int(hidden), steps, callers, args.reps)
+        callers = [int(value) for value in args.concurrent.split(",")]
+        for (cell, hidden), length, count in itertools.product(cells, steps, callers):
+            concurrent(native, cell, hidden, length, count, args.reps)
         return
     print(f"engine ISA {native.isa()}, thread backend {native.thread_backend()}, "
           f"torch {torch.__version__}, 2 threads, µs per call (median of {args.reps})")
     print("| cell | H | B | T | one | split | pipe | one / pipe |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for spec in args.cells.split(","):
-        cell, hidden = spec.split(":")
-        for batch in map(int, args.batches.split(",")):
-            for steps in map(int, args.steps.split(",")):
-                times = measure(native, cell, int(hidden), batch, steps, args.reps, args.calls)
-                print(f"| {cell} | {hidden} | {batch} | {steps} | {times['one']:.1f} | "
-                      f"{times['split']:.1f} | {times['pipe']:.1f} | "
-                      f"{times['one'] / times['pipe']:.2f}x |", flush=True)
+    batches = [int(value) for value in args.batches.split(",")]
+    for (cell, hidden), batch, length in itertools.product(cells, batches, steps):
+        times = measure(native, cell, hidden, batch, length, args.reps, args.calls)
+        print(f"| {cell} | {hidden} | {batch} | {length} | {times['one']:.1f} | "
+              f"{times['split']:.1f} | {times['pipe']:.1f} | "
+              f"{times['one'] / times['pipe']:.2f}x |", flush=True)
 
 
 if __name__ == "__main__":
