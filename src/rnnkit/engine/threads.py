@@ -56,6 +56,7 @@ def pipelines(mode: str, steps: int, batch: int, hidden: int, input_size: int) -
     """Whether a whole-sequence inference call that :func:`choose_threads` keeps on one
     thread projects its input on a second one instead, a chunk of steps ahead of the
     recurrence (the bits are one thread's): with torch allowed two threads or more and enough
-    projection work."""
+    projection work. The kernel still runs it on one thread while another call is under way
+    in the process (concurrent callers keep a core each)."""
     work = steps * batch * GATES[mode] * hidden * input_size
     return work >= PIPELINE_MIN_MACS and torch.get_num_threads() >= 2
