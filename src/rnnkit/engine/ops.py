@@ -267,18 +267,41 @@ def _projects_first(plan: _Plan, x: Tensor) -> bool:
             and x.shape[0] * x.shape[1] > DOT_PRODUCT_MAX_ROWS)
 
 
-def _infer(plan: _Plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr):
+def _infer(plan: _Plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, panels=None,
+           layered: bool = False):
     """``(y (seq, batch, out), h_n (batch, out), c_n (batch, hidden) or None)`` from one native
     call (see :func:`_projects_first`). Every tensor but ``x`` must be contiguous; the
     boundary checks them all. A call on one thread may project on a second one meanwhile
-    (:func:`rnnkit.engine.threads.pipelines`)."""
+    (:func:`rnnkit.engine.threads.pipelines`). ``panels``: see :func:`panel_buffer`;
+    ``layered``: the states come as ``(1, batch, size)``."""
     threads, pipeline = plan.threads, False
     steps, batch, input_size = x.shape
     if threads == 1 and pipelines(plan.mode, steps, batch, plan.hidden, input_size):
         threads, pipeline = 2, True
     return require_native().infer(
         mode=checks.MODE_IDS[plan.mode], reverse=plan.reverse, threads=threads, x=x,
-        h0=h0, c0=c0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, w_hr=w_hr, pipeline=pipeline)
+        h0=h0, c0=c0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, w_hr=w_hr, pipeline=pipeline,
+        panels=panels, layered=layered)
+
+
+def panel_buffer(mode: str, input_size: int, hidden: int, out_size: int,
+                 dtype: torch.dtype) -> Tensor:
+    """A buffer in which small-batch inference calls (:func:`dense_inference`'s one native
+    call) keep one layer-direction's packed weights between calls, ``(elements,)`` of
+    ``dtype``: about the size of its ``W_ih`` and ``W_hh`` (plus ``W_hr``) together.
+
+    The kernel repacks into it only when the weights it was packed from changed: another
+    data pointer, version counter (an optimizer step, ``load_state_dict``, any in-place op on
+    the parameter) or sampled values (most writes through ``.data`` or NumPy, not every one),
+    or another shape, dtype or instruction set. Otherwise the call skips packing (a copy of
+    the weights per call: 3-40 µs at hidden 64-256). The bits are those of a call without it.
+    """
+    if dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"dtype: expected torch.float32 or torch.float64, got {dtype}")
+    elements = require_native().panels_size(checks.MODE_IDS[mode], input_size, hidden, out_size,
+                                            out_size != hidden, dtype == torch.float64)
+    # Zeroed, not empty: freed memory (a dropped buffer's) may still hold a sealed header.
+    return torch.zeros(elements, dtype=dtype)
 
 
 def _forward_all(plan: _Plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, save: bool,
@@ -553,7 +576,8 @@ def _threaded_plan(mode: str, hidden: int, out_size: int, batch: int, lengths: T
 
 def dense_inference(plan: _Plan, x: Tensor, h0: Tensor, c0: Tensor | None, weight_ih: Tensor,
                     weight_hh: Tensor, bias_ih: Tensor | None, bias_hh: Tensor | None,
-                    weight_hr: Tensor | None):
+                    weight_hr: Tensor | None, panels: Tensor | None = None,
+                    layered: bool = False):
     """:func:`recurrence` without lengths or autograd, for a caller that validated the
     arguments once (``rnnkit.nn``'s inference fast path): no Python checks, no plan built.
 
@@ -562,11 +586,17 @@ def dense_inference(plan: _Plan, x: Tensor, h0: Tensor, c0: Tensor | None, weigh
     is still checked by the native boundary
     (storage, shape, dtype, device, layout), which raises ``ValueError``/``TypeError``.
     Returns ``(output (seq, batch, out), h_n (batch, out), c_n (batch, hidden) or None)``.
+    ``panels`` (:func:`panel_buffer`) keeps the packed weights between the calls that run as
+    one native call (batch below :data:`PROJECT_FIRST_MAX_BATCH`); other calls ignore it.
+    ``layered``: ``h_n`` and ``c_n`` come as ``(1, batch, size)``, a one-layer state.
     """
     if _projects_first(plan, x):  # the parameters of the caller's layer are contiguous
-        return _infer(plan, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr)
+        return _infer(plan, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr,
+                      panels, layered)
     y, h_n, c_n, _ = _forward_all(plan, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh,
                                   weight_hr, False)
+    if layered:
+        h_n, c_n = h_n.unsqueeze(0), (None if c_n is None else c_n.unsqueeze(0))
     return y, h_n, c_n
 
 

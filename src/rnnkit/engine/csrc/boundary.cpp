@@ -718,27 +718,110 @@ PyObject* rnnkit_py_gemm(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyO
     return THPVariable_Wrap(std::move(c));
 }
 
+namespace {
+
+// Elements of infer's `panels` for one layer-direction in `dtype`: the PanelCache header,
+// then room for packed W_hh, W_hr and one copy of W_ih at 16 lanes, the widest packing of
+// any ISA's kernels (each kernel entry checks the room it needs itself).
+int64_t panel_elements(int mode, int64_t I, int64_t H, int64_t Hout, bool projected,
+                       at::ScalarType dtype) {
+    const int64_t G = gates_of(mode), width = (H + 15) / 16 * 16;
+    const int64_t panels = G * Hout * width + (projected ? H * ((Hout + 15) / 16 * 16) : 0) +
+                           G * I * width;
+    return rnnkit::kPanelHeaderBytes / (int64_t)c10::elementSize(dtype) + panels;
+}
+
+// A cheap fingerprint of a weight's values: 8 words sampled across it. It catches most
+// rewrites the version counter cannot see (through `.data` or NumPy), not every one.
+uint64_t sample_values(const at::Tensor* t) {
+    if (t == nullptr || t->numel() == 0) return 0;
+    const uint32_t* words = (const uint32_t*)t->data_ptr();
+    const int64_t count = t->numel() * (int64_t)t->itemsize() / 4;
+    uint64_t hash = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < 8; i++) {
+        hash ^= words[count * i / 8] + 0x9e3779b97f4a7c15ull + (hash << 6) + (hash >> 2);
+        hash *= 0xff51afd7ed558ccdull;
+    }
+    return hash;
+}
+
+// Whether two tensors' storages share memory.
+bool share_memory(const at::Tensor& a, const at::Tensor& b) {
+    const char* a0 = (const char*)a.storage().data();
+    const char* b0 = (const char*)b.storage().data();
+    return a0 < b0 + b.storage().nbytes() && b0 < a0 + a.storage().nbytes();
+}
+
+// infer's `panels`: a contiguous 1-D tensor of the layer's dtype and panel_elements' size,
+// 64-byte aligned, sharing no memory with the tensors the call reads. Fills `cache` with its
+// key: what these weights are now.
+bool panel_cache(PyObject* obj, int mode, const Sizes& s, std::array<Arg, 7>& weights,
+                 const at::Tensor& x, rnnkit::PanelCache* cache) {
+    bool failed;
+    const at::Tensor* panels = unpack(obj, "panels", false, &failed);
+    if (failed) return false;
+    const bool projected = weights[6].tensor != nullptr;
+    const int64_t n = panel_elements(mode, s.I, s.H, s.Hout, projected, s.dtype);
+    if (!check_tensor(*panels, "panels", s.dtype, {n}, "w_hh")) return false;
+    if ((uintptr_t)panels->data_ptr() % 64 != 0)
+        return fail(PyExc_ValueError, "panels", "expected a 64-byte aligned data pointer");
+    bool shared = share_memory(*panels, x);
+    for (const Arg& arg : weights) shared = shared || (arg.tensor && share_memory(*panels, *arg.tensor));
+    if (shared)
+        return fail(PyExc_ValueError, "panels", "expected memory of its own, got a tensor sharing "
+                                                "storage with x, a state or a weight");
+    const int64_t header = rnnkit::kPanelHeaderBytes / (int64_t)panels->itemsize();
+    cache->header = (int64_t*)panels->data_ptr();
+    cache->panels = (char*)panels->data_ptr() + rnnkit::kPanelHeaderBytes;
+    cache->capacity = (long)(n - header);
+    const at::Tensor* sources[3] = {weights[2].tensor, weights[3].tensor, weights[6].tensor};
+    int64_t* key = cache->key;
+    key[0] = mode;
+    key[1] = s.I;
+    key[2] = s.H;
+    key[3] = s.Hout;
+    uint64_t fingerprint = 0;
+    for (int i = 0; i < 3; i++) {
+        key[4 + 2 * i] = sources[i] ? (int64_t)(uintptr_t)sources[i]->data_ptr() : 0;
+        key[5 + 2 * i] = sources[i] ? (int64_t)sources[i]->_version() : 0;
+        fingerprint = fingerprint * 31 + sample_values(sources[i]);
+    }
+    key[10] = (int64_t)fingerprint;
+    return true;
+}
+
+}  // namespace
+
 // Whole-sequence inference of one layer and direction in one call: checks, the gate bias,
 // outputs and scratch, the input projection and the recurrence (see ForwardArgs::project_first).
 // Returns (y (T, B, Hout), h_n (B, Hout), c_n (B, H) or None).
 PyObject* rnnkit_py_infer(PyObject*, PyObject* const* args, Py_ssize_t nargs,
                           PyObject* kwnames) {
     static const char* names[] = {"mode", "reverse", "threads", "x", "h0", "c0",
-                                  "w_ih", "w_hh", "b_ih", "b_hh", "w_hr", "pipeline"};
+                                  "w_ih", "w_hh", "b_ih", "b_hh", "w_hr", "pipeline", "panels",
+                                  "layered"};
     constexpr int kCount = sizeof(names) / sizeof(names[0]);
     static PyObject* interned[kCount];
     PyObject* v[kCount];
-    // pipeline (ForwardArgs::pipeline) is optional: 0 unless given.
-    if (!bind_keywords("infer", args, nargs, kwnames, names, interned, kCount, v, kCount - 1))
+    // Optional: pipeline (ForwardArgs::pipeline, 0 unless given), panels (packed weights
+    // kept between calls, see PanelCache; None or absent: packed into scratch) and layered
+    // (1: h_n and c_n get a leading axis of 1, as a one-layer torch.nn state).
+    if (!bind_keywords("infer", args, nargs, kwnames, names, interned, kCount, v, kCount - 3))
         return nullptr;
-    int mode, reverse, threads, pipeline = 0;
+    int mode, reverse, threads, pipeline = 0, layered = 0;
     if (!int_arg(v[0], "mode", &mode) || !int_arg(v[1], "reverse", &reverse) ||
         !int_arg(v[2], "threads", &threads) || !check_mode(mode) || !threads_in_range(threads) ||
-        (v[11] && !int_arg(v[11], "pipeline", &pipeline)))
+        (v[11] && !int_arg(v[11], "pipeline", &pipeline)) ||
+        (v[13] && !int_arg(v[13], "layered", &layered)))
         return nullptr;
     if (pipeline != 0 && pipeline != 1) {
         PyErr_Format(PyExc_ValueError, "rnnkit.engine: infer: pipeline: expected 0 or 1, got %d",
                      pipeline);
+        return nullptr;
+    }
+    if (layered != 0 && layered != 1) {
+        PyErr_Format(PyExc_ValueError, "rnnkit.engine: infer: layered: expected 0 or 1, got %d",
+                     layered);
         return nullptr;
     }
     PyObject *x = v[3], *h0 = v[4], *c0 = v[5], *wih = v[6], *whh = v[7], *bih = v[8],
@@ -780,12 +863,17 @@ PyObject* rnnkit_py_infer(PyObject*, PyObject* const* args, Py_ssize_t nargs,
         PyErr_Format(PyExc_ValueError, "rnnkit.engine: infer: %s", problem);
         return nullptr;
     }
+    rnnkit::PanelCache cache;
+    const bool cached = v[12] && v[12] != Py_None;
+    if (cached && !panel_cache(v[12], mode, s, checked, xc, &cache)) return nullptr;
     const InferScratch part = infer_scratch(s);
     at::Tensor y, hn, cn, scratch;
     try {
         y = at::detail::empty_cpu({s.T, s.B, s.Hout}, f);
-        hn = at::detail::empty_cpu({s.B, s.Hout}, f);
-        if (lstm) cn = at::detail::empty_cpu({s.B, s.H}, f);
+        hn = layered ? at::detail::empty_cpu({1, s.B, s.Hout}, f)
+                     : at::detail::empty_cpu({s.B, s.Hout}, f);
+        if (lstm)
+            cn = layered ? at::detail::empty_cpu({1, s.B, s.H}, f) : at::detail::empty_cpu({s.B, s.H}, f);
         scratch = at::detail::empty_cpu({part.total}, f);
     } catch (const std::exception&) {
         PyErr_NoMemory();
@@ -823,6 +911,7 @@ PyObject* rnnkit_py_infer(PyObject*, PyObject* const* args, Py_ssize_t nargs,
     a.aux = at_part(part.aux);
     a.m = at_part(part.m);
     a.work = at_part(part.work);
+    a.cache = cached ? &cache : nullptr;
     rnnkit::run_forward(is_double, a);
     PyObject* c_out = lstm ? THPVariable_Wrap(std::move(cn)) : Py_NewRef(Py_None);
     PyObject* y_out = THPVariable_Wrap(std::move(y));
@@ -838,6 +927,23 @@ PyObject* rnnkit_py_infer(PyObject*, PyObject* const* args, Py_ssize_t nargs,
     Py_DECREF(y_out);
     Py_DECREF(h_out);
     return result;
+}
+
+// panels_size(mode, input_size, hidden, out_size, projected, double): the elements of
+// infer's `panels` for one layer-direction.
+PyObject* rnnkit_py_panels_size(PyObject*, PyObject* args) {
+    int mode, projected, is_double;
+    long long I, H, Hout;
+    if (!PyArg_ParseTuple(args, "iLLLpp", &mode, &I, &H, &Hout, &projected, &is_double) ||
+        !check_mode(mode))
+        return nullptr;
+    if (I < 1 || H < 1 || Hout < 1 || I > (1LL << 24) || H > (1LL << 24) || Hout > (1LL << 24)) {
+        PyErr_Format(PyExc_ValueError, "rnnkit.engine: panels_size: expected sizes in 1-2^24, "
+                     "got input_size %lld, hidden %lld, out_size %lld", I, H, Hout);
+        return nullptr;
+    }
+    return PyLong_FromLongLong(panel_elements(mode, I, H, Hout, projected,
+                                              is_double ? at::kDouble : at::kFloat));
 }
 
 PyObject* rnnkit_py_backward(PyObject*, PyObject* const* args, Py_ssize_t nargs,

@@ -17,6 +17,7 @@ PyObject* rnnkit_py_backward(PyObject* self, PyObject* const* args, Py_ssize_t n
                              PyObject* kwnames);
 PyObject* rnnkit_py_gemm(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
                          PyObject* kwnames);
+PyObject* rnnkit_py_panels_size(PyObject* self, PyObject* args);
 PyObject* rnnkit_py_stream(PyObject* self, PyObject* const* args, Py_ssize_t nargs);
 // The workspace cache (workspace.cpp): large tensors on reused blocks.
 PyObject* rnnkit_py_workspace(PyObject* self, PyObject* args);

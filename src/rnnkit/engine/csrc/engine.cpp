@@ -384,6 +384,8 @@ static PyMethodDef methods[] = {
      "Forward recurrence over named, checked tensors (internal)."},
     {"infer", (PyCFunction)(void (*)(void))rnnkit_py_infer, METH_FASTCALL | METH_KEYWORDS,
      "Whole-sequence inference of one layer-direction, outputs allocated (internal)."},
+    {"panels_size", rnnkit_py_panels_size, METH_VARARGS,
+     "Elements of infer's panels for one layer-direction (internal)."},
     {"gemm", (PyCFunction)(void (*)(void))rnnkit_py_gemm, METH_FASTCALL | METH_KEYWORDS,
      "a @ b on the packed tile, a new (M, N) tensor; every tensor checked (internal)."},
     {"backward", (PyCFunction)(void (*)(void))rnnkit_py_backward, METH_FASTCALL | METH_KEYWORDS,

@@ -11,6 +11,24 @@ namespace rnnkit {
 
 enum Mode { MODE_RNN_TANH = 0, MODE_RNN_RELU = 1, MODE_LSTM = 2, MODE_GRU = 3 };
 
+// Words of a PanelCache key: mode, I, H, Hout, then (data pointer, version counter) of w_ih,
+// w_hh and w_hr, a fingerprint of sampled weight values, and the packing layout (lanes and
+// element size, set by the kernel entry).
+constexpr int kPanelKeyWords = 12;
+// Bytes before a cache's panels: the key of what they hold, then a seal word.
+constexpr long kPanelHeaderBytes = 128;
+
+// A caller-owned buffer of packed weights reused while its sources do not change: header
+// (kPanelHeaderBytes, 64-byte aligned) then `capacity` elements of panels. The kernel entry
+// packs into it when the header's key differs from `key` (which the boundary fills but for
+// the layout word), and reuses it unpacked otherwise.
+struct PanelCache {
+    int64_t* header;
+    void* panels;
+    long capacity;
+    int64_t key[kPanelKeyWords];
+};
+
 // Forward recurrence of one layer and one direction. All tensors are contiguous,
 // time-major, with element type float or double (chosen by the caller's entry point).
 struct ForwardArgs {
@@ -54,6 +72,10 @@ struct ForwardArgs {
     void* m;      // save ? (T, B, H) : (B, H): LSTM-with-projection o * tanh(c_t)
     void* work;   // 2 * B * Hout + B * H elements of scratch
     void* panels; // packed weights: set by the kernel entry, callers leave it null
+    // Packed weights kept by the caller between calls (infer's `panels`), or null: the entry
+    // then packs into thread scratch on every call.
+    PanelCache* cache;
+    int prepacked;  // set by the kernel entry: 1 = the cache's panels hold these weights
 };
 
 // Backward recurrence (BPTT) matching ForwardArgs with save=1.

@@ -673,6 +673,7 @@ struct Forward {
     T* proj_panels() const { return (T*)a.panels + G * packed_size<T>(a.Hout, a.H); }
     // `copy` 1: the helper's own copy of packed W_ih in a pipelined call (run_pipelined).
     T* input_panels(int gi, int copy = 0) const {
+        if (a.prepacked) copy = 0;  // one kept copy, only read: both cores' caches hold it
         return proj_panels() + (a.whr ? packed_size<T>(a.H, a.Hout) : 0) +
                (copy * G + gi) * packed_size<T>(a.I, a.H);
     }
@@ -684,6 +685,7 @@ struct Forward {
     }
 
     void pack_inputs(int k0, int k1, int copy = 0) const {
+        if (a.prepacked) return;
         constexpr int L = lanes<T>();
         for (int gi = 0; gi < G; gi++)
             pack_panels<T>((const T*)a.wih, true, a.I, gi * a.H, a.I, a.H, k0 / L,
@@ -691,6 +693,7 @@ struct Forward {
     }
 
     void pack_recurrent(int k0, int k1, int p0, int p1) const {
+        if (a.prepacked) return;
         constexpr int L = lanes<T>();
         for (int gi = 0; gi < G; gi++)
             pack_panels<T>((const T*)a.whh, true, a.Hout, gi * a.H, a.Hout, a.H, k0 / L,
@@ -1471,14 +1474,47 @@ static void gemm_entry(const GemmArgs& args) {
     launch<Gemm<T>, GemmArgs>(a);
 }
 
+// Whether the cache's panels hold what `key` describes: sealed (a packing call finished
+// writing them) and the same key. A packing call elsewhere unseals first, so a mismatch here
+// only costs a repack.
+static bool panels_hold(const PanelCache& cache, const int64_t* key) {
+    if (__atomic_load_n(&cache.header[kPanelKeyWords], __ATOMIC_ACQUIRE) != 1) return false;
+    for (int i = 0; i < kPanelKeyWords; i++)
+        if (__atomic_load_n(&cache.header[i], __ATOMIC_RELAXED) != key[i]) return false;
+    return true;
+}
+
+static void seal_panels(const PanelCache& cache, const int64_t* key) {
+    for (int i = 0; i < kPanelKeyWords; i++)
+        __atomic_store_n(&cache.header[i], key[i], __ATOMIC_RELAXED);
+    __atomic_store_n(&cache.header[kPanelKeyWords], (int64_t)1, __ATOMIC_RELEASE);
+}
+
 template <typename T>
 static void forward_entry(const ForwardArgs& args) {
     ForwardArgs a = args;
+    a.prepacked = 0;
+    int64_t key[kPanelKeyWords];
+    bool keep = false;  // pack into the caller's cache and seal it afterwards
     if (a.pack) {
         const int G = gate_count(a.mode);
-        long n = G * packed_size<T>(a.Hout, a.H) + (a.whr ? packed_size<T>(a.H, a.Hout) : 0) +
-                 (a.x ? (a.pipeline ? 2 : 1) * G * packed_size<T>(a.I, a.H) : 0);
-        a.panels = thread_scratch((size_t)n * sizeof(T));
+        const long one_copy = G * packed_size<T>(a.Hout, a.H) +
+                              (a.whr ? packed_size<T>(a.H, a.Hout) : 0) +
+                              (a.x ? G * packed_size<T>(a.I, a.H) : 0);
+        if (a.cache && a.x && a.cache->capacity >= one_copy) {
+            for (int i = 0; i < kPanelKeyWords - 1; i++) key[i] = a.cache->key[i];
+            key[kPanelKeyWords - 1] = lanes<T>() * 64 + (int64_t)sizeof(T);
+            a.panels = a.cache->panels;
+            a.prepacked = panels_hold(*a.cache, key);
+            if (!a.prepacked) {
+                keep = true;
+                __atomic_store_n(&a.cache->header[kPanelKeyWords], (int64_t)0, __ATOMIC_RELEASE);
+                a.pipeline = 0;  // the helper's own copy of W_ih has no room in the cache
+            }
+        } else {
+            const long n = one_copy + (a.x && a.pipeline ? G * packed_size<T>(a.I, a.H) : 0);
+            a.panels = thread_scratch((size_t)n * sizeof(T));
+        }
     }
     // A pipelined call's helper only speeds it up: while another Python thread's call runs,
     // this one runs alone (and a helper already started stops taking chunks), so concurrent
@@ -1487,6 +1523,7 @@ static void forward_entry(const ForwardArgs& args) {
     if (a.pipeline && calls_in_flight() > 1) a.threads = 1;
     launch_threads<Forward<T>, ForwardArgs>(a, a.pipeline != 0);
     calls_leave();
+    if (keep) seal_panels(*a.cache, key);
 }
 
 template <typename T>
