@@ -10,6 +10,7 @@ from rnnkit.nn.backend import BACKENDS, get_backend, set_backend, use_backend
 from rnnkit.nn.base import RecurrentBase
 from rnnkit.nn.cells import GRUCell, LSTMCell, RNNCell
 from rnnkit.nn.checks import RecurrentInputError
+from rnnkit.nn.inference import prepack
 from rnnkit.nn.interop import quantize_dynamic, to_torch
 from rnnkit.nn.layers import GRU, LSTM, RNN
 from rnnkit.nn.quantized import QuantizedRecurrent, quantize_int8
@@ -26,6 +27,7 @@ __all__ = [
     "RecurrentBase",
     "RecurrentInputError",
     "get_backend",
+    "prepack",
     "quantize_dynamic",
     "quantize_int8",
     "set_backend",

@@ -134,6 +134,7 @@ class RecurrentBase(nn.RNNBase):
         self._stream_names = stream_weight_names(self.num_layers, self.bias, self.proj_size)
         self._stream_cache = None  # step()'s fast path: see rnnkit.nn.streaming
         self._forward_cache = None  # forward()'s inference fast path: see rnnkit.nn.inference
+        self._panel_store = None  # kept packed weights, a dict when on: rnnkit.nn.prepack
         self.reset_parameters()
 
     # ----------------------------------------------------------------- parameters
@@ -645,6 +646,9 @@ class RecurrentBase(nn.RNNBase):
     def _apply(self, fn, recurse: bool = True):
         result = nn.Module._apply(self, fn, recurse)
         self._drop_caches()
+        store = self.__dict__.get("_panel_store")
+        if store:  # packed from the weights before the conversion
+            store.clear()
         return result
 
     def _drop_caches(self) -> None:
@@ -656,11 +660,13 @@ class RecurrentBase(nn.RNNBase):
         # The streaming cache holds raw pointers; copies rebuild their own.
         state = dict(self.__dict__)
         state.update(dict.fromkeys(_CACHES))
+        if state.get("_panel_store") is not None:  # copies pack from their own weights
+            state["_panel_store"] = {}
         return state
 
     def __setstate__(self, state) -> None:
         nn.Module.__setstate__(self, state)
-        for name in _CACHES:  # layers pickled before a cache existed
+        for name in (*_CACHES, "_panel_store"):  # layers pickled before these existed
             self.__dict__.setdefault(name, None)
 
     def _replicate_for_data_parallel(self):
