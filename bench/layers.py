@@ -52,6 +52,9 @@ settle_seconds = SETTLE_SECONDS
 # Wall-clock by default; --clock cpu switches to the calling thread's CPU time (with one
 # torch thread, so all work of both implementations runs on that thread).
 clock = time.perf_counter
+# --prepack: rnnkit's layers keep their packed weights between calls (rnnkit.nn.prepack), as
+# an ONNX Runtime session keeps its own.
+prepack_layers = False
 
 
 @dataclass
@@ -83,6 +86,8 @@ def make_pair(mode: str, hidden: int, backend: str):
     reference = getattr(torch.nn, mode)(hidden, hidden)
     ours = getattr(rnn, mode)(hidden, hidden, backend=backend)
     ours.load_state_dict(reference.state_dict())
+    if prepack_layers:
+        rnn.prepack(ours)
     return reference, ours
 
 
@@ -223,7 +228,9 @@ def markdown(meta: dict, rows: list[Row], streaming: list[dict]) -> str:
         f"{meta['load_average']:.1f} at the start), torch {meta['torch']}, engine ISA "
         f"`{meta['isa']}`, backend `{meta['backend']}`, float32, seq {meta['seq_len']}, "
         f"{meta['reps']} paired interleaved repetitions{batch_one}"
-        f"{settle_note(meta)}. Large-GEMM ceiling {meta['gemm_ceiling_gflops']:.0f} GFLOP/s.",
+        f"{settle_note(meta)}"
+        f"{', rnnkit layers prepacked (rnnkit.nn.prepack)' if meta.get('prepack') else ''}"
+        f". Large-GEMM ceiling {meta['gemm_ceiling_gflops']:.0f} GFLOP/s.",
         "",
         "Speedup = torch.nn time / rnnkit time (median, min-max over repetitions). `auto`: "
         "the engine `backend='auto'` picks for that shape (torch means the same kernels as "
@@ -307,6 +314,9 @@ def main(argv=None) -> None:
     parser.add_argument("--tasks", default="inference,training")
     parser.add_argument("--clock", default="wall", choices=["wall", "cpu"],
                         help="wall: elapsed time on torch's threads; cpu: one thread, CPU time")
+    parser.add_argument("--prepack", action="store_true",
+                        help="prepack rnnkit's layers (rnnkit.nn.prepack): packed weights kept "
+                             "between calls, as in an ONNX Runtime session")
     parser.add_argument("--settle", type=float, default=SETTLE_SECONDS,
                         help="idle seconds before each timing sample, so no other "
                              "implementation's spinning thread pool shares the cores (0: none)")
@@ -314,8 +324,9 @@ def main(argv=None) -> None:
     if args.render:
         render(Path(args.render))
         return
-    global clock, settle_seconds
+    global clock, settle_seconds, prepack_layers
     settle_seconds = args.settle
+    prepack_layers = args.prepack
     if args.clock == "cpu":
         torch.set_num_threads(1)
         clock = time.thread_time
@@ -333,7 +344,7 @@ def main(argv=None) -> None:
     meta = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
             "isa": engine.isa(), "backend": args.backend, "seq_len": seq_len, "reps": args.reps,
             "gemm_ceiling_gflops": ceiling, "clock": args.clock,
-            "settle_seconds": settle_seconds,
+            "settle_seconds": settle_seconds, "prepack": args.prepack,
             "batch_one_reps_factor": BATCH_ONE_REPS_FACTOR,
             "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
     print(f"GEMM ceiling {ceiling:.0f} GFLOP/s, ISA {engine.isa()}", flush=True)

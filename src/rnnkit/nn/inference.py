@@ -12,8 +12,9 @@ runs, producing every error message.
 
 Only decisions are cached, never values computed from the weights: the parameters are
 read from the layer at every call, so in-place updates (an optimizer step, ``.data``,
-``load_state_dict``, writes through NumPy) are always seen. The cache is dropped whenever
-an attribute or parameter of the layer is set, deleted or converted
+``load_state_dict``, writes through NumPy) are always seen. The one exception is opt-in:
+:func:`prepack` keeps the kernels' packed copy of the weights, with the limits it documents.
+The cache is dropped whenever an attribute or parameter of the layer is set, deleted or converted
 (``RecurrentBase.__setattr__``, ``__delattr__``, ``register_parameter``, ``_apply``),
 and if a parameter was swapped behind the layer's back (``param.data = ...`` with another
 shape or dtype) the native boundary refuses it and the call is re-run by the general path.
