@@ -69,14 +69,16 @@ class ForwardPlan:
         self.zero_h = list(torch.zeros(stacked, batch, layer.state_size, dtype=dtype).unbind(0))
         self.zero_c = (list(torch.zeros(stacked, batch, layer.hidden_size, dtype=dtype).unbind(0))
                        if self.lstm else [None] * stacked)
-        self.panels = _kept_panels(layer, engine_ops, dtype, stacked)
+        self.panels = _kept_panels(layer, engine_ops, dtype, batch, stacked)
 
 
-def _kept_panels(layer, engine_ops, dtype: torch.dtype, stacked: int) -> list:
+def _kept_panels(layer, engine_ops, dtype: torch.dtype, batch: int, stacked: int) -> list:
     """Per layer-direction, the buffer its packed weights are kept in (:func:`prepack`), or
-    ``None`` each when the layer does not keep them. Shared by every route of the layer."""
+    ``None`` each when the layer does not keep them or the batch is too wide to use them.
+    Shared by every route of the layer."""
     store = layer._panel_store
-    if store is None or not hasattr(engine_ops, "panel_buffer"):
+    if (store is None or not hasattr(engine_ops, "panel_buffer")
+            or batch >= engine_ops.PROJECT_FIRST_MAX_BATCH):
         return [None] * stacked
     buffers = []
     for index in range(stacked):
