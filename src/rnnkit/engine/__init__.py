@@ -30,8 +30,10 @@ __all__ = [
     "cell_step",
     "import_error",
     "isa",
+    "l2_cache_bytes",
     "recurrence",
     "set_isa",
+    "set_l2_cache_bytes",
     "set_thread_backend",
     "should_use",
     "streaming_wins",
@@ -67,6 +69,19 @@ def thread_backend() -> str:
 def set_thread_backend(name: str) -> None:
     """Choose ``'openmp'`` or ``'pool'`` (testing and benchmarking)."""
     _loader.require_native().set_thread_backend(name)
+
+
+def l2_cache_bytes() -> int:
+    """Bytes of one core's L2 cache the kernels plan for (the operating system's figure, or
+    1 MiB when it gives none). At batch 1 they read weight panels in alternating directions
+    from 3/4 of it on, so that the part still cached is reused."""
+    return _loader.require_native().l2_bytes()
+
+
+def set_l2_cache_bytes(size: int) -> None:
+    """Plan for an L2 cache of ``size`` bytes (testing and benchmarking); 0 restores the
+    detected size. Results do not depend on it, only speed."""
+    _loader.require_native().set_l2_bytes(size)
 
 
 def set_isa(name: str) -> None:

@@ -13,6 +13,7 @@
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <dlfcn.h>
+#include <unistd.h>  // sysconf
 #define RNNKIT_HAVE_DLSYM 1
 #endif
 
@@ -237,6 +238,21 @@ void parallel_barrier() {
 
 void wait_pause(int& spins) { spin_pause(spins); }
 
+namespace {
+long detected_l2_bytes() {
+#ifdef _SC_LEVEL2_CACHE_SIZE
+    const long bytes = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    if (bytes > 0) return bytes;
+#endif
+    return 1L << 20;
+}
+std::atomic<long> g_l2_bytes{detected_l2_bytes()};
+}  // namespace
+
+long l2_bytes() { return g_l2_bytes.load(std::memory_order_relaxed); }
+
+void set_l2_bytes(long bytes) { g_l2_bytes.store(bytes > 0 ? bytes : detected_l2_bytes()); }
+
 void* thread_scratch(size_t bytes) {
     static thread_local std::vector<unsigned char> buffer;
     if (buffer.size() < bytes + 64) buffer.resize(bytes + 64);
@@ -297,6 +313,20 @@ static PyObject* py_supported_isas(PyObject*, PyObject*) {
     for (size_t i = 0; i < tables.size(); i++)
         PyList_SET_ITEM(list, (Py_ssize_t)i, PyUnicode_FromString(tables[i]->name));
     return list;
+}
+
+static PyObject* py_l2_bytes(PyObject*, PyObject*) { return PyLong_FromLong(rnnkit::l2_bytes()); }
+
+static PyObject* py_set_l2_bytes(PyObject*, PyObject* args) {
+    long bytes;
+    if (!PyArg_ParseTuple(args, "l", &bytes)) return nullptr;
+    if (bytes < 0) {
+        PyErr_Format(PyExc_ValueError, "bytes: expected 0 (the detected size) or more, got %ld",
+                     bytes);
+        return nullptr;
+    }
+    rnnkit::set_l2_bytes(bytes);
+    Py_RETURN_NONE;
 }
 
 static PyObject* py_set_isa(PyObject*, PyObject* args) {
@@ -380,6 +410,9 @@ static PyMethodDef methods[] = {
     {"cpu_vendor", py_cpu_vendor, METH_NOARGS, "'intel', 'amd' or 'other'."},
     {"supported_isas", py_supported_isas, METH_NOARGS, "Instruction sets usable on this CPU."},
     {"set_isa", py_set_isa, METH_VARARGS, "Select the kernels' instruction set (for testing)."},
+    {"l2_bytes", py_l2_bytes, METH_NOARGS, "Bytes of one core's L2 cache the kernels assume."},
+    {"set_l2_bytes", py_set_l2_bytes, METH_VARARGS,
+     "Set the L2 size the kernels assume; 0: the detected one (for testing)."},
     {"forward", (PyCFunction)(void (*)(void))rnnkit_py_forward, METH_FASTCALL | METH_KEYWORDS,
      "Forward recurrence over named, checked tensors (internal)."},
     {"infer", (PyCFunction)(void (*)(void))rnnkit_py_infer, METH_FASTCALL | METH_KEYWORDS,

@@ -173,6 +173,9 @@ void parallel_barrier();
 // One round of waiting for another thread of the current parallel_run: a pause, or a yield
 // of the core once the wait has lasted long enough that the other is probably descheduled.
 void wait_pause(int& spins);
+// Bytes of one core's L2 cache (the OS's figure, 1 MiB if it gives none), or as last set.
+long l2_bytes();
+void set_l2_bytes(long bytes);
 // At least `bytes` of 64-byte aligned scratch owned by the calling thread, valid until its
 // next call. It only grows, so repeated calls of one shape never touch fresh pages.
 void* thread_scratch(size_t bytes);

@@ -1,0 +1,72 @@
+"""Batch-1 products read each thread's weight panels in alternating directions when the
+panels take at most a few times L1 or at least 3/4 of L2 (``gate_products``). The order is
+for speed only: the bits must be the same whichever the engine assumes of the L2 cache."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rnnkit import engine
+from rnnkit.engine import checks
+
+from .test_pipeline import call
+
+pytestmark = pytest.mark.skipif(not engine.available(), reason="native engine not compiled")
+
+
+@pytest.fixture
+def l2_size():
+    """Set the L2 size the kernels plan for; the detected one is restored afterwards."""
+    yield engine.set_l2_cache_bytes
+    engine.set_l2_cache_bytes(0)
+
+
+def infer_all(kwargs: dict) -> list[torch.Tensor]:
+    from rnnkit.engine._loader import require_native
+
+    return [t for t in require_native().infer(**kwargs) if t is not None]
+
+
+@pytest.mark.parametrize(("mode", "proj"), [("RNN_TANH", 0), ("GRU", 0), ("LSTM", 0),
+                                            ("LSTM", 24)])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize(("threads", "pipeline"), [(1, 0), (2, 0), (2, 1)])
+def test_alternate_sweeps_keep_the_bits(mode, proj, reverse, threads, pipeline, l2_size, isa):
+    kwargs = {**call(mode, 21, 1, 200, 48, proj=proj, reverse=reverse), "threads": threads,
+              "pipeline": pipeline}
+    l2_size(1 << 40)  # never past 3/4 of L2: one direction beyond a few times L1
+    expected = infer_all(kwargs)
+    l2_size(1024)  # every panel set past 3/4 of L2: alternate sweeps
+    for want, got in zip(expected, infer_all(kwargs), strict=True):
+        assert torch.equal(want, got)
+
+
+def test_training_forward_keeps_the_bits(l2_size):
+    """The same products run in a training forward at batch 1 (saved activations)."""
+    torch.manual_seed(0)
+    layer = engine.recurrence
+    x = torch.randn(15, 1, 40, dtype=torch.float64, requires_grad=True)
+    rows = checks.GATES["GRU"] * 160
+    weights = [torch.randn(rows, 40, dtype=torch.float64, requires_grad=True) * 0.2,
+               torch.randn(rows, 160, dtype=torch.float64) * 0.2, None, None, None]
+    h0 = torch.zeros(1, 160, dtype=torch.float64)
+    results = []
+    for size in (1 << 40, 1024):
+        l2_size(size)
+        y, h_n, _ = layer("GRU", x, h0, None, *weights, lengths=None, reverse=False)
+        (grad,) = torch.autograd.grad(y.square().sum(), x)
+        results.append((y.detach(), h_n.detach(), grad))
+    for want, got in zip(*results, strict=True):
+        assert torch.equal(want, got)
+
+
+def test_the_l2_size_is_reported_and_set(l2_size):
+    detected = engine.l2_cache_bytes()
+    assert detected > 0
+    l2_size(3 << 20)
+    assert engine.l2_cache_bytes() == 3 << 20
+    l2_size(0)
+    assert engine.l2_cache_bytes() == detected
+    with pytest.raises(ValueError, match=r"bytes: expected 0 .* got -5"):
+        engine.set_l2_cache_bytes(-5)
