@@ -1,6 +1,7 @@
-"""Batch-1 products read each thread's weight panels in alternating directions when the
-panels take at most a few times L1 or at least 3/4 of L2 (``gate_products``). The order is
-for speed only: the bits must be the same whichever the engine assumes of the L2 cache."""
+"""Each step's products read a thread's weight panels in the direction opposite to the step
+before when the panels take at least 3/4 of L2 (and at batch 1 also when they take at most a
+few times L1; ``gate_products``). The order is for speed only: the bits must be the same
+whichever the engine assumes of the L2 cache, at every batch and thread split."""
 
 from __future__ import annotations
 
@@ -32,13 +33,35 @@ def infer_all(kwargs: dict) -> list[torch.Tensor]:
                                             ("LSTM", 24)])
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize(("threads", "pipeline"), [(1, 0), (2, 0), (2, 1)])
-def test_alternate_sweeps_keep_the_bits(mode, proj, reverse, threads, pipeline, l2_size, isa):
-    kwargs = {**call(mode, 21, 1, 200, 48, proj=proj, reverse=reverse), "threads": threads,
-              "pipeline": pipeline}
+@pytest.mark.parametrize("batch", [1, 3])
+def test_alternate_sweeps_keep_the_bits(mode, proj, reverse, threads, pipeline, batch, l2_size,
+                                        isa):
+    kwargs = {**call(mode, 21, batch, 200, 48, proj=proj, reverse=reverse),
+              "threads": threads, "pipeline": pipeline}
     l2_size(1 << 40)  # never past 3/4 of L2: one direction beyond a few times L1
     expected = infer_all(kwargs)
     l2_size(1024)  # every panel set past 3/4 of L2: alternate sweeps
     for want, got in zip(expected, infer_all(kwargs), strict=True):
+        assert torch.equal(want, got)
+
+
+@pytest.mark.parametrize("batch", [20, 40])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_wide_batches_keep_the_bits(batch, dtype, l2_size):
+    """Units split between threads (batch 20) and whole rows per thread (batch 40)."""
+    torch.manual_seed(0)
+    hidden = 96
+    rows = checks.GATES["LSTM"] * hidden
+    args = (torch.randn(13, batch, 30, dtype=dtype), torch.randn(batch, hidden, dtype=dtype),
+            torch.randn(batch, hidden, dtype=dtype), torch.randn(rows, 30, dtype=dtype) * 0.2,
+            torch.randn(rows, hidden, dtype=dtype) * 0.2, torch.randn(rows, dtype=dtype),
+            torch.randn(rows, dtype=dtype), None)
+    results = []
+    with torch.no_grad():
+        for size in (1 << 40, 1024):
+            l2_size(size)
+            results.append(engine.recurrence("LSTM", *args, lengths=None, reverse=False))
+    for want, got in zip(*results, strict=True):
         assert torch.equal(want, got)
 
 

@@ -188,21 +188,58 @@ static void gemv_packed(int K, const T* A, const T* P, int N, int j0, int j1, T*
 #undef RNNKIT_ROW
 }
 
+// gemm_packed's panel j when it is the last, narrower one (N not a multiple of L): through a
+// row-by-row scratch tile so nothing past column N is written. Nothing when j is past it.
+template <typename T, bool ColA>
+static void partial_panel(int M, int K, const T* A, long lda, const T* P, int N, int j, int j1,
+                          T* C, long ldc, const T* Cinit, long ldi) {
+    constexpr int L = lanes<T>();
+    if (j >= j1 || j * L >= N) return;
+    const long ps = (long)K * L;
+    const int rem = N - j * L;
+    for (int m = 0; m < M; m++) {
+        T row[L];
+        for (int l = 0; l < L; l++) row[l] = l < rem && Cinit ? Cinit[m * ldi + j * L + l] : T(0);
+        tile<T, 1, 1, ColA>(K, ColA ? A + m : A + m * lda, lda, P + j * ps, ps, row, L, row, L,
+                            0);
+        for (int l = 0; l < rem; l++) C[m * ldc + j * L + l] = row[l];
+    }
+}
+
 // Columns [j0*L, min(j1*L, N)) of C (M x N) = Cinit + A (M x K) * W, W packed by
 // pack_panels. The last panel of a width that is not a multiple of L goes through a
 // row-by-row scratch tile so nothing past column N is written. One row takes gemv_packed
 // (another summation order) unless `tiles`: a thread's one-row share of a larger batch must
-// get the bits the batch's product gives that row.
+// get the bits the batch's product gives that row. `descending`: the panels are taken last
+// first (as gemv_packed's; a column's bits do not depend on the order or grouping).
 template <typename T, bool ColA = false>
 static void gemm_packed(int M, int K, const T* A, long lda, const T* P, int N, int j0, int j1,
                         T* C, long ldc, const T* Cinit, long ldi, long pf = 0,
-                        bool tiles = false) {
+                        bool tiles = false, bool descending = false) {
     constexpr int L = lanes<T>();
     const long ps = (long)K * L;
     const int full = N / L < j1 ? N / L : j1;
     int j = j0;
     if (M == 1 && !tiles && !ColA) {
-        gemv_packed<T>(K, A, P, N, j0, j1, C, Cinit, pf, false);
+        gemv_packed<T>(K, A, P, N, j0, j1, C, Cinit, pf, descending);
+        return;
+    }
+    if (descending) {
+        partial_panel<T, ColA>(M, K, A, lda, P, N, full > j0 ? full : j0, j1, C, ldc, Cinit,
+                               ldi);
+#define RNNKIT_PANELS_DOWN(nv)                                                               \
+    for (j = full; j - (nv) >= j0; j -= (nv))                                                \
+        panels_full<T, (nv), ColA>(M, K, A, lda, P + (j - (nv)) * ps, ps, C + (j - (nv)) * L, \
+                                   ldc, Cinit ? Cinit + (j - (nv)) * L : nullptr, ldi, pf);  \
+    for (; j - 1 >= j0; j--)                                                                 \
+        panels_full<T, 1, ColA>(M, K, A, lda, P + (j - 1) * ps, ps, C + (j - 1) * L, ldc,    \
+                                Cinit ? Cinit + (j - 1) * L : nullptr, ldi, pf);
+        if (M == 2) {
+            RNNKIT_PANELS_DOWN(4)
+        } else {
+            RNNKIT_PANELS_DOWN(RNNKIT_NV)
+        }
+#undef RNNKIT_PANELS_DOWN
         return;
     }
     // Every accumulator is a chain of K dependent FMAs: two rows need more panels at once to
@@ -219,16 +256,7 @@ static void gemm_packed(int M, int K, const T* A, long lda, const T* P, int N, i
     for (; j < full; j++)
         panels_full<T, 1, ColA>(M, K, A, lda, P + j * ps, ps, C + j * L, ldc,
                                 Cinit ? Cinit + j * L : nullptr, ldi, pf);
-    if (j < j1 && j * L < N) {
-        const int rem = N - j * L;
-        for (int m = 0; m < M; m++) {
-            T row[L];
-            for (int l = 0; l < L; l++) row[l] = l < rem && Cinit ? Cinit[m * ldi + j * L + l] : T(0);
-            tile<T, 1, 1, ColA>(K, ColA ? A + m : A + m * lda, lda, P + j * ps, ps, row, L, row,
-                                L, 0);
-            for (int l = 0; l < rem; l++) C[m * ldc + j * L + l] = row[l];
-        }
-    }
+    partial_panel<T, ColA>(M, K, A, lda, P, N, j, j1, C, ldc, Cinit, ldi);
 }
 
 // Elements of the packed copy of a K x N matrix.
@@ -746,7 +774,7 @@ struct Forward {
             gemv_packed<T>(K, A, P, a.H, k0 / L, (k1 + L - 1) / L, C, init, pf, descending);
         else
             gemm_packed<T>(rows, K, A, K, P, a.H, k0 / L, (k1 + L - 1) / L, C, GH, init, ldi,
-                           pf, true);
+                           pf, true, descending);
     }
 
     // Gate pre-activations of units [k0, k1) for rows [b0, b1) (b1 < 0: all): xg + h_prev
@@ -765,17 +793,18 @@ struct Forward {
         g += (long)b0 * GH;
         const T* xg = per_step_input() ? nullptr : xg_at(t) + (long)b0 * GH;
         const T* x = per_step_input() ? (const T*)a.x + (step_row(a, t) + b0) * a.I : nullptr;
-        // Batch 1 reads the gates' panels in the opposite order every other step (see
-        // gemv_packed; the parity of t does that in both directions of time), so the panels
-        // read last, still cached, are read first. That pays where this thread's panels are at
-        // most a few times L1, and again from 3/4 of L2 on: a sweep in one direction over more
-        // than a cache holds evicts every line before its next use, alternate sweeps keep up
-        // to a cache's worth (LSTM H=512 on 2 threads, 2 MB a thread against a 2 MB L2: 1.5x
-        // faster). In between, the L1-resident share is too small to pay for reading against
-        // the prefetchers' preferred direction. The bits do not depend on the order.
+        // Every other step reads the gates' panels in the opposite order (see gemv_packed;
+        // the parity of t does that in both directions of time), so the panels read last,
+        // still cached, are read first. That pays from 3/4 of L2 on: a sweep in one direction
+        // over more than a cache holds evicts every line before its next use, alternate
+        // sweeps keep up to a cache's worth (LSTM H=512 at batch 1 on 2 threads, 2 MB a thread
+        // against a 2 MB L2: 1.5x faster). At batch 1 it also pays while this thread's panels
+        // are at most a few times L1; in between, the L1-resident share is too small to pay
+        // for reading against the prefetchers' preferred direction. No bit depends on it.
         const long own_bytes = (long)G * (k1 - k0) * a.Hout * (long)sizeof(T);
-        const bool descending = active == 1 && a.pack && (t & 1) &&
-                                (own_bytes <= 160 * 1024 || own_bytes >= l2_bytes() / 4 * 3);
+        const bool past_l2 = own_bytes >= l2_bytes() / 4 * 3;
+        const bool descending = a.pack && (t & 1) &&
+                                (past_l2 || (active == 1 && own_bytes <= 160 * 1024));
         for (int gj = 0; gj < G; gj++) {
             const int gi = descending ? G - 1 - gj : gj;
             int off = gi * a.H;
@@ -1252,9 +1281,13 @@ struct Backward {
                     rec_next[i] = !active ? dtot[i] : a.mode == MODE_GRU ? dtot[i] * z[p] : T(0);
                 }
             }
+            // Alternate sweeps from 3/4 of L2 on, as the forward's (gate_products).
+            const bool descending = (s & 1) && (long)GH * (p1 - p0) * (long)sizeof(T) >=
+                                                   l2_bytes() / 4 * 3;
             if (m > 0)  // rows after the last active one carry their gradient unchanged
                 gemm_packed<T>(m, GH, dgh + (long)b0 * GH, GH, (const T*)a.panels, Hout, p0 / L,
-                               (p1 + L - 1) / L, rec_next + h_off, Hout, rec_next + h_off, Hout);
+                               (p1 + L - 1) / L, rec_next + h_off, Hout, rec_next + h_off, Hout,
+                               0, false, descending);
             T* tmp = rec;
             rec = rec_next;
             rec_next = tmp;
