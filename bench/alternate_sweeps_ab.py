@@ -15,7 +15,6 @@ outputs of both are checked bit-equal first::
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from rnnkit import engine
 from rnnkit import nn as rnn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ab_table import paired_summary, print_table
 
 NEVER = 1 << 50  # an L2 no thread's panels reach 3/4 of
 
@@ -66,9 +68,7 @@ def measure(cell: str, hidden: int, batch: int, reps: int, training: bool) -> di
                 step()
             samples[name].append((time.perf_counter() - start) / calls * 1e3)
     engine.set_l2_cache_bytes(0)
-    ratios = [a / b for a, b in zip(samples["off"], samples["on"], strict=True)]
-    return {"off": statistics.median(samples["off"]), "on": statistics.median(samples["on"]),
-            "ratio": statistics.median(ratios), "low": min(ratios), "high": max(ratios)}
+    return paired_summary(samples, "off", "on")
 
 
 def main() -> None:
@@ -83,14 +83,9 @@ def main() -> None:
     task = "training" if args.training else "inference"
     print(f"{task}, T=100, {args.threads} torch threads, L2 {engine.l2_cache_bytes()} bytes, "
           f"{args.reps} interleaved repetitions, ms per call (median)\n")
-    print("| cell | H | B | off | on | off / on | min-max |")
-    print("|---|---:|---:|---:|---:|---:|---|")
-    for spec in args.cells.split(","):
-        cell, hidden = spec.split(":")
-        for batch in (int(b) for b in args.batches.split(",")):
-            row = measure(cell, int(hidden), batch, args.reps, args.training)
-            print(f"| {cell} | {hidden} | {batch} | {row['off']:.2f} | {row['on']:.2f} "
-                  f"| **{row['ratio']:.2f}x** | {row['low']:.2f}-{row['high']:.2f} |", flush=True)
+    print_table(args.cells, args.batches,
+                lambda cell, hidden, batch: measure(cell, hidden, batch, args.reps, args.training),
+                "off", "on", 2)
 
 
 if __name__ == "__main__":

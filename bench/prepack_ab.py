@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from rnnkit import nn as rnn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ab_table import paired_summary, print_table
 
 
 def mean_call_us(layer, x: torch.Tensor, calls: int) -> float:
@@ -52,11 +54,7 @@ def measure(cell: str, hidden: int, batch: int, steps: int, reps: int) -> dict:
             for name in order:
                 layer = plain if name == "plain" else prepacked
                 samples[name].append(mean_call_us(layer, x, calls))
-    row = {name: statistics.median(values) for name, values in samples.items()}
-    ratios = [a / b for a, b in zip(samples["plain"], samples["prepacked"], strict=True)]
-    row["ratio"] = statistics.median(ratios)
-    row["low"], row["high"] = min(ratios), max(ratios)
-    return row
+    return paired_summary(samples, "plain", "prepacked")
 
 
 def main() -> None:
@@ -70,14 +68,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"T={args.steps}, {args.threads} torch threads, {args.reps} interleaved repetitions, "
           "µs per call (median)\n")
-    print("| cell | H | B | plain | prepacked | plain / prepacked | min-max |")
-    print("|---|---:|---:|---:|---:|---:|---|")
-    for spec in args.cells.split(","):
-        cell, hidden = spec.split(":")
-        for batch in (int(b) for b in args.batches.split(",")):
-            row = measure(cell, int(hidden), batch, args.steps, args.reps)
-            print(f"| {cell} | {hidden} | {batch} | {row['plain']:.1f} | {row['prepacked']:.1f} "
-                  f"| **{row['ratio']:.2f}x** | {row['low']:.2f}-{row['high']:.2f} |")
+    print_table(args.cells, args.batches,
+                lambda cell, hidden, batch: measure(cell, hidden, batch, args.steps, args.reps),
+                "plain", "prepacked", 1)
 
 
 if __name__ == "__main__":
