@@ -93,3 +93,21 @@ def test_the_l2_size_is_reported_and_set(l2_size):
     assert engine.l2_cache_bytes() == detected
     with pytest.raises(ValueError, match=r"bytes: expected 0 .* got -5"):
         engine.set_l2_cache_bytes(-5)
+
+
+@pytest.mark.parametrize("mode", ["RNN", "GRU", "LSTM"])
+@pytest.mark.parametrize(("batch", "layers"), [(1, 1), (1, 2), (3, 2)])
+def test_streaming_steps_keep_the_bits(mode, batch, layers, l2_size):
+    """A streamer's steps alternate too (a parity kept per thread): every step's output must
+    be the one of a streamer that never alternates."""
+    from rnnkit import nn as rnn
+
+    torch.manual_seed(0)
+    layer = getattr(rnn, mode)(24, 40, num_layers=layers)
+    inputs = torch.randn(9, batch, 24)
+    results = []
+    for size in (1 << 40, 1024):
+        l2_size(size)
+        streamer = layer.streamer(batch)
+        results.append(torch.stack([streamer(x) for x in inputs]))
+    assert torch.equal(*results)

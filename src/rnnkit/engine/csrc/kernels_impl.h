@@ -1350,19 +1350,27 @@ struct Stream {
 
     // products() on packed panels (StreamArgs::packed): each 16-unit panel of a gate is one
     // contiguous stream over [x | h] (the prefetchers' best case, ~1.8x the bandwidth of dot
-    // products on torch's layout), panels [u0, u1) of every gate on this thread.
+    // products on torch's layout), panels [u0, u1) of every gate on this thread. `odd`: the
+    // step's parity on this thread; from 3/4 of L2 on, odd steps take the panels last first,
+    // as the whole-sequence kernels do (gate_products), so a step starts on the panels the
+    // one before read last. No bit depends on the order.
     void products_packed(const T* x, int in, const T* hprev, const uintptr_t* w, T* xg,
-                         T* gates, int u0, int u1) const {
+                         T* gates, int u0, int u1, bool odd) const {
         const int G = gate_count(s.mode), H = s.H, GH = G * H, Hout = s.Hout;
         const int nb = (H + 15) / 16, K = in + Hout;
         const T *panels = (const T*)w[0], *bias = (const T*)w[1], *bhn = (const T*)w[2];
+        const long own_bytes = (long)G * (u1 - u0) * K * 16 * (long)sizeof(T);
+        const bool descending = odd && own_bytes >= l2_bytes() / 4 * 3;
+        const int units = u1 - u0;
         T sx[16], sh[16];
         for (int b = 0; b < s.B; b++) {
             const T* xb = x + (long)b * in;
             const T* hb = hprev + (long)b * Hout;
             T* gb = gates + (long)b * GH;
-            for (int gi = 0; gi < G; gi++) {
-                for (int u = u0; u < u1; u++) {
+            for (int gate = 0; gate < G; gate++) {
+                const int gi = descending ? G - 1 - gate : gate;
+                for (int i = 0; i < units; i++) {
+                    const int u = descending ? u1 - 1 - i : u0 + i;
                     const T* P = panels + ((long)gi * nb + u) * K * 16;
                     const int j0 = u * 16, n = H - j0 < 16 ? H - j0 : 16;
                     panel_sums(P, in, xb, sx);
@@ -1400,12 +1408,14 @@ struct Stream {
         }
         const T* x = (const T*)s.x;
         int in = s.I;
+        static thread_local unsigned steps_on_this_thread = 0;
+        const bool odd = (steps_on_this_thread++ & 1) != 0;
         for (int l = 0; l < s.layers; l++) {
             const uintptr_t* w = s.weights + 5 * l;
             const T* hprev = (const T*)s.h + (long)l * B * Hout;
             T* hnew = (T*)s.hn + (long)l * B * Hout;
             if (s.packed)
-                products_packed(x, in, hprev, w, xg, gates, u0, u1);
+                products_packed(x, in, hprev, w, xg, gates, u0, u1, odd);
             else
                 products(x, in, hprev, w, xg, gates, k0, k1);
             T* c = lstm ? (T*)s.cn + (long)l * B * H : nullptr;
