@@ -73,8 +73,9 @@ def set_thread_backend(name: str) -> None:
 
 def l2_cache_bytes() -> int:
     """Bytes of one core's L2 cache the kernels plan for (the operating system's figure, or
-    1 MiB when it gives none). At batch 1 they read weight panels in alternating directions
-    from 3/4 of it on, so that the part still cached is reused."""
+    1 MiB when it gives none). Once a thread's weight panels take 3/4 of it, each step
+    (forward, backward and streaming) reads them in the direction opposite to the step
+    before, so that the part still cached is reused."""
     return _loader.require_native().l2_bytes()
 
 
