@@ -184,9 +184,15 @@ def _line(r: dict) -> str:
         return f"| {r['dataset']} | {r['likelihood']} | not run: {r['error']} |" + " |" * 10
     return (f"| {r['dataset']} | {r['likelihood']} | {r['series']} x {r['origins']} "
             f"| {r['values']} ({r['distinct']}) | {mark(r['conformal'])} "
-            f"| {mark(r['cross'])} | {mark(r['cross_rolling'])} | {mark(r['rolling_unseeded'])} "
+            f"| {_optional(r, 'cross')} | {_optional(r, 'cross_rolling')} "
+            f"| {mark(r['rolling_unseeded'])} "
             f"| {mark(r['raw'])} | {r['mase']:.3f} | {r['naive_mase']:.3f} "
             f"| {r['theta_mase']:.3f} | {r['stop']} ({r['epochs']}) |")
+
+
+def _optional(r: dict, key: str) -> str:
+    """A coverage the run measured, or a dash (cross-conformal columns without ``--cross``)."""
+    return forecast_coverage._mark(r[key]) if key in r else "-"
 
 
 def _relative(path: Path) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+import onnxruntime as ort
 import pytest
 import torch
 
@@ -158,3 +160,25 @@ def test_a_quantile_forecaster_exports_every_level_in_original_units(tmp_path):
             want = model.unscale_targets(distribution.icdf(level)).numpy()
             assert abs(quantiles[..., index] - want).max() < 1e-5
     assert abs(quantiles[..., 1] - mean).max() < 1e-5  # the point forecast is the median
+
+
+@pytest.mark.parametrize(("strategy", "likelihood"), [("direct", "gaussian"),
+                                                      ("autoregressive", "student_t")])
+def test_a_seasonal_naive_residual_exports_for_any_lookback(tmp_path, strategy, likelihood):
+    """The graph adds the seasonal-naive forecast (sliced from the end of any lookback, and for
+    autoregressive steps past a season from the values fed back) to a trained-looking head."""
+    torch.manual_seed(0)
+    model = build_model("forecaster", {"input_size": 2, "horizon": 7, "hidden_size": 8,
+                                       "likelihood": likelihood, "strategy": strategy,
+                                       "residual": "seasonal_naive", "season": 3,
+                                       "mean": [1.0, -2.0], "std": [2.0, 0.5]})
+    with torch.no_grad():  # the head starts at zero: give it weights, or only the baseline shows
+        model.head.weight.normal_(0.0, 0.3)
+        model.head.bias.normal_(0.0, 0.3)
+    report = export_model(model, tmp_path / "m.onnx", "onnx")
+    assert max(report.max_abs_diff.values()) < 1e-4
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    history = torch.randn(2, 5, 2) * torch.tensor([2.0, 0.5]) + torch.tensor([1.0, -2.0])
+    got = session.run(None, {"history": history.numpy()})[0]
+    np.testing.assert_allclose(got, model.predict(history, intervals=False).mean.numpy(),
+                               rtol=1e-5, atol=1e-5)

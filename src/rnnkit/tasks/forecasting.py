@@ -91,7 +91,7 @@ class ForecastingTask(Task):
     supports_backtest = True
     model_type = "forecaster"
     model_fields = ("bidirectional", "strategy", "teacher_forcing", "gaussian", "likelihood",
-                    "quantiles")
+                    "quantiles", "residual")
     defaults: ClassVar[dict[str, dict[str, Any]]] = {
         "data": {"lookback": 24, "horizon": 12, "normalize": "last_value"},
         "model": {"hidden_size": 64, "gaussian": True},
@@ -239,8 +239,13 @@ class ForecastingTask(Task):
     # -------------------------------------------------------------------------- model
     def model_config(self) -> dict[str, Any]:
         roles, data = self.roles, self.config.data
+        if self.config.model.residual == "seasonal_naive" and data.season > data.lookback:
+            raise ConfigError(f"model.residual: 'seasonal_naive' repeats the last data.season="
+                              f"{data.season} steps of the history, but data.lookback is "
+                              f"{data.lookback}; set lookback >= season")
         options = self.model_options(
-            input_size=roles.inputs, horizon=data.horizon,
+            input_size=roles.inputs, horizon=data.horizon, season=data.season,
+            residual=self.config.model.residual or "none",
             target_indices=list(roles.targets), mean=self.artifacts.get("mean"),
             std=self.artifacts.get("std"), future_size=roles.future, static_size=roles.static,
             covariate_mean=self.artifacts.get("covariate_mean"),
@@ -445,7 +450,8 @@ class ForecastingTask(Task):
         (:func:`~rnnkit.tasks.forecast_baselines.behind_naive_notice`)."""
         if notice is not None:
             record = read_metadata(checkpoint).get("trainer", {})
-            behind = forecast_baselines.behind_naive_notice(record, self.config.data.season)
+            behind = forecast_baselines.behind_naive_notice(
+                record, self.config.data.season, self.config.model.residual or "none")
             if behind:
                 notice(behind)
         if self._calibration_part is None or self.likelihood == "none":
