@@ -144,7 +144,8 @@ def markdown(meta: dict, rows: list[dict]) -> str:
         "# Streaming at batch 1: one step per call, whole call (µs per step, median)",
         "",
         f"Machine: {meta['cpu']}, {meta['cores']} cores, torch {meta['torch']}, ISA "
-        f"{meta['isa']}, int8 kernels {meta['int8']}, clock {meta['clock']}. Load average "
+        f"{meta['isa']}, int8 kernels {meta['int8']}, thread backend {meta.get('backend', '?')}, "
+        f"clock {meta['clock']}. Load average "
         f"before/after: {meta['load_before']} / {meta['load_after']}. Command: "
         f"`{meta['command']}`.",
         "",
@@ -173,6 +174,9 @@ def main() -> None:
                              "bench/results/streaming.md is the written-up analysis)")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall clock, or the calling thread's CPU time (needs --threads 1)")
+    parser.add_argument("--backend", choices=("openmp", "pool"), default=None,
+                        help="the engine's thread backend (default: the engine's own choice, "
+                             "torch's OpenMP team when loaded)")
     parser.add_argument("--settle", type=float, default=SETTLE_SECONDS,
                         help="idle seconds before each timed sample of a multi-threaded row "
                              "(0: none)")
@@ -187,11 +191,14 @@ def main() -> None:
         clock = time.thread_time
     if not engine.available:
         raise SystemExit(f"native engine not available: {engine.import_error}")
+    if args.backend:
+        engine.set_thread_backend(args.backend)
     from rnnkit.engine import quantized
 
     meta = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
             "torch": torch.__version__, "isa": engine.isa(), "int8": quantized.kernel(),
             "clock": args.clock, "settle_seconds": settle_seconds,
+            "backend": engine.thread_backend(),
             "load_before": " ".join(f"{v:.2f}" for v in os.getloadavg()),
             "command": "python bench/streaming.py " + " ".join(sys.argv[1:])}
     with open("/proc/cpuinfo") as f:
