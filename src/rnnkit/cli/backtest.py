@@ -81,8 +81,8 @@ def backtest(
 
 
 def _print(result) -> None:
-    names = [n for n in ("mae", "smape", "mase", "naive_mase", "theta_mase", "coverage",
-                         "factor")
+    names = [n for n in ("mae", "smape", "mase", "naive_mase", "theta_mase", "ets_mase",
+                         "coverage", "factor")
              if n in result.origins[0]]
     typer.echo("series  origin  time        " + "  ".join(f"{n:>10}" for n in names))
     for row in result.origins:

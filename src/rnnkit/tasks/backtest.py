@@ -50,7 +50,7 @@ from rnnkit.data.readers.panel import time_key
 from rnnkit.tasks import forecast_metrics as fm
 from rnnkit.tasks import forecast_probability as fp
 from rnnkit.tasks.errors import ConfigError
-from rnnkit.tasks.forecast_baselines import theta_forecast
+from rnnkit.tasks.forecast_baselines import ets_forecast, theta_forecast
 from rnnkit.tasks.forecast_data import Series, Windows, split_windows, with_context
 from rnnkit.train import metrics
 from rnnkit.train.durable import replace_file
@@ -308,6 +308,7 @@ def _score(task, series: list[Series], windows: Windows, where: list[tuple[int, 
     season = task.config.data.season
     naive = fm.seasonal_naive(windows.history[..., targets], horizon, season)
     theta = theta_forecast(windows.history[..., targets], horizon, season)
+    ets = ets_forecast(windows.history[..., targets], horizon, season)
     values = {name: None if getattr(forecast, name) is None
               else getattr(forecast, name)[:, :horizon].cpu().double().numpy()
               for name in ("mean", "lower", "upper")}
@@ -323,6 +324,8 @@ def _score(task, series: list[Series], windows: Windows, where: list[tuple[int, 
                   "mase": _mase(predicted, actual, scale),
                   "naive_mase": _mase(naive[row:row + 1], actual, scale),
                   "theta_mase": _mase(theta[row:row + 1], actual, scale)}
+        if ets is not None:
+            record["ets_mase"] = _mase(ets[row:row + 1], actual, scale)
         if values["lower"] is not None:
             record["coverage"] = fm.coverage(values["lower"][row:row + 1],
                                              values["upper"][row:row + 1], actual)
@@ -331,8 +334,9 @@ def _score(task, series: list[Series], windows: Windows, where: list[tuple[int, 
     if values["lower"] is not None:
         trimmed = _trim(forecast, horizon)
         result.aggregate.update(fp.probabilistic_scores(trimmed, windows.future))
-    for name in ("mae", "rmse", "smape", "mase", "naive_mase", "theta_mase"):
-        result.aggregate[name] = float(np.mean([r[name] for r in result.origins]))
+    for name in ("mae", "rmse", "smape", "mase", "naive_mase", "theta_mase", "ets_mase"):
+        if all(name in record for record in result.origins):
+            result.aggregate[name] = float(np.mean([r[name] for r in result.origins]))
     result.aggregate["origins"] = len(result.origins)
 
 

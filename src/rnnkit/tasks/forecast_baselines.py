@@ -1,6 +1,7 @@
 """Statistical baselines computed from each window's history, to show whether a network is
-worth its training: seasonal naive (in :mod:`forecast_metrics`) and the Theta method, and the
-note a run gets when its network is no better than seasonal naive.
+worth its training: seasonal naive (in :mod:`forecast_metrics`), the Theta method, exponential
+smoothing (statsforecast's AutoETS, where statsforecast is installed), and the note a run gets
+when its network is no better than seasonal naive.
 
 Theta (Assimakopoulos & Nikolopoulos 2000) as Hyndman & Billah (2003) showed it to be: simple
 exponential smoothing with drift equal to half the slope of a linear trend. Seasonal series
@@ -11,11 +12,60 @@ as in the M3 competition.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from typing import Any
 
 import numpy as np
 
+from rnnkit.tasks.forecast_metrics import seasonal_naive
+
 ALPHAS = np.linspace(0.05, 1.0, 20)  # SES smoothing weights searched by in-sample SSE
+# AutoETS fits one model per window and target, 1-30 ms each (30 for 36 steps and a 12-step
+# season on the project's machine): past this many fits an evaluation leaves ETS out rather
+# than spend more than a few seconds on a baseline.
+ETS_MAX_FITS = 300
+ETS_MIN_HISTORY = 4  # statsforecast refuses smaller series ("tiny datasets")
+
+
+def ets_forecast(history: np.ndarray, horizon: int, season: int) -> np.ndarray | None:
+    """AutoETS (statsforecast; error, trend and season forms chosen by AICc as in Hyndman et
+    al. 2008) fitted to each window and target: ``history`` ``(windows, lookback, targets)`` →
+    ``(windows, horizon, targets)``. ``None`` when statsforecast is not installed, when the
+    lookback is under :data:`ETS_MIN_HISTORY` steps, or (with a warning) when it would take
+    more than :data:`ETS_MAX_FITS` fits. AutoETS models a season itself when the lookback holds
+    more than two; with two (where it drops the season) the series is deseasonalised first, as
+    for Theta. A window whose fit fails gets its seasonal-naive forecast."""
+    try:
+        from statsforecast.models import AutoETS
+    except ImportError:
+        return None
+    windows, lookback, targets = history.shape
+    if lookback < ETS_MIN_HISTORY:
+        return None
+    if windows * targets > ETS_MAX_FITS:
+        warnings.warn(f"the ETS baseline is left out of this evaluation: {windows} windows x "
+                      f"{targets} targets would be {windows * targets} AutoETS fits, more than "
+                      f"{ETS_MAX_FITS}", UserWarning, stacklevel=2)
+        return None
+    own_season = season > 1 and lookback > 2 * season
+    model = AutoETS(season_length=season if own_season else 1)
+
+    def fit(values: np.ndarray) -> np.ndarray:
+        return model.forecast(y=values, h=horizon)["mean"]
+
+    result = seasonal_naive(history, horizon, season).astype(np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its optimiser's convergence chatter
+        for window in range(windows):
+            for target in range(targets):
+                # A failed fit keeps the seasonal-naive forecast already there.
+                with contextlib.suppress(ValueError, ArithmeticError, NotImplementedError,
+                                         IndexError):
+                    values = np.asarray(history[window, :, target], dtype=np.float64)
+                    result[window, :, target] = (fit(values) if own_season else
+                                                 deseasonalised(fit, values, horizon, season))
+    return result
 
 
 def theta_forecast(history: np.ndarray, horizon: int, season: int) -> np.ndarray:
@@ -29,13 +79,20 @@ def theta_forecast(history: np.ndarray, horizon: int, season: int) -> np.ndarray
 
 def theta_one(values: np.ndarray, horizon: int, season: int) -> np.ndarray:
     """The Theta forecast of one series ``(time,)`` → ``(horizon,)``."""
-    values = np.asarray(values, dtype=np.float64)
+    return deseasonalised(lambda adjusted: _ses_with_drift(adjusted, horizon),
+                          np.asarray(values, dtype=np.float64), horizon, season)
+
+
+def deseasonalised(forecast, values: np.ndarray, horizon: int, season: int) -> np.ndarray:
+    """``forecast`` (a function of a seasonally adjusted series ``(time,)`` → ``(horizon,)``)
+    applied as in the M3/M4 benchmarks: on ``values`` divided by (or less) their classical
+    seasonal indices, its result multiplied by (or plus) the indices of the steps ahead."""
     indices, multiplicative = seasonal_indices(values, season)
     position = np.arange(len(values)) % max(season, 1)
     adjusted = values / indices[position] if multiplicative else values - indices[position]
-    forecast = _ses_with_drift(adjusted, horizon)
+    ahead = forecast(adjusted)
     future = (len(values) + np.arange(horizon)) % max(season, 1)
-    return forecast * indices[future] if multiplicative else forecast + indices[future]
+    return ahead * indices[future] if multiplicative else ahead + indices[future]
 
 
 def seasonal_indices(values: np.ndarray, season: int) -> tuple[np.ndarray, bool]:

@@ -410,15 +410,16 @@ class ForecastingTask(Task):
         windows = self.windows(series)
         return self._scored(series, windows, self.forecast(model, windows))
 
-    def _validation_windows(self) -> tuple[Windows, tuple[np.ndarray, np.ndarray]]:
+    def _validation_windows(self) -> tuple[Windows, tuple[np.ndarray, ...]]:
         """The validation split's stride-1 windows and the seasonal-naive and Theta forecasts
         of them, made once: they never change between evaluations, and Theta alone cost
-        more CPU than forecasting them."""
+        more CPU than forecasting them. No ETS: its fits would add seconds to every training
+        (evaluations and backtests have it)."""
         part = self._calibration_part
         if self._validation is None or self._validation[0] is not part:
             data = self.config.data
             windows = cut_windows(as_list(part), self.roles, data.lookback, data.horizon)
-            self._validation = (part, windows, self._baselines(windows))
+            self._validation = (part, windows, self._baselines(windows, ets=False))
         return self._validation[1], self._validation[2]
 
     def _monitors_intervals(self) -> bool:
@@ -503,20 +504,25 @@ class ForecastingTask(Task):
             result[item.series_id] = {"end_times": ends, "scores": scores[rows].tolist()}
         return result
 
-    def _baselines(self, windows: Windows) -> tuple[np.ndarray, np.ndarray]:
-        """The seasonal-naive and Theta forecasts from each window's history."""
+    def _baselines(self, windows: Windows, ets: bool = True
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The seasonal-naive, Theta and, with ``ets`` where statsforecast is installed, ETS
+        forecasts from each window's history, each ``(windows, horizon, targets)``."""
         data = self.config.data
-        return self._seasonal_naive(windows), forecast_baselines.theta_forecast(
-            windows.history[..., list(self.roles.targets)], data.horizon, data.season)
+        history = windows.history[..., list(self.roles.targets)]
+        return (self._seasonal_naive(windows),
+                forecast_baselines.theta_forecast(history, data.horizon, data.season),
+                forecast_baselines.ets_forecast(history, data.horizon, data.season)
+                if ets else None)
 
     def _scored(self, series: list[Series], windows: Windows, forecast,
-                baselines: tuple[np.ndarray, np.ndarray] | None = None
+                baselines: tuple[np.ndarray, ...] | None = None
                 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
         """Metrics of ``forecast`` against ``windows``: aggregated and per series
         (``baselines``: :meth:`_baselines` of ``windows``, if already made)."""
         predicted = forecast.mean.cpu().double().numpy()
         future, targets = windows.future, list(self.roles.targets)
-        naive, theta = baselines or self._baselines(windows)
+        naive, theta, ets = baselines or self._baselines(windows)
         scales = self._mase_scales(series)
         spread = self._levels(windows)[1]
         std = np.asarray(self.artifacts["std"])[targets] * spread[..., targets]
@@ -531,6 +537,10 @@ class ForecastingTask(Task):
             "theta_mase": float(fm.mase_per_series(theta, future, windows.series,
                                                    scales).mean()),
         }
+        if ets is not None:
+            result["ets_smape"] = fm.smape(ets, future)
+            result["ets_mase"] = float(fm.mase_per_series(ets, future, windows.series,
+                                                          scales).mean())
         if forecast.lower is not None:
             result.update(fp.probabilistic_scores(forecast, future))
         rows = self._per_series(windows, predicted, naive, mase, naive_mase)

@@ -23,7 +23,8 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
     "tagging": ("loss", "accuracy"),
     "seq2seq": ("loss", "exact_match", "bleu", "chrf"),
     "forecasting": ("loss", "mae", "rmse", "smape", "mase", "naive_smape", "naive_mase",
-                    "theta_smape", "theta_mase", "coverage", "wql", "crps"),
+                    "theta_smape", "theta_mase", "ets_smape", "ets_mase", "coverage", "wql",
+                    "crps"),
     "conditional_generation": ("loss", "perplexity"),
 }
 ENTITY_METRICS = ("precision", "recall", "f1", "macro_precision", "macro_recall", "macro_f1")
