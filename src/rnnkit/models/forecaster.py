@@ -219,7 +219,8 @@ class Forecaster(nn.Module):
 
     def _start_at_baseline(self) -> None:
         """Zero the output layers, so the first forecasts are the residual's baseline exactly
-        (and unit spreads); the recurrent layers get gradients once the head has moved."""
+        (with the spreads of a zero raw output); the recurrent layers get gradients once the
+        head has moved."""
         last = [self.head] + ([self.covariate_head[-1]] if self.covariate_head else [])
         with torch.no_grad():
             for layer in last:
