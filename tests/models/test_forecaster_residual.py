@@ -57,10 +57,10 @@ def test_the_baseline_moves_the_whole_distribution_of_the_same_network(strategy,
     """The same weights with and without the residual differ by the weighted seasonal-naive
     values in every location (the median and each quantile); spreads are unchanged."""
     torch.manual_seed(1)
-    settings = {"horizon": 3, "season": 3, "strategy": strategy, "input_size": 1,
-                **options(likelihood)}
-    plain = forecaster(**settings)
-    shifted = forecaster(**settings, residual="seasonal_naive")
+    common = {"horizon": 3, "season": 3, "strategy": strategy, "input_size": 1,
+              **options(likelihood)}
+    plain = forecaster(**common)
+    shifted = forecaster(**common, residual="seasonal_naive")
     shifted.load_state_dict(plain.state_dict(), strict=False)  # all but baseline_weight
     with torch.no_grad():
         shifted.baseline_weight.fill_(0.75)  # learnt: how much of the baseline each step keeps
