@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from rnnkit import tasks
-from rnnkit.tasks.backtest import read_backtest_forecasts
+from rnnkit.analysis.report_samples import backtest_baselines
+from rnnkit.tasks.backtest import read_backtest_forecasts, read_backtest_summary
 from rnnkit.tasks.config import config_from_dict
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -58,6 +59,13 @@ def test_backtest_scores_every_origin_and_saves_them(cli, trained):
     assert float(forecasts[0]["lower"]) <= float(forecasts[0]["mean"]) <= float(
         forecasts[0]["upper"])
     assert "aggregate over origins" in result.output and "mase" in result.output
+    assert "ets_mase" in result.output  # statsforecast is in the set-up path
+    rows = backtest_baselines(read_backtest_summary(run_dir))
+    assert [r["forecast"] for r in rows] == ["model", "seasonal naive", "Theta",
+                                             "ETS (statsforecast AutoETS)"]
+    assert rows[0]["MASE"] == pytest.approx(summary["aggregate"]["mase"], abs=1e-4)
+    assert rows[3]["MASE"] == pytest.approx(summary["aggregate"]["ets_mase"], abs=1e-4)
+    assert backtest_baselines(read_backtest_summary(run_dir / "missing")) == []
 
 
 def test_backtest_with_a_shorter_horizon(cli, trained):

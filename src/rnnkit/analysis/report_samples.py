@@ -146,13 +146,36 @@ def _forecasting(context: RunContext, section: Section) -> None:
     _backtest(context, section)
 
 
+# The backtest's aggregate MASE of the model and of each baseline made from the same
+# windows' history (ETS only where statsforecast was installed when the backtest ran).
+BASELINE_ROWS = (("model", "mase"), ("seasonal naive", "naive_mase"), ("Theta", "theta_mase"),
+                 ("ETS (statsforecast AutoETS)", "ets_mase"))
+
+
+def backtest_baselines(summary: dict | None) -> list[dict[str, object]]:
+    """Rows ``{"forecast", "MASE"}``: the model and each baseline a saved backtest scored, from
+    its ``summary.json``; none without a backtest."""
+    aggregate = (summary or {}).get("aggregate", {})
+    return [{"forecast": label, "MASE": round(aggregate[key], 4)}
+            for label, key in BASELINE_ROWS if key in aggregate]
+
+
 def _backtest(context: RunContext, section: Section) -> None:
-    """Historical forecasts of ``rnnkit backtest`` (first series) against the actuals."""
-    from rnnkit.tasks.backtest import read_backtest_forecasts
+    """Historical forecasts of ``rnnkit backtest`` (first series) against the actuals, and
+    its MASE against the baselines'."""
+    from rnnkit.tasks.backtest import read_backtest_forecasts, read_backtest_summary
 
     rows = read_backtest_forecasts(context.files.run_dir)
     if not rows:
         return
+    summary = read_backtest_summary(context.files.run_dir)
+    baselines = backtest_baselines(summary)
+    if baselines:
+        origins = summary["aggregate"].get("origins", "?")
+        section.add(paragraph(f"Backtest over {origins} origins: MASE of the model and of the "
+                              "baselines made from the same windows' history (lower is "
+                              "better; a model not below them is not worth its training)."))
+        section.add(table(baselines))
     rows = [r for r in rows if r["series"] == rows[0]["series"]]
     figure = plots.new_figure()
     axes = figure.add_subplot()

@@ -390,6 +390,15 @@ def read_backtest_forecasts(run_dir: str | Path) -> list[dict[str, str]] | None:
         return list(csv.DictReader(handle))
 
 
+def read_backtest_summary(run_dir: str | Path) -> dict[str, Any] | None:
+    """``RUN/backtest/summary.json`` (``settings`` and ``aggregate``), or ``None`` when no
+    backtest was saved."""
+    path = Path(run_dir) / BACKTEST_DIR / "summary.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def _csv(rows: list[dict[str, Any]]) -> str:
     fields = list(dict.fromkeys(key for row in rows for key in row))
     buffer = io.StringIO()
