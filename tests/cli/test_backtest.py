@@ -53,7 +53,12 @@ def test_backtest_scores_every_origin_and_saves_them(cli, trained):
     assert summary["aggregate"]["mase"] == pytest.approx(
         np.mean([float(r["mase"]) for r in origins]))
     assert summary["aggregate"]["mase"] < summary["aggregate"]["naive_mase"]
-    assert {"coverage", "crps", "wql", "theta_mase"} <= summary["aggregate"].keys()
+    aggregate = summary["aggregate"]
+    assert {"coverage", "crps", "wql", "theta_mase"} <= aggregate.keys()
+    # 13 origins 8 apart forecast 4 steps each: 52 distinct values, none scored twice
+    assert aggregate["coverage_low"] <= aggregate["coverage"] <= aggregate["coverage_high"]
+    assert 10 <= aggregate["coverage_values"] <= 52
+    assert f"95% interval {aggregate['coverage_low']:.3f}-" in result.output
     forecasts = read_backtest_forecasts(run_dir)
     assert len(forecasts) == 13 * 4
     assert float(forecasts[0]["lower"]) <= float(forecasts[0]["mean"]) <= float(

@@ -136,6 +136,10 @@ def test_every_likelihood_trains_and_covers_held_out_values(tmp_path, likelihood
     metrics = run.evaluate(test)
     print(likelihood, {k: round(v, 3) for k, v in metrics.items()})
     assert 0.8 <= metrics["coverage"] <= 0.99
+    # windows cut one horizon apart: each value scored once
+    distinct = run.task.windows(run.task.read(test)).future.size
+    assert metrics["coverage_low"] < metrics["coverage"] < metrics["coverage_high"]
+    assert distinct / 3 <= metrics["coverage_values"] <= distinct
     assert metrics["mase"] < metrics["naive_mase"]
     assert 0 < metrics["crps"] < 0.2 and 0 < metrics["wql"] < 0.2
     rows = run.task.predict(run.model, [run.task.read(test)], samples=7)

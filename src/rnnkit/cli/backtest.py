@@ -93,3 +93,13 @@ def _print(result) -> None:
     for name, value in result.aggregate.items():
         typer.echo(f"  {name:<11} {value:.4f}" if isinstance(value, float) else
                    f"  {name:<11} {value}")
+    if "coverage_low" in result.aggregate:
+        typer.echo(coverage_sentence(result.aggregate))
+
+
+def coverage_sentence(aggregate: dict) -> str:
+    """What the coverage's interval means, in words: overlapping forecasts score each value
+    several times, so the values behind a coverage are fewer than the forecast steps."""
+    return (f"coverage {aggregate['coverage']:.3f}: 95% interval "
+            f"{aggregate['coverage_low']:.3f}-{aggregate['coverage_high']:.3f}, as precise as "
+            f"{aggregate['coverage_values']:.0f} independent values (moving-block bootstrap)")

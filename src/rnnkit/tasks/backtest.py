@@ -334,6 +334,9 @@ def _score(task, series: list[Series], windows: Windows, where: list[tuple[int, 
     if values["lower"] is not None:
         trimmed = _trim(forecast, horizon)
         result.aggregate.update(fp.probabilistic_scores(trimmed, windows.future))
+        inside = (windows.future >= values["lower"]) & (windows.future <= values["upper"])
+        result.aggregate.update(fm.coverage_interval(
+            inside, windows.series, np.asarray([origin for _, origin in where])))
     for name in ("mae", "rmse", "smape", "mase", "naive_mase", "theta_mase", "ets_mase"):
         if all(name in record for record in result.origins):
             result.aggregate[name] = float(np.mean([r[name] for r in result.origins]))

@@ -5,15 +5,19 @@
 - Weighted quantile loss ``wQL[q] = 2 Σ pinball_q(y, ŷ_q) / Σ |y|`` averaged over the quantile
   levels (GluonTS ``mean_wQuantileLoss``, its CRPS approximation), and the closed-form CRPS of
   a Gaussian forecast normalised the same way.
-- Coverage: the share of values inside the central interval.
+- Coverage: the share of values inside the central interval, and how precisely a backtest
+  knows it (:func:`coverage_interval`).
 """
 
 from __future__ import annotations
+
+from statistics import NormalDist
 
 import numpy as np
 import torch
 
 QUANTILE_LEVELS = tuple(round(0.1 * k, 1) for k in range(1, 10))
+BLOCK_SCALE = 2.0  # coverage_interval's blocks: at least 2 · origins^(1/3) origins
 
 
 def seasonal_scale(train: np.ndarray, season: int) -> np.ndarray:
@@ -99,3 +103,82 @@ def sample_crps(samples: np.ndarray, actual: np.ndarray) -> float:
     pairwise = 2.0 * (weights * ordered).sum(axis=0) / n**2
     crps = spread_to_truth - 0.5 * pairwise
     return float(crps.sum() / max(float(np.abs(actual).sum()), 1e-12))
+
+
+def coverage_interval(inside: np.ndarray, series: np.ndarray, origins: np.ndarray,
+                      level: float = 0.95, draws: int = 2000,
+                      seed: int = 0) -> dict[str, float]:
+    """How precisely a backtest's coverage is known: a ``level`` interval for the share of
+    values inside their intervals, from ``inside`` ``(windows, horizon, targets)`` booleans,
+    each window's ``series`` index and ``origins`` (its first forecast step, in steps of its
+    own series).
+
+    Overlapping windows score a value up to ``horizon`` times and misses come in bursts, so
+    the values are not independent draws. A moving-block bootstrap over forecast origins
+    measures the coverage's variance: blocks span a horizon and at least ``2 · P^(1/3)`` of
+    the ``P`` origins (the usual rate for the block length), and the windows of a panel at the
+    same distance before their series' last origin move together, so shocks common to the
+    series stay together. The effective number of independent values is the one a binomial
+    share with that variance would need, capped at the number of distinct values scored.
+    Bursts of misses longer than a block still make the interval too narrow: with misses
+    from an AR(1) process of coefficient 0.8, the 95% interval held the true share 79% of the
+    time over 100 origins and 87% over 400 (independent values: 93-97%).
+    The interval is Wilson's score interval for that many values, which stays sensible at a
+    coverage of 0 or 1, where a bootstrap has no spread (there the distinct values count).
+
+    Returns ``coverage_low``, ``coverage_high`` and ``coverage_values`` (the effective
+    number of independent values)."""
+    inside = np.asarray(inside, dtype=bool)
+    windows, horizon, targets = inside.shape
+    series, origins = np.asarray(series), np.asarray(origins, dtype=np.int64)
+    if series.shape != (windows,) or origins.shape != (windows,):
+        raise ValueError(f"series, origins: expected one entry per window ({windows},), got "
+                         f"{series.shape} and {origins.shape}")
+    steps = (origins[:, None] + np.arange(horizon)).ravel()
+    distinct = len(np.unique(np.stack([np.repeat(series, horizon), steps]), axis=1)[0]) * targets
+    share = float(inside.mean())
+    last = {s: origins[series == s].max() for s in set(series.tolist())}
+    aligned = origins - np.asarray([last[s] for s in series.tolist()])
+    positions, slot = np.unique(aligned, return_inverse=True)
+    hits = np.bincount(slot, weights=inside.reshape(windows, -1).sum(axis=1))
+    counts = np.bincount(slot, minlength=len(positions)) * float(horizon * targets)
+    spacing = int(np.diff(positions).min()) if len(positions) > 1 else horizon
+    length = min(len(positions), max(-(-horizon // spacing),
+                                      int(np.ceil(BLOCK_SCALE * len(positions) ** (1 / 3)))))
+    variance = _block_bootstrap_variance(hits, counts, length, draws, seed)
+    effective = float(distinct)
+    if 0.0 < share < 1.0 and variance > 0.0:
+        effective = min(effective, share * (1.0 - share) / variance)
+    low, high = wilson_interval(share, effective, level)
+    return {"coverage_low": low, "coverage_high": high, "coverage_values": effective}
+
+
+def _block_bootstrap_variance(hits: np.ndarray, counts: np.ndarray, length: int, draws: int,
+                              seed: int) -> float:
+    """Variance of ``Σ hits / Σ counts`` over ``draws`` moving-block resamples of the
+    positions (``ceil(positions / length)`` blocks of ``length`` consecutive ones each)."""
+    starts = np.random.default_rng(seed).integers(
+        0, len(hits) - length + 1, size=(draws, -(-len(hits) // length)))
+    hit_sums = np.concatenate([[0.0], np.cumsum(hits)])
+    count_sums = np.concatenate([[0.0], np.cumsum(counts)])
+    shares = (hit_sums[starts + length] - hit_sums[starts]).sum(axis=1) / \
+        (count_sums[starts + length] - count_sums[starts]).sum(axis=1)
+    return float(shares.var())
+
+
+def wilson_interval(share: float, count: float, level: float = 0.95) -> tuple[float, float]:
+    """Wilson's score interval for a binomial ``share`` observed on ``count`` trials (which
+    may be an effective, non-integer number)."""
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    denominator = 1.0 + z * z / count
+    centre = (share + z * z / (2 * count)) / denominator
+    half = z / denominator * np.sqrt(share * (1 - share) / count + z * z / (4 * count * count))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def chance_inside(count: float, nominal: float = 0.9, tolerance: float = 0.05) -> float:
+    """The chance that a perfectly calibrated forecaster's coverage, measured on ``count``
+    independent values, lands within ``nominal ± tolerance`` (normal approximation): what a
+    coverage target of that width can ask of a test set that size."""
+    spread = np.sqrt(nominal * (1 - nominal) / count)
+    return 2 * NormalDist().cdf(tolerance / spread) - 1

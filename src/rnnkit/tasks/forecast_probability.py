@@ -124,5 +124,17 @@ def probabilistic_scores(forecast, future: np.ndarray) -> dict[str, float]:
     return result
 
 
+def coverage_interval(forecast, windows) -> dict[str, float]:
+    """:func:`~fm.coverage_interval` of ``forecast``'s intervals over evaluation ``windows``,
+    which are cut one horizon apart, in time order within each series."""
+    future = windows.future
+    inside = (future >= _numpy(forecast.lower)) & (future <= _numpy(forecast.upper))
+    ordinal = np.zeros(len(windows.series), dtype=np.int64)
+    for index in np.unique(windows.series):
+        mask = windows.series == index
+        ordinal[mask] = np.arange(int(mask.sum()))
+    return fm.coverage_interval(inside, windows.series, ordinal * future.shape[1])
+
+
 def _numpy(values) -> np.ndarray:
     return values.detach().cpu().double().numpy()

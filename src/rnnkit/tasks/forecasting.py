@@ -408,7 +408,11 @@ class ForecastingTask(Task):
             return self._scored(series, windows, self._validation_forecast(model, windows),
                                 baselines)
         windows = self.windows(series)
-        return self._scored(series, windows, self.forecast(model, windows))
+        forecast = self.forecast(model, windows)
+        result, rows = self._scored(series, windows, forecast)
+        if forecast.lower is not None:
+            result.update(fp.coverage_interval(forecast, windows))
+        return result, rows
 
     def _validation_windows(self) -> tuple[Windows, tuple[np.ndarray, ...]]:
         """The validation split's stride-1 windows and the seasonal-naive and Theta forecasts
