@@ -144,3 +144,15 @@ def test_bad_settings_name_the_argument():
         model(torch.randn(1, 4, 1))
     assert Forecaster(ForecasterConfig(horizon=2, season=5))(torch.randn(1, 4, 1))[0].shape == (
         1, 2, 1)
+
+
+def test_weight_decay_leaves_the_baseline_weight_alone():
+    from rnnkit.train.config import TrainConfig
+    from rnnkit.train.optim import build_optimizer
+
+    model = forecaster(horizon=3, season=2, residual="seasonal_naive")
+    groups = build_optimizer(model, TrainConfig(weight_decay=0.1, max_steps=1)).param_groups
+    decayed = {id(p) for g in groups if g["weight_decay"] > 0 for p in g["params"]}
+    assert id(model.baseline_weight) not in decayed and id(model.head.weight) in decayed
+    assert forecaster(horizon=3, season=2).no_weight_decay() == set()
+

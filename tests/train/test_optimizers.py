@@ -87,6 +87,24 @@ def test_settings_reach_the_optimizer_and_decay_only_matrices():
     assert isinstance(rms, torch.optim.RMSprop) and rms.param_groups[0]["alpha"] == 0.95
 
 
+def test_a_model_can_exempt_matrices_from_weight_decay():
+    class Scaled(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(3, 2)
+            self.gain = torch.nn.Parameter(torch.ones(2, 2))  # means something at 1, not 0
+
+        def no_weight_decay(self):
+            return {"gain"}
+
+    model = Scaled()
+    weights, others = build_optimizer(model, quiet_config(weight_decay=0.1, max_steps=1)
+                                      ).param_groups
+    assert [id(p) for p in weights["params"]] == [id(model.linear.weight)]
+    assert {id(p) for p in others["params"]} == {id(model.linear.bias), id(model.gain)}
+    assert (weights["weight_decay"], others["weight_decay"]) == (0.1, 0.0)
+
+
 @pytest.mark.parametrize(("settings", "message"), [
     ({"optimizer": "lbfgs"}, "TrainConfig.optimizer: expected one of adamw, adam, rmsprop, sgd"),
     ({"momentum": 1.0}, "TrainConfig.momentum: expected a number in [0, 1), got 1.0"),
@@ -118,3 +136,25 @@ def test_resume_with_another_optimizer_warns_and_starts_its_state_afresh(tmp_pat
         assert int(state["step"]) == 5
     else:
         assert "momentum_buffer" in state
+
+
+class ExemptHead(SequenceModel):
+    def no_weight_decay(self):
+        return {"head.weight"}
+
+
+def test_resume_with_other_parameter_groups_warns_and_starts_the_state_afresh(tmp_path):
+    with pytest.raises(TrainingInterrupted):
+        _trainer(tmp_path, "adamw", StopAt(7)).fit()
+    seed_everything(1)
+    records = Recorder()
+    resumed = Trainer(ExemptHead(), SequenceSource(batches=5),
+                      quiet_config(lr=1e-2, max_steps=12, eval_every=4, weight_decay=0.01,
+                                   **SETTINGS["adamw"]),
+                      loss_fn=CarriedHiddenLoss(), run_dir=tmp_path, callbacks=[records])
+    with pytest.warns(RuntimeWarning, match=r"groups its parameters for the optimizer as "
+                                            r"\[3, 3\], this run as \[2, 4\]"):
+        resumed.fit(resume=True)
+    assert [record.step for record in records.records] == [8, 9, 10, 11, 12]
+    assert int(next(iter(resumed.optimizer.state.values()))["step"]) == 5
+

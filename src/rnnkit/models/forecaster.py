@@ -217,6 +217,11 @@ class Forecaster(nn.Module):
         self.register_buffer("covariate_std", torch.tensor(
             config.covariate_std or [1.0] * covariates), persistent=False)
 
+    def no_weight_decay(self) -> set[str]:
+        """Parameters the optimizer must not decay: decay would pull ``baseline_weight`` from
+        1 (the seasonal-naive forecast) towards 0 (no baseline) whatever the data say."""
+        return {"baseline_weight"} if hasattr(self, "baseline_weight") else set()
+
     def _start_at_baseline(self) -> None:
         """Zero the output layers, so the first forecasts are the residual's baseline exactly
         (with the spreads of a zero raw output); the recurrent layers get gradients once the

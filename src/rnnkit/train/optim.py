@@ -29,12 +29,16 @@ _CLASSES: dict[str, type[torch.optim.Optimizer]] = {
 
 def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """``config.optimizer`` with weight decay on matrices only: decaying biases and gains has no
-    regularising effect worth having and hurts small recurrent models."""
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    if not trainable:
+    regularising effect worth having and hurts small recurrent models. A model whose
+    ``no_weight_decay()`` returns parameter names (timm's convention) keeps those undecayed
+    too: matrices whose value means something at 1, not at 0, such as a forecaster's weight on
+    its seasonal-naive baseline."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not named:
         raise ValueError("model: expected trainable parameters, got none with requires_grad")
-    decayed = [p for p in trainable if p.ndim >= 2]
-    not_decayed = [p for p in trainable if p.ndim < 2]
+    exempt = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
+    decayed = [p for n, p in named if p.ndim >= 2 and n not in exempt]
+    not_decayed = [p for n, p in named if p.ndim < 2 or n in exempt]
     # "decayed" travels with the group through state_dict, so a resume knows which is which
     groups = [
         {"params": params, "weight_decay": config.weight_decay if decay else 0.0,

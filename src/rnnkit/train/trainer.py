@@ -497,6 +497,14 @@ class Trainer:
                   f"{saved_optimizer!r}, this run uses {self.config.optimizer!r}; its state "
                   "(moments, step counts) starts afresh, weights and progress are restored")
             return
+        sizes = [len(group["params"]) for group in saved["optimizer"]["param_groups"]]
+        if sizes != [len(group["params"]) for group in self.optimizer.param_groups]:
+            # e.g. a checkpoint from before the model exempted a matrix from weight decay
+            _warn(f"resume: checkpoint {str(directory)!r} groups its parameters for the "
+                  f"optimizer as {sizes}, this run as "
+                  f"{[len(g['params']) for g in self.optimizer.param_groups]}; the optimizer's "
+                  "state (moments, step counts) starts afresh, weights and progress are restored")
+            return
         self.optimizer.load_state_dict(saved["optimizer"])
         apply_settings(self.optimizer, self.config)  # the config's, should they have changed
 
