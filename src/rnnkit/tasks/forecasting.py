@@ -44,6 +44,7 @@ from rnnkit.tasks.forecast_data import (
     split_windows,
     trend_warning,
 )
+from rnnkit.tasks.forecast_recalibration import latest_factor
 from rnnkit.train import metrics
 from rnnkit.train.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 
@@ -617,14 +618,20 @@ class ForecastingTask(Task):
         ``data.interval`` when the model is probabilistic, and ``samples`` sample paths per
         series (``<target>_samples``: one value per path at each step). With future
         covariates, the file must end with ``horizon`` rows whose values are blank and whose
-        future covariates are set."""
+        future covariates are set. With ``data.calibration_window`` N the intervals are
+        widened by the factor the series' last N ended forecasts give
+        (:mod:`~rnnkit.tasks.forecast_recalibration`), as a backtest's rolling calibration
+        would at that origin."""
         if samples and self.likelihood == "none":
             raise ConfigError("--samples: the run's model gives point forecasts "
                               "(model.likelihood: none); train it with a likelihood to sample")
         rows = []
         names = [self.roles.columns[i] for i in self.roles.targets]
         for series in (s for item in inputs for s in as_list(item)):
-            forecast = self.forecast(model, self._origin_window(series), samples=samples)
+            window = self._origin_window(series)
+            factor = latest_factor(self, model, series)
+            forecast = self.forecast(model, window, samples=samples) if factor is None else \
+                fp.widen(self.forecast(model, window, samples=samples, calibrated=False), factor)
             times = continue_times(series.times, self.config.data.horizon)
             rows.extend(_forecast_rows(forecast, names, series.series_id, samples > 0, times))
         return rows

@@ -1,0 +1,55 @@
+"""Intervals refitted on a series' latest errors when forecasting (``data.calibration_window``).
+
+A backtest with a rolling calibration window refits the conformal factor at each origin on
+the last N forecasts of its series whose horizons ended before that origin (Darts'
+``cal_length``), so its intervals follow a change of noise level that the validation factor,
+fitted once, misses. ``predict`` does the same for the one origin it forecasts from, the end
+of the file it is given: it forecasts that history's own most recent windows, scores them
+against what followed, and widens the new forecast by the factor those scores give. The
+factor comes from the backtest's own :func:`~rnnkit.tasks.backtest.rolling_factors`, so a
+forecast gets exactly the interval a stride-1 backtest with the same settings gives an origin
+at that step (``calibration_per_step`` and ``calibration_adapt`` included; adaptive
+calibration replays every window of the file, from its first, as a backtest does).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from torch import nn
+
+from rnnkit.data.windows import prepend_context
+from rnnkit.tasks import forecast_probability as fp
+from rnnkit.tasks.backtest import rolling_factors
+from rnnkit.tasks.forecast_data import Series, lazy_windows
+
+
+def latest_factor(task, model: nn.Module, series: Series) -> np.ndarray | None:
+    """The conformal factor of a forecast from the end of ``series`` for the forecasting
+    ``task``: ``(1,)``, or ``(1, horizon)`` with ``data.calibration_per_step``. ``None``
+    without ``data.calibration_window`` or for point forecasts (the run's fixed factor, if
+    any, applies). With fewer than ``calibration_window`` ended forecasts in the history, the
+    run's validation factor, as in a backtest."""
+    data = task.config.data
+    length = data.calibration_window or 0
+    if not length or task.likelihood == "none":
+        return None
+    gamma = data.calibration_adapt or 0.0
+    fallback = task._stored_factor() if data.calibration != "none" else 1.0
+    values = prepend_context(series.values, series.context, data.lookback)
+    final = len(values)  # the origin forecast from, in rows of the history with its context
+    if final < data.lookback + data.horizon:  # no forecast of the history has ended
+        where, scores = [], np.zeros((0, data.horizon, len(task.roles.targets)))
+    else:
+        windows = lazy_windows([series], task.roles, data.lookback, data.horizon)
+        # Without adaptation only the last `length` ended forecasts count; with it, the
+        # level replays every one, from the file's first.
+        rows = np.arange(len(windows))[-length:] if not gamma else np.arange(len(windows))
+        recent = windows.take(rows)
+        forecast = task.forecast(model, recent, calibrated=False)
+        scores = fp.conformal_scores(forecast, recent.future)
+        where = [(0, int(start) + data.lookback) for start in windows.starts[rows]]
+    # The forecast itself as the last window: its own score is never used for its factor.
+    scores = np.concatenate([scores, np.zeros((1, *scores.shape[1:]))])
+    factors = rolling_factors(scores, [*where, (0, final)], data.horizon, length, data.interval,
+                              fallback, gamma, per_step=data.calibration_per_step)
+    return factors[-1:]

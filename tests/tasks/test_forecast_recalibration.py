@@ -1,0 +1,116 @@
+"""`data.calibration_window` when forecasting: `predict` widens a forecast by the factor of the
+series' last N ended forecasts, the very factor a stride-1 backtest with the same settings
+gives an origin at that step (per lead time and adaptive included), falls back on the
+validation factor while fewer exist, and follows a rise in the noise that the fixed factor
+misses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rnnkit import tasks
+from rnnkit.tasks import forecast_probability as fp
+from rnnkit.tasks.backtest import BacktestSettings, run_backtest
+from rnnkit.tasks.config import config_from_dict
+from rnnkit.tasks.forecast_recalibration import latest_factor
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+LOOKBACK, HORIZON, WINDOW = 16, 4, 6
+
+
+def _write(path, steps, seed, loud_from=None):
+    """A noisy sine; from ``loud_from`` on, its noise is four times as large."""
+    t = np.arange(steps)
+    noise = 0.1 * np.random.default_rng(seed).standard_normal(steps)
+    if loud_from is not None:
+        noise[loud_from:] *= 4
+    values = 10 + 3 * np.sin(2 * np.pi * t / 8) + noise
+    path.write_text("time,value\n" + "".join(f"{i},{v:.5f}\n" for i, v in enumerate(values)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("recalibration")
+    raw = {"task": "forecasting",
+           "data": {"train": str(_write(root / "train.csv", 160, 0)), "lookback": LOOKBACK,
+                    "horizon": HORIZON, "season": 8, "time_column": "time",
+                    "calibration_window": WINDOW},
+           "model": {"cell": "gru", "hidden_size": 12, "likelihood": "gaussian"},
+           "train": {"lr": 0.01, "batch_size": 32, "max_steps": 150, "eval_every": 150,
+                     "seed": 0, "progress": False}}
+    tasks.train(config_from_dict(raw), root / "run")
+    return tasks.load_run(root / "run"), root
+
+
+def _history(root, steps, name="history.csv"):
+    return _write(root / name, steps, 1, loud_from=50)
+
+
+@pytest.mark.parametrize("settings", [{}, {"calibration_per_step": True},
+                                      {"calibration_adapt": 0.2}])
+def test_the_factor_is_the_backtests_at_the_same_origin(run, settings):
+    loaded, root = run
+    data = loaded.task.config.data
+    for key, value in settings.items():
+        setattr(data, key, value)
+    try:
+        full = _history(root, 80, "full.csv")  # the backtest's last origin is step 76
+        backtest = run_backtest(loaded, full, BacktestSettings(stride=1))
+        head = _write(root / "head.csv", 76, 1, loud_from=50)  # the same 76 steps
+        assert np.allclose(np.loadtxt(head, delimiter=",", skiprows=1),
+                           np.loadtxt(full, delimiter=",", skiprows=1)[:76])
+        factor = latest_factor(loaded.task, loaded.model, loaded.task.read(head))
+    finally:
+        for key in settings:
+            setattr(data, key, type(data)().__getattribute__(key))
+    last = backtest.origins[-1]
+    assert last["origin"] == 76
+    expected = last["factor"]  # per lead time: the backtest records their mean
+    assert factor.shape == ((1, HORIZON) if settings.get("calibration_per_step") else (1,))
+    assert float(np.mean(factor)) == pytest.approx(expected, rel=1e-9)
+
+
+def test_the_factor_is_the_quantile_of_the_last_window_scores(run):
+    loaded, root = run
+    task, series = loaded.task, loaded.task.read(_history(root, 76))
+    windows = task.windows(series)  # cut one horizon apart: recut stride 1 by hand below
+    starts = np.arange(76 - LOOKBACK - HORIZON + 1)[-WINDOW:]
+    values = series.values
+    history = np.stack([values[s:s + LOOKBACK] for s in starts])
+    future = np.stack([values[s + LOOKBACK:s + LOOKBACK + HORIZON] for s in starts])
+    windows.history, windows.future = history, future
+    windows.series = np.zeros(WINDOW, dtype=int)
+    scores = fp.conformal_scores(task.forecast(loaded.model, windows, calibrated=False), future)
+    expected = fp.conformal_quantile(scores, task.config.data.interval)
+    assert latest_factor(task, loaded.model, series)[0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_predict_intervals_follow_louder_noise(run):
+    loaded, root = run
+    task, path = loaded.task, _history(root, 76)
+    series = task.read(path)
+    factor = latest_factor(task, loaded.model, series)[0]
+    validation = task.artifacts["conformal_factor"]
+    assert factor > 2 * validation  # the last windows' noise is four times the training's
+    rolled = task.predict(loaded.model, [series])
+    task.config.data.calibration_window = None
+    try:
+        fixed = task.predict(loaded.model, [series])
+    finally:
+        task.config.data.calibration_window = WINDOW
+    for a, b in zip(rolled, fixed, strict=True):
+        assert a["value"] == pytest.approx(b["value"])
+        ratio = (a["value_upper"] - a["value"]) / (b["value_upper"] - b["value"])
+        assert ratio == pytest.approx(factor / validation, rel=1e-4)
+
+
+def test_a_short_history_keeps_the_validation_factor(run):
+    loaded, root = run
+    # 24 steps: 5 forecasts of 4 steps have ended in it, fewer than the window's 6
+    series = loaded.task.read(_write(root / "short.csv", LOOKBACK + HORIZON + 4, 1))
+    factor = latest_factor(loaded.task, loaded.model, series)
+    assert factor[0] == loaded.task.artifacts["conformal_factor"]
+    tiny = loaded.task.read(_write(root / "tiny.csv", LOOKBACK + 1, 1))
+    assert latest_factor(loaded.task, loaded.model, tiny)[0] == factor[0]
