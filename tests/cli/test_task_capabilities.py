@@ -23,6 +23,7 @@ def test_flags_and_backtest_refused_for_tasks_that_do_not_declare_them(cli, tmp_
     assert cli("train", config, "--out", "lm", "--no-progress").exit_code == 0
     for flags, message in (
             (["--samples", "2"], "--samples: only forecasting runs take it"),
+            (["--calibration-window", "5"], "--calibration-window: only forecasting runs take it"),
             (["--beam-size", "2"], "--beam-size: only seq2seq runs take it"),
             (["--n-best", "2"], "--n-best: only seq2seq runs take it")):
         result = cli("predict", "lm", *flags, input="hello\n")
@@ -73,7 +74,8 @@ def test_an_unknown_input_kind_is_named():
 
 def test_predict_options_and_backtest_are_declared_by_the_tasks_that_take_them():
     options = {name: task.predict_options for name, task in TASKS.items() if task.predict_options}
-    assert options == {"forecasting": {"samples"}, "seq2seq": {"beam_size", "n_best"}}
+    assert options == {"forecasting": {"samples", "calibration_window"},
+                       "seq2seq": {"beam_size", "n_best"}}
     assert [name for name, task in TASKS.items() if task.supports_backtest] == ["forecasting"]
 
 

@@ -114,3 +114,4 @@ def test_a_short_history_keeps_the_validation_factor(run):
     assert factor[0] == loaded.task.artifacts["conformal_factor"]
     tiny = loaded.task.read(_write(root / "tiny.csv", LOOKBACK + 1, 1))
     assert latest_factor(loaded.task, loaded.model, tiny)[0] == factor[0]
+

@@ -116,10 +116,12 @@ def write_to_stdout(rows: list[dict[str, Any]], output_format: str) -> None:
 
 
 def _predict_rows(run: Any, inputs: list[Any], samples: int, beam_size: int | None,
-                  n_best: int) -> list[dict[str, Any]]:
+                  n_best: int, calibration_window: int | None = None) -> list[dict[str, Any]]:
     """``run``'s predictions with the task-specific options, refused for tasks whose
     ``predict_options`` lack them."""
     for flag, option, given in (("--samples", "samples", samples),
+                                ("--calibration-window", "calibration_window",
+                                 calibration_window is not None),
                                 ("--beam-size", "beam_size", beam_size is not None),
                                 ("--n-best", "n_best", n_best != 1)):
         if given and option not in run.task.predict_options:
@@ -127,8 +129,9 @@ def _predict_rows(run: Any, inputs: list[Any], samples: int, beam_size: int | No
                                  if option in task_class.predict_options)
             raise ValueError(f"{flag}: only {wanted} runs take it; this run's task is "
                              f"{run.task.name}")
-    if samples:
-        return run.task.predict(run.model, inputs, samples=samples)
+    if "calibration_window" in run.task.predict_options:
+        return run.task.predict(run.model, inputs, samples=samples,
+                                calibration_window=calibration_window)
     if "beam_size" in run.task.predict_options:
         beam = beam_size if beam_size is not None else run.config.model.beam_size
         if n_best > beam:
@@ -155,6 +158,11 @@ def predict(
         "--samples", min=0,
         help="Forecasting: also write N sample paths per series (<target>_samples, one value "
         "per path at each step).")] = 0,
+    calibration_window: Annotated[int | None, typer.Option(
+        "--calibration-window", min=0, show_default=False,
+        help="Forecasting: widen the intervals by the factor of the input's last N forecasts "
+        "whose horizons ended inside it (default: the run's data.calibration_window; 0: the "
+        "validation factor).")] = None,
     beam_size: Annotated[int | None, typer.Option(
         "--beam-size", min=1, show_default=False,
         help="Seq2seq: beam width K (default: the run's model.beam_size; 1 is greedy).")] = None,
@@ -172,7 +180,7 @@ def predict(
     inputs = read_inputs(run, source)
     if not inputs:
         raise ValueError(f"--input: no examples in {'<stdin>' if source == '-' else source}")
-    rows = _predict_rows(run, inputs, samples, beam_size, n_best)
+    rows = _predict_rows(run, inputs, samples, beam_size, n_best, calibration_window)
     if output is None:
         write_to_stdout(rows, output_format)
         return

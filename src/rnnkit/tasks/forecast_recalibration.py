@@ -23,14 +23,17 @@ from rnnkit.tasks.backtest import rolling_factors
 from rnnkit.tasks.forecast_data import Series, lazy_windows
 
 
-def latest_factor(task, model: nn.Module, series: Series) -> np.ndarray | None:
+def latest_factor(task, model: nn.Module, series: Series,
+                  window: int | None = None) -> np.ndarray | None:
     """The conformal factor of a forecast from the end of ``series`` for the forecasting
-    ``task``: ``(1,)``, or ``(1, horizon)`` with ``data.calibration_per_step``. ``None``
-    without ``data.calibration_window`` or for point forecasts (the run's fixed factor, if
-    any, applies). With fewer than ``calibration_window`` ended forecasts in the history, the
-    run's validation factor, as in a backtest."""
+    ``task``: ``(1,)``, or ``(1, horizon)`` with ``data.calibration_per_step``. ``window``:
+    the ended forecasts it is refitted on (``None``: ``data.calibration_window``). ``None``
+    without a window or for point forecasts (the run's fixed factor, if any, applies). With
+    fewer than ``window`` ended forecasts in the history, the run's validation factor, as in
+    a backtest."""
     data = task.config.data
-    length = data.calibration_window or 0
+    length = data.calibration_window if window is None else window
+    length = length or 0
     if not length or task.likelihood == "none":
         return None
     gamma = data.calibration_adapt or 0.0

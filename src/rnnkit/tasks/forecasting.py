@@ -88,7 +88,7 @@ class ForecastingTask(Task):
 
     name = "forecasting"
     predict_input = "series"
-    predict_options = frozenset({"samples"})
+    predict_options = frozenset({"samples", "calibration_window"})
     supports_backtest = True
     model_type = "forecaster"
     model_fields = ("bidirectional", "strategy", "teacher_forcing", "gaussian", "likelihood",
@@ -612,16 +612,16 @@ class ForecastingTask(Task):
         return self.scores(model, examples)[0]
 
     # ---------------------------------------------------------------------- prediction
-    def predict(self, model: nn.Module, inputs: list[Examples],
-                samples: int = 0) -> list[dict[str, Any]]:
+    def predict(self, model: nn.Module, inputs: list[Examples], samples: int = 0,
+                calibration_window: int | None = None) -> list[dict[str, Any]]:
         """The ``horizon`` steps after the last observed row of each series, with the central
         ``data.interval`` when the model is probabilistic, and ``samples`` sample paths per
         series (``<target>_samples``: one value per path at each step). With future
         covariates, the file must end with ``horizon`` rows whose values are blank and whose
-        future covariates are set. With ``data.calibration_window`` N the intervals are
-        widened by the factor the series' last N ended forecasts give
-        (:mod:`~rnnkit.tasks.forecast_recalibration`), as a backtest's rolling calibration
-        would at that origin."""
+        future covariates are set. With ``calibration_window`` N (``None``: the run's
+        ``data.calibration_window``; 0: none) the intervals are widened by the factor the
+        series' last N ended forecasts give (:mod:`~rnnkit.tasks.forecast_recalibration`), as
+        a backtest's rolling calibration would at that origin."""
         if samples and self.likelihood == "none":
             raise ConfigError("--samples: the run's model gives point forecasts "
                               "(model.likelihood: none); train it with a likelihood to sample")
@@ -629,7 +629,7 @@ class ForecastingTask(Task):
         names = [self.roles.columns[i] for i in self.roles.targets]
         for series in (s for item in inputs for s in as_list(item)):
             window = self._origin_window(series)
-            factor = latest_factor(self, model, series)
+            factor = latest_factor(self, model, series, calibration_window)
             forecast = self.forecast(model, window, samples=samples) if factor is None else \
                 fp.widen(self.forecast(model, window, samples=samples, calibrated=False), factor)
             times = continue_times(series.times, self.config.data.horizon)
