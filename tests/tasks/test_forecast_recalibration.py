@@ -19,14 +19,16 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 LOOKBACK, HORIZON, WINDOW = 16, 4, 6
 
 
-def _write(path, steps, seed, loud_from=None):
-    """A noisy sine; from ``loud_from`` on, its noise is four times as large."""
+def _write(path, steps, seed, loud_from=None, first_time=0):
+    """A noisy sine, its time labels from ``first_time`` on; from ``loud_from`` on, its noise
+    is four times as large."""
     t = np.arange(steps)
     noise = 0.1 * np.random.default_rng(seed).standard_normal(steps)
     if loud_from is not None:
         noise[loud_from:] *= 4
     values = 10 + 3 * np.sin(2 * np.pi * t / 8) + noise
-    path.write_text("time,value\n" + "".join(f"{i},{v:.5f}\n" for i, v in enumerate(values)))
+    path.write_text("time,value\n" + "".join(f"{first_time + i},{v:.5f}\n"
+                                              for i, v in enumerate(values)))
     return path
 
 
@@ -45,7 +47,9 @@ def run(tmp_path_factory):
 
 
 def _history(root, steps, name="history.csv"):
-    return _write(root / name, steps, 1, loud_from=50)
+    """A later stretch of the series (time labels after the training file's), louder from
+    its 50th step on."""
+    return _write(root / name, steps, 1, loud_from=50, first_time=1000)
 
 
 @pytest.mark.parametrize("settings", [{}, {"calibration_per_step": True},
@@ -58,7 +62,7 @@ def test_the_factor_is_the_backtests_at_the_same_origin(run, settings):
     try:
         full = _history(root, 80, "full.csv")  # the backtest's last origin is step 76
         backtest = run_backtest(loaded, full, BacktestSettings(stride=1))
-        head = _write(root / "head.csv", 76, 1, loud_from=50)  # the same 76 steps
+        head = _write(root / "head.csv", 76, 1, loud_from=50, first_time=1000)  # its 76 first
         assert np.allclose(np.loadtxt(head, delimiter=",", skiprows=1),
                            np.loadtxt(full, delimiter=",", skiprows=1)[:76])
         factor = latest_factor(loaded.task, loaded.model, loaded.task.read(head))
@@ -108,10 +112,33 @@ def test_predict_intervals_follow_louder_noise(run):
 
 def test_a_short_history_keeps_the_validation_factor(run):
     loaded, root = run
-    # 24 steps: 5 forecasts of 4 steps have ended in it, fewer than the window's 6
-    series = loaded.task.read(_write(root / "short.csv", LOOKBACK + HORIZON + 4, 1))
+    # 8 steps after the training file, read with its last 16 as context: 5 forecasts of 4
+    # steps have ended, fewer than the window's 6
+    series = loaded.task.read(_write(root / "short.csv", 8, 1, first_time=1000))
+    assert len(series.context) == LOOKBACK
     factor = latest_factor(loaded.task, loaded.model, series)
     assert factor[0] == loaded.task.artifacts["conformal_factor"]
-    tiny = loaded.task.read(_write(root / "tiny.csv", LOOKBACK + 1, 1))
+    tiny = loaded.task.read(_write(root / "tiny.csv", 1, 1, first_time=1000))
     assert latest_factor(loaded.task, loaded.model, tiny)[0] == factor[0]
+
+
+def test_forecasts_of_training_values_are_left_out(run):
+    loaded, root = run
+    task = loaded.task
+    validation = task.artifacts["conformal_factor"]
+    # The training file's first 100 steps all lie in the training split: every forecast of
+    # them is in-sample, so none may narrow the intervals.
+    head = task.read(_write(root / "train_head.csv", 100, 0))
+    assert latest_factor(task, loaded.model, head)[0] == validation
+    stored = task.artifacts["contexts"][""]
+    last = stored.pop("train_last_time")
+    try:  # a run that did not record its training split's end keeps every window
+        in_sample = latest_factor(task, loaded.model, head)[0]
+    finally:
+        stored["train_last_time"] = last
+    assert in_sample < validation
+    # The whole training file ends with the validation split: its forecasts count.
+    whole = task.read(root / "train.csv")
+    assert int(last) == 159 - max(HORIZON, int(160 * task.config.data.valid_fraction))
+    assert latest_factor(task, loaded.model, whole)[0] != validation
 

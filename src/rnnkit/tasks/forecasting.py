@@ -165,8 +165,12 @@ class ForecastingTask(Task):
             tail = next((v for v in valid_list if v.series_id == series.series_id), None)
             seen = series.values if tail is None else np.concatenate([series.values, tail.values])
             times = (tail.times if tail is not None else None) or series.times
+            # train_last_time: forecasts of later steps are out of sample, which rolling
+            # calibration at predict time (forecast_recalibration) relies on
             contexts[series.series_id] = {"rows": seen[-lookback:].tolist(),
-                                          "last_time": times[-1] if times else None}
+                                          "last_time": times[-1] if times else None,
+                                          "train_last_time": series.times[-1]
+                                          if series.times else None}
             fitted = StandardScaler().fit(series.values[:, :roles.inputs])
             series_scale[series.series_id] = [fitted.mean.tolist(), fitted.std.tolist()]
             targets = series.values[:, list(roles.targets)]
