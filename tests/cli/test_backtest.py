@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rnnkit import tasks
-from rnnkit.analysis.report_samples import backtest_baselines
+from rnnkit.analysis.report_samples import backtest_baselines, backtest_coverage
 from rnnkit.tasks.backtest import read_backtest_forecasts, read_backtest_summary
 from rnnkit.tasks.config import config_from_dict
 
@@ -71,6 +71,10 @@ def test_backtest_scores_every_origin_and_saves_them(cli, trained):
     assert rows[0]["MASE"] == pytest.approx(summary["aggregate"]["mase"], abs=1e-4)
     assert rows[3]["MASE"] == pytest.approx(summary["aggregate"]["ets_mase"], abs=1e-4)
     assert backtest_baselines(read_backtest_summary(run_dir / "missing")) == []
+    sentence = backtest_coverage(summary, 0.9)
+    assert sentence.startswith(f"The 90% intervals covered {aggregate['coverage']:.1%}")
+    assert f"about {aggregate['coverage_values']:.0f} independent values" in sentence
+    assert backtest_coverage(read_backtest_summary(run_dir / "missing"), 0.9) is None
 
 
 def test_backtest_with_a_shorter_horizon(cli, trained):

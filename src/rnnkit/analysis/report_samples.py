@@ -160,6 +160,18 @@ def backtest_baselines(summary: dict | None) -> list[dict[str, object]]:
             for label, key in BASELINE_ROWS if key in aggregate]
 
 
+def backtest_coverage(summary: dict | None, interval: float) -> str | None:
+    """A sentence on the saved backtest's interval coverage and how precisely its test set
+    knows it (``coverage_low``/``coverage_high``/``coverage_values``); ``None`` without them."""
+    aggregate = (summary or {}).get("aggregate", {})
+    if "coverage_low" not in aggregate:
+        return None
+    return (f"The {interval:.0%} intervals covered {aggregate['coverage']:.1%} of the "
+            f"backtest's values (95% interval {aggregate['coverage_low']:.1%}-"
+            f"{aggregate['coverage_high']:.1%}: the test set is worth about "
+            f"{aggregate['coverage_values']:.0f} independent values).")
+
+
 def _backtest(context: RunContext, section: Section) -> None:
     """Historical forecasts of ``rnnkit backtest`` (first series) against the actuals, and
     its MASE against the baselines'."""
@@ -176,6 +188,9 @@ def _backtest(context: RunContext, section: Section) -> None:
                               "baselines made from the same windows' history (lower is "
                               "better; a model not below them is not worth its training)."))
         section.add(table(baselines))
+    coverage = backtest_coverage(summary, context.run.config.data.interval)
+    if coverage:
+        section.add(paragraph(coverage))
     rows = [r for r in rows if r["series"] == rows[0]["series"]]
     figure = plots.new_figure()
     axes = figure.add_subplot()
