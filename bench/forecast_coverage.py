@@ -150,6 +150,8 @@ def measure(config_name: str, likelihood: str, max_time: float, test_steps: int,
                 calibration_seed=seeded, calibration_per_step=per_step))
             suffix = "" if seeded else "_unseeded"
             rolling[name + suffix] = online.aggregate["coverage"]
+            for bound in ("low", "high", "values"):
+                rolling[f"{name}{suffix}_{bound}"] = online.aggregate[f"coverage_{bound}"]
             rolling[f"late_{name}{suffix}"] = _late_coverage(online, window)
     # The same origins without the conformal factor: the likelihood's own interval.
     run.task.config.data.calibration = "none"
