@@ -93,7 +93,7 @@ def _line(r: dict) -> str:
 
 def summary(rows: list[dict]) -> str:
     scored = [r for r in rows if "error" not in r]
-    inside = sum(abs(r["conformal"] - NOMINAL) <= TOLERANCE for r in scored)
+    inside = sum(0.85 <= r["conformal"] <= 0.95 for r in scored)  # as written (see _mark)
     expected = sum(fm.chance_inside(r["conformal_values"], NOMINAL, TOLERANCE) for r in scored)
     under = sum(r["conformal_high"] < NOMINAL for r in scored)
     over = sum(r["conformal_low"] > NOMINAL for r in scored)

@@ -175,12 +175,15 @@ def test_backtest_calibration_per_step_is_recorded(cli, trained):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--calibration-adapt", "0.1"], "--calibration-adapt: adapts the level"),
+    (["--calibration-window", "0", "--calibration-adapt", "0.1"],
+     "--calibration-adapt: adapts the level"),
     (["--calibration-window", "5", "--calibration-adapt", "2"],
      "--calibration-adapt: expected a step size in (0, 1], got 2.0"),
     (["--retrain", "--calibration-window", "5"], "--calibration-window: rolling"),
-    (["--calibration-seed"], "--calibration-seed: starts the rolling calibration window"),
-    (["--calibration-per-step"], "--calibration-per-step: refits the rolling conformal"),
+    (["--calibration-window", "0", "--calibration-seed"],
+     "--calibration-seed: starts the rolling calibration window"),
+    (["--calibration-window", "0", "--calibration-per-step"],
+     "--calibration-per-step: refits the rolling conformal"),
     (["--horizon", "9"], "--horizon: expected 1..4"),
     (["--window", "sliding"], "--window: expected expanding or rolling"),
     (["--retrain", "--window", "rolling"], "--train-size: needed"),

@@ -165,7 +165,7 @@ def _coverage(result, first: int, end: int) -> float:
 
 def test_rolling_calibration_restores_coverage_after_the_noise_doubles(regime_run):
     run, test = regime_run
-    fixed = run_backtest(run, test, BacktestSettings(stride=1))
+    fixed = run_backtest(run, test, BacktestSettings(stride=1, calibration_window=0))
     rolling = run_backtest(run, test, BacktestSettings(stride=1, calibration_window=60))
     # The noise doubles at row 300 of the test file; from 60 forecasts later on, rolling
     # calibration sees only the noisier errors.
@@ -206,6 +206,31 @@ def test_rolling_calibration_needs_intervals_and_one_model(regime_run):
     run, test = regime_run
     with pytest.raises(ConfigError, match="--calibration-window: rolling calibration"):
         run_backtest(run, test, BacktestSettings(retrain=True, calibration_window=10))
+
+
+def test_the_default_window_is_fourteen_and_steps_aside_where_it_cannot_apply(regime_run,
+                                                                             monkeypatch):
+    from rnnkit.tasks.backtest import _calibration_window
+    from rnnkit.tasks.config import DataConfig
+
+    assert DataConfig().calibration_window == 14  # bench/results/forecast_fresh_rolling.md
+    run, test = regime_run
+    assert run.task.config.data.calibration_window == 14
+    rolled = run_backtest(run, test, BacktestSettings(stride=1))
+    assert rolled.settings.calibration_window == 14 and "factor" in rolled.origins[0]
+    factors = [r["factor"] for r in rolled.origins]
+    assert len(set(factors[:14 + 4 - 1])) == 1 and len(set(factors)) > 1
+    # A retrained backtest has a model per origin: the config's window gives way, silently.
+    retrained = run_backtest(run, test, BacktestSettings(stride=200, retrain=True,
+                                                         train_steps=2))
+    assert retrained.settings.calibration_window == 0
+    # So does a point forecaster's, which has no interval; asked for on the command line,
+    # it is an error.
+    monkeypatch.setattr(type(run.task), "likelihood", property(lambda task: "none"))
+    assert _calibration_window(run.task, BacktestSettings()) == 0
+    with pytest.raises(ConfigError, match="--calibration-window: the run's model gives "
+                                          "point forecasts"):
+        _calibration_window(run.task, BacktestSettings(calibration_window=5))
 
 
 @pytest.mark.parametrize("settings, message", [
@@ -389,12 +414,12 @@ def test_per_step_backtest_widens_each_lead_by_its_own_factor(regime_run):
 
 
 @pytest.mark.parametrize("settings, key, message", [
-    (BacktestSettings(calibration_per_step=True), None,
+    (BacktestSettings(calibration_per_step=True, calibration_window=0), None,
      "--calibration-per-step: refits the rolling conformal factor per lead time and needs "
      "--calibration-window"),
-    (BacktestSettings(), "calibration_per_step",
+    (BacktestSettings(calibration_window=0), "calibration_per_step",
      "data.calibration_per_step: refits the rolling conformal factor per lead time"),
-    (BacktestSettings(calibration_seed=True), None,
+    (BacktestSettings(calibration_seed=True, calibration_window=0), None,
      "--calibration-seed: starts the rolling calibration window from validation forecasts"),
 ])
 def test_per_step_and_seed_errors_name_the_argument(regime_run, settings, key, message):

@@ -185,6 +185,8 @@ def _calibration_window(task, settings: BacktestSettings) -> int:
         return 0
     if length < 1:
         raise ConfigError(f"{option}: expected a positive number of forecasts, got {length}")
+    if option.startswith("data.") and (settings.retrain or task.likelihood == "none"):
+        return 0  # the config's window (14 by default) where no single interval exists to refit
     if settings.retrain:
         raise ConfigError(f"{option}: rolling calibration refits the interval of one model; "
                           "with --retrain each origin has its own model, got both")

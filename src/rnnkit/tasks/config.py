@@ -65,12 +65,15 @@ class DataConfig:
       ``calibration_folds`` extra models each trained without one block of it
       (cross-conformal, :mod:`rnnkit.tasks.forecast_cross`); ``none`` keeps the model's.
       ``samples``: paths drawn for intervals, quantiles and CRPS without a closed form.
-      ``calibration_window`` (``rnnkit backtest`` and ``predict``): refit the conformal
-      factor at each origin on the last N forecasts of its series whose horizons have fully
-      elapsed before it (rolling conformal, as Darts' ``cal_length``), so intervals follow a
-      change of noise level; until N exist, the validation factor. ``predict`` refits it on
-      the file it forecasts from (:mod:`rnnkit.tasks.forecast_recalibration`). ``null``: the
-      validation factor throughout.
+      ``calibration_window`` (``rnnkit backtest`` and ``predict``, default 14): refit the
+      conformal factor at each origin on the last N forecasts of its series whose horizons
+      have fully elapsed before it (rolling conformal, as Darts' ``cal_length``), so intervals
+      follow a change of noise level; until N exist, the validation factor. ``predict``
+      refits it on the file it forecasts from, leaving out forecasts of training steps
+      (:mod:`rnnkit.tasks.forecast_recalibration`). ``null`` or 0: the validation factor
+      throughout. The default comes from the fifth registered coverage check
+      (bench/results/forecast_fresh_rolling.md); point forecasts and ``--retrain`` backtests
+      have no single interval to refit and ignore it.
       ``calibration_adapt`` gamma (with ``calibration_window``): adaptive conformal inference;
       the level of that refit moves after each ended forecast by gamma times (target
       miscoverage - its miss rate), so bursts of misses widen the next intervals fast.
@@ -119,7 +122,7 @@ class DataConfig:
     calibration: Literal["none", "conformal", "cross"] = "conformal"  # forecasting
     calibration_folds: int = 4  # forecasting, calibration: cross: held-out training blocks
     samples: int = 500  # forecasting: sample paths where intervals have no closed form
-    calibration_window: int | None = None  # forecasting backtests, predict: rolling conformal
+    calibration_window: int | None = 14  # forecasting backtests, predict: rolling conformal
     calibration_adapt: float | None = None  # forecasting backtests, predict: ACI step gamma
     calibration_per_step: bool = False  # forecasting backtests, predict: a factor per lead
     normalize: Literal["global", "last_value", "series", "window"] = "global"

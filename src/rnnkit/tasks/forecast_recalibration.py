@@ -74,4 +74,3 @@ def _out_of_sample(task, series: Series, first_steps: np.ndarray) -> np.ndarray:
         return np.arange(len(first_steps))
     later = [time_key(series.times[step]) > time_key(last) for step in first_steps]
     return np.flatnonzero(later)
-
