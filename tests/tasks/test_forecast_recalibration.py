@@ -142,3 +142,20 @@ def test_forecasts_of_training_values_are_left_out(run):
     assert int(last) == 159 - max(HORIZON, int(160 * task.config.data.valid_fraction))
     assert latest_factor(task, loaded.model, whole)[0] != validation
 
+
+
+def test_many_series_at_once_get_each_ones_own_factor(run, monkeypatch):
+    from rnnkit.tasks import forecast_recalibration
+
+    loaded, root = run
+    task = loaded.task
+    quiet = task.read(_write(root / "quiet.csv", 76, 2, first_time=1000))
+    loud = task.read(_history(root, 76))
+    short = task.read(_write(root / "short2.csv", 8, 3, first_time=1000))
+    alone = [latest_factor(task, loaded.model, s)[0] for s in (quiet, loud, short)]
+    assert alone[1] > alone[0] and alone[2] == task.artifacts["conformal_factor"]
+    for chunk in (256, 5):  # one forecast call, or several (a chunk smaller than a series)
+        monkeypatch.setattr(forecast_recalibration, "MAX_WINDOWS_PER_CALL", chunk)
+        together = forecast_recalibration.latest_factors(task, loaded.model,
+                                                         [quiet, loud, short])
+        assert [f[0] for f in together] == pytest.approx(alone, rel=1e-12)

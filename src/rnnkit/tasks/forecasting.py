@@ -44,7 +44,7 @@ from rnnkit.tasks.forecast_data import (
     split_windows,
     trend_warning,
 )
-from rnnkit.tasks.forecast_recalibration import latest_factor
+from rnnkit.tasks.forecast_recalibration import latest_factors
 from rnnkit.train import metrics
 from rnnkit.train.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 
@@ -631,9 +631,10 @@ class ForecastingTask(Task):
                               "(model.likelihood: none); train it with a likelihood to sample")
         rows = []
         names = [self.roles.columns[i] for i in self.roles.targets]
-        for series in (s for item in inputs for s in as_list(item)):
-            window = self._origin_window(series)
-            factor = latest_factor(self, model, series, calibration_window)
+        every = [s for item in inputs for s in as_list(item)]
+        origins = [self._origin_window(series) for series in every]  # bad input refused first
+        factors = latest_factors(self, model, every, calibration_window)
+        for series, window, factor in zip(every, origins, factors, strict=True):
             forecast = self.forecast(model, window, samples=samples) if factor is None else \
                 fp.widen(self.forecast(model, window, samples=samples, calibrated=False), factor)
             times = continue_times(series.times, self.config.data.horizon)
