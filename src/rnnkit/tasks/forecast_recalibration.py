@@ -77,10 +77,10 @@ def latest_factors(task, model: nn.Module, series: list[Series],
 
 
 # Windows forecast per call: enough to amortise a call over a panel's small series, few
-# enough that sample paths (data.samples per window) stay in moderate batches. `rnnkit
-# predict` over 300 series of the store panel, 14 windows each: an autoregressive Student-t
-# model took 20.8 s with one call per series, 35 s with one call, 17.5 s in calls of 256
-# (5.2 s without the window); a direct Gaussian model 3.6 s (3.3 s without).
+# enough that sample paths (data.samples per window) stay in moderate batches. Single runs of
+# `rnnkit predict` over 300 series of the store panel, 14 windows each, autoregressive
+# Student-t: 20.8 s with one call per series, 35 s with one call, 17.5 s in calls of 256. The
+# window's cost against none: bench/predict_recalibration.py.
 MAX_WINDOWS_PER_CALL = 256
 
 
