@@ -137,8 +137,10 @@ def coverage_interval(inside: np.ndarray, series: np.ndarray, origins: np.ndarra
     steps = (origins[:, None] + np.arange(horizon)).ravel()
     distinct = len(np.unique(np.stack([np.repeat(series, horizon), steps]), axis=1)[0]) * targets
     share = float(inside.mean())
-    last = {s: origins[series == s].max() for s in set(series.tolist())}
-    aligned = origins - np.asarray([last[s] for s in series.tolist()])
+    ids, owner = np.unique(series, return_inverse=True)
+    last = np.full(len(ids), np.iinfo(np.int64).min)
+    np.maximum.at(last, owner, origins)  # each series' last origin
+    aligned = origins - last[owner]
     positions, slot = np.unique(aligned, return_inverse=True)
     hits = np.bincount(slot, weights=inside.reshape(windows, -1).sum(axis=1))
     counts = np.bincount(slot, minlength=len(positions)) * float(horizon * targets)

@@ -129,10 +129,12 @@ def coverage_interval(forecast, windows) -> dict[str, float]:
     which are cut one horizon apart, in time order within each series."""
     future = windows.future
     inside = (future >= _numpy(forecast.lower)) & (future <= _numpy(forecast.upper))
-    ordinal = np.zeros(len(windows.series), dtype=np.int64)
-    for index in np.unique(windows.series):
-        mask = windows.series == index
-        ordinal[mask] = np.arange(int(mask.sum()))
+    # each window's rank within its series (in time order): a stable sort keeps that order
+    order = np.argsort(windows.series, kind="stable")
+    firsts = np.flatnonzero(np.r_[True, np.diff(windows.series[order]) != 0])
+    ordinal = np.empty(len(order), dtype=np.int64)
+    ordinal[order] = np.arange(len(order)) - np.repeat(firsts, np.diff(np.r_[firsts,
+                                                                             len(order)]))
     return fm.coverage_interval(inside, windows.series, ordinal * future.shape[1])
 
 

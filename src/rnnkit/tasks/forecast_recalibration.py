@@ -24,7 +24,7 @@ from rnnkit.data.readers.panel import time_key
 from rnnkit.data.windows import prepend_context
 from rnnkit.tasks import forecast_probability as fp
 from rnnkit.tasks.backtest import rolling_factors
-from rnnkit.tasks.forecast_data import Series, Windows, lazy_windows
+from rnnkit.tasks.forecast_data import Series, lazy_windows
 
 
 def latest_factor(task, model: nn.Module, series: Series,
@@ -47,33 +47,48 @@ def latest_factors(task, model: nn.Module, series: list[Series],
     if not length or task.likelihood == "none":
         return [None] * len(series)
     gamma = data.calibration_adapt or 0.0
-    parts, where, finals = [], [], []
-    for index, item in enumerate(series):
-        values = prepend_context(item.values, item.context, data.lookback)
-        finals.append((index, len(values)))  # the origin forecast from, with the context
-        if len(values) < data.lookback + data.horizon:  # no forecast of it has ended
-            continue
-        windows = lazy_windows([item], task.roles, data.lookback, data.horizon)
-        origins = windows.starts + data.lookback  # each window's first forecast step
-        rows = _out_of_sample(task, item, origins - (len(values) - len(item.values)))
-        # Without adaptation only the last `length` ended forecasts count; with it, the
-        # level replays every one, from the file's first.
-        rows = rows[-length:] if not gamma else rows
-        if len(rows):
-            parts.append(windows.take(rows))
-            where += [(index, int(origin)) for origin in origins[rows]]
-    targets = len(task.roles.targets)
-    scores = np.zeros((0, data.horizon, targets))
-    for chunk in _chunks(parts):
-        recent = _joined(chunk)
-        scores = np.concatenate([scores, fp.conformal_scores(
-            task.forecast(model, recent, calibrated=False), recent.future)])
+    finals = [(index, len(prepend_context(item.values, item.context, data.lookback)))
+              for index, item in enumerate(series)]  # each forecast's origin, with context
+    owners = [index for index, length in finals if length >= data.lookback + data.horizon]
+    where: list[tuple[int, int]] = []
+    scores = np.zeros((0, data.horizon, len(task.roles.targets)))
+    if owners:  # else no forecast of any history has ended
+        windows = lazy_windows([series[i] for i in owners], task.roles, data.lookback,
+                               data.horizon)
+        chosen = _recent_windows(task, series, owners, windows, length, gamma)
+        where = [(owners[windows.series[row]], int(origin)) for row, origin in chosen]
+        rows = np.asarray([row for row, _ in chosen], dtype=np.intp)
+        for first in range(0, len(rows), MAX_WINDOWS_PER_CALL):
+            recent = windows.take(rows[first:first + MAX_WINDOWS_PER_CALL])
+            scores = np.concatenate([scores, fp.conformal_scores(
+                task.forecast(model, recent, calibrated=False), recent.future)])
     # Each forecast itself as a last window: its own score is never used for its factor.
-    scores = np.concatenate([scores, np.zeros((len(finals), data.horizon, targets))])
+    scores = np.concatenate([scores, np.zeros((len(finals), *scores.shape[1:]))])
     fallback = task._stored_factor() if data.calibration != "none" else 1.0
     factors = rolling_factors(scores, [*where, *finals], data.horizon, length, data.interval,
                               fallback, gamma, per_step=data.calibration_per_step)
     return [factors[len(where) + i:len(where) + i + 1] for i in range(len(series))]
+
+
+def _recent_windows(task, series: list[Series], owners: list[int], windows,
+                    length: int, gamma: float) -> list[tuple[int, int]]:
+    """``(row of windows, origin)`` of the forecasts each series' factor is refitted on: its
+    out-of-sample windows, the last ``length`` of them (every one with adaptation, whose
+    level replays them from the file's first). Origins count rows of the history with its
+    context, as the final origin does."""
+    data = task.config.data
+    chosen = []
+    for position, index in enumerate(owners):
+        rows = np.flatnonzero(windows.series == position)
+        # each series' windows start at 0, 1, ... of its own rows (context first)
+        origins = windows.starts[rows] - windows.starts[rows[0]] + data.lookback
+        item = series[index]
+        context = len(prepend_context(item.values, item.context, data.lookback)) - len(
+            item.values)
+        keep = _out_of_sample(task, item, origins - context)
+        keep = keep if gamma else keep[-length:]
+        chosen += [(int(rows[k]), int(origins[k])) for k in keep]
+    return chosen
 
 
 # Windows forecast per call: enough to amortise a call over a panel's small series, few
@@ -82,33 +97,6 @@ def latest_factors(task, model: nn.Module, series: list[Series],
 # Student-t: 20.8 s with one call per series, 35 s with one call, 17.5 s in calls of 256. The
 # window's cost against none: bench/predict_recalibration.py.
 MAX_WINDOWS_PER_CALL = 256
-
-
-def _chunks(parts: list[Windows]) -> list[list[Windows]]:
-    """``parts`` in consecutive groups of at most :data:`MAX_WINDOWS_PER_CALL` windows (a part
-    larger than that alone)."""
-    chunks: list[list[Windows]] = []
-    size = MAX_WINDOWS_PER_CALL
-    for part in parts:
-        if chunks and size + len(part.history) <= MAX_WINDOWS_PER_CALL:
-            chunks[-1].append(part)
-            size += len(part.history)
-        else:
-            chunks.append([part])
-            size = len(part.history)
-    return chunks
-
-
-def _joined(parts: list[Windows]) -> Windows:
-    """One :class:`Windows` of several series' windows (each part's ``series`` indices kept:
-    every part here holds one series, index 0, so they are renumbered in order)."""
-    def stacked(name: str) -> np.ndarray | None:
-        arrays = [getattr(part, name) for part in parts]
-        return None if arrays[0] is None else np.concatenate(arrays)
-
-    owners = np.concatenate([np.full(len(part.history), i) for i, part in enumerate(parts)])
-    return Windows(stacked("history"), stacked("future"), stacked("covariates"),
-                   stacked("static"), owners, tuple(p.ids[0] for p in parts))
 
 
 def _out_of_sample(task, series: Series, first_steps: np.ndarray) -> np.ndarray:
