@@ -64,7 +64,7 @@ def latest_factors(task, model: nn.Module, series: list[Series],
                 task.forecast(model, recent, calibrated=False), recent.future)])
     # Each forecast itself as a last window: its own score is never used for its factor.
     scores = np.concatenate([scores, np.zeros((len(finals), *scores.shape[1:]))])
-    fallback = task._stored_factor() if data.calibration != "none" else 1.0
+    fallback = task.stored_factor() if data.calibration != "none" else 1.0
     factors = rolling_factors(scores, [*where, *finals], data.horizon, length, data.interval,
                               fallback, gamma, per_step=data.calibration_per_step)
     return [factors[len(where) + i:len(where) + i + 1] for i in range(len(series))]

@@ -348,10 +348,10 @@ class ForecastingTask(Task):
         if forecast.std is not None:
             forecast.std = forecast.std * factor
         if calibrated and intervals and data.calibration != "none":
-            fp.widen(forecast, self._stored_factor())
+            fp.widen(forecast, self.stored_factor())
         return forecast
 
-    def _stored_factor(self) -> float:
+    def stored_factor(self) -> float:
         """The conformal factor in the artifacts; 1 with a warning (once) when the loaded
         checkpoint has none: it is fitted only for the checkpoint the run used, so ``last``
         of a run that kept a better ``best`` (or a run without a validation split) has the
