@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 
 from rnnkit import tasks
+from rnnkit.analysis import report_samples
+from rnnkit.analysis.html import Section
 from rnnkit.analysis.report_samples import backtest_baselines, backtest_coverage
+from rnnkit.analysis.run_context import RunContext
 from rnnkit.tasks.backtest import read_backtest_forecasts, read_backtest_summary
 from rnnkit.tasks.config import config_from_dict
 
@@ -111,6 +114,25 @@ def test_backtest_calibration_window_refits_the_factor_per_origin(cli, trained):
     # Origins 16..28 have fewer than 10 forecasts ended before them: the validation factor.
     assert len(set(factors[:13])) == 1 and len(set(factors[13:])) > 1
     assert "factor" in result.output
+
+
+def test_report_draws_a_stride_1_backtest_as_one_line_per_lead(cli, trained, monkeypatch):
+    run_dir, data = trained
+    assert cli("backtest", run_dir, "--data", data, "--stride", "1").exit_code == 0
+    figures = {}
+    monkeypatch.setattr(Section, "add_figure",
+                        lambda self, name, figure, caption="": figures.setdefault(name, figure))
+    report_samples.samples(RunContext(run_dir))(Section("Samples"))
+    lines = {line.get_label(): line for line in figures["backtest"].axes[0].lines}
+    assert set(lines) == {"actual", "1 step ahead", "4 steps ahead"}
+    forecasts = read_backtest_forecasts(run_dir)
+    for lead in (1, 4):
+        expected = [float(r["mean"]) for r in forecasts if int(r["step"]) == lead]
+        drawn = lines[f"{lead} step{'s' if lead > 1 else ''} ahead"]
+        np.testing.assert_allclose(drawn.get_ydata(), expected)
+        # origins 16..116, one step apart: the lead-th step of each forecasts value o + lead - 1
+        np.testing.assert_array_equal(drawn.get_xdata(), np.arange(16, 117) + lead - 1)
+    assert len(figures["backtest"].axes[0].collections) == 2  # an interval band per lead
 
 
 def test_backtest_calibration_adapt_moves_the_rolling_factor(cli, trained):

@@ -8,6 +8,7 @@ says why) when the run's task glue or data is unavailable.
 from __future__ import annotations
 
 import html
+import itertools
 
 import matplotlib
 import numpy as np
@@ -172,6 +173,37 @@ def backtest_coverage(summary: dict | None, interval: float) -> str | None:
             f"{aggregate['coverage_values']:.0f} independent values).")
 
 
+def backtest_traces(rows: list[dict]) -> list[dict[str, object]]:
+    """What the report's backtest figure draws for one series' saved forecast rows
+    (``origin``, ``step``, ``mean``, and ``lower``/``upper`` when probabilistic; strings as read
+    from ``forecasts.csv``): a list of ``{"label", "x", "mean", "lower", "upper"}``, ``x`` the
+    step of the backtest file each value forecasts. Origins at least a horizon apart: each
+    origin's forecast path (the first labelled). Closer origins (a stride-1 backtest draws up
+    to a horizon of overlapping paths over every value) or a horizon of 1: the forecasts made
+    1 step and ``horizon`` steps ahead, each one line over the values it forecast, as Darts'
+    historical forecasts with ``last_points_only`` show them."""
+    origins = sorted({int(r["origin"]) for r in rows})
+    horizon = max(int(r["step"]) for r in rows)
+    overlapping = any(b - a < horizon for a, b in itertools.pairwise(origins))
+    if overlapping or horizon == 1:  # one-step paths are single points: draw them as one line
+        groups = [(f"{lead} step{'s' if lead > 1 else ''} ahead",
+                   [r for r in rows if int(r["step"]) == lead])
+                  for lead in dict.fromkeys((1, horizon))]
+    else:
+        groups = [("forecast" if index == 0 else None,
+                   [r for r in rows if int(r["origin"]) == origin])
+                  for index, origin in enumerate(origins)]
+    traces = []
+    for label, part in groups:
+        part = sorted(part, key=lambda r: int(r["origin"]) + int(r["step"]))
+        bands = {name: [float(r[name]) for r in part] if name in part[0] else None
+                 for name in ("lower", "upper")}
+        traces.append({"label": label,
+                       "x": [int(r["origin"]) + int(r["step"]) - 1 for r in part],
+                       "mean": [float(r["mean"]) for r in part], **bands})
+    return traces
+
+
 def _backtest(context: RunContext, section: Section) -> None:
     """Historical forecasts of ``rnnkit backtest`` (first series) against the actuals, and
     its MASE against the baselines'."""
@@ -197,19 +229,21 @@ def _backtest(context: RunContext, section: Section) -> None:
     steps = sorted({int(r["origin"]) + int(r["step"]) - 1 for r in rows})
     actual = {int(r["origin"]) + int(r["step"]) - 1: float(r["actual"]) for r in rows}
     axes.plot(steps, [actual[t] for t in steps], color="black", label="actual")
-    for index, origin in enumerate(dict.fromkeys(r["origin"] for r in rows)):
-        part = [r for r in rows if r["origin"] == origin]
-        x = [int(origin) + int(r["step"]) - 1 for r in part]
-        axes.plot(x, [float(r["mean"]) for r in part], color="tab:blue",
-                  label="forecast" if index == 0 else None)
-        if "lower" in part[0]:
-            axes.fill_between(x, [float(r["lower"]) for r in part],
-                              [float(r["upper"]) for r in part], color="tab:blue", alpha=0.15)
+    traces = backtest_traces(rows)
+    colours = ("tab:blue", "tab:orange") if traces[0]["label"] != "forecast" else None
+    for index, trace in enumerate(traces):
+        colour = colours[index] if colours else "tab:blue"
+        axes.plot(trace["x"], trace["mean"], color=colour, label=trace["label"])
+        if trace["lower"] is not None:
+            axes.fill_between(trace["x"], trace["lower"], trace["upper"], color=colour,
+                              alpha=0.15)
     axes.set_xlabel("step of the backtest file")
-    axes.set_title("Backtest: historical forecasts from each origin")
+    axes.set_title("Backtest: historical forecasts against the actual values")
     axes.legend(fontsize=8)
-    section.add_figure("backtest", figure, "Backtest forecasts (RUN/backtest/forecasts.csv) "
-                       "against the actual values")
+    how = ("the forecasts made 1 and horizon steps ahead of each value, with their intervals"
+           if colours else "each origin's forecast with its interval")
+    section.add_figure("backtest", figure, f"Backtest forecasts (RUN/backtest/forecasts.csv, "
+                       f"first series): {how}, against the actual values")
 
 
 def _conditional_generation(context: RunContext, section: Section) -> None:
