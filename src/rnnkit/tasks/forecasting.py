@@ -612,6 +612,14 @@ class ForecastingTask(Task):
                          "naive_mase": float(naive_mase[position])})
         return rows
 
+    @classmethod
+    def next_commands(cls, run_dir: Path) -> list[str]:
+        """The common commands and a stride-1 backtest, which scores the intervals ``predict``
+        gives (refitted on recent errors, ``data.calibration_window``); the test metrics of
+        the training summary and of ``evaluate`` use the validation factor."""
+        predict, *rest = super().next_commands(run_dir)
+        return [predict, f"rnnkit backtest {run_dir} --data <file> --stride 1", *rest]
+
     def evaluate(self, model: nn.Module, examples: Examples, progress: bool = False):
         return self.scores(model, examples)[0]
 
