@@ -101,6 +101,29 @@ def test_backtest_retrain_trains_one_model_per_origin(cli, trained):
     assert len(history.splitlines()) == 1 + 60  # the rolling window before origin 80
 
 
+def test_a_stopped_retrain_backtest_resumes_with_the_origins_done(cli, trained):
+    run_dir, data = trained
+    args = ["backtest", run_dir, "--data", data, "--stride", "40", "--retrain", "--window",
+            "rolling", "--train-size", "60", "--train-steps", "20"]
+    first = cli(*args)
+    assert first.exit_code == 0, first.output
+    assert "origin 1/2 (step 40): trained in" in first.stderr
+    assert "origin 2/2 (step 80): trained in" in first.stderr and "0 s left" in first.stderr
+    origins = (run_dir / "backtest" / "origins.csv").read_text()
+    # Stopped while origin 80 trained: its run never wrote its summary.
+    (run_dir / "backtest" / "retrain" / "origin_80" / "summary.json").unlink()
+    again = cli(*args)
+    assert again.exit_code == 0, again.output
+    assert "origin 1/2 (step 40): reusing the model a previous backtest trained" in again.stderr
+    assert "origin 2/2 (step 80): trained in" in again.stderr
+    assert (run_dir / "backtest" / "origins.csv").read_text() == origins  # seeded: same models
+    # Another training length trains every origin again; another history, the origins whose
+    # history it changes (origin 40 has fewer than 50 steps before it either way).
+    assert cli(*args[:-1], "25").stderr.count("trained in") == 2
+    shorter = cli(*args[:-3], "50", "--train-steps", "25").stderr
+    assert "origin 1/2 (step 40): reusing" in shorter and "origin 2/2 (step 80): trained" in shorter
+
+
 def test_backtest_calibration_window_refits_the_factor_per_origin(cli, trained):
     run_dir, data = trained
     result = cli("backtest", run_dir, "--data", data, "--stride", "1",

@@ -74,7 +74,8 @@ def backtest(
     settings = BacktestSettings(horizon, stride, window, retrain, train_size,  # type: ignore[arg-type]
                                 train_steps, calibration_window, calibration_adapt,
                                 calibration_seed, calibration_per_step)
-    result = run_backtest(run, data, settings)
+    result = run_backtest(run, data, settings,
+                          notice=lambda line: typer.echo(line, err=True))
     _print(result)
     directory = save_backtest(result, run_dir)
     typer.echo(f"Wrote {directory}/origins.csv, forecasts.csv and summary.json", err=True)

@@ -40,6 +40,7 @@ import bisect
 import csv
 import io
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -123,8 +124,10 @@ def origin_windows(series: list[Series], task, horizon: int, stride: int,
     return windows, where
 
 
-def run_backtest(run, path: str | Path, settings: BacktestSettings) -> Backtest:
-    """Backtest ``run`` (a :class:`~rnnkit.tasks.run.Run`) on the file ``path``."""
+def run_backtest(run, path: str | Path, settings: BacktestSettings,
+                 notice: Callable[[str], None] | None = None) -> Backtest:
+    """Backtest ``run`` (a :class:`~rnnkit.tasks.run.Run`) on the file ``path``. With
+    ``retrain``, ``notice`` receives a progress line per origin (time taken, time left)."""
     task = run.task
     horizon = settings.horizon or task.config.data.horizon
     if not 1 <= horizon <= task.config.data.horizon:
@@ -146,7 +149,7 @@ def run_backtest(run, path: str | Path, settings: BacktestSettings) -> Backtest:
     if settings.retrain:
         from rnnkit.tasks.backtest_retrain import retrained_forecasts
 
-        forecast = retrained_forecasts(run, series, windows, where, settings)
+        forecast = retrained_forecasts(run, series, windows, where, settings, notice)
     elif length:
         forecast = task.forecast(run.model, windows, calibrated=False)
         scores = fp.conformal_scores(_trim(forecast, horizon), windows.future)
