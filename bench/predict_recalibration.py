@@ -1,4 +1,4 @@
-"""What the default rolling calibration costs `predict` on a panel.
+"""What the default rolling calibration costs `predict` (or `evaluate`) on a panel.
 
 The store example (6 series) is repeated 50 times under new ids (300 series), each followed by
 a week of known covariates; two runs are trained briefly on the example (3 epochs, seed 0): the
@@ -9,6 +9,11 @@ the window (``calibration_window=0``: the validation factor) and with the defaul
 paired ratios.
 
     python bench/predict_recalibration.py --reps 5
+    python bench/predict_recalibration.py --call evaluate --copies 5 --reps 3
+
+With ``--call evaluate`` the copies have no blank week after them and the call timed is the
+evaluation of the whole file (``task.scores``: windows every 7 steps, whose intervals the
+window refits from a forecast of every stride-1 window).
 """
 
 from __future__ import annotations
@@ -59,8 +64,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--copies", type=int, default=50)
+    parser.add_argument("--call", choices=("predict", "evaluate"), default="predict")
     args = parser.parse_args()
     torch.set_num_threads(2)
+    print(f"`{args.call}`:\n")
     print("| model | series | no window s | window 14 s | with / without |")
     print("|---|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as scratch:
@@ -70,13 +77,19 @@ def main() -> None:
             run_dir = Path(scratch) / f"run{len(overrides)}"
             tasks.train(config, run_dir)
             run = tasks.load_run(run_dir)
-            path = panel(Path(scratch) / "panel.csv", args.copies, config.data.horizon)
+            evaluating = args.call == "evaluate"
+            path = panel(Path(scratch) / "panel.csv", args.copies,
+                         0 if evaluating else config.data.horizon)
             inputs = [run.task.read(path)]
             times: dict[int, list[float]] = {0: [], 14: []}
             for rep in range(args.reps):
                 for window in (0, 14) if rep % 2 == 0 else (14, 0):
                     start = time.perf_counter()
-                    run.task.predict(run.model, inputs, calibration_window=window)
+                    if evaluating:
+                        run.task.config.data.calibration_window = window
+                        run.task.scores(run.model, inputs[0])
+                    else:
+                        run.task.predict(run.model, inputs, calibration_window=window)
                     times[window].append(time.perf_counter() - start)
             ratio = statistics.median(b / a for a, b in zip(times[0], times[14], strict=True))
             print(f"| {name} | {6 * args.copies} | {statistics.median(times[0]):.2f} "

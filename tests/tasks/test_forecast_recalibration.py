@@ -13,7 +13,7 @@ from rnnkit import tasks
 from rnnkit.tasks import forecast_probability as fp
 from rnnkit.tasks.backtest import BacktestSettings, run_backtest
 from rnnkit.tasks.config import config_from_dict
-from rnnkit.tasks.forecast_recalibration import latest_factor
+from rnnkit.tasks.forecast_recalibration import evaluation_factors, latest_factor
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 LOOKBACK, HORIZON, WINDOW = 16, 4, 6
@@ -159,3 +159,38 @@ def test_many_series_at_once_get_each_ones_own_factor(run, monkeypatch):
         together = forecast_recalibration.latest_factors(task, loaded.model,
                                                          [quiet, loud, short])
         assert [f[0] for f in together] == pytest.approx(alone, rel=1e-12)
+
+
+@pytest.mark.parametrize("per_step", [False, True])
+def test_evaluate_scores_the_intervals_a_stride_1_backtest_gives(run, per_step):
+    loaded, root = run
+    data = loaded.task.config.data
+    history = _history(root, 80, "evaluated.csv")
+    data.calibration_per_step = per_step
+    try:
+        series = [loaded.task.read(history)]
+        evaluated = loaded.task.scores(loaded.model, series[0])[0]
+        windows = loaded.task.windows(series)
+        factors = evaluation_factors(loaded.task, loaded.model, series, windows, WINDOW)
+        backtest = run_backtest(loaded, history, BacktestSettings(stride=1))
+        data.calibration_window = 0
+        fixed = loaded.task.scores(loaded.model, series[0])[0]
+    finally:
+        data.calibration_window, data.calibration_per_step = WINDOW, False
+    # The file continues the training series, whose tail is its context: both start at its
+    # first row. The evaluation's windows start every HORIZON steps: 20 of the backtest's 77
+    # origins, with the backtest's factor at each.
+    by_origin = {record["origin"]: record["factor"] for record in backtest.origins}
+    assert sorted(by_origin) == list(range(77))
+    origins = range(0, 77, HORIZON)
+    assert factors.shape == ((20, HORIZON) if per_step else (20,))
+    np.testing.assert_allclose(factors.reshape(20, -1).mean(axis=1),
+                               [by_origin[o] for o in origins], rtol=1e-9)
+    assert len(set(np.round(factors.reshape(20, -1)[:, 0], 9))) > 2  # refitted as it goes
+    chosen = [r for r in backtest.forecasts if r["origin"] in set(origins)]
+    inside = [r["lower"] <= r["actual"] <= r["upper"] for r in chosen]
+    assert len(inside) == 20 * HORIZON
+    assert evaluated["coverage"] == pytest.approx(np.mean(inside))
+    assert evaluated["mase"] == pytest.approx(fixed["mase"])  # point forecasts unchanged
+    # The noise grows fourfold from step 50: the validation factor alone misses more of it.
+    assert evaluated["coverage"] > fixed["coverage"]

@@ -24,7 +24,8 @@ from rnnkit.data.readers.panel import time_key
 from rnnkit.data.windows import prepend_context
 from rnnkit.tasks import forecast_probability as fp
 from rnnkit.tasks.backtest import rolling_factors
-from rnnkit.tasks.forecast_data import Series, lazy_windows
+from rnnkit.tasks.base import progress_batches
+from rnnkit.tasks.forecast_data import Series, Windows, lazy_windows
 
 
 def latest_factor(task, model: nn.Module, series: Series,
@@ -68,6 +69,38 @@ def latest_factors(task, model: nn.Module, series: list[Series],
     factors = rolling_factors(scores, [*where, *finals], data.horizon, length, data.interval,
                               fallback, gamma, per_step=data.calibration_per_step)
     return [factors[len(where) + i:len(where) + i + 1] for i in range(len(series))]
+
+
+def evaluation_factors(task, model: nn.Module, series: list[Series], windows: Windows,
+                       length: int, progress: bool = False) -> np.ndarray:
+    """The factor of each window of an evaluation (``windows``: ``task.windows(series)``,
+    stride ``horizon``) that a stride-1 backtest of the same series gives its origin, with a
+    rolling window of ``length`` forecasts (unseeded: the validation factor until ``length``
+    forecasts have ended in the file): ``(windows,)``, or ``(windows, horizon)`` with
+    ``data.calibration_per_step``. So an evaluation scores the intervals ``predict`` and
+    ``backtest`` give, not those of the validation factor alone. Costs a forecast of every
+    stride-1 window, ``horizon`` times the evaluation's own (a bar on stderr with
+    ``progress``)."""
+    data = task.config.data
+    every = lazy_windows(series, task.roles, data.lookback, data.horizon)
+    scores = np.zeros((0, data.horizon, len(task.roles.targets)))
+    slices = range(0, len(every), MAX_WINDOWS_PER_CALL)
+    for first in progress_batches(iter(slices), len(slices), progress, "calibration windows"):
+        part = every.take(np.arange(first, min(first + MAX_WINDOWS_PER_CALL, len(every))))
+        scores = np.concatenate([scores, fp.conformal_scores(
+            task.forecast(model, part, calibrated=False), part.future)])
+    # Window i of a series starts at its row i, so origins order the windows of each series.
+    where = [(int(index), int(start)) for index, start in zip(every.series, every.starts,
+                                                             strict=True)]
+    fallback = task.stored_factor() if data.calibration != "none" else 1.0
+    factors = rolling_factors(scores, where, data.horizon, length, data.interval, fallback,
+                              data.calibration_adapt or 0.0, per_step=data.calibration_per_step)
+    # Evaluation window k of a series starts where its stride-1 window k · horizon does.
+    chosen = np.empty(len(windows.series), dtype=np.intp)
+    for index in np.unique(windows.series):
+        mine = np.flatnonzero(windows.series == index)
+        chosen[mine] = np.flatnonzero(every.series == index)[np.arange(len(mine)) * data.horizon]
+    return factors[chosen]
 
 
 def _recent_windows(task, series: list[Series], owners: list[int], windows,

@@ -44,7 +44,7 @@ from rnnkit.tasks.forecast_data import (
     split_windows,
     trend_warning,
 )
-from rnnkit.tasks.forecast_recalibration import latest_factors
+from rnnkit.tasks.forecast_recalibration import evaluation_factors, latest_factors
 from rnnkit.train import metrics
 from rnnkit.train.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 
@@ -397,8 +397,8 @@ class ForecastingTask(Task):
         return np.asarray([stored.get(s.series_id) or fm.seasonal_scale(
             s.values[:, targets], self.config.data.season) for s in series])
 
-    def scores(self, model: nn.Module, examples: Examples) -> tuple[dict[str, float],
-                                                                     list[dict[str, Any]]]:
+    def scores(self, model: nn.Module, examples: Examples, progress: bool = False
+               ) -> tuple[dict[str, float], list[dict[str, Any]]]:
         """Aggregated metrics and one row of metrics per series. On the validation split
         (during training, after every evaluation) every window is scored (stride 1, not
         ``horizon``: 7x as many on a daily series, so the checkpoint choice is less noisy) on
@@ -406,14 +406,24 @@ class ForecastingTask(Task):
         sample paths for every window was most of an autoregressive model's validation cost,
         and the default monitor (``valid_loss``) never depends on them. The conformal factor
         and the interval scores of the checkpoint used are fitted once, after training
-        (:meth:`finish_training`)."""
+        (:meth:`finish_training`). Any other file (a test split, ``rnnkit evaluate``) is
+        scored on windows every ``horizon`` steps, whose intervals, with
+        ``data.calibration_window`` N, are those ``predict`` and a stride-1 backtest give:
+        refitted at each origin on the last N ended forecasts
+        (:func:`~rnnkit.tasks.forecast_recalibration.evaluation_factors`)."""
         series = as_list(examples)
         if examples is self._calibration_part:
             windows, baselines = self._validation_windows()
             return self._scored(series, windows, self._validation_forecast(model, windows),
                                 baselines)
         windows = self.windows(series)
-        forecast = self.forecast(model, windows)
+        window = (self.config.data.calibration_window or 0) if self.likelihood != "none" else 0
+        if window:  # the intervals predict and backtest give: refitted on recent errors
+            forecast = fp.widen(self.forecast(model, windows, calibrated=False),
+                                evaluation_factors(self, model, series, windows, window,
+                                                   progress))
+        else:
+            forecast = self.forecast(model, windows)
         result, rows = self._scored(series, windows, forecast)
         if forecast.lower is not None:
             result.update(fp.coverage_interval(forecast, windows))
@@ -614,14 +624,13 @@ class ForecastingTask(Task):
 
     @classmethod
     def next_commands(cls, run_dir: Path) -> list[str]:
-        """The common commands and a stride-1 backtest, which scores the intervals ``predict``
-        gives (refitted on recent errors, ``data.calibration_window``); the test metrics of
-        the training summary and of ``evaluate`` use the validation factor."""
+        """The common commands and a stride-1 backtest: a forecast from every origin, scored
+        and saved for the report's figure of historical forecasts."""
         predict, *rest = super().next_commands(run_dir)
         return [predict, f"rnnkit backtest {run_dir} --data <file> --stride 1", *rest]
 
     def evaluate(self, model: nn.Module, examples: Examples, progress: bool = False):
-        return self.scores(model, examples)[0]
+        return self.scores(model, examples, progress)[0]
 
     # ---------------------------------------------------------------------- prediction
     def predict(self, model: nn.Module, inputs: list[Examples], samples: int = 0,
