@@ -83,12 +83,13 @@ def evaluation_factors(task, model: nn.Module, series: list[Series], windows: Wi
     ``progress``)."""
     data = task.config.data
     every = lazy_windows(series, task.roles, data.lookback, data.horizon)
-    scores = np.zeros((0, data.horizon, len(task.roles.targets)))
+    parts = []
     slices = range(0, len(every), MAX_WINDOWS_PER_CALL)
     for first in progress_batches(iter(slices), len(slices), progress, "calibration windows"):
         part = every.take(np.arange(first, min(first + MAX_WINDOWS_PER_CALL, len(every))))
-        scores = np.concatenate([scores, fp.conformal_scores(
-            task.forecast(model, part, calibrated=False), part.future)])
+        parts.append(fp.conformal_scores(task.forecast(model, part, calibrated=False),
+                                         part.future))
+    scores = np.concatenate(parts)  # (windows, horizon, targets)
     # Window i of a series starts at its row i, so origins order the windows of each series.
     where = [(int(index), int(start)) for index, start in zip(every.series, every.starts,
                                                              strict=True)]
