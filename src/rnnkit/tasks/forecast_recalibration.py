@@ -58,16 +58,11 @@ def latest_factors(task, model: nn.Module, series: list[Series],
                                data.horizon)
         chosen = _recent_windows(task, series, owners, windows, length, gamma)
         where = [(owners[windows.series[row]], int(origin)) for row, origin in chosen]
-        rows = np.asarray([row for row, _ in chosen], dtype=np.intp)
-        for first in range(0, len(rows), MAX_WINDOWS_PER_CALL):
-            recent = windows.take(rows[first:first + MAX_WINDOWS_PER_CALL])
-            scores = np.concatenate([scores, fp.conformal_scores(
-                task.forecast(model, recent, calibrated=False), recent.future)])
+        scores = _scores(task, model, windows, [row for row, _ in chosen])
     # Each forecast itself as a last window: its own score is never used for its factor.
     scores = np.concatenate([scores, np.zeros((len(finals), *scores.shape[1:]))])
-    fallback = task.stored_factor() if data.calibration != "none" else 1.0
     factors = rolling_factors(scores, [*where, *finals], data.horizon, length, data.interval,
-                              fallback, gamma, per_step=data.calibration_per_step)
+                              _fallback(task), gamma, per_step=data.calibration_per_step)
     return [factors[len(where) + i:len(where) + i + 1] for i in range(len(series))]
 
 
@@ -83,25 +78,39 @@ def evaluation_factors(task, model: nn.Module, series: list[Series], windows: Wi
     ``progress``)."""
     data = task.config.data
     every = lazy_windows(series, task.roles, data.lookback, data.horizon)
-    parts = []
-    slices = range(0, len(every), MAX_WINDOWS_PER_CALL)
-    for first in progress_batches(iter(slices), len(slices), progress, "calibration windows"):
-        part = every.take(np.arange(first, min(first + MAX_WINDOWS_PER_CALL, len(every))))
-        parts.append(fp.conformal_scores(task.forecast(model, part, calibrated=False),
-                                         part.future))
-    scores = np.concatenate(parts)  # (windows, horizon, targets)
+    scores = _scores(task, model, every, np.arange(len(every)), progress)
     # Window i of a series starts at its row i, so origins order the windows of each series.
     where = [(int(index), int(start)) for index, start in zip(every.series, every.starts,
                                                              strict=True)]
-    fallback = task.stored_factor() if data.calibration != "none" else 1.0
-    factors = rolling_factors(scores, where, data.horizon, length, data.interval, fallback,
-                              data.calibration_adapt or 0.0, per_step=data.calibration_per_step)
+    factors = rolling_factors(scores, where, data.horizon, length, data.interval,
+                              _fallback(task), data.calibration_adapt or 0.0,
+                              per_step=data.calibration_per_step)
     # Evaluation window k of a series starts where its stride-1 window k · horizon does.
     chosen = np.empty(len(windows.series), dtype=np.intp)
     for index in np.unique(windows.series):
         mine = np.flatnonzero(windows.series == index)
         chosen[mine] = np.flatnonzero(every.series == index)[np.arange(len(mine)) * data.horizon]
     return factors[chosen]
+
+
+def _scores(task, model: nn.Module, windows, rows, progress: bool = False) -> np.ndarray:
+    """Conformal scores ``(len(rows), horizon, targets)`` of the uncalibrated forecasts of
+    the lazy ``windows`` ``rows``, forecast in slices of :data:`MAX_WINDOWS_PER_CALL`."""
+    rows = np.asarray(rows, dtype=np.intp)
+    data = task.config.data
+    parts = [np.zeros((0, data.horizon, len(task.roles.targets)))]
+    slices = range(0, len(rows), MAX_WINDOWS_PER_CALL)
+    for first in progress_batches(iter(slices), len(slices), progress, "calibration windows"):
+        part = windows.take(rows[first:first + MAX_WINDOWS_PER_CALL])
+        parts.append(fp.conformal_scores(task.forecast(model, part, calibrated=False),
+                                         part.future))
+    return np.concatenate(parts)
+
+
+def _fallback(task) -> float:
+    """The factor before a window holds enough ended forecasts: the validation one, or 1
+    without calibration."""
+    return task.stored_factor() if task.config.data.calibration != "none" else 1.0
 
 
 def _recent_windows(task, series: list[Series], owners: list[int], windows,
