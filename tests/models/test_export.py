@@ -20,6 +20,11 @@ MODELS = {
                                             "num_conditions": 4, "cell": "gru"}),
     "forecaster": ("forecaster", {"input_size": 2, "horizon": 3, "hidden_size": 8,
                                   "gaussian": True, "mean": [1.0, -2.0], "std": [2.0, 0.5]}),
+    # Each horizon step read from its own encoder output, both directions.
+    "forecaster-per-step": ("forecaster", {"input_size": 2, "horizon": 3, "hidden_size": 8,
+                                           "gaussian": True, "head": "per_step",
+                                           "bidirectional": True, "mean": [1.0, -2.0],
+                                           "std": [2.0, 0.5]}),
     "seq2seq-luong": ("seq2seq", {"source_vocab_size": 15, "target_vocab_size": 12, "bos_id": 2,
                                   "eos_id": 3, "hidden_size": 8, "embedding_size": 4,
                                   "attention": "luong_dot", "cell": "lstm",

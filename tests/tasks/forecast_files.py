@@ -1,10 +1,15 @@
-"""Synthetic forecasting files whose future depends on a covariate only (seeded)."""
+"""Synthetic forecasting files (seeded): series whose future depends on a covariate only, and
+seasonal series with a level that moves; a small series run config and its built model."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+from torch import nn
+
+from rnnkit.tasks.config import RunConfig, apply_overrides, config_from_dict
+from rnnkit.tasks.forecasting import ForecastingTask
 
 
 def write_rows(path: Path, header: list[str], rows: list[list]) -> Path:
@@ -43,3 +48,31 @@ def signed_panel(tmp: Path, series: int = 6, steps: int = 160, seed: int = 0) ->
     header = ["series_id", "time", "value", "x", "sign"]
     return (write_rows(tmp / "panel_train.csv", header, train),
             write_rows(tmp / "panel_test.csv", header, test))
+
+
+def seasonal_series(path: Path, pattern: list[float], level: np.ndarray,
+                    noise: float) -> Path:
+    """A ``t, v`` file: ``pattern`` repeated, plus ``level`` (one value per step), plus
+    Gaussian ``noise`` (seed 0)."""
+    rng = np.random.default_rng(0)
+    t = np.arange(len(level))
+    values = np.asarray(pattern)[t % len(pattern)] + level + noise * rng.standard_normal(len(t))
+    return write_rows(path, ["t", "v"], [[i, f"{v:.4f}"] for i, v in
+                                         zip(t, values, strict=True)])
+
+
+def series_config(path: Path, data: dict, epochs: int, *overrides: str) -> RunConfig:
+    """A small forecasting run over the ``t, v`` file ``path`` (``data``: lookback, horizon,
+    season), then ``overrides`` (``section.key=value``) as the command line gives them."""
+    raw = {"task": "forecasting",
+           "data": {"train": str(path), "time_column": "t", "format": "series", **data},
+           "model": {"hidden_size": 16},
+           "train": {"max_epochs": epochs, "lr": 0.01, "progress": False, "seed": 0}}
+    return config_from_dict(apply_overrides(raw, list(overrides)))
+
+
+def built_model(config: RunConfig, path: Path) -> nn.Module:
+    """The untrained model ``config`` builds once its task has seen ``path``."""
+    task = ForecastingTask.fit(config, path)
+    task.fit_on_split(*task.hold_out(task.read(path)))
+    return task.build_model()

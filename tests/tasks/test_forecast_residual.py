@@ -6,39 +6,25 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.tasks.forecast_files import write_rows
+from tests.tasks.forecast_files import built_model, seasonal_series, series_config
 
 from rnnkit import tasks
-from rnnkit.tasks.config import apply_overrides, config_from_dict
 from rnnkit.tasks.errors import ConfigError
-from rnnkit.tasks.forecasting import ForecastingTask
 
 
 def _series(tmp_path, steps: int = 120):
     """A season of 6 whose level steps up each season: seasonal naive is off by the step."""
-    rng = np.random.default_rng(0)
-    t = np.arange(steps)
-    values = 10 + np.array([0.0, 2.0, 3.0, 1.0, -1.0, -2.0])[t % 6] + 0.4 * (t // 6) \
-        + 0.05 * rng.standard_normal(steps)
-    return write_rows(tmp_path / "s.csv", ["t", "v"], [[i, f"{v:.4f}"] for i, v in
-                                                        zip(t, values, strict=True)])
+    level = 10 + 0.4 * (np.arange(steps) // 6)
+    return seasonal_series(tmp_path / "s.csv", [0.0, 2.0, 3.0, 1.0, -1.0, -2.0], level, 0.05)
 
 
 def _config(path, *overrides: str):
-    """The run config, then ``overrides`` (``section.key=value``) as the command line gives them."""
-    raw = {"task": "forecasting",
-           "data": {"train": str(path), "time_column": "t", "format": "series", "lookback": 12,
-                    "horizon": 6, "season": 6},
-           "model": {"hidden_size": 16},
-           "train": {"max_epochs": 40, "lr": 0.01, "progress": False, "seed": 0}}
-    return config_from_dict(apply_overrides(raw, list(overrides)))
+    return series_config(path, {"lookback": 12, "horizon": 6, "season": 6}, 40, *overrides)
 
 
 def _model(tmp_path, *overrides: str):
     path = _series(tmp_path)
-    task = ForecastingTask.fit(_config(path, *overrides), path)
-    task.fit_on_split(*task.hold_out(task.read(path)))
-    return task.build_model()
+    return built_model(_config(path, *overrides), path)
 
 
 @pytest.mark.parametrize(("overrides", "expected"), [

@@ -275,8 +275,10 @@ def _forecaster(model: Forecaster, scaling: WindowScaling | None) -> list[Export
     def inputs(batch: int, seq: int, seed: int) -> tuple[Tensor, ...]:
         generator = torch.Generator().manual_seed(seed)
         _random_lengths(batch, seq, generator)  # unused, drawn to keep the inputs as they were
-        if config.residual != "none":  # a lookback that holds a season, still one per size
-            seq += config.season
+        # A lookback that holds a season (residual) and a horizon (per-step head), still one
+        # per size.
+        seq += max(config.season if config.residual != "none" else 0,
+                   config.horizon if config.head == "per_step" else 0)
         mean = torch.tensor(config.mean or [0.0] * config.input_size)
         std = torch.tensor(config.std or [1.0] * config.input_size)
         history = mean + std * torch.randn(batch, seq, config.input_size, generator=generator)

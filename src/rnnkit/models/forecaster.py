@@ -49,6 +49,12 @@ class ForecasterConfig(RecurrentOptions):
       the ``lookback + horizon`` window, fed the true previous values (as Darts' ``RNNModel``
       and DeepAR train); ``False``: free-running, the loss on the horizon only, each step fed
       the model's own previous point forecast.
+    - ``head`` (``'direct'`` only): ``'final_state'`` reads every horizon step from the
+      encoder's final state; ``'per_step'`` reads horizon step ``k`` from the encoder's output
+      at history step ``lookback - horizon + k``, through one layer shared by all steps, so
+      each step is forecast from the state that has just seen the value ``horizon`` steps
+      before it (with ``horizon`` a multiple of the season: the same season a cycle ago). Darts'
+      ``BlockRNNModel`` reads its outputs this way. Needs ``lookback >= horizon``.
     - ``bidirectional``: bidirectional encoder (``'direct'`` only).
     - ``likelihood``: the output distribution (see :mod:`rnnkit.models.forecast_likelihood`):
       ``'none'`` (point forecasts, MSE), ``'gaussian'``, ``'student_t'``,
@@ -76,6 +82,7 @@ class ForecasterConfig(RecurrentOptions):
     target_indices: list[int] | None = None
     strategy: Literal["direct", "autoregressive"] = "direct"
     teacher_forcing: bool = True
+    head: Literal["final_state", "per_step"] = "final_state"
     bidirectional: bool = False
     gaussian: bool = False
     likelihood: Likelihood = "none"
@@ -129,6 +136,8 @@ class ForecasterConfig(RecurrentOptions):
                     "None (every feature a target) for strategy='autoregressive'")  # fmt: skip
             require(not self.bidirectional, self, "bidirectional",
                     "False for strategy='autoregressive'")  # fmt: skip
+            require(self.head == "final_state", self, "head",
+                    "'final_state' for strategy='autoregressive'")  # fmt: skip
 
     @property
     def targets(self) -> list[int]:
@@ -192,16 +201,20 @@ class Forecaster(nn.Module):
         values_per_step = config.target_size * parameter_count(config.likelihood,
                                                                config.quantiles)
         steps = config.horizon if config.strategy == "direct" else 1
+        # A per-step head is one layer applied at each of the horizon's encoder outputs.
+        head_steps = 1 if config.head == "per_step" else steps
         summary_size = self.directions * config.hidden_size
-        self.head = nn.Linear(summary_size, steps * values_per_step)
+        self.head = nn.Linear(summary_size, head_steps * values_per_step)
         self.covariate_head: nn.Module | None = None
         if covariates and config.strategy == "direct":
-            # Sees every horizon step's covariates at once, and mixes them with the state
-            # nonlinearly (a holiday's effect may depend on the level).
-            width = summary_size + config.horizon * config.future_size + config.static_size
+            # Sees the horizon's covariates (all steps at once, or a per-step head's own step)
+            # and mixes them with the state nonlinearly (a holiday's effect may depend on the
+            # level).
+            future_width = config.future_size * (1 if config.head == "per_step" else steps)
+            width = summary_size + future_width + config.static_size
             self.covariate_head = nn.Sequential(
                 nn.Linear(width, config.hidden_size), nn.Tanh(),
-                nn.Linear(config.hidden_size, steps * values_per_step))
+                nn.Linear(config.hidden_size, head_steps * values_per_step))
         if config.residual != "none":
             # How much of the baseline each step keeps: 1 at the start, learnt, so a noisy
             # seasonal-naive forecast (the noise of the last season) can be leaned on less.
@@ -255,6 +268,9 @@ class Forecaster(nn.Module):
         if config.residual != "none" and lookback < config.season:
             raise ValueError(f"history: expected at least season={config.season} steps for "
                              f"residual={config.residual!r}, got {lookback}")
+        if config.head == "per_step" and lookback < config.horizon:
+            raise ValueError(f"history: expected at least horizon={config.horizon} steps for "
+                             f"head='per_step', got {lookback}")
         expected = {"covariates": ((batch, lookback + config.horizon, config.future_size),
                                    covariates, config.future_size),
                     "static": ((batch, config.static_size), static, config.static_size)}
@@ -304,21 +320,47 @@ class Forecaster(nn.Module):
                 state = map_state(state, lambda part: part.repeat(1, paths, 1))
             return self._autoregress(repeat(outputs[:, -1]), state, repeat(history),
                                      repeat(covariates), repeat(static), draw)
-        summary = top_layer_summary(final_hidden(state), self.directions)
-        raw = self.head(self.dropout(summary))  # (batch, horizon * values)
-        if self.covariate_head is not None:
-            parts = [summary]
-            if covariates is not None:
-                parts.append(covariates[:, history.shape[1]:].flatten(1))
-            if static is not None:
-                parts.append(static)
-            raw = raw + self.covariate_head(torch.cat(parts, dim=-1))
-        raw = raw.reshape(history.shape[0], self.config.horizon, -1)  # (batch, horizon, values)
+        if self.config.head == "per_step":
+            raw = self._per_step_outputs(outputs, covariates, static)
+        else:
+            raw = self._final_state_outputs(state, history.shape[1], covariates, static)
         if self.config.residual == "seasonal_naive":
             raw = shift_location(self.config.likelihood, raw,
                                  self.baseline_weight * self.seasonal_naive(history),
                                  self.config.quantiles)
         return raw, None
+
+    def _final_state_outputs(self, state: State, lookback: int, covariates: Tensor | None,
+                             static: Tensor | None) -> Tensor:
+        """Raw outputs ``(batch, horizon, values)`` read from the final state at once."""
+        summary = top_layer_summary(final_hidden(state), self.directions)
+        raw = self.head(self.dropout(summary))  # (batch, horizon * values)
+        if self.covariate_head is not None:
+            parts = [summary]
+            if covariates is not None:
+                parts.append(covariates[:, lookback:].flatten(1))  # (batch, horizon * future)
+            if static is not None:
+                parts.append(static)
+            raw = raw + self.covariate_head(torch.cat(parts, dim=-1))
+        return raw.reshape(summary.shape[0], self.config.horizon, -1)
+
+    def _per_step_outputs(self, outputs: Tensor, covariates: Tensor | None,
+                          static: Tensor | None) -> Tensor:
+        """Raw outputs ``(batch, horizon, values)``: step ``k`` from the encoder output
+        ``outputs`` ``(batch, lookback, directions * hidden)`` at ``lookback - horizon + k``,
+        with its own step's future covariates. Slices from the end, so exported graphs take
+        any lookback."""
+        horizon = self.config.horizon
+        summary = outputs[:, -horizon:]  # (batch, horizon, directions * hidden)
+        raw = self.head(self.dropout(summary))  # (batch, horizon, values)
+        if self.covariate_head is not None:
+            parts = [summary]
+            if covariates is not None:
+                parts.append(covariates[:, -horizon:])  # (batch, horizon, future)
+            if static is not None:
+                parts.append(static.unsqueeze(1).expand(-1, horizon, -1))
+            raw = raw + self.covariate_head(torch.cat(parts, dim=-1))
+        return raw
 
     def _autoregress(self, output: Tensor, state: State, history: Tensor,
                      covariates: Tensor | None, static: Tensor | None, draw: bool

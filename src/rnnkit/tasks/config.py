@@ -158,6 +158,9 @@ class ModelConfig:
     length_penalty: float = 0.0  # seq2seq beam search
     strategy: Literal["direct", "autoregressive"] | None = None  # forecasting
     teacher_forcing: bool | None = None  # forecasting, autoregressive (model default: true)
+    # forecasting, direct: per_step reads horizon step k from the encoder output horizon steps
+    # before it (one layer shared by the steps); final_state (the default) from the last state
+    head: Literal["final_state", "per_step"] | None = None
     gaussian: bool | None = None  # forecasting (same as likelihood: gaussian)
     likelihood: Literal["none", "gaussian", "student_t", "negative_binomial",
                         "quantile"] | None = None  # forecasting

@@ -91,8 +91,8 @@ class ForecastingTask(Task):
     predict_options = frozenset({"samples", "calibration_window"})
     supports_backtest = True
     model_type = "forecaster"
-    model_fields = ("bidirectional", "strategy", "teacher_forcing", "gaussian", "likelihood",
-                    "quantiles", "residual")
+    model_fields = ("bidirectional", "strategy", "teacher_forcing", "head", "gaussian",
+                    "likelihood", "quantiles", "residual")
     defaults: ClassVar[dict[str, dict[str, Any]]] = {
         "data": {"lookback": 24, "horizon": 12, "normalize": "last_value"},
         "model": {"hidden_size": 64, "gaussian": True},
@@ -248,6 +248,10 @@ class ForecastingTask(Task):
             raise ConfigError(f"model.residual: 'seasonal_naive' repeats the last data.season="
                               f"{data.season} steps of the history, but data.lookback is "
                               f"{data.lookback}; set lookback >= season")
+        if self.config.model.head == "per_step" and data.horizon > data.lookback:
+            raise ConfigError(f"model.head: 'per_step' reads each of the data.horizon="
+                              f"{data.horizon} steps from a history step, but data.lookback is "
+                              f"{data.lookback}; set lookback >= horizon")
         options = self.model_options(
             input_size=roles.inputs, horizon=data.horizon, season=data.season,
             residual=self.config.model.residual or "none",
