@@ -43,6 +43,11 @@ likelihood, one thread each:
   the covariates are given as past covariates (it cannot see the horizon's holidays or
   temperatures).
 
+``--variants`` adds rows (``VARIANTS``): ``instance_norm`` (rnnkit's ``data.normalize=window``
+and Darts' BlockRNNModel with reversible instance normalisation), ``default_scaling``
+(rnnkit's ``data.normalize=last_value``) and ``per_step_head`` (rnnkit's ``model.head=per_step``);
+``--out`` writes them to another file (bench/results/forecast_peers_variants*.md).
+
 Every model trains until early stopping on validation loss or the budget, whichever is first,
 and keeps its best validation weights. Each model is trained once per seed (``--seeds``; the
 seed sets the initial weights and batch order of both libraries): with one year of daily data
