@@ -78,6 +78,7 @@ def _read_raw(config: RunConfig, path: str | Path, blank: list[str]) -> list[tup
 # With data.normalize: window, a window's spread is at least this share of its feature's
 # training std: a flat stretch would otherwise blow its future up to huge scaled values.
 WINDOW_STD_FLOOR = 0.05
+PREDICT_CHUNK = 1024  # origin windows per model call in predict (bounds its memory)
 
 
 class ForecastingTask(Task):
@@ -646,7 +647,9 @@ class ForecastingTask(Task):
         future covariates are set. With ``calibration_window`` N (``None``: the run's
         ``data.calibration_window``; 0: none) the intervals are widened by the factor the
         series' last N ended forecasts give (:mod:`~rnnkit.tasks.forecast_recalibration`), as
-        a backtest's rolling calibration would at that origin."""
+        a backtest's rolling calibration would at that origin. Series are forecast together
+        when no sample paths are drawn, else one at a time (a series' paths do not depend on
+        the others in the file)."""
         if samples and self.likelihood == "none":
             raise ConfigError("--samples: the run's model gives point forecasts "
                               "(model.likelihood: none); train it with a likelihood to sample")
@@ -655,12 +658,45 @@ class ForecastingTask(Task):
         every = [s for item in inputs for s in as_list(item)]
         origins = [self._origin_window(series) for series in every]  # bad input refused first
         factors = latest_factors(self, model, every, calibration_window)
-        for series, window, factor in zip(every, origins, factors, strict=True):
-            forecast = self.forecast(model, window, samples=samples) if factor is None else \
-                fp.widen(self.forecast(model, window, samples=samples, calibrated=False), factor)
+        if samples == 0 and self._draws_nothing():
+            forecasts = self._forecasts_at_once(model, origins, factors)
+        else:  # each series' paths drawn alone, so they do not depend on the file's others
+            forecasts = [(self.forecast(model, window, samples=samples) if factor is None else
+                          fp.widen(self.forecast(model, window, samples=samples,
+                                                 calibrated=False), factor), 0)
+                         for window, factor in zip(origins, factors, strict=True)]
+        for series, (forecast, row) in zip(every, forecasts, strict=True):
             times = continue_times(series.times, self.config.data.horizon)
-            rows.extend(_forecast_rows(forecast, names, series.series_id, samples > 0, times))
+            rows.extend(_forecast_rows(forecast, names, series.series_id, samples > 0, times,
+                                       row))
         return rows
+
+    def _draws_nothing(self) -> bool:
+        """Whether a forecast's point and interval come without sample paths: point models,
+        and direct models whose likelihood has a closed-form quantile."""
+        direct = self.config.model.strategy in (None, "direct")
+        return self.likelihood == "none" or (direct and self.likelihood in ("gaussian",
+                                                                            "quantile"))
+
+    def _forecasts_at_once(self, model: nn.Module, origins: list[Windows],
+                           factors: list[np.ndarray | None]) -> list[tuple[Any, int]]:
+        """One forecast of every origin window in chunks of :data:`PREDICT_CHUNK` (a panel of
+        thousands of series would otherwise make thousands of one-window calls), each widened
+        by its series' recent factor or else the stored one: ``(forecast, row)`` per origin."""
+        horizon = self.config.data.horizon
+        stored = self.stored_factor() if self.config.data.calibration != "none" else 1.0
+        per_step = any(f is not None and f.ndim == 2 for f in factors)
+        results = []
+        for start in range(0, len(origins), PREDICT_CHUNK):
+            chunk = origins[start:start + PREDICT_CHUNK]
+            forecast = self.forecast(model, _joined(chunk), calibrated=False)
+            widths = np.concatenate([np.broadcast_to(stored if f is None else f.reshape(-1),
+                                                     (horizon,) if per_step else (1,))
+                                     for f in factors[start:start + PREDICT_CHUNK]])
+            if self.likelihood != "none" and not (widths == 1.0).all():
+                fp.widen(forecast, widths.reshape(len(chunk), -1) if per_step else widths)
+            results.extend((forecast, row) for row in range(len(chunk)))
+        return results
 
     def _origin_window(self, series: Series) -> Windows:
         """One window whose history ends at the last observed row of ``series``."""
@@ -704,22 +740,40 @@ def _split_blank_tail(values: np.ndarray, roles: ColumnRoles, path: str,
     return values[:first], values[first:]
 
 
+def _joined(windows: list[Windows]) -> Windows:
+    """One :class:`Windows` of every window of ``windows`` (each from one series), in order."""
+    def join(name: str) -> np.ndarray | None:
+        parts = [getattr(w, name) for w in windows]
+        return None if parts[0] is None else np.concatenate(parts)
+
+    ids = tuple(i for w in windows for i in w.ids)
+    offsets = np.cumsum([0, *(len(w.ids) for w in windows[:-1])])
+    series = np.concatenate([w.series + offset for w, offset in zip(windows, offsets,
+                                                                    strict=True)])
+    return Windows(join("history"), join("future"), join("covariates"), join("static"), series,
+                   ids)
+
+
 def _forecast_rows(forecast, names: list[str], series_id: str, with_samples: bool = False,
-                   times: list[str] | None = None) -> list[dict[str, Any]]:
-    """One row per forecast step: ``step`` (1..horizon), ``time`` (the series' own time
-    column continued, when it has a constant step) and each target's value and interval."""
+                   times: list[str] | None = None, window: int = 0) -> list[dict[str, Any]]:
+    """One row per forecast step of ``forecast``'s ``window``: ``step`` (1..horizon),
+    ``time`` (the series' own time column continued, when it has a constant step) and each
+    target's value and interval."""
+    mean = forecast.mean[window].tolist()  # (horizon, targets): one conversion, not one a value
+    lower = None if forecast.lower is None else forecast.lower[window].tolist()
+    upper = None if forecast.upper is None else forecast.upper[window].tolist()
     rows = []
-    for step in range(forecast.mean.shape[1]):
+    for step in range(len(mean)):
         row: dict[str, Any] = {"series": series_id} if series_id else {}
         row["step"] = step + 1
         if times is not None:
             row["time"] = times[step]
         for index, name in enumerate(names):
-            row[name] = float(forecast.mean[0, step, index])
-            if forecast.lower is not None:
-                row[f"{name}_lower"] = float(forecast.lower[0, step, index])
-                row[f"{name}_upper"] = float(forecast.upper[0, step, index])
+            row[name] = mean[step][index]
+            if lower is not None:
+                row[f"{name}_lower"] = lower[step][index]
+                row[f"{name}_upper"] = upper[step][index]
             if with_samples:
-                row[f"{name}_samples"] = forecast.samples[:, 0, step, index].tolist()
+                row[f"{name}_samples"] = forecast.samples[:, window, step, index].tolist()
         rows.append(row)
     return rows
