@@ -185,6 +185,17 @@ def shift_location(likelihood: str, raw: Tensor, offset: Tensor,
     return torch.cat([raw[..., :targets] + offset, raw[..., targets:]], dim=-1)
 
 
+_PREDICTIVES: dict[str, type[Predictive]] = {
+    "none": PointPredictive, "gaussian": GaussianPredictive, "student_t": StudentTPredictive,
+    "negative_binomial": NegativeBinomialPredictive, "quantile": QuantilePredictive}
+
+
+def has_closed_form(likelihood: str) -> bool:
+    """Whether ``likelihood``'s quantiles (so its intervals) come without sample paths (its
+    :class:`Predictive`'s ``analytic``)."""
+    return _PREDICTIVES[likelihood].analytic
+
+
 def predictive(likelihood: str, raw: Tensor, loc: Tensor, scale: Tensor,
                quantiles: list[float] | None = None) -> Predictive:
     """The :class:`Predictive` of ``raw`` ``(batch, steps, targets * size)``; ``loc``/``scale``

@@ -26,6 +26,7 @@ from rnnkit.data import (
 from rnnkit.data.readers.panel import time_key
 from rnnkit.data.time_index import continue_times
 from rnnkit.models.export_graphs import WindowScaling
+from rnnkit.models.forecast_likelihood import has_closed_form
 from rnnkit.tasks import forecast_baselines, forecast_cross
 from rnnkit.tasks import forecast_metrics as fm
 from rnnkit.tasks import forecast_probability as fp
@@ -675,8 +676,7 @@ class ForecastingTask(Task):
         """Whether a forecast's point and interval come without sample paths: point models,
         and direct models whose likelihood has a closed-form quantile."""
         direct = self.config.model.strategy in (None, "direct")
-        return self.likelihood == "none" or (direct and self.likelihood in ("gaussian",
-                                                                            "quantile"))
+        return self.likelihood == "none" or (direct and has_closed_form(self.likelihood))
 
     def _forecasts_at_once(self, model: nn.Module, origins: list[Windows],
                            factors: list[np.ndarray | None]) -> list[tuple[Any, int]]:
