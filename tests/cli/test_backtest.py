@@ -16,6 +16,7 @@ from rnnkit.analysis.report_samples import backtest_baselines, backtest_coverage
 from rnnkit.analysis.run_context import RunContext
 from rnnkit.tasks.backtest import read_backtest_forecasts, read_backtest_summary
 from rnnkit.tasks.config import config_from_dict
+from rnnkit.tasks.forecasting import ForecastingTask
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -99,6 +100,24 @@ def test_backtest_retrain_trains_one_model_per_origin(cli, trained):
     assert retrained == ["origin_40", "origin_80"]  # from 2 · (lookback + horizon) on
     history = (run_dir / "backtest" / "retrain" / "history_80.csv").read_text()
     assert len(history.splitlines()) == 1 + 60  # the rolling window before origin 80
+
+
+def test_each_retrained_origin_draws_its_own_paths(cli, trained, monkeypatch):
+    # One seed at every origin would repeat the same standard draws, so an interval's
+    # sampling error would not average out over the origins.
+    seeds, forecast = [], ForecastingTask.forecast
+
+    def recorded(self, model, windows, *args, **kwargs):
+        seeds.append(kwargs.get("seed"))
+        return forecast(self, model, windows, *args, **kwargs)
+
+    monkeypatch.setattr(ForecastingTask, "forecast", recorded)
+    run_dir, data = trained
+    result = cli("backtest", run_dir, "--data", data, "--stride", "40", "--retrain",
+                 "--window", "rolling", "--train-size", "60", "--train-steps", "20")
+    assert result.exit_code == 0, result.output
+    origin_seeds = [seed for seed in seeds if seed is not None]
+    assert len(origin_seeds) == 2 and len(set(origin_seeds)) == 2
 
 
 def test_a_stopped_retrain_backtest_resumes_with_the_origins_done(cli, trained):

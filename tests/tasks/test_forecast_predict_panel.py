@@ -10,6 +10,8 @@ import pytest
 from tests.tasks.forecast_files import write_rows
 
 from rnnkit import tasks
+from rnnkit.tasks import forecast_probability as fp
+from rnnkit.tasks import forecast_recalibration as recalibration
 from rnnkit.tasks import forecasting
 from rnnkit.tasks.config import config_from_dict
 
@@ -97,3 +99,52 @@ def test_sample_paths_of_a_series_do_not_depend_on_the_others(tmp_path, monkeypa
     alone, together = _alone_and_together(run, tmp_path / "later.csv", monkeypatch,
                                           samples=20)
     assert together == alone
+
+
+def _standard_paths(rows: list[dict], series: str) -> np.ndarray:
+    """``(steps, paths)``: one series' sample paths, each step centred and scaled."""
+    paths = np.array([r["v_samples"] for r in rows if r["series"] == series])
+    return (paths - paths.mean(1, keepdims=True)) / paths.std(1, keepdims=True)
+
+
+@pytest.mark.parametrize("model", [{"likelihood": "gaussian"},
+                                   {"likelihood": "student_t", "strategy": "autoregressive"}])
+def test_series_do_not_share_their_draws(tmp_path, model):
+    # With one seed for every series, path k of each series came from the same standard
+    # draws: correlation 1 between series at every step.
+    run = _run(tmp_path, model, {"normalize": "series", "calibration_window": 0,
+                                 "samples": 50})
+    rows = run.task.predict(run.model, [run.task.read(tmp_path / "later.csv")], samples=400)
+    first = _standard_paths(rows, "S0")
+    for other in ("S1", "S2", "S3", "S4"):
+        second = _standard_paths(rows, other)
+        correlations = [np.corrcoef(a, b)[0, 1] for a, b in zip(first, second, strict=True)]
+        # independent draws: about N(0, 1/20) each; shared ones gave 0.97-1.0
+        assert np.abs(correlations).max() < 0.25, (other, correlations)
+    again = run.task.predict(run.model, [run.task.read(tmp_path / "later.csv")], samples=400)
+    assert again == rows  # seeded: the same paths every time
+
+
+def test_a_derived_seed_depends_on_the_seed_and_the_key_only():
+    seeds = {fp.derived_seed(seed, key) for seed in (0, 1) for key in ("", "a", "b")}
+    assert len(seeds) == 6
+    assert all(0 <= seed < 2**63 for seed in seeds)
+    assert fp.derived_seed(3, "store 7") == fp.derived_seed(3, "store 7")
+
+
+def test_each_slice_of_recent_windows_draws_its_own_paths(tmp_path, monkeypatch):
+    # predict's rolling calibration forecasts the recent windows in slices; with one seed,
+    # window k of every slice shared its standard draws with window k of the others
+    run = _run(tmp_path, {"likelihood": "student_t", "strategy": "autoregressive"},
+               {"normalize": "series", "calibration_window": 5, "samples": 20})
+    monkeypatch.setattr(recalibration, "MAX_WINDOWS_PER_CALL", 4)
+    seeds, forecast = [], forecasting.ForecastingTask.forecast
+
+    def recorded(self, model, windows, *args, **kwargs):
+        seeds.append((len(windows.history), kwargs.get("seed")))
+        return forecast(self, model, windows, *args, **kwargs)
+
+    monkeypatch.setattr(forecasting.ForecastingTask, "forecast", recorded)
+    run.task.predict(run.model, [run.task.read(tmp_path / "later.csv")])
+    slices = [seed for count, seed in seeds if count > 1]
+    assert len(slices) >= 3 and len(set(slices)) == len(slices)

@@ -23,6 +23,7 @@ import torch
 import yaml
 
 from rnnkit.models import Forecast
+from rnnkit.tasks import forecast_probability as fp
 from rnnkit.tasks.forecast_data import Series, Windows, with_context
 from rnnkit.tasks.run_dir import CONFIG_FILE, SUMMARY_FILE
 from rnnkit.train.durable import replace_file
@@ -58,7 +59,10 @@ def retrained_forecasts(run, series: list[Series], windows: Windows,
             _tell(notice, f"origin {index}/{len(origins)} (step {origin}): trained in "
                           f"{trained_seconds[-1]:.1f} s; about {_duration(left)} left")
         retrained = load_run(directory)
-        parts[origin] = (rows, retrained.task.forecast(retrained.model, _select(windows, rows)))
+        # each origin its own draws, so an interval's sampling error averages over origins
+        seed = fp.derived_seed(retrained.config.train.seed, f"origin {origin}")
+        parts[origin] = (rows, retrained.task.forecast(retrained.model, _select(windows, rows),
+                                                       seed=seed))
     return _merge(parts, len(where))
 
 

@@ -14,6 +14,7 @@ covered less.
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -57,6 +58,18 @@ def check_likelihood(likelihood: str, normalize: str, targets: list[np.ndarray],
         if bad.size:
             raise DataFormatError(path, None, "model.likelihood: negative_binomial expects "
                                   f"counts (whole numbers >= 0), found {bad[0]:g}")
+
+
+def derived_seed(seed: int, key: str) -> int:
+    """The seed of one independent stream of sample paths: ``seed`` mixed with ``key`` (a
+    series' id in ``predict``, an origin in a retraining backtest, a slice of windows) by a
+    hash that is the same in every process, so the draws repeat from run to run. Forecasts
+    drawn one call at a time with one seed for all would share their standard draws: each
+    series' paths perfectly correlated with every other's (a sum over series, a region's
+    total, would get intervals as wide as the sum of the series' own), and the sampling error
+    of an interval repeated at every origin of a backtest instead of averaging out."""
+    digest = hashlib.blake2b(f"{seed}/{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1  # within torch.manual_seed's range
 
 
 def conformal_factor(forecast, future: np.ndarray, interval: float) -> float:

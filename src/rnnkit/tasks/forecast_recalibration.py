@@ -102,8 +102,10 @@ def _scores(task, model: nn.Module, windows, rows, progress: bool = False) -> np
     slices = range(0, len(rows), MAX_WINDOWS_PER_CALL)
     for first in progress_batches(iter(slices), len(slices), progress, "calibration windows"):
         part = windows.take(rows[first:first + MAX_WINDOWS_PER_CALL])
-        parts.append(fp.conformal_scores(task.forecast(model, part, calibrated=False),
-                                         part.future))
+        # each slice its own draws: with one seed, window k of every slice shared them
+        seed = fp.derived_seed(task.config.train.seed, f"windows {first}")
+        parts.append(fp.conformal_scores(task.forecast(model, part, calibrated=False,
+                                                       seed=seed), part.future))
     return np.concatenate(parts)
 
 

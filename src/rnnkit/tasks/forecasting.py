@@ -328,12 +328,13 @@ class ForecastingTask(Task):
         return (history, future, *self._scaled_covariates(windows))
 
     def forecast(self, model: nn.Module, windows: Windows, samples: int = 0,
-                 calibrated: bool = True, intervals: bool = True):
+                 calibrated: bool = True, intervals: bool = True, seed: int | None = None):
         """:class:`~rnnkit.models.Forecast` in original units for raw ``windows`` (one
         forecast per window), undoing the per-window level and scale; intervals, quantiles
         (:data:`~rnnkit.tasks.forecast_metrics.QUANTILE_LEVELS`) and ``samples`` paths are
         widened by the run's conformal factor unless ``calibrated`` is false;
-        ``intervals=False``: the point forecast alone."""
+        ``intervals=False``: the point forecast alone. Paths are drawn with ``seed``
+        (``None``: ``train.seed``)."""
         shift, spread = self._levels(windows)
         targets = list(self.roles.targets)
         device = model_device(model)
@@ -348,7 +349,8 @@ class ForecastingTask(Task):
                                  covariates=tensor(windows.covariates),
                                  static=tensor(windows.static),
                                  samples=samples or self._metric_samples(),
-                                 seed=self.config.train.seed, intervals=intervals)
+                                 seed=self.config.train.seed if seed is None else seed,
+                                 intervals=intervals)
         level, factor = tensor(shift[..., targets]), tensor(spread[..., targets])
         forecast.map(lambda values: values * factor + level)
         if forecast.std is not None:
@@ -649,8 +651,10 @@ class ForecastingTask(Task):
         ``data.calibration_window``; 0: none) the intervals are widened by the factor the
         series' last N ended forecasts give (:mod:`~rnnkit.tasks.forecast_recalibration`), as
         a backtest's rolling calibration would at that origin. Series are forecast together
-        when no sample paths are drawn, else one at a time (a series' paths do not depend on
-        the others in the file)."""
+        when no sample paths are drawn, else one at a time, each with its own seed
+        (:func:`~rnnkit.tasks.forecast_probability.derived_seed` of its id): a series'
+        paths do not depend on the others in the file, and two series do not share their
+        draws."""
         if samples and self.likelihood == "none":
             raise ConfigError("--samples: the run's model gives point forecasts "
                               "(model.likelihood: none); train it with a likelihood to sample")
@@ -662,15 +666,24 @@ class ForecastingTask(Task):
         if samples == 0 and self._draws_nothing():
             forecasts = self._forecasts_at_once(model, origins, factors)
         else:  # each series' paths drawn alone, so they do not depend on the file's others
-            forecasts = [(self.forecast(model, window, samples=samples) if factor is None else
-                          fp.widen(self.forecast(model, window, samples=samples,
-                                                 calibrated=False), factor), 0)
-                         for window, factor in zip(origins, factors, strict=True)]
+            forecasts = [(self._paths_forecast(model, window, samples, factor, series), 0)
+                         for window, factor, series in zip(origins, factors, every, strict=True)]
         for series, (forecast, row) in zip(every, forecasts, strict=True):
             times = continue_times(series.times, self.config.data.horizon)
             rows.extend(_forecast_rows(forecast, names, series.series_id, samples > 0, times,
                                        row))
         return rows
+
+    def _paths_forecast(self, model: nn.Module, window: Windows, samples: int,
+                        factor: np.ndarray | None, series: Series):
+        """One series' forecast from sample paths drawn with its own seed
+        (:func:`~rnnkit.tasks.forecast_probability.derived_seed` of its id), widened by its
+        recent ``factor`` (``None``: the stored one)."""
+        seed = fp.derived_seed(self.config.train.seed, series.series_id)
+        if factor is None:
+            return self.forecast(model, window, samples=samples, seed=seed)
+        return fp.widen(self.forecast(model, window, samples=samples, calibrated=False,
+                                      seed=seed), factor)
 
     def _draws_nothing(self) -> bool:
         """Whether a forecast's point and interval come without sample paths: point models,
