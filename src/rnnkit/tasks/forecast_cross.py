@@ -137,7 +137,9 @@ def cross_scores(task, training: list[Series], folds: int,
                    f"{len(splits)} without its block")
             model = _train_fold(task, segments, index, Path(scratch) / f"fold_{index}")
             windows = cut_windows(held_out, task.roles, lookback, horizon)
-            forecast = task.forecast(model, windows, calibrated=False)
+            # each fold its own draws, so window k of every fold does not share them
+            seed = fp.derived_seed(task.config.train.seed, f"fold {index}")
+            forecast = task.forecast(model, windows, calibrated=False, seed=seed)
             parts.append(fp.conformal_scores(forecast, windows.future))
             notice(f"cross-conformal calibration: fold {index + 1} of {len(splits)} scored "
                    f"{len(windows.future)} held-out windows in "
