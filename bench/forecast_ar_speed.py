@@ -60,7 +60,7 @@ def one_run(dataset: str, epochs: int, seed: int) -> None:
                      f"train.batch_size={BATCH}", f"train.max_epochs={epochs}",
                      "train.patience=null", "train.max_time=null", "train.progress=false",
                      f"train.seed={seed}"]
-        config = tasks.load_config(ROOT / "examples" / f"{problem.config}.yaml", overrides)
+        config = tasks.load_config(problem.config, overrides)
         cpu, wall = time.process_time(), time.perf_counter()
         outcome = tasks.train(config, Path(scratch) / "run")
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall

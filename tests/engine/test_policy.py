@@ -66,6 +66,19 @@ def test_streaming_follows_the_committed_benchmark(grid):
         assert engine.streaming_wins(mode, row["hidden"], 1) == native
 
 
+def test_batched_steps_follow_the_committed_benchmark():
+    """Every row of bench/results/step_batches.json: the native one-call step only where
+    it was >= MARGIN x torch's fused kernel; batches between grid points take the nearest."""
+    results = json.loads(BENCH.with_name("step_batches.json").read_text())
+    assert len(results["steps"]) == 3 * 4 * 5  # the whole grid was measured
+    for row in results["steps"]:
+        mode = {"RNN": "RNN_TANH"}.get(row["mode"], row["mode"])
+        wins = row["speedup"] >= policy.MARGIN
+        assert engine.streaming_wins(mode, row["hidden"], row["batch"]) == wins, row
+    assert engine.streaming_wins("LSTM", 64, 500) == engine.streaming_wins("LSTM", 64, 512)
+    assert engine.streaming_wins("GRU", 100, 3) == engine.streaming_wins("GRU", 128, 8)
+
+
 def test_never_native_off_cpu_or_for_other_dtypes():
     assert not decide("GRU", 64, 1, device="meta")
     assert not decide("GRU", 64, 1, dtype=torch.float16)

@@ -50,6 +50,26 @@ def test_auto_backend_streams_natively_at_batch_one():
     assert (layer._stream_cache.plan is not None) == engine.streaming_wins("GRU", 64, 1)
 
 
+@pytest.mark.parametrize(("kind", "hidden", "batch"), [("GRU", 64, 8), ("LSTM", 32, 500),
+                                                     ("RNN_TANH", 512, 128)])
+def test_auto_backend_steps_a_batch_where_it_was_measured_faster(kind, hidden, batch,
+                                                               monkeypatch):
+    # Many rows (an autoregressive forecaster's sample paths): the one-call native step
+    # reads the weights once per row, so from about 128 rows torch's fused kernel wins.
+    native = engine.streaming_wins(kind, hidden, batch)
+    reference, layer = make_pair(kind, 3, hidden, backend="auto", dtype=torch.float32)
+    calls = []
+    monkeypatch.setattr(engine, "cell_step", lambda *args: calls.append(args))
+    x = torch.randn(batch, 3)
+    with torch.no_grad():
+        want_y, want_state = reference(x.unsqueeze(0))
+        y, state = layer.step(x, None)
+    assert (layer._stream_cache.plan is not None) == native
+    assert not calls  # never the one-call kernel through the general path either
+    torch.testing.assert_close(y, want_y[0], rtol=1e-5, atol=1e-6)
+    assert_states_close(state, want_state, rtol=1e-5, atol=1e-6)
+
+
 def test_replaced_weights_are_noticed():
     reference, layer = make_pair("LSTM", 3, 4, backend="native")
     x = torch.randn(4, 1, 3, dtype=torch.float64)

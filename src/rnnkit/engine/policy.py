@@ -23,6 +23,11 @@ to its nearest grid point (on a log scale) and goes native only if that point is
   and inference at every point measured.
 - Streaming ``step()`` (one step, batch 1; :data:`STREAMING_WINS`, from the streaming table):
   the one-call native step wins for every cell and size measured.
+- A batched ``step()`` (one step of many rows: an autoregressive forecaster's sample paths,
+  beam search; :data:`STEP_WINS`, from ``bench/results/step_batches.md``): the one-call step
+  reads every weight once per row, which pays at small batches (2-9.5x at batch 8 up to 256
+  units) and loses to torch's fused kernel, whose products are matrix products, from batch
+  128 (512 rows at 64 units) and at 512 units from batch 8 (0.12-0.73x).
 """
 
 from __future__ import annotations
@@ -76,6 +81,17 @@ STREAMING_WINS: dict[str, frozenset[int]] = {
     "LSTM": frozenset({64, 128, 256, 512}),
 }
 
+# Batched step() (bench/results/step_batches.json, the Xeon; AMD uses it too, unmeasured
+# there): cell -> {(hidden, batch)} grid points where the one-call native step measured
+# >= MARGIN x rnnkit's own step on torch's fused kernel (what auto takes otherwise).
+STEP_BATCH_GRID = (8, 32, 128, 512, 2048)
+STEP_WINS: dict[str, frozenset[tuple[int, int]]] = {
+    "RNN": frozenset({(64, 8), (64, 32), (64, 128), (64, 512), (128, 8), (128, 32), (256, 8),
+                      (256, 32), (512, 8)}),
+    "GRU": frozenset({(64, 8), (64, 32), (64, 128), (128, 8), (128, 32), (256, 8), (256, 32)}),
+    "LSTM": frozenset({(64, 8), (64, 32), (64, 128), (128, 8), (128, 32), (256, 8),
+                       (256, 32)}),
+}
 
 # The same on AMD (bench/results/layers_amd.json). torch.nn's RNN and GRU run their per-step
 # products on MKL, which runs at the rate of its AVX2 code on AMD, and the engine's own
@@ -136,12 +152,11 @@ def should_use(mode: str, *, input_size: int, hidden_size: int, batch: int, seq_
 
 
 def streaming_wins(mode: str, hidden_size: int, batch: int) -> bool:
-    """True when a one-step native call was measured faster than torch.nn for this shape.
-
-    Batches above 1 use the sequence table (their cost is dominated by the same products).
-    """
+    """True when a one-step native call (``step()`` without gradients) was measured faster
+    than torch's kernel for this shape: :data:`STREAMING_WINS` at batch 1, :data:`STEP_WINS`
+    above (nearest grid point)."""
     cell = "RNN" if mode.startswith("RNN") else mode
+    hidden = _nearest(hidden_size, HIDDEN_GRID)
     if batch == 1:
-        return _nearest(hidden_size, HIDDEN_GRID) in STREAMING_WINS[cell]
-    point = (_nearest(hidden_size, HIDDEN_GRID), _nearest(batch, BATCH_GRID))
-    return point in _native_wins()[(cell, False)]
+        return hidden in STREAMING_WINS[cell]
+    return (hidden, _nearest(batch, STEP_BATCH_GRID)) in STEP_WINS[cell]

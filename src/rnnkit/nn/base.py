@@ -482,10 +482,13 @@ class RecurrentBase(nn.RNNBase):
         finally:
             self._state_observer = previous
 
-    def _choose_path(self, x: Tensor, variable_lengths: bool = False) -> str:
+    def _choose_path(self, x: Tensor, variable_lengths: bool = False,
+                     one_step: bool = False) -> str:
         """Pick ``'torch'``, ``'native'`` or ``'python'`` for this call.
 
         ``variable_lengths``: rows end at different steps (torch would run its packed path).
+        ``one_step``: a ``step()`` call, whose native kernel is the one-call step (measured
+        apart from the sequence kernels: :func:`rnnkit.engine.streaming_wins`).
         """
         if self.regularisation.active or self.layer_norm or self._state_observer is not None:
             return "python"
@@ -509,6 +512,9 @@ class RecurrentBase(nn.RNNBase):
             return "native"
         training = torch.is_grad_enabled() and (
             x.requires_grad or any(p.requires_grad for p in self._parameters.values()))
+        if one_step and not training and engine is not None:
+            wins = engine.streaming_wins(self.mode, self.hidden_size, x.shape[1])
+            return "native" if wins and x.dtype in (torch.float32, torch.float64) else "torch"
         if engine is not None and engine.should_use(
                 self.mode, input_size=self.input_size, hidden_size=self.hidden_size,
                 batch=x.shape[1], seq_len=x.shape[0], dtype=x.dtype, device=x.device,
@@ -605,7 +611,7 @@ class RecurrentBase(nn.RNNBase):
         batched = input.dim() == 2
         x = input if batched else input.unsqueeze(0)
         h0, c0 = self._prepare_state(state, x.shape[0], batched)
-        path = self._choose_path(x.unsqueeze(0))
+        path = self._choose_path(x.unsqueeze(0), one_step=True)
         if path == "torch":  # torch's fused kernel over a one-step sequence: all layers at once
             output, h_n, c_n = self._run_fused(x.unsqueeze(0), h0, c0, None)
             return self._finish_step(output[0], h_n, c_n, batched)
