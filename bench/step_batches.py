@@ -90,6 +90,16 @@ def markdown(meta: dict, rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render(path: Path) -> None:
+    """Rewrite the markdown beside ``path`` (a results JSON), re-deriving ``auto``."""
+    results = json.loads(path.read_text())
+    for row in results["steps"]:
+        row["auto_uses_native"] = engine.streaming_wins(layers.ENGINE_MODES[row["mode"]],
+                                                        row["hidden"], row["batch"])
+    path.write_text(json.dumps(results, indent=1))
+    path.with_suffix(".md").write_text(markdown(results["meta"], results["steps"]))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reps", type=int, default=5)
@@ -98,7 +108,13 @@ def main(argv=None) -> None:
     parser.add_argument("--batches", default=",".join(map(str, BATCHES)))
     parser.add_argument("--settle", type=float, default=layers.SETTLE_SECONDS)
     parser.add_argument("--out", default="step_batches", help="results file stem")
+    parser.add_argument("--render", metavar="JSON", default=None,
+                        help="only rewrite JSON's markdown, the auto column from the current "
+                             "policy")
     args = parser.parse_args(argv)
+    if args.render:
+        render(Path(args.render))
+        return
     layers.settle_seconds = args.settle
     torch.set_num_threads(2)
     rows = []

@@ -164,3 +164,36 @@ def test_copies_do_not_share_the_cache():
         y, _ = stream(layer, x)
         want, _ = reference(x)
     torch.testing.assert_close(y, want, rtol=1e-10, atol=1e-12)
+
+
+def _row(state, row: int):
+    """Row ``row`` of a step's state, as a one-row state."""
+    if isinstance(state, tuple):
+        return tuple(part[:, row:row + 1].contiguous() for part in state)
+    return state[:, row:row + 1].contiguous()
+
+
+def _streamed(layer, x, state):
+    """One step of ``x`` on a streamer (packed weights) started from ``state``."""
+    streamer = layer.streamer(x.shape[0])
+    streamer.state = state
+    return streamer(x)
+
+
+@pytest.mark.parametrize("kind", ["RNN_TANH", "GRU", "LSTM"])
+@pytest.mark.parametrize(("input_size", "hidden"), [(33, 130), (512, 512)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_batched_step_gives_each_row_what_it_gets_alone(kind, input_size, hidden, dtype):
+    # Over several rows the kernel reads the weights in chunks that serve every row; each
+    # output must still be computed as in a one-row step (same bits), tails included, on
+    # torch's layout (step) and on packed panels (streamer).
+    _, layer = make_pair(kind, input_size, hidden, backend="native", dtype=dtype, num_layers=2)
+    x = torch.randn(5, input_size, dtype=dtype)
+    with torch.no_grad():
+        _, state = layer.step(torch.randn(5, input_size, dtype=dtype))
+        together, _ = layer.step(x, state)
+        alone = [layer.step(x[b:b + 1], _row(state, b))[0] for b in range(5)]
+        packed = _streamed(layer, x, state)
+        packed_alone = [_streamed(layer, x[b:b + 1], _row(state, b)) for b in range(5)]
+    assert torch.equal(together, torch.cat(alone))
+    assert torch.equal(packed, torch.cat(packed_alone))

@@ -25,9 +25,11 @@ to its nearest grid point (on a log scale) and goes native only if that point is
   the one-call native step wins for every cell and size measured.
 - A batched ``step()`` (one step of many rows: an autoregressive forecaster's sample paths,
   beam search; :data:`STEP_WINS`, from ``bench/results/step_batches.md``): the one-call step
-  reads every weight once per row, which pays at small batches (2-9.5x at batch 8 up to 256
-  units) and loses to torch's fused kernel, whose products are matrix products, from batch
-  128 (512 rows at 64 units) and at 512 units from batch 8 (0.12-0.73x).
+  computes each row's dot products (its weights read once per step in chunks that stay in
+  L1 for every row), which pays up to 32 rows below 512 units (1.5-7.8x), at 8 rows of 512
+  units (1.6-2.0x) and up to 128 rows at 64-128 units (1.2-2.0x); from 512 rows torch's fused
+  kernel, whose products are matrix products, is ahead (0.44-0.91x; a 64-unit RNN still wins
+  at 512).
 """
 
 from __future__ import annotations
@@ -86,11 +88,12 @@ STREAMING_WINS: dict[str, frozenset[int]] = {
 # >= MARGIN x rnnkit's own step on torch's fused kernel (what auto takes otherwise).
 STEP_BATCH_GRID = (8, 32, 128, 512, 2048)
 STEP_WINS: dict[str, frozenset[tuple[int, int]]] = {
-    "RNN": frozenset({(64, 8), (64, 32), (64, 128), (64, 512), (128, 8), (128, 32), (256, 8),
+    "RNN": frozenset({(64, 8), (64, 32), (64, 128), (64, 512), (128, 8), (128, 32), (128, 128),
+                      (256, 8), (256, 32), (256, 128), (512, 8)}),
+    "GRU": frozenset({(64, 8), (64, 32), (64, 128), (128, 8), (128, 32), (128, 128), (256, 8),
                       (256, 32), (512, 8)}),
-    "GRU": frozenset({(64, 8), (64, 32), (64, 128), (128, 8), (128, 32), (256, 8), (256, 32)}),
-    "LSTM": frozenset({(64, 8), (64, 32), (64, 128), (128, 8), (128, 32), (256, 8),
-                       (256, 32)}),
+    "LSTM": frozenset({(64, 8), (64, 32), (64, 128), (128, 8), (128, 32), (128, 128),
+                       (256, 8), (256, 32), (512, 8)}),
 }
 
 # The same on AMD (bench/results/layers_amd.json). torch.nn's RNN and GRU run their per-step
