@@ -150,6 +150,10 @@ class Streamer:
     change (``.double()``) the state goes on in the new dtype. Not seen:
     writes through ``param.data`` or another tensor sharing its storage.
 
+    A streamer always runs the native step, whose products are dot products row by row: over
+    hundreds of rows torch's fused kernel is faster, and ``step()`` with ``backend='auto'``
+    takes it there (bench/results/step_batches.md).
+
     ``plan_factory`` (no arguments, returns a plan with ``native``, ``mode``,
     ``layers``, ``hidden``, ``out_size`` and ``dtype``) replaces the float plan: int8 layers
     (``rnnkit.nn.QuantizedRecurrent.streamer``) pass theirs.
