@@ -69,18 +69,29 @@ def ets_forecast(history: np.ndarray, horizon: int, season: int) -> np.ndarray |
 
 
 def theta_forecast(history: np.ndarray, horizon: int, season: int) -> np.ndarray:
-    """``history`` ``(windows, lookback, targets)`` → ``(windows, horizon, targets)``."""
-    result = np.empty((history.shape[0], horizon, history.shape[2]))
-    for window in range(history.shape[0]):
-        for target in range(history.shape[2]):
-            result[window, :, target] = theta_one(history[window, :, target], horizon, season)
-    return result
+    """``history`` ``(windows, lookback, targets)`` → ``(windows, horizon, targets)``: what
+    :func:`theta_one` gives each window and target, computed for all of them at once (a
+    panel's validation split holds tens of thousands of windows; one at a time, the SES
+    search was seconds of Python)."""
+    windows, lookback, targets = history.shape
+    # (windows, lookback, targets) → one row per window and target: (rows, lookback)
+    rows = np.asarray(history, dtype=np.float64).transpose(0, 2, 1).reshape(-1, lookback)
+    indices, multiplicative = _seasonal_indices_rows(rows, season)
+    period = max(season, 1)
+    at = indices[:, np.arange(lookback) % period]  # (rows, lookback)
+    with np.errstate(divide="ignore", invalid="ignore"):  # additive rows take the difference
+        adjusted = np.where(multiplicative[:, None], rows / at, rows - at)
+    ahead = _ses_with_drift_rows(adjusted, horizon)  # (rows, horizon)
+    later = indices[:, (lookback + np.arange(horizon)) % period]
+    forecast = np.where(multiplicative[:, None], ahead * later, ahead + later)
+    # (rows, horizon) → (windows, horizon, targets)
+    return forecast.reshape(windows, targets, horizon).transpose(0, 2, 1)
 
 
 def theta_one(values: np.ndarray, horizon: int, season: int) -> np.ndarray:
     """The Theta forecast of one series ``(time,)`` → ``(horizon,)``."""
-    return deseasonalised(lambda adjusted: _ses_with_drift(adjusted, horizon),
-                          np.asarray(values, dtype=np.float64), horizon, season)
+    return theta_forecast(np.asarray(values, dtype=np.float64)[None, :, None], horizon,
+                          season)[0, :, 0]
 
 
 def deseasonalised(forecast, values: np.ndarray, horizon: int, season: int) -> np.ndarray:
@@ -99,41 +110,67 @@ def seasonal_indices(values: np.ndarray, season: int) -> tuple[np.ndarray, bool]
     """Classical-decomposition seasonal indices ``(season,)`` by position in the season
     (position 0 is the first value's), and whether they are multiplicative. Neutral indices
     when there is no season or less than two seasons of data."""
-    multiplicative = bool((values > 0).all())
-    neutral = np.ones(max(season, 1)) if multiplicative else np.zeros(max(season, 1))
-    if season < 2 or len(values) < 2 * season:
+    indices, multiplicative = _seasonal_indices_rows(
+        np.asarray(values, dtype=np.float64)[None], season)
+    return indices[0], bool(multiplicative[0])
+
+
+def _seasonal_indices_rows(rows: np.ndarray, season: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`seasonal_indices` of every row of ``rows`` ``(rows, time)``: indices ``(rows,
+    max(season, 1))`` and the multiplicative flags ``(rows,)``."""
+    count, length = rows.shape
+    multiplicative = (rows > 0).all(axis=1)
+    period = max(season, 1)
+    neutral = np.where(multiplicative[:, None], 1.0, 0.0) * np.ones((count, period))
+    if season < 2 or length < 2 * season:
         return neutral, multiplicative
-    # Centred moving average (2 x m for even m) as the trend.
     weights = np.ones(season + 1 - season % 2)
     if season % 2 == 0:
         weights[[0, -1]] = 0.5
-    trend = np.convolve(values, weights / season, mode="valid")
+    # Centred moving average (2 x m for even m) as the trend.
+    trend = np.lib.stride_tricks.sliding_window_view(rows, len(weights), axis=1) @ (
+        weights / season)  # (rows, time - len(weights) + 1)
     start = len(weights) // 2
-    detrended = values[start:start + len(trend)]
-    detrended = detrended / trend if multiplicative else detrended - trend
-    position = (start + np.arange(len(trend))) % season
-    indices = np.array([detrended[position == p].mean() for p in range(season)])
-    if multiplicative:
-        return indices / indices.mean(), True
-    return indices - indices.mean(), False
+    detrended = rows[:, start:start + trend.shape[1]]
+    with np.errstate(divide="ignore", invalid="ignore"):  # additive rows take the difference
+        detrended = np.where(multiplicative[:, None], detrended / trend, detrended - trend)
+    position = (start + np.arange(trend.shape[1])) % season
+    indices = np.stack([detrended[:, position == p].mean(axis=1) for p in range(season)],
+                       axis=1)
+    centre = indices.mean(axis=1, keepdims=True)
+    return np.where(multiplicative[:, None], indices / centre, indices - centre), multiplicative
 
 
-def _ses_with_drift(values: np.ndarray, horizon: int) -> np.ndarray:
-    """SES (weight by least in-sample squared one-step error) plus half the OLS slope:
-    ``level + b/2 · (h - 1 + 1/α - (1 - α)^n / α)`` (Hyndman & Billah 2003, eq. 3)."""
-    n = len(values)
-    slope = np.polyfit(np.arange(n), values, 1)[0] if n > 1 else 0.0
-    best_level, best_alpha, best_error = values[-1], 1.0, np.inf
-    for alpha in ALPHAS:
-        level, error = values[0], 0.0
-        for value in values[1:]:
-            error += (value - level) ** 2
-            level += alpha * (value - level)
-        if error < best_error:
-            best_level, best_alpha, best_error = level, alpha, error
+def _ses_with_drift_rows(rows: np.ndarray, horizon: int) -> np.ndarray:
+    """SES (weight by least in-sample squared one-step error, searched over :data:`ALPHAS`)
+    plus half the OLS slope, for every row of ``rows`` ``(rows, time)`` → ``(rows, horizon)``:
+    ``level + b/2 · (h - 1 + 1/α - (1 - α)^n / α)`` (Hyndman & Billah 2003, eq. 3). The
+    search runs for all rows and weights at once, step by step in time."""
+    count, length = rows.shape
+    slope = _ols_slopes(rows) if length > 1 else np.zeros(count)
+    level = np.repeat(rows[:, :1], len(ALPHAS), axis=1)  # (rows, alphas)
+    error = np.zeros_like(level)
+    for step in range(1, length):
+        value = rows[:, step:step + 1]
+        error = error + (value - level) ** 2
+        level = level + ALPHAS * (value - level)
+    # the first weight with the least error; a row whose errors are all NaN (NaN values)
+    # keeps α = 1 and its last value
+    finite = ~np.isnan(error).all(axis=1)
+    best = np.where(np.isnan(error), np.inf, error).argmin(axis=1)
+    alpha = np.where(finite, ALPHAS[best], 1.0)
+    best_level = np.where(finite, level[np.arange(count), best], rows[:, -1])
     steps = np.arange(1, horizon + 1)
-    drift = steps - 1 + 1 / best_alpha - (1 - best_alpha) ** n / best_alpha
-    return best_level + slope / 2 * drift
+    drift = steps - 1 + 1 / alpha[:, None] - (1 - alpha[:, None]) ** length / alpha[:, None]
+    return best_level[:, None] + slope[:, None] / 2 * drift
+
+
+def _ols_slopes(rows: np.ndarray) -> np.ndarray:
+    """Least-squares slope of each row against 0, 1, ... (what ``np.polyfit(t, row, 1)[0]``
+    gives, to rounding)."""
+    t = np.arange(rows.shape[1], dtype=np.float64)
+    centred = t - t.mean()
+    return (rows - rows.mean(axis=1, keepdims=True)) @ centred / (centred @ centred)
 
 
 def behind_naive_notice(trainer_record: dict[str, Any], season: int,
