@@ -53,7 +53,6 @@ from rnnkit.tasks import forecast_probability as fp
 from rnnkit.tasks.errors import ConfigError
 from rnnkit.tasks.forecast_baselines import ets_forecast, theta_forecast
 from rnnkit.tasks.forecast_data import Series, Windows, split_windows, with_context
-from rnnkit.train import metrics
 from rnnkit.train.durable import replace_file
 from rnnkit.train.state_io import finite_json
 
@@ -317,25 +316,20 @@ def _score(task, series: list[Series], windows: Windows, where: list[tuple[int, 
     values = {name: None if getattr(forecast, name) is None
               else getattr(forecast, name)[:, :horizon].cpu().double().numpy()
               for name in ("mean", "lower", "upper")}
+    scores = _origin_scores(values, windows.future, scales[[index for index, _ in where]],
+                            {"naive_mase": naive, "theta_mase": theta, "ets_mase": ets})
+    columns = {name: column.tolist() for name, column in scores.items()}
+    # target 0 of every forecast step, as plain floats: (rows, horizon) lists
+    steps = {name: None if array is None else array[..., 0].tolist()
+             for name, array in (("actual", windows.future), *values.items())}
     for row, (index, origin) in enumerate(where):
-        item, actual = series[index], windows.future[row:row + 1]
-        predicted = values["mean"][row:row + 1]
-        scale = scales[index]
+        item = series[index]
         record = {"series": item.series_id, "origin": origin,
                   "time": item.times[origin] if item.times and origin < len(item.times)
-                  else None,
-                  "mae": metrics.mae(predicted, actual), "rmse": metrics.rmse(predicted, actual),
-                  "smape": fm.smape(predicted, actual),
-                  "mase": _mase(predicted, actual, scale),
-                  "naive_mase": _mase(naive[row:row + 1], actual, scale),
-                  "theta_mase": _mase(theta[row:row + 1], actual, scale)}
-        if ets is not None:
-            record["ets_mase"] = _mase(ets[row:row + 1], actual, scale)
-        if values["lower"] is not None:
-            record["coverage"] = fm.coverage(values["lower"][row:row + 1],
-                                             values["upper"][row:row + 1], actual)
+                  else None}
+        record.update((name, column[row]) for name, column in columns.items())
         result.origins.append(record)
-        result.forecasts.extend(_forecast_rows(item, origin, actual, values, row))
+        result.forecasts.extend(_forecast_rows(item, origin, steps, row))
     if values["lower"] is not None:
         trimmed = _trim(forecast, horizon)
         result.aggregate.update(fp.probabilistic_scores(trimmed, windows.future))
@@ -348,8 +342,32 @@ def _score(task, series: list[Series], windows: Windows, where: list[tuple[int, 
     result.aggregate["origins"] = len(result.origins)
 
 
-def _mase(predicted: np.ndarray, actual: np.ndarray, scale: np.ndarray) -> float:
-    return float((np.abs(predicted - actual).mean(axis=(0, 1)) / scale).mean())
+def _origin_scores(values: dict[str, np.ndarray | None], actual: np.ndarray,
+                   scales: np.ndarray, baselines: dict[str, np.ndarray | None]
+                   ) -> dict[str, np.ndarray]:
+    """Each origin's metrics, all origins at once: ``values`` ``mean``/``lower``/``upper``
+    and ``actual`` ``(origins, horizon, targets)``, ``scales`` ``(origins, targets)`` (its
+    series' MASE scale), ``baselines`` (name → forecast, or ``None`` when not computed) →
+    name → ``(origins,)``: MAE, RMSE and sMAPE over the origin's steps and targets, MASE
+    averaged over targets, coverage of the interval."""
+    predicted = values["mean"]
+    error = predicted - actual
+    scores = {"mae": np.abs(error).mean(axis=(1, 2)),
+              "rmse": np.sqrt((error ** 2).mean(axis=(1, 2))),
+              "smape": fm.smape_terms(predicted, actual).mean(axis=(1, 2)),
+              "mase": _mase(predicted, actual, scales)}
+    scores.update((name, _mase(forecast, actual, scales))
+                  for name, forecast in baselines.items() if forecast is not None)
+    if values["lower"] is not None:
+        scores["coverage"] = ((actual >= values["lower"]) & (actual <= values["upper"])).mean(
+            axis=(1, 2))
+    return scores
+
+
+def _mase(predicted: np.ndarray, actual: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """``(origins,)``: each origin's mean absolute error per target over its series' scale,
+    averaged over targets."""
+    return (np.abs(predicted - actual).mean(axis=1) / scales).mean(axis=1)
 
 
 def _trim(forecast, horizon: int):
@@ -361,17 +379,20 @@ def _trim(forecast, horizon: int):
     return trimmed
 
 
-def _forecast_rows(item: Series, origin: int, actual: np.ndarray, values: dict,
+def _forecast_rows(item: Series, origin: int, steps: dict[str, list | None],
                    row: int) -> list[dict[str, Any]]:
+    """One record per step of forecast ``row``: ``steps`` holds each field's values of the
+    first target, ``(origins, horizon)`` lists (``lower``/``upper`` ``None`` for point
+    models)."""
     rows = []
-    for step in range(actual.shape[1]):
+    for step, actual in enumerate(steps["actual"][row]):
         position = origin + step
         record = {"series": item.series_id, "origin": origin, "step": step + 1,
                   "time": item.times[position] if item.times else position,
-                  "actual": float(actual[0, step, 0]), "mean": float(values["mean"][row, step, 0])}
-        if values["lower"] is not None:
-            record["lower"] = float(values["lower"][row, step, 0])
-            record["upper"] = float(values["upper"][row, step, 0])
+                  "actual": actual, "mean": steps["mean"][row][step]}
+        if steps["lower"] is not None:
+            record["lower"] = steps["lower"][row][step]
+            record["upper"] = steps["upper"][row][step]
         rows.append(record)
     return rows
 

@@ -53,10 +53,15 @@ def mase_per_series(predicted: np.ndarray, actual: np.ndarray, series: np.ndarra
 
 def smape(predicted: np.ndarray, actual: np.ndarray) -> float:
     """``200/n Σ |F - A| / (|A| + |F|)``; terms with both zero count as 0."""
+    return float(smape_terms(predicted, actual).mean())
+
+
+def smape_terms(predicted: np.ndarray, actual: np.ndarray) -> np.ndarray:
+    """Each value's ``200 |F - A| / (|A| + |F|)`` (0 where both are zero), shaped as
+    ``actual``: :func:`smape` is their mean."""
     denominator = np.abs(actual) + np.abs(predicted)
-    terms = np.where(denominator > 0, np.abs(predicted - actual) / np.where(
+    return 200.0 * np.where(denominator > 0, np.abs(predicted - actual) / np.where(
         denominator > 0, denominator, 1.0), 0.0)
-    return float(200.0 * terms.mean())
 
 
 def gaussian_quantiles(mean: np.ndarray, std: np.ndarray,
