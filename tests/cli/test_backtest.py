@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+from tests.tasks.forecast_files import recorded_forecast_calls
 
 from rnnkit import tasks
 from rnnkit.analysis import report_samples
@@ -16,7 +17,6 @@ from rnnkit.analysis.report_samples import backtest_baselines, backtest_coverage
 from rnnkit.analysis.run_context import RunContext
 from rnnkit.tasks.backtest import read_backtest_forecasts, read_backtest_summary
 from rnnkit.tasks.config import config_from_dict
-from rnnkit.tasks.forecasting import ForecastingTask
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -105,18 +105,12 @@ def test_backtest_retrain_trains_one_model_per_origin(cli, trained):
 def test_each_retrained_origin_draws_its_own_paths(cli, trained, monkeypatch):
     # One seed at every origin would repeat the same standard draws, so an interval's
     # sampling error would not average out over the origins.
-    seeds, forecast = [], ForecastingTask.forecast
-
-    def recorded(self, model, windows, *args, **kwargs):
-        seeds.append(kwargs.get("seed"))
-        return forecast(self, model, windows, *args, **kwargs)
-
-    monkeypatch.setattr(ForecastingTask, "forecast", recorded)
+    calls = recorded_forecast_calls(monkeypatch)
     run_dir, data = trained
     result = cli("backtest", run_dir, "--data", data, "--stride", "40", "--retrain",
                  "--window", "rolling", "--train-size", "60", "--train-steps", "20")
     assert result.exit_code == 0, result.output
-    origin_seeds = [seed for seed in seeds if seed is not None]
+    origin_seeds = [seed for _, seed in calls if seed is not None]
     assert len(origin_seeds) == 2 and len(set(origin_seeds)) == 2
 
 

@@ -12,6 +12,19 @@ from rnnkit.tasks.config import RunConfig, apply_overrides, config_from_dict
 from rnnkit.tasks.forecasting import ForecastingTask
 
 
+def recorded_forecast_calls(monkeypatch) -> list[tuple[int, int | None]]:
+    """Every ``ForecastingTask.forecast`` call made from now on, as ``(windows, seed)`` (the
+    ``seed`` keyword, ``None`` when not given); the calls still forecast."""
+    calls, forecast = [], ForecastingTask.forecast
+
+    def recorded(self, model, windows, *args, **kwargs):
+        calls.append((len(windows.history), kwargs.get("seed")))
+        return forecast(self, model, windows, *args, **kwargs)
+
+    monkeypatch.setattr(ForecastingTask, "forecast", recorded)
+    return calls
+
+
 def write_rows(path: Path, header: list[str], rows: list[list]) -> Path:
     lines = [",".join(header)] + [",".join(str(v) for v in row) for row in rows]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

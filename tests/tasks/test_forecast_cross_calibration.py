@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tests.tasks.forecast_files import signed_panel, write_rows
+from tests.tasks.forecast_files import recorded_forecast_calls, signed_panel, write_rows
 
 from rnnkit import tasks
 from rnnkit.tasks import forecast_probability as fp
@@ -16,7 +16,6 @@ from rnnkit.tasks.config import config_from_dict
 from rnnkit.tasks.errors import ConfigError
 from rnnkit.tasks.forecast_cross import check_folds, fold_blocks, fold_split
 from rnnkit.tasks.forecast_data import ColumnRoles, Series, cut_windows
-from rnnkit.tasks.forecasting import ForecastingTask
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -151,13 +150,7 @@ def test_split_conformal_runs_record_no_cross_calibration(tmp_path):
                                                       ("direct", "student_t")])
 def test_a_panel_scores_every_training_window_once_in_either_strategy(tmp_path, monkeypatch,
                                                                       strategy, likelihood):
-    seeds, forecast = [], ForecastingTask.forecast
-
-    def recorded(self, model, windows, *args, **kwargs):
-        seeds.append(kwargs.get("seed"))
-        return forecast(self, model, windows, *args, **kwargs)
-
-    monkeypatch.setattr(ForecastingTask, "forecast", recorded)
+    calls = recorded_forecast_calls(monkeypatch)
     train, test = signed_panel(tmp_path, series=4, steps=80)
     raw = {"task": "forecasting",
            "data": {"train": str(train), "lookback": 4, "horizon": 3, "normalize": "global",
@@ -179,7 +172,7 @@ def test_a_panel_scores_every_training_window_once_in_either_strategy(tmp_path, 
     # 48 windows per series, 16 per fold, in each of the 4 series.
     assert all("scored 64 held-out windows" in note for note in folds[1::2])
     # each fold's paths its own draws (one seed for all: window k of every fold shared them)
-    fold_seeds = [seed for seed in seeds if seed is not None]
+    fold_seeds = [seed for _, seed in calls if seed is not None]
     assert len(fold_seeds) == 3 and len(set(fold_seeds)) == 3
     run = tasks.load_run(tmp_path / "run")
     record = run.task.artifacts["cross_calibration"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.tasks.forecast_files import write_rows
+from tests.tasks.forecast_files import recorded_forecast_calls, write_rows
 
 from rnnkit import tasks
 from rnnkit.tasks import forecast_probability as fp
@@ -142,13 +142,7 @@ def test_each_slice_of_recent_windows_draws_its_own_paths(tmp_path, monkeypatch)
     run = _run(tmp_path, {"likelihood": "student_t", "strategy": "autoregressive"},
                {"normalize": "series", "calibration_window": 5, "samples": 20})
     monkeypatch.setattr(recalibration, "MAX_WINDOWS_PER_CALL", 4)
-    seeds, forecast = [], forecasting.ForecastingTask.forecast
-
-    def recorded(self, model, windows, *args, **kwargs):
-        seeds.append((len(windows.history), kwargs.get("seed")))
-        return forecast(self, model, windows, *args, **kwargs)
-
-    monkeypatch.setattr(forecasting.ForecastingTask, "forecast", recorded)
+    seeds = recorded_forecast_calls(monkeypatch)
     run.task.predict(run.model, [run.task.read(tmp_path / "later.csv")])
     slices = [seed for count, seed in seeds if count > 1]
     assert len(slices) >= 3 and len(set(slices)) == len(slices)
