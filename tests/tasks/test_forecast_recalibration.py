@@ -17,6 +17,10 @@ from rnnkit.tasks.forecast_recalibration import evaluation_factors, latest_facto
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 LOOKBACK, HORIZON, WINDOW = 16, 4, 6
+# Factors from forecasts made in calls of different sizes agree up to float32 rounding of the
+# network's products, which the BLAS may round differently for a different number of rows
+# (MKL does on AMD: 5e-6 of a factor seen).
+ACROSS_CALLS = 1e-4
 
 
 def _write(path, steps, seed, loud_from=None, first_time=0):
@@ -73,7 +77,7 @@ def test_the_factor_is_the_backtests_at_the_same_origin(run, settings):
     assert last["origin"] == 76
     expected = last["factor"]  # per lead time: the backtest records their mean
     assert factor.shape == ((1, HORIZON) if settings.get("calibration_per_step") else (1,))
-    assert float(np.mean(factor)) == pytest.approx(expected, rel=1e-9)
+    assert float(np.mean(factor)) == pytest.approx(expected, rel=ACROSS_CALLS)
 
 
 def test_the_factor_is_the_quantile_of_the_last_window_scores(run):
@@ -158,7 +162,7 @@ def test_many_series_at_once_get_each_ones_own_factor(run, monkeypatch):
         monkeypatch.setattr(forecast_recalibration, "MAX_WINDOWS_PER_CALL", chunk)
         together = forecast_recalibration.latest_factors(task, loaded.model,
                                                          [quiet, loud, short])
-        assert [f[0] for f in together] == pytest.approx(alone, rel=1e-12)
+        assert [f[0] for f in together] == pytest.approx(alone, rel=ACROSS_CALLS)
 
 
 @pytest.mark.parametrize("per_step", [False, True])
