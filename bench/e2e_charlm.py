@@ -8,6 +8,7 @@ by default) from identical initial weights, then trained in paired, interleaved 
     python bench/e2e_charlm.py            # writes bench/results/e2e_charlm.{json,md}
     python bench/e2e_charlm.py --quick
     python bench/e2e_charlm.py --clock cpu   # one thread, CPU time (robust on a busy machine)
+    python bench/e2e_charlm.py --backend auto --out e2e_charlm_amd  # another machine's run
 """
 
 from __future__ import annotations
@@ -124,6 +125,8 @@ def main(argv=None) -> None:
     parser.add_argument("--backend", default="native", choices=["native", "auto"])
     parser.add_argument("--cells", default="LSTM,GRU,RNN")
     parser.add_argument("--clock", default="wall", choices=["wall", "cpu"])
+    parser.add_argument("--out", default=None,
+                        help="results file stem under bench/results (another machine's run)")
     args = parser.parse_args(argv)
     global clock
     if args.clock == "cpu":
@@ -141,7 +144,7 @@ def main(argv=None) -> None:
         print(f"{cell:4}  torch.nn {row['torch_steps_per_s']:6.2f} steps/s  rnnkit "
               f"{row['rnnkit_steps_per_s']:6.2f} steps/s  {row['speedup']:.2f}x "
               f"({row['speedup_min']:.2f}-{row['speedup_max']:.2f})", flush=True)
-    stem = ("e2e_charlm_quick" if args.quick else "e2e_charlm") + (
+    stem = args.out or ("e2e_charlm_quick" if args.quick else "e2e_charlm") + (
         "_cpu1" if args.clock == "cpu" else "")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")

@@ -13,6 +13,7 @@ each evaluated float32 and int8.
     python bench/int8.py              # speed and quality, writes bench/results/int8.{json,md}
     python bench/int8.py --speed-only --quick
     python bench/int8.py --render     # rewrite int8.md from int8.json
+    python bench/int8.py --out int8_amd  # another machine's run beside the others
 """
 
 from __future__ import annotations
@@ -314,10 +315,13 @@ def main(argv=None) -> None:
                              "sizes are kept from the previous results)")
     parser.add_argument("--render", action="store_true",
                         help="rewrite the .md from the saved .json (no measuring)")
+    parser.add_argument("--out", default=None,
+                        help="results file stem under bench/results (another machine's run)")
     args = parser.parse_args(argv)
     if args.render:
-        payload = json.loads((RESULTS / "int8.json").read_text())
-        (RESULTS / "int8.md").write_text(markdown(payload["meta"], payload["speed"],
+        stem = args.out or "int8"
+        payload = json.loads((RESULTS / f"{stem}.json").read_text())
+        (RESULTS / f"{stem}.md").write_text(markdown(payload["meta"], payload["speed"],
                                                   payload["quality"]))
         return
     torch.set_num_threads(1 if args.clock == "cpu" else torch.get_num_threads())
@@ -344,7 +348,7 @@ def main(argv=None) -> None:
         quality.append(names_quality(args.names_epochs, args.names_hidden))
         print(quality[-1], flush=True)
     meta["load_end"] = os.getloadavg()[0]
-    stem = "int8_quick" if args.quick else "int8"
+    stem = args.out or ("int8_quick" if args.quick else "int8")
     previous_path = RESULTS / f"{stem}.json"
     if (args.speed_only or args.quality_only) and previous_path.exists():
         # A partial run keeps the other part of the previous results (and says when each ran).

@@ -112,6 +112,9 @@ NATIVE_WINS_AMD: dict[tuple[str, bool], frozenset[tuple[int, int]]] = {
     ("LSTM", True): _ALL_POINTS - {(512, 128)},
 }
 # Streaming on AMD won at every cell and size too (2.8-12.3x): STREAMING_WINS serves both.
+# On a Zen 4 (bench/results/layers_amd_zen4.md, read by no test) this table picked nothing
+# measured below 0.97x torch.nn; it forgoes the engine's 1.30x at LSTM inference H=64 B=32
+# (1.14x on the Zen 5, under the LSTM margin).
 
 
 def grid_vendor() -> str:
