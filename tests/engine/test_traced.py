@@ -56,6 +56,44 @@ def test_compiled_layer_is_one_graph_with_eager_outputs_and_gradients(name, opti
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("steps", [1, 5])
+@pytest.mark.parametrize("name", ["RNN", "GRU", "LSTM"])
+def test_compiled_inference_is_one_graph_with_eager_outputs(name, steps):
+    # Under no_grad the op keeps nothing for backward, and the eager engine may keep no
+    # scratch either (its inference path): the op must still return the fake's placeholders.
+    # A one-step sequence runs eagerly on the one-call step kernel, which tracing cannot
+    # see into: compiled, it must take the traceable path, not break the graph.
+    torch.manual_seed(0)
+    layer = getattr(rnn, name)(6, 12, num_layers=2, batch_first=True, backend="native").eval()
+    compiled = torch.compile(layer, fullgraph=True, backend="aot_eager")  # a break would raise
+    x, state = torch.randn(3, steps, 6), None
+    with torch.no_grad():
+        for _ in range(2):  # the second call feeds the state back, as a decoder does
+            y, state_compiled = compiled(x, state)
+            want, state = layer(x, state)
+            torch.testing.assert_close(y, want, rtol=1e-6, atol=1e-6)
+            for a, b in zip(as_states(state_compiled), as_states(state), strict=True):
+                torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_compiled_inference_with_lengths_matches_eager():
+    # Checking lengths breaks the graph (a functorch query dynamo cannot trace); the
+    # recurrence after it is compiled, and keeps nothing for backward either.
+    torch.manual_seed(0)
+    layer = rnn.LSTM(6, 12, batch_first=True, backend="native").eval()
+    compiled = torch.compile(layer, backend="aot_eager")
+    x, lengths = torch.randn(3, 5, 6), torch.tensor([5, 2, 4])
+    with torch.no_grad():
+        got, want = compiled(x, lengths=lengths), layer(x, lengths=lengths)
+    torch.testing.assert_close(got[0], want[0], rtol=1e-6, atol=1e-6)
+    for a, b in zip(got[1], want[1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+
+
+def as_states(state):
+    return state if isinstance(state, tuple) else (state,)
+
+
 def test_the_issue_model_compiles_with_inductor_and_matches_eager():
     class Model(torch.nn.Module):
         def __init__(self):

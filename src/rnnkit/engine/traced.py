@@ -52,24 +52,34 @@ def recurrence_op(x: Tensor, h0: Tensor, c0: Tensor | None, w_ih: Tensor, w_hh: 
                   save: bool) -> Outputs:
     """One layer-direction over ``x (seq, batch, input)``; see :func:`rnnkit.engine.recurrence`."""
     plan = _plan(mode, x, w_hh, lengths, reverse, threads)
-    y, h_n, c_n, (gates, aux, m) = _forward_all(plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr,
-                                                save)
+    y, h_n, c_n, saved = _forward_all(plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, save)
+    if not save:  # nothing for backward (inference may keep no scratch): the fake's shapes
+        saved = tuple(x.new_zeros(shape) for shape in _saved_shapes(x, w_hh, w_hr, mode, save))
+    gates, aux, m = saved
     return y, h_n, _or_empty(c_n, x), gates, _or_empty(aux, x), _or_empty(m, x)
+
+
+def _saved_shapes(x, w_hh, w_hr, mode: str, save: bool) -> tuple[tuple[int, ...], ...]:
+    """Shapes of what :func:`recurrence_op` keeps for backward, ``(gates, aux, m)``: every
+    step's with ``save``, else one step's; ``(0,)`` for what the cell does not have."""
+    seq_len, batch, _ = x.shape
+    gates = checks.GATES[mode]
+    hidden = w_hh.shape[0] // gates
+    steps = seq_len if save else 1
+    return ((steps, batch, gates * hidden),
+            (steps, batch, hidden) if mode in ("LSTM", "GRU") else (0,),
+            (steps, batch, hidden) if w_hr is not None else (0,))
 
 
 @recurrence_op.register_fake
 def _recurrence_fake(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, lengths, mode, reverse, threads,
                      save):
     seq_len, batch, _ = x.shape
-    gates = checks.GATES[mode]
-    hidden, out_size = w_hh.shape[0] // gates, w_hh.shape[1]
-    steps = seq_len if save else 1
-    new, empty = x.new_empty, x.new_empty(0)
+    hidden, out_size = w_hh.shape[0] // checks.GATES[mode], w_hh.shape[1]
+    new = x.new_empty
     return (new(seq_len, batch, out_size), new(batch, out_size),
-            new(batch, hidden) if mode == "LSTM" else empty,
-            new(steps, batch, gates * hidden),
-            new(steps, batch, hidden) if mode in ("LSTM", "GRU") else x.new_empty(0),
-            new(steps, batch, hidden) if w_hr is not None else x.new_empty(0))
+            new(batch, hidden) if mode == "LSTM" else new(0),
+            *(new(shape) for shape in _saved_shapes(x, w_hh, w_hr, mode, save)))
 
 
 @torch.library.custom_op("rnnkit::recurrence_backward", mutates_args=())
