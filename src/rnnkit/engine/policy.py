@@ -29,7 +29,9 @@ to its nearest grid point (on a log scale) and goes native only if that point is
   L1 for every row), which pays up to 32 rows below 512 units (1.5-7.8x), at 8 rows of 512
   units (1.6-2.0x) and up to 128 rows at 64-128 units (1.2-2.0x); from 512 rows torch's fused
   kernel, whose products are matrix products, is ahead (0.44-0.91x; a 64-unit RNN still wins
-  at 512).
+  at 512). ``forward()`` over a one-step sequence in inference takes the one-call step where
+  this table lists the point (``RecurrentBase._forward_one_step``), and :func:`should_use`
+  otherwise.
 """
 
 from __future__ import annotations

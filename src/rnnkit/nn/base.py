@@ -279,7 +279,7 @@ class RecurrentBase(nn.RNNBase):
         """Run the network over a sequence; see the class docstring for shapes."""
         inferring = lengths is None and not torch.is_grad_enabled()
         if inferring:
-            fast = inference.forward(self, input, hx)
+            fast = self._forward_one_step(input, hx) or inference.forward(self, input, hx)
             if fast is not None:
                 return fast
         if isinstance(input, PackedSequence) and lengths is None:
@@ -303,6 +303,23 @@ class RecurrentBase(nn.RNNBase):
             if key is not None:
                 inference.remember(self, key, path)
         return self._finish_forward(output, h_n, c_n, packed, batched)
+
+    def _forward_one_step(self, input: object, hx: State | None):
+        """A one-step batched sequence in inference (a decoder fed one token at a time) as
+        ``step()`` runs it: the native one-call step where the batched-step table says it
+        beats torch's kernel (the sequence kernels pay for packing the weights and for a
+        whole-sequence plan at every such call). ``None`` when that path does not serve the
+        call; the general path then runs, with every error message."""
+        if type(input) is not Tensor or input.dim() != 3:
+            return None
+        if (input.shape[1 if self.batch_first else 0] != 1 or torch.compiler.is_compiling()
+                or backends.functorch_active()):  # tracing: the general path's traceable ops
+            return None
+        stepped = native_step(self, input[:, 0] if self.batch_first else input[0], hx)
+        if stepped is None:
+            return None
+        y, state = stepped  # y (N, P): the one step's output
+        return (y.unsqueeze(1) if self.batch_first else y.unsqueeze(0)), state
 
     def _finish_forward(self, output: Tensor, h_n: Tensor, c_n: Tensor | None,
                         packed: PackedSequence | None, batched: bool):
