@@ -90,6 +90,21 @@ def test_compiled_inference_with_lengths_matches_eager():
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("name", ["GRU", "LSTM"])
+def test_compiled_step_in_inference_is_one_graph(name):
+    torch.manual_seed(0)
+    layer = getattr(rnn, name)(6, 12, num_layers=2, backend="native").eval()
+    compiled = torch.compile(layer.step, fullgraph=True, backend="aot_eager")
+    x, state, state_compiled = torch.randn(3, 6), None, None
+    with torch.no_grad():
+        for _ in range(2):
+            y, state_compiled = compiled(x, state_compiled)
+            want, state = layer.step(x, state)
+            torch.testing.assert_close(y, want, rtol=1e-6, atol=1e-6)
+            for a, b in zip(as_states(state_compiled), as_states(state), strict=True):
+                torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+
+
 def as_states(state):
     return state if isinstance(state, tuple) else (state,)
 

@@ -144,3 +144,15 @@ def test_batched_backward_matches_torch():
     got = torch.autograd.grad(ours(x)[0], x, cotangents, is_grads_batched=True)[0]
     want = torch.autograd.grad(reference(x)[0], x, cotangents, is_grads_batched=True)[0]
     torch.testing.assert_close(got, want, atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["GRU", "LSTM"])
+def test_vmap_over_step_in_inference_matches_a_batched_step(kind):
+    # Under no_grad step() would take its native one-call path, which takes plain memory
+    # only: inside a transform it must step aside for the traceable general path.
+    _, layer = make_pair(kind, 3, 4, backend="native", num_layers=2)
+    x = torch.randn(5, 3, dtype=torch.float64)
+    with torch.no_grad():
+        per_row = vmap(lambda row: layer.step(row.unsqueeze(0))[0].squeeze(0))(x)
+        batched = layer.step(x)[0]
+    torch.testing.assert_close(per_row, batched, rtol=1e-10, atol=1e-12)
