@@ -310,11 +310,10 @@ class RecurrentBase(nn.RNNBase):
         beats torch's kernel (the sequence kernels pay for packing the weights and for a
         whole-sequence plan at every such call). ``None`` when that path does not serve the
         call; the general path then runs, with every error message."""
-        if type(input) is not Tensor or input.dim() != 3:
+        if (type(input) is not Tensor or input.dim() != 3
+                or input.shape[1 if self.batch_first else 0] != 1):
             return None
-        if (input.shape[1 if self.batch_first else 0] != 1 or torch.compiler.is_compiling()
-                or backends.functorch_active()):  # tracing: the general path's traceable ops
-            return None
+        # native_step also declines while tracing: the general path's ops are traceable
         stepped = native_step(self, input[:, 0] if self.batch_first else input[0], hx)
         if stepped is None:
             return None
