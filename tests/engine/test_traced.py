@@ -6,6 +6,8 @@ implementation for shapes, registered autograd for gradients), never through a r
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -103,6 +105,30 @@ def test_compiled_step_in_inference_is_one_graph(name):
             torch.testing.assert_close(y, want, rtol=1e-6, atol=1e-6)
             for a, b in zip(as_states(state_compiled), as_states(state), strict=True):
                 torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("steps", [1, 5])
+@pytest.mark.parametrize("name", ["RNN", "GRU", "LSTM"])
+def test_a_jit_traced_layer_runs_the_recurrence_on_new_inputs(name, steps):
+    # The native fast paths are invisible to torch.jit.trace: a trace through them recorded
+    # the outputs as constants (or freed memory), and with gradients it failed. While tracing
+    # they step aside and the trace records the custom op.
+    torch.manual_seed(0)
+    layer = getattr(rnn, name)(6, 12, num_layers=2, batch_first=True, backend="native").eval()
+    x, other = torch.randn(2, steps, 6), torch.randn(3, steps, 6, requires_grad=True)
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the tracer's own warnings about its limits
+            traced = torch.jit.trace(layer, (x,), check_trace=False)
+        assert "rnnkit::recurrence" in str(traced.inlined_graph)
+        with torch.set_grad_enabled(grad):
+            got, want = traced(other), layer(other)
+        torch.testing.assert_close(got[0], want[0], rtol=1e-6, atol=1e-6)
+        for a, b in zip(as_states(got[1]), as_states(want[1]), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+    gradient, = torch.autograd.grad(traced(other)[0].sum(), other)
+    expected, = torch.autograd.grad(layer(other)[0].sum(), other)
+    torch.testing.assert_close(gradient, expected, rtol=1e-6, atol=1e-6)
 
 
 def as_states(state):

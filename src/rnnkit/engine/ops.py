@@ -622,12 +622,14 @@ def _longest_first(lengths: Tensor | None) -> Tensor | None:
 
 
 def is_tracing(tensors) -> bool:
-    """True under ``torch.compile``/``torch.export``, or when the input is not a plain tensor
-    (fake, functional, or another subclass): the kernels then run through the custom op that
-    ``rnnkit.engine.traced`` registers, whose fake implementation tracing can follow. (Only
-    the input's type is read: every tracer wraps it; a foreign weight tensor reaching the
-    kernels is refused by the native boundary's own checks.)"""
-    return type(tensors[0]) is not Tensor or torch.compiler.is_compiling()
+    """True under ``torch.compile``/``torch.export`` or ``torch.jit.trace``, or when the input
+    is not a plain tensor (fake, functional, or another subclass): the kernels then run
+    through the custom op that ``rnnkit.engine.traced`` registers, whose fake implementation
+    tracing can follow (``jit.trace`` records the op itself). (Only the input's type is read:
+    every tracer wraps it; a foreign weight tensor reaching the kernels is refused by the
+    native boundary's own checks.)"""
+    return (type(tensors[0]) is not Tensor or torch.compiler.is_compiling()
+            or torch.jit.is_tracing())
 
 
 def _traced_recurrence(plan: _Plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr):

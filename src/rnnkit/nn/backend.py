@@ -78,6 +78,13 @@ def warn_native_unavailable(reason: str) -> None:
     )
 
 
+def tracing() -> bool:
+    """True while ``torch.compile``/``torch.export`` or ``torch.jit.trace`` records the call:
+    the native fast paths, which a tracer cannot see into, then step aside for the custom op
+    (``torch.ops.rnnkit.recurrence``) that it records."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
 def functorch_active() -> bool:
     """True inside a ``torch.func`` transform (``grad``, ``vmap``, ``jvp``, ``jacrev`` ...) or
     under forward-mode AD (``torch.autograd.forward_ad``), which the native engine's autograd

@@ -346,7 +346,7 @@ class RecurrentBase(nn.RNNBase):
         weight = self._first_weight()
         if (type(data) is not Tensor or data.dim() != 2 or data.shape[1] != self.input_size
                 or data.dtype != weight.dtype or not data.is_cpu or not weight.is_cpu
-                or batch_sizes.numel() == 0 or torch.compiler.is_compiling()
+                or batch_sizes.numel() == 0 or backends.tracing()
                 or backends.functorch_active() or self._state_observer is not None
                 or self.regularisation.active or self.layer_norm):
             return None
@@ -384,7 +384,7 @@ class RecurrentBase(nn.RNNBase):
         inference and training, bench/results/variable_lengths_packed.md): plain tensors (not
         traced) and no empty row, which a PackedSequence cannot hold."""
         return (lengths is not None and type(x) is Tensor and type(lengths) is Tensor
-                and not torch.compiler.is_compiling() and _packed_ops() is not None
+                and not backends.tracing() and _packed_ops() is not None
                 and bool((lengths > 0).all()))
 
     def _run_lengths_packed(self, x: Tensor, h0: Tensor, c0: Tensor | None, lengths: Tensor):

@@ -131,7 +131,7 @@ def route(layer, input: object) -> tuple | None:
     Callers check grad mode and ``lengths`` first. Under ``torch.compile``/``export`` or a
     ``torch.func`` transform the general path runs (it routes those to traceable ops).
     """
-    if (type(input) is not Tensor or not input.is_cpu or torch.compiler.is_compiling()
+    if (type(input) is not Tensor or not input.is_cpu or backends.tracing()
             or backends.functorch_active()):
         return None
     shape = input.shape

@@ -100,7 +100,7 @@ def native_step(layer, input: Tensor, state):
     """
     if torch.is_grad_enabled() or type(input) is not Tensor or input.dim() != 2:
         return None
-    if torch.compiler.is_compiling() or backends.functorch_active():
+    if backends.tracing() or backends.functorch_active():
         return None  # tracing: the general path's traceable ops (the kernel takes plain memory)
     batch = input.shape[0]
     if batch == 0:
