@@ -282,6 +282,8 @@ class RecurrentBase(nn.RNNBase):
             fast = self._forward_one_step(input, hx) or inference.forward(self, input, hx)
             if fast is not None:
                 return fast
+        if isinstance(input, torch.fx.Proxy):  # symbolic tracing: a leaf, as torch.nn's are
+            return self._fx_leaf(input, hx, lengths)
         if isinstance(input, PackedSequence) and lengths is None:
             packed_result = self._forward_packed(input, hx)
             if packed_result is not None:
@@ -303,6 +305,16 @@ class RecurrentBase(nn.RNNBase):
             if key is not None:
                 inference.remember(self, key, path)
         return self._finish_forward(output, h_n, c_n, packed, batched)
+
+    def _fx_leaf(self, input: torch.fx.Proxy, hx, lengths):
+        """``torch.fx.symbolic_trace`` records torch.nn's recurrent layers as leaves (one
+        ``call_module`` node) and traces into other modules, whose arguments would then be
+        proxies: record this layer as a leaf too, so FX tooling sees it where it sees
+        ``torch.nn.LSTM``."""
+        tracer = input.tracer
+        kwargs = {} if lengths is None else {"lengths": lengths}
+        return tracer.create_proxy("call_module", tracer.path_of_module(self), (input, hx),
+                                   kwargs)
 
     def _forward_one_step(self, input: object, hx: State | None):
         """A one-step batched sequence in inference (a decoder fed one token at a time) as
