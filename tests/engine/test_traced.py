@@ -68,14 +68,7 @@ def test_compiled_inference_is_one_graph_with_eager_outputs(name, steps):
     torch.manual_seed(0)
     layer = getattr(rnn, name)(6, 12, num_layers=2, batch_first=True, backend="native").eval()
     compiled = torch.compile(layer, fullgraph=True, backend="aot_eager")  # a break would raise
-    x, state = torch.randn(3, steps, 6), None
-    with torch.no_grad():
-        for _ in range(2):  # the second call feeds the state back, as a decoder does
-            y, state_compiled = compiled(x, state)
-            want, state = layer(x, state)
-            torch.testing.assert_close(y, want, rtol=1e-6, atol=1e-6)
-            for a, b in zip(as_states(state_compiled), as_states(state), strict=True):
-                torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+    assert_same_over_two_calls(compiled, layer, torch.randn(3, steps, 6))
 
 
 def test_compiled_inference_with_lengths_matches_eager():
@@ -86,10 +79,7 @@ def test_compiled_inference_with_lengths_matches_eager():
     compiled = torch.compile(layer, backend="aot_eager")
     x, lengths = torch.randn(3, 5, 6), torch.tensor([5, 2, 4])
     with torch.no_grad():
-        got, want = compiled(x, lengths=lengths), layer(x, lengths=lengths)
-    torch.testing.assert_close(got[0], want[0], rtol=1e-6, atol=1e-6)
-    for a, b in zip(got[1], want[1], strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+        assert_same_results(compiled(x, lengths=lengths), layer(x, lengths=lengths))
 
 
 @pytest.mark.parametrize("name", ["GRU", "LSTM"])
@@ -97,14 +87,7 @@ def test_compiled_step_in_inference_is_one_graph(name):
     torch.manual_seed(0)
     layer = getattr(rnn, name)(6, 12, num_layers=2, backend="native").eval()
     compiled = torch.compile(layer.step, fullgraph=True, backend="aot_eager")
-    x, state, state_compiled = torch.randn(3, 6), None, None
-    with torch.no_grad():
-        for _ in range(2):
-            y, state_compiled = compiled(x, state_compiled)
-            want, state = layer.step(x, state)
-            torch.testing.assert_close(y, want, rtol=1e-6, atol=1e-6)
-            for a, b in zip(as_states(state_compiled), as_states(state), strict=True):
-                torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+    assert_same_over_two_calls(compiled, layer.step, torch.randn(3, 6))
 
 
 @pytest.mark.parametrize("steps", [1, 5])
@@ -122,13 +105,27 @@ def test_a_jit_traced_layer_runs_the_recurrence_on_new_inputs(name, steps):
             traced = torch.jit.trace(layer, (x,), check_trace=False)
         assert "rnnkit::recurrence" in str(traced.inlined_graph)
         with torch.set_grad_enabled(grad):
-            got, want = traced(other), layer(other)
-        torch.testing.assert_close(got[0], want[0], rtol=1e-6, atol=1e-6)
-        for a, b in zip(as_states(got[1]), as_states(want[1]), strict=True):
-            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+            assert_same_results(traced(other), layer(other))
     gradient, = torch.autograd.grad(traced(other)[0].sum(), other)
     expected, = torch.autograd.grad(layer(other)[0].sum(), other)
     torch.testing.assert_close(gradient, expected, rtol=1e-6, atol=1e-6)
+
+
+def assert_same_results(got, want):
+    """Two ``(output, state)`` results equal to 1e-6, an LSTM's ``(h, c)`` included."""
+    torch.testing.assert_close(got[0], want[0], rtol=1e-6, atol=1e-6)
+    for a, b in zip(as_states(got[1]), as_states(want[1]), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+
+
+def assert_same_over_two_calls(compiled, eager, x):
+    """Two calls of each in inference, each fed its own state back as a decoder does."""
+    compiled_state = eager_state = None
+    with torch.no_grad():
+        for _ in range(2):
+            got, want = compiled(x, compiled_state), eager(x, eager_state)
+            assert_same_results(got, want)
+            compiled_state, eager_state = got[1], want[1]
 
 
 def as_states(state):
