@@ -85,6 +85,13 @@ def tracing() -> bool:
     return torch.compiler.is_compiling() or torch.jit.is_tracing()
 
 
+def autocast_active() -> bool:
+    """True inside ``torch.autocast("cpu")``. torch.nn's layers then compute in the lower
+    precision and return its dtype (LSTM and RNN) where the native kernels would compute in
+    float32, so ``auto`` runs torch's kernels and the fast paths step aside."""
+    return torch.is_autocast_enabled("cpu")
+
+
 def functorch_active() -> bool:
     """True inside a ``torch.func`` transform (``grad``, ``vmap``, ``jvp``, ``jacrev`` ...) or
     under forward-mode AD (``torch.autograd.forward_ad``), which the native engine's autograd

@@ -538,6 +538,8 @@ class RecurrentBase(nn.RNNBase):
                 backends.warn_native_unavailable("the compiled engine is not available")
                 return "torch"
             return "native"
+        if backends.autocast_active():  # torch's kernels: autocast's casts, as torch.nn gets
+            return "torch"
         training = torch.is_grad_enabled() and (
             x.requires_grad or any(p.requires_grad for p in self._parameters.values()))
         if one_step and not training and engine is not None:
@@ -559,9 +561,9 @@ class RecurrentBase(nn.RNNBase):
         if lengths is None:
             result = op(x, hx, *settings, False)
             return result[0], result[1], (result[2] if self.mode == "LSTM" else None)
-        output = x.new_zeros(x.shape[0], x.shape[1], self.state_size * self.num_directions)
         if not bool((lengths > 0).any()):
-            return output, h0, c0
+            width = self.state_size * self.num_directions
+            return x.new_zeros(x.shape[0], x.shape[1], width), h0, c0
         packed, kept = pack_nonempty(x, lengths)
         kept = kept.to(x.device)
         order = packed.sorted_indices.to(x.device)
@@ -573,9 +575,12 @@ class RecurrentBase(nn.RNNBase):
             PackedSequence(result[0], packed.batch_sizes, packed.sorted_indices,
                            packed.unsorted_indices), total_length=x.shape[0])
         restore = packed.unsorted_indices.to(x.device)
+        # In the kernel's dtype, which autocast may have lowered (torch.nn's RNN returns it).
+        output = sub_output.new_zeros(x.shape[0], x.shape[1], sub_output.shape[-1])
         output = output.index_copy(1, kept, sub_output)
-        h_n = h0.index_copy(1, kept, result[1].index_select(1, restore))
-        c_n = None if c0 is None else c0.index_copy(1, kept, result[2].index_select(1, restore))
+        h_n = h0.to(result[1].dtype).index_copy(1, kept, result[1].index_select(1, restore))
+        c_n = None if c0 is None else c0.to(result[2].dtype).index_copy(
+            1, kept, result[2].index_select(1, restore))
         return output, h_n, c_n
 
     def _direction_runner(self, path: str) -> Callable:

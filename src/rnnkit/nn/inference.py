@@ -132,7 +132,7 @@ def route(layer, input: object) -> tuple | None:
     ``torch.func`` transform the general path runs (it routes those to traceable ops).
     """
     if (type(input) is not Tensor or not input.is_cpu or backends.tracing()
-            or backends.functorch_active()):
+            or backends.functorch_active() or backends.autocast_active()):
         return None
     shape = input.shape
     dims = len(shape)

@@ -100,8 +100,8 @@ def native_step(layer, input: Tensor, state):
     """
     if torch.is_grad_enabled() or type(input) is not Tensor or input.dim() != 2:
         return None
-    if backends.tracing() or backends.functorch_active():
-        return None  # tracing: the general path's traceable ops (the kernel takes plain memory)
+    if backends.tracing() or backends.functorch_active() or backends.autocast_active():
+        return None  # tracing: the general path's traceable ops; autocast: its casts
     batch = input.shape[0]
     if batch == 0:
         return None  # the kernel needs rows; the general path handles an empty batch
