@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from types import ModuleType
 
 import torch
+from torch.autograd import forward_ad as _forward_ad
 
 from rnnkit.nn.checks import check_choice
 
@@ -78,6 +79,23 @@ def warn_native_unavailable(reason: str) -> None:
     )
 
 
+# Bound once: attribute lookups through ``torch._C`` would double the checks' cost.
+_is_compiling = torch.compiler.is_compiling
+_is_tracing = torch._C._is_tracing
+_functorch_transforms_active = torch._C._are_functorch_transforms_active
+_any_autocast_enabled = torch._C._is_any_autocast_enabled
+
+
+def fast_path_declined() -> bool:
+    """True when the native fast paths of ``forward()`` and ``step()`` must leave the call to
+    the general path: while a tracer records (:func:`tracing`), inside a ``torch.func``
+    transform or forward-mode AD (:func:`functorch_active`), or with autocast on for any
+    device (the general path then checks for the CPU's, :func:`autocast_active`). One call of
+    cheap checks: a streaming step is a few microseconds."""
+    return (_is_compiling() or _is_tracing() or _functorch_transforms_active()
+            or _forward_ad._current_level >= 0 or _any_autocast_enabled())
+
+
 def tracing() -> bool:
     """True while ``torch.compile``/``torch.export`` or ``torch.jit.trace`` records the call:
     the native fast paths, which a tracer cannot see into, then step aside for the custom op
@@ -97,4 +115,4 @@ def functorch_active() -> bool:
     under forward-mode AD (``torch.autograd.forward_ad``), which the native engine's autograd
     function does not implement: ``auto`` and ``native`` then run the python loop."""
     return (torch._C._are_functorch_transforms_active()
-            or torch.autograd.forward_ad._current_level >= 0)
+            or _forward_ad._current_level >= 0)

@@ -131,8 +131,7 @@ def route(layer, input: object) -> tuple | None:
     Callers check grad mode and ``lengths`` first. Under ``torch.compile``/``export`` or a
     ``torch.func`` transform the general path runs (it routes those to traceable ops).
     """
-    if (type(input) is not Tensor or not input.is_cpu or backends.tracing()
-            or backends.functorch_active() or backends.autocast_active()):
+    if type(input) is not Tensor or not input.is_cpu or backends.fast_path_declined():
         return None
     shape = input.shape
     dims = len(shape)

@@ -100,7 +100,7 @@ def native_step(layer, input: Tensor, state):
     """
     if torch.is_grad_enabled() or type(input) is not Tensor or input.dim() != 2:
         return None
-    if backends.tracing() or backends.functorch_active() or backends.autocast_active():
+    if backends.fast_path_declined():
         return None  # tracing: the general path's traceable ops; autocast: its casts
     batch = input.shape[0]
     if batch == 0:
