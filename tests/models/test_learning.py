@@ -127,7 +127,9 @@ def test_seq2seq_with_attention_learns_to_reverse(attention):
         embedding_size=16, hidden_size=32, cell="gru", attention=attention,
     )  # fmt: skip
     model = models.Seq2Seq(config)
-    fit(model, _reverse_batch, steps=300)
+    # 300 steps sat at the threshold (bahdanau, seed 0: 0.883 on an AVX2 EPYC, where the BLAS
+    # rounds differently); at 450 seeds 0-2 reached 0.987-1.0 with either attention.
+    fit(model, _reverse_batch, steps=450)
     test = _reverse_batch(300)
     decoded = model.greedy_decode(test.source, test.source_lengths, max_length=8)
     exact = [
