@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
@@ -108,6 +109,30 @@ def autocast_active() -> bool:
     precision and return its dtype (LSTM and RNN) where the native kernels would compute in
     float32, so ``auto`` runs torch's kernels and the fast paths step aside."""
     return torch.is_autocast_enabled("cpu")
+
+
+_ONEDNN_RUNS = {torch.bfloat16: torch.ops.mkldnn._is_mkldnn_bf16_supported,
+                torch.float16: torch.ops.mkldnn._is_mkldnn_fp16_supported}
+
+
+@contextmanager
+def fused_kernel_for_autocast(mode: str) -> Iterator[None]:
+    """Around a call of torch's fused kernel for ``mode``. Inside ``torch.autocast("cpu")`` to
+    a dtype this CPU's oneDNN has no LSTM for (bfloat16 and float16 need AVX-512; an
+    AVX2-only EPYC has neither), torch still casts its oneDNN LSTM's inputs to that dtype and
+    torch.nn's LSTM fails ("could not create a primitive descriptor"). rnnkit's LSTM switches
+    oneDNN off for the call there: torch's generic LSTM runs, in float32, as autocast leaves
+    torch.nn's GRU. (The switch is process-wide for the call's duration.)"""
+    if mode != "LSTM" or not autocast_active() or _ONEDNN_RUNS.get(
+            torch.get_autocast_dtype("cpu"), lambda: True)():
+        yield
+        return
+    was_enabled = torch._C._get_mkldnn_enabled()
+    torch._C._set_mkldnn_enabled(False)
+    try:
+        yield
+    finally:
+        torch._C._set_mkldnn_enabled(was_enabled)
 
 
 def functorch_active() -> bool:

@@ -554,6 +554,11 @@ class RecurrentBase(nn.RNNBase):
 
     def _run_fused(self, x: Tensor, h0: Tensor, c0: Tensor | None, lengths: Tensor | None):
         """PyTorch's own fused kernels; per-row lengths go through a PackedSequence."""
+        with backends.fused_kernel_for_autocast(self.mode):
+            return self._run_fused_kernel(x, h0, c0, lengths)
+
+    def _run_fused_kernel(self, x: Tensor, h0: Tensor, c0: Tensor | None,
+                          lengths: Tensor | None):
         op = _FUSED_OPS[self.mode]
         settings = (self._flat_weights, self.bias, self.num_layers, self.dropout, self.training,
                     self.bidirectional)
