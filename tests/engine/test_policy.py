@@ -21,20 +21,41 @@ def decide(mode, hidden, batch, *, training=True, device="cpu", dtype=torch.floa
                              seq_len=100, dtype=dtype, device=device, training=training)
 
 
-# Each vendor's grid and the file it was read off.
-GRIDS = {"intel": BENCH, "amd": BENCH.with_name("layers_amd.json")}
+# Each measured grid and the file it was read off.
+GRIDS = {"intel": BENCH, "amd": BENCH.with_name("layers_amd.json"),
+         "avx2": BENCH.with_name("layers_amd_zen3.json")}
 
 
 @pytest.fixture(params=sorted(GRIDS))
 def grid(request, monkeypatch):
-    """The committed grid file of one vendor, with ``auto`` reading that vendor's tables."""
-    monkeypatch.setattr(policy, "grid_vendor", lambda: request.param)
+    """The committed grid file of one machine, with ``auto`` reading that machine's tables."""
+    monkeypatch.setattr(policy, "measured_grid", lambda: request.param)
     return GRIDS[request.param]
 
 
-def test_grid_vendor_is_the_cpus():
+def test_every_grid_has_a_table():
+    assert sorted(policy.GRIDS) == sorted(GRIDS)
+
+
+def test_the_grid_is_the_cpus():
     vendor = _loader.require_native().cpu_vendor()
-    assert policy.grid_vendor() == ("amd" if vendor == "amd" else "intel")
+    expected = "avx2" if engine.isa() == "avx2" else ("amd" if vendor == "amd" else "intel")
+    assert policy.measured_grid() == expected
+
+
+@pytest.mark.skipif(not engine.available() or "avx2" not in engine.supported_isas(),
+                    reason="this CPU has no AVX2")
+def test_the_avx2_kernels_read_the_avx2_grid():
+    previous = engine.isa()
+    try:
+        engine.set_isa("avx2")
+        assert policy.measured_grid() == "avx2"
+        if "avx512" in engine.supported_isas():
+            engine.set_isa("avx512")
+            assert policy.measured_grid() != "avx2"
+    finally:
+        engine.set_isa(previous)
+    assert _loader.kernel_isa == previous
 
 
 def test_auto_follows_the_committed_benchmark(grid):

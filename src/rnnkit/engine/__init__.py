@@ -88,3 +88,4 @@ def set_l2_cache_bytes(size: int) -> None:
 def set_isa(name: str) -> None:
     """Force an instruction set (testing and benchmarking); ``RNNKIT_ENGINE_ISA`` does too."""
     _loader.require_native().set_isa(name)
+    _loader.kernel_isa = _loader.native.isa()

@@ -29,6 +29,9 @@ class EngineUnavailableError(RuntimeError):
 #: once: the routes that depend on it (engine.gemm, engine.policy) run inside torch.compile's
 #: trace, which cannot call into the extension.
 cpu_vendor: str | None = native.cpu_vendor() if native is not None else None
+#: The kernels' instruction set (``'avx512'``, ``'avx2'``, ``'generic'``; ``None`` without the
+#: extension), for the same reason; :func:`rnnkit.engine.set_isa` keeps it current.
+kernel_isa: str | None = native.isa() if native is not None else None
 
 
 def require_native() -> ModuleType:

@@ -1,9 +1,11 @@
 """``backend='auto'``: use the native engine only for the shapes where it measured faster.
 
 The tables below are read off ``bench/results/layers.md`` (``python bench/layers.py`` on this
-project's 2-core AVX-512 Xeon, torch 2.13 at 2 threads, idle machine, T=100) and, for AMD
-CPUs, off ``bench/results/layers_amd.md`` (the same on a 2-core AVX-512 AMD EPYC, Zen 5; see
-:func:`grid_vendor`): a grid point is listed when the native engine's median speedup over
+project's 2-core AVX-512 Xeon, torch 2.13 at 2 threads, idle machine, T=100), for AMD CPUs
+with AVX-512 off ``bench/results/layers_amd.md`` (the same on a 2-core AMD EPYC, Zen 5), and
+for CPUs without AVX-512 off ``bench/results/layers_amd_zen3.md`` (a 2-core AVX2-only AMD
+EPYC, Zen 3; see :func:`measured_grid`): a grid point is listed when the native engine's
+median speedup over
 ``torch.nn`` was at least :func:`margin` (1.05; 1.15 for LSTM sequences). Any other shape maps
 to its nearest grid point (on a log scale) and goes native only if that point is listed, so
 ``auto`` never picks a kernel measured slower than torch's.
@@ -118,14 +120,36 @@ NATIVE_WINS_AMD: dict[tuple[str, bool], frozenset[tuple[int, int]]] = {
 # measured below 0.97x torch.nn; it forgoes the engine's 1.30x at LSTM inference H=64 B=32
 # (1.14x on the Zen 5, under the LSTM margin).
 
+# Without AVX-512 (bench/results/layers_amd_zen3.json, an AVX2-only AMD EPYC Zen 3): the
+# engine runs its AVX2 kernels, torch's products and oneDNN's LSTM theirs. RNN and GRU win
+# everywhere (1.15-16.8x); the LSTM everywhere in training (1.21-1.76x) and in inference at
+# batch 1 and from batch 32 up to 128 units (1.16-1.23x; 1.18-1.44x in an 11-repetition
+# re-run), where the AVX-512 grids saw oneDNN level with it. From 256 units at batch 32 and
+# more the grid measured 1.02-1.14x (the re-run 0.98-1.19x): oneDNN keeps them. Streaming won
+# at every size (3.4-17x): STREAMING_WINS serves it too.
+NATIVE_WINS_AVX2: dict[tuple[str, bool], frozenset[tuple[int, int]]] = {
+    ("RNN", False): _ALL_POINTS,
+    ("RNN", True): _ALL_POINTS,
+    ("GRU", False): _ALL_POINTS,
+    ("GRU", True): _ALL_POINTS,
+    ("LSTM", False): frozenset({(64, 1), (64, 32), (64, 128), (128, 1), (128, 32), (128, 128),
+                                (256, 1), (512, 1)}),
+    ("LSTM", True): _ALL_POINTS,
+}
+GRIDS = {"intel": NATIVE_WINS, "amd": NATIVE_WINS_AMD, "avx2": NATIVE_WINS_AVX2}
 
-def grid_vendor() -> str:
-    """Whose measured grid ``auto`` reads: ``'amd'`` on AMD CPUs, ``'intel'`` on any other."""
+
+def measured_grid() -> str:
+    """Which measured grid ``auto`` reads: ``'avx2'`` where the engine runs its AVX2 kernels
+    (a CPU without AVX-512, of either vendor: the engine, torch's BLAS and oneDNN then all run
+    their AVX2 code), else ``'amd'`` on AMD CPUs and ``'intel'`` on any other."""
+    if _loader.kernel_isa == "avx2":
+        return "avx2"
     return "amd" if _loader.cpu_vendor == "amd" else "intel"
 
 
 def _native_wins() -> dict[tuple[str, bool], frozenset[tuple[int, int]]]:
-    return NATIVE_WINS_AMD if grid_vendor() == "amd" else NATIVE_WINS
+    return GRIDS[measured_grid()]
 
 
 def margin(cell: str, streaming: bool = False) -> float:
