@@ -46,6 +46,25 @@ MODES = ("LSTM", "LSTM-proj", "GRU", "RNN")
 IMPLEMENTATIONS = ("rnnkit_fp32", "rnnkit_int8", "torch_fp32", "torch_qdynamic")
 
 
+
+# What the table's weak points come from, by int8 kernel (written from the runs in
+# bench/results/README.md: the Xeon's for vnni, round nine's Zen 3 for avx2).
+WHERE_INT8_GAINS_LEAST = {
+    "vnni": "Where int8 gains least: at H=256 the float32 weights already fit in L2 (LSTM W_hh "
+            "is 1 MB), so the float engine is not memory-bound there, and with proj_size the "
+            "recurrent products are small and the int8 input projection (a 100 x 4H x H "
+            "product, VNNI at about half its peak on the Xeon) is most of the time. At B=32 "
+            "every implementation is bound by its products. On a shared machine the ratios "
+            "move by up to ~30% between runs (LSTM H=256 B=1 measured 1.95x, 2.28x, 2.65x and "
+            "1.98x in four runs on the Xeon).",
+    "avx2": "Without VNNI the int8 dot products are no faster than float32's: the AVX2 kernel "
+            "sign-extends the weights and multiplies pairs (vpmaddwd, exact), three "
+            "instructions per 16 multiply-adds, where float32 does 8 per FMA at two FMAs a "
+            "cycle. int8 then saves only the bytes read, which pays a little at batch 1 where "
+            "the float32 weights come from beyond L2, and costs at B=32, where the products "
+            "bound every implementation.",
+}
+
 def layers_for(mode: str, hidden: int):
     """The four implementations of one layer (input size == hidden) with equal weights."""
     proj = hidden // 4 if mode == "LSTM-proj" else 0
@@ -268,13 +287,7 @@ def markdown(meta: dict, rows: list[dict], quality: list[dict]) -> str:
                   f"{worst['hidden']}, against rnnkit's own float32 engine, the fastest float "
                   "baseline here). Against torch's quantize_dynamic the lowest B=1 ratio is "
                   f"{min(r['int8_vs_torch_qdynamic'] or 99 for r in b1):.2f}x."]
-    lines += ["", "Where int8 gains least: at H=256 the float32 weights already fit in L2 "
-              "(LSTM W_hh is 1 MB), so the float engine is not memory-bound there, and with "
-              "proj_size the recurrent products are small and the int8 input projection (a "
-              "100 x 4H x H product, VNNI at about half its peak here) is most of the time. At "
-              "B=32 every implementation is bound by its products. On this shared machine the "
-              "ratios move by up to ~30% between runs (LSTM H=256 B=1 measured 1.95x, 2.28x, "
-              "2.65x and 1.98x in four runs)."]
+    lines += ["", WHERE_INT8_GAINS_LEAST.get(meta["int8_kernel"], WHERE_INT8_GAINS_LEAST["vnni"])]
     if quality:
         lines += ["", "## Quality cost", "",
                   "| task | metric | fp32 | int8 | change |", "|---|---|---:|---:|---:|"]
