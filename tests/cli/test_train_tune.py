@@ -128,6 +128,32 @@ def test_racing_workers_on_one_sqlite_study_start_exactly_the_total(tmp_path):
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
 
 
+def test_a_new_sqlite_studys_tables_are_created_under_a_lock(tmp_path, monkeypatch):
+    """Workers started together on a new SQLite file raced to create its tables, and the
+    loser failed ("table studies already exists"): the storage is created under a lock."""
+    from filelock import FileLock, Timeout
+
+    from rnnkit.tasks import tune
+
+    optuna = tune._optuna()
+    database = tmp_path / "new.db"
+    held = []
+
+    class StorageNotingTheLock(optuna.storages.RDBStorage):
+        def __init__(self, *args, **kwargs):
+            try:
+                FileLock(str(database.resolve()) + ".schema.lock").acquire(timeout=0)
+                held.append(False)  # another worker could be creating the tables meanwhile
+            except Timeout:
+                held.append(True)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", StorageNotingTheLock)
+    storage = tune._storage(optuna, f"sqlite:///{database}", print)
+    assert held == [True]
+    assert tune._open_study(optuna, storage, "new", "min").study_name == "new"
+
+
 def test_only_sqlite_files_get_a_trial_slot_lock(tmp_path):
     from filelock import FileLock
 

@@ -111,7 +111,10 @@ def _storage(optuna: Any, url: str, report: Callable[[str], None],
         report(f"trial {trial.number}: failed (its worker stopped sending heartbeats for "
                f"{grace} s: killed or lost)")
 
-    with warnings.catch_warnings():  # heartbeats are "experimental" in optuna; we rely on them
+    # Workers started together on a new SQLite file would race to create its tables (the
+    # loser failed with "table studies already exists"): one creates them at a time.
+    with _database_lock(url, ".schema.lock"), warnings.catch_warnings():
+        # heartbeats are "experimental" in optuna; we rely on them
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat, grace_period=grace,
                                           heartbeat_stale_trial_callback=lost)
@@ -162,6 +165,12 @@ def _open_study(optuna: Any, storage: Any, name: str, mode: str, sampler: Any = 
 def _trial_slot_lock(storage: str) -> contextlib.AbstractContextManager[Any]:
     """What makes counting the study's trials and creating one a single step among workers:
     a lock file beside an SQLite database (workers on one machine), else nothing."""
+    return _database_lock(storage, ".trials.lock")
+
+
+def _database_lock(storage: str, suffix: str) -> contextlib.AbstractContextManager[Any]:
+    """A lock file named ``<database><suffix>`` beside an SQLite database file, else nothing
+    (a database server serialises its own schema changes)."""
     from sqlalchemy.engine import make_url
 
     url = make_url(storage)
@@ -171,7 +180,7 @@ def _trial_slot_lock(storage: str) -> contextlib.AbstractContextManager[Any]:
     from filelock import FileLock  # a dependency of torch
 
     # realpath: workers naming one database by different paths must share one lock
-    return FileLock(os.path.realpath(database) + ".trials.lock")
+    return FileLock(os.path.realpath(database) + suffix)
 
 
 def _claim_trial(study: Any, trials: int, slot_lock: contextlib.AbstractContextManager[Any],
