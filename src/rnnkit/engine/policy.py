@@ -5,10 +5,9 @@ project's 2-core AVX-512 Xeon, torch 2.13 at 2 threads, idle machine, T=100), fo
 with AVX-512 off ``bench/results/layers_amd.md`` (the same on a 2-core AMD EPYC, Zen 5), and
 for CPUs without AVX-512 off ``bench/results/layers_amd_zen3.md`` (a 2-core AVX2-only AMD
 EPYC, Zen 3; see :func:`measured_grid`): a grid point is listed when the native engine's
-median speedup over
-``torch.nn`` was at least :func:`margin` (1.05; 1.15 for LSTM sequences). Any other shape maps
-to its nearest grid point (on a log scale) and goes native only if that point is listed, so
-``auto`` never picks a kernel measured slower than torch's.
+median speedup over ``torch.nn`` was at least :func:`margin` (1.05; 1.15 for LSTM sequences).
+Any other shape maps to its nearest grid point (on a log scale) and goes native only if that
+point is listed, so ``auto`` never picks a kernel measured slower than torch's.
 
 - nn.RNN / nn.GRU run a per-step loop of small ATen ops: the native engine wins everywhere
   (1.2x and more at batch 128 with 512 units, where both are bound by the same GEMMs and the

@@ -115,18 +115,19 @@ _ONEDNN_RUNS = {torch.bfloat16: torch.ops.mkldnn._is_mkldnn_bf16_supported,
                 torch.float16: torch.ops.mkldnn._is_mkldnn_fp16_supported}
 
 
+def autocast_lacks_onednn_lstm(mode: str) -> bool:
+    """True for an LSTM inside ``torch.autocast("cpu")`` to a dtype this CPU's oneDNN has no
+    LSTM for (bfloat16 and float16 need AVX-512; an AVX2-only EPYC has neither). torch still
+    casts its oneDNN LSTM's inputs to that dtype there, and torch.nn's LSTM fails ("could not
+    create a primitive descriptor"); rnnkit's runs torch's kernel under :func:`onednn_off`,
+    which takes torch's generic LSTM, in float32, as autocast leaves torch.nn's GRU."""
+    return (mode == "LSTM" and autocast_active()
+            and not _ONEDNN_RUNS.get(torch.get_autocast_dtype("cpu"), lambda: True)())
+
+
 @contextmanager
-def fused_kernel_for_autocast(mode: str) -> Iterator[None]:
-    """Around a call of torch's fused kernel for ``mode``. Inside ``torch.autocast("cpu")`` to
-    a dtype this CPU's oneDNN has no LSTM for (bfloat16 and float16 need AVX-512; an
-    AVX2-only EPYC has neither), torch still casts its oneDNN LSTM's inputs to that dtype and
-    torch.nn's LSTM fails ("could not create a primitive descriptor"). rnnkit's LSTM switches
-    oneDNN off for the call there: torch's generic LSTM runs, in float32, as autocast leaves
-    torch.nn's GRU. (The switch is process-wide for the call's duration.)"""
-    if mode != "LSTM" or not autocast_active() or _ONEDNN_RUNS.get(
-            torch.get_autocast_dtype("cpu"), lambda: True)():
-        yield
-        return
+def onednn_off() -> Iterator[None]:
+    """torch's oneDNN kernels switched off for the block (process-wide while it runs)."""
     was_enabled = torch._C._get_mkldnn_enabled()
     torch._C._set_mkldnn_enabled(False)
     try:

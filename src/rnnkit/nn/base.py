@@ -554,8 +554,10 @@ class RecurrentBase(nn.RNNBase):
 
     def _run_fused(self, x: Tensor, h0: Tensor, c0: Tensor | None, lengths: Tensor | None):
         """PyTorch's own fused kernels; per-row lengths go through a PackedSequence."""
-        with backends.fused_kernel_for_autocast(self.mode):
-            return self._run_fused_kernel(x, h0, c0, lengths)
+        if backends.autocast_lacks_onednn_lstm(self.mode):
+            with backends.onednn_off():
+                return self._run_fused_kernel(x, h0, c0, lengths)
+        return self._run_fused_kernel(x, h0, c0, lengths)
 
     def _run_fused_kernel(self, x: Tensor, h0: Tensor, c0: Tensor | None,
                           lengths: Tensor | None):

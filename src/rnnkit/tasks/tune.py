@@ -146,8 +146,9 @@ class _Heartbeat:
 
 def _open_study(optuna: Any, storage: Any, name: str, mode: str, sampler: Any = None,
                 pruner: Any = None) -> Any:
-    """Create or join the study. Workers started together on a new database race to create
-    its schema; the loser gets a database integrity error and simply joins on a retry."""
+    """Create or join the study. Workers started together race to create the study (its
+    tables are created under a lock, see :func:`_storage`); the loser gets a database
+    integrity error and simply joins on a retry."""
     for attempt in range(5):
         try:
             return optuna.create_study(
